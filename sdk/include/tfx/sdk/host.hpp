@@ -1,0 +1,121 @@
+// The host's services as a C++ object for plugin authors: every call checks its status and
+// throws tfx::sdk::Error with the callee's message, so model code reads like the reference.
+#pragma once
+
+#include <string>
+
+#include "tfx/host.h"
+#include "tfx/sdk/config.hpp"
+#include "tfx/sdk/error.hpp"
+#include "tfx/sdk/tensor.hpp"
+
+namespace tfx::sdk {
+
+class Host {
+public:
+    explicit Host(const tfx_host_services* services) : s_(services) {
+        if (s_ == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "no host services");
+    }
+
+    void log(tfx_log_level level, const std::string& message) const {
+        if (s_->log != nullptr) s_->log(s_->host, level, message.c_str());
+    }
+
+    Config config() const {
+        require(s_->config_json, "config");
+        return Config::parse(s_->config_json(s_->host), "config.json");
+    }
+
+    bool has_weight(const std::string& name) const {
+        return s_->has_weight != nullptr && s_->has_weight(s_->host, name.c_str()) != 0;
+    }
+    // The tensor as stored; throws when absent or (if given) when its shape differs.
+    View weight(const std::string& name, std::initializer_list<int64_t> expected = {}) const {
+        return fetch(s_->get_weight, name, expected);
+    }
+    View weight_f32(const std::string& name, std::initializer_list<int64_t> expected = {}) const {
+        return fetch(s_->get_weight_f32, name, expected);
+    }
+
+    // Compute, forwarded by the host to the session's backend.
+    tfx_weight* pack(const View& w) const { return call_out(s_->ops->pack_weight, w.get()); }
+    void release(tfx_weight* w) const { s_->ops->release_weight(s_->ops_self, w); }
+    void linear(const View& x, const tfx_weight* w, const View* bias, View& y) const {
+        run(s_->ops->linear, x.get(), w, bias ? bias->get() : nullptr, y.get());
+    }
+    void embedding(const View& table, const View& ids, View& y) const {
+        run(s_->ops->embedding, table.get(), ids.get(), y.get());
+    }
+    void rms_norm(const View& x, const View& w, float eps, float weight_offset, View& y) const {
+        run(s_->ops->rms_norm, x.get(), w.get(), eps, weight_offset, y.get());
+    }
+    void layer_norm(const View& x, const View& w, const View* b, float eps, View& y) const {
+        run(s_->ops->layer_norm, x.get(), w.get(), b ? b->get() : nullptr, eps, y.get());
+    }
+    void rope(View& x, const View& cos, const View& sin) const {
+        run(s_->ops->rope, x.get(), cos.get(), sin.get());
+    }
+    void activation(tfx_activation act, const View& x, View& y) const {
+        run(s_->ops->activation, static_cast<int32_t>(act), x.get(), y.get());
+    }
+    void gated_activation(tfx_activation act, const View& gate, const View& up, View& y) const {
+        run(s_->ops->gated_activation, static_cast<int32_t>(act), gate.get(), up.get(), y.get());
+    }
+    void add(const View& a, const View& b, View& y) const { run(s_->ops->add, a.get(), b.get(), y.get()); }
+    void mul(const View& a, const View& b, View& y) const { run(s_->ops->mul, a.get(), b.get(), y.get()); }
+    void scale(const View& x, float factor, View& y) const { run(s_->ops->scale, x.get(), factor, y.get()); }
+    void softmax(const View& x, View& y) const { run(s_->ops->softmax, x.get(), y.get()); }
+    void softcap(const View& x, float cap, View& y) const { run(s_->ops->softcap, x.get(), cap, y.get()); }
+    void copy(const View& src, View& dst) const { run(s_->ops->copy, src.get(), dst.get()); }
+
+    void attend(const tfx_attention_args& args) const {
+        require(s_->attention, "attention");
+        tfx_error e = empty_error();
+        check(s_->attention->attend(s_->attention_self, &args, &e), e);
+    }
+
+private:
+    static void require(const void* service, const char* what) {
+        if (service == nullptr) {
+            throw Error(TFX_ERR_UNSUPPORTED, std::string("host offers no ") + what + " service");
+        }
+    }
+
+    template <class Fn, class... Args>
+    void run(Fn fn, Args... args) const {
+        require(s_->ops, "ops");
+        tfx_error e = empty_error();
+        check(fn(s_->ops_self, args..., &e), e);
+    }
+
+    template <class Fn>
+    tfx_weight* call_out(Fn fn, const tfx_tensor* w) const {
+        require(s_->ops, "ops");
+        tfx_weight* out = nullptr;
+        tfx_error e = empty_error();
+        check(fn(s_->ops_self, w, &out, &e), e);
+        return out;
+    }
+
+    template <class Fn>
+    View fetch(Fn fn, const std::string& name, std::initializer_list<int64_t> expected) const {
+        require(reinterpret_cast<const void*>(fn), "weights");
+        tfx_tensor t{};
+        tfx_error e = empty_error();
+        check(fn(s_->host, name.c_str(), &t, &e), e);
+        View v(t);
+        if (expected.size() != 0 &&
+            !std::equal(expected.begin(), expected.end(), v.shape().begin(), v.shape().end())) {
+            std::string want, got;
+            for (int64_t d : expected) want += (want.empty() ? "" : ", ") + std::to_string(d);
+            for (int64_t d : v.shape()) got += (got.empty() ? "" : ", ") + std::to_string(d);
+            throw Error(TFX_ERR_FORMAT, "tensor '" + name + "': expected shape [" + want +
+                                            "], found [" + got + "]");
+        }
+        return v;
+    }
+
+    const tfx_host_services* s_;
+};
+
+}  // namespace tfx::sdk
