@@ -6,7 +6,8 @@
 #                  MANIFEST manifest.json          # {"description": ..., "provides": {...}}
 #                  SOURCES llama.cpp
 #                  [LINK targets...]               # private link dependencies
-#                  [REQUIRES targets...])          # skip the plugin when one is missing
+#                  [REQUIRES targets...]           # skip the plugin when one is missing
+#                  [OUTPUT_DIR dir] [NO_INSTALL])  # for test fixtures
 
 if(NOT DEFINED TFX_SDK_ABI_HEADER)
     set(TFX_SDK_ABI_HEADER ${CMAKE_CURRENT_LIST_DIR}/sdk/include/tfx/abi.h)
@@ -25,7 +26,7 @@ endif()
 set(_tfx_kind_ids model=1 backend=2 tokenizer=3 attention=4 quantizer=5)
 
 function(tfx_add_plugin)
-    cmake_parse_arguments(P "" "NAME;KIND;VERSION;MANIFEST;OUTPUT_DIR" "SOURCES;LINK;REQUIRES" ${ARGN})
+    cmake_parse_arguments(P "NO_INSTALL" "NAME;KIND;VERSION;MANIFEST;OUTPUT_DIR" "SOURCES;LINK;REQUIRES" ${ARGN})
     foreach(required NAME KIND VERSION MANIFEST SOURCES)
         if(NOT P_${required})
             message(FATAL_ERROR "tfx_add_plugin: ${required} is required")
@@ -87,7 +88,7 @@ function(tfx_add_plugin)
     target_link_libraries(${target} PRIVATE tfx::sdk ${P_LINK})
     # Unresolved symbols fail the build, not the first user who loads the plugin.
     target_link_options(${target} PRIVATE -Wl,--no-undefined)
-    if(DEFINED TFX_PLUGIN_INSTALL_DIR)
+    if(DEFINED TFX_PLUGIN_INSTALL_DIR AND NOT P_NO_INSTALL)
         install(TARGETS ${target} LIBRARY DESTINATION ${TFX_PLUGIN_INSTALL_DIR})
         install(FILES ${P_OUTPUT_DIR}/lib${target}.json DESTINATION ${TFX_PLUGIN_INSTALL_DIR})
     endif()

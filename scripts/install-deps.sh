@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Installs the Debian 12 packages tfx builds and tests with (only those not yet installed).
+set -euo pipefail
+packages=(
+    cmake ninja-build g++ pkg-config python3
+    clang libclang-rt-14-dev            # fuzz targets (libFuzzer + ASan)
+    libboost-dev                        # Boost.DLL (header-only), Asio, Beast
+    nlohmann-json3-dev libcli11-dev
+    libdnnl-dev                         # CPU backend matmuls
+    libcurl4-openssl-dev                # Hub client
+    libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
+    libgtest-dev libgmock-dev libbenchmark-dev
+)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if ((${#missing[@]})); then
+    sudo=""
+    [ "$(id -u)" -eq 0 ] || sudo="sudo"
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
+fi

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The whole test suite: build (warnings are errors), ctest, then a short run of every fuzz
+# target under ASan/UBSan. Test data comes from $TFX_TEST_DATA (the shared folder); tests
+# that need it say so and skip when it is unset.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if [ -z "${TFX_TEST_DATA:-}" ]; then
+    echo "warning: TFX_TEST_DATA is not set; tests that need reference data will be skipped" >&2
+fi
+jobs=$(nproc)
+
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTFX_WERROR=ON
+cmake --build build -j "$jobs"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+# Fuzz smoke run: a fixed number of executions per target, long enough to catch regressions
+# in the parsers of untrusted input, short enough for CI.
+fuzz_runs=${TFX_FUZZ_RUNS:-100000}
+CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DTFX_BUILD_FUZZERS=ON -DTFX_BUILD_TESTS=OFF -DTFX_BUILD_BENCHMARKS=OFF >/dev/null
+fuzzers=$(cmake --build build-fuzz --target help | sed -n 's/^\(fuzz_[a-z_]*\): .*/\1/p' | sort -u)
+cmake --build build-fuzz -j "$jobs" --target $fuzzers
+for f in $fuzzers; do
+    echo "== $f: $fuzz_runs runs"
+    "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
+    [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$f found a crash" >&2; exit 1; }
+done
+echo "All tests passed."
