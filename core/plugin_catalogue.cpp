@@ -29,10 +29,11 @@ constexpr auto kProbeTimeout = std::chrono::seconds(20);
 }
 
 // Libraries loaded by this process stay loaded until it exits: plugins may have handed out
-// function pointers and static data that outlive any one user.
+// function pointers and static data that outlive any one user, and their dependencies
+// (OpenMP, oneDNN) may still run threads during exit. So the handles are never destroyed.
 std::deque<boost::dll::shared_library>& loaded_libraries() {
-    static std::deque<boost::dll::shared_library> libraries;
-    return libraries;
+    static auto* libraries = new std::deque<boost::dll::shared_library>();
+    return *libraries;
 }
 
 PluginStatus classify_load_failure(const std::string& message, const fs::path& library) {

@@ -1,6 +1,8 @@
 // The subcommands of `tfx`, one file each; main.cpp wires them into one CLI11 app.
 #pragma once
 
+#include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -14,6 +16,22 @@ struct GlobalOptions {
 };
 GlobalOptions& global_options();
 
+// Options every model command takes: the model and how to run it.
+struct ModelOptions {
+    std::string model;
+    std::string device = "auto";
+    std::string attn_implementation;
+    int threads = 0;
+    void add_to(CLI::App* cmd);
+};
+
+// "1,2,3" -> ids; throws naming the argument on anything else.
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& argument);
+
 void add_env_command(CLI::App& app);
+void add_forward_command(CLI::App& app);
+void add_generate_command(CLI::App& app);
+void add_init_model_command(CLI::App& app);
+void add_bench_command(CLI::App& app);
 
 }  // namespace tfx::cli

@@ -16,6 +16,10 @@ int main(int argc, char** argv) {
     app.require_subcommand(1);
     app.add_option("--plugin-path", tfx::cli::global_options().plugin_paths,
                    "Extra plugin folders searched first (colon-separated)");
+    tfx::cli::add_generate_command(app);
+    tfx::cli::add_forward_command(app);
+    tfx::cli::add_init_model_command(app);
+    tfx::cli::add_bench_command(app);
     tfx::cli::add_env_command(app);
     try {
         app.parse(argc, argv);

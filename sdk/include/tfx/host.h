@@ -41,6 +41,9 @@ typedef struct tfx_host_services {
     void* ops_self;
     const tfx_attention_table* attention;
     void* attention_self;
+
+    /* Session options by name ("num_threads", "device", ...); NULL when not set. */
+    const char* (*option)(void* host, const char* key);
 } tfx_host_services;
 
 #ifdef __cplusplus
@@ -49,5 +52,6 @@ typedef struct tfx_host_services {
 
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, host) == 8, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, attention_self) == 80, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services layout");
 
 #endif /* TFX_HOST_H */

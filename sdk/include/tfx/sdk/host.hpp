@@ -2,6 +2,7 @@
 // throws tfx::sdk::Error with the callee's message, so model code reads like the reference.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include "tfx/host.h"
@@ -21,8 +22,15 @@ public:
         if (s_->log != nullptr) s_->log(s_->host, level, message.c_str());
     }
 
+    // A session option ("num_threads", ...), or nullopt when the host does not set it.
+    std::optional<std::string> option(const char* key) const {
+        if (!TFX_HAS_FIELD(s_, tfx_host_services, option) || s_->option == nullptr) return std::nullopt;
+        const char* value = s_->option(s_->host, key);
+        return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
+    }
+
     Config config() const {
-        require(s_->config_json, "config");
+        require(s_->config_json != nullptr, "config");
         return Config::parse(s_->config_json(s_->host), "config.json");
     }
 
@@ -69,28 +77,28 @@ public:
     void copy(const View& src, View& dst) const { run(s_->ops->copy, src.get(), dst.get()); }
 
     void attend(const tfx_attention_args& args) const {
-        require(s_->attention, "attention");
+        require(s_->attention != nullptr, "attention");
         tfx_error e = empty_error();
         check(s_->attention->attend(s_->attention_self, &args, &e), e);
     }
 
 private:
-    static void require(const void* service, const char* what) {
-        if (service == nullptr) {
+    static void require(bool offered, const char* what) {
+        if (!offered) {
             throw Error(TFX_ERR_UNSUPPORTED, std::string("host offers no ") + what + " service");
         }
     }
 
     template <class Fn, class... Args>
     void run(Fn fn, Args... args) const {
-        require(s_->ops, "ops");
+        require(s_->ops != nullptr, "ops");
         tfx_error e = empty_error();
         check(fn(s_->ops_self, args..., &e), e);
     }
 
     template <class Fn>
     tfx_weight* call_out(Fn fn, const tfx_tensor* w) const {
-        require(s_->ops, "ops");
+        require(s_->ops != nullptr, "ops");
         tfx_weight* out = nullptr;
         tfx_error e = empty_error();
         check(fn(s_->ops_self, w, &out, &e), e);
@@ -99,7 +107,7 @@ private:
 
     template <class Fn>
     View fetch(Fn fn, const std::string& name, std::initializer_list<int64_t> expected) const {
-        require(reinterpret_cast<const void*>(fn), "weights");
+        require(fn != nullptr, "weights");
         tfx_tensor t{};
         tfx_error e = empty_error();
         check(fn(s_->host, name.c_str(), &t, &e), e);

@@ -11,16 +11,17 @@
 #include "tfx/sdk/error.hpp"
 #include "tfx/tensor.h"
 
+// In the global namespace so that argument-dependent lookup finds it for the C struct.
+inline bool operator==(tfx_dtype a, tfx_dtype b) {
+    return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
+}
+
 namespace tfx::sdk {
 
 inline constexpr tfx_dtype kF32{TFX_DTYPE_FLOAT, 32, 1};
 inline constexpr tfx_dtype kF16{TFX_DTYPE_FLOAT, 16, 1};
 inline constexpr tfx_dtype kBF16{TFX_DTYPE_BFLOAT, 16, 1};
 inline constexpr tfx_dtype kI32{TFX_DTYPE_INT, 32, 1};
-
-inline bool operator==(tfx_dtype a, tfx_dtype b) {
-    return a.code == b.code && a.bits == b.bits && a.lanes == b.lanes;
-}
 
 inline std::string dtype_name(tfx_dtype d) {
     switch (d.code) {

@@ -1,0 +1,141 @@
+// `tfx bench`, in the manner of llama-bench: prefill tokens/s for a p-token prompt and decode
+// tokens/s over n generated tokens, per thread count; median and spread over repetitions
+// after one warm-up run.
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <iomanip>
+#include <iostream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/tfx/commands.h"
+#include "core/model_session.h"
+
+namespace tfx::cli {
+namespace {
+
+struct BenchOptions {
+    std::string model;
+    std::string device = "auto";
+    std::string attn_implementation;
+    int64_t prompt = 128;
+    int64_t generate = 64;
+    std::string threads = "1,2";
+    int repetitions = 5;
+    bool json = false;
+};
+
+using Clock = std::chrono::steady_clock;
+
+struct Timing {
+    double prefill_s;
+    double decode_s;
+};
+
+// One repetition: prefill the prompt into a fresh cache, then decode n tokens greedily.
+Timing run_once(ModelSession& s, const std::vector<int32_t>& prompt, int64_t n) {
+    const tfx_model_info& info = s.info();
+    const auto p = static_cast<int64_t>(prompt.size());
+    KvCache cache = s.make_cache(1, p + n);
+    std::vector<float> logits(static_cast<size_t>(info.output_size));
+    int64_t shape[3] = {1, 1, info.output_size};
+    tfx_tensor out{};
+    out.data = logits.data();
+    out.device = {TFX_DEVICE_CPU, 0};
+    out.ndim = 3;
+    out.dtype = {TFX_DTYPE_FLOAT, 32, 1};
+    out.shape = shape;
+    std::vector<int64_t> positions(static_cast<size_t>(p));
+    for (int64_t i = 0; i < p; ++i) positions[i] = i;
+    tfx_forward_args args{};
+    args.struct_size = sizeof(args);
+    args.batch = 1;
+    args.tokens = static_cast<int32_t>(p);
+    args.last_token_only = 1;
+    args.input_ids = prompt.data();
+    args.positions = positions.data();
+    args.cache = cache.layers();
+    args.output = &out;
+    auto t0 = Clock::now();
+    s.forward(args);
+    auto t1 = Clock::now();
+    int32_t token = 0;
+    int64_t position = p;
+    for (int64_t i = 0; i < n; ++i) {
+        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        args.tokens = 1;
+        args.input_ids = &token;
+        args.positions = &position;
+        args.past_len = position;
+        s.forward(args);
+        ++position;
+    }
+    auto t2 = Clock::now();
+    return {std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count()};
+}
+
+struct Stats {
+    double median, min, max;
+};
+
+Stats stats(std::vector<double> rates) {
+    std::sort(rates.begin(), rates.end());
+    const size_t n = rates.size();
+    const double median = n % 2 ? rates[n / 2] : 0.5 * (rates[n / 2 - 1] + rates[n / 2]);
+    return {median, rates.front(), rates.back()};
+}
+
+void run_bench(const BenchOptions& o) {
+    nlohmann::json rows = nlohmann::json::array();
+    if (!o.json) {
+        std::cout << "| model | threads | test | t/s (median) | min | max | reps |\n|---|---|---|---|---|---|---|\n";
+    }
+    for (int32_t threads : parse_ids(o.threads, "-t")) {
+        if (threads <= 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "-t: thread counts must be positive");
+        SessionOptions so{global_options().plugin_paths, o.device, o.attn_implementation, threads};
+        auto session = ModelSession::open(o.model, so);
+        std::mt19937 rng(1234);
+        std::uniform_int_distribution<int32_t> pick(0, session->info().vocab_size - 1);
+        std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
+        for (auto& id : prompt) id = pick(rng);
+        run_once(*session, prompt, std::min<int64_t>(o.generate, 4));  // warm-up: page in weights, build primitives
+        std::vector<double> prefill, decode;
+        for (int r = 0; r < o.repetitions; ++r) {
+            Timing t = run_once(*session, prompt, o.generate);
+            prefill.push_back(static_cast<double>(o.prompt) / t.prefill_s);
+            if (o.generate > 0) decode.push_back(static_cast<double>(o.generate) / t.decode_s);
+        }
+        for (auto [test, rates] : {std::pair{"pp" + std::to_string(o.prompt), prefill}, {"tg" + std::to_string(o.generate), decode}}) {
+            if (rates.empty()) continue;
+            Stats st = stats(rates);
+            rows.push_back({{"model", o.model}, {"threads", threads}, {"test", test}, {"tokens_per_s_median", st.median},
+                            {"tokens_per_s_min", st.min}, {"tokens_per_s_max", st.max}, {"repetitions", o.repetitions},
+                            {"plugins", session->plugin_summary()}});
+            if (!o.json) {
+                std::cout << std::fixed << std::setprecision(2) << "| " << o.model << " | " << threads << " | " << test << " | "
+                          << st.median << " | " << st.min << " | " << st.max << " | " << o.repetitions << " |\n";
+            }
+        }
+    }
+    if (o.json) std::cout << rows.dump(2) << '\n';
+}
+
+}  // namespace
+
+void add_bench_command(CLI::App& app) {
+    auto o = std::make_shared<BenchOptions>();
+    auto* cmd = app.add_subcommand("bench", "Prefill and decode throughput (llama-bench style)");
+    cmd->add_option("--model", o->model, "Model folder")->required();
+    cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name")->capture_default_str();
+    cmd->add_option("--attn-implementation", o->attn_implementation, "Attention plugin");
+    cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("-n,--gen-tokens", o->generate, "Tokens to decode")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("-t,--threads", o->threads, "Comma-separated thread counts")->capture_default_str();
+    cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_flag("--json", o->json, "Print JSON rows");
+    cmd->callback([o] { run_bench(*o); });
+}
+
+}  // namespace tfx::cli

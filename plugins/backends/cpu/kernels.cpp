@@ -1,0 +1,173 @@
+#include "kernels.h"
+
+// GCC 12 reports its own AVX-512 intrinsic headers (_mm512_undefined_ps) as
+// maybe-uninitialized; the warning is a known false positive there.
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "tfx/backend.h"
+#include "tfx/sdk/half.hpp"
+
+namespace tfx::cpu {
+namespace {
+
+float apply(int32_t act, float v) {
+    switch (act) {
+        case TFX_ACT_SILU: return v / (1.0f + std::exp(-v));
+        case TFX_ACT_GELU: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+        case TFX_ACT_GELU_TANH: {
+            const float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);
+            return 0.5f * v * (1.0f + std::tanh(inner));
+        }
+        case TFX_ACT_RELU: return v > 0.0f ? v : 0.0f;
+        default: return v;
+    }
+}
+
+// Loads 16 half-precision weights (masked tail) widened to f32.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_half16(const uint16_t* p, bool is_f16,
+                                                                       __mmask16 mask) {
+    __m256i raw = _mm256_maskz_loadu_epi16(mask, p);
+    if (is_f16) return _mm512_cvtph_ps(raw);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
+}
+
+// Four rows of x against two rows of w: 8 accumulators, each weight vector widened once
+// and used four times.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_half_avx512(
+    const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m, int64_t n,
+    int64_t k) {
+    const int64_t n_pairs = (n + 1) / 2;
+#pragma omp parallel for schedule(static)
+    for (int64_t np = 0; np < n_pairs; ++np) {
+        const int64_t n0 = np * 2;
+        const int64_t nn = std::min<int64_t>(2, n - n0);
+        for (int64_t m0 = 0; m0 < m; m0 += 4) {
+            const int64_t mm = std::min<int64_t>(4, m - m0);
+            __m512 acc[4][2];
+            for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+            for (int64_t kk = 0; kk < k; kk += 16) {
+                const int64_t left = k - kk;
+                const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+                __m512 wv[2];
+                for (int64_t j = 0; j < 2; ++j) {
+                    wv[j] = j < nn ? load_half16(w + (n0 + j) * k + kk, is_f16, mask) : _mm512_setzero_ps();
+                }
+                for (int64_t i = 0; i < mm; ++i) {
+                    const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (m0 + i) * k + kk);
+                    acc[i][0] = _mm512_fmadd_ps(xv, wv[0], acc[i][0]);
+                    acc[i][1] = _mm512_fmadd_ps(xv, wv[1], acc[i][1]);
+                }
+            }
+            for (int64_t i = 0; i < mm; ++i) {
+                for (int64_t j = 0; j < nn; ++j) {
+                    float v = _mm512_reduce_add_ps(acc[i][j]);
+                    if (bias != nullptr) v += bias[n0 + j];
+                    y[(m0 + i) * n + n0 + j] = v;
+                }
+            }
+        }
+    }
+}
+
+void gemm_half_portable(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
+                        int64_t n, int64_t k) {
+#pragma omp parallel for schedule(static)
+    for (int64_t j = 0; j < n; ++j) {
+        for (int64_t i = 0; i < m; ++i) {
+            float acc = 0.0f;
+            for (int64_t kk = 0; kk < k; ++kk) {
+                const uint16_t h = w[j * k + kk];
+                acc += x[i * k + kk] * (is_f16 ? sdk::f16_to_f32(h) : sdk::bf16_to_f32(h));
+            }
+            y[i * n + j] = acc + (bias != nullptr ? bias[j] : 0.0f);
+        }
+    }
+}
+
+}  // namespace
+
+void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
+                       int64_t n, int64_t k) {
+    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512vl");
+    if (avx512) {
+        gemm_half_avx512(x, w, is_f16, bias, y, m, n, k);
+    } else {
+        gemm_half_portable(x, w, is_f16, bias, y, m, n, k);
+    }
+}
+
+void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim) {
+#pragma omp parallel for schedule(static) if (rows > 1)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        float* yr = y + r * dim;
+        float sum = 0.0f;
+        for (int64_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
+        const float inv = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
+        for (int64_t i = 0; i < dim; ++i) yr[i] = (offset + w[i]) * (xr[i] * inv);
+    }
+}
+
+void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t dim) {
+#pragma omp parallel for schedule(static) if (rows > 1)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        float* yr = y + r * dim;
+        float mean = 0.0f;
+        for (int64_t i = 0; i < dim; ++i) mean += xr[i];
+        mean /= static_cast<float>(dim);
+        float var = 0.0f;
+        for (int64_t i = 0; i < dim; ++i) var += (xr[i] - mean) * (xr[i] - mean);
+        var /= static_cast<float>(dim);
+        const float inv = 1.0f / std::sqrt(var + eps);
+        for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * inv * w[i] + (b != nullptr ? b[i] : 0.0f);
+    }
+}
+
+void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim,
+          int64_t half) {
+#pragma omp parallel for schedule(static) if (tokens > 1)
+    for (int64_t t = 0; t < tokens; ++t) {
+        const float* c = cos + t * half;
+        const float* s = sin + t * half;
+        for (int64_t h = 0; h < heads; ++h) {
+            float* v = x + (t * heads + h) * head_dim;
+            for (int64_t i = 0; i < half; ++i) {
+                const float a = v[i];
+                const float b = v[i + half];
+                v[i] = a * c[i] - b * s[i];
+                v[i + half] = b * c[i] + a * s[i];
+            }
+        }
+    }
+}
+
+void activation(int32_t act, const float* x, float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 4096)
+    for (int64_t i = 0; i < n; ++i) y[i] = apply(act, x[i]);
+}
+
+void gated_activation(int32_t act, const float* gate, const float* up, float* y, int64_t n) {
+#pragma omp parallel for schedule(static) if (n > 4096)
+    for (int64_t i = 0; i < n; ++i) y[i] = apply(act, gate[i]) * up[i];
+}
+
+void softmax(const float* x, float* y, int64_t rows, int64_t dim) {
+#pragma omp parallel for schedule(static) if (rows > 1)
+    for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        float* yr = y + r * dim;
+        const float max = *std::max_element(xr, xr + dim);
+        float sum = 0.0f;
+        for (int64_t i = 0; i < dim; ++i) sum += (yr[i] = std::exp(xr[i] - max));
+        for (int64_t i = 0; i < dim; ++i) yr[i] /= sum;
+    }
+}
+
+}  // namespace tfx::cpu

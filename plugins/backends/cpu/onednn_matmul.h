@@ -1,0 +1,26 @@
+// f32 matmuls through oneDNN: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). One primitive per
+// shape, created on first use and cached (decode reuses one shape for every token).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <mutex>
+#include <tuple>
+
+#include <oneapi/dnnl/dnnl.hpp>
+
+namespace tfx::cpu {
+
+class OneDnnMatmul {
+public:
+    OneDnnMatmul();
+    void run(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k);
+
+private:
+    dnnl::engine engine_;
+    dnnl::stream stream_;
+    std::mutex mutex_;
+    std::map<std::tuple<int64_t, int64_t, int64_t, bool>, dnnl::matmul> primitives_;
+};
+
+}  // namespace tfx::cpu

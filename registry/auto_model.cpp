@@ -1,0 +1,101 @@
+#include "registry/auto_model.h"
+
+#include <set>
+
+#include "tfx/sdk/error.hpp"
+
+namespace tfx::registry {
+namespace {
+
+std::string join(const std::set<std::string>& items) {
+    std::string out;
+    for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
+    return out.empty() ? "none" : out;
+}
+
+}  // namespace
+
+ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catalogue) {
+    ModelChoice choice{};
+    choice.model_type = config.get<std::string>("model_type");
+    auto candidates = catalogue.providing("model", "model_types", choice.model_type);
+    if (candidates.empty()) {
+        std::set<std::string> known;
+        for (const PluginRecord* r : catalogue.of_kind("model")) {
+            if (auto types = r->provides().find("model_types"); types != r->provides().end() && types->is_array()) {
+                for (const auto& t : *types) known.insert(t.get<std::string>());
+            }
+        }
+        config.fail("model_type", "'" + choice.model_type + "' is not provided by any installed model plugin (installed: " +
+                                      join(known) + ")");
+    }
+    choice.plugin = candidates.front();
+    const auto& architectures = choice.plugin->provides().value("architectures", nlohmann::json::object());
+    std::vector<std::string> requested;
+    if (config.has("architectures")) {
+        const auto& list = config.json().at("architectures");
+        if (!list.is_array()) config.fail("architectures", "expected a list of class names");
+        for (const auto& a : list) {
+            if (a.is_string()) requested.push_back(a.get<std::string>());
+        }
+    }
+    for (const auto& a : requested) {
+        if (architectures.contains(a)) {
+            choice.architecture = a;
+            break;
+        }
+    }
+    if (choice.architecture.empty() && requested.empty()) {
+        // No architectures field: the first head the plugin declares (its primary task).
+        for (const auto& [name, head] : architectures.items()) {
+            choice.architecture = name;
+            break;
+        }
+    }
+    if (choice.architecture.empty()) {
+        std::set<std::string> heads;
+        for (const auto& [name, head] : architectures.items()) heads.insert(name);
+        config.fail("architectures", "none of the listed architectures is provided by plugin '" + choice.plugin->name +
+                                         "' (it provides: " + join(heads) + ")");
+    }
+    choice.head = architectures.at(choice.architecture).get<std::string>();
+    return choice;
+}
+
+const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device) {
+    const PluginRecord* best = nullptr;
+    std::string reasons;
+    for (auto& r : catalogue.records()) {
+        if (r.kind != "backend") continue;
+        const auto& devices = r.provides().value("devices", nlohmann::json::array());
+        const bool wanted = device == "auto" || device == r.name ||
+                            std::find(devices.begin(), devices.end(), device) != devices.end();
+        if (!wanted) continue;
+        if (r.status == PluginStatus::unknown) probe_in_process(r, false);
+        if (r.status != PluginStatus::ok) {
+            reasons += "\n  " + r.name + ": " + std::string(to_string(r.status)) + ": " + r.reason;
+            continue;
+        }
+        if (best == nullptr || r.score > best->score) best = &r;
+    }
+    if (best == nullptr) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, "no usable backend plugin for device '" + device + "'" +
+                                                (reasons.empty() ? " (none installed; see tfx-plugins list)" : ":" + reasons));
+    }
+    return best;
+}
+
+const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation) {
+    auto candidates = catalogue.providing("attention", "attn_implementations", implementation);
+    if (candidates.empty()) {
+        std::set<std::string> known;
+        for (const PluginRecord* r : catalogue.of_kind("attention")) {
+            for (const auto& i : r->provides().value("attn_implementations", nlohmann::json::array())) known.insert(i.get<std::string>());
+        }
+        throw sdk::Error(TFX_ERR_NOT_FOUND, "attn_implementation '" + implementation +
+                                                "' is not provided by any installed attention plugin (installed: " + join(known) + ")");
+    }
+    return candidates.front();
+}
+
+}  // namespace tfx::registry
