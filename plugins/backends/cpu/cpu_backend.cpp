@@ -150,6 +150,14 @@ public:
         if (in.rows == 0) return;
         if (w->format == tfx_weight::Format::f32) {
             matmul_.run(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features);
+        } else if (in.rows >= kBlockedGemmMinRows) {
+            // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
+            // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16
+            // activations would lose the reference's f32 accuracy).
+            const int64_t n = w->out_features * w->in_features;
+            widened_.resize(static_cast<size_t>(n));
+            widen(w->half.data(), w->format == tfx_weight::Format::f16, widened_.data(), n);
+            matmul_.run(in.data, widened_.data(), b, out.data, in.rows, w->out_features, w->in_features);
         } else {
             gemm_half_weights(in.data, w->half.data(), w->format == tfx_weight::Format::f16, b, out.data, in.rows,
                               w->out_features, w->in_features);
@@ -349,7 +357,12 @@ private:
         }
     }
 
+    // Below this many rows a matmul is memory-bound and the half-weight kernel, which
+    // streams half the bytes, is faster than widening the weight first.
+    static constexpr int64_t kBlockedGemmMinRows = 8;
+
     OneDnnMatmul matmul_;
+    std::vector<float> widened_;  // scratch for prefill matmuls with half-precision weights
 };
 
 const tfx_backend_ops kOps = {

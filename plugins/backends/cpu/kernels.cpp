@@ -102,6 +102,11 @@ void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const flo
     }
 }
 
+void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n) {
+#pragma omp parallel for schedule(static)
+    for (int64_t i = 0; i < n; ++i) dst[i] = is_f16 ? sdk::f16_to_f32(src[i]) : sdk::bf16_to_f32(src[i]);
+}
+
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim) {
 #pragma omp parallel for schedule(static) if (rows > 1)
     for (int64_t r = 0; r < rows; ++r) {

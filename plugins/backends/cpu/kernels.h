@@ -11,6 +11,9 @@ namespace tfx::cpu {
 void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y,
                        int64_t m, int64_t n, int64_t k);
 
+// dst[i] = f32(src[i]) for bf16 (is_f16 = false) or f16 values.
+void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n);
+
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim);
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t dim);
 // x [tokens, heads, head_dim] in place; cos/sin [tokens, half].
