@@ -107,22 +107,40 @@ public:
     }
 
     void pack_weight(const tfx_tensor* w, tfx_weight** out) {
-        if (w == nullptr || w->data == nullptr || w->ndim != 2 || !compact(w)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a compact 2-D weight [out, in]");
+        if (w == nullptr || w->data == nullptr || w->ndim != 2) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
         }
         auto packed = std::make_unique<tfx_weight>();
         packed->out_features = w->shape[0];
         packed->in_features = w->shape[1];
         const int64_t n = numel(w);
         const char* src = static_cast<const char*>(w->data) + w->byte_offset;
+        // Element (r, c) of the view; a transposed view is copied into row-major order here, once.
+        const int64_t row_stride = w->strides != nullptr ? w->strides[0] : w->shape[1];
+        const int64_t col_stride = w->strides != nullptr ? w->strides[1] : 1;
+        auto gather = [&](auto* dst, size_t elem) {
+            for (int64_t r = 0; r < packed->out_features; ++r) {
+                for (int64_t c = 0; c < packed->in_features; ++c) {
+                    std::memcpy(dst + r * packed->in_features + c, src + (r * row_stride + c * col_stride) * static_cast<int64_t>(elem), elem);
+                }
+            }
+        };
         if (w->dtype == kF32) {
             packed->format = tfx_weight::Format::f32;
             packed->f32.resize(static_cast<size_t>(n));
-            std::memcpy(packed->f32.data(), src, static_cast<size_t>(n) * 4);
+            if (compact(w)) {
+                std::memcpy(packed->f32.data(), src, static_cast<size_t>(n) * 4);
+            } else {
+                gather(packed->f32.data(), 4);
+            }
         } else if (w->dtype == kBF16 || w->dtype == kF16) {
             packed->format = w->dtype == kBF16 ? tfx_weight::Format::bf16 : tfx_weight::Format::f16;
             packed->half.resize(static_cast<size_t>(n));
-            std::memcpy(packed->half.data(), src, static_cast<size_t>(n) * 2);
+            if (compact(w)) {
+                std::memcpy(packed->half.data(), src, static_cast<size_t>(n) * 2);
+            } else {
+                gather(packed->half.data(), 2);
+            }
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "pack_weight: dtype " + sdk::dtype_name(w->dtype) +
                                                  " is not supported by the cpu backend (f32, bf16, f16)");

@@ -25,7 +25,8 @@ typedef enum tfx_activation {
  * Shapes: "rows" means the product of all dims but the last. */
 typedef struct tfx_backend_ops {
     uint32_t struct_size;
-    /* w: [out_features, in_features] in f32, bf16 or f16, read during the call only. */
+    /* w: [out_features, in_features] in f32, bf16 or f16, read during the call only. Any
+     * strides: a checkpoint stored [in, out] (GPT-2's Conv1D) is passed as a transposed view. */
     int32_t (*pack_weight)(void* self, const tfx_tensor* w, tfx_weight** out, tfx_error* error);
     void (*release_weight)(void* self, tfx_weight* w);
     /* y[rows, out] = x[rows, in] · wᵀ (+ bias[out] when bias is non-NULL). */

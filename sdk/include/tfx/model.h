@@ -38,7 +38,10 @@ typedef struct tfx_forward_args {
     const uint8_t* key_mask;  /* [batch, past_len + tokens] or NULL (all real) */
     int64_t past_len;
     tfx_kv_layer* cache;      /* num_layers entries, or NULL for a cache-less pass */
-    tfx_tensor* output;       /* f32 [batch, tokens or 1, output_size] */
+    tfx_tensor* output;       /* f32 [batch, tokens or 1, output_size]; [batch, num_labels]
+                                 for sequence classification */
+    const int32_t* token_type_ids; /* [batch, tokens] segment ids, or NULL (all 0) */
+    tfx_tensor* pooled_output;     /* f32 [batch, hidden] for models with a pooler, or NULL */
 } tfx_forward_args;
 
 typedef struct tfx_model_table {
@@ -59,5 +62,6 @@ typedef struct tfx_model_table {
 TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 40, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 56, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 72, "tfx_forward_args layout");
 
 #endif /* TFX_MODEL_H */
