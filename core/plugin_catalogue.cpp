@@ -188,7 +188,17 @@ void probe_in_process(PluginRecord& record, bool create_instance) {
             record.reason = "the plugin reports it cannot run on this machine (score 0)";
             return;
         }
-        if (create_instance) {
+        if (create_instance && d->kind == TFX_KIND_MODEL) {
+            // A model instance needs a model session (config and weights), so verify checks
+            // the table a session would call instead of creating one.
+            const auto* table = static_cast<const tfx_model_table*>(plugin.table);
+            if (!TFX_HAS_FIELD(table, tfx_model_table, forward) || table->load == nullptr ||
+                table->get_info == nullptr || table->forward == nullptr) {
+                record.status = PluginStatus::not_a_plugin;
+                record.reason = "the model table lacks load, get_info or forward";
+                return;
+            }
+        } else if (create_instance) {
             tfx_host_services host{};
             host.struct_size = sizeof(host);
             host.abi_major = TFX_ABI_MAJOR;

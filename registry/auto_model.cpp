@@ -46,10 +46,11 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
         }
     }
     if (choice.architecture.empty() && requested.empty()) {
-        // No architectures field: the first head the plugin declares (its primary task).
-        for (const auto& [name, head] : architectures.items()) {
-            choice.architecture = name;
-            break;
+        // No architectures field: the causal LM head if the plugin has one, else its base model.
+        for (const char* preferred : {"causal_lm", "base"}) {
+            for (const auto& [name, head] : architectures.items()) {
+                if (choice.architecture.empty() && head == preferred) choice.architecture = name;
+            }
         }
     }
     if (choice.architecture.empty()) {

@@ -13,6 +13,13 @@ cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTFX_WERROR=ON
 cmake --build build -j "$jobs"
 ctest --test-dir build --output-on-failure -j "$jobs"
 
+# The installed SDK: examples built against an install prefix alone; a moved install.
+if [ -n "${TFX_TEST_DATA:-}" ]; then
+    scripts/check-install.sh
+else
+    echo "skipped: install check (needs TFX_TEST_DATA for its model)" >&2
+fi
+
 # Fuzz smoke run: a fixed number of executions per target, long enough to catch regressions
 # in the parsers of untrusted input, short enough for CI.
 fuzz_runs=${TFX_FUZZ_RUNS:-100000}

@@ -26,8 +26,10 @@ void run_forward(const ForwardOptions& o) {
     const auto tokens = static_cast<int64_t>(ids.size());
     std::vector<int64_t> positions(ids.size());
     for (int64_t i = 0; i < tokens; ++i) positions[i] = i;
-    std::vector<float> output(static_cast<size_t>(tokens * info.output_size));
-    int64_t shape[3] = {1, tokens, info.output_size};
+    const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
+    const int64_t rows = classifier ? 1 : tokens;
+    std::vector<float> output(static_cast<size_t>(rows * info.output_size));
+    int64_t shape[3] = {1, rows, info.output_size};
     tfx_tensor out{};
     out.data = output.data();
     out.device = {TFX_DEVICE_CPU, 0};
@@ -41,12 +43,18 @@ void run_forward(const ForwardOptions& o) {
     args.input_ids = ids.data();
     args.positions = positions.data();
     args.output = &out;
+    std::vector<float> pooled(static_cast<size_t>(info.hidden_size));
+    int64_t pooled_shape[2] = {1, info.hidden_size};
+    tfx_tensor pooled_view{pooled.data(), {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, pooled_shape, nullptr, 0};
+    if (info.has_pooler) args.pooled_output = &pooled_view;
     session->forward(args);
 
     const auto width = static_cast<size_t>(info.output_size);
     auto row = [&](int64_t t) { return std::vector<float>(output.begin() + t * width, output.begin() + (t + 1) * width); };
     nlohmann::json result;
-    if (info.output_kind == TFX_OUTPUT_LOGITS) {
+    if (classifier) {
+        result["logits"] = row(0);
+    } else if (info.output_kind == TFX_OUTPUT_LOGITS) {
         result["logits"] = row(tokens - 1);
         std::vector<int64_t> argmax;
         for (int64_t t = 0; t < tokens; ++t) {
@@ -58,13 +66,16 @@ void run_forward(const ForwardOptions& o) {
         nlohmann::json hidden = nlohmann::json::array();
         for (int64_t t = 0; t < tokens; ++t) hidden.push_back(row(t));
         result["last_hidden_state"] = hidden;
+        if (info.has_pooler) result["pooler_output"] = pooled;
     }
     if (o.json) {
         std::cout << result.dump() << '\n';
         return;
     }
     std::cout << session->architecture() << " via " << session->plugin_summary() << '\n';
-    if (info.output_kind == TFX_OUTPUT_LOGITS) {
+    if (classifier) {
+        std::cout << "logits: " << result["logits"].dump() << '\n';
+    } else if (info.output_kind == TFX_OUTPUT_LOGITS) {
         auto last = row(tokens - 1);
         std::vector<size_t> order(last.size());
         for (size_t i = 0; i < order.size(); ++i) order[i] = i;

@@ -1,6 +1,9 @@
 // `tfx generate`: prompt -> new tokens, streamed as they are chosen. Defaults come from the
 // model's generation_config.json; command-line options override them.
+#include <algorithm>
+#include <filesystem>
 #include <fstream>
+#include <optional>
 #include <iostream>
 
 #include <nlohmann/json.hpp>
@@ -8,6 +11,7 @@
 #include "apps/tfx/commands.h"
 #include "core/generation.h"
 #include "core/json_file.h"
+#include "registry/auto_tokenizer.h"
 
 namespace tfx::cli {
 namespace {
@@ -24,6 +28,7 @@ struct GenerateOptions {
     uint64_t seed = 0;
     bool ignore_eos = false;
     bool json = false;
+    std::vector<std::string> stop_strings;
     // Which options were given, so only those override generation_config.json.
     CLI::Option *max_new_opt, *temperature_opt, *top_k_opt, *top_p_opt, *min_p_opt, *penalty_opt, *seed_opt;
 };
@@ -71,27 +76,53 @@ GenerationConfig generation_config(const ModelSession& session, const GenerateOp
 void run_generate(const GenerateOptions& o) {
     SessionOptions so{global_options().plugin_paths, o.model.device, o.model.attn_implementation, o.model.threads};
     auto session = ModelSession::open(o.model.model, so);
+    std::unique_ptr<Tokenizer> tokenizer;
+    if (std::filesystem::exists(std::filesystem::path(o.model.model) / "tokenizer.json")) {
+        tokenizer = Tokenizer::open(o.model.model, global_options().plugin_paths);
+    }
     std::vector<std::vector<int32_t>> prompts;
     if (!o.batch_file.empty()) {
         prompts = read_batch(o.batch_file);
     } else if (!o.input_ids.empty()) {
         prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
     } else if (!o.prompt.empty()) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED, "text prompts need a tokenizer plugin, and none is installed yet; pass --input-ids");
+        if (!tokenizer) throw sdk::Error(TFX_ERR_NOT_FOUND, o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
+        prompts.push_back(tokenizer->encode(o.prompt, true));
     } else {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "give a PROMPT, --input-ids or --batch");
     }
     const GenerationConfig config = generation_config(*session, o);
+
+    // Streams text when the model has a tokenizer, token ids otherwise.
+    std::optional<TextStreamer> streamer;
+    if (tokenizer) streamer.emplace(*tokenizer, /*skip_special_tokens=*/true);
     const bool stream = !o.json && prompts.size() == 1;
     TokenCallback on_token;
     if (stream) {
-        on_token = [](size_t, int32_t token) { std::cout << token << ' ' << std::flush; };
+        on_token = [&](size_t, int32_t token) {
+            if (streamer) {
+                std::cout << streamer->put(token) << std::flush;
+            } else {
+                std::cout << token << ' ' << std::flush;
+            }
+        };
     }
-    GenerationResult result = generate(*session, prompts, config, on_token);
-    if (stream) std::cout << '\n';
+    StopCondition stop;
+    if (!o.stop_strings.empty()) {
+        if (!tokenizer) throw sdk::Error(TFX_ERR_UNSUPPORTED, "--stop needs the model's tokenizer.json");
+        stop = [&](size_t, const std::vector<int32_t>& tokens) {
+            const std::string text = tokenizer->decode(tokens, true);
+            return std::any_of(o.stop_strings.begin(), o.stop_strings.end(),
+                               [&](const std::string& s) { return text.find(s) != std::string::npos; });
+        };
+    }
+    GenerationResult result = generate(*session, prompts, config, on_token, stop);
+    if (stream) std::cout << (streamer ? streamer->end() : "") << '\n';
     if (o.json || prompts.size() > 1) {
         for (const auto& tokens : result.new_tokens) {
-            std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", nullptr}}.dump() << '\n';
+            nlohmann::json text = tokenizer ? nlohmann::json(tokenizer->decode(tokens, true)) : nlohmann::json(nullptr);
+            std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+                      << '\n';
         }
     }
 }
@@ -114,6 +145,7 @@ void add_generate_command(CLI::App& app) {
     o->seed_opt = cmd->add_option("--seed", o->seed, "Random seed for sampling");
     o->penalty_opt = cmd->add_option("--repetition-penalty", o->repetition_penalty, "Penalty for tokens already seen (1: off)");
     cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-sequence tokens");
+    cmd->add_option("--stop", o->stop_strings, "Stop a sequence once its text contains this string (repeatable)");
     cmd->add_flag("--json", o->json, "Print {\"new_tokens\": [...], \"text\": ...} per sequence");
     cmd->callback([o] { run_generate(*o); });
 }

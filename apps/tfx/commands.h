@@ -33,5 +33,7 @@ void add_forward_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_init_model_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
+void add_tokenize_commands(CLI::App& app);
+void add_task_commands(CLI::App& app);
 
 }  // namespace tfx::cli

@@ -20,6 +20,8 @@ int main(int argc, char** argv) {
     tfx::cli::add_forward_command(app);
     tfx::cli::add_init_model_command(app);
     tfx::cli::add_bench_command(app);
+    tfx::cli::add_task_commands(app);
+    tfx::cli::add_tokenize_commands(app);
     tfx::cli::add_env_command(app);
     try {
         app.parse(argc, argv);

@@ -61,7 +61,7 @@ fs::path make_mixed_plugin_dir() {
     std::ifstream in(kFixtures / "libtfx-attention-fixture-good.json");
     nlohmann::json sidecar = nlohmann::json::parse(in);
     sidecar["name"] = "fixture-future";
-    sidecar["abi"]["major"] = 99;
+    sidecar["abi"] = {{"major", 99}, {"minor", 0}};
     std::ofstream(dir / "libtfx-attention-fixture-future.json") << sidecar.dump();
     return dir;
 }

@@ -344,7 +344,7 @@ public:
 
 private:
     static void check_activation(int32_t act) {
-        if (act < TFX_ACT_SILU || act > TFX_ACT_RELU) {
+        if (act < TFX_ACT_SILU || act > TFX_ACT_TANH) {
             throw Error(TFX_ERR_UNSUPPORTED, "unknown activation id " + std::to_string(act));
         }
     }

@@ -24,6 +24,7 @@ float apply(int32_t act, float v) {
             return 0.5f * v * (1.0f + std::tanh(inner));
         }
         case TFX_ACT_RELU: return v > 0.0f ? v : 0.0f;
+        case TFX_ACT_TANH: return std::tanh(v);
         default: return v;
     }
 }

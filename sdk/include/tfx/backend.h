@@ -18,7 +18,8 @@ typedef enum tfx_activation {
     TFX_ACT_SILU = 1,
     TFX_ACT_GELU = 2,      /* exact, erf */
     TFX_ACT_GELU_TANH = 3, /* tanh approximation ("gelu_new", "gelu_pytorch_tanh") */
-    TFX_ACT_RELU = 4
+    TFX_ACT_RELU = 4,
+    TFX_ACT_TANH = 5
 } tfx_activation;
 
 /* All ops: self is the backend instance; return a tfx_status and fill error on failure.

@@ -26,6 +26,8 @@ typedef struct tfx_model_info {
     int32_t num_kv_heads;
     int32_t head_dim;
     int64_t max_positions;
+    int32_t has_pooler; /* 1: forward fills pooled_output when given one */
+    int32_t reserved;
 } tfx_model_info;
 
 typedef struct tfx_forward_args {
@@ -59,7 +61,7 @@ typedef struct tfx_model_table {
 } /* extern "C" */
 #endif
 
-TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 40, "tfx_model_info layout");
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 48, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 56, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 72, "tfx_forward_args layout");

@@ -1,0 +1,125 @@
+#include "core/pipelines.h"
+
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "tfx/sdk/error.hpp"
+
+namespace tfx {
+
+TaskPipeline::TaskPipeline(const std::filesystem::path& model_dir, const SessionOptions& options)
+    : session_(ModelSession::open(model_dir, options)), tokenizer_(Tokenizer::open(model_dir, options.plugin_paths)) {}
+
+TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
+    const tfx_model_info& info = session_->info();
+    if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
+    Outputs out;
+    const auto tokens = static_cast<int64_t>(ids.size());
+    out.rows = info.output_kind == TFX_OUTPUT_CLASS_LOGITS ? 1 : tokens;
+    out.values.resize(static_cast<size_t>(out.rows * info.output_size));
+    out.pooled.resize(static_cast<size_t>(info.has_pooler ? info.hidden_size : 0));
+    std::vector<int64_t> positions(ids.size());
+    std::iota(positions.begin(), positions.end(), 0);
+    int64_t shape[3] = {1, out.rows, info.output_size};
+    int64_t pooled_shape[2] = {1, info.hidden_size};
+    tfx_tensor view{out.values.data(), {TFX_DEVICE_CPU, 0}, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
+    tfx_tensor pooled{out.pooled.data(), {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, pooled_shape, nullptr, 0};
+    tfx_forward_args args{};
+    args.struct_size = sizeof(args);
+    args.batch = 1;
+    args.tokens = static_cast<int32_t>(tokens);
+    args.input_ids = ids.data();
+    args.positions = positions.data();
+    args.output = &view;
+    if (info.has_pooler) args.pooled_output = &pooled;
+    session_->forward(args);
+    return out;
+}
+
+std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text, Pooling pooling, bool normalize) {
+    if (session_->info().output_kind != TFX_OUTPUT_HIDDEN_STATE) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " has a task head; feature extraction needs a base model");
+    }
+    Outputs out = run(tokenizer_->encode(text));
+    const auto width = static_cast<size_t>(session_->info().output_size);
+    std::vector<float> vector(out.values.begin(), out.values.begin() + static_cast<std::ptrdiff_t>(width));
+    if (pooling == Pooling::mean) {
+        for (int64_t r = 1; r < out.rows; ++r) {
+            for (size_t i = 0; i < width; ++i) vector[i] += out.values[r * width + i];
+        }
+        for (float& v : vector) v /= static_cast<float>(out.rows);
+    }
+    if (normalize) {
+        float norm = 0.0f;
+        for (float v : vector) norm += v * v;
+        norm = std::max(std::sqrt(norm), 1e-12f);  // torch.nn.functional.normalize's eps
+        for (float& v : vector) v /= norm;
+    }
+    return vector;
+}
+
+std::vector<TextClassificationPipeline::Score> TextClassificationPipeline::operator()(const std::string& text) {
+    if (session_->info().output_kind != TFX_OUTPUT_CLASS_LOGITS) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " is not a sequence classifier");
+    }
+    Outputs out = run(tokenizer_->encode(text));
+    const float max = *std::max_element(out.values.begin(), out.values.end());
+    float sum = 0.0f;
+    for (float& v : out.values) sum += (v = std::exp(v - max));
+    const auto& config = session_->config();
+    std::vector<Score> scores;
+    for (size_t i = 0; i < out.values.size(); ++i) {
+        std::string label = "LABEL_" + std::to_string(i);
+        if (config.has("id2label")) {
+            const auto& names = config.json().at("id2label");
+            if (auto it = names.find(std::to_string(i)); it != names.end() && it->is_string()) label = it->get<std::string>();
+        }
+        scores.push_back({label, out.values[i] / sum});
+    }
+    std::stable_sort(scores.begin(), scores.end(), [](const Score& a, const Score& b) { return a.score > b.score; });
+    return scores;
+}
+
+std::vector<FillMaskPipeline::Candidate> FillMaskPipeline::operator()(const std::string& text, int top_k) {
+    if (session_->info().output_kind != TFX_OUTPUT_LOGITS) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " has no language-model head for fill-mask");
+    }
+    const auto mask_token = tokenizer_->special_token("mask_token");
+    const auto mask_id = mask_token ? tokenizer_->token_to_id(*mask_token) : std::nullopt;
+    if (!mask_id) throw sdk::Error(TFX_ERR_NOT_FOUND, "the tokenizer has no mask_token (tokenizer_config.json)");
+    std::vector<int32_t> ids = tokenizer_->encode(text);
+    const auto masks = std::count(ids.begin(), ids.end(), *mask_id);
+    if (masks != 1) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "fill-mask needs exactly one " + *mask_token + " in the text, found " +
+                                                       std::to_string(masks));
+    }
+    const auto position = std::find(ids.begin(), ids.end(), *mask_id) - ids.begin();
+    Outputs out = run(ids);
+    const auto vocab = static_cast<size_t>(session_->info().output_size);
+    std::vector<float> probs(out.values.begin() + position * vocab, out.values.begin() + (position + 1) * vocab);
+    const float max = *std::max_element(probs.begin(), probs.end());
+    float sum = 0.0f;
+    for (float& p : probs) sum += (p = std::exp(p - max));
+    std::vector<size_t> order(vocab);
+    std::iota(order.begin(), order.end(), 0);
+    const size_t k = std::min<size_t>(static_cast<size_t>(std::max(top_k, 1)), vocab);
+    std::partial_sort(order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+                      [&](size_t a, size_t b) { return probs[a] > probs[b]; });
+    std::vector<Candidate> candidates;
+    for (size_t i = 0; i < k; ++i) {
+        const auto token = static_cast<int32_t>(order[i]);
+        std::vector<int32_t> filled = ids;
+        filled[static_cast<size_t>(position)] = token;
+        const std::vector<int32_t> single{token};
+        candidates.push_back({token, tokenizer_->decode(single), probs[order[i]] / sum, tokenizer_->decode(filled, true)});
+    }
+    return candidates;
+}
+
+std::string TextGenerationPipeline::operator()(const std::string& prompt, const GenerationConfig& config) {
+    GenerationResult result = generate(*session_, {tokenizer_->encode(prompt)}, config);
+    return tokenizer_->decode(result.new_tokens[0], true);
+}
+
+}  // namespace tfx

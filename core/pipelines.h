@@ -1,0 +1,77 @@
+// Task pipelines in the spirit of transformers.pipeline(): a model folder (weights +
+// tokenizer) behind one call per task. Model semantics stay in the model plugins; these only
+// tokenize, run forward and post-process outputs the way transformers' pipelines do.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "core/generation.h"
+#include "core/model_session.h"
+#include "registry/auto_tokenizer.h"
+
+namespace tfx {
+
+class TaskPipeline {
+public:
+    TaskPipeline(const std::filesystem::path& model_dir, const SessionOptions& options);
+    ModelSession& session() { return *session_; }
+    const Tokenizer& tokenizer() const { return *tokenizer_; }
+
+protected:
+    // One sequence through the model: [rows, output_size] outputs, plus the pooler's output
+    // when the model has one.
+    struct Outputs {
+        std::vector<float> values;
+        std::vector<float> pooled;
+        int64_t rows = 0;
+    };
+    Outputs run(const std::vector<int32_t>& ids);
+
+    std::unique_ptr<ModelSession> session_;
+    std::unique_ptr<Tokenizer> tokenizer_;
+};
+
+enum class Pooling { mean, cls };
+
+// feature-extraction: one vector per text (mean over tokens or the first token).
+class FeatureExtractionPipeline : public TaskPipeline {
+public:
+    using TaskPipeline::TaskPipeline;
+    std::vector<float> operator()(const std::string& text, Pooling pooling, bool normalize);
+};
+
+// text-classification: softmax over the labels of config.json's id2label, best first.
+class TextClassificationPipeline : public TaskPipeline {
+public:
+    struct Score {
+        std::string label;
+        float score;
+    };
+    using TaskPipeline::TaskPipeline;
+    std::vector<Score> operator()(const std::string& text);
+};
+
+// fill-mask: the top_k tokens for the single mask token in the text.
+class FillMaskPipeline : public TaskPipeline {
+public:
+    struct Candidate {
+        int32_t token;
+        std::string token_str;
+        float score;
+        std::string sequence;
+    };
+    using TaskPipeline::TaskPipeline;
+    std::vector<Candidate> operator()(const std::string& text, int top_k = 5);
+};
+
+// text-generation: the new text for a prompt.
+class TextGenerationPipeline : public TaskPipeline {
+public:
+    using TaskPipeline::TaskPipeline;
+    std::string operator()(const std::string& prompt, const GenerationConfig& config);
+};
+
+}  // namespace tfx

@@ -1,0 +1,596 @@
+// Qwen3-MoE (Qwen3MoeForCausalLM, Qwen3MoeModel), mirroring transformers' modeling_qwen3_moe.py:
+//   embed -> N x [x += attn(rms_norm(x)); x += moe_or_mlp(rms_norm(x))] -> rms_norm -> lm_head
+// Qwen3's attention (per-head q_norm / k_norm before the rotary embedding, head_dim from the
+// config, grouped-query attention, per-layer sliding window) with a sparse MLP on the layers
+// that decoder_sparse_step and mlp_only_layers select: a router picks the top-k of num_experts
+// SwiGLU experts per token (softmax in f32, optional renormalization of the top-k weights) and
+// sums their outputs weighted; the other layers keep a dense SwiGLU MLP. All compute goes
+// through the host's ops.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <memory>
+#include <numbers>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tfx/sdk/host.hpp"
+#include "tfx/sdk/plugin.hpp"
+
+namespace {
+
+using tfx::sdk::Config;
+using tfx::sdk::Error;
+using tfx::sdk::View;
+
+// ---- config.json: every field that changes the math ------------------------------------
+struct Qwen3MoeConfig {
+    int64_t vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim;
+    int64_t max_positions;
+    float rms_norm_eps;
+    double rope_theta;
+    bool attention_bias, tie_word_embeddings;
+    tfx_activation act;
+    Config rope_scaling;  // empty object when absent
+    std::string rope_type;
+    // Sliding-window attention: the window (> 0) of each layer, 0 for full attention.
+    std::vector<int32_t> layer_window;
+    // Mixture of experts: which layers are sparse, and their experts.
+    int64_t num_experts, num_experts_per_tok, moe_intermediate_size;
+    bool norm_topk_prob;
+    std::vector<bool> sparse_layer;
+
+    explicit Qwen3MoeConfig(const Config& c) {
+        vocab_size = c.get<int64_t>("vocab_size");
+        hidden_size = c.get<int64_t>("hidden_size");
+        intermediate_size = c.get<int64_t>("intermediate_size");
+        num_layers = c.get<int64_t>("num_hidden_layers");
+        num_heads = c.get<int64_t>("num_attention_heads");
+        num_kv_heads = c.get_or<int64_t>("num_key_value_heads", num_heads);
+        head_dim = c.get_or<int64_t>("head_dim", 128);  // Qwen3MoeConfig's default, not hidden / heads
+        max_positions = c.get_or<int64_t>("max_position_embeddings", 32768);
+        rms_norm_eps = c.get_or<float>("rms_norm_eps", 1e-6f);
+        rope_theta = c.get_or<double>("rope_theta", 10000.0);
+        attention_bias = c.get_or<bool>("attention_bias", false);
+        tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", false);
+        const std::string hidden_act = c.get_or<std::string>("hidden_act", "silu");
+        if (hidden_act == "silu" || hidden_act == "swish") act = TFX_ACT_SILU;
+        else if (hidden_act == "gelu") act = TFX_ACT_GELU;
+        else if (hidden_act == "gelu_new" || hidden_act == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
+        else if (hidden_act == "relu") act = TFX_ACT_RELU;
+        else c.fail("hidden_act", "unsupported activation '" + hidden_act + "'");
+        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                               {"head_dim", head_dim}}) {
+            if (v <= 0) c.fail(name, "must be positive");
+        }
+        if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
+        // Defaults are Qwen3MoeConfig's. A layer is sparse unless listed in mlp_only_layers, when
+        // there are experts and (layer + 1) is a multiple of decoder_sparse_step.
+        num_experts = c.get_or<int64_t>("num_experts", 128);
+        num_experts_per_tok = c.get_or<int64_t>("num_experts_per_tok", 8);
+        moe_intermediate_size = c.get_or<int64_t>("moe_intermediate_size", 768);
+        norm_topk_prob = c.get_or<bool>("norm_topk_prob", false);
+        const int64_t decoder_sparse_step = c.get_or<int64_t>("decoder_sparse_step", 1);
+        std::vector<int64_t> mlp_only_layers;
+        if (c.has("mlp_only_layers")) {
+            const nlohmann::json& only = c.json().at("mlp_only_layers");
+            if (!only.is_array()) c.fail("mlp_only_layers", "expected a list of layer indices");
+            for (const nlohmann::json& i : only) {
+                if (!i.is_number_integer()) c.fail("mlp_only_layers", "expected a list of layer indices");
+                mlp_only_layers.push_back(i.get<int64_t>());
+            }
+        }
+        if (num_experts < 0) c.fail("num_experts", "must not be negative");
+        if (num_experts > 0) {
+            if (decoder_sparse_step <= 0) c.fail("decoder_sparse_step", "must be positive");
+            if (num_experts_per_tok <= 0 || num_experts_per_tok > num_experts) {
+                c.fail("num_experts_per_tok", "must be between 1 and num_experts");
+            }
+            if (moe_intermediate_size <= 0) c.fail("moe_intermediate_size", "must be positive");
+        }
+        sparse_layer.assign(static_cast<size_t>(num_layers), false);
+        for (int64_t i = 0; i < num_layers; ++i) {
+            const bool dense_only = std::find(mlp_only_layers.begin(), mlp_only_layers.end(), i) != mlp_only_layers.end();
+            sparse_layer[i] = !dense_only && num_experts > 0 && (i + 1) % decoder_sparse_step == 0;
+        }
+        if (head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
+        rope_type = "default";
+        if (c.has("rope_scaling")) {
+            rope_scaling = c.child("rope_scaling");
+            rope_type = rope_scaling.has("rope_type") ? rope_scaling.get<std::string>("rope_type")
+                                                      : rope_scaling.get_or<std::string>("type", "default");
+            if (rope_type != "default" && rope_type != "linear" && rope_type != "dynamic" && rope_type != "yarn") {
+                c.fail("rope_scaling", "unsupported rope_type '" + rope_type + "' (default, linear, dynamic, yarn)");
+            }
+        }
+        // Sliding window: only with use_sliding_window and a sliding_window, and only on the
+        // layers from max_window_layers on (the layer_idx >= max_window_layers test of
+        // transformers), or on the layers that an explicit layer_types marks "sliding_attention".
+        // A sliding_window absent from config.json is Qwen3MoeConfig's default, 4096; null is none.
+        int64_t window = 0;
+        if (c.get_or<bool>("use_sliding_window", false)) {
+            window = c.json().contains("sliding_window") ? c.get_or<int64_t>("sliding_window", 0) : 4096;
+            if (window < 0 || window > std::numeric_limits<int32_t>::max()) c.fail("sliding_window", "out of range");
+        }
+        layer_window.assign(static_cast<size_t>(num_layers), 0);
+        if (c.has("layer_types")) {
+            const nlohmann::json& types = c.json().at("layer_types");
+            if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers) {
+                c.fail("layer_types", "expected one entry per hidden layer");
+            }
+            for (int64_t i = 0; i < num_layers; ++i) {
+                const nlohmann::json& t = types[static_cast<size_t>(i)];
+                if (t == "sliding_attention") layer_window[i] = static_cast<int32_t>(window);
+                else if (t != "full_attention") c.fail("layer_types", "unknown layer type " + t.dump());
+            }
+        } else {
+            const int64_t max_window_layers = c.get_or<int64_t>("max_window_layers", 28);
+            for (int64_t i = max_window_layers; i < num_layers; ++i) layer_window[i] = static_cast<int32_t>(window);
+        }
+    }
+};
+
+// ---- rotary embeddings (transformers' modeling_rope_utils), computed in f32 like torch ----
+class Rotary {
+public:
+    explicit Rotary(const Qwen3MoeConfig& c) : c_(c), dim_(c.head_dim) {
+        const Config& s = c.rope_scaling;
+        original_max_ = s.get_or<int64_t>("original_max_position_embeddings", c.max_positions);
+        inv_freq_ = base_inv_freq(c.rope_theta);
+        if (c.rope_type == "linear") {
+            const float factor = s.get<float>("factor");
+            for (float& f : inv_freq_) f /= factor;
+        } else if (c.rope_type == "yarn") {
+            yarn(s);
+        } else if (c.rope_type == "dynamic") {
+            original_inv_freq_ = inv_freq_;
+            cached_len_ = c.max_positions;
+        }
+    }
+
+    // cos/sin [tokens, head_dim / 2] for the given positions.
+    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
+        if (c_.rope_type == "dynamic") update_dynamic(positions, tokens);
+        const int64_t half = dim_ / 2;
+        cos.resize(static_cast<size_t>(tokens * half));
+        sin.resize(static_cast<size_t>(tokens * half));
+        for (int64_t t = 0; t < tokens; ++t) {
+            for (int64_t i = 0; i < half; ++i) {
+                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
+                cos[t * half + i] = std::cos(angle) * attention_factor_;
+                sin[t * half + i] = std::sin(angle) * attention_factor_;
+            }
+        }
+    }
+
+private:
+    std::vector<float> base_inv_freq(double base) const {
+        std::vector<float> f(static_cast<size_t>(dim_ / 2));
+        for (int64_t i = 0; i < dim_ / 2; ++i) {
+            f[i] = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim_));
+        }
+        return f;
+    }
+
+    void yarn(const Config& s) {
+        const float factor = s.get<float>("factor");
+        const float beta_fast = s.get_or<float>("beta_fast", 32.0f);
+        const float beta_slow = s.get_or<float>("beta_slow", 1.0f);
+        auto mscale = [](float scale, float m) { return scale <= 1.0f ? 1.0f : 0.1f * m * std::log(scale) + 1.0f; };
+        if (s.has("attention_factor")) {
+            attention_factor_ = s.get<float>("attention_factor");
+        } else if (s.has("mscale") && s.has("mscale_all_dim")) {
+            attention_factor_ = mscale(factor, s.get<float>("mscale")) / mscale(factor, s.get<float>("mscale_all_dim"));
+        } else {
+            attention_factor_ = mscale(factor, 1.0f);
+        }
+        const float base = static_cast<float>(c_.rope_theta);
+        const float d = static_cast<float>(dim_);
+        auto correction_dim = [&](float rotations) {
+            return (d * std::log(static_cast<float>(original_max_) / (rotations * 2.0f * std::numbers::pi_v<float>))) /
+                   (2.0f * std::log(base));
+        };
+        float low = std::floor(correction_dim(beta_fast));
+        float high = std::ceil(correction_dim(beta_slow));
+        low = std::max(low, 0.0f);
+        high = std::min(high, d - 1.0f);
+        if (low == high) high += 0.001f;  // avoids a division by zero in the ramp
+        for (int64_t i = 0; i < dim_ / 2; ++i) {
+            const float extrapolation = inv_freq_[i];
+            const float interpolation = extrapolation / factor;
+            const float ramp = std::clamp((static_cast<float>(i) - low) / (high - low), 0.0f, 1.0f);
+            const float extrapolation_weight = 1.0f - ramp;
+            inv_freq_[i] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
+        }
+    }
+
+    // NTK-aware scaling that grows with the longest sequence seen, as transformers does.
+    void update_dynamic(const int64_t* positions, int64_t tokens) {
+        int64_t seq_len = 0;
+        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
+        if (seq_len > cached_len_) {
+            const double factor = c_.rope_scaling.get<double>("factor");
+            const double d = static_cast<double>(dim_);
+            const double base = c_.rope_theta * std::pow(factor * static_cast<double>(seq_len) /
+                                                             static_cast<double>(c_.max_positions) - (factor - 1.0),
+                                                         d / (d - 2.0));
+            inv_freq_ = base_inv_freq(base);
+            cached_len_ = seq_len;
+        } else if (seq_len < original_max_ && cached_len_ > original_max_) {
+            inv_freq_ = original_inv_freq_;
+            cached_len_ = original_max_;
+        }
+    }
+
+    const Qwen3MoeConfig& c_;
+    int64_t dim_;
+    int64_t original_max_;
+    std::vector<float> inv_freq_, original_inv_freq_;
+    int64_t cached_len_ = 0;
+    float attention_factor_ = 1.0f;
+};
+
+// ---- the model -----------------------------------------------------------------------------
+struct Linear {
+    tfx_weight* weight = nullptr;
+    View bias;
+    bool has_bias = false;
+};
+
+struct Expert {
+    Linear gate, up, down;
+};
+
+struct Layer {
+    View input_norm, post_attention_norm, q_norm, k_norm;
+    Linear q, k, v, o;
+    bool sparse = false;
+    Linear gate, up, down;        // dense layers: the SwiGLU MLP
+    Linear router;                // sparse layers: mlp.gate, [num_experts, hidden]
+    std::vector<Expert> experts;  // sparse layers: mlp.experts.{j}
+};
+
+class Qwen3Moe {
+public:
+    explicit Qwen3Moe(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
+
+    ~Qwen3Moe() {
+        for (Layer& l : layers_) {
+            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.router}) release(*lin);
+            for (Expert& e : l.experts) {
+                for (Linear* lin : {&e.gate, &e.up, &e.down}) release(*lin);
+            }
+        }
+        release(lm_head_);
+    }
+    Qwen3Moe(const Qwen3Moe&) = delete;
+    Qwen3Moe& operator=(const Qwen3Moe&) = delete;
+
+    void load(const char* architecture) {
+        causal_lm_ = head_of(architecture);
+        // A Qwen3MoeModel checkpoint stores its tensors without the "model." prefix.
+        prefix_ = host_.has_weight("model.embed_tokens.weight") || host_.has_weight("model.norm.weight") ? "model." : "";
+        const auto& c = config_;
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        const std::string embed_name = prefix_ + "embed_tokens.weight";
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        if (host_.has_weight(embed_name) || !c.tie_word_embeddings) {
+            embed_ = host_.weight(embed_name, {c.vocab_size, h});
+        } else {
+            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
+        }
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
+            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
+            l.q = linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
+            l.k = linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
+            l.v = linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
+            l.o = linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
+            l.q_norm = host_.weight_f32(p + "self_attn.q_norm.weight", {c.head_dim});
+            l.k_norm = host_.weight_f32(p + "self_attn.k_norm.weight", {c.head_dim});
+            l.sparse = c.sparse_layer[i];
+            if (l.sparse) {
+                l.router = linear(p + "mlp.gate", c.num_experts, h, false);
+                l.experts.resize(static_cast<size_t>(c.num_experts));
+                for (int64_t j = 0; j < c.num_experts; ++j) {
+                    const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
+                    l.experts[j].gate = linear(e + "gate_proj", c.moe_intermediate_size, h, false);
+                    l.experts[j].up = linear(e + "up_proj", c.moe_intermediate_size, h, false);
+                    l.experts[j].down = linear(e + "down_proj", h, c.moe_intermediate_size, false);
+                }
+            } else {
+                l.gate = linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+                l.up = linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+                l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
+            }
+        }
+        final_norm_ = host_.weight_f32(prefix_ + "norm.weight", {h});
+        if (causal_lm_) {
+            lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
+        }
+        rotary_ = std::make_unique<Rotary>(config_);
+    }
+
+    void get_info(tfx_model_info* info) {
+        info->output_kind = causal_lm_ ? TFX_OUTPUT_LOGITS : TFX_OUTPUT_HIDDEN_STATE;
+        info->vocab_size = static_cast<int32_t>(config_.vocab_size);
+        info->hidden_size = static_cast<int32_t>(config_.hidden_size);
+        info->output_size = static_cast<int32_t>(causal_lm_ ? config_.vocab_size : config_.hidden_size);
+        info->num_layers = static_cast<int32_t>(config_.num_layers);
+        info->num_kv_heads = static_cast<int32_t>(config_.num_kv_heads);
+        info->head_dim = static_cast<int32_t>(config_.head_dim);
+        info->max_positions = config_.max_positions;
+    }
+
+    void forward(const tfx_forward_args* a) {
+        const auto& c = config_;
+        const int64_t b = a->batch, t = a->tokens, n = b * t, h = c.hidden_size;
+        const int64_t q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        if (b <= 0 || t <= 0 || a->input_ids == nullptr || a->positions == nullptr || a->output == nullptr) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: batch, tokens, input_ids, positions and output are required");
+        }
+        hidden_.resize(n * h), normed_.resize(n * h), q_.resize(n * q_out), k_.resize(n * kv_out), v_.resize(n * kv_out);
+        attn_.resize(n * q_out), gate_.resize(n * c.intermediate_size), up_.resize(n * c.intermediate_size);
+
+        View ids(const_cast<int32_t*>(a->input_ids), tfx::sdk::kI32, {n});
+        View x(hidden_.data(), {n, h}), xn(normed_.data(), {n, h});
+        host_.embedding(embed_, ids, x);
+
+        rotary_->compute(a->positions, n, cos_, sin_);
+        View cos_v(cos_.data(), {n, c.head_dim / 2}), sin_v(sin_.data(), {n, c.head_dim / 2});
+
+        View v(v_.data(), {n, kv_out}), o(attn_.data(), {n, q_out});
+        View gate(gate_.data(), {n, c.intermediate_size}), up(up_.data(), {n, c.intermediate_size});
+        View q_heads(q_.data(), {n, c.num_heads, c.head_dim}), k_heads(k_.data(), {n, c.num_kv_heads, c.head_dim});
+        View q4(q_.data(), {b, t, c.num_heads, c.head_dim}), k4(k_.data(), {b, t, c.num_kv_heads, c.head_dim});
+        // q and k are projected into the attention output buffer (free until attend) and
+        // normalized per head from there into q_ and k_.
+        View q_proj(attn_.data(), {n, q_out}), k_proj(attn_.data(), {n, kv_out});
+        View q_proj_heads(attn_.data(), {n * c.num_heads, c.head_dim}), q_rows(q_.data(), {n * c.num_heads, c.head_dim});
+        View k_proj_heads(attn_.data(), {n * c.num_kv_heads, c.head_dim}), k_rows(k_.data(), {n * c.num_kv_heads, c.head_dim});
+        View v4(v_.data(), {b, t, c.num_kv_heads, c.head_dim}), o4(attn_.data(), {b, t, c.num_heads, c.head_dim});
+        moe_out_.resize(n * h);
+        View o_hidden(moe_out_.data(), {n, h});
+
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            Layer& l = layers_[i];
+            // Self-attention block: q_norm / k_norm over each head's head_dim, then rotary.
+            host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 0.0f, xn);
+            apply(l.q, xn, q_proj);
+            host_.rms_norm(q_proj_heads, l.q_norm, c.rms_norm_eps, 0.0f, q_rows);
+            apply(l.k, xn, k_proj);
+            host_.rms_norm(k_proj_heads, l.k_norm, c.rms_norm_eps, 0.0f, k_rows);
+            apply(l.v, xn, v);
+            host_.rope(q_heads, cos_v, sin_v);
+            host_.rope(k_heads, cos_v, sin_v);
+            tfx_attention_args args{};
+            args.struct_size = sizeof(args);
+            args.causal = 1;
+            args.q = q4.get();
+            args.k = k4.get();
+            args.v = v4.get();
+            args.out = o4.get();
+            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
+            args.past_len = a->past_len;
+            args.key_mask = a->key_mask;
+            args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
+            args.sliding_window = c.layer_window[i];
+            host_.attend(args);
+            apply(l.o, o, xn);
+            host_.add(x, xn, x);
+            // MLP block: the routed experts on sparse layers, else down(act(gate(x)) * up(x)).
+            host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
+            if (l.sparse) {
+                sparse_moe(l, xn, o_hidden);
+                host_.add(x, o_hidden, x);
+            } else {
+                apply(l.gate, xn, gate);
+                apply(l.up, xn, up);
+                host_.gated_activation(c.act, gate, up, gate);
+                apply(l.down, gate, xn);
+                host_.add(x, xn, x);
+            }
+        }
+        host_.rms_norm(x, final_norm_, c.rms_norm_eps, 0.0f, xn);
+        write_output(a, xn);
+    }
+
+    void weight_specs(const char* architecture, tfx_sink sink) {
+        const bool causal = head_of(architecture);
+        const auto& c = config_;
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        const std::string pre = causal ? "model." : "";
+        nlohmann::json specs = nlohmann::json::array();
+        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
+            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
+        };
+        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
+            add(name + ".weight", {out, in}, "normal");
+            if (bias) add(name + ".bias", {out}, "zeros");
+        };
+        add(pre + "embed_tokens.weight", {c.vocab_size, h}, "normal");
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "layers." + std::to_string(i) + ".";
+            add(p + "input_layernorm.weight", {h}, "ones");
+            add(p + "post_attention_layernorm.weight", {h}, "ones");
+            add_linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
+            add_linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
+            add_linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
+            add_linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
+            add(p + "self_attn.q_norm.weight", {c.head_dim}, "ones");
+            add(p + "self_attn.k_norm.weight", {c.head_dim}, "ones");
+            if (c.sparse_layer[i]) {
+                add_linear(p + "mlp.gate", c.num_experts, h, false);
+                for (int64_t j = 0; j < c.num_experts; ++j) {
+                    const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
+                    add_linear(e + "gate_proj", c.moe_intermediate_size, h, false);
+                    add_linear(e + "up_proj", c.moe_intermediate_size, h, false);
+                    add_linear(e + "down_proj", h, c.moe_intermediate_size, false);
+                }
+            } else {
+                add_linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+                add_linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+                add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
+            }
+        }
+        add(pre + "norm.weight", {h}, "ones");
+        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
+        const std::string text = specs.dump();
+        sink.write(sink.ctx, text.data(), text.size());
+    }
+
+private:
+    // Qwen3MoeSparseMoeBlock: y[t] = sum over the top-k experts e of token t of
+    // w[t, e] * down_e(act(gate_e(x[t])) * up_e(x[t])), with w the router's softmax (f32)
+    // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one.
+    // Tokens are grouped by expert so that each expert runs once on all of its rows.
+    // Activations are host memory on the CPU backend: the routing (top-k), the gather of rows
+    // by expert and the weighted scatter-add back are plain loops and copies over that memory.
+    void sparse_moe(Layer& l, const View& xn, View& y) {
+        const auto& c = config_;
+        const int64_t n = xn.dim(0), h = c.hidden_size, experts = c.num_experts, top_k = c.num_experts_per_tok;
+        const int64_t inter = c.moe_intermediate_size, routed = n * top_k;
+        router_.resize(n * experts);
+        View probs(router_.data(), {n, experts});
+        apply(l.router, xn, probs);
+        host_.softmax(probs, probs);
+
+        // Top-k per token, highest probability first (ties: lower expert index first).
+        choice_.resize(routed);
+        weight_.resize(routed);
+        order_.resize(experts);
+        for (int64_t t = 0; t < n; ++t) {
+            const float* p = router_.data() + t * experts;
+            for (int64_t e = 0; e < experts; ++e) order_[e] = static_cast<int32_t>(e);
+            std::partial_sort(order_.begin(), order_.begin() + top_k, order_.end(),
+                              [p](int32_t i, int32_t j) { return p[i] > p[j] || (p[i] == p[j] && i < j); });
+            float sum = 0.0f;
+            for (int64_t s = 0; s < top_k; ++s) sum += p[order_[s]];
+            for (int64_t s = 0; s < top_k; ++s) {
+                choice_[t * top_k + s] = order_[s];
+                weight_[t * top_k + s] = c.norm_topk_prob ? p[order_[s]] / sum : p[order_[s]];
+            }
+        }
+
+        // Group the routed (token, slot) pairs by expert: a counting sort.
+        start_.assign(static_cast<size_t>(experts + 1), 0);
+        for (int64_t r = 0; r < routed; ++r) ++start_[choice_[r] + 1];
+        for (int64_t e = 0; e < experts; ++e) start_[e + 1] += start_[e];
+        slot_.resize(routed);
+        fill_.assign(start_.begin(), start_.end() - 1);
+        for (int64_t r = 0; r < routed; ++r) slot_[fill_[choice_[r]]++] = r;
+
+        moe_in_.resize(routed * h), moe_y_.resize(routed * h), moe_gate_.resize(routed * inter), moe_up_.resize(routed * inter);
+        for (int64_t r = 0; r < routed; ++r) {
+            std::copy_n(xn.data() + (slot_[r] / top_k) * h, h, moe_in_.data() + r * h);
+        }
+        for (int64_t e = 0; e < experts; ++e) {
+            const int64_t first = start_[e], rows = start_[e + 1] - first;
+            if (rows == 0) continue;
+            Expert& ex = l.experts[e];
+            View in(moe_in_.data() + first * h, {rows, h}), out(moe_y_.data() + first * h, {rows, h});
+            View gate(moe_gate_.data(), {rows, inter}), up(moe_up_.data(), {rows, inter});
+            apply(ex.gate, in, gate);
+            apply(ex.up, in, up);
+            host_.gated_activation(c.act, gate, up, gate);
+            apply(ex.down, gate, out);
+        }
+
+        // Weighted sum back into token order, expert by expert as the reference accumulates.
+        float* dst = y.data();
+        std::fill(dst, dst + n * h, 0.0f);
+        for (int64_t r = 0; r < routed; ++r) {
+            const int64_t token = slot_[r] / top_k;
+            const float w = weight_[slot_[r]];
+            const float* src = moe_y_.data() + r * h;
+            float* row = dst + token * h;
+            for (int64_t d = 0; d < h; ++d) row[d] += src[d] * w;
+        }
+    }
+
+    static bool head_of(const char* architecture) {
+        const std::string arch = architecture != nullptr ? architecture : "";
+        if (arch == "Qwen3MoeForCausalLM") return true;
+        if (arch == "Qwen3MoeModel") return false;
+        throw Error(TFX_ERR_UNSUPPORTED, "qwen3_moe: unsupported architecture '" + arch + "' (Qwen3MoeForCausalLM, Qwen3MoeModel)");
+    }
+
+    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
+        Linear l;
+        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
+        if (bias) {
+            l.bias = host_.weight_f32(name + ".bias", {out});
+            l.has_bias = true;
+        }
+        return l;
+    }
+
+    void release(Linear& l) {
+        if (l.weight != nullptr) host_.release(l.weight);
+        l.weight = nullptr;
+    }
+
+    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
+
+    // Logits (or hidden states) for every position, or only each sequence's last one.
+    void write_output(const tfx_forward_args* a, View& normed) {
+        const auto& c = config_;
+        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
+        View out(*a->output);
+        const int64_t rows = a->last_token_only ? b : b * t;
+        const int64_t width = causal_lm_ ? c.vocab_size : h;
+        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
+                                                      std::to_string(width) + " elements");
+        }
+        View src = normed;
+        if (a->last_token_only && t > 1) {
+            last_.resize(b * h);
+            for (int64_t i = 0; i < b; ++i) {
+                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
+            }
+            src = View(last_.data(), {b, h});
+        } else {
+            src = View(normed.data(), {rows, h});
+        }
+        View dst(out.data(), {rows, width});
+        if (causal_lm_) {
+            host_.linear(src, lm_head_.weight, nullptr, dst);
+        } else {
+            std::copy_n(src.data(), rows * h, dst.data());
+        }
+    }
+
+    tfx::sdk::Host host_;
+    Qwen3MoeConfig config_;
+    bool causal_lm_ = true;
+    std::string prefix_;
+    View embed_, final_norm_;
+    std::vector<Layer> layers_;
+    Linear lm_head_;
+    std::unique_ptr<Rotary> rotary_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    // Mixture-of-experts scratch: router probabilities, routing, rows grouped by expert.
+    std::vector<float> moe_out_, router_, weight_, moe_in_, moe_y_, moe_gate_, moe_up_;
+    std::vector<int32_t> choice_, order_;
+    std::vector<int64_t> start_, fill_, slot_;
+};
+
+const tfx_model_table kTable = {
+    sizeof(tfx_model_table),
+    tfx::sdk::method<&Qwen3Moe::load>,
+    tfx::sdk::method<&Qwen3Moe::get_info>,
+    tfx::sdk::method<&Qwen3Moe::forward>,
+    tfx::sdk::method<&Qwen3Moe::weight_specs>,
+};
+
+}  // namespace
+
+TFX_PLUGIN_EXPORT(Qwen3Moe, kTable)

@@ -1,0 +1,186 @@
+#include "registry/auto_tokenizer.h"
+
+#include <cstring>
+
+#include "core/json_file.h"
+#include "core/paths.h"
+#include "core/plugin_catalogue.h"
+#include "tfx/sdk/error.hpp"
+#include "tfx/tokenizer.h"
+
+namespace tfx {
+namespace fs = std::filesystem;
+
+namespace {
+
+tfx_sink string_sink(std::string& out) {
+    return {&out, [](void* ctx, const void* data, size_t bytes) {
+                static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), bytes);
+            }};
+}
+
+// Classes whose fast tokenizer replaces tokenizer.json's post-processor with
+// [bos] $A [eos] according to add_bos_token / add_eos_token.
+bool rebuilds_post_processor(const std::string& tokenizer_class) {
+    for (const char* name : {"LlamaTokenizer", "LlamaTokenizerFast", "CodeLlamaTokenizer", "CodeLlamaTokenizerFast",
+                             "GemmaTokenizer", "GemmaTokenizerFast"}) {
+        if (tokenizer_class == name) return true;
+    }
+    return false;
+}
+
+// transformers' clean_up_tokenization: drops the space before punctuation and contractions.
+std::string clean_up_tokenization(std::string s) {
+    for (auto [from, to] : {std::pair{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
+                            {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}}) {
+        for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos;) {
+            s.replace(pos, std::string_view(from).size(), to);
+            pos += std::string_view(to).size();
+        }
+    }
+    return s;
+}
+
+// model.type, or for files written before it was recorded, the type its fields imply.
+std::string model_type_of(const nlohmann::json& doc) {
+    auto model = doc.find("model");
+    if (model == doc.end() || !model->is_object()) return "BPE";
+    if (auto type = model->find("type"); type != model->end() && type->is_string()) return type->get<std::string>();
+    if (model->contains("merges")) return "BPE";
+    if (auto vocab = model->find("vocab"); vocab != model->end() && vocab->is_array()) return "Unigram";
+    return model->contains("max_input_chars_per_word") ? "WordPiece" : "WordLevel";
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+    LoadedPlugin plugin;
+    const tfx_tokenizer_table* table = nullptr;
+    void* self = nullptr;
+    tfx_host_services services{};
+
+    ~Impl() {
+        if (self != nullptr) plugin.descriptor->destroy(self);
+    }
+};
+
+std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vector<std::string>& plugin_paths, bool raw) {
+    const fs::path file = dir / "tokenizer.json";
+    if (!fs::exists(file)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no tokenizer.json (only tokenizer.json-based tokenizers are supported)");
+    }
+    const std::string json = read_text_file(file);
+    // The model type decides the plugin; parse only that field here, the plugin validates the rest.
+    auto doc = nlohmann::json::parse(json, nullptr, false);
+    if (doc.is_discarded() || !doc.is_object()) throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": not valid JSON");
+    const std::string model_type = model_type_of(doc);
+
+    std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
+    tokenizer->impl_ = std::make_unique<Impl>();
+    Impl& impl = *tokenizer->impl_;
+    PluginCatalogue catalogue(paths::plugin_search_path(plugin_paths));
+    auto candidates = catalogue.providing("tokenizer", "tokenizer_models", model_type);
+    if (candidates.empty()) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, file.string() + ": no installed tokenizer plugin provides model type '" + model_type +
+                                                "' (see tfx-plugins list)");
+    }
+    impl.plugin = load_plugin(*candidates.front());
+    impl.table = static_cast<const tfx_tokenizer_table*>(impl.plugin.table);
+    impl.services.struct_size = sizeof(impl.services);
+    impl.services.abi_major = TFX_ABI_MAJOR;
+    impl.services.abi_minor = TFX_ABI_MINOR;
+    tfx_error error = sdk::empty_error();
+    if (impl.plugin.descriptor->create(&impl.services, &impl.self, &error) != TFX_OK) {
+        throw sdk::Error(error.code, "tokenizer plugin '" + candidates.front()->name + "': " + error.message);
+    }
+    sdk::check(impl.table->load(impl.self, json.data(), json.size(), file.string().c_str(), &error), error);
+
+    if (!raw) {
+        if (auto map = load_optional_json_file(dir / "special_tokens_map.json")) tokenizer->settings_ = map->json();
+        if (auto config = load_optional_json_file(dir / "tokenizer_config.json")) {
+            for (const auto& [key, value] : config->json().items()) tokenizer->settings_[key] = value;
+            const std::string cls = config->get_or<std::string>("tokenizer_class", "");
+            if (rebuilds_post_processor(cls)) {
+                tokenizer->add_bos_ = config->get_or<bool>("add_bos_token", true);
+                tokenizer->add_eos_ = config->get_or<bool>("add_eos_token", false);
+            }
+            tokenizer->clean_up_spaces_ = config->get_or<bool>("clean_up_tokenization_spaces", false);
+        }
+    }
+    return tokenizer;
+}
+
+Tokenizer::~Tokenizer() = default;
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
+    std::string bytes;
+    tfx_error error = sdk::empty_error();
+    const bool rebuilt = add_special_tokens && (add_bos_ || add_eos_);
+    sdk::check(impl_->table->encode(impl_->self, text.data(), text.size(), add_special_tokens && !rebuilt ? 1 : 0,
+                                    string_sink(bytes), nullptr, &error),
+               error);
+    std::vector<int32_t> ids(bytes.size() / sizeof(int32_t));
+    std::memcpy(ids.data(), bytes.data(), ids.size() * sizeof(int32_t));
+    if (rebuilt) {
+        if (add_bos_.value_or(false)) {
+            auto bos = special_id("bos_token");
+            if (!bos) throw sdk::Error(TFX_ERR_FORMAT, "tokenizer_config.json: add_bos_token is set but bos_token is not in the vocabulary");
+            ids.insert(ids.begin(), *bos);
+        }
+        if (add_eos_.value_or(false)) {
+            auto eos = special_id("eos_token");
+            if (!eos) throw sdk::Error(TFX_ERR_FORMAT, "tokenizer_config.json: add_eos_token is set but eos_token is not in the vocabulary");
+            ids.push_back(*eos);
+        }
+    }
+    return ids;
+}
+
+std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens,
+                              std::optional<bool> clean_up_spaces) const {
+    std::string text;
+    tfx_error error = sdk::empty_error();
+    sdk::check(impl_->table->decode(impl_->self, ids.data(), ids.size(), skip_special_tokens ? 1 : 0, string_sink(text), &error),
+               error);
+    return clean_up_spaces.value_or(clean_up_spaces_) ? clean_up_tokenization(std::move(text)) : text;
+}
+
+std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
+    const int32_t id = impl_->table->token_to_id(impl_->self, token.data(), token.size());
+    return id < 0 ? std::nullopt : std::optional<int32_t>(id);
+}
+
+int64_t Tokenizer::vocab_size() const { return impl_->table->vocab_size(impl_->self); }
+
+std::optional<std::string> Tokenizer::special_token(const std::string& key) const {
+    auto it = settings_.find(key);
+    if (it == settings_.end()) return std::nullopt;
+    if (it->is_string()) return it->get<std::string>();
+    if (it->is_object() && it->contains("content") && it->at("content").is_string()) return it->at("content").get<std::string>();
+    return std::nullopt;
+}
+
+std::optional<int32_t> Tokenizer::special_id(const std::string& key) const {
+    auto token = special_token(key);
+    return token ? token_to_id(*token) : std::nullopt;
+}
+
+std::string TextStreamer::put(int32_t id) {
+    ids_.push_back(id);
+    std::string text = tokenizer_.decode(ids_, skip_special_);
+    // A trailing U+FFFD means the last token ends inside a UTF-8 character: wait for more.
+    if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return "";
+    if (text.size() <= printed_) return "";
+    std::string piece = text.substr(printed_);
+    printed_ = text.size();
+    return piece;
+}
+
+std::string TextStreamer::end() {
+    std::string text = tokenizer_.decode(ids_, skip_special_);
+    std::string piece = text.size() > printed_ ? text.substr(printed_) : "";
+    printed_ = text.size();
+    return piece;
+}
+
+}  // namespace tfx

@@ -1,0 +1,69 @@
+// AutoTokenizer: a model folder's tokenizer.json, run by the tokenizer plugin that claims
+// its model type, configured by tokenizer_config.json and special_tokens_map.json the way
+// transformers' AutoTokenizer configures its fast tokenizers.
+#pragma once
+
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace tfx {
+
+class Tokenizer {
+public:
+    // raw = true: tokenizer.json alone, as tokenizers.Tokenizer.from_file reads it.
+    static std::unique_ptr<Tokenizer> open(const std::filesystem::path& dir,
+                                           const std::vector<std::string>& plugin_paths, bool raw = false);
+    ~Tokenizer();
+    Tokenizer(const Tokenizer&) = delete;
+    Tokenizer& operator=(const Tokenizer&) = delete;
+
+    std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
+    // clean_up_spaces: transformers' clean_up_tokenization ("a ." -> "a."); by default as
+    // tokenizer_config.json's clean_up_tokenization_spaces says.
+    std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false,
+                       std::optional<bool> clean_up_spaces = std::nullopt) const;
+    std::optional<int32_t> token_to_id(std::string_view token) const;
+    int64_t vocab_size() const;
+
+    // tokenizer_config.json merged with special_tokens_map.json ({} in raw mode).
+    const nlohmann::json& settings() const { return settings_; }
+    // The id of a special token named in the settings ("bos_token", "eos_token", ...).
+    std::optional<int32_t> special_id(const std::string& key) const;
+    // The content of a special token entry (a string or an AddedToken object).
+    std::optional<std::string> special_token(const std::string& key) const;
+
+    struct Impl;
+
+private:
+    Tokenizer() = default;
+    std::unique_ptr<Impl> impl_;
+    nlohmann::json settings_ = nlohmann::json::object();
+    // transformers' Llama/Gemma fast tokenizers rebuild the post-processor from these.
+    std::optional<bool> add_bos_, add_eos_;
+    bool clean_up_spaces_ = false;
+};
+
+// Streams decoded text as tokens arrive: never half a UTF-8 character, and the pieces
+// concatenate to the full decode (transformers' TextStreamer, without the word buffering).
+class TextStreamer {
+public:
+    TextStreamer(const Tokenizer& tokenizer, bool skip_special_tokens)
+        : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}
+    std::string put(int32_t id);
+    std::string end();
+
+private:
+    const Tokenizer& tokenizer_;
+    bool skip_special_;
+    std::vector<int32_t> ids_;
+    size_t printed_ = 0;
+};
+
+}  // namespace tfx

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# The installed SDK on its own: install to a temporary prefix, build the examples against
+# that prefix alone, use the third-party plugin from the installed tools, then move the
+# prefix and check that the tools still work. Needs a built ./build and TFX_TEST_DATA.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+prefix="$work/prefix"
+model="${TFX_TEST_DATA:?TFX_TEST_DATA must point at the shared test data}/models/tinystories-656k"
+
+cmake --install build --prefix "$prefix" >/dev/null
+for example in third_party_plugin host_app; do
+    cmake -S "examples/$example" -B "$work/build-$example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
+    cmake --build "$work/build-$example"
+done
+plugin_dir="$work/build-third_party_plugin/plugins"
+
+echo "== tfx-plugins list sees the third-party plugin"
+TFX_PLUGIN_PATH="$plugin_dir" "$prefix/bin/tfx-plugins" list | grep -E "^online-softmax .* ok$"
+echo "== the plugin's own test"
+ctest --test-dir "$work/build-third_party_plugin" --output-on-failure
+echo "== tfx from the prefix generates with the plugin"
+TFX_PLUGIN_PATH="$plugin_dir" "$prefix/bin/tfx" generate --model "$model" "Once upon a time" --max-new-tokens 16 \
+    --greedy --attn-implementation online-softmax --json | grep -F '"new_tokens":[313,598,303,1049'
+echo "== the host app"
+"$work/build-host_app/host_app" "$model" "Once upon a time" 16 | grep -F "Once upon a time, a little girl named Lily"
+
+echo "== the install tree after a move"
+mv "$prefix" "$work/moved"
+"$work/moved/bin/tfx-plugins" list | grep -E "^llama .* ok$"
+"$work/moved/bin/tfx" generate --model "$model" --input-ids 1,80,147,201,282,57 --max-new-tokens 8 --greedy --json \
+    | grep -F '"new_tokens":[313,598,303,1049,1468,267,628,333]'
+echo "install check passed"

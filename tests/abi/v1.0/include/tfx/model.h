@@ -1,0 +1,59 @@
+/* Model plugins: one model family per plugin. The host creates the instance with a model
+ * session's services (config, weights, ops, attention), then calls load() once with the
+ * architecture (task head) that config.json names, then forward() as often as needed. */
+#ifndef TFX_MODEL_H
+#define TFX_MODEL_H
+
+#include "tfx/attention.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tfx_model_output {
+    TFX_OUTPUT_LOGITS = 1,       /* causal / masked LM: [batch, tokens, vocab] */
+    TFX_OUTPUT_HIDDEN_STATE = 2, /* base model: [batch, tokens, hidden] */
+    TFX_OUTPUT_CLASS_LOGITS = 3  /* sequence classification: [batch, num_labels] */
+} tfx_model_output;
+
+typedef struct tfx_model_info {
+    uint32_t struct_size;
+    int32_t output_kind; /* tfx_model_output */
+    int32_t vocab_size;
+    int32_t hidden_size;
+    int32_t output_size; /* last dim of the output: vocab, hidden or num_labels */
+    int32_t num_layers;  /* KV cache layers the host must provide */
+    int32_t num_kv_heads;
+    int32_t head_dim;
+    int64_t max_positions;
+} tfx_model_info;
+
+typedef struct tfx_forward_args {
+    uint32_t struct_size;
+    int32_t batch;
+    int32_t tokens;
+    int32_t last_token_only;  /* 1: output only the last position of each sequence */
+    const int32_t* input_ids; /* [batch, tokens] */
+    const int64_t* positions; /* [batch, tokens] position ids */
+    const uint8_t* key_mask;  /* [batch, past_len + tokens] or NULL (all real) */
+    int64_t past_len;
+    tfx_kv_layer* cache;      /* num_layers entries, or NULL for a cache-less pass */
+    tfx_tensor* output;       /* f32 [batch, tokens or 1, output_size] */
+} tfx_forward_args;
+
+typedef struct tfx_model_table {
+    uint32_t struct_size;
+    int32_t (*load)(void* self, const char* architecture, tfx_error* error);
+    int32_t (*get_info)(void* self, tfx_model_info* info, tfx_error* error);
+    int32_t (*forward)(void* self, const tfx_forward_args* args, tfx_error* error);
+} tfx_model_table;
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 40, "tfx_model_info layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 56, "tfx_forward_args layout");
+
+#endif /* TFX_MODEL_H */
