@@ -10,6 +10,7 @@
 #include "core/paths.h"
 #include "core/safetensors.h"
 #include "registry/auto_model.h"
+#include "registry/hub/hub.h"
 #include "tfx/sdk/half.hpp"
 
 namespace tfx {
@@ -201,7 +202,20 @@ std::unique_ptr<Instance> instantiate(const PluginRecord& record, const tfx_host
 
 }  // namespace
 
-std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, const SessionOptions& options) {
+fs::path resolve_model_location(const std::string& id_or_path, const SessionOptions& options) {
+    hub::HubOptions hub_options;
+    hub_options.revision = options.revision;
+    hub_options.offline = options.offline;
+    hub_options.on_progress = options.on_download_progress;
+    try {
+        return hub::resolve_model(id_or_path, hub_options);
+    } catch (const hub::HubError& e) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, e.what());
+    }
+}
+
+std::unique_ptr<ModelSession> ModelSession::open(const std::string& id_or_path, const SessionOptions& options) {
+    const fs::path model_dir = resolve_model_location(id_or_path, options);
     if (!fs::is_directory(model_dir)) {
         throw sdk::Error(TFX_ERR_NOT_FOUND, model_dir.string() + ": not a model folder (it does not exist or is not a directory)");
     }

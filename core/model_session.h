@@ -4,7 +4,9 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -18,17 +20,31 @@
 
 namespace tfx {
 
+namespace hub {
+struct Progress;
+}
+
 struct SessionOptions {
     std::vector<std::string> plugin_paths;
     std::string device = "auto";       // "auto", a device ("cpu") or a backend plugin name
     std::string attn_implementation;   // empty: config.json's, else "eager"
     int num_threads = 0;               // 0: the backend's default (all cores)
+    // A Hub id ("org/name[@revision]") instead of a folder: revision, offline mode
+    // (HF_HUB_OFFLINE also sets it) and a download progress callback.
+    std::optional<std::string> revision;
+    bool offline = false;
+    std::function<void(const hub::Progress&)> on_download_progress;
 };
+
+// A local model folder as is; a Hub id -> its snapshot folder in the Hugging Face cache,
+// downloading the files a model needs unless they are cached (or offline mode is on).
+std::filesystem::path resolve_model_location(const std::string& id_or_path, const SessionOptions& options);
 
 class ModelSession {
 public:
-    // Opens a model folder: config.json, the checkpoint, and the plugins; loads the weights.
-    static std::unique_ptr<ModelSession> open(const std::filesystem::path& model_dir, const SessionOptions& options);
+    // Opens a model folder or Hub id: config.json, the checkpoint, and the plugins; loads the
+    // weights (from_pretrained).
+    static std::unique_ptr<ModelSession> open(const std::string& id_or_path, const SessionOptions& options);
     // A session on a config alone (no weights), for weight_specs(): tfx init-model.
     static std::unique_ptr<ModelSession> for_config(const std::filesystem::path& config_path,
                                                     const SessionOptions& options);

@@ -8,8 +8,9 @@
 
 namespace tfx {
 
-TaskPipeline::TaskPipeline(const std::filesystem::path& model_dir, const SessionOptions& options)
-    : session_(ModelSession::open(model_dir, options)), tokenizer_(Tokenizer::open(model_dir, options.plugin_paths)) {}
+TaskPipeline::TaskPipeline(const std::string& model, const SessionOptions& options)
+    : session_(ModelSession::open(model, options)),
+      tokenizer_(Tokenizer::open(session_->model_dir(), options.plugin_paths)) {}
 
 TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
     const tfx_model_info& info = session_->info();

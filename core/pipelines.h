@@ -16,7 +16,8 @@ namespace tfx {
 
 class TaskPipeline {
 public:
-    TaskPipeline(const std::filesystem::path& model_dir, const SessionOptions& options);
+    // model: a folder or a Hub id.
+    TaskPipeline(const std::string& model, const SessionOptions& options);
     ModelSession& session() { return *session_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
 

@@ -5,6 +5,7 @@
 #include "core/json_file.h"
 #include "core/paths.h"
 #include "core/plugin_catalogue.h"
+#include "jinja/chat_template.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/tokenizer.h"
 
@@ -163,6 +164,28 @@ std::optional<std::string> Tokenizer::special_token(const std::string& key) cons
 std::optional<int32_t> Tokenizer::special_id(const std::string& key) const {
     auto token = special_token(key);
     return token ? token_to_id(*token) : std::nullopt;
+}
+
+std::string Tokenizer::apply_chat_template(const nlohmann::ordered_json& messages, const ChatOptions& options) const {
+    if (!settings_.contains("chat_template")) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, "tokenizer_config.json has no chat_template; this model has no chat format");
+    }
+    jinja::ChatRequest request;
+    request.messages = messages;
+    request.tools = options.tools;
+    request.add_generation_prompt = options.add_generation_prompt;
+    request.continue_final_message = options.continue_final_message;
+    request.extra = options.extra;
+    request.template_name = options.template_name;
+    try {
+        return jinja::apply_chat_template(nlohmann::ordered_json::parse(settings_.dump()), request);
+    } catch (const jinja::Error& e) {
+        throw sdk::Error(TFX_ERR_FORMAT, std::string("chat template: ") + e.what());
+    }
+}
+
+std::vector<int32_t> Tokenizer::encode_chat(const nlohmann::ordered_json& messages, const ChatOptions& options) const {
+    return encode(apply_chat_template(messages, options), /*add_special_tokens=*/false);
 }
 
 std::string TextStreamer::put(int32_t id) {

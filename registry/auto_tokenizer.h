@@ -32,6 +32,19 @@ public:
     std::optional<int32_t> token_to_id(std::string_view token) const;
     int64_t vocab_size() const;
 
+    // transformers' apply_chat_template(messages, tools, add_generation_prompt, **extra):
+    // the chat_template of tokenizer_config.json rendered with the special tokens as variables.
+    struct ChatOptions {
+        nlohmann::ordered_json tools;  // null: none
+        bool add_generation_prompt = true;
+        bool continue_final_message = false;
+        nlohmann::ordered_json extra = nlohmann::ordered_json::object();
+        std::optional<std::string> template_name;
+    };
+    std::string apply_chat_template(const nlohmann::ordered_json& messages, const ChatOptions& options) const;
+    // The rendered prompt tokenized without adding special tokens again (the template wrote them).
+    std::vector<int32_t> encode_chat(const nlohmann::ordered_json& messages, const ChatOptions& options) const;
+
     // tokenizer_config.json merged with special_tokens_map.json ({} in raw mode).
     const nlohmann::json& settings() const { return settings_; }
     // The id of a special token named in the settings ("bos_token", "eos_token", ...).

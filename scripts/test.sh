@@ -20,16 +20,17 @@ else
     echo "skipped: install check (needs TFX_TEST_DATA for its model)" >&2
 fi
 
-# Fuzz smoke run: a fixed number of executions per target, long enough to catch regressions
-# in the parsers of untrusted input, short enough for CI.
+# Fuzz smoke run: up to a fixed number of executions or seconds per target, long enough to
+# catch regressions in the parsers of untrusted input, short enough for CI.
 fuzz_runs=${TFX_FUZZ_RUNS:-100000}
+fuzz_seconds=${TFX_FUZZ_SECONDS:-45}
 CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
     -DTFX_BUILD_FUZZERS=ON -DTFX_BUILD_TESTS=OFF -DTFX_BUILD_BENCHMARKS=OFF >/dev/null
 fuzzers=$(cmake --build build-fuzz --target help | sed -n 's/^\(fuzz_[a-z_]*\): .*/\1/p' | sort -u)
 cmake --build build-fuzz -j "$jobs" --target $fuzzers
 for f in $fuzzers; do
-    echo "== $f: $fuzz_runs runs"
-    "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
+    echo "== $f: up to $fuzz_runs runs or $fuzz_seconds s"
+    "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$f found a crash" >&2; exit 1; }
 done
 echo "All tests passed."

@@ -94,7 +94,12 @@ void run_bench(const BenchOptions& o) {
     }
     for (int32_t threads : parse_ids(o.threads, "-t")) {
         if (threads <= 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "-t: thread counts must be positive");
-        SessionOptions so{global_options().plugin_paths, o.device, o.attn_implementation, threads};
+        SessionOptions so;
+        so.plugin_paths = global_options().plugin_paths;
+        so.device = o.device;
+        so.attn_implementation = o.attn_implementation;
+        so.num_threads = threads;
+        so.on_download_progress = download_progress_reporter();
         auto session = ModelSession::open(o.model, so);
         std::mt19937 rng(1234);
         std::uniform_int_distribution<int32_t> pick(0, session->info().vocab_size - 1);

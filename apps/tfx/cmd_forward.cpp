@@ -19,8 +19,7 @@ struct ForwardOptions {
 };
 
 void run_forward(const ForwardOptions& o) {
-    SessionOptions so{global_options().plugin_paths, o.model.device, o.model.attn_implementation, o.model.threads};
-    auto session = ModelSession::open(o.model.model, so);
+    auto session = ModelSession::open(o.model.model, o.model.session_options());
     const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
     const tfx_model_info& info = session->info();
     const auto tokens = static_cast<int64_t>(ids.size());

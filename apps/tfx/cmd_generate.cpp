@@ -21,16 +21,10 @@ struct GenerateOptions {
     std::string prompt;
     std::string input_ids;
     std::string batch_file;
-    int64_t max_new_tokens = 0;
-    bool greedy = false;
-    float temperature = 1.0f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
-    int64_t top_k = 0;
-    uint64_t seed = 0;
-    bool ignore_eos = false;
+    SamplingOptions sampling;
+    bool chat = false;
     bool json = false;
     std::vector<std::string> stop_strings;
-    // Which options were given, so only those override generation_config.json.
-    CLI::Option *max_new_opt, *temperature_opt, *top_k_opt, *top_p_opt, *min_p_opt, *penalty_opt, *seed_opt;
 };
 
 std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
@@ -52,33 +46,11 @@ std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
     return batch;
 }
 
-GenerationConfig generation_config(const ModelSession& session, const GenerateOptions& o) {
-    GenerationConfig g = GenerationConfig::from_model(
-        session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
-    const bool sampling_flags = *o.temperature_opt || *o.top_k_opt || *o.top_p_opt || *o.min_p_opt || *o.seed_opt;
-    if (o.greedy && sampling_flags) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--greedy cannot be combined with sampling options");
-    if (o.greedy) g.do_sample = false;
-    if (sampling_flags) g.do_sample = true;
-    if (*o.max_new_opt) {
-        g.max_new_tokens = o.max_new_tokens;
-        g.max_length.reset();
-    }
-    if (*o.temperature_opt) g.temperature = o.temperature;
-    if (*o.top_k_opt) g.top_k = o.top_k;
-    if (*o.top_p_opt) g.top_p = o.top_p;
-    if (*o.min_p_opt) g.min_p = o.min_p;
-    if (*o.penalty_opt) g.repetition_penalty = o.repetition_penalty;
-    if (*o.seed_opt) g.seed = o.seed;
-    g.ignore_eos = o.ignore_eos;
-    return g;
-}
-
 void run_generate(const GenerateOptions& o) {
-    SessionOptions so{global_options().plugin_paths, o.model.device, o.model.attn_implementation, o.model.threads};
-    auto session = ModelSession::open(o.model.model, so);
+    auto session = ModelSession::open(o.model.model, o.model.session_options());
     std::unique_ptr<Tokenizer> tokenizer;
-    if (std::filesystem::exists(std::filesystem::path(o.model.model) / "tokenizer.json")) {
-        tokenizer = Tokenizer::open(o.model.model, global_options().plugin_paths);
+    if (std::filesystem::exists(session->model_dir() / "tokenizer.json")) {
+        tokenizer = Tokenizer::open(session->model_dir(), global_options().plugin_paths);
     }
     std::vector<std::vector<int32_t>> prompts;
     if (!o.batch_file.empty()) {
@@ -87,11 +59,16 @@ void run_generate(const GenerateOptions& o) {
         prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
     } else if (!o.prompt.empty()) {
         if (!tokenizer) throw sdk::Error(TFX_ERR_NOT_FOUND, o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
-        prompts.push_back(tokenizer->encode(o.prompt, true));
+        if (o.chat) {
+            const nlohmann::ordered_json messages = {{{"role", "user"}, {"content", o.prompt}}};
+            prompts.push_back(tokenizer->encode_chat(messages, {}));
+        } else {
+            prompts.push_back(tokenizer->encode(o.prompt, true));
+        }
     } else {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "give a PROMPT, --input-ids or --batch");
     }
-    const GenerationConfig config = generation_config(*session, o);
+    const GenerationConfig config = o.sampling.resolve(*session);
 
     // Streams text when the model has a tokenizer, token ids otherwise.
     std::optional<TextStreamer> streamer;
@@ -136,15 +113,8 @@ void add_generate_command(CLI::App& app) {
     cmd->add_option("PROMPT", o->prompt, "Text prompt (needs a tokenizer)");
     cmd->add_option("--input-ids", o->input_ids, "Prompt as comma-separated token ids");
     cmd->add_option("--batch", o->batch_file, "JSON list of id lists, run as one left-padded batch");
-    o->max_new_opt = cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate");
-    cmd->add_flag("--greedy", o->greedy, "Greedy decoding (argmax)");
-    o->temperature_opt = cmd->add_option("--temperature", o->temperature, "Sampling temperature (> 0)");
-    o->top_k_opt = cmd->add_option("--top-k", o->top_k, "Keep the k most likely tokens (0: off)");
-    o->top_p_opt = cmd->add_option("--top-p", o->top_p, "Nucleus sampling mass in (0, 1]");
-    o->min_p_opt = cmd->add_option("--min-p", o->min_p, "Drop tokens below min_p x the top probability");
-    o->seed_opt = cmd->add_option("--seed", o->seed, "Random seed for sampling");
-    o->penalty_opt = cmd->add_option("--repetition-penalty", o->repetition_penalty, "Penalty for tokens already seen (1: off)");
-    cmd->add_flag("--ignore-eos", o->ignore_eos, "Do not stop at end-of-sequence tokens");
+    o->sampling.add_to(cmd);
+    cmd->add_flag("--chat", o->chat, "Send PROMPT as a user message through the model's chat template");
     cmd->add_option("--stop", o->stop_strings, "Stop a sequence once its text contains this string (repeatable)");
     cmd->add_flag("--json", o->json, "Print {\"new_tokens\": [...], \"text\": ...} per sequence");
     cmd->callback([o] { run_generate(*o); });

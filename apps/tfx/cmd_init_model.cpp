@@ -30,7 +30,8 @@ void run_init(const InitOptions& o) {
     if (fs::exists(fs::path(o.out) / "model.safetensors") && !o.force) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, o.out + " already holds a model.safetensors (use --force to replace it)");
     }
-    SessionOptions so{global_options().plugin_paths, "auto", "", 0};
+    SessionOptions so;
+    so.plugin_paths = global_options().plugin_paths;
     auto session = ModelSession::for_config(o.config, so);
     const nlohmann::json specs = session->weight_specs();
     const float std_dev = session->config().get_or<float>("initializer_range", 0.02f);

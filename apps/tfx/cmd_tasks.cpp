@@ -12,10 +12,6 @@
 namespace tfx::cli {
 namespace {
 
-SessionOptions session_options(const ModelOptions& m) {
-    return {global_options().plugin_paths, m.device, m.attn_implementation, m.threads};
-}
-
 void print(const nlohmann::json& j) { std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'; }
 
 // TEXT arguments, or the "text" of each line of a JSONL file.
@@ -71,7 +67,7 @@ void add_task_commands(CLI::App& app) {
     embed->add_option("--pooling", e->pooling, "mean or cls")->check(CLI::IsMember({"mean", "cls"}))->capture_default_str();
     embed->add_flag("--normalize", e->normalize, "L2-normalize each vector");
     embed->callback([e] {
-        FeatureExtractionPipeline pipeline(e->model.model, session_options(e->model));
+        FeatureExtractionPipeline pipeline(e->model.model, e->model.session_options());
         for (const auto& text : inputs(e->texts, e->jsonl)) {
             print({{"embedding", pipeline(text, e->pooling == "cls" ? Pooling::cls : Pooling::mean, e->normalize)}});
         }
@@ -83,7 +79,7 @@ void add_task_commands(CLI::App& app) {
     classify->add_option("TEXT", c->texts, "Texts to classify");
     classify->add_option("--jsonl", c->jsonl, "File of {\"text\": ...} lines");
     classify->callback([c] {
-        TextClassificationPipeline pipeline(c->model.model, session_options(c->model));
+        TextClassificationPipeline pipeline(c->model.model, c->model.session_options());
         for (const auto& text : inputs(c->texts, c->jsonl)) {
             auto scores = pipeline(text);
             nlohmann::json all = nlohmann::json::array();
@@ -98,7 +94,7 @@ void add_task_commands(CLI::App& app) {
     fill->add_option("TEXT", f->text, "Text with exactly one mask token")->required();
     fill->add_option("--top-k", f->top_k, "Candidates to print")->capture_default_str()->check(CLI::PositiveNumber);
     fill->callback([f] {
-        FillMaskPipeline pipeline(f->model.model, session_options(f->model));
+        FillMaskPipeline pipeline(f->model.model, f->model.session_options());
         for (const auto& cand : pipeline(f->text, f->top_k)) {
             print({{"token", cand.token}, {"token_str", cand.token_str}, {"score", cand.score}, {"sequence", cand.sequence}});
         }

@@ -2,11 +2,15 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include <CLI/CLI.hpp>
+
+#include "core/model_session.h"
+#include "core/sampling.h"
 
 namespace tfx::cli {
 
@@ -22,7 +26,28 @@ struct ModelOptions {
     std::string device = "auto";
     std::string attn_implementation;
     int threads = 0;
+    std::string revision;
+    bool offline = false;
     void add_to(CLI::App* cmd);
+    SessionOptions session_options() const;
+};
+
+// Decoding options shared by generate and chat. Only the options given on the command line
+// override the model's generation_config.json.
+struct SamplingOptions {
+    int64_t max_new_tokens = 0;
+    bool greedy = false;
+    float temperature = 1.0f, top_p = 1.0f, min_p = 0.0f, repetition_penalty = 1.0f;
+    int64_t top_k = 0;
+    uint64_t seed = 0;
+    bool ignore_eos = false;
+    void add_to(CLI::App* cmd);
+    // generation_config.json of the model (else config.json defaults), then these options.
+    GenerationConfig resolve(const ModelSession& session) const;
+
+private:
+    CLI::Option *max_new_opt_ = nullptr, *temperature_opt_ = nullptr, *top_k_opt_ = nullptr, *top_p_opt_ = nullptr,
+                *min_p_opt_ = nullptr, *penalty_opt_ = nullptr, *seed_opt_ = nullptr;
 };
 
 // "1,2,3" -> ids; throws naming the argument on anything else.
@@ -35,5 +60,10 @@ void add_init_model_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_task_commands(CLI::App& app);
+void add_chat_command(CLI::App& app);
+void add_chat_template_command(CLI::App& app);
+void add_hub_commands(CLI::App& app);
+// Download progress for stderr: a bar on a terminal, one line per file otherwise.
+std::function<void(const hub::Progress&)> download_progress_reporter();
 
 }  // namespace tfx::cli

@@ -20,8 +20,11 @@ int main(int argc, char** argv) {
     tfx::cli::add_forward_command(app);
     tfx::cli::add_init_model_command(app);
     tfx::cli::add_bench_command(app);
+    tfx::cli::add_chat_command(app);
+    tfx::cli::add_chat_template_command(app);
     tfx::cli::add_task_commands(app);
     tfx::cli::add_tokenize_commands(app);
+    tfx::cli::add_hub_commands(app);
     tfx::cli::add_env_command(app);
     try {
         app.parse(argc, argv);

@@ -18,7 +18,9 @@ TEST(AbiCompatibility, OlderMinorPluginLoadsAndWorks) {
     EXPECT_LT(record.abi_minor, TFX_ABI_MINOR);
 
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
-    tfx::SessionOptions old_plugin{{TFX_ABI_FIXTURE_DIR}, "auto", "abi-1.0-naive", 0};
+    tfx::SessionOptions old_plugin;
+    old_plugin.plugin_paths = {TFX_ABI_FIXTURE_DIR};
+    old_plugin.attn_implementation = "abi-1.0-naive";
     auto session_old = tfx::ModelSession::open(model, old_plugin);
     auto session_new = tfx::ModelSession::open(model, {});
     EXPECT_NE(session_old->plugin_summary().find("abi-1.0-naive"), std::string::npos);

@@ -174,7 +174,7 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     TFX_TEST_DATA_OR_SKIP(tiny, "tiny/llama");
     fs::path dir = scratch("tfx-bad-model");
     EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir, {}); }).find("no config.json"), std::string::npos);
-    EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir / "absent", {}); }).find("not a model folder"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir / "absent", {}); }).find("no such model folder"), std::string::npos);
 
     auto config = nlohmann::json::parse(tfx::read_text_file(tiny / "config.json"));
     fs::copy_file(tiny / "model.safetensors", dir / "model.safetensors");
