@@ -18,6 +18,7 @@
 
 #include "tfx/sdk/host.hpp"
 #include "tfx/sdk/plugin.hpp"
+#include "tfx/sdk/rotary.hpp"
 
 namespace {
 
@@ -101,8 +102,7 @@ struct Qwen3MoeConfig {
         rope_type = "default";
         if (c.has("rope_scaling")) {
             rope_scaling = c.child("rope_scaling");
-            rope_type = rope_scaling.has("rope_type") ? rope_scaling.get<std::string>("rope_type")
-                                                      : rope_scaling.get_or<std::string>("type", "default");
+            rope_type = tfx::sdk::rope_type_of(c);
             if (rope_type != "default" && rope_type != "linear" && rope_type != "dynamic" && rope_type != "yarn") {
                 c.fail("rope_scaling", "unsupported rope_type '" + rope_type + "' (default, linear, dynamic, yarn)");
             }
@@ -132,106 +132,6 @@ struct Qwen3MoeConfig {
             for (int64_t i = max_window_layers; i < num_layers; ++i) layer_window[i] = static_cast<int32_t>(window);
         }
     }
-};
-
-// ---- rotary embeddings (transformers' modeling_rope_utils), computed in f32 like torch ----
-class Rotary {
-public:
-    explicit Rotary(const Qwen3MoeConfig& c) : c_(c), dim_(c.head_dim) {
-        const Config& s = c.rope_scaling;
-        original_max_ = s.get_or<int64_t>("original_max_position_embeddings", c.max_positions);
-        inv_freq_ = base_inv_freq(c.rope_theta);
-        if (c.rope_type == "linear") {
-            const float factor = s.get<float>("factor");
-            for (float& f : inv_freq_) f /= factor;
-        } else if (c.rope_type == "yarn") {
-            yarn(s);
-        } else if (c.rope_type == "dynamic") {
-            original_inv_freq_ = inv_freq_;
-            cached_len_ = c.max_positions;
-        }
-    }
-
-    // cos/sin [tokens, head_dim / 2] for the given positions.
-    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
-        if (c_.rope_type == "dynamic") update_dynamic(positions, tokens);
-        const int64_t half = dim_ / 2;
-        cos.resize(static_cast<size_t>(tokens * half));
-        sin.resize(static_cast<size_t>(tokens * half));
-        for (int64_t t = 0; t < tokens; ++t) {
-            for (int64_t i = 0; i < half; ++i) {
-                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-                cos[t * half + i] = std::cos(angle) * attention_factor_;
-                sin[t * half + i] = std::sin(angle) * attention_factor_;
-            }
-        }
-    }
-
-private:
-    std::vector<float> base_inv_freq(double base) const {
-        std::vector<float> f(static_cast<size_t>(dim_ / 2));
-        for (int64_t i = 0; i < dim_ / 2; ++i) {
-            f[i] = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim_));
-        }
-        return f;
-    }
-
-    void yarn(const Config& s) {
-        const float factor = s.get<float>("factor");
-        const float beta_fast = s.get_or<float>("beta_fast", 32.0f);
-        const float beta_slow = s.get_or<float>("beta_slow", 1.0f);
-        auto mscale = [](float scale, float m) { return scale <= 1.0f ? 1.0f : 0.1f * m * std::log(scale) + 1.0f; };
-        if (s.has("attention_factor")) {
-            attention_factor_ = s.get<float>("attention_factor");
-        } else if (s.has("mscale") && s.has("mscale_all_dim")) {
-            attention_factor_ = mscale(factor, s.get<float>("mscale")) / mscale(factor, s.get<float>("mscale_all_dim"));
-        } else {
-            attention_factor_ = mscale(factor, 1.0f);
-        }
-        const float base = static_cast<float>(c_.rope_theta);
-        const float d = static_cast<float>(dim_);
-        auto correction_dim = [&](float rotations) {
-            return (d * std::log(static_cast<float>(original_max_) / (rotations * 2.0f * std::numbers::pi_v<float>))) /
-                   (2.0f * std::log(base));
-        };
-        float low = std::floor(correction_dim(beta_fast));
-        float high = std::ceil(correction_dim(beta_slow));
-        low = std::max(low, 0.0f);
-        high = std::min(high, d - 1.0f);
-        if (low == high) high += 0.001f;  // avoids a division by zero in the ramp
-        for (int64_t i = 0; i < dim_ / 2; ++i) {
-            const float extrapolation = inv_freq_[i];
-            const float interpolation = extrapolation / factor;
-            const float ramp = std::clamp((static_cast<float>(i) - low) / (high - low), 0.0f, 1.0f);
-            const float extrapolation_weight = 1.0f - ramp;
-            inv_freq_[i] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
-        }
-    }
-
-    // NTK-aware scaling that grows with the longest sequence seen, as transformers does.
-    void update_dynamic(const int64_t* positions, int64_t tokens) {
-        int64_t seq_len = 0;
-        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
-        if (seq_len > cached_len_) {
-            const double factor = c_.rope_scaling.get<double>("factor");
-            const double d = static_cast<double>(dim_);
-            const double base = c_.rope_theta * std::pow(factor * static_cast<double>(seq_len) /
-                                                             static_cast<double>(c_.max_positions) - (factor - 1.0),
-                                                         d / (d - 2.0));
-            inv_freq_ = base_inv_freq(base);
-            cached_len_ = seq_len;
-        } else if (seq_len < original_max_ && cached_len_ > original_max_) {
-            inv_freq_ = original_inv_freq_;
-            cached_len_ = original_max_;
-        }
-    }
-
-    const Qwen3MoeConfig& c_;
-    int64_t dim_;
-    int64_t original_max_;
-    std::vector<float> inv_freq_, original_inv_freq_;
-    int64_t cached_len_ = 0;
-    float attention_factor_ = 1.0f;
 };
 
 // ---- the model -----------------------------------------------------------------------------
@@ -315,7 +215,8 @@ public:
         if (causal_lm_) {
             lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
         }
-        rotary_ = std::make_unique<Rotary>(config_);
+        rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(tfx::sdk::RopeSettings{
+            config_.head_dim, config_.rope_theta, config_.rope_type, config_.rope_scaling, config_.max_positions});
     }
 
     void get_info(tfx_model_info* info) {
@@ -575,7 +476,7 @@ private:
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
-    std::unique_ptr<Rotary> rotary_;
+    std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
     std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
     // Mixture-of-experts scratch: router probabilities, routing, rows grouped by expert.
     std::vector<float> moe_out_, router_, weight_, moe_in_, moe_y_, moe_gate_, moe_up_;

@@ -1,0 +1,154 @@
+// Rotary position embeddings as transformers' modeling_rope_utils computes them, in f32 like
+// torch: rope_type default, linear, dynamic (NTK, growing with the longest sequence seen),
+// llama3 and yarn. A mechanism shared by model families (as ROPE_INIT_FUNCTIONS is in
+// transformers); which rope types a family accepts stays the family's decision.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <numbers>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "tfx/sdk/config.hpp"
+
+namespace tfx::sdk {
+
+struct RopeSettings {
+    int64_t dim;            // rotated dims per head (head_dim, or less for partial rotary)
+    double theta;           // rope_theta
+    std::string type;       // "default", "linear", "dynamic", "llama3" or "yarn"
+    Config scaling;         // the rope_scaling object (empty when absent)
+    int64_t max_positions;  // max_position_embeddings
+};
+
+// rope_scaling's "rope_type" (or the older "type"), "default" when there is none.
+inline std::string rope_type_of(const Config& config) {
+    if (!config.has("rope_scaling")) return "default";
+    const Config s = config.child("rope_scaling");
+    return s.has("rope_type") ? s.get<std::string>("rope_type") : s.get_or<std::string>("type", "default");
+}
+
+class RotaryEmbedding {
+public:
+    explicit RotaryEmbedding(RopeSettings settings) : c_(std::move(settings)), dim_(c_.dim) {
+        const RopeSettings& c = c_;
+        const Config& s = c.scaling;
+        original_max_ = s.get_or<int64_t>("original_max_position_embeddings", c.max_positions);
+        inv_freq_ = base_inv_freq(c.theta);
+        if (c.type == "linear") {
+            const float factor = s.get<float>("factor");
+            for (float& f : inv_freq_) f /= factor;
+        } else if (c.type == "llama3") {
+            llama3(s);
+        } else if (c.type == "yarn") {
+            yarn(s);
+        } else if (c.type == "dynamic") {
+            original_inv_freq_ = inv_freq_;
+            cached_len_ = c.max_positions;
+        }
+    }
+
+    // cos/sin [tokens, head_dim / 2] for the given positions.
+    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
+        if (c_.type == "dynamic") update_dynamic(positions, tokens);
+        const int64_t half = dim_ / 2;
+        cos.resize(static_cast<size_t>(tokens * half));
+        sin.resize(static_cast<size_t>(tokens * half));
+        for (int64_t t = 0; t < tokens; ++t) {
+            for (int64_t i = 0; i < half; ++i) {
+                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
+                cos[t * half + i] = std::cos(angle) * attention_factor_;
+                sin[t * half + i] = std::sin(angle) * attention_factor_;
+            }
+        }
+    }
+
+private:
+    std::vector<float> base_inv_freq(double base) const {
+        std::vector<float> f(static_cast<size_t>(dim_ / 2));
+        for (int64_t i = 0; i < dim_ / 2; ++i) {
+            f[i] = 1.0f / std::pow(static_cast<float>(base), static_cast<float>(2 * i) / static_cast<float>(dim_));
+        }
+        return f;
+    }
+
+    void llama3(const Config& s) {
+        const float factor = s.get<float>("factor");
+        const float low = s.get<float>("low_freq_factor");
+        const float high = s.get<float>("high_freq_factor");
+        const float old_context = static_cast<float>(s.get<int64_t>("original_max_position_embeddings"));
+        const float low_wavelen = old_context / low;
+        const float high_wavelen = old_context / high;
+        for (float& f : inv_freq_) {
+            const float wavelen = 2.0f * std::numbers::pi_v<float> / f;
+            if (wavelen > low_wavelen) {
+                f /= factor;
+            } else if (wavelen >= high_wavelen) {
+                const float smooth = (old_context / wavelen - low) / (high - low);
+                f = (1.0f - smooth) * f / factor + smooth * f;
+            }
+        }
+    }
+
+    void yarn(const Config& s) {
+        const float factor = s.get<float>("factor");
+        const float beta_fast = s.get_or<float>("beta_fast", 32.0f);
+        const float beta_slow = s.get_or<float>("beta_slow", 1.0f);
+        auto mscale = [](float scale, float m) { return scale <= 1.0f ? 1.0f : 0.1f * m * std::log(scale) + 1.0f; };
+        if (s.has("attention_factor")) {
+            attention_factor_ = s.get<float>("attention_factor");
+        } else if (s.has("mscale") && s.has("mscale_all_dim")) {
+            attention_factor_ = mscale(factor, s.get<float>("mscale")) / mscale(factor, s.get<float>("mscale_all_dim"));
+        } else {
+            attention_factor_ = mscale(factor, 1.0f);
+        }
+        const float base = static_cast<float>(c_.theta);
+        const float d = static_cast<float>(dim_);
+        auto correction_dim = [&](float rotations) {
+            return (d * std::log(static_cast<float>(original_max_) / (rotations * 2.0f * std::numbers::pi_v<float>))) /
+                   (2.0f * std::log(base));
+        };
+        float low = std::floor(correction_dim(beta_fast));
+        float high = std::ceil(correction_dim(beta_slow));
+        low = std::max(low, 0.0f);
+        high = std::min(high, d - 1.0f);
+        if (low == high) high += 0.001f;  // avoids a division by zero in the ramp
+        for (int64_t i = 0; i < dim_ / 2; ++i) {
+            const float extrapolation = inv_freq_[i];
+            const float interpolation = extrapolation / factor;
+            const float ramp = std::clamp((static_cast<float>(i) - low) / (high - low), 0.0f, 1.0f);
+            const float extrapolation_weight = 1.0f - ramp;
+            inv_freq_[i] = interpolation * (1.0f - extrapolation_weight) + extrapolation * extrapolation_weight;
+        }
+    }
+
+    // NTK-aware scaling that grows with the longest sequence seen, as transformers does.
+    void update_dynamic(const int64_t* positions, int64_t tokens) {
+        int64_t seq_len = 0;
+        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
+        if (seq_len > cached_len_) {
+            const double factor = c_.scaling.get<double>("factor");
+            const double d = static_cast<double>(dim_);
+            const double base = c_.theta * std::pow(factor * static_cast<double>(seq_len) /
+                                                             static_cast<double>(c_.max_positions) - (factor - 1.0),
+                                                         d / (d - 2.0));
+            inv_freq_ = base_inv_freq(base);
+            cached_len_ = seq_len;
+        } else if (seq_len < original_max_ && cached_len_ > original_max_) {
+            inv_freq_ = original_inv_freq_;
+            cached_len_ = original_max_;
+        }
+    }
+
+    RopeSettings c_;
+    int64_t dim_;
+    int64_t original_max_;
+    std::vector<float> inv_freq_, original_inv_freq_;
+    int64_t cached_len_ = 0;
+    float attention_factor_ = 1.0f;
+};
+
+}  // namespace tfx::sdk
