@@ -122,6 +122,22 @@ TEST(Catalogue, SidecarWithOtherAbiMajorIsRefusedBeforeLoading) {
     fs::remove_all(dir);
 }
 
+TEST(Catalogue, SidecarThatDiffersFromTheEmbeddedManifestIsReported) {
+    fs::path dir = fs::temp_directory_path() / ("tfx-edited-sidecar-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(kFixtures / "libtfx-attention-fixture-good.so", dir / "libtfx-attention-fixture-good.so");
+    std::ifstream in(kFixtures / "libtfx-attention-fixture-good.json");
+    nlohmann::json sidecar = nlohmann::json::parse(in);
+    sidecar["provides"]["attn_implementations"] = {"something-else"};
+    std::ofstream(dir / "libtfx-attention-fixture-good.json") << sidecar.dump();
+    tfx::PluginRecord r = record_for(dir / "libtfx-attention-fixture-good.so");
+    tfx::probe_isolated(r, true);
+    EXPECT_EQ(r.status, PluginStatus::bad_manifest);
+    EXPECT_NE(r.reason.find("sidecar differs from the manifest embedded"), std::string::npos) << r.reason;
+    fs::remove_all(dir);
+}
+
 TEST(Catalogue, MissingDependencyQuotesTheLoader) {
     auto r = probe("libtfx-attention-fixture-missingdep.so", false, false);
     EXPECT_EQ(r.status, PluginStatus::missing_dependency);
