@@ -167,7 +167,10 @@ public:
         }
         if (in.rows == 0) return;
         if (w->format == tfx_weight::Format::f32) {
-            matmul_.run(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features);
+            if (in.rows >= kBlockedGemmMinRows ||
+                !gemm_f32_small(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features)) {
+                matmul_.run(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features);
+            }
         } else if (in.rows >= kBlockedGemmMinRows) {
             // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
             // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16

@@ -37,31 +37,45 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_half16(c
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
-// Four rows of x against two rows of w: 8 accumulators, each weight vector widened once
-// and used four times.
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_half_avx512(
-    const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m, int64_t n,
-    int64_t k) {
-    const int64_t n_pairs = (n + 1) / 2;
+// 16 weights (masked tail) as f32: loaded as is, or half precision widened.
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights16(const float* p, bool, __mmask16 mask) {
+    return _mm512_maskz_loadu_ps(mask, p);
+}
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights16(const uint16_t* p, bool is_f16,
+                                                                                   __mmask16 mask) {
+    return load_half16(p, is_f16, mask);
+}
+
+// Four rows of x against four rows of w: 16 accumulators, each weight vector loaded (and
+// widened) once and used four times; four weight streams in flight keep the memory system
+// busy when decoding (one row of x). Parallel over blocks of output features.
+template <class Weight>
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_avx512(const float* x, const Weight* w, bool is_f16,
+                                                                         const float* bias, float* y, int64_t m,
+                                                                         int64_t n, int64_t k) {
+    constexpr int64_t kRows = 4;  // of x
+    constexpr int64_t kCols = 4;  // rows of w = output features
+    const int64_t blocks = (n + kCols - 1) / kCols;
 #pragma omp parallel for schedule(static)
-    for (int64_t np = 0; np < n_pairs; ++np) {
-        const int64_t n0 = np * 2;
-        const int64_t nn = std::min<int64_t>(2, n - n0);
-        for (int64_t m0 = 0; m0 < m; m0 += 4) {
-            const int64_t mm = std::min<int64_t>(4, m - m0);
-            __m512 acc[4][2];
-            for (auto& row : acc) row[0] = row[1] = _mm512_setzero_ps();
+    for (int64_t block = 0; block < blocks; ++block) {
+        const int64_t n0 = block * kCols;
+        const int64_t nn = std::min<int64_t>(kCols, n - n0);
+        for (int64_t m0 = 0; m0 < m; m0 += kRows) {
+            const int64_t mm = std::min<int64_t>(kRows, m - m0);
+            __m512 acc[kRows][kCols];
+            for (auto& row : acc) {
+                for (auto& a : row) a = _mm512_setzero_ps();
+            }
             for (int64_t kk = 0; kk < k; kk += 16) {
                 const int64_t left = k - kk;
                 const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
-                __m512 wv[2];
-                for (int64_t j = 0; j < 2; ++j) {
-                    wv[j] = j < nn ? load_half16(w + (n0 + j) * k + kk, is_f16, mask) : _mm512_setzero_ps();
+                __m512 wv[kCols];
+                for (int64_t j = 0; j < kCols; ++j) {
+                    wv[j] = j < nn ? load_weights16(w + (n0 + j) * k + kk, is_f16, mask) : _mm512_setzero_ps();
                 }
                 for (int64_t i = 0; i < mm; ++i) {
                     const __m512 xv = _mm512_maskz_loadu_ps(mask, x + (m0 + i) * k + kk);
-                    acc[i][0] = _mm512_fmadd_ps(xv, wv[0], acc[i][0]);
-                    acc[i][1] = _mm512_fmadd_ps(xv, wv[1], acc[i][1]);
+                    for (int64_t j = 0; j < kCols; ++j) acc[i][j] = _mm512_fmadd_ps(xv, wv[j], acc[i][j]);
                 }
             }
             for (int64_t i = 0; i < mm; ++i) {
@@ -73,6 +87,12 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_half_avx512(
             }
         }
     }
+}
+
+bool has_avx512() {
+    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                               __builtin_cpu_supports("avx512vl");
+    return avx512;
 }
 
 void gemm_half_portable(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
@@ -94,13 +114,17 @@ void gemm_half_portable(const float* x, const uint16_t* w, bool is_f16, const fl
 
 void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
                        int64_t n, int64_t k) {
-    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                               __builtin_cpu_supports("avx512vl");
-    if (avx512) {
-        gemm_half_avx512(x, w, is_f16, bias, y, m, n, k);
+    if (has_avx512()) {
+        gemm_avx512(x, w, is_f16, bias, y, m, n, k);
     } else {
         gemm_half_portable(x, w, is_f16, bias, y, m, n, k);
     }
+}
+
+bool gemm_f32_small(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k) {
+    if (!has_avx512()) return false;
+    gemm_avx512(x, w, false, bias, y, m, n, k);
+    return true;
 }
 
 void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n) {

@@ -11,6 +11,10 @@ namespace tfx::cpu {
 void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y,
                        int64_t m, int64_t n, int64_t k);
 
+// The same kernel for f32 weights, for a few rows (decode), where it streams the weights
+// without oneDNN's per-call overhead. Returns false when the CPU lacks AVX-512.
+bool gemm_f32_small(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k);
+
 // dst[i] = f32(src[i]) for bf16 (is_f16 = false) or f16 values.
 void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n);
 
