@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "tfx/backend.h"
 #include "tfx/sdk/half.hpp"
@@ -89,6 +90,74 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_avx512(const 
     }
 }
 
+// bf16 weights without a widening instruction: a 512-bit load holds 32 weights; shifting
+// each 32-bit lane left by 16 gives the even ones as f32, masking off the low half gives the
+// odd ones. x is split into matching even/odd halves once per call, so each weight costs
+// two cheap integer ops instead of a widening load. Tails shorter than 32 use the 16-wide path.
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_bf16_pairs_avx512(
+    const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k) {
+    constexpr int64_t kRows = 4, kCols = 4, kChunk = 32;
+    const int64_t paired = k / kChunk * kChunk;
+    thread_local std::vector<float> split;
+    split.resize(static_cast<size_t>(m * paired));
+    for (int64_t r = 0; r < m; ++r) {
+        for (int64_t c = 0; c < paired; c += kChunk) {
+            for (int64_t i = 0; i < kChunk / 2; ++i) {
+                split[r * paired + c + i] = x[r * k + c + 2 * i];
+                split[r * paired + c + kChunk / 2 + i] = x[r * k + c + 2 * i + 1];
+            }
+        }
+    }
+    const float* xs = split.data();
+    const int64_t blocks = (n + kCols - 1) / kCols;
+#pragma omp parallel for schedule(static)
+    for (int64_t block = 0; block < blocks; ++block) {
+        const int64_t n0 = block * kCols;
+        const int64_t nn = std::min<int64_t>(kCols, n - n0);
+        const __m512i high_half = _mm512_set1_epi32(static_cast<int>(0xffff0000u));
+        for (int64_t m0 = 0; m0 < m; m0 += kRows) {
+            const int64_t mm = std::min<int64_t>(kRows, m - m0);
+            __m512 acc[kRows][kCols];
+            for (auto& row : acc) {
+                for (auto& a : row) a = _mm512_setzero_ps();
+            }
+            for (int64_t c = 0; c < paired; c += kChunk) {
+                __m512 even[kCols], odd[kCols];
+                for (int64_t j = 0; j < kCols; ++j) {
+                    const __m512i raw = j < nn ? _mm512_loadu_si512(w + (n0 + j) * k + c) : _mm512_setzero_si512();
+                    even[j] = _mm512_castsi512_ps(_mm512_slli_epi32(raw, 16));
+                    odd[j] = _mm512_castsi512_ps(_mm512_and_si512(raw, high_half));
+                }
+                for (int64_t i = 0; i < mm; ++i) {
+                    const __m512 xe = _mm512_loadu_ps(xs + (m0 + i) * paired + c);
+                    const __m512 xo = _mm512_loadu_ps(xs + (m0 + i) * paired + c + kChunk / 2);
+                    for (int64_t j = 0; j < kCols; ++j) {
+                        acc[i][j] = _mm512_fmadd_ps(xe, even[j], acc[i][j]);
+                        acc[i][j] = _mm512_fmadd_ps(xo, odd[j], acc[i][j]);
+                    }
+                }
+            }
+            for (int64_t kk = paired; kk < k; kk += 16) {
+                const int64_t left = k - kk;
+                const __mmask16 mask = left >= 16 ? __mmask16(0xffff) : __mmask16((1u << left) - 1);
+                for (int64_t j = 0; j < nn; ++j) {
+                    const __m512 wv = load_half16(w + (n0 + j) * k + kk, false, mask);
+                    for (int64_t i = 0; i < mm; ++i) {
+                        acc[i][j] = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(mask, x + (m0 + i) * k + kk), wv, acc[i][j]);
+                    }
+                }
+            }
+            for (int64_t i = 0; i < mm; ++i) {
+                for (int64_t j = 0; j < nn; ++j) {
+                    float v = _mm512_reduce_add_ps(acc[i][j]);
+                    if (bias != nullptr) v += bias[n0 + j];
+                    y[(m0 + i) * n + n0 + j] = v;
+                }
+            }
+        }
+    }
+}
+
 bool has_avx512() {
     static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
                                __builtin_cpu_supports("avx512vl");
@@ -114,7 +183,9 @@ void gemm_half_portable(const float* x, const uint16_t* w, bool is_f16, const fl
 
 void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
                        int64_t n, int64_t k) {
-    if (has_avx512()) {
+    if (has_avx512() && !is_f16) {
+        gemm_bf16_pairs_avx512(x, w, bias, y, m, n, k);
+    } else if (has_avx512()) {
         gemm_avx512(x, w, is_f16, bias, y, m, n, k);
     } else {
         gemm_half_portable(x, w, is_f16, bias, y, m, n, k);
