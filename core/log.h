@@ -16,9 +16,6 @@ void set_threshold(Level level);
 bool parse_level(std::string_view name, Level& out);
 void write(Level level, std::string_view source, std::string_view message);
 
-inline void debug(std::string_view m) { write(Level::debug, "tfx", m); }
 inline void info(std::string_view m) { write(Level::info, "tfx", m); }
-inline void warn(std::string_view m) { write(Level::warn, "tfx", m); }
-inline void error(std::string_view m) { write(Level::error, "tfx", m); }
 
 }  // namespace tfx::log
