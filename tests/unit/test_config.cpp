@@ -44,13 +44,18 @@ TEST(Config, FileErrorsNameTheFile) {
 }
 
 TEST(Config, EverySharedConfigParses) {
+    // Every tiny model folder holds a config.json that parses and names its model_type and
+    // architectures; the number of families grows with the shared data, so none is pinned.
     TFX_TEST_DATA_OR_SKIP(root, "tiny");
-    int n = 0;
-    for (const auto& entry : std::filesystem::recursive_directory_iterator(root)) {
-        if (entry.path().filename() != "config.json") continue;
-        auto c = tfx::load_json_file(entry.path());
-        EXPECT_TRUE(c.has("model_type")) << entry.path();
-        ++n;
+    int folders = 0;
+    for (const auto& entry : std::filesystem::directory_iterator(root)) {
+        if (!entry.is_directory()) continue;
+        ++folders;
+        const auto path = entry.path() / "config.json";
+        ASSERT_TRUE(std::filesystem::exists(path)) << path;
+        auto c = tfx::load_json_file(path);
+        EXPECT_FALSE(c.get<std::string>("model_type").empty()) << path;
+        EXPECT_TRUE(c.json().contains("architectures")) << path;
     }
-    EXPECT_EQ(n, 14);
+    EXPECT_GT(folders, 0) << "no model folders under " << root;
 }
