@@ -284,6 +284,7 @@ void ModelSession::bind_plugins(const SessionOptions& options) {
     s.attention_self = impl.attention->self;
 
     registry::ModelChoice choice = registry::choose_model(config, *impl.catalogue);
+    impl.options["task_head"] = choice.head;
     impl.model = instantiate(*choice.plugin, &s, TFX_KIND_MODEL);
     impl.model_table = static_cast<const tfx_model_table*>(impl.model->plugin.table);
     architecture_ = choice.architecture;

@@ -2,7 +2,9 @@
 // throws tfx::sdk::Error with the callee's message, so model code reads like the reference.
 #pragma once
 
+#include <initializer_list>
 #include <optional>
+#include <span>
 #include <string>
 
 #include "tfx/host.h"
@@ -29,6 +31,19 @@ public:
         return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
     }
 
+    // The task head the host chose from the plugin's manifest ("causal_lm", "base", ...),
+    // checked against those this model file implements.
+    std::string task_head(std::initializer_list<const char*> implemented) const {
+        const std::optional<std::string> head = option("task_head");
+        if (!head) throw Error(TFX_ERR_INVALID_ARGUMENT, "the host did not name a task head");
+        std::string list;
+        for (const char* h : implemented) {
+            if (*head == h) return *head;
+            list += (list.empty() ? "" : ", ") + std::string(h);
+        }
+        throw Error(TFX_ERR_UNSUPPORTED, "unsupported task head '" + *head + "' (" + list + ")");
+    }
+
     Config config() const {
         require(s_->config_json != nullptr, "config");
         return Config::parse(s_->config_json(s_->host), "config.json");
@@ -38,11 +53,17 @@ public:
         return s_->has_weight != nullptr && s_->has_weight(s_->host, name.c_str()) != 0;
     }
     // The tensor as stored; throws when absent or (if given) when its shape differs.
-    View weight(const std::string& name, std::initializer_list<int64_t> expected = {}) const {
+    View weight(const std::string& name, std::span<const int64_t> expected = {}) const {
         return fetch(s_->get_weight, name, expected);
     }
-    View weight_f32(const std::string& name, std::initializer_list<int64_t> expected = {}) const {
+    View weight(const std::string& name, std::initializer_list<int64_t> expected) const {
+        return weight(name, std::span<const int64_t>(expected.begin(), expected.size()));
+    }
+    View weight_f32(const std::string& name, std::span<const int64_t> expected = {}) const {
         return fetch(s_->get_weight_f32, name, expected);
+    }
+    View weight_f32(const std::string& name, std::initializer_list<int64_t> expected) const {
+        return weight_f32(name, std::span<const int64_t>(expected.begin(), expected.size()));
     }
 
     // Compute, forwarded by the host to the session's backend.
@@ -106,7 +127,7 @@ private:
     }
 
     template <class Fn>
-    View fetch(Fn fn, const std::string& name, std::initializer_list<int64_t> expected) const {
+    View fetch(Fn fn, const std::string& name, std::span<const int64_t> expected) const {
         require(fn != nullptr, "weights");
         tfx_tensor t{};
         tfx_error e = empty_error();
