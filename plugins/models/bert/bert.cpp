@@ -3,20 +3,22 @@
 //   LayerNorm(word + position + token_type embeddings)
 //   -> N x post-norm layers [x = LN(x + attn(x)); x = LN(x + ffn(x))], bidirectional attention
 //   -> heads: pooler tanh(dense(x[CLS])) -> classifier; or the MLM transform -> tied decoder.
-#include <cmath>
+#include <algorithm>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
 
 namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Init;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 enum class Head { base, sequence_classification, masked_lm };
 
@@ -37,26 +39,14 @@ struct BertConfig {
         type_vocab_size = c.get_or<int64_t>("type_vocab_size", 2);
         layer_norm_eps = c.get_or<float>("layer_norm_eps", 1e-12f);
         num_labels = c.has("id2label") ? static_cast<int64_t>(c.json().at("id2label").size()) : c.get_or<int64_t>("num_labels", 2);
-        const std::string hidden_act = c.get_or<std::string>("hidden_act", "gelu");
-        if (hidden_act == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_act == "gelu_new" || hidden_act == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
-        else if (hidden_act == "relu") act = TFX_ACT_RELU;
-        else if (hidden_act == "silu") act = TFX_ACT_SILU;
-        else c.fail("hidden_act", "unsupported activation '" + hidden_act + "'");
+        act = tfx::sdk::activation_from(c, "hidden_act", "gelu");
         const std::string position_type = c.get_or<std::string>("position_embedding_type", "absolute");
         if (position_type != "absolute") c.fail("position_embedding_type", "only 'absolute' is supported, got '" + position_type + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"num_hidden_layers", num_layers}, {"num_attention_heads", num_heads}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"num_hidden_layers", num_layers}, {"num_attention_heads", num_heads}});
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
         if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
     }
-};
-
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
 };
 
 struct LayerNorm {
@@ -71,51 +61,16 @@ struct Layer {
 class Bert {
 public:
     explicit Bert(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
-    ~Bert() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.query, &l.key, &l.value, &l.attention_output, &l.intermediate, &l.output}) release(*lin);
-        }
-        for (Linear* lin : {&pooler_, &classifier_, &mlm_transform_, &mlm_decoder_}) release(*lin);
-    }
-    Bert(const Bert&) = delete;
-    Bert& operator=(const Bert&) = delete;
 
-    void load(const char* architecture) {
-        head_ = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size;
-        // Checkpoints of a task model prefix the encoder with "bert."; a bare BertModel does not.
-        prefix_ = host_.has_weight("bert.embeddings.word_embeddings.weight") ? "bert." : "";
-        const std::string e = prefix_ + "embeddings.";
-        word_embeddings_ = host_.weight(e + "word_embeddings.weight", {c.vocab_size, h});
-        position_embeddings_ = host_.weight(e + "position_embeddings.weight", {c.max_positions, h});
-        token_type_embeddings_ = host_.weight(e + "token_type_embeddings.weight", {c.type_vocab_size, h});
-        embedding_norm_ = layer_norm(e + "LayerNorm", h);
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "encoder.layer." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.query = linear(p + "attention.self.query", h, h);
-            l.key = linear(p + "attention.self.key", h, h);
-            l.value = linear(p + "attention.self.value", h, h);
-            l.attention_output = linear(p + "attention.output.dense", h, h);
-            l.attention_norm = layer_norm(p + "attention.output.LayerNorm", h);
-            l.intermediate = linear(p + "intermediate.dense", c.intermediate_size, h);
-            l.output = linear(p + "output.dense", h, c.intermediate_size);
-            l.output_norm = layer_norm(p + "output.LayerNorm", h);
-        }
-        has_pooler_ = head_ == Head::sequence_classification || host_.has_weight(prefix_ + "pooler.dense.weight");
-        if (has_pooler_) pooler_ = linear(prefix_ + "pooler.dense", h, h);
-        if (head_ == Head::sequence_classification) classifier_ = linear("classifier", c.num_labels, h);
-        if (head_ == Head::masked_lm) {
-            mlm_transform_ = linear("cls.predictions.transform.dense", h, h);
-            mlm_norm_ = layer_norm("cls.predictions.transform.LayerNorm", h);
-            // The decoder is tied to the word embeddings; its bias is stored on its own.
-            mlm_decoder_.weight = host_.pack(host_.has_weight("cls.predictions.decoder.weight")
-                                                 ? host_.weight("cls.predictions.decoder.weight", {c.vocab_size, h})
-                                                 : word_embeddings_);
-            mlm_decoder_.bias = host_.weight_f32("cls.predictions.bias", {c.vocab_size});
-        }
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -141,7 +96,9 @@ public:
         if (b <= 0 || t <= 0 || a->input_ids == nullptr || a->positions == nullptr || a->output == nullptr) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: batch, tokens, input_ids, positions and output are required");
         }
-        if (a->past_len != 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "bert: an encoder runs whole sequences (past_len must be 0)");
+        if (a->past_len != 0 || a->cache != nullptr) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "bert: an encoder runs whole sequences (no KV cache, past_len 0)");
+        }
         hidden_.resize(n * h), tmp_.resize(n * h), q_.resize(n * h), k_.resize(n * h), v_.resize(n * h), attn_.resize(n * h);
         ffn_.resize(n * c.intermediate_size), ids_.resize(n);
 
@@ -167,96 +124,72 @@ public:
         View ffn(ffn_.data(), {n, c.intermediate_size});
         View q4(q_.data(), {b, t, c.num_heads, d}), k4(k_.data(), {b, t, c.num_heads, d});
         View v4(v_.data(), {b, t, c.num_heads, d}), o4(attn_.data(), {b, t, c.num_heads, d});
-        for (Layer& l : layers_) {
-            apply(l.query, x, q);
-            apply(l.key, x, k);
-            apply(l.value, x, v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 0;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.key_mask = a->key_mask;
-            args.scale = 1.0f / std::sqrt(static_cast<float>(d));
-            host_.attend(args);
-            apply(l.attention_output, o, y);
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            Layer& l = layers_[i];
+            l.query(x, q);
+            l.key(x, k);
+            l.value(x, v);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .causal = false});
+            l.attention_output(o, y);
             host_.add(y, x, x);
             host_.layer_norm(x, l.attention_norm.weight, &l.attention_norm.bias, c.layer_norm_eps, x);
-            apply(l.intermediate, x, ffn);
+            l.intermediate(x, ffn);
             host_.activation(c.act, ffn, ffn);
-            apply(l.output, ffn, y);
+            l.output(ffn, y);
             host_.add(y, x, x);
             host_.layer_norm(x, l.output_norm.weight, &l.output_norm.bias, c.layer_norm_eps, x);
         }
         write_outputs(a, x);
     }
 
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const Head head = head_of(architecture);
+private:
+    // Every tensor of the checkpoint, for load() and weight_specs() alike.
+    void declare(WeightTable& w) {
         const auto& c = config_;
+        const std::string head = host_.task_head({"base", "sequence_classification", "masked_lm"});
+        head_ = head == "masked_lm"                 ? Head::masked_lm
+                : head == "sequence_classification" ? Head::sequence_classification
+                                                    : Head::base;
         const int64_t h = c.hidden_size;
-        const std::string pre = head == Head::base ? "" : "bert.";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in) {
-            add(name + ".weight", {out, in}, "normal");
-            add(name + ".bias", {out}, "zeros");
-        };
-        auto add_norm = [&](const std::string& name) {
-            add(name + ".weight", {h}, "ones");
-            add(name + ".bias", {h}, "zeros");
-        };
-        add(pre + "embeddings.word_embeddings.weight", {c.vocab_size, h}, "normal");
-        add(pre + "embeddings.position_embeddings.weight", {c.max_positions, h}, "normal");
-        add(pre + "embeddings.token_type_embeddings.weight", {c.type_vocab_size, h}, "normal");
-        add_norm(pre + "embeddings.LayerNorm");
+        // Checkpoints of a task model prefix the encoder with "bert."; a bare BertModel does not.
+        const std::string pre = w.prefix("bert.", "embeddings.word_embeddings.weight", head_ != Head::base);
+        const std::string e = pre + "embeddings.";
+        word_embeddings_ = w.tensor(e + "word_embeddings.weight", {c.vocab_size, h});
+        position_embeddings_ = w.tensor(e + "position_embeddings.weight", {c.max_positions, h});
+        token_type_embeddings_ = w.tensor(e + "token_type_embeddings.weight", {c.type_vocab_size, h});
+        embedding_norm_ = layer_norm(w, e + "LayerNorm", h);
+        layers_.resize(static_cast<size_t>(c.num_layers));
         for (int64_t i = 0; i < c.num_layers; ++i) {
             const std::string p = pre + "encoder.layer." + std::to_string(i) + ".";
-            add_linear(p + "attention.self.query", h, h);
-            add_linear(p + "attention.self.key", h, h);
-            add_linear(p + "attention.self.value", h, h);
-            add_linear(p + "attention.output.dense", h, h);
-            add_norm(p + "attention.output.LayerNorm");
-            add_linear(p + "intermediate.dense", c.intermediate_size, h);
-            add_linear(p + "output.dense", h, c.intermediate_size);
-            add_norm(p + "output.LayerNorm");
+            Layer& l = layers_[i];
+            l.query = w.linear(p + "attention.self.query", h, h, true);
+            l.key = w.linear(p + "attention.self.key", h, h, true);
+            l.value = w.linear(p + "attention.self.value", h, h, true);
+            l.attention_output = w.linear(p + "attention.output.dense", h, h, true);
+            l.attention_norm = layer_norm(w, p + "attention.output.LayerNorm", h);
+            l.intermediate = w.linear(p + "intermediate.dense", c.intermediate_size, h, true);
+            l.output = w.linear(p + "output.dense", h, c.intermediate_size, true);
+            l.output_norm = layer_norm(w, p + "output.LayerNorm", h);
         }
-        if (head != Head::masked_lm) add_linear(pre + "pooler.dense", h, h);
-        if (head == Head::sequence_classification) add_linear("classifier", c.num_labels, h);
-        if (head == Head::masked_lm) {
-            add_linear("cls.predictions.transform.dense", h, h);
-            add_norm("cls.predictions.transform.LayerNorm");
-            add("cls.predictions.bias", {c.vocab_size}, "zeros");
+        // BertForMaskedLM has no pooler; a base model may have been saved without one.
+        has_pooler_ = head_ == Head::sequence_classification ||
+                      w.has(pre + "pooler.dense.weight", head_ != Head::masked_lm);
+        if (has_pooler_) pooler_ = w.linear(pre + "pooler.dense", h, h, true);
+        if (head_ == Head::sequence_classification) classifier_ = w.linear("classifier", c.num_labels, h, true);
+        if (head_ == Head::masked_lm) {
+            mlm_transform_ = w.linear("cls.predictions.transform.dense", h, h, true);
+            mlm_norm_ = layer_norm(w, "cls.predictions.transform.LayerNorm", h);
+            // The decoder is tied to the word embeddings; its bias is stored on its own.
+            const View decoder = w.has("cls.predictions.decoder.weight", false)
+                                     ? w.tensor("cls.predictions.decoder.weight", {c.vocab_size, h})
+                                     : word_embeddings_;
+            mlm_decoder_ = w.pack(decoder, w.f32("cls.predictions.bias", {c.vocab_size}, Init::zeros), true);
         }
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
     }
 
-private:
-    static Head head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "BertModel") return Head::base;
-        if (arch == "BertForSequenceClassification") return Head::sequence_classification;
-        if (arch == "BertForMaskedLM") return Head::masked_lm;
-        throw Error(TFX_ERR_UNSUPPORTED, "bert: unsupported architecture '" + arch +
-                                             "' (BertModel, BertForSequenceClassification, BertForMaskedLM)");
+    static LayerNorm layer_norm(WeightTable& w, const std::string& name, int64_t dim) {
+        return {w.f32(name + ".weight", {dim}), w.f32(name + ".bias", {dim}, Init::zeros)};  // in this order
     }
-
-    Linear linear(const std::string& name, int64_t out, int64_t in) {
-        return {host_.pack(host_.weight(name + ".weight", {out, in})), host_.weight_f32(name + ".bias", {out})};
-    }
-    LayerNorm layer_norm(const std::string& name, int64_t dim) {
-        return {host_.weight_f32(name + ".weight", {dim}), host_.weight_f32(name + ".bias", {dim})};
-    }
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, &l.bias, y); }
 
     // The [CLS] (first) position of every sequence, through the pooler: tanh(dense(x)).
     View pool(const View& x, int64_t b, int64_t t) {
@@ -264,41 +197,41 @@ private:
         cls_.resize(b * h), pooled_.resize(b * h);
         for (int64_t i = 0; i < b; ++i) std::copy_n(x.data() + i * t * h, h, cls_.data() + i * h);
         View cls(cls_.data(), {b, h}), pooled(pooled_.data(), {b, h});
-        apply(pooler_, cls, pooled);
+        pooler_(cls, pooled);
         host_.activation(TFX_ACT_TANH, pooled, pooled);
         return pooled;
+    }
+
+    static void require_f32(const View& v, int64_t elements, const char* what) {
+        if (v.dtype() != tfx::sdk::kF32 || v.numel() != elements) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("forward: ") + what + " must be f32 with " +
+                                                      std::to_string(elements) + " elements");
+        }
     }
 
     void write_outputs(const tfx_forward_args* a, View& x) {
         const auto& c = config_;
         const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        auto require_size = [&](const View& v, int64_t elements, const char* what) {
-            if (v.dtype() != tfx::sdk::kF32 || v.numel() != elements) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("forward: ") + what + " must be f32 with " +
-                                                          std::to_string(elements) + " elements");
-            }
-        };
         if (head_ == Head::sequence_classification) {
-            require_size(out, b * c.num_labels, "output");
+            View out(*a->output);
+            require_f32(out, b * c.num_labels, "output");
             View logits(out.data(), {b, c.num_labels});
-            apply(classifier_, pool(x, b, t), logits);
+            classifier_(pool(x, b, t), logits);
             return;
         }
         if (head_ == Head::masked_lm) {
-            require_size(out, b * t * c.vocab_size, "output");
-            View y(tmp_.data(), {b * t, h}), logits(out.data(), {b * t, c.vocab_size});
-            apply(mlm_transform_, x, y);
+            // The MLM transform LayerNorm(act(dense(x))), then the decoder.
+            View y(tmp_.data(), {b * t, h});
+            mlm_transform_(x, y);
             host_.activation(c.act, y, y);
             host_.layer_norm(y, mlm_norm_.weight, &mlm_norm_.bias, c.layer_norm_eps, y);
-            apply(mlm_decoder_, y, logits);
+            output_.write(a, y, &mlm_decoder_, c.vocab_size);
             return;
         }
-        require_size(out, b * t * h, "output");
-        std::copy_n(x.data(), b * t * h, out.data());
+        output_.write(a, x, nullptr, h);
         if (has_pooler_ && TFX_HAS_FIELD(a, tfx_forward_args, pooled_output) && a->pooled_output != nullptr) {
             View pooled_out(*a->pooled_output);
-            require_size(pooled_out, b * h, "pooled_output");
+            require_f32(pooled_out, b * h, "pooled_output");
             View pooled = pool(x, b, t);
             std::copy_n(pooled.data(), b * h, pooled_out.data());
         }
@@ -307,12 +240,12 @@ private:
     tfx::sdk::Host host_;
     BertConfig config_;
     Head head_ = Head::base;
-    std::string prefix_;
     View word_embeddings_, position_embeddings_, token_type_embeddings_;
     LayerNorm embedding_norm_, mlm_norm_;
     std::vector<Layer> layers_;
     bool has_pooler_ = false;
     Linear pooler_, classifier_, mlm_transform_, mlm_decoder_;
+    tfx::sdk::OutputWriter output_;
     std::vector<float> hidden_, tmp_, q_, k_, v_, attn_, ffn_, cls_, pooled_;
     std::vector<int32_t> ids_;
 };

@@ -3,28 +3,30 @@
 // where every RMSNorm scales by (1 + w), the MLP is GeGLU (tanh-approximated GELU), the head
 // size comes from the config (not hidden / heads), and the LM head is tied to the embedding.
 // All compute goes through the host's ops.
-#include <algorithm>
 #include <cmath>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
+#include "tfx/sdk/rotary.hpp"
 
 namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Init;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // ---- config.json: every field that changes the math ------------------------------------
 struct GemmaConfig {
     int64_t vocab_size, hidden_size, intermediate_size, num_layers, num_heads, num_kv_heads, head_dim;
     int64_t max_positions;
-    float rms_norm_eps;
+    float rms_norm_eps, attn_scale;
     double rope_theta;
     bool attention_bias, tie_word_embeddings;
     tfx_activation act;
@@ -44,63 +46,24 @@ struct GemmaConfig {
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", true);
         // GemmaMLP reads hidden_activation and ignores hidden_act: the first Gemma configs say
         // "hidden_act": "gelu" but the models were trained with the tanh approximation.
-        const std::string hidden_activation = c.get_or<std::string>("hidden_activation", "gelu_pytorch_tanh");
-        if (hidden_activation == "gelu_pytorch_tanh" || hidden_activation == "gelu_new") act = TFX_ACT_GELU_TANH;
-        else if (hidden_activation == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_activation == "silu" || hidden_activation == "swish") act = TFX_ACT_SILU;
-        else if (hidden_activation == "relu") act = TFX_ACT_RELU;
-        else c.fail("hidden_activation", "unsupported activation '" + hidden_activation + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
-                               {"head_dim", head_dim}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c, "hidden_activation", "gelu_pytorch_tanh");
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                                       {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                                       {"head_dim", head_dim}});
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         if (head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
+        // 1 / sqrt(head_dim) as a Python double, then f32 (head_dim need not be a square).
+        attn_scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_dim)));
         // GemmaRotaryEmbedding has no scaling: refuse a config that asks for one rather than ignore it.
-        if (c.has("rope_scaling")) {
-            const Config s = c.child("rope_scaling");
-            const std::string type = s.has("rope_type") ? s.get<std::string>("rope_type") : s.get_or<std::string>("type", "default");
-            if (type != "default") c.fail("rope_scaling", "unsupported rope_type '" + type + "' (gemma has no rope scaling)");
+        const std::string rope_type = tfx::sdk::rope_type_of(c);
+        if (rope_type != "default") {
+            c.fail("rope_scaling", "unsupported rope_type '" + rope_type + "' (gemma has no rope scaling)");
         }
     }
-};
-
-// ---- rotary embeddings: inv_freq = theta^(-2i/head_dim), in f32 like torch ------------------
-class Rotary {
-public:
-    Rotary(double theta, int64_t dim) : inv_freq_(static_cast<size_t>(dim / 2)) {
-        for (int64_t i = 0; i < dim / 2; ++i) {
-            inv_freq_[i] = 1.0f / std::pow(static_cast<float>(theta), static_cast<float>(2 * i) / static_cast<float>(dim));
-        }
-    }
-
-    // cos/sin [tokens, head_dim / 2] for the given positions.
-    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) const {
-        const int64_t half = static_cast<int64_t>(inv_freq_.size());
-        cos.resize(static_cast<size_t>(tokens * half));
-        sin.resize(static_cast<size_t>(tokens * half));
-        for (int64_t t = 0; t < tokens; ++t) {
-            for (int64_t i = 0; i < half; ++i) {
-                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-                cos[t * half + i] = std::cos(angle);
-                sin[t * half + i] = std::sin(angle);
-            }
-        }
-    }
-
-private:
-    std::vector<float> inv_freq_;
 };
 
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-    bool has_bias = false;
-};
-
 struct Layer {
     View input_norm, post_attention_norm;
     Linear q, k, v, o, gate, up, down;
@@ -110,50 +73,21 @@ class Gemma {
 public:
     explicit Gemma(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
-    ~Gemma() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) release(*lin);
-        }
-        release(lm_head_);
-    }
-    Gemma(const Gemma&) = delete;
-    Gemma& operator=(const Gemma&) = delete;
-
-    void load(const char* architecture) {
-        causal_lm_ = head_of(architecture);
-        // A GemmaModel checkpoint stores its tensors without the "model." prefix.
-        prefix_ = host_.has_weight("model.embed_tokens.weight") || host_.has_weight("model.norm.weight") ? "model." : "";
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
         const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string embed_name = prefix_ + "embed_tokens.weight";
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight(embed_name) || !c.tie_word_embeddings) {
-            embed_ = host_.weight(embed_name, {c.vocab_size, h});
-        } else {
-            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
-            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
-            l.q = linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            l.k = linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            l.v = linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            l.o = linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            l.gate = linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            l.up = linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        final_norm_ = host_.weight_f32(prefix_ + "norm.weight", {h});
-        if (causal_lm_) {
-            lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        }
-        rotary_ = std::make_unique<Rotary>(c.rope_theta, c.head_dim);
+        rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(
+            tfx::sdk::RopeSettings{c.head_dim, c.rope_theta, "default", Config(), c.max_positions});
         // GemmaModel multiplies the embeddings by a tensor of sqrt(hidden_size) in the
         // activation dtype (f32 here): the double rounded once to f32.
-        normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(h)));
+        normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size)));
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -195,134 +129,68 @@ public:
             Layer& l = layers_[i];
             // Self-attention block: RMSNorm scales by (1 + w).
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 1.0f, xn);
-            apply(l.q, xn, q);
-            apply(l.k, xn, k);
-            apply(l.v, xn, v);
+            l.q(xn, q);
+            l.k(xn, k);
+            l.v(xn, v);
             host_.rope(q_heads, cos_v, sin_v);
             host_.rope(k_heads, cos_v, sin_v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
-            args.scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(c.head_dim)));
-            host_.attend(args);
-            apply(l.o, o, xn);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .scale = c.attn_scale});
+            l.o(o, xn);
             host_.add(x, xn, x);
             // MLP block: down(gelu_tanh(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 1.0f, xn);
-            apply(l.gate, xn, gate);
-            apply(l.up, xn, up);
+            l.gate(xn, gate);
+            l.up(xn, up);
             host_.gated_activation(c.act, gate, up, gate);
-            apply(l.down, gate, xn);
+            l.down(gate, xn);
             host_.add(x, xn, x);
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 1.0f, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const bool causal = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string pre = causal ? "model." : "";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-            add(name + ".weight", {out, in}, "normal");
-            if (bias) add(name + ".bias", {out}, "zeros");
-        };
-        // Norm weights start at zero: (1 + w) makes that the identity scale, as in HF's init.
-        add(pre + "embed_tokens.weight", {c.vocab_size, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = pre + "layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {h}, "zeros");
-            add(p + "post_attention_layernorm.weight", {h}, "zeros");
-            add_linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            add_linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            add_linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        add(pre + "norm.weight", {h}, "zeros");
-        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
+        output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : h);
     }
 
 private:
-    static bool head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "GemmaForCausalLM") return true;
-        if (arch == "GemmaModel") return false;
-        throw Error(TFX_ERR_UNSUPPORTED, "gemma: unsupported architecture '" + arch + "' (GemmaForCausalLM, GemmaModel)");
-    }
-
-    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        Linear l;
-        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
-        if (bias) {
-            l.bias = host_.weight_f32(name + ".bias", {out});
-            l.has_bias = true;
-        }
-        return l;
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
-
-    // Logits (or hidden states) for every position, or only each sequence's last one.
-    void write_output(const tfx_forward_args* a, View& normed) {
+    // Every tensor of the checkpoint, for load() and weight_specs() alike. Norm weights start
+    // at zero: (1 + w) makes that the identity scale, as in HF's init.
+    void declare(WeightTable& w) {
         const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = causal_lm_ ? c.vocab_size : h;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
+        causal_lm_ = host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        // A GemmaModel checkpoint stores its tensors without the "model." prefix.
+        const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        embed_ = c.tie_word_embeddings ? w.tensor_or(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, h})
+                                       : w.tensor(pre + "embed_tokens.weight", {c.vocab_size, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = w.f32(p + "input_layernorm.weight", {h}, Init::zeros);
+            l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h}, Init::zeros);
+            l.q = w.linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
+            l.k = w.linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
+            l.v = w.linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
+            l.o = w.linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
+            l.gate = w.linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+            l.up = w.linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+            l.down = w.linear(p + "mlp.down_proj", h, c.intermediate_size, false);
         }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
+        final_norm_ = w.f32(pre + "norm.weight", {h}, Init::zeros);
         if (causal_lm_) {
-            host_.linear(src, lm_head_.weight, nullptr, dst);
-        } else {
-            std::copy_n(src.data(), rows * h, dst.data());
+            lm_head_ = c.tie_word_embeddings ? w.pack(embed_) : w.linear("lm_head", c.vocab_size, h, false);
         }
     }
 
     tfx::sdk::Host host_;
     GemmaConfig config_;
     bool causal_lm_ = true;
-    std::string prefix_;
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
-    std::unique_ptr<Rotary> rotary_;
+    std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
     float normalizer_ = 1.0f;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
 };
 
 const tfx_model_table kTable = {

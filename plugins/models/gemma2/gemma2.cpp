@@ -6,23 +6,25 @@
 // odd layers globally; attention scores are scaled by query_pre_attn_scalar^-0.5 and
 // soft-capped (cap * tanh(s / cap)). The MLP is GeGLU (tanh GELU); the LM head is tied.
 // All compute goes through the host's ops.
-#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
+#include "tfx/sdk/rotary.hpp"
 
 namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Init;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // A soft-cap field: absent means the config class default, null means no capping (0 here).
 float softcap_field(const Config& c, const char* key, float class_default) {
@@ -62,26 +64,18 @@ struct Gemma2Config {
         sliding_window = c.get_or<int64_t>("sliding_window", 4096);
         attn_softcap = softcap_field(c, "attn_logit_softcapping", 50.0f);
         final_softcap = softcap_field(c, "final_logit_softcapping", 30.0f);
-        const std::string hidden_activation = c.get_or<std::string>("hidden_activation", "gelu_pytorch_tanh");
-        if (hidden_activation == "gelu_pytorch_tanh" || hidden_activation == "gelu_new") act = TFX_ACT_GELU_TANH;
-        else if (hidden_activation == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_activation == "silu" || hidden_activation == "swish") act = TFX_ACT_SILU;
-        else if (hidden_activation == "relu") act = TFX_ACT_RELU;
-        else c.fail("hidden_activation", "unsupported activation '" + hidden_activation + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
-                               {"head_dim", head_dim}, {"sliding_window", sliding_window}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c, "hidden_activation", "gelu_pytorch_tanh");
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                                       {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                                       {"head_dim", head_dim}, {"sliding_window", sliding_window}});
         if (sliding_window > INT32_MAX) c.fail("sliding_window", "too large");
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         if (head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
         // Gemma2RotaryEmbedding has no scaling: refuse a config that asks for one rather than ignore it.
-        if (c.has("rope_scaling")) {
-            const Config s = c.child("rope_scaling");
-            const std::string type = s.has("rope_type") ? s.get<std::string>("rope_type") : s.get_or<std::string>("type", "default");
-            if (type != "default") c.fail("rope_scaling", "unsupported rope_type '" + type + "' (gemma2 has no rope scaling)");
+        const std::string rope_type = tfx::sdk::rope_type_of(c);
+        if (rope_type != "default") {
+            c.fail("rope_scaling", "unsupported rope_type '" + rope_type + "' (gemma2 has no rope scaling)");
         }
     }
 
@@ -89,40 +83,7 @@ struct Gemma2Config {
     bool is_sliding(int64_t layer) const { return layer % 2 == 0; }
 };
 
-// ---- rotary embeddings: inv_freq = theta^(-2i/head_dim), in f32 like torch ------------------
-class Rotary {
-public:
-    Rotary(double theta, int64_t dim) : inv_freq_(static_cast<size_t>(dim / 2)) {
-        for (int64_t i = 0; i < dim / 2; ++i) {
-            inv_freq_[i] = 1.0f / std::pow(static_cast<float>(theta), static_cast<float>(2 * i) / static_cast<float>(dim));
-        }
-    }
-
-    // cos/sin [tokens, head_dim / 2] for the given positions.
-    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) const {
-        const int64_t half = static_cast<int64_t>(inv_freq_.size());
-        cos.resize(static_cast<size_t>(tokens * half));
-        sin.resize(static_cast<size_t>(tokens * half));
-        for (int64_t t = 0; t < tokens; ++t) {
-            for (int64_t i = 0; i < half; ++i) {
-                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-                cos[t * half + i] = std::cos(angle);
-                sin[t * half + i] = std::sin(angle);
-            }
-        }
-    }
-
-private:
-    std::vector<float> inv_freq_;
-};
-
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-    bool has_bias = false;
-};
-
 struct Layer {
     View input_norm, post_attention_norm, pre_feedforward_norm, post_feedforward_norm;
     Linear q, k, v, o, gate, up, down;
@@ -132,47 +93,21 @@ class Gemma2 {
 public:
     explicit Gemma2(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
-    ~Gemma2() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) release(*lin);
-        }
-        release(lm_head_);
-    }
-    Gemma2(const Gemma2&) = delete;
-    Gemma2& operator=(const Gemma2&) = delete;
-
-    void load(const char* architecture) {
-        head_of(architecture);
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
         const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight("model.embed_tokens.weight") || !c.tie_word_embeddings) {
-            embed_ = host_.weight("model.embed_tokens.weight", {c.vocab_size, h});
-        } else {
-            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = "model.layers." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
-            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
-            l.pre_feedforward_norm = host_.weight_f32(p + "pre_feedforward_layernorm.weight", {h});
-            l.post_feedforward_norm = host_.weight_f32(p + "post_feedforward_layernorm.weight", {h});
-            l.q = linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            l.k = linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            l.v = linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            l.o = linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            l.gate = linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            l.up = linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        final_norm_ = host_.weight_f32("model.norm.weight", {h});
-        lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        rotary_ = std::make_unique<Rotary>(c.rope_theta, c.head_dim);
+        rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(
+            tfx::sdk::RopeSettings{c.head_dim, c.rope_theta, "default", Config(), c.max_positions});
         // The embeddings are multiplied by a tensor of sqrt(hidden_size) in the activation
         // dtype (f32 here): the double rounded once to f32.
-        normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(h)));
+        normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(c.hidden_size)));
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -214,124 +149,64 @@ public:
             Layer& l = layers_[i];
             // Self-attention block, normalized before and after: x += post_norm(attn(norm(x))).
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 1.0f, xn);
-            apply(l.q, xn, q);
-            apply(l.k, xn, k);
-            apply(l.v, xn, v);
+            l.q(xn, q);
+            l.k(xn, k);
+            l.v(xn, v);
             host_.rope(q_heads, cos_v, sin_v);
             host_.rope(k_heads, cos_v, sin_v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
-            args.scale = c.attn_scale;
-            args.softcap = c.attn_softcap;
-            args.sliding_window = c.is_sliding(i) ? static_cast<int32_t>(c.sliding_window) : 0;
-            host_.attend(args);
-            apply(l.o, o, xn);
+            const int32_t window = c.is_sliding(i) ? static_cast<int32_t>(c.sliding_window) : 0;
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .scale = c.attn_scale,
+                                           .softcap = c.attn_softcap, .sliding_window = window});
+            l.o(o, xn);
             host_.rms_norm(xn, l.post_attention_norm, c.rms_norm_eps, 1.0f, xn);
             host_.add(x, xn, x);
             // MLP block: x += post_norm(down(gelu_tanh(gate(y)) * up(y))), y = pre_norm(x).
             host_.rms_norm(x, l.pre_feedforward_norm, c.rms_norm_eps, 1.0f, xn);
-            apply(l.gate, xn, gate);
-            apply(l.up, xn, up);
+            l.gate(xn, gate);
+            l.up(xn, up);
             host_.gated_activation(c.act, gate, up, gate);
-            apply(l.down, gate, xn);
+            l.down(gate, xn);
             host_.rms_norm(xn, l.post_feedforward_norm, c.rms_norm_eps, 1.0f, xn);
             host_.add(x, xn, x);
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 1.0f, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-            add(name + ".weight", {out, in}, "normal");
-            if (bias) add(name + ".bias", {out}, "zeros");
-        };
-        // Norm weights start at zero: (1 + w) makes that the identity scale, as in HF's init.
-        add("model.embed_tokens.weight", {c.vocab_size, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = "model.layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {h}, "zeros");
-            add(p + "post_attention_layernorm.weight", {h}, "zeros");
-            add(p + "pre_feedforward_layernorm.weight", {h}, "zeros");
-            add(p + "post_feedforward_layernorm.weight", {h}, "zeros");
-            add_linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            add_linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            add_linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
+        output_.write(a, xn, &lm_head_, c.vocab_size);
+        // The final soft-cap, cap * tanh(logits / cap), on the rows just written.
+        if (c.final_softcap > 0.0f) {
+            View out(*a->output);
+            View logits(out.data(), {out.numel() / c.vocab_size, c.vocab_size});
+            host_.softcap(logits, c.final_softcap, logits);
         }
-        add("model.norm.weight", {h}, "zeros");
-        if (!c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
     }
 
 private:
-    static void head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch != "Gemma2ForCausalLM") {
-            throw Error(TFX_ERR_UNSUPPORTED, "gemma2: unsupported architecture '" + arch + "' (Gemma2ForCausalLM)");
-        }
-    }
-
-    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        Linear l;
-        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
-        if (bias) {
-            l.bias = host_.weight_f32(name + ".bias", {out});
-            l.has_bias = true;
-        }
-        return l;
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
-
-    // Logits for every position, or only each sequence's last one, soft-capped at the end.
-    void write_output(const tfx_forward_args* a, View& normed) {
+    // Every tensor of the checkpoint, for load() and weight_specs() alike. Norm weights start
+    // at zero: (1 + w) makes that the identity scale, as in HF's init.
+    void declare(WeightTable& w) {
         const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = c.vocab_size;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
+        host_.task_head({"causal_lm"});
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        embed_ = c.tie_word_embeddings ? w.tensor_or("model.embed_tokens.weight", "lm_head.weight", {c.vocab_size, h})
+                                       : w.tensor("model.embed_tokens.weight", {c.vocab_size, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = "model.layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = w.f32(p + "input_layernorm.weight", {h}, Init::zeros);
+            l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h}, Init::zeros);
+            l.pre_feedforward_norm = w.f32(p + "pre_feedforward_layernorm.weight", {h}, Init::zeros);
+            l.post_feedforward_norm = w.f32(p + "post_feedforward_layernorm.weight", {h}, Init::zeros);
+            l.q = w.linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
+            l.k = w.linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
+            l.v = w.linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
+            l.o = w.linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
+            l.gate = w.linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+            l.up = w.linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+            l.down = w.linear(p + "mlp.down_proj", h, c.intermediate_size, false);
         }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
-        host_.linear(src, lm_head_.weight, nullptr, dst);
-        if (c.final_softcap > 0.0f) host_.softcap(dst, c.final_softcap, dst);
+        final_norm_ = w.f32("model.norm.weight", {h}, Init::zeros);
+        lm_head_ = c.tie_word_embeddings ? w.pack(embed_) : w.linear("lm_head", c.vocab_size, h, false);
     }
 
     tfx::sdk::Host host_;
@@ -339,9 +214,10 @@ private:
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
-    std::unique_ptr<Rotary> rotary_;
+    std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
     float normalizer_ = 1.0f;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
 };
 
 const tfx_model_table kTable = {

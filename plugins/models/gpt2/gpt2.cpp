@@ -4,21 +4,22 @@
 // c_attn projection, a gelu_new MLP and an LM head tied to wte. GPT-2's Conv1D layers store
 // their weights [in, out]: they are handed to the backend as transposed views, and c_attn's
 // q/k/v are column blocks of that view. All compute goes through the host's ops.
-#include <algorithm>
 #include <cmath>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
 
 namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Init;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // ---- config.json: every field that changes the math ------------------------------------
 // reorder_and_upcast_attn only changes the precision of fp16 runs; activations here are f32.
@@ -39,27 +40,15 @@ struct GPT2Config {
         scale_attn_weights = c.get_or<bool>("scale_attn_weights", true);
         scale_attn_by_inverse_layer_idx = c.get_or<bool>("scale_attn_by_inverse_layer_idx", false);
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", true);
-        const std::string fn = c.get_or<std::string>("activation_function", "gelu_new");
-        if (fn == "gelu_new" || fn == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
-        else if (fn == "gelu") act = TFX_ACT_GELU;
-        else if (fn == "relu") act = TFX_ACT_RELU;
-        else if (fn == "silu" || fn == "swish") act = TFX_ACT_SILU;
-        else c.fail("activation_function", "unsupported activation '" + fn + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"n_embd", hidden_size}, {"n_layer", num_layers},
-                               {"n_head", num_heads}, {"n_positions", max_positions}, {"n_inner", inner_size}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c, "activation_function", "gelu_new");
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"n_embd", hidden_size}, {"n_layer", num_layers},
+                                       {"n_head", num_heads}, {"n_positions", max_positions}, {"n_inner", inner_size}});
         if (hidden_size % num_heads != 0) c.fail("n_head", "must divide n_embd");
         head_dim = hidden_size / num_heads;
     }
 };
 
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-};
-
 struct Layer {
     View ln_1_w, ln_1_b, ln_2_w, ln_2_b;
     Linear q, k, v, attn_proj, fc, mlp_proj;
@@ -69,52 +58,15 @@ class GPT2 {
 public:
     explicit GPT2(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
-    ~GPT2() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.attn_proj, &l.fc, &l.mlp_proj}) release(*lin);
-        }
-        release(lm_head_);
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
     }
-    GPT2(const GPT2&) = delete;
-    GPT2& operator=(const GPT2&) = delete;
 
-    void load(const char* architecture) {
-        causal_lm_ = head_of(architecture);
-        // GPT2LMHeadModel checkpoints name their tensors "transformer.*"; GPT2Model ones (and
-        // the original OpenAI conversions) have no prefix.
-        prefix_ = host_.has_weight("transformer.wte.weight") || host_.has_weight("transformer.ln_f.weight") ? "transformer." : "";
-        const auto& c = config_;
-        const int64_t h = c.hidden_size;
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight(prefix_ + "wte.weight") || !c.tie_word_embeddings) {
-            wte_ = host_.weight(prefix_ + "wte.weight", {c.vocab_size, h});
-        } else {
-            wte_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        wpe_ = host_.weight(prefix_ + "wpe.weight", {c.max_positions, h});
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "h." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.ln_1_w = host_.weight_f32(p + "ln_1.weight", {h});
-            l.ln_1_b = host_.weight_f32(p + "ln_1.bias", {h});
-            l.ln_2_w = host_.weight_f32(p + "ln_2.weight", {h});
-            l.ln_2_b = host_.weight_f32(p + "ln_2.bias", {h});
-            // c_attn: [h, 3h] stored; query, key and value are its three column blocks.
-            const View c_attn = host_.weight(p + "attn.c_attn.weight", {h, 3 * h});
-            const View c_attn_bias = host_.weight_f32(p + "attn.c_attn.bias", {3 * h});
-            l.q = conv1d_block(c_attn, c_attn_bias, 0, h);
-            l.k = conv1d_block(c_attn, c_attn_bias, h, h);
-            l.v = conv1d_block(c_attn, c_attn_bias, 2 * h, h);
-            l.attn_proj = conv1d(p + "attn.c_proj", h, h);
-            l.fc = conv1d(p + "mlp.c_fc", h, c.inner_size);
-            l.mlp_proj = conv1d(p + "mlp.c_proj", c.inner_size, h);
-        }
-        ln_f_w_ = host_.weight_f32(prefix_ + "ln_f.weight", {h});
-        ln_f_b_ = host_.weight_f32(prefix_ + "ln_f.bias", {h});
-        if (causal_lm_) {
-            lm_head_.weight = host_.pack(c.tie_word_embeddings ? wte_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        }
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -161,144 +113,94 @@ public:
             Layer& l = layers_[i];
             // Self-attention block.
             host_.layer_norm(x, l.ln_1_w, &l.ln_1_b, c.layer_norm_eps, xn);
-            apply(l.q, xn, q);
-            apply(l.k, xn, k);
-            apply(l.v, xn, v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
+            l.q(xn, q);
+            l.k(xn, k);
+            l.v(xn, v);
             // Scores / sqrt(head_dim) when scale_attn_weights, then / (layer_idx + 1) when
             // scale_attn_by_inverse_layer_idx.
             double scale = c.scale_attn_weights ? 1.0 / std::sqrt(static_cast<double>(c.head_dim)) : 1.0;
             if (c.scale_attn_by_inverse_layer_idx) scale /= static_cast<double>(i + 1);
-            args.scale = static_cast<float>(scale);
-            host_.attend(args);
-            apply(l.attn_proj, o, xn);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .scale = static_cast<float>(scale)});
+            l.attn_proj(o, xn);
             host_.add(x, xn, x);
             // MLP block: c_proj(gelu_new(c_fc(x))).
             host_.layer_norm(x, l.ln_2_w, &l.ln_2_b, c.layer_norm_eps, xn);
-            apply(l.fc, xn, inner);
+            l.fc(xn, inner);
             host_.activation(c.act, inner, inner);
-            apply(l.mlp_proj, inner, xn);
+            l.mlp_proj(inner, xn);
             host_.add(x, xn, x);
         }
         host_.layer_norm(x, ln_f_w_, &ln_f_b_, c.layer_norm_eps, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const bool causal = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size;
-        const std::string pre = causal ? "transformer." : "";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        // Conv1D: weight [in, out], bias [out].
-        auto add_conv1d = [&](const std::string& name, int64_t in, int64_t out) {
-            add(name + ".weight", {in, out}, "normal");
-            add(name + ".bias", {out}, "zeros");
-        };
-        add(pre + "wte.weight", {c.vocab_size, h}, "normal");
-        add(pre + "wpe.weight", {c.max_positions, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = pre + "h." + std::to_string(i) + ".";
-            add(p + "ln_1.weight", {h}, "ones");
-            add(p + "ln_1.bias", {h}, "zeros");
-            add_conv1d(p + "attn.c_attn", h, 3 * h);
-            add_conv1d(p + "attn.c_proj", h, h);
-            add(p + "ln_2.weight", {h}, "ones");
-            add(p + "ln_2.bias", {h}, "zeros");
-            add_conv1d(p + "mlp.c_fc", h, c.inner_size);
-            add_conv1d(p + "mlp.c_proj", c.inner_size, h);
-        }
-        add(pre + "ln_f.weight", {h}, "ones");
-        add(pre + "ln_f.bias", {h}, "zeros");
-        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
+        output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : h);
     }
 
 private:
-    static bool head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "GPT2LMHeadModel") return true;
-        if (arch == "GPT2Model") return false;
-        throw Error(TFX_ERR_UNSUPPORTED, "gpt2: unsupported architecture '" + arch + "' (GPT2LMHeadModel, GPT2Model)");
+    // Every tensor of the checkpoint, for load() and weight_specs() alike.
+    void declare(WeightTable& w) {
+        const auto& c = config_;
+        causal_lm_ = host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t h = c.hidden_size;
+        // GPT2LMHeadModel checkpoints name their tensors "transformer.*"; GPT2Model ones (and
+        // the original OpenAI conversions) have no prefix.
+        const std::string pre = w.prefix("transformer.", "ln_f.weight", causal_lm_);
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        wte_ = c.tie_word_embeddings ? w.tensor_or(pre + "wte.weight", "lm_head.weight", {c.vocab_size, h})
+                                     : w.tensor(pre + "wte.weight", {c.vocab_size, h});
+        wpe_ = w.tensor(pre + "wpe.weight", {c.max_positions, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "h." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.ln_1_w = w.f32(p + "ln_1.weight", {h});
+            l.ln_1_b = w.f32(p + "ln_1.bias", {h}, Init::zeros);
+            // c_attn: [h, 3h] stored; query, key and value are its three column blocks.
+            const View c_attn = w.tensor(p + "attn.c_attn.weight", {h, 3 * h});
+            const View c_attn_bias = w.f32(p + "attn.c_attn.bias", {3 * h}, Init::zeros);
+            l.q = conv1d_block(w, c_attn, c_attn_bias, 0, h);
+            l.k = conv1d_block(w, c_attn, c_attn_bias, h, h);
+            l.v = conv1d_block(w, c_attn, c_attn_bias, 2 * h, h);
+            l.attn_proj = conv1d(w, p + "attn.c_proj", h, h);
+            l.ln_2_w = w.f32(p + "ln_2.weight", {h});
+            l.ln_2_b = w.f32(p + "ln_2.bias", {h}, Init::zeros);
+            l.fc = conv1d(w, p + "mlp.c_fc", h, c.inner_size);
+            l.mlp_proj = conv1d(w, p + "mlp.c_proj", c.inner_size, h);
+        }
+        ln_f_w_ = w.f32(pre + "ln_f.weight", {h});
+        ln_f_b_ = w.f32(pre + "ln_f.bias", {h}, Init::zeros);
+        if (causal_lm_) {
+            lm_head_ = c.tie_word_embeddings ? w.pack(wte_) : w.linear("lm_head", c.vocab_size, h, false);
+        }
     }
 
     // Columns [start, start + count) of a Conv1D weight stored [in, out], as the transposed
     // view [count, in] (strides {1, out}) that pack() takes, with the matching bias slice.
-    Linear conv1d_block(const View& w, const View& bias, int64_t start, int64_t count) {
-        const tfx_tensor* stored = w.get();
-        const int64_t in = w.dim(0);
-        const int64_t row_stride = stored->strides != nullptr ? stored->strides[0] : w.dim(1);
+    static Linear conv1d_block(WeightTable& w, const View& weight, const View& bias, int64_t start, int64_t count) {
+        if (w.describing()) return Linear();  // no data to view
+        const tfx_tensor* stored = weight.get();
+        const int64_t in = weight.dim(0);
+        const int64_t row_stride = stored->strides != nullptr ? stored->strides[0] : weight.dim(1);
         const int64_t col_stride = stored->strides != nullptr ? stored->strides[1] : 1;
-        const int64_t element_bytes = w.dtype().bits / 8;
-        View block(w.data<char>() + start * col_stride * element_bytes, w.dtype(), {count, in});
+        const int64_t element_bytes = weight.dtype().bits / 8;
+        View block(weight.data<char>() + start * col_stride * element_bytes, weight.dtype(), {count, in});
         block.with_strides({col_stride, row_stride});
-        Linear l;
-        l.weight = host_.pack(block);
-        l.bias = View(bias.data() + start, {count});
-        return l;
+        return w.pack(block, View(bias.data() + start, {count}), true);
     }
 
-    Linear conv1d(const std::string& name, int64_t in, int64_t out) {
-        return conv1d_block(host_.weight(name + ".weight", {in, out}), host_.weight_f32(name + ".bias", {out}), 0, out);
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, &l.bias, y); }
-
-    // Logits (or hidden states) for every position, or only each sequence's last one.
-    void write_output(const tfx_forward_args* a, View& normed) {
-        const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = causal_lm_ ? c.vocab_size : h;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
-        }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
-        if (causal_lm_) {
-            host_.linear(src, lm_head_.weight, nullptr, dst);
-        } else {
-            std::copy_n(src.data(), rows * h, dst.data());
-        }
+    // A whole Conv1D layer: weight [in, out], bias [out].
+    static Linear conv1d(WeightTable& w, const std::string& name, int64_t in, int64_t out) {
+        const View weight = w.tensor(name + ".weight", {in, out});
+        const View bias = w.f32(name + ".bias", {out}, Init::zeros);
+        return conv1d_block(w, weight, bias, 0, out);
     }
 
     tfx::sdk::Host host_;
     GPT2Config config_;
     bool causal_lm_ = true;
-    std::string prefix_;
     View wte_, wpe_, ln_f_w_, ln_f_b_;
     std::vector<Layer> layers_;
     Linear lm_head_;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, inner_, last_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, inner_;
     std::vector<int32_t> position_ids_;
 };
 

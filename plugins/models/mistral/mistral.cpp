@@ -3,17 +3,15 @@
 // Llama's layout without biases: grouped-query attention with head_dim from the config,
 // sliding-window attention on every layer when the config sets sliding_window, a SwiGLU MLP and
 // rotary embeddings (default, linear, dynamic, yarn). All compute goes through the host's ops.
-#include <algorithm>
-#include <cmath>
 #include <limits>
 #include <memory>
-#include <numbers>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
 #include "tfx/sdk/rotary.hpp"
 
@@ -21,7 +19,9 @@ namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // ---- config.json: every field that changes the math ------------------------------------
 struct MistralConfig {
@@ -47,18 +47,11 @@ struct MistralConfig {
         rms_norm_eps = c.get_or<float>("rms_norm_eps", 1e-6f);
         rope_theta = c.get_or<double>("rope_theta", 10000.0);
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", false);
-        const std::string hidden_act = c.get_or<std::string>("hidden_act", "silu");
-        if (hidden_act == "silu" || hidden_act == "swish") act = TFX_ACT_SILU;
-        else if (hidden_act == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_act == "gelu_new" || hidden_act == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
-        else if (hidden_act == "relu") act = TFX_ACT_RELU;
-        else c.fail("hidden_act", "unsupported activation '" + hidden_act + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
-                               {"head_dim", head_dim}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c);
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                                       {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                                       {"head_dim", head_dim}});
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         if (head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
         rope_type = "default";
@@ -77,12 +70,6 @@ struct MistralConfig {
 };
 
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-    bool has_bias = false;
-};
-
 struct Layer {
     View input_norm, post_attention_norm;
     Linear q, k, v, o, gate, up, down;
@@ -92,48 +79,17 @@ class Mistral {
 public:
     explicit Mistral(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
-    ~Mistral() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) release(*lin);
-        }
-        release(lm_head_);
-    }
-    Mistral(const Mistral&) = delete;
-    Mistral& operator=(const Mistral&) = delete;
-
-    void load(const char* architecture) {
-        causal_lm_ = head_of(architecture);
-        // A MistralModel checkpoint stores its tensors without the "model." prefix.
-        prefix_ = host_.has_weight("model.embed_tokens.weight") || host_.has_weight("model.norm.weight") ? "model." : "";
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string embed_name = prefix_ + "embed_tokens.weight";
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight(embed_name) || !c.tie_word_embeddings) {
-            embed_ = host_.weight(embed_name, {c.vocab_size, h});
-        } else {
-            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
-            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
-            l.q = linear(p + "self_attn.q_proj", q_out, h, false);
-            l.k = linear(p + "self_attn.k_proj", kv_out, h, false);
-            l.v = linear(p + "self_attn.v_proj", kv_out, h, false);
-            l.o = linear(p + "self_attn.o_proj", h, q_out, false);
-            l.gate = linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            l.up = linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        final_norm_ = host_.weight_f32(prefix_ + "norm.weight", {h});
-        if (causal_lm_) {
-            lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        }
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
         rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(tfx::sdk::RopeSettings{
             config_.head_dim, config_.rope_theta, config_.rope_type, config_.rope_scaling, config_.max_positions});
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -174,133 +130,66 @@ public:
             Layer& l = layers_[i];
             // Self-attention block.
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 0.0f, xn);
-            apply(l.q, xn, q);
-            apply(l.k, xn, k);
-            apply(l.v, xn, v);
+            l.q(xn, q);
+            l.k(xn, k);
+            l.v(xn, v);
             host_.rope(q_heads, cos_v, sin_v);
             host_.rope(k_heads, cos_v, sin_v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
-            args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-            args.sliding_window = c.sliding_window;
-            host_.attend(args);
-            apply(l.o, o, xn);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .sliding_window = c.sliding_window});
+            l.o(o, xn);
             host_.add(x, xn, x);
             // MLP block: down(act(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
-            apply(l.gate, xn, gate);
-            apply(l.up, xn, up);
+            l.gate(xn, gate);
+            l.up(xn, up);
             host_.gated_activation(c.act, gate, up, gate);
-            apply(l.down, gate, xn);
+            l.down(gate, xn);
             host_.add(x, xn, x);
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 0.0f, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const bool causal = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string pre = causal ? "model." : "";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-            add(name + ".weight", {out, in}, "normal");
-            if (bias) add(name + ".bias", {out}, "zeros");
-        };
-        add(pre + "embed_tokens.weight", {c.vocab_size, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = pre + "layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {h}, "ones");
-            add(p + "post_attention_layernorm.weight", {h}, "ones");
-            add_linear(p + "self_attn.q_proj", q_out, h, false);
-            add_linear(p + "self_attn.k_proj", kv_out, h, false);
-            add_linear(p + "self_attn.v_proj", kv_out, h, false);
-            add_linear(p + "self_attn.o_proj", h, q_out, false);
-            add_linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-            add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        add(pre + "norm.weight", {h}, "ones");
-        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
+        output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : h);
     }
 
 private:
-    static bool head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "MistralForCausalLM") return true;
-        if (arch == "MistralModel") return false;
-        throw Error(TFX_ERR_UNSUPPORTED, "mistral: unsupported architecture '" + arch + "' (MistralForCausalLM, MistralModel)");
-    }
-
-    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        Linear l;
-        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
-        if (bias) {
-            l.bias = host_.weight_f32(name + ".bias", {out});
-            l.has_bias = true;
-        }
-        return l;
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
-
-    // Logits (or hidden states) for every position, or only each sequence's last one.
-    void write_output(const tfx_forward_args* a, View& normed) {
+    // Every tensor of the checkpoint, for load() and weight_specs() alike.
+    void declare(WeightTable& w) {
         const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = causal_lm_ ? c.vocab_size : h;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
+        causal_lm_ = host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        // A MistralModel checkpoint stores its tensors without the "model." prefix.
+        const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        embed_ = c.tie_word_embeddings ? w.tensor_or(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, h})
+                                       : w.tensor(pre + "embed_tokens.weight", {c.vocab_size, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = w.f32(p + "input_layernorm.weight", {h});
+            l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
+            l.q = w.linear(p + "self_attn.q_proj", q_out, h, false);
+            l.k = w.linear(p + "self_attn.k_proj", kv_out, h, false);
+            l.v = w.linear(p + "self_attn.v_proj", kv_out, h, false);
+            l.o = w.linear(p + "self_attn.o_proj", h, q_out, false);
+            l.gate = w.linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+            l.up = w.linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+            l.down = w.linear(p + "mlp.down_proj", h, c.intermediate_size, false);
         }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
+        final_norm_ = w.f32(pre + "norm.weight", {h});
         if (causal_lm_) {
-            host_.linear(src, lm_head_.weight, nullptr, dst);
-        } else {
-            std::copy_n(src.data(), rows * h, dst.data());
+            lm_head_ = c.tie_word_embeddings ? w.pack(embed_) : w.linear("lm_head", c.vocab_size, h, false);
         }
     }
 
     tfx::sdk::Host host_;
     MistralConfig config_;
     bool causal_lm_ = true;
-    std::string prefix_;
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
     std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
 };
 
 const tfx_model_table kTable = {

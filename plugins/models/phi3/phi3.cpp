@@ -6,23 +6,24 @@
 // is packed as its own weight). Rotary embeddings on the first partial_rotary_factor of each
 // head, default or LongRoPE ("longrope", formerly "su"); sliding-window attention on every
 // layer when the config sets sliding_window. All compute goes through the host's ops.
-#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
+#include "tfx/sdk/rotary.hpp"
 
 namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // ---- config.json: every field that changes the math ------------------------------------
 struct Phi3Config {
@@ -35,9 +36,7 @@ struct Phi3Config {
     Config rope_scaling;  // empty object when absent
     std::string rope_type;
     int64_t rotary_dim;  // the leading dims of each head that the rotary embedding turns
-    int64_t original_max_positions;
-    std::vector<float> short_factor, long_factor;  // longrope: one per rotated pair
-    float attention_factor = 1.0f;                 // longrope: scales cos and sin
+    int64_t original_max_positions;  // longrope: past it, long_factor replaces short_factor
     int32_t sliding_window;  // > 0: every layer attends to the last sliding_window positions
 
     explicit Phi3Config(const Config& c) {
@@ -52,18 +51,11 @@ struct Phi3Config {
         rms_norm_eps = c.get_or<float>("rms_norm_eps", 1e-5f);
         rope_theta = c.get_or<double>("rope_theta", 10000.0);
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", false);
-        const std::string hidden_act = c.get_or<std::string>("hidden_act", "silu");
-        if (hidden_act == "silu" || hidden_act == "swish") act = TFX_ACT_SILU;
-        else if (hidden_act == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_act == "gelu_new" || hidden_act == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
-        else if (hidden_act == "relu") act = TFX_ACT_RELU;
-        else c.fail("hidden_act", "unsupported activation '" + hidden_act + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
-                               {"head_dim", head_dim}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c);
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                                       {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                                       {"head_dim", head_dim}});
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         // partial_rotary_factor: int(head_dim * factor) dims are rotated, the rest pass through.
         const double partial_rotary_factor = c.get_or<double>("partial_rotary_factor", 1.0);
@@ -71,101 +63,25 @@ struct Phi3Config {
         if (!(partial_rotary_factor > 0.0) || rotary_dim > head_dim || rotary_dim <= 0 || rotary_dim % 2 != 0) {
             c.fail("partial_rotary_factor", "must select an even number of head dims between 2 and head_dim");
         }
-        rope_type = "default";
-        if (c.has("rope_scaling")) {
-            rope_scaling = c.child("rope_scaling");
-            rope_type = rope_scaling.has("rope_type") ? rope_scaling.get<std::string>("rope_type")
-                                                      : rope_scaling.get_or<std::string>("type", "default");
-            if (rope_type == "su" || rope_type == "yarn") rope_type = "longrope";  // Phi3Config's renaming
-            if (rope_type != "default" && rope_type != "longrope") {
-                c.fail("rope_scaling", "unsupported rope type '" + rope_type + "' (default, longrope, su)");
-            }
+        rope_type = tfx::sdk::rope_type_of(c);
+        if (c.has("rope_scaling")) rope_scaling = c.child("rope_scaling");
+        if (rope_type == "su" || rope_type == "yarn") rope_type = "longrope";  // Phi3Config's renaming
+        if (rope_type != "default" && rope_type != "longrope") {
+            c.fail("rope_scaling", "unsupported rope type '" + rope_type + "' (default, longrope, su)");
         }
+        // Phi3Config always has one (default 4096); with it, longrope's attention factor comes
+        // from max_position_embeddings / original_max_position_embeddings.
         original_max_positions = c.get_or<int64_t>(
             "original_max_position_embeddings", rope_scaling.get_or<int64_t>("original_max_position_embeddings", 4096));
         if (original_max_positions <= 0) c.fail("original_max_position_embeddings", "must be positive");
-        if (rope_type == "longrope") {
-            short_factor = factors(rope_scaling, "short_factor", rotary_dim / 2);
-            long_factor = factors(rope_scaling, "long_factor", rotary_dim / 2);
-            // Given, else sqrt(1 + ln(s) / ln(original)) with s = max_position_embeddings /
-            // original_max_position_embeddings (1 when s <= 1).
-            if (rope_scaling.has("attention_factor")) {
-                attention_factor = rope_scaling.get<float>("attention_factor");
-            } else {
-                const double s = static_cast<double>(max_positions) / static_cast<double>(original_max_positions);
-                const double original = static_cast<double>(original_max_positions);
-                attention_factor = s <= 1.0 ? 1.0f : static_cast<float>(std::sqrt(1.0 + std::log(s) / std::log(original)));
-            }
-        }
         // sliding_window: absent or null is full attention (Phi3Config's default is None).
         const int64_t window = c.get_or<int64_t>("sliding_window", 0);
         if (window < 0 || window > std::numeric_limits<int32_t>::max()) c.fail("sliding_window", "out of range");
         sliding_window = static_cast<int32_t>(window);
     }
-
-private:
-    static std::vector<float> factors(const Config& s, const char* key, int64_t half) {
-        if (!s.has(key)) s.fail(key, "required for longrope");
-        const nlohmann::json& list = s.json().at(key);
-        if (!list.is_array() || static_cast<int64_t>(list.size()) != half) {
-            s.fail(key, "expected a list of " + std::to_string(half) + " numbers (rotary dims / 2)");
-        }
-        std::vector<float> out;
-        for (const nlohmann::json& v : list) {
-            if (!v.is_number()) s.fail(key, "expected numbers, got " + v.dump());
-            out.push_back(v.get<float>());
-        }
-        return out;
-    }
-};
-
-// ---- rotary embeddings, computed in f32 like torch -------------------------------------------
-// default: inv_freq[i] = 1 / theta^(2i / rotary_dim).
-// longrope: inv_freq[i] = 1 / (ext[i] * theta^(2i / rotary_dim)) with ext the short_factor
-// list, or long_factor once a call's largest position + 1 exceeds
-// original_max_position_embeddings (decided per forward call, as transformers does), and
-// cos/sin scaled by the config's attention_factor.
-class Rotary {
-public:
-    explicit Rotary(const Phi3Config& c) : c_(c), dim_(c.rotary_dim) {}
-
-    // cos/sin [tokens, rotary_dim / 2] for the given positions.
-    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
-        int64_t seq_len = 0;
-        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
-        const bool longrope = c_.rope_type == "longrope";
-        const std::vector<float>& ext = seq_len > c_.original_max_positions ? c_.long_factor : c_.short_factor;
-        const int64_t half = dim_ / 2;
-        inv_freq_.resize(static_cast<size_t>(half));
-        for (int64_t i = 0; i < half; ++i) {
-            const float base_pow = std::pow(static_cast<float>(c_.rope_theta),
-                                            static_cast<float>(2 * i) / static_cast<float>(dim_));
-            inv_freq_[i] = 1.0f / ((longrope ? ext[i] : 1.0f) * base_pow);
-        }
-        cos.resize(static_cast<size_t>(tokens * half));
-        sin.resize(static_cast<size_t>(tokens * half));
-        for (int64_t t = 0; t < tokens; ++t) {
-            for (int64_t i = 0; i < half; ++i) {
-                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-                cos[t * half + i] = std::cos(angle) * c_.attention_factor;
-                sin[t * half + i] = std::sin(angle) * c_.attention_factor;
-            }
-        }
-    }
-
-private:
-    const Phi3Config& c_;
-    int64_t dim_;
-    std::vector<float> inv_freq_;
 };
 
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-    bool has_bias = false;
-};
-
 struct Layer {
     View input_norm, post_attention_norm;
     Linear q, k, v, o, gate, up, down;
@@ -173,52 +89,23 @@ struct Layer {
 
 class Phi3 {
 public:
-    explicit Phi3(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
-
-    ~Phi3() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) release(*lin);
-        }
-        release(lm_head_);
-    }
-    Phi3(const Phi3&) = delete;
-    Phi3& operator=(const Phi3&) = delete;
-
-    void load(const char* architecture) {
-        causal_lm_ = head_of(architecture);
-        // A Phi3Model checkpoint stores its tensors without the "model." prefix.
-        prefix_ = host_.has_weight("model.embed_tokens.weight") || host_.has_weight("model.norm.weight") ? "model." : "";
+    // The rotary embedding is built with the config, so that a bad longrope factor list fails
+    // before init-model writes anything.
+    explicit Phi3(const tfx_host_services* services) : host_(services), config_(host_.config()) {
         const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string embed_name = prefix_ + "embed_tokens.weight";
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight(embed_name) || !c.tie_word_embeddings) {
-            embed_ = host_.weight(embed_name, {c.vocab_size, h});
-        } else {
-            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
-            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
-            // qkv_proj: rows [q | k | v]; gate_up_proj: rows [gate | up] (chunk(2) in the reference).
-            const View qkv = host_.weight(p + "self_attn.qkv_proj.weight", {q_out + 2 * kv_out, h});
-            l.q.weight = host_.pack(row_block(qkv, 0, q_out));
-            l.k.weight = host_.pack(row_block(qkv, q_out, kv_out));
-            l.v.weight = host_.pack(row_block(qkv, q_out + kv_out, kv_out));
-            l.o = linear(p + "self_attn.o_proj", h, q_out, false);
-            const View gate_up = host_.weight(p + "mlp.gate_up_proj.weight", {2 * c.intermediate_size, h});
-            l.gate.weight = host_.pack(row_block(gate_up, 0, c.intermediate_size));
-            l.up.weight = host_.pack(row_block(gate_up, c.intermediate_size, c.intermediate_size));
-            l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        final_norm_ = host_.weight_f32(prefix_ + "norm.weight", {h});
-        if (causal_lm_) {
-            lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        }
-        rotary_ = std::make_unique<Rotary>(config_);
+        rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(tfx::sdk::RopeSettings{
+            c.rotary_dim, c.rope_theta, c.rope_type, c.rope_scaling, c.max_positions, c.original_max_positions});
+    }
+
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -259,73 +146,59 @@ public:
             Layer& l = layers_[i];
             // Self-attention block.
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 0.0f, xn);
-            apply(l.q, xn, q);
-            apply(l.k, xn, k);
-            apply(l.v, xn, v);
+            l.q(xn, q);
+            l.k(xn, k);
+            l.v(xn, v);
             host_.rope(q_heads, cos_v, sin_v);
             host_.rope(k_heads, cos_v, sin_v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
-            args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-            args.sliding_window = c.sliding_window;
-            host_.attend(args);
-            apply(l.o, o, xn);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .sliding_window = c.sliding_window});
+            l.o(o, xn);
             host_.add(x, xn, x);
             // MLP block: down(act(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
-            apply(l.gate, xn, gate);
-            apply(l.up, xn, up);
+            l.gate(xn, gate);
+            l.up(xn, up);
             host_.gated_activation(c.act, gate, up, gate);
-            apply(l.down, gate, xn);
+            l.down(gate, xn);
             host_.add(x, xn, x);
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 0.0f, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const bool causal = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string pre = causal ? "model." : "";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-            add(name + ".weight", {out, in}, "normal");
-            if (bias) add(name + ".bias", {out}, "zeros");
-        };
-        add(pre + "embed_tokens.weight", {c.vocab_size, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = pre + "layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {h}, "ones");
-            add(p + "post_attention_layernorm.weight", {h}, "ones");
-            add_linear(p + "self_attn.qkv_proj", q_out + 2 * kv_out, h, false);
-            add_linear(p + "self_attn.o_proj", h, q_out, false);
-            add_linear(p + "mlp.gate_up_proj", 2 * c.intermediate_size, h, false);
-            add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-        }
-        add(pre + "norm.weight", {h}, "ones");
-        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
+        output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : h);
     }
 
 private:
-    static bool head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "Phi3ForCausalLM") return true;
-        if (arch == "Phi3Model") return false;
-        throw Error(TFX_ERR_UNSUPPORTED, "phi3: unsupported architecture '" + arch + "' (Phi3ForCausalLM, Phi3Model)");
+    // Every tensor of the checkpoint, for load() and weight_specs() alike.
+    void declare(WeightTable& w) {
+        const auto& c = config_;
+        causal_lm_ = host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        const int64_t ff = c.intermediate_size;
+        // A Phi3Model checkpoint stores its tensors without the "model." prefix.
+        const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        embed_ = c.tie_word_embeddings ? w.tensor_or(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, h})
+                                       : w.tensor(pre + "embed_tokens.weight", {c.vocab_size, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = w.f32(p + "input_layernorm.weight", {h});
+            l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
+            // qkv_proj: rows [q | k | v]; gate_up_proj: rows [gate | up] (chunk(2) in the reference).
+            const View qkv = w.tensor(p + "self_attn.qkv_proj.weight", {q_out + 2 * kv_out, h});
+            l.q = w.pack(row_block(qkv, 0, q_out));
+            l.k = w.pack(row_block(qkv, q_out, kv_out));
+            l.v = w.pack(row_block(qkv, q_out + kv_out, kv_out));
+            l.o = w.linear(p + "self_attn.o_proj", h, q_out, false);
+            const View gate_up = w.tensor(p + "mlp.gate_up_proj.weight", {2 * ff, h});
+            l.gate = w.pack(row_block(gate_up, 0, ff));
+            l.up = w.pack(row_block(gate_up, ff, ff));
+            l.down = w.linear(p + "mlp.down_proj", h, ff, false);
+        }
+        final_norm_ = w.f32(pre + "norm.weight", {h});
+        if (causal_lm_) {
+            lm_head_ = c.tie_word_embeddings ? w.pack(embed_) : w.linear("lm_head", c.vocab_size, h, false);
+        }
     }
 
     // Rows [first, first + rows) of a stored [out, in] weight: the same data with a byte offset
@@ -339,61 +212,15 @@ private:
         return View(t);  // copies shape and strides
     }
 
-    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        Linear l;
-        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
-        if (bias) {
-            l.bias = host_.weight_f32(name + ".bias", {out});
-            l.has_bias = true;
-        }
-        return l;
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
-
-    // Logits (or hidden states) for every position, or only each sequence's last one.
-    void write_output(const tfx_forward_args* a, View& normed) {
-        const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = causal_lm_ ? c.vocab_size : h;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
-        }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
-        if (causal_lm_) {
-            host_.linear(src, lm_head_.weight, nullptr, dst);
-        } else {
-            std::copy_n(src.data(), rows * h, dst.data());
-        }
-    }
-
     tfx::sdk::Host host_;
     Phi3Config config_;
     bool causal_lm_ = true;
-    std::string prefix_;
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
-    std::unique_ptr<Rotary> rotary_;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
 };
 
 const tfx_model_table kTable = {

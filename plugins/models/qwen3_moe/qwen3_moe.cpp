@@ -7,16 +7,15 @@
 // sums their outputs weighted; the other layers keep a dense SwiGLU MLP. All compute goes
 // through the host's ops.
 #include <algorithm>
-#include <cmath>
 #include <limits>
 #include <memory>
-#include <numbers>
 #include <string>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/layers.hpp"
 #include "tfx/sdk/plugin.hpp"
 #include "tfx/sdk/rotary.hpp"
 
@@ -24,7 +23,9 @@ namespace {
 
 using tfx::sdk::Config;
 using tfx::sdk::Error;
+using tfx::sdk::Linear;
 using tfx::sdk::View;
+using tfx::sdk::WeightTable;
 
 // ---- config.json: every field that changes the math ------------------------------------
 struct Qwen3MoeConfig {
@@ -56,18 +57,11 @@ struct Qwen3MoeConfig {
         rope_theta = c.get_or<double>("rope_theta", 10000.0);
         attention_bias = c.get_or<bool>("attention_bias", false);
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", false);
-        const std::string hidden_act = c.get_or<std::string>("hidden_act", "silu");
-        if (hidden_act == "silu" || hidden_act == "swish") act = TFX_ACT_SILU;
-        else if (hidden_act == "gelu") act = TFX_ACT_GELU;
-        else if (hidden_act == "gelu_new" || hidden_act == "gelu_pytorch_tanh") act = TFX_ACT_GELU_TANH;
-        else if (hidden_act == "relu") act = TFX_ACT_RELU;
-        else c.fail("hidden_act", "unsupported activation '" + hidden_act + "'");
-        for (auto [name, v] : {std::pair{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                               {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                               {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
-                               {"head_dim", head_dim}}) {
-            if (v <= 0) c.fail(name, "must be positive");
-        }
+        act = tfx::sdk::activation_from(c);
+        tfx::sdk::require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                                       {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                                       {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                                       {"head_dim", head_dim}});
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         // Defaults are Qwen3MoeConfig's. A layer is sparse unless listed in mlp_only_layers, when
         // there are experts and (layer + 1) is a multiple of decoder_sparse_step.
@@ -135,12 +129,6 @@ struct Qwen3MoeConfig {
 };
 
 // ---- the model -----------------------------------------------------------------------------
-struct Linear {
-    tfx_weight* weight = nullptr;
-    View bias;
-    bool has_bias = false;
-};
-
 struct Expert {
     Linear gate, up, down;
 };
@@ -158,65 +146,17 @@ class Qwen3Moe {
 public:
     explicit Qwen3Moe(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
-    ~Qwen3Moe() {
-        for (Layer& l : layers_) {
-            for (Linear* lin : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down, &l.router}) release(*lin);
-            for (Expert& e : l.experts) {
-                for (Linear* lin : {&e.gate, &e.up, &e.down}) release(*lin);
-            }
-        }
-        release(lm_head_);
-    }
-    Qwen3Moe(const Qwen3Moe&) = delete;
-    Qwen3Moe& operator=(const Qwen3Moe&) = delete;
-
-    void load(const char* architecture) {
-        causal_lm_ = head_of(architecture);
-        // A Qwen3MoeModel checkpoint stores its tensors without the "model." prefix.
-        prefix_ = host_.has_weight("model.embed_tokens.weight") || host_.has_weight("model.norm.weight") ? "model." : "";
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string embed_name = prefix_ + "embed_tokens.weight";
-        // Tied embeddings: either side of the tie may be the stored tensor.
-        if (host_.has_weight(embed_name) || !c.tie_word_embeddings) {
-            embed_ = host_.weight(embed_name, {c.vocab_size, h});
-        } else {
-            embed_ = host_.weight("lm_head.weight", {c.vocab_size, h});
-        }
-        layers_.resize(static_cast<size_t>(c.num_layers));
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = prefix_ + "layers." + std::to_string(i) + ".";
-            Layer& l = layers_[i];
-            l.input_norm = host_.weight_f32(p + "input_layernorm.weight", {h});
-            l.post_attention_norm = host_.weight_f32(p + "post_attention_layernorm.weight", {h});
-            l.q = linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            l.k = linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            l.v = linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            l.o = linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            l.q_norm = host_.weight_f32(p + "self_attn.q_norm.weight", {c.head_dim});
-            l.k_norm = host_.weight_f32(p + "self_attn.k_norm.weight", {c.head_dim});
-            l.sparse = c.sparse_layer[i];
-            if (l.sparse) {
-                l.router = linear(p + "mlp.gate", c.num_experts, h, false);
-                l.experts.resize(static_cast<size_t>(c.num_experts));
-                for (int64_t j = 0; j < c.num_experts; ++j) {
-                    const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
-                    l.experts[j].gate = linear(e + "gate_proj", c.moe_intermediate_size, h, false);
-                    l.experts[j].up = linear(e + "up_proj", c.moe_intermediate_size, h, false);
-                    l.experts[j].down = linear(e + "down_proj", h, c.moe_intermediate_size, false);
-                }
-            } else {
-                l.gate = linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-                l.up = linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-                l.down = linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-            }
-        }
-        final_norm_ = host_.weight_f32(prefix_ + "norm.weight", {h});
-        if (causal_lm_) {
-            lm_head_.weight = host_.pack(c.tie_word_embeddings ? embed_ : host_.weight("lm_head.weight", {c.vocab_size, h}));
-        }
+    void load(const char*) {
+        WeightTable w(host_, WeightTable::Mode::load);
+        declare(w);
         rotary_ = std::make_unique<tfx::sdk::RotaryEmbedding>(tfx::sdk::RopeSettings{
             config_.head_dim, config_.rope_theta, config_.rope_type, config_.rope_scaling, config_.max_positions});
+    }
+
+    void weight_specs(const char*, tfx_sink sink) {
+        WeightTable w(host_, WeightTable::Mode::describe);
+        declare(w);
+        w.write_specs(sink);
     }
 
     void get_info(tfx_model_info* info) {
@@ -264,27 +204,15 @@ public:
             Layer& l = layers_[i];
             // Self-attention block: q_norm / k_norm over each head's head_dim, then rotary.
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 0.0f, xn);
-            apply(l.q, xn, q_proj);
+            l.q(xn, q_proj);
             host_.rms_norm(q_proj_heads, l.q_norm, c.rms_norm_eps, 0.0f, q_rows);
-            apply(l.k, xn, k_proj);
+            l.k(xn, k_proj);
             host_.rms_norm(k_proj_heads, l.k_norm, c.rms_norm_eps, 0.0f, k_rows);
-            apply(l.v, xn, v);
+            l.v(xn, v);
             host_.rope(q_heads, cos_v, sin_v);
             host_.rope(k_heads, cos_v, sin_v);
-            tfx_attention_args args{};
-            args.struct_size = sizeof(args);
-            args.causal = 1;
-            args.q = q4.get();
-            args.k = k4.get();
-            args.v = v4.get();
-            args.out = o4.get();
-            args.cache = a->cache != nullptr ? &a->cache[i] : nullptr;
-            args.past_len = a->past_len;
-            args.key_mask = a->key_mask;
-            args.scale = 1.0f / std::sqrt(static_cast<float>(c.head_dim));
-            args.sliding_window = c.layer_window[i];
-            host_.attend(args);
-            apply(l.o, o, xn);
+            tfx::sdk::attend(host_, a, i, {.q = q4, .k = k4, .v = v4, .out = o4, .sliding_window = c.layer_window[i]});
+            l.o(o, xn);
             host_.add(x, xn, x);
             // MLP block: the routed experts on sparse layers, else down(act(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
@@ -292,62 +220,62 @@ public:
                 sparse_moe(l, xn, o_hidden);
                 host_.add(x, o_hidden, x);
             } else {
-                apply(l.gate, xn, gate);
-                apply(l.up, xn, up);
+                l.gate(xn, gate);
+                l.up(xn, up);
                 host_.gated_activation(c.act, gate, up, gate);
-                apply(l.down, gate, xn);
+                l.down(gate, xn);
                 host_.add(x, xn, x);
             }
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 0.0f, xn);
-        write_output(a, xn);
-    }
-
-    void weight_specs(const char* architecture, tfx_sink sink) {
-        const bool causal = head_of(architecture);
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
-        const std::string pre = causal ? "model." : "";
-        nlohmann::json specs = nlohmann::json::array();
-        auto add = [&](const std::string& name, std::vector<int64_t> shape, const char* init) {
-            specs.push_back({{"name", name}, {"shape", shape}, {"init", init}});
-        };
-        auto add_linear = [&](const std::string& name, int64_t out, int64_t in, bool bias) {
-            add(name + ".weight", {out, in}, "normal");
-            if (bias) add(name + ".bias", {out}, "zeros");
-        };
-        add(pre + "embed_tokens.weight", {c.vocab_size, h}, "normal");
-        for (int64_t i = 0; i < c.num_layers; ++i) {
-            const std::string p = pre + "layers." + std::to_string(i) + ".";
-            add(p + "input_layernorm.weight", {h}, "ones");
-            add(p + "post_attention_layernorm.weight", {h}, "ones");
-            add_linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
-            add_linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
-            add_linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
-            add(p + "self_attn.q_norm.weight", {c.head_dim}, "ones");
-            add(p + "self_attn.k_norm.weight", {c.head_dim}, "ones");
-            if (c.sparse_layer[i]) {
-                add_linear(p + "mlp.gate", c.num_experts, h, false);
-                for (int64_t j = 0; j < c.num_experts; ++j) {
-                    const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
-                    add_linear(e + "gate_proj", c.moe_intermediate_size, h, false);
-                    add_linear(e + "up_proj", c.moe_intermediate_size, h, false);
-                    add_linear(e + "down_proj", h, c.moe_intermediate_size, false);
-                }
-            } else {
-                add_linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
-                add_linear(p + "mlp.up_proj", c.intermediate_size, h, false);
-                add_linear(p + "mlp.down_proj", h, c.intermediate_size, false);
-            }
-        }
-        add(pre + "norm.weight", {h}, "ones");
-        if (causal && !c.tie_word_embeddings) add("lm_head.weight", {c.vocab_size, h}, "normal");
-        const std::string text = specs.dump();
-        sink.write(sink.ctx, text.data(), text.size());
+        output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : h);
     }
 
 private:
+    // Every tensor of the checkpoint, for load() and weight_specs() alike.
+    void declare(WeightTable& w) {
+        const auto& c = config_;
+        causal_lm_ = host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t h = c.hidden_size, q_out = c.num_heads * c.head_dim, kv_out = c.num_kv_heads * c.head_dim;
+        // A Qwen3MoeModel checkpoint stores its tensors without the "model." prefix.
+        const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
+        // Tied embeddings: either side of the tie may be the stored tensor.
+        embed_ = c.tie_word_embeddings ? w.tensor_or(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, h})
+                                       : w.tensor(pre + "embed_tokens.weight", {c.vocab_size, h});
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            const std::string p = pre + "layers." + std::to_string(i) + ".";
+            Layer& l = layers_[i];
+            l.input_norm = w.f32(p + "input_layernorm.weight", {h});
+            l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
+            l.q = w.linear(p + "self_attn.q_proj", q_out, h, c.attention_bias);
+            l.k = w.linear(p + "self_attn.k_proj", kv_out, h, c.attention_bias);
+            l.v = w.linear(p + "self_attn.v_proj", kv_out, h, c.attention_bias);
+            l.o = w.linear(p + "self_attn.o_proj", h, q_out, c.attention_bias);
+            l.q_norm = w.f32(p + "self_attn.q_norm.weight", {c.head_dim});
+            l.k_norm = w.f32(p + "self_attn.k_norm.weight", {c.head_dim});
+            l.sparse = c.sparse_layer[i];
+            if (l.sparse) {
+                l.router = w.linear(p + "mlp.gate", c.num_experts, h, false);
+                l.experts.resize(static_cast<size_t>(c.num_experts));
+                for (int64_t j = 0; j < c.num_experts; ++j) {
+                    const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
+                    l.experts[j].gate = w.linear(e + "gate_proj", c.moe_intermediate_size, h, false);
+                    l.experts[j].up = w.linear(e + "up_proj", c.moe_intermediate_size, h, false);
+                    l.experts[j].down = w.linear(e + "down_proj", h, c.moe_intermediate_size, false);
+                }
+            } else {
+                l.gate = w.linear(p + "mlp.gate_proj", c.intermediate_size, h, false);
+                l.up = w.linear(p + "mlp.up_proj", c.intermediate_size, h, false);
+                l.down = w.linear(p + "mlp.down_proj", h, c.intermediate_size, false);
+            }
+        }
+        final_norm_ = w.f32(pre + "norm.weight", {h});
+        if (causal_lm_) {
+            lm_head_ = c.tie_word_embeddings ? w.pack(embed_) : w.linear("lm_head", c.vocab_size, h, false);
+        }
+    }
+
     // Qwen3MoeSparseMoeBlock: y[t] = sum over the top-k experts e of token t of
     // w[t, e] * down_e(act(gate_e(x[t])) * up_e(x[t])), with w the router's softmax (f32)
     // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one.
@@ -360,7 +288,7 @@ private:
         const int64_t inter = c.moe_intermediate_size, routed = n * top_k;
         router_.resize(n * experts);
         View probs(router_.data(), {n, experts});
-        apply(l.router, xn, probs);
+        l.router(xn, probs);
         host_.softmax(probs, probs);
 
         // Top-k per token, highest probability first (ties: lower expert index first).
@@ -398,10 +326,10 @@ private:
             Expert& ex = l.experts[e];
             View in(moe_in_.data() + first * h, {rows, h}), out(moe_y_.data() + first * h, {rows, h});
             View gate(moe_gate_.data(), {rows, inter}), up(moe_up_.data(), {rows, inter});
-            apply(ex.gate, in, gate);
-            apply(ex.up, in, up);
+            ex.gate(in, gate);
+            ex.up(in, up);
             host_.gated_activation(c.act, gate, up, gate);
-            apply(ex.down, gate, out);
+            ex.down(gate, out);
         }
 
         // Weighted sum back into token order, expert by expert as the reference accumulates.
@@ -416,68 +344,15 @@ private:
         }
     }
 
-    static bool head_of(const char* architecture) {
-        const std::string arch = architecture != nullptr ? architecture : "";
-        if (arch == "Qwen3MoeForCausalLM") return true;
-        if (arch == "Qwen3MoeModel") return false;
-        throw Error(TFX_ERR_UNSUPPORTED, "qwen3_moe: unsupported architecture '" + arch + "' (Qwen3MoeForCausalLM, Qwen3MoeModel)");
-    }
-
-    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        Linear l;
-        l.weight = host_.pack(host_.weight(name + ".weight", {out, in}));
-        if (bias) {
-            l.bias = host_.weight_f32(name + ".bias", {out});
-            l.has_bias = true;
-        }
-        return l;
-    }
-
-    void release(Linear& l) {
-        if (l.weight != nullptr) host_.release(l.weight);
-        l.weight = nullptr;
-    }
-
-    void apply(const Linear& l, const View& x, View& y) { host_.linear(x, l.weight, l.has_bias ? &l.bias : nullptr, y); }
-
-    // Logits (or hidden states) for every position, or only each sequence's last one.
-    void write_output(const tfx_forward_args* a, View& normed) {
-        const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
-        View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
-        const int64_t width = causal_lm_ ? c.vocab_size : h;
-        if (out.dtype() != tfx::sdk::kF32 || out.numel() != rows * width) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
-                                                      std::to_string(width) + " elements");
-        }
-        View src = normed;
-        if (a->last_token_only && t > 1) {
-            last_.resize(b * h);
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(normed.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
-        } else {
-            src = View(normed.data(), {rows, h});
-        }
-        View dst(out.data(), {rows, width});
-        if (causal_lm_) {
-            host_.linear(src, lm_head_.weight, nullptr, dst);
-        } else {
-            std::copy_n(src.data(), rows * h, dst.data());
-        }
-    }
-
     tfx::sdk::Host host_;
     Qwen3MoeConfig config_;
     bool causal_lm_ = true;
-    std::string prefix_;
     View embed_, final_norm_;
     std::vector<Layer> layers_;
     Linear lm_head_;
     std::unique_ptr<tfx::sdk::RotaryEmbedding> rotary_;
-    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_, last_;
+    tfx::sdk::OutputWriter output_;
+    std::vector<float> hidden_, normed_, q_, k_, v_, attn_, gate_, up_, cos_, sin_;
     // Mixture-of-experts scratch: router probabilities, routing, rows grouped by expert.
     std::vector<float> moe_out_, router_, weight_, moe_in_, moe_y_, moe_gate_, moe_up_;
     std::vector<int32_t> choice_, order_;

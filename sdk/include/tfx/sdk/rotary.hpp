@@ -1,7 +1,8 @@
 // Rotary position embeddings as transformers' modeling_rope_utils computes them, in f32 like
 // torch: rope_type default, linear, dynamic (NTK, growing with the longest sequence seen),
-// llama3 and yarn. A mechanism shared by model families (as ROPE_INIT_FUNCTIONS is in
-// transformers); which rope types a family accepts stays the family's decision.
+// llama3, yarn and longrope (Phi-3's short or long factors, chosen per call). A mechanism
+// shared by model families (as ROPE_INIT_FUNCTIONS is in transformers); which rope types a
+// family accepts stays the family's decision.
 #pragma once
 
 #include <algorithm>
@@ -12,6 +13,8 @@
 #include <utility>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "tfx/sdk/config.hpp"
 
 namespace tfx::sdk {
@@ -19,9 +22,12 @@ namespace tfx::sdk {
 struct RopeSettings {
     int64_t dim;            // rotated dims per head (head_dim, or less for partial rotary)
     double theta;           // rope_theta
-    std::string type;       // "default", "linear", "dynamic", "llama3" or "yarn"
+    std::string type;       // "default", "linear", "dynamic", "llama3", "yarn" or "longrope"
     Config scaling;         // the rope_scaling object (empty when absent)
     int64_t max_positions;  // max_position_embeddings
+    // The config's own original_max_position_embeddings (Phi-3 keeps it beside rope_scaling),
+    // 0 when it has none; only longrope reads it, as transformers does.
+    int64_t original_max_positions = 0;
 };
 
 // rope_scaling's "rope_type" (or the older "type"), "default" when there is none.
@@ -48,12 +54,15 @@ public:
         } else if (c.type == "dynamic") {
             original_inv_freq_ = inv_freq_;
             cached_len_ = c.max_positions;
+        } else if (c.type == "longrope") {
+            longrope(s);
         }
     }
 
     // cos/sin [tokens, head_dim / 2] for the given positions.
     void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
         if (c_.type == "dynamic") update_dynamic(positions, tokens);
+        if (c_.type == "longrope") update_longrope(positions, tokens);
         const int64_t half = dim_ / 2;
         cos.resize(static_cast<size_t>(tokens * half));
         sin.resize(static_cast<size_t>(tokens * half));
@@ -125,6 +134,57 @@ private:
         }
     }
 
+    // _compute_longrope_parameters: inv_freq = 1 / (ext * theta^(2i/dim)) with ext the
+    // short_factor list, or long_factor (see update_longrope); cos and sin scaled by
+    // attention_factor, by default sqrt(1 + ln(factor) / ln(original)) (1 when factor <= 1).
+    // With a top-level original_max_position_embeddings, factor = max / original; without,
+    // the original context is max_position_embeddings and factor is rope_scaling's.
+    void longrope(const Config& s) {
+        double factor = 0.0;
+        if (c_.original_max_positions > 0) {
+            original_max_ = c_.original_max_positions;
+            factor = static_cast<double>(c_.max_positions) / static_cast<double>(original_max_);
+        } else {
+            original_max_ = c_.max_positions;
+            factor = s.get<double>("factor");
+        }
+        if (s.has("attention_factor")) {
+            attention_factor_ = s.get<float>("attention_factor");
+        } else if (factor > 1.0) {
+            const double original = static_cast<double>(original_max_);
+            attention_factor_ = static_cast<float>(std::sqrt(1.0 + std::log(factor) / std::log(original)));
+        }
+        short_inv_freq_ = longrope_inv_freq(s, "short_factor");
+        long_inv_freq_ = longrope_inv_freq(s, "long_factor");
+        inv_freq_ = short_inv_freq_;
+    }
+
+    std::vector<float> longrope_inv_freq(const Config& s, const char* key) const {
+        const int64_t half = dim_ / 2;
+        if (!s.has(key)) s.fail(key, "required for longrope");
+        const nlohmann::json& list = s.json().at(key);
+        if (!list.is_array() || static_cast<int64_t>(list.size()) != half) {
+            s.fail(key, "expected a list of " + std::to_string(half) + " numbers (rotary dims / 2)");
+        }
+        std::vector<float> f(static_cast<size_t>(half));
+        for (int64_t i = 0; i < half; ++i) {
+            const nlohmann::json& ext = list[static_cast<size_t>(i)];
+            if (!ext.is_number()) s.fail(key, "expected numbers, got " + ext.dump());
+            const float base_pow =
+                std::pow(static_cast<float>(c_.theta), static_cast<float>(2 * i) / static_cast<float>(dim_));
+            f[i] = 1.0f / (ext.get<float>() * base_pow);
+        }
+        return f;
+    }
+
+    // long_factor once a call's largest position + 1 passes the original context, else
+    // short_factor: decided per call, as _longrope_frequency_update does.
+    void update_longrope(const int64_t* positions, int64_t tokens) {
+        int64_t seq_len = 0;
+        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
+        inv_freq_ = seq_len > original_max_ ? long_inv_freq_ : short_inv_freq_;
+    }
+
     // NTK-aware scaling that grows with the longest sequence seen, as transformers does.
     void update_dynamic(const int64_t* positions, int64_t tokens) {
         int64_t seq_len = 0;
@@ -146,7 +206,7 @@ private:
     RopeSettings c_;
     int64_t dim_;
     int64_t original_max_;
-    std::vector<float> inv_freq_, original_inv_freq_;
+    std::vector<float> inv_freq_, original_inv_freq_, short_inv_freq_, long_inv_freq_;
     int64_t cached_len_ = 0;
     float attention_factor_ = 1.0f;
 };
