@@ -2,6 +2,8 @@
 
 #include <algorithm>
 
+#include "core/forward_call.h"
+
 namespace tfx {
 
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
@@ -57,7 +59,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     }
 
     KvCache cache = session.make_cache(batch, capacity);
-    std::vector<float> logits(static_cast<size_t>(batch) * info.output_size);
+    ForwardCall call(session);
     std::vector<uint8_t> key_mask;
     std::vector<std::vector<int32_t>> context(prompts.begin(), prompts.end());
     std::vector<bool> done(prompts.size(), false);
@@ -71,25 +73,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         for (int32_t b = 0; b < batch; ++b) {
             std::copy_n(mask_row.begin() + b * capacity, keys, key_mask.begin() + b * keys);
         }
-        int64_t out_shape[3] = {batch, 1, info.output_size};
-        tfx_tensor out{};
-        out.data = logits.data();
-        out.device = {TFX_DEVICE_CPU, 0};
-        out.ndim = 3;
-        out.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-        out.shape = out_shape;
-        tfx_forward_args args{};
-        args.struct_size = sizeof(args);
-        args.batch = batch;
-        args.tokens = static_cast<int32_t>(tokens);
-        args.last_token_only = 1;
-        args.input_ids = ids.data();
-        args.positions = positions.data();
-        args.key_mask = key_mask.data();
-        args.past_len = past;
-        args.cache = cache.layers();
-        args.output = &out;
-        session.forward(args);
+        call.run({.batch = batch, .tokens = tokens, .ids = ids, .positions = positions, .key_mask = key_mask,
+                  .past_len = past, .cache = &cache, .last_token_only = true});
 
         past = keys;
         tokens = 1;
@@ -99,8 +84,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         for (int32_t b = 0; b < batch; ++b) {
             mask_row[b * capacity + past] = done[b] ? 0 : 1;
             if (done[b]) continue;
-            std::span<float> row(logits.data() + static_cast<size_t>(b) * info.output_size, static_cast<size_t>(info.output_size));
-            const int32_t token = choose_next_token(row, context[b], config, rng);
+            const int32_t token = choose_next_token(call.row(b), context[b], config, rng);
             context[b].push_back(token);
             result.new_tokens[b].push_back(token);
             if (on_token) on_token(static_cast<size_t>(b), token);

@@ -2,6 +2,9 @@
 
 #include <set>
 
+#include "core/json_file.h"
+#include "core/paths.h"
+#include "registry/hub/hub.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::registry {
@@ -100,3 +103,64 @@ const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std
 }
 
 }  // namespace tfx::registry
+
+namespace tfx {
+namespace {
+
+// Every plugin for a config: model and head from config.json, backend from the device,
+// attention from the option or config.json's attn_implementation.
+PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogue, const SessionOptions& options) {
+    PluginChoice choice;
+    const registry::ModelChoice model = registry::choose_model(config, catalogue);
+    choice.model = model.plugin;
+    choice.architecture = model.architecture;
+    choice.head = model.head;
+    choice.backend = registry::choose_backend(catalogue, options.device);
+    std::string attn = options.attn_implementation;
+    if (attn.empty()) {
+        attn = config.get_or<std::string>("attn_implementation",
+                                          config.get_or<std::string>("_attn_implementation", "eager"));
+    }
+    choice.attention = registry::choose_attention(catalogue, attn);
+    return choice;
+}
+
+sdk::Config read_config(const std::filesystem::path& path) {
+    return sdk::Config::parse(read_text_file(path), path.string());
+}
+
+}  // namespace
+
+std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options) {
+    hub::HubOptions hub_options;
+    hub_options.revision = options.revision;
+    hub_options.offline = options.offline;
+    hub_options.on_progress = options.on_download_progress;
+    try {
+        return hub::resolve_model(id_or_path, hub_options);
+    } catch (const hub::HubError& e) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, e.what());
+    }
+}
+
+std::unique_ptr<ModelSession> AutoModel::from_pretrained(const std::string& id_or_path, const LoadOptions& options) {
+    const std::filesystem::path dir = resolve_model_location(id_or_path, options);
+    const std::filesystem::path config_path = dir / "config.json";
+    if (std::filesystem::is_directory(dir) && !std::filesystem::exists(config_path)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no config.json (is this a Hugging Face model folder?)");
+    }
+    if (!std::filesystem::is_directory(dir)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": not a model folder (it does not exist or is not a directory)");
+    }
+    PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
+    return ModelSession::open(dir, choose_plugins(read_config(config_path), catalogue, options), options);
+}
+
+std::unique_ptr<ModelSession> AutoModel::from_config(const std::filesystem::path& config_path,
+                                                     const SessionOptions& options) {
+    PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
+    return ModelSession::for_config(config_path, choose_plugins(read_config(config_path), catalogue, options),
+                                    options);
+}
+
+}  // namespace tfx

@@ -2,10 +2,45 @@
 // architecture, the task head, and the backend and attention plugins to run it with.
 #pragma once
 
+#include <filesystem>
+#include <functional>
+#include <memory>
+#include <optional>
 #include <string>
 
+#include "core/model_session.h"
 #include "core/plugin_catalogue.h"
 #include "tfx/sdk/config.hpp"
+
+namespace tfx {
+
+namespace hub {
+struct Progress;
+}
+
+// Session options plus where the model comes from: a Hub id ("org/name[@revision]") with a
+// revision, offline mode (HF_HUB_OFFLINE also sets it) and a download progress callback.
+struct LoadOptions : SessionOptions {
+    std::optional<std::string> revision;
+    bool offline = false;
+    std::function<void(const hub::Progress&)> on_download_progress;
+};
+
+// A local model folder as is; a Hub id -> its snapshot folder in the Hugging Face cache,
+// downloading the files a model needs unless they are cached (or offline mode is on).
+std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options);
+
+// transformers' AutoModel: resolves the model, chooses its plugins from config.json and the
+// plugins' manifests, and opens a session on them.
+struct AutoModel {
+    static std::unique_ptr<ModelSession> from_pretrained(const std::string& id_or_path,
+                                                         const LoadOptions& options = {});
+    // A session on config.json alone (no weights): weight_specs() for tfx init-model.
+    static std::unique_ptr<ModelSession> from_config(const std::filesystem::path& config_path,
+                                                     const SessionOptions& options = {});
+};
+
+}  // namespace tfx
 
 namespace tfx::registry {
 

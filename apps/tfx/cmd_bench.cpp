@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "core/forward_call.h"
 #include "core/model_session.h"
 
 namespace tfx::cli {
@@ -36,41 +37,16 @@ struct Timing {
 
 // One repetition: prefill the prompt into a fresh cache, then decode n tokens greedily.
 Timing run_once(ModelSession& s, const std::vector<int32_t>& prompt, int64_t n) {
-    const tfx_model_info& info = s.info();
     const auto p = static_cast<int64_t>(prompt.size());
     KvCache cache = s.make_cache(1, p + n);
-    std::vector<float> logits(static_cast<size_t>(info.output_size));
-    int64_t shape[3] = {1, 1, info.output_size};
-    tfx_tensor out{};
-    out.data = logits.data();
-    out.device = {TFX_DEVICE_CPU, 0};
-    out.ndim = 3;
-    out.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-    out.shape = shape;
-    std::vector<int64_t> positions(static_cast<size_t>(p));
-    for (int64_t i = 0; i < p; ++i) positions[i] = i;
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = static_cast<int32_t>(p);
-    args.last_token_only = 1;
-    args.input_ids = prompt.data();
-    args.positions = positions.data();
-    args.cache = cache.layers();
-    args.output = &out;
+    ForwardCall call(s);
     auto t0 = Clock::now();
-    s.forward(args);
+    std::span<const float> logits = call.run({.tokens = p, .ids = prompt, .cache = &cache, .last_token_only = true});
     auto t1 = Clock::now();
-    int32_t token = 0;
-    int64_t position = p;
-    for (int64_t i = 0; i < n; ++i) {
-        token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        args.tokens = 1;
-        args.input_ids = &token;
-        args.positions = &position;
-        args.past_len = position;
-        s.forward(args);
-        ++position;
+    for (int64_t position = p; position < p + n; ++position) {
+        const auto token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
+        logits = call.run({.tokens = 1, .ids = std::span(&token, 1), .past_len = position, .cache = &cache,
+                           .last_token_only = true});
     }
     auto t2 = Clock::now();
     return {std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count()};
@@ -94,13 +70,13 @@ void run_bench(const BenchOptions& o) {
     }
     for (int32_t threads : parse_ids(o.threads, "-t")) {
         if (threads <= 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "-t: thread counts must be positive");
-        SessionOptions so;
+        LoadOptions so;
         so.plugin_paths = global_options().plugin_paths;
         so.device = o.device;
         so.attn_implementation = o.attn_implementation;
         so.num_threads = threads;
         so.on_download_progress = download_progress_reporter();
-        auto session = ModelSession::open(o.model, so);
+        auto session = AutoModel::from_pretrained(o.model, so);
         std::mt19937 rng(1234);
         std::uniform_int_distribution<int32_t> pick(0, session->info().vocab_size - 1);
         std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));

@@ -21,7 +21,7 @@ struct ChatOptions {
 };
 
 void run_chat(const ChatOptions& o) {
-    auto session = ModelSession::open(o.model.model, o.model.session_options());
+    auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     auto tokenizer = Tokenizer::open(session->model_dir(), global_options().plugin_paths);
     const GenerationConfig config = o.sampling.resolve(*session);
     const bool interactive = isatty(STDIN_FILENO) != 0;

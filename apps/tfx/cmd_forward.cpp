@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "core/forward_call.h"
 #include "core/model_session.h"
 
 namespace tfx::cli {
@@ -19,37 +20,18 @@ struct ForwardOptions {
 };
 
 void run_forward(const ForwardOptions& o) {
-    auto session = ModelSession::open(o.model.model, o.model.session_options());
+    auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
     const tfx_model_info& info = session->info();
     const auto tokens = static_cast<int64_t>(ids.size());
-    std::vector<int64_t> positions(ids.size());
-    for (int64_t i = 0; i < tokens; ++i) positions[i] = i;
     const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
-    const int64_t rows = classifier ? 1 : tokens;
-    std::vector<float> output(static_cast<size_t>(rows * info.output_size));
-    int64_t shape[3] = {1, rows, info.output_size};
-    tfx_tensor out{};
-    out.data = output.data();
-    out.device = {TFX_DEVICE_CPU, 0};
-    out.ndim = 3;
-    out.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-    out.shape = shape;
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = static_cast<int32_t>(tokens);
-    args.input_ids = ids.data();
-    args.positions = positions.data();
-    args.output = &out;
-    std::vector<float> pooled(static_cast<size_t>(info.hidden_size));
-    int64_t pooled_shape[2] = {1, info.hidden_size};
-    tfx_tensor pooled_view{pooled.data(), {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, pooled_shape, nullptr, 0};
-    if (info.has_pooler) args.pooled_output = &pooled_view;
-    session->forward(args);
-
-    const auto width = static_cast<size_t>(info.output_size);
-    auto row = [&](int64_t t) { return std::vector<float>(output.begin() + t * width, output.begin() + (t + 1) * width); };
+    ForwardCall call(*session);
+    call.run({.tokens = tokens, .ids = ids});
+    auto row = [&](int64_t t) {
+        auto r = call.row(t);
+        return std::vector<float>(r.begin(), r.end());
+    };
+    const std::vector<float> pooled(call.pooled().begin(), call.pooled().end());
     nlohmann::json result;
     if (classifier) {
         result["logits"] = row(0);

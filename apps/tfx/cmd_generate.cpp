@@ -47,7 +47,7 @@ std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
 }
 
 void run_generate(const GenerateOptions& o) {
-    auto session = ModelSession::open(o.model.model, o.model.session_options());
+    auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     std::unique_ptr<Tokenizer> tokenizer;
     if (std::filesystem::exists(session->model_dir() / "tokenizer.json")) {
         tokenizer = Tokenizer::open(session->model_dir(), global_options().plugin_paths);

@@ -32,7 +32,7 @@ void run_init(const InitOptions& o) {
     }
     SessionOptions so;
     so.plugin_paths = global_options().plugin_paths;
-    auto session = ModelSession::for_config(o.config, so);
+    auto session = AutoModel::from_config(o.config, so);
     const nlohmann::json specs = session->weight_specs();
     const float std_dev = session->config().get_or<float>("initializer_range", 0.02f);
     const bool bf16 = o.dtype == "bf16";

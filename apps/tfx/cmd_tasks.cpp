@@ -6,7 +6,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
-#include "core/pipelines.h"
+#include "registry/pipelines.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {

@@ -10,6 +10,7 @@
 #include <CLI/CLI.hpp>
 
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "core/sampling.h"
 
 namespace tfx::cli {
@@ -29,7 +30,7 @@ struct ModelOptions {
     std::string revision;
     bool offline = false;
     void add_to(CLI::App* cmd);
-    SessionOptions session_options() const;
+    LoadOptions session_options() const;
 };
 
 // Decoding options shared by generate and chat. Only the options given on the command line

@@ -16,8 +16,8 @@ void ModelOptions::add_to(CLI::App* cmd) {
     cmd->add_flag("--offline", offline, "Never touch the network; use the Hugging Face cache");
 }
 
-SessionOptions ModelOptions::session_options() const {
-    SessionOptions so;
+LoadOptions ModelOptions::session_options() const {
+    LoadOptions so;
     so.plugin_paths = global_options().plugin_paths;
     so.device = device;
     so.attn_implementation = attn_implementation;

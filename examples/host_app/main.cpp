@@ -3,7 +3,7 @@
 #include <cstdlib>
 #include <iostream>
 
-#include "core/pipelines.h"
+#include "registry/pipelines.h"
 
 int main(int argc, char** argv) {
     if (argc < 3) {
@@ -11,7 +11,7 @@ int main(int argc, char** argv) {
         return 2;
     }
     try {
-        tfx::TextGenerationPipeline generate(argv[1], tfx::SessionOptions{});
+        tfx::TextGenerationPipeline generate(argv[1], tfx::LoadOptions{});
         tfx::GenerationConfig config;  // greedy
         config.max_new_tokens = argc > 3 ? std::atoi(argv[3]) : 32;
         std::cout << argv[2] << generate(argv[2], config) << '\n';

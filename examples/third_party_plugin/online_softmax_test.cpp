@@ -6,6 +6,7 @@
 
 #include "core/generation.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 
 int main() {
     const char* data = std::getenv("TFX_TEST_DATA");
@@ -14,10 +15,10 @@ int main() {
         std::cerr << "SKIP: set TFX_TEST_DATA to the shared test data folder\n";
         return 77;
     }
-    tfx::SessionOptions plugin_options;
+    tfx::LoadOptions plugin_options;
     plugin_options.attn_implementation = "online-softmax";
-    auto with_plugin = tfx::ModelSession::open(model, plugin_options);
-    auto with_eager = tfx::ModelSession::open(model, tfx::SessionOptions{});
+    auto with_plugin = tfx::AutoModel::from_pretrained(model, plugin_options);
+    auto with_eager = tfx::AutoModel::from_pretrained(model, tfx::LoadOptions{});
     tfx::GenerationConfig greedy;
     greedy.max_new_tokens = 32;
     greedy.ignore_eos = true;

@@ -4,6 +4,7 @@
 
 #include "core/generation.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "core/plugin_catalogue.h"
 #include "../unit/test_data.h"
 
@@ -18,11 +19,11 @@ TEST(AbiCompatibility, OlderMinorPluginLoadsAndWorks) {
     EXPECT_LT(record.abi_minor, TFX_ABI_MINOR);
 
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
-    tfx::SessionOptions old_plugin;
+    tfx::LoadOptions old_plugin;
     old_plugin.plugin_paths = {TFX_ABI_FIXTURE_DIR};
     old_plugin.attn_implementation = "abi-1.0-naive";
-    auto session_old = tfx::ModelSession::open(model, old_plugin);
-    auto session_new = tfx::ModelSession::open(model, {});
+    auto session_old = tfx::AutoModel::from_pretrained(model, old_plugin);
+    auto session_new = tfx::AutoModel::from_pretrained(model, {});
     EXPECT_NE(session_old->plugin_summary().find("abi-1.0-naive"), std::string::npos);
     tfx::GenerationConfig greedy;
     greedy.max_new_tokens = 24;

@@ -8,6 +8,7 @@
 
 #include "core/generation.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "../unit/test_data.h"
 
 namespace {
@@ -64,7 +65,7 @@ TEST_P(Family, MatchesReference) {
     TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/" + name + ".json");
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     const std::string task = golden.value("task", "causal_lm");
     for (const auto& prompt : golden["prompts"]) {
         SCOPED_TRACE(prompt.value("name", "prompt"));

@@ -10,6 +10,7 @@
 #include "core/generation.h"
 #include "core/json_file.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "core/safetensors.h"
 #include "../unit/test_data.h"
 
@@ -78,7 +79,7 @@ TEST_P(LlamaGolden, MatchesReference) {
     TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().second);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     tfx::GenerationConfig greedy;
     greedy.ignore_eos = true;
     for (const auto& prompt : golden["prompts"]) {
@@ -102,7 +103,7 @@ TEST_P(LlamaGolden, LeftPaddedBatchEqualsUnbatched) {
     TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().second);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     std::vector<std::vector<int32_t>> prompts;
     for (const auto& p : golden["prompts"]) prompts.push_back(p["input_ids"].get<std::vector<int32_t>>());
     tfx::GenerationConfig greedy;
@@ -129,7 +130,7 @@ INSTANTIATE_TEST_SUITE_P(Models, LlamaGolden,
 
 TEST(LlamaSampling, SeededSamplingIsReproducibleAndRespectsTopK) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     tfx::GenerationConfig g;
     g.do_sample = true;
     g.temperature = 0.8f;
@@ -154,7 +155,7 @@ TEST(LlamaSampling, SeededSamplingIsReproducibleAndRespectsTopK) {
 
 TEST(LlamaGeneration, StopsAtEosUnlessIgnored) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     const std::vector<int32_t> prompt = {1, 80, 147, 201, 282, 57};
     tfx::GenerationConfig g;
     g.max_new_tokens = 8;
@@ -173,8 +174,8 @@ TEST(LlamaGeneration, StopsAtEosUnlessIgnored) {
 TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     TFX_TEST_DATA_OR_SKIP(tiny, "tiny/llama");
     fs::path dir = scratch("tfx-bad-model");
-    EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir, {}); }).find("no config.json"), std::string::npos);
-    EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir / "absent", {}); }).find("no such model folder"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); }).find("no config.json"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir / "absent", {}); }).find("no such model folder"), std::string::npos);
 
     auto config = nlohmann::json::parse(tfx::read_text_file(tiny / "config.json"));
     fs::copy_file(tiny / "model.safetensors", dir / "model.safetensors");
@@ -183,29 +184,29 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     auto missing_field = config;
     missing_field.erase("hidden_size");
     write_config(missing_field);
-    EXPECT_NE(error_of([&] { tfx::ModelSession::open(dir, {}); }).find("field 'hidden_size': required field is missing"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); }).find("field 'hidden_size': required field is missing"), std::string::npos);
 
     auto unknown = config;
     unknown["model_type"] = "not_a_model";
     write_config(unknown);
-    std::string e = error_of([&] { tfx::ModelSession::open(dir, {}); });
+    std::string e = error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); });
     EXPECT_NE(e.find("'not_a_model' is not provided by any installed model plugin"), std::string::npos) << e;
     EXPECT_NE(e.find("llama"), std::string::npos) << e;
 
     auto wrong_shape = config;
     wrong_shape["intermediate_size"] = 100;
     write_config(wrong_shape);
-    e = error_of([&] { tfx::ModelSession::open(dir, {}); });
+    e = error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); });
     EXPECT_NE(e.find("tensor 'model.layers.0.mlp.gate_proj.weight': expected shape [100, 64], found [176, 64]"), std::string::npos) << e;
 
     auto more_layers = config;
     more_layers["num_hidden_layers"] = 4;
     write_config(more_layers);
-    e = error_of([&] { tfx::ModelSession::open(dir, {}); });
+    e = error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); });
     EXPECT_NE(e.find("tensor 'model.layers.3.input_layernorm.weight' not found"), std::string::npos) << e;
 
     write_config(config);
-    auto session = tfx::ModelSession::open(dir, {});
+    auto session = tfx::AutoModel::from_pretrained(dir, {});
     e = error_of([&] { tfx::generate(*session, {{1, 384}}, {}); });
     EXPECT_NE(e.find("input id 384 is outside the vocabulary (size 384)"), std::string::npos) << e;
     e = error_of([&] { forward_all(*session, {1, -1}); });
@@ -215,7 +216,7 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
 
 TEST(LlamaInitModel, RandomWeightsRoundTripThroughTheModel) {
     TFX_TEST_DATA_OR_SKIP(tiny, "tiny/llama3_tied");
-    auto specs = tfx::ModelSession::for_config(tiny / "config.json", {})->weight_specs();
+    auto specs = tfx::AutoModel::from_config(tiny / "config.json", {})->weight_specs();
     // Every tensor the reference saved is one the plugin declares, with the same shape.
     auto ckpt = tfx::safetensors::Checkpoint::open(tiny);
     EXPECT_EQ(specs.size(), ckpt.names().size());

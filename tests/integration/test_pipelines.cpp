@@ -6,7 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "core/pipelines.h"
+#include "registry/pipelines.h"
 #include "core/safetensors.h"
 #include "../unit/test_data.h"
 
@@ -112,7 +112,7 @@ TEST(Pipelines, FillMaskRanksTheMaskPosition) {
 
     // With a head (seeded random weights in the layout the plugin declares), the candidates are
     // the softmax of the logits at the mask position, best first.
-    auto specs = tfx::ModelSession::for_config(dir / "config.json", {})->weight_specs();
+    auto specs = tfx::AutoModel::from_config(dir / "config.json", {})->weight_specs();
     std::vector<std::vector<uint8_t>> storage;
     std::vector<tfx::safetensors::TensorToWrite> tensors;
     uint32_t state = 12345;

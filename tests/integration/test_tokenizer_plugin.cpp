@@ -8,6 +8,7 @@
 
 #include "core/generation.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
 #include "../unit/test_data.h"
 
@@ -122,7 +123,7 @@ TEST(TokenizerPlugin, OnceUponATimeContinuesAsTheReference) {
     }
     ASSERT_NE(reference, nullptr);
     auto tok = tfx::Tokenizer::open(model, {});
-    auto session = tfx::ModelSession::open(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, {});
     tfx::GenerationConfig greedy;
     greedy.ignore_eos = true;
     greedy.max_new_tokens = 32;

@@ -1,41 +1,22 @@
-#include "core/pipelines.h"
+#include "registry/pipelines.h"
 
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
+#include "core/forward_call.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
 
-TaskPipeline::TaskPipeline(const std::string& model, const SessionOptions& options)
-    : session_(ModelSession::open(model, options)),
+TaskPipeline::TaskPipeline(const std::string& model, const LoadOptions& options)
+    : session_(AutoModel::from_pretrained(model, options)),
       tokenizer_(Tokenizer::open(session_->model_dir(), options.plugin_paths)) {}
 
 TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
-    const tfx_model_info& info = session_->info();
     if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
-    Outputs out;
-    const auto tokens = static_cast<int64_t>(ids.size());
-    out.rows = info.output_kind == TFX_OUTPUT_CLASS_LOGITS ? 1 : tokens;
-    out.values.resize(static_cast<size_t>(out.rows * info.output_size));
-    out.pooled.resize(static_cast<size_t>(info.has_pooler ? info.hidden_size : 0));
-    std::vector<int64_t> positions(ids.size());
-    std::iota(positions.begin(), positions.end(), 0);
-    int64_t shape[3] = {1, out.rows, info.output_size};
-    int64_t pooled_shape[2] = {1, info.hidden_size};
-    tfx_tensor view{out.values.data(), {TFX_DEVICE_CPU, 0}, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
-    tfx_tensor pooled{out.pooled.data(), {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, pooled_shape, nullptr, 0};
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = static_cast<int32_t>(tokens);
-    args.input_ids = ids.data();
-    args.positions = positions.data();
-    args.output = &view;
-    if (info.has_pooler) args.pooled_output = &pooled;
-    session_->forward(args);
-    return out;
+    ForwardCall call(*session_);
+    const auto values = call.run({.tokens = static_cast<int64_t>(ids.size()), .ids = ids});
+    return Outputs{{values.begin(), values.end()}, {call.pooled().begin(), call.pooled().end()}, call.rows()};
 }
 
 std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text, Pooling pooling, bool normalize) {

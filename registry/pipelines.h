@@ -10,6 +10,7 @@
 
 #include "core/generation.h"
 #include "core/model_session.h"
+#include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
 
 namespace tfx {
@@ -17,7 +18,7 @@ namespace tfx {
 class TaskPipeline {
 public:
     // model: a folder or a Hub id.
-    TaskPipeline(const std::string& model, const SessionOptions& options);
+    TaskPipeline(const std::string& model, const LoadOptions& options);
     ModelSession& session() { return *session_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
 

@@ -1,0 +1,133 @@
+#include "core/op_forwarding.h"
+
+#include <cstddef>
+#include <iterator>
+#include <string>
+#include <tuple>
+#include <type_traits>
+
+#include "core/log.h"
+#include "tfx/sdk/error.hpp"
+
+namespace tfx {
+namespace {
+
+// Tensor operands are checked before a plugin sees them; other arguments pass as they are.
+template <class T>
+const char* invalid_tensor(T) {
+    return nullptr;
+}
+const char* invalid_tensor(const tfx_tensor* t) {
+    if (t == nullptr) return nullptr;  // optional operands (bias) are checked by the op
+    if (t->data == nullptr) return "a tensor has no data";
+    if (t->ndim < 0 || t->ndim > 8 || (t->ndim > 0 && t->shape == nullptr)) return "a tensor has an invalid rank";
+    for (int i = 0; i < t->ndim; ++i) {
+        if (t->shape[i] < 0) return "a tensor has a negative dimension";
+    }
+    return nullptr;
+}
+const char* invalid_tensor(tfx_tensor* t) { return invalid_tensor(static_cast<const tfx_tensor*>(t)); }
+
+bool tracing() { return log::threshold() <= log::Level::trace; }
+
+// Names of the ops table's entries, in table order, for traces.
+constexpr const char* kOpNames[] = {"pack_weight", "release_weight", "linear",  "embedding", "rms_norm",
+                                    "layer_norm",  "rope",           "activation", "gated_activation", "add",
+                                    "mul",         "scale",          "softmax", "softcap",   "copy"};
+const char* op_name(size_t offset) {
+    const size_t slot = (offset - offsetof(tfx_backend_ops, pack_weight)) / sizeof(void*);
+    return slot < std::size(kOpNames) ? kOpNames[slot] : "op";
+}
+
+template <auto Member>
+struct Forward;
+template <class R, class... Args, R (*tfx_backend_ops::*Member)(void*, Args...)>
+struct Forward<Member> {
+    static size_t offset() {
+        static const size_t value = [] {
+            tfx_backend_ops probe{};
+            return static_cast<size_t>(reinterpret_cast<const char*>(&(probe.*Member)) -
+                                       reinterpret_cast<const char*>(&probe));
+        }();
+        return value;
+    }
+    static R call(void* self, Args... args) {
+        auto* target = static_cast<OpsTarget*>(self);
+        const bool offered = target->backend->struct_size >= offset() + sizeof(void*) &&
+                             (target->backend->*Member) != nullptr;
+        if (tracing()) log::write(log::Level::trace, "ops", op_name(offset()));
+        if constexpr (std::is_void_v<R>) {
+            if (offered) (target->backend->*Member)(target->backend_self, args...);
+        } else {
+            tfx_error* error = std::get<sizeof...(Args) - 1>(std::tie(args...));
+            if (!offered) {
+                sdk::fill_error(error, TFX_ERR_UNSUPPORTED, "the backend does not implement this op");
+                return TFX_ERR_UNSUPPORTED;
+            }
+            const char* problem = nullptr;
+            ((problem = problem != nullptr ? problem : invalid_tensor(args)), ...);
+            if (problem != nullptr) {
+                sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
+                return TFX_ERR_INVALID_ARGUMENT;
+            }
+            return (target->backend->*Member)(target->backend_self, args...);
+        }
+    }
+};
+
+const tfx_backend_ops kForwardingOps = {
+    sizeof(tfx_backend_ops),
+    Forward<&tfx_backend_ops::pack_weight>::call,
+    Forward<&tfx_backend_ops::release_weight>::call,
+    Forward<&tfx_backend_ops::linear>::call,
+    Forward<&tfx_backend_ops::embedding>::call,
+    Forward<&tfx_backend_ops::rms_norm>::call,
+    Forward<&tfx_backend_ops::layer_norm>::call,
+    Forward<&tfx_backend_ops::rope>::call,
+    Forward<&tfx_backend_ops::activation>::call,
+    Forward<&tfx_backend_ops::gated_activation>::call,
+    Forward<&tfx_backend_ops::add>::call,
+    Forward<&tfx_backend_ops::mul>::call,
+    Forward<&tfx_backend_ops::scale>::call,
+    Forward<&tfx_backend_ops::softmax>::call,
+    Forward<&tfx_backend_ops::softcap>::call,
+    Forward<&tfx_backend_ops::copy>::call,
+};
+
+// The attention call's operands: q, k, v and out present and of rank 4, the cache (when
+// given) large enough for past_len + tokens.
+const char* invalid_attention(const tfx_attention_args* a) {
+    if (a == nullptr || a->struct_size < sizeof(tfx_attention_args)) return "attention args are missing or too small";
+    for (const tfx_tensor* t : {a->q, a->k, a->v, static_cast<const tfx_tensor*>(a->out)}) {
+        if (t == nullptr) return "attention needs q, k, v and out";
+        if (const char* problem = invalid_tensor(t)) return problem;
+        if (t->ndim != 4) return "attention tensors must be [batch, tokens, heads, head_dim]";
+    }
+    if (a->past_len < 0) return "attention past_len is negative";
+    if (a->cache != nullptr && a->past_len + a->q->shape[1] > a->cache->capacity) {
+        return "the KV cache is too small for past_len + tokens";
+    }
+    return nullptr;
+}
+
+int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* error) {
+    auto* target = static_cast<AttentionTarget*>(self);
+    if (const char* problem = invalid_attention(args)) {
+        sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
+        return TFX_ERR_INVALID_ARGUMENT;
+    }
+    if (tracing()) {
+        log::write(log::Level::trace, "attention",
+                   "attend tokens=" + std::to_string(args->q->shape[1]) + " past_len=" + std::to_string(args->past_len));
+    }
+    return target->table->attend(target->self, args, error);
+}
+
+const tfx_attention_table kForwardingAttention = {sizeof(tfx_attention_table), forward_attend};
+
+}  // namespace
+
+const tfx_backend_ops* forwarding_ops() { return &kForwardingOps; }
+const tfx_attention_table* forwarding_attention() { return &kForwardingAttention; }
+
+}  // namespace tfx

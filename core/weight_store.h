@@ -1,0 +1,45 @@
+// The weights a model plugin asks for by name: views into the memory-mapped checkpoint, or
+// f32 copies widened once and kept for the session (norm weights, biases).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/safetensors.h"
+#include "tfx/tensor.h"
+
+namespace tfx {
+
+class WeightStore {
+public:
+    // No checkpoint: a config-only session (weight_specs); every lookup reports absence.
+    WeightStore() = default;
+    explicit WeightStore(const std::filesystem::path& model_dir);
+
+    bool has(const char* name) const { return find(name).has_value(); }
+    // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
+    tfx_tensor get(const char* name);
+    // The tensor widened to f32 (from f32, bf16 or f16).
+    tfx_tensor get_f32(const char* name);
+    // The file named in error messages: model.safetensors, the index, or "(no weights)".
+    const std::string& source() const { return source_; }
+    void set_source(std::string source) { source_ = std::move(source); }
+
+private:
+    struct F32Copy {
+        std::vector<float> data;
+        std::vector<int64_t> shape;
+    };
+    std::optional<safetensors::Checkpoint::Entry> find(const char* name) const;
+    safetensors::Checkpoint::Entry require(const char* name) const;
+
+    std::optional<safetensors::Checkpoint> checkpoint_;
+    std::map<std::string, std::vector<int64_t>, std::less<>> shapes_;  // stable storage for views
+    std::map<std::string, F32Copy, std::less<>> f32_copies_;
+    std::string source_;
+};
+
+}  // namespace tfx
