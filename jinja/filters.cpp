@@ -175,7 +175,8 @@ Value f_wordcount(const Value& v, const CallArgs& args) {
     std::int64_t words = 0;
     bool in_word = false;
     for (char32_t c : unicode::decode(py_str(v))) {
-        const bool word_char = c == U'_' || unicode::is_alpha(c) || unicode::is_decimal(c);
+        // Python's re \w: str.isalnum() or '_'.
+        const bool word_char = c == U'_' || unicode::is_alpha(c) || unicode::is_numeric(c);
         if (word_char && !in_word) ++words;
         in_word = word_char;
     }

@@ -134,16 +134,20 @@ Value call_str_method(std::string_view name, const Value& self, const CallArgs& 
         return Value::string(pystr::replace(s, string_arg(a, 0, name), string_arg(a, 1, name), a.integer(2, -1)));
     }
     if (name == "upper") return no_args(name), Value::string(pystr::upper(s));
-    if (name == "lower" || name == "casefold") return no_args(name), Value::string(pystr::lower(s));
+    if (name == "lower") return no_args(name), Value::string(pystr::lower(s));
+    if (name == "casefold") return no_args(name), Value::string(pystr::casefold(s));
     if (name == "title") return no_args(name), Value::string(pystr::title(s));
     if (name == "capitalize") return no_args(name), Value::string(pystr::capitalize(s));
     if (name == "swapcase") return no_args(name), Value::string(pystr::swapcase(s));
     if (name == "isalpha") return no_args(name), Value::boolean(pystr::isalpha(s));
-    if (name == "isdigit" || name == "isdecimal" || name == "isnumeric") return no_args(name), Value::boolean(pystr::isdigit(s));
+    if (name == "isdecimal") return no_args(name), Value::boolean(pystr::isdecimal(s));
+    if (name == "isdigit") return no_args(name), Value::boolean(pystr::isdigit(s));
+    if (name == "isnumeric") return no_args(name), Value::boolean(pystr::isnumeric(s));
     if (name == "isalnum") return no_args(name), Value::boolean(pystr::isalnum(s));
     if (name == "isspace") return no_args(name), Value::boolean(pystr::isspace(s));
     if (name == "isupper") return no_args(name), Value::boolean(pystr::isupper(s));
     if (name == "islower") return no_args(name), Value::boolean(pystr::islower(s));
+    if (name == "istitle") return no_args(name), Value::boolean(pystr::istitle(s));
     if (name == "center" || name == "ljust" || name == "rjust") {
         BoundArgs a(name, args, {"width", "fillchar"});
         const std::int64_t width = require_int(a.get(0), "width");
@@ -175,8 +179,8 @@ Value call_str_method(std::string_view name, const Value& self, const CallArgs& 
 constexpr std::string_view kStrMethods[] = {
     "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "startswith", "endswith", "find", "rfind",
     "index", "rindex", "count", "replace", "upper", "lower", "casefold", "title", "capitalize", "swapcase",
-    "isalpha", "isdigit", "isdecimal", "isnumeric", "isalnum", "isspace", "isupper", "islower", "center",
-    "ljust", "rjust", "zfill", "partition", "rpartition", "removeprefix", "removesuffix", "join", "format"};
+    "isalpha", "isdigit", "isdecimal", "isnumeric", "isalnum", "isspace", "isupper", "islower", "istitle",
+    "center", "ljust", "rjust", "zfill", "partition", "rpartition", "removeprefix", "removesuffix", "join", "format"};
 
 Value dict_view(const Value& self, SeqKind kind) {
     std::vector<Value> items;

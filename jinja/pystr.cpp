@@ -227,6 +227,12 @@ std::string lower(std::string_view s) {
     return encode(out);
 }
 
+std::string casefold(std::string_view s) {
+    std::u32string out;
+    for (char32_t c : decode(s)) unicode::append_casefold(out, c);
+    return encode(out);
+}
+
 std::string title(std::string_view s) {
     const std::u32string cps = decode(s);
     std::u32string out;
@@ -339,16 +345,19 @@ std::string zfill(std::string_view s, std::int64_t width) {
 }
 
 bool isalpha(std::string_view s) { return all_of_nonempty(s, unicode::is_alpha); }
-bool isdigit(std::string_view s) { return all_of_nonempty(s, unicode::is_decimal); }
+bool isdecimal(std::string_view s) { return all_of_nonempty(s, unicode::is_decimal); }
+bool isdigit(std::string_view s) { return all_of_nonempty(s, unicode::is_digit); }
+bool isnumeric(std::string_view s) { return all_of_nonempty(s, unicode::is_numeric); }
+// Python: isalpha or isdecimal or isdigit or isnumeric, and numeric includes the other two.
 bool isalnum(std::string_view s) {
-    return all_of_nonempty(s, [](char32_t c) { return unicode::is_alpha(c) || unicode::is_decimal(c); });
+    return all_of_nonempty(s, [](char32_t c) { return unicode::is_alpha(c) || unicode::is_numeric(c); });
 }
 bool isspace(std::string_view s) { return all_of_nonempty(s, unicode::is_space); }
 
 bool isupper(std::string_view s) {
     bool cased = false;
     for (char32_t c : decode(s)) {
-        if (unicode::is_lower(c) || (unicode::is_cased(c) && !unicode::is_upper(c))) return false;
+        if (unicode::is_lower(c) || unicode::is_title(c)) return false;
         cased = cased || unicode::is_upper(c);
     }
     return cased;
@@ -357,8 +366,26 @@ bool isupper(std::string_view s) {
 bool islower(std::string_view s) {
     bool cased = false;
     for (char32_t c : decode(s)) {
-        if (unicode::is_upper(c) || (unicode::is_cased(c) && !unicode::is_lower(c))) return false;
+        if (unicode::is_upper(c) || unicode::is_title(c)) return false;
         cased = cased || unicode::is_lower(c);
+    }
+    return cased;
+}
+
+// Upper- and title-case characters may only follow uncased ones, lower-case only cased ones.
+bool istitle(std::string_view s) {
+    bool cased = false;
+    bool previous_cased = false;
+    for (char32_t c : decode(s)) {
+        if (unicode::is_upper(c) || unicode::is_title(c)) {
+            if (previous_cased) return false;
+            previous_cased = cased = true;
+        } else if (unicode::is_lower(c)) {
+            if (!previous_cased) return false;
+            previous_cased = cased = true;
+        } else {
+            previous_cased = false;
+        }
     }
     return cased;
 }

@@ -22,6 +22,7 @@ std::string replace(std::string_view s, std::string_view old, std::string_view w
 
 std::string upper(std::string_view s);
 std::string lower(std::string_view s);
+std::string casefold(std::string_view s);
 std::string title(std::string_view s);
 std::string capitalize(std::string_view s);
 std::string swapcase(std::string_view s);
@@ -43,11 +44,14 @@ std::string rjust(std::string_view s, std::int64_t width, char32_t fill);
 std::string zfill(std::string_view s, std::int64_t width);
 
 bool isalpha(std::string_view s);
+bool isdecimal(std::string_view s);
 bool isdigit(std::string_view s);
+bool isnumeric(std::string_view s);
 bool isalnum(std::string_view s);
 bool isspace(std::string_view s);
 bool isupper(std::string_view s);
 bool islower(std::string_view s);
+bool istitle(std::string_view s);
 
 std::string repeat(std::string_view s, std::int64_t times);
 

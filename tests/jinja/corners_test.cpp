@@ -230,6 +230,21 @@ TEST(JinjaCorners, StringMethods) {
     for (const Case& c : cases) check(c);
 }
 
+// Non-ASCII str methods: utf8proc's data plus the rules in jinja/unicode.cpp (full case mappings,
+// final sigma, Python's isspace/isdigit/isnumeric, the Lowercase/Uppercase properties).
+TEST(JinjaCorners, UnicodeStrings) {
+    const Case cases[] = {
+        {"{{ 'straße ǆemal ﬃ'.upper() }}|{{ 'ÀÉÎ ΣΑΣ ΟΔΟΣ.'.lower() }}|{{ 'ǆemal ŉ ﬃx ᾳ ᾲ'.title() }}|{{ 'ßa'.capitalize() }}", "{}", Expect::output_of("STRASSE ǄEMAL FFI|àéî σας οδος.|ǅemal ʼN Ffix ᾼ Ὰͅ|Ssa")},
+        {"{{ 'ᾳ ᾈ ǰ'.upper() }}|{{ 'İ'.lower() }}|{{ 'Straße ǅ ª'.swapcase() }}|{{ 'Straße ﬁ Σς'.casefold() }}|{{ 'ΑΣ\\'Σ'.lower() }}", "{}", Expect::output_of("ΑΙ ἈΙ J̌|i̇|sTRASSE ǅ ª|strasse fi σσ|ασ'ς")},
+        {"{{ '中文日本語'.isalpha() }}{{ 'ª'.islower() }}{{ 'Ⅻ'.isupper() }}{{ 'ǅ'.isupper() }}{{ 'Hello ǅungla'.istitle() }}{{ 'HeLLo'.istitle() }}{{ 'Ⓐ'.isupper() }}", "{}", Expect::output_of("TrueTrueTrueFalseTrueFalseTrue")},
+        {"{{ '\\u00a0\\u2028\\u2029\\u0085\\x1c\\u3000'.isspace() }}{{ '\\u200b'.isspace() }}{{ '\\ufeff'.isspace() }}|{{ 'a\\u00a0b\\u2028c\\u200bd'.split() }}|{{ '\\u2028x\\u00a0'.strip()|length }}", "{}", Expect::output_of("TrueFalseFalse|['a', 'b', 'c\\u200bd']|1")},
+        {"{{ '²'.isdigit() }}{{ '²'.isdecimal() }}{{ '½'.isdigit() }}{{ '½'.isnumeric() }}{{ '一'.isnumeric() }}{{ '一'.isdigit() }}{{ '٣'.isdecimal() }}{{ 'Ⅻ'.isalnum() }}{{ '½'.isalnum() }}", "{}", Expect::output_of("TrueFalseFalseTrueTrueFalseTrueTrueTrue")},
+        {"{{ 'a²b ½ x_1 中文'|wordcount }}|{{ 'ǆemal ßtraße'|title }}|{{ 'ǆemal'|capitalize }}|{{ 'straße'|upper }}", "{}", Expect::output_of("4|Ǆemal SStraße|ǅemal|STRASSE")},
+        {"{{ ['\\u2028', '\\u00ad', '\\u0378', '中', '\\U000e0001', '\\u00a0'] }}", "{}", Expect::output_of("['\\u2028', '\\xad', '\\u0378', '中', '\\U000e0001', '\\xa0']")},
+    };
+    for (const Case& c : cases) check(c);
+}
+
 TEST(JinjaCorners, Globals) {
     const Case cases[] = {
         {"{{ dict(a=1, b=2) }} {{ dict([('x', 1)]) }} {{ namespace(a=1).a }}", "{}", Expect::output_of("{'a': 1, 'b': 2} {'x': 1} 1")},
