@@ -1,10 +1,13 @@
 // Plumbing every model file needs and none should repeat: a linear layer that owns its
 // packed weight, one weight table that both load() and weight_specs() read (each tensor is
 // declared once, as llama.cpp's create_tensor does), the activation named by config.json,
-// the attention call, and the writer of a forward's output rows. Model semantics stay in the
-// model files; these are mechanisms.
+// the steps of a forward pass that model files call one by one (as llama.cpp's build_norm,
+// build_ffn and build_attn): layer norm, the gated MLP, self-attention with its rotary
+// embedding, and the writer of a forward's output rows. Model semantics stay in the model
+// files; these are mechanisms.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -15,6 +18,7 @@
 
 #include "tfx/model.h"
 #include "tfx/sdk/host.hpp"
+#include "tfx/sdk/rotary.hpp"
 
 namespace tfx::sdk {
 
@@ -44,8 +48,8 @@ inline void require_positive(const Config& c, std::initializer_list<std::pair<co
 class Linear {
 public:
     Linear() = default;
-    Linear(const Host& host, tfx_weight* weight, View bias, bool has_bias)
-        : host_(&host), weight_(weight), bias_(std::move(bias)), has_bias_(has_bias) {}
+    Linear(const Host& host, tfx_weight* weight, View bias, bool has_bias, int64_t out_features = 0)
+        : host_(&host), weight_(weight), bias_(std::move(bias)), has_bias_(has_bias), out_(out_features) {}
     Linear(Linear&& other) noexcept { *this = std::move(other); }
     Linear& operator=(Linear&& other) noexcept {
         if (this != &other) {
@@ -54,6 +58,7 @@ public:
             weight_ = std::exchange(other.weight_, nullptr);
             bias_ = other.bias_;
             has_bias_ = other.has_bias_;
+            out_ = other.out_;
         }
         return *this;
     }
@@ -63,6 +68,8 @@ public:
 
     void operator()(const View& x, View& y) const { host_->linear(x, weight_, has_bias_ ? &bias_ : nullptr, y); }
     explicit operator bool() const { return weight_ != nullptr; }
+    // The rows of y (the weight's first dim; 0 when not given).
+    int64_t out_features() const { return out_; }
 
 private:
     void reset() {
@@ -74,6 +81,12 @@ private:
     tfx_weight* weight_ = nullptr;
     View bias_;
     bool has_bias_ = false;
+    int64_t out_ = 0;
+};
+
+// A LayerNorm's weight and bias.
+struct LayerNorm {
+    View weight, bias;
 };
 
 // How init-model fills a tensor that has no checkpoint.
@@ -127,7 +140,21 @@ public:
     // transposed Conv1D view).
     Linear pack(const View& weight, View bias = View(), bool has_bias = false) {
         if (describing()) return Linear();
-        return Linear(host_, host_.pack(weight), std::move(bias), has_bias);
+        return Linear(host_, host_.pack(weight), std::move(bias), has_bias, weight.dim(0));
+    }
+    // An embedding table an LM head may be tied to: with `tied`, the first stored of `name`
+    // and `head_alias` (either side of the tie may be the stored tensor).
+    View embedding(const std::string& name, const std::string& head_alias, std::vector<int64_t> shape, bool tied) {
+        return tied ? tensor_or(name, head_alias, std::move(shape)) : tensor(name, std::move(shape));
+    }
+    // The LM head over `embedding`'s rows: the embedding itself when `tied`, else `name`.weight.
+    Linear lm_head(const std::string& name, const View& embedding, bool tied) {
+        return tied ? pack(embedding) : linear(name, embedding.dim(0), embedding.dim(1), false);
+    }
+    // `name`.weight (ones) and `name`.bias (zeros), [dim] each, in that order.
+    LayerNorm layer_norm(const std::string& name, int64_t dim) {
+        View weight = f32(name + ".weight", {dim});
+        return {weight, f32(name + ".bias", {dim}, Init::zeros)};
     }
 
     // weight_specs(): the declared tensors as a JSON array, into the host's sink.
@@ -175,6 +202,169 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     host.attend(args);
 }
 
+// ---- the steps of a forward pass ---------------------------------------------------------
+
+// The rows (batch x tokens) of a forward; throws unless batch, tokens, input_ids, positions and
+// output are given.
+inline int64_t forward_rows(const tfx_forward_args* a) {
+    if (a->batch <= 0 || a->tokens <= 0 || a->input_ids == nullptr || a->positions == nullptr ||
+        a->output == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: batch, tokens, input_ids, positions and output are required");
+    }
+    return int64_t{a->batch} * a->tokens;
+}
+
+// The forward's token ids as an i32 view [batch * tokens], for Host::embedding.
+inline View input_ids(const tfx_forward_args* a) {
+    return View(const_cast<int32_t*>(a->input_ids), kI32, {int64_t{a->batch} * a->tokens});
+}
+
+// A forward's f32 scratch buffer, grown to the largest pass seen; rows() views it [rows, width].
+class Scratch {
+public:
+    View rows(int64_t rows, int64_t width) {
+        data_.resize(static_cast<size_t>(rows * width));
+        return View(data_.data(), {rows, width});
+    }
+
+private:
+    std::vector<float> data_;
+};
+
+// The forward's positions as i32 ids into a learned position table of `table_rows` rows (GPT-2's
+// wpe, BERT's position_embeddings); a position past it throws "<family>: position p is beyond
+// <field> (table_rows)".
+inline View learned_positions(const tfx_forward_args* a, int64_t table_rows, const char* family, const char* field,
+                              std::vector<int32_t>& ids) {
+    const int64_t n = int64_t{a->batch} * a->tokens;
+    ids.resize(static_cast<size_t>(n));
+    for (int64_t i = 0; i < n; ++i) {
+        if (a->positions[i] < 0 || a->positions[i] >= table_rows) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(family) + ": position " +
+                                                      std::to_string(a->positions[i]) + " is beyond " + field + " (" +
+                                                      std::to_string(table_rows) + ")");
+        }
+        ids[i] = static_cast<int32_t>(a->positions[i]);
+    }
+    return View(ids.data(), kI32, {n});
+}
+
+// y = LayerNorm(x) with the norm's weight and bias.
+inline void layer_norm(const Host& host, const View& x, const LayerNorm& norm, float eps, View& y) {
+    host.layer_norm(x, norm.weight, &norm.bias, eps, y);
+}
+
+// The projections of a gated MLP (SwiGLU, GeGLU): gate and up [intermediate, hidden], down [hidden, intermediate].
+struct GatedMlp {
+    Linear gate, up, down;
+};
+
+// y = down(act(gate(x)) * up(x)), llama.cpp's build_ffn with a parallel gate; `gate` and `up` are
+// scratch for the [rows, intermediate] activations. x and y may be the same view.
+inline void ffn_gated(const Host& host, const GatedMlp& mlp, tfx_activation act, const View& x, View& y, Scratch& gate,
+                      Scratch& up) {
+    View g = gate.rows(x.dim(0), mlp.gate.out_features()), u = up.rows(x.dim(0), mlp.up.out_features());
+    mlp.gate(x, g);
+    mlp.up(x, u);
+    host.gated_activation(act, g, u, g);
+    mlp.down(g, y);
+}
+
+// The projections of a plain MLP: up [intermediate, hidden] and down [hidden, intermediate].
+struct Mlp {
+    Linear up, down;
+};
+
+// y = down(act(up(x))), llama.cpp's build_ffn without a gate; `inner` is scratch for the
+// [rows, intermediate] activations. x and y may be the same view.
+inline void ffn(const Host& host, const Mlp& mlp, tfx_activation act, const View& x, View& y, Scratch& inner) {
+    View u = inner.rows(x.dim(0), mlp.up.out_features());
+    mlp.up(x, u);
+    host.activation(act, u, u);
+    mlp.down(u, y);
+}
+
+// A rotary embedding with the cos and sin tables [rows, dim / 2] of the current forward's positions.
+class Rope {
+public:
+    explicit Rope(RopeSettings settings) : half_(settings.dim / 2), rotary_(std::move(settings)) {}
+
+    // The tables for `a`'s positions; once per forward, before any layer applies them.
+    void compute(const tfx_forward_args* a) {
+        const int64_t n = int64_t{a->batch} * a->tokens;
+        rotary_.compute(a->positions, n, cos_, sin_);
+        cos = View(cos_.data(), {n, half_});
+        sin = View(sin_.data(), {n, half_});
+    }
+
+    View cos, sin;
+
+private:
+    int64_t half_;
+    RotaryEmbedding rotary_;
+    std::vector<float> cos_, sin_;
+};
+
+// The projections of self-attention: q, k, v from the hidden state, o back to it.
+struct AttentionWeights {
+    Linear q, k, v, o;
+};
+
+// Multi-head (grouped-query) self-attention over a forward's rows, in the steps a model calls one
+// by one, each returning the object so that they chain: project (q, k, v), rope, attend, output
+// (llama.cpp's build_attn with the o projection). It holds the scratch and the views of it that
+// the steps share:
+//   q, k, v, out                [rows, heads * head_dim] (k and v: kv_heads)
+//   q_heads, k_heads, v_heads   [rows, heads, head_dim], for rope and fused projections
+//   q_rows, k_rows              [rows * heads, head_dim], for per-head norms
+class SelfAttention {
+public:
+    SelfAttention(const Host& host, int64_t heads, int64_t kv_heads, int64_t head_dim)
+        : host_(&host), heads_(heads), kv_heads_(kv_heads), head_dim_(head_dim) {}
+
+    // Sizes the scratch for `rows` rows (project() does it for x's rows).
+    SelfAttention& resize(int64_t rows) {
+        const int64_t d = head_dim_, q_out = heads_ * d, kv_out = kv_heads_ * d;
+        q = q_.rows(rows, q_out), k = k_.rows(rows, kv_out), v = v_.rows(rows, kv_out), out = out_.rows(rows, q_out);
+        q_heads = View(q.data(), {rows, heads_, d}), k_heads = View(k.data(), {rows, kv_heads_, d});
+        v_heads = View(v.data(), {rows, kv_heads_, d});
+        q_rows = View(q.data(), {rows * heads_, d}), k_rows = View(k.data(), {rows * kv_heads_, d});
+        return *this;
+    }
+    // q, k, v = the projections of x [rows, hidden].
+    SelfAttention& project(const AttentionWeights& w, const View& x) {
+        resize(x.dim(0));
+        w.q(x, q);
+        w.k(x, k);
+        w.v(x, v);
+        return *this;
+    }
+    // Rotates q and k by the forward's rotary tables (the first rope dims of each head).
+    SelfAttention& rope(const Rope& r) {
+        host_->rope(q_heads, r.cos, r.sin);
+        host_->rope(k_heads, r.cos, r.sin);
+        return *this;
+    }
+    // out = attention of q over k and v for layer `layer` (its cache); `call` sets scale,
+    // softcap, sliding window and causality, its views are filled here.
+    SelfAttention& attend(const tfx_forward_args* a, int64_t layer, AttentionCall call) {
+        const int64_t b = a->batch, t = a->tokens, d = head_dim_;
+        call.q = View(q.data(), {b, t, heads_, d}), call.k = View(k.data(), {b, t, kv_heads_, d});
+        call.v = View(v.data(), {b, t, kv_heads_, d}), call.out = View(out.data(), {b, t, heads_, d});
+        tfx::sdk::attend(*host_, a, layer, call);
+        return *this;
+    }
+    // y = o(out).
+    void output(const AttentionWeights& w, View& y) const { w.o(out, y); }
+
+    View q, k, v, out, q_heads, k_heads, v_heads, q_rows, k_rows;
+
+private:
+    const Host* host_;
+    int64_t heads_, kv_heads_, head_dim_;
+    Scratch q_, k_, v_, out_;
+};
+
 // Writes a forward's output rows: every position, or each sequence's last one when the
 // host asks for last_token_only, through `head` (an LM head) or as they are (hidden
 // states of a base model). `x` holds [batch * tokens, hidden] rows.
@@ -207,5 +397,13 @@ public:
 private:
     std::vector<float> last_;
 };
+
+// cap * tanh(logits / cap) over the rows a forward just wrote (rows of `width`); 0 leaves them.
+inline void softcap_output(const Host& host, const tfx_forward_args* a, float cap, int64_t width) {
+    if (cap <= 0.0f) return;
+    View out(*a->output);
+    View logits(out.data(), {out.numel() / width, width});
+    host.softcap(logits, cap, logits);
+}
 
 }  // namespace tfx::sdk

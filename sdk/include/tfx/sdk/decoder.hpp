@@ -1,0 +1,246 @@
+// What decoder-only families share in reading config.json and declaring weights, the way
+// transformers' PretrainedConfig subclasses and llama.cpp's llama_model / create_tensor repeat it:
+// the standard fields under their standard names (each family passes its own defaults), the rope
+// scaling it accepts, per-layer sliding windows, the attention and gated-MLP projections, the
+// layer slots, and DecoderModel: the embedding, final norm and LM head around the layers. Which
+// of these a family uses, each layer's tensors and the forward pass stay in the family's file.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <initializer_list>
+#include <limits>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tfx/sdk/config.hpp"
+#include "tfx/sdk/layers.hpp"
+#include "tfx/sdk/model.hpp"
+#include "tfx/sdk/rotary.hpp"
+
+namespace tfx::sdk {
+
+// The sizes get_info() reports for a decoder.
+struct DecoderDims {
+    int64_t vocab_size, hidden_size, num_layers, num_kv_heads, head_dim, max_positions;
+};
+
+// get_info() of a decoder: logits over the vocabulary (causal LM) or hidden states (base model),
+// and the KV cache it needs (num_layers layers of num_kv_heads x head_dim).
+inline void decoder_info(tfx_model_info* info, const DecoderDims& d, bool causal_lm) {
+    info->output_kind = causal_lm ? TFX_OUTPUT_LOGITS : TFX_OUTPUT_HIDDEN_STATE;
+    info->vocab_size = static_cast<int32_t>(d.vocab_size);
+    info->hidden_size = static_cast<int32_t>(d.hidden_size);
+    info->output_size = static_cast<int32_t>(causal_lm ? d.vocab_size : d.hidden_size);
+    info->num_layers = static_cast<int32_t>(d.num_layers);
+    info->num_kv_heads = static_cast<int32_t>(d.num_kv_heads);
+    info->head_dim = static_cast<int32_t>(d.head_dim);
+    info->max_positions = d.max_positions;
+}
+
+// A family's defaults for the standard fields config.json may leave out (its config class's).
+struct DecoderDefaults {
+    int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads
+    int64_t max_position_embeddings = 2048;
+    float rms_norm_eps = 1e-6f;
+    double rope_theta = 10000.0;
+    bool tie_word_embeddings = false;
+    bool rotary_head_dim = true;  // the rotary embedding turns all of head_dim, so it must be even
+};
+
+// The standard fields of a decoder's config.json (vocab_size, hidden_size, intermediate_size,
+// num_hidden_layers, num_attention_heads, num_key_value_heads, head_dim, max_position_embeddings,
+// rms_norm_eps, rope_theta, tie_word_embeddings), checked as grouped-query attention needs them.
+struct DecoderConfig : DecoderDims {
+    int64_t intermediate_size, num_heads;
+    float rms_norm_eps;
+    double rope_theta;
+    bool tie_word_embeddings;
+
+    DecoderConfig(const Config& c, const DecoderDefaults& d) {
+        vocab_size = c.get<int64_t>("vocab_size");
+        hidden_size = c.get<int64_t>("hidden_size");
+        intermediate_size = c.get<int64_t>("intermediate_size");
+        num_layers = c.get<int64_t>("num_hidden_layers");
+        num_heads = c.get<int64_t>("num_attention_heads");
+        num_kv_heads = c.get_or<int64_t>("num_key_value_heads", num_heads);
+        const int64_t hidden_per_head = num_heads > 0 ? hidden_size / num_heads : 0;
+        head_dim = c.get_or<int64_t>("head_dim", d.head_dim > 0 ? d.head_dim : hidden_per_head);
+        max_positions = c.get_or<int64_t>("max_position_embeddings", d.max_position_embeddings);
+        rms_norm_eps = c.get_or<float>("rms_norm_eps", d.rms_norm_eps);
+        rope_theta = c.get_or<double>("rope_theta", d.rope_theta);
+        tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", d.tie_word_embeddings);
+        require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
+                             {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
+                             {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+                             {"head_dim", head_dim}});
+        if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
+        if (d.rotary_head_dim && head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
+    }
+
+    int64_t q_out() const { return num_heads * head_dim; }
+    int64_t kv_out() const { return num_kv_heads * head_dim; }
+};
+
+// rope_scaling as a family accepts it: its type and object (type "default" and an empty object
+// when absent).
+struct RopeScaling {
+    std::string type = "default";
+    Config scaling;
+};
+
+// The config's rope_scaling; fails unless its type is one of `accepted` (the rope types the
+// family implements, by their transformers names), or when a linear factor is not positive.
+inline RopeScaling rope_scaling(const Config& c, std::initializer_list<const char*> accepted) {
+    RopeScaling r{rope_type_of(c), c.has("rope_scaling") ? c.child("rope_scaling") : Config()};
+    std::string list;
+    bool known = false;
+    for (const char* type : accepted) {
+        known = known || r.type == type;
+        list += (list.empty() ? "" : ", ") + std::string(type);
+    }
+    if (!known) c.fail("rope_scaling", "unsupported rope_type '" + r.type + "' (" + list + ")");
+    if (r.type == "linear" && r.scaling.get<float>("factor") <= 0.0f) r.scaling.fail("factor", "must be positive");
+    return r;
+}
+
+// The rotary embedding over all of head_dim with the config's rope_theta and max_position_embeddings.
+inline RopeSettings rope_settings(const DecoderConfig& c, const RopeScaling& r = {}) {
+    return RopeSettings{c.head_dim, c.rope_theta, r.type, r.scaling, c.max_positions};
+}
+
+// The sliding_window field: absent is the config class's default `absent`, null is none (0).
+inline int32_t sliding_window_field(const Config& c, int64_t absent) {
+    const int64_t window = c.json().contains("sliding_window") ? c.get_or<int64_t>("sliding_window", 0) : absent;
+    if (window < 0 || window > std::numeric_limits<int32_t>::max()) c.fail("sliding_window", "out of range");
+    return static_cast<int32_t>(window);
+}
+
+// transformers' layer_types, one per layer: true for "sliding_attention", false for
+// "full_attention"; nullopt when the config has none.
+inline std::optional<std::vector<bool>> sliding_layer_types(const Config& c, int64_t num_layers) {
+    if (!c.has("layer_types")) return std::nullopt;
+    const nlohmann::json& types = c.json().at("layer_types");
+    if (!types.is_array() || static_cast<int64_t>(types.size()) != num_layers) {
+        c.fail("layer_types", "expected one entry per hidden layer");
+    }
+    std::vector<bool> sliding(static_cast<size_t>(num_layers));
+    for (int64_t i = 0; i < num_layers; ++i) {
+        const nlohmann::json& t = types[static_cast<size_t>(i)];
+        if (t != "sliding_attention" && t != "full_attention") {
+            c.fail("layer_types", "unknown layer type " + t.dump() + " (sliding_attention, full_attention)");
+        }
+        sliding[i] = t == "sliding_attention";
+    }
+    return sliding;
+}
+
+// Each layer's window (0: full attention) as Qwen2's config selects them: sliding_window (absent:
+// 4096, null: none) only with use_sliding_window, on the layers layer_types marks
+// "sliding_attention", else on the layers from max_window_layers (default 28) on.
+inline std::vector<int32_t> layer_sliding_windows(const Config& c, int64_t num_layers) {
+    const int32_t window = c.get_or<bool>("use_sliding_window", false) ? sliding_window_field(c, 4096) : 0;
+    const int64_t max_window_layers = c.get_or<int64_t>("max_window_layers", 28);
+    const std::optional<std::vector<bool>> types = sliding_layer_types(c, num_layers);
+    std::vector<int32_t> windows(static_cast<size_t>(num_layers), 0);
+    for (int64_t i = 0; i < num_layers; ++i) {
+        if (types ? (*types)[i] : i >= max_window_layers) windows[i] = window;
+    }
+    return windows;
+}
+
+// q, k, v and o of grouped-query attention, each `prefix` + its name from `names`: q [heads *
+// head_dim, hidden], k and v [kv_heads * head_dim, hidden], o [hidden, heads * head_dim]; a bias
+// on q, k and v with `qkv_bias`, on o with `o_bias`.
+inline AttentionWeights attention_weights(WeightTable& w, const std::string& prefix, std::array<const char*, 4> names,
+                                          const DecoderConfig& c, bool qkv_bias, bool o_bias) {
+    AttentionWeights a;
+    a.q = w.linear(prefix + names[0], c.q_out(), c.hidden_size, qkv_bias);
+    a.k = w.linear(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias);
+    a.v = w.linear(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias);
+    a.o = w.linear(prefix + names[3], c.hidden_size, c.q_out(), o_bias);
+    return a;
+}
+
+// gate and up [intermediate, hidden] and down [hidden, intermediate], each `prefix` + its name
+// from `names`, with biases when `bias`.
+inline GatedMlp gated_mlp(WeightTable& w, const std::string& prefix, std::array<const char*, 3> names, int64_t hidden,
+                          int64_t intermediate, bool bias) {
+    GatedMlp m;
+    m.gate = w.linear(prefix + names[0], intermediate, hidden, bias);
+    m.up = w.linear(prefix + names[1], intermediate, hidden, bias);
+    m.down = w.linear(prefix + names[2], hidden, intermediate, bias);
+    return m;
+}
+
+// The tensors of one decoder layer, as llama.cpp's llama_layer: every slot the llama lineage uses;
+// a family fills those its layers have.
+struct DecoderLayer {
+    View input_norm, post_attention_norm;              // before attention; before the MLP (Gemma 2: after attention)
+    View pre_feedforward_norm, post_feedforward_norm;  // Gemma 2 and 3: around the MLP
+    View q_norm, k_norm;                               // per-head norms of queries and keys
+    AttentionWeights attn;
+    GatedMlp mlp;
+};
+
+// A decoder-only LM of transformers' llama lineage ({Family}ForCausalLM, {Family}Model), the part
+// around its layers: the task head the host chose (causal_lm: logits through lm_head; base: the
+// final hidden states), the token embedding model.embed_tokens (lm_head may be tied to it), the
+// layers model.layers.{i}, the final norm model.norm (weights initialized to `kNormInit`) and
+// lm_head; a base model's checkpoint has no "model." prefix. Model adds
+//   // Layer i's tensors; p is its prefix, "model.layers.{i}.".
+//   void declare_layer(WeightTable& w, Layer& l, const std::string& p, int64_t i);
+//   // embed(), the layers, the final norm, write_output().
+//   void forward(const tfx_forward_args* a);
+// and gets load(), weight_specs(), get_info() and the scratch of attention and MLP. Both task heads
+// come with it; the plugin's manifest says which the host may ask for.
+template <class Model, class ModelConfig, Init kNormInit = Init::ones, class Layer = DecoderLayer>
+class DecoderModel : public ModelPlugin<Model, ModelConfig> {
+public:
+    using ModelPlugin<Model, ModelConfig>::ModelPlugin;
+
+    void declare(WeightTable& w) {
+        const DecoderConfig& c = this->config_;
+        causal_lm_ = this->host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
+        embed_ = w.embedding(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, c.hidden_size},
+                             c.tie_word_embeddings);
+        layers_.resize(static_cast<size_t>(c.num_layers));
+        for (int64_t i = 0; i < c.num_layers; ++i) {
+            static_cast<Model*>(this)->declare_layer(w, layers_[i], pre + "layers." + std::to_string(i) + ".", i);
+        }
+        final_norm_ = w.f32(pre + "norm.weight", {c.hidden_size}, kNormInit);
+        if (causal_lm_) lm_head_ = w.lm_head("lm_head", embed_, c.tie_word_embeddings);
+    }
+
+    void get_info(tfx_model_info* info) { decoder_info(info, this->config_, causal_lm_); }
+
+protected:
+    // The forward's first step: x = the token embeddings [rows, hidden], and xn, a second buffer of
+    // that shape for norm and sublayer outputs. Throws on missing arguments.
+    std::pair<View, View> embed(const tfx_forward_args* a) {
+        const int64_t n = forward_rows(a), h = this->config_.hidden_size;
+        View x = hidden_.rows(n, h), xn = normed_.rows(n, h);
+        this->host_.embedding(embed_, input_ids(a), x);
+        return {x, xn};
+    }
+    // The last: the final hidden states through lm_head (causal_lm) or as they are (base).
+    void write_output(const tfx_forward_args* a, const View& x) {
+        const DecoderConfig& c = this->config_;
+        output_.write(a, x, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : c.hidden_size);
+    }
+
+    bool causal_lm_ = true;
+    View embed_, final_norm_;
+    std::vector<Layer> layers_;
+    Linear lm_head_;
+    SelfAttention attn_{this->host_, this->config_.num_heads, this->config_.num_kv_heads, this->config_.head_dim};
+    OutputWriter output_;
+    Scratch hidden_, normed_, gate_, up_;  // gate_, up_: for ffn_gated
+};
+
+}  // namespace tfx::sdk
