@@ -10,6 +10,7 @@ packages=(
     libcurl4-openssl-dev                # Hub client
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev
+    clang-format                        # scripts/format.sh --check (CI)
 )
 missing=()
 for p in "${packages[@]}"; do

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite: build (warnings are errors), ctest, then a short run of every fuzz
-# target under ASan/UBSan. Test data comes from $TFX_TEST_DATA (the shared folder); tests
+# The whole test suite: format and layering checks, build (warnings are errors), ctest,
+# then a short run of every fuzz target under ASan/UBSan. Test data comes from $TFX_TEST_DATA (the shared folder); tests
 # that need it say so and skip when it is unset.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,6 +8,10 @@ if [ -z "${TFX_TEST_DATA:-}" ]; then
     echo "warning: TFX_TEST_DATA is not set; tests that need reference data will be skipped" >&2
 fi
 jobs=$(nproc)
+
+# Cheap structural checks first: formatting and the direction of the layers.
+scripts/format.sh --check
+scripts/check-layers.sh
 
 cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release -DTFX_WERROR=ON
 cmake --build build -j "$jobs"

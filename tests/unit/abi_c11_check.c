@@ -7,5 +7,5 @@ int tfx_abi_c11_check(void) {
     d.magic = TFX_PLUGIN_MAGIC;
     d.abi_major = TFX_ABI_MAJOR;
     return (int)sizeof(d) + (int)sizeof(tfx_backend_ops) + (int)sizeof(tfx_model_table) +
-           (int)sizeof(tfx_tokenizer_table) + (int)sizeof(tfx_quantizer_table);
+           (int)sizeof(tfx_tokenizer_table);
 }

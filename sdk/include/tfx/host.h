@@ -42,7 +42,8 @@ typedef struct tfx_host_services {
     const tfx_attention_table* attention;
     void* attention_self;
 
-    /* Session options by name ("num_threads", "device", ...); NULL when not set. */
+    /* Session options by name ("num_threads", "device", "task_head": the head the model
+     * manifest maps config.json's architecture to, ...); NULL when not set. */
     const char* (*option)(void* host, const char* key);
 } tfx_host_services;
 
