@@ -25,7 +25,7 @@ struct ForwardInputs {
 };
 
 class ForwardCall {
-public:
+  public:
     explicit ForwardCall(ModelSession& session) : session_(session) {}
 
     // Runs the model. Returns the output rows: one per sequence for a classifier or when
@@ -37,7 +37,7 @@ public:
     // The pooler's output [batch, hidden] when the model has one, else empty.
     std::span<const float> pooled() const { return pooled_; }
 
-private:
+  private:
     ModelSession& session_;
     int64_t rows_ = 0;
     std::vector<float> output_, pooled_;

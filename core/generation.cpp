@@ -7,7 +7,8 @@
 namespace tfx {
 
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
-                          const GenerationConfig& config, const TokenCallback& on_token, const StopCondition& should_stop) {
+                          const GenerationConfig& config, const TokenCallback& on_token,
+                          const StopCondition& should_stop) {
     config.validate();
     const tfx_model_info& info = session.info();
     if (info.output_kind != TFX_OUTPUT_LOGITS) {
@@ -24,7 +25,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         for (int32_t id : p) {
             if (id < 0 || id >= info.vocab_size) {
                 throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
-                                                               " is outside the vocabulary (size " + std::to_string(info.vocab_size) + ")");
+                                                               " is outside the vocabulary (size " +
+                                                               std::to_string(info.vocab_size) + ")");
             }
         }
         prompt_len = std::max<int64_t>(prompt_len, static_cast<int64_t>(p.size()));
@@ -35,11 +37,13 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     const int64_t capacity = prompt_len + max_new;
     if (info.max_positions > 0 && capacity > info.max_positions) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "prompt (" + std::to_string(prompt_len) + ") + new tokens (" +
-                                                       std::to_string(max_new) + ") exceed the model's max_position_embeddings (" +
+                                                       std::to_string(max_new) +
+                                                       ") exceed the model's max_position_embeddings (" +
                                                        std::to_string(info.max_positions) + ")");
     }
     const int32_t pad = config.pad_token_id && *config.pad_token_id >= 0 && *config.pad_token_id < info.vocab_size
-                            ? *config.pad_token_id : 0;
+                            ? *config.pad_token_id
+                            : 0;
 
     // Left padding: real tokens end at the same column; padded keys are masked out and
     // positions count real tokens only (transformers: cumsum(mask) - 1).
@@ -73,8 +77,14 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         for (int32_t b = 0; b < batch; ++b) {
             std::copy_n(mask_row.begin() + b * capacity, keys, key_mask.begin() + b * keys);
         }
-        call.run({.batch = batch, .tokens = tokens, .ids = ids, .positions = positions, .key_mask = key_mask,
-                  .past_len = past, .cache = &cache, .last_token_only = true});
+        call.run({.batch = batch,
+                  .tokens = tokens,
+                  .ids = ids,
+                  .positions = positions,
+                  .key_mask = key_mask,
+                  .past_len = past,
+                  .cache = &cache,
+                  .last_token_only = true});
 
         past = keys;
         tokens = 1;
@@ -88,8 +98,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
             context[b].push_back(token);
             result.new_tokens[b].push_back(token);
             if (on_token) on_token(static_cast<size_t>(b), token);
-            const bool eos = !config.ignore_eos &&
-                             std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(), token) != config.eos_token_ids.end();
+            const bool eos = !config.ignore_eos && std::find(config.eos_token_ids.begin(), config.eos_token_ids.end(),
+                                                             token) != config.eos_token_ids.end();
             done[b] = eos || (should_stop && should_stop(static_cast<size_t>(b), result.new_tokens[b]));
             ids[b] = token;
             positions[b] = next_position[b]++;

@@ -10,12 +10,12 @@
 namespace tfx {
 
 class KvCache {
-public:
+  public:
     KvCache(int32_t layers, int32_t batch, int32_t kv_heads, int32_t head_dim, int64_t capacity);
     tfx_kv_layer* layers() { return layers_.data(); }
     int64_t capacity() const { return capacity_; }
 
-private:
+  private:
     int64_t capacity_;
     std::vector<float> storage_;
     std::vector<tfx_kv_layer> layers_;

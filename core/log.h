@@ -16,6 +16,8 @@ void set_threshold(Level level);
 bool parse_level(std::string_view name, Level& out);
 void write(Level level, std::string_view source, std::string_view message);
 
-inline void info(std::string_view m) { write(Level::info, "tfx", m); }
+inline void info(std::string_view m) {
+    write(Level::info, "tfx", m);
+}
 
 }  // namespace tfx::log

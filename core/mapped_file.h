@@ -9,7 +9,7 @@
 namespace tfx {
 
 class MappedFile {
-public:
+  public:
     explicit MappedFile(const std::filesystem::path& path);  // throws sdk::Error naming the file
     ~MappedFile();
     MappedFile(const MappedFile&) = delete;
@@ -18,7 +18,7 @@ public:
     std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
     const std::filesystem::path& path() const { return path_; }
 
-private:
+  private:
     std::filesystem::path path_;
     const std::uint8_t* data_ = nullptr;
     std::size_t size_ = 0;

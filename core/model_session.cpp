@@ -27,7 +27,9 @@ struct ModelSession::Impl {
 
 namespace {
 
-ModelSession::Impl& impl_of(void* host) { return *static_cast<ModelSession::Impl*>(host); }
+ModelSession::Impl& impl_of(void* host) {
+    return *static_cast<ModelSession::Impl*>(host);
+}
 
 // The C table of host services over a session's state.
 void fill_services(ModelSession::Impl& impl) {
@@ -70,7 +72,8 @@ std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, cons
     }
     const fs::path config_path = model_dir / "config.json";
     if (!fs::exists(config_path)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, model_dir.string() + ": no config.json (is this a Hugging Face model folder?)");
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         model_dir.string() + ": no config.json (is this a Hugging Face model folder?)");
     }
     std::unique_ptr<ModelSession> session(new ModelSession());
     Impl& impl = *session->impl_;

@@ -35,7 +35,7 @@ struct PluginChoice {
 };
 
 class ModelSession {
-public:
+  public:
     // A model folder (config.json + safetensors): binds the plugins and loads the weights.
     static std::unique_ptr<ModelSession> open(const std::filesystem::path& model_dir, const PluginChoice& plugins,
                                               const SessionOptions& options);
@@ -62,7 +62,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     ModelSession();
     void bind_plugins(const PluginChoice& plugins, const SessionOptions& options);
     std::unique_ptr<Impl> impl_;

@@ -26,14 +26,18 @@ const char* invalid_tensor(const tfx_tensor* t) {
     }
     return nullptr;
 }
-const char* invalid_tensor(tfx_tensor* t) { return invalid_tensor(static_cast<const tfx_tensor*>(t)); }
+const char* invalid_tensor(tfx_tensor* t) {
+    return invalid_tensor(static_cast<const tfx_tensor*>(t));
+}
 
-bool tracing() { return log::threshold() <= log::Level::trace; }
+bool tracing() {
+    return log::threshold() <= log::Level::trace;
+}
 
 // Names of the ops table's entries, in table order, for traces.
-constexpr const char* kOpNames[] = {"pack_weight", "release_weight", "linear",  "embedding", "rms_norm",
+constexpr const char* kOpNames[] = {"pack_weight", "release_weight", "linear",     "embedding",        "rms_norm",
                                     "layer_norm",  "rope",           "activation", "gated_activation", "add",
-                                    "mul",         "scale",          "softmax", "softcap",   "copy"};
+                                    "mul",         "scale",          "softmax",    "softcap",          "copy"};
 const char* op_name(size_t offset) {
     const size_t slot = (offset - offsetof(tfx_backend_ops, pack_weight)) / sizeof(void*);
     return slot < std::size(kOpNames) ? kOpNames[slot] : "op";
@@ -53,8 +57,8 @@ struct Forward<Member> {
     }
     static R call(void* self, Args... args) {
         auto* target = static_cast<OpsTarget*>(self);
-        const bool offered = target->backend->struct_size >= offset() + sizeof(void*) &&
-                             (target->backend->*Member) != nullptr;
+        const bool offered =
+            target->backend->struct_size >= offset() + sizeof(void*) && (target->backend->*Member) != nullptr;
         if (tracing()) log::write(log::Level::trace, "ops", op_name(offset()));
         if constexpr (std::is_void_v<R>) {
             if (offered) (target->backend->*Member)(target->backend_self, args...);
@@ -117,8 +121,9 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
         return TFX_ERR_INVALID_ARGUMENT;
     }
     if (tracing()) {
-        log::write(log::Level::trace, "attention",
-                   "attend tokens=" + std::to_string(args->q->shape[1]) + " past_len=" + std::to_string(args->past_len));
+        log::write(
+            log::Level::trace, "attention",
+            "attend tokens=" + std::to_string(args->q->shape[1]) + " past_len=" + std::to_string(args->past_len));
     }
     return target->table->attend(target->self, args, error);
 }
@@ -127,7 +132,11 @@ const tfx_attention_table kForwardingAttention = {sizeof(tfx_attention_table), f
 
 }  // namespace
 
-const tfx_backend_ops* forwarding_ops() { return &kForwardingOps; }
-const tfx_attention_table* forwarding_attention() { return &kForwardingAttention; }
+const tfx_backend_ops* forwarding_ops() {
+    return &kForwardingOps;
+}
+const tfx_attention_table* forwarding_attention() {
+    return &kForwardingAttention;
+}
 
 }  // namespace tfx

@@ -93,27 +93,42 @@ void read_sidecar(PluginRecord& record) {
 
 std::string_view to_string(PluginStatus status) {
     switch (status) {
-        case PluginStatus::unknown: return "unknown";
-        case PluginStatus::ok: return "ok";
-        case PluginStatus::not_a_plugin: return "not a plugin";
-        case PluginStatus::abi_mismatch: return "ABI mismatch";
-        case PluginStatus::missing_dependency: return "missing dependency";
-        case PluginStatus::unavailable: return "unavailable here";
-        case PluginStatus::bad_manifest: return "bad manifest";
-        case PluginStatus::crashed: return "crashed";
-        case PluginStatus::shadowed: return "shadowed";
+        case PluginStatus::unknown:
+            return "unknown";
+        case PluginStatus::ok:
+            return "ok";
+        case PluginStatus::not_a_plugin:
+            return "not a plugin";
+        case PluginStatus::abi_mismatch:
+            return "ABI mismatch";
+        case PluginStatus::missing_dependency:
+            return "missing dependency";
+        case PluginStatus::unavailable:
+            return "unavailable here";
+        case PluginStatus::bad_manifest:
+            return "bad manifest";
+        case PluginStatus::crashed:
+            return "crashed";
+        case PluginStatus::shadowed:
+            return "shadowed";
     }
     return "unknown";
 }
 
 std::string_view kind_name(int32_t kind) {
     switch (kind) {
-        case TFX_KIND_MODEL: return "model";
-        case TFX_KIND_BACKEND: return "backend";
-        case TFX_KIND_TOKENIZER: return "tokenizer";
-        case TFX_KIND_ATTENTION: return "attention";
-        case TFX_KIND_QUANTIZER: return "quantizer";
-        default: return "";
+        case TFX_KIND_MODEL:
+            return "model";
+        case TFX_KIND_BACKEND:
+            return "backend";
+        case TFX_KIND_TOKENIZER:
+            return "tokenizer";
+        case TFX_KIND_ATTENTION:
+            return "attention";
+        case TFX_KIND_QUANTIZER:
+            return "quantizer";
+        default:
+            return "";
     }
 }
 
@@ -131,8 +146,7 @@ LoadedPlugin load_plugin(const PluginRecord& record) {
 
     boost::dll::shared_library library;
     try {
-        library.load(record.library,
-                     boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
+        library.load(record.library, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local);
     } catch (const std::exception& e) {
         std::string message = e.what();
         fail(classify_load_failure(message, record.library), message);
@@ -146,23 +160,20 @@ LoadedPlugin load_plugin(const PluginRecord& record) {
         fail(PluginStatus::not_a_plugin, "the descriptor's magic number is wrong");
     }
     if (d->abi_major != TFX_ABI_MAJOR) {
-        fail(PluginStatus::abi_mismatch,
-             "built for tfx ABI " + std::to_string(d->abi_major) + "." + std::to_string(d->abi_minor) +
-                 " (descriptor), this host speaks ABI " + std::to_string(TFX_ABI_MAJOR) + "." +
-                 std::to_string(TFX_ABI_MINOR));
+        fail(PluginStatus::abi_mismatch, "built for tfx ABI " + std::to_string(d->abi_major) + "." +
+                                             std::to_string(d->abi_minor) + " (descriptor), this host speaks ABI " +
+                                             std::to_string(TFX_ABI_MAJOR) + "." + std::to_string(TFX_ABI_MINOR));
     }
-    if (d->struct_size < offsetof(tfx_plugin_descriptor, get_table) + sizeof(d->get_table) ||
-        d->name == nullptr || d->version == nullptr || d->manifest_json == nullptr ||
-        d->create == nullptr || d->destroy == nullptr || d->get_table == nullptr ||
-        kind_name(d->kind).empty()) {
-        fail(PluginStatus::not_a_plugin, "the descriptor is incomplete (size " +
-                                             std::to_string(d->struct_size) + ")");
+    if (d->struct_size < offsetof(tfx_plugin_descriptor, get_table) + sizeof(d->get_table) || d->name == nullptr ||
+        d->version == nullptr || d->manifest_json == nullptr || d->create == nullptr || d->destroy == nullptr ||
+        d->get_table == nullptr || kind_name(d->kind).empty()) {
+        fail(PluginStatus::not_a_plugin, "the descriptor is incomplete (size " + std::to_string(d->struct_size) + ")");
     }
     if (record.manifest.is_object()) {
         nlohmann::json embedded = nlohmann::json::parse(d->manifest_json, nullptr, false);
         if (embedded != record.manifest) {
-            fail(PluginStatus::bad_manifest, "the sidecar differs from the manifest embedded in " +
-                                                 record.library.filename().string());
+            fail(PluginStatus::bad_manifest,
+                 "the sidecar differs from the manifest embedded in " + record.library.filename().string());
         }
     }
     const void* table = d->get_table();
@@ -217,8 +228,8 @@ void probe_in_process(PluginRecord& record, bool create_instance) {
     } catch (const std::exception& e) {
         std::string message = e.what();
         record.status = PluginStatus::not_a_plugin;
-        for (auto s : {PluginStatus::abi_mismatch, PluginStatus::missing_dependency,
-                       PluginStatus::bad_manifest, PluginStatus::not_a_plugin}) {
+        for (auto s : {PluginStatus::abi_mismatch, PluginStatus::missing_dependency, PluginStatus::bad_manifest,
+                       PluginStatus::not_a_plugin}) {
             std::string prefix = std::string(to_string(s)) + ": ";
             if (message.rfind(prefix, 0) == 0) {
                 record.status = s;
@@ -284,19 +295,22 @@ void probe_isolated(PluginRecord& record, bool create_instance) {
     ::waitpid(pid, &wstatus, 0);
     if (timed_out) {
         record.status = PluginStatus::crashed;
-        record.reason = "the probe did not finish within " + std::to_string(kProbeTimeout.count()) + " s (hang while loading)";
+        record.reason =
+            "the probe did not finish within " + std::to_string(kProbeTimeout.count()) + " s (hang while loading)";
         return;
     }
     if (WIFSIGNALED(wstatus)) {
         record.status = PluginStatus::crashed;
-        record.reason = std::string("the plugin crashed while ") + (create_instance ? "loading or creating an instance" : "loading") +
-                        " (signal " + std::to_string(WTERMSIG(wstatus)) + ": " + strsignal(WTERMSIG(wstatus)) + ")";
+        record.reason = std::string("the plugin crashed while ") +
+                        (create_instance ? "loading or creating an instance" : "loading") + " (signal " +
+                        std::to_string(WTERMSIG(wstatus)) + ": " + strsignal(WTERMSIG(wstatus)) + ")";
         return;
     }
     nlohmann::json result = nlohmann::json::parse(text, nullptr, false);
     if (result.is_discarded() || !result.is_object()) {
         record.status = PluginStatus::crashed;
-        record.reason = "the probe process exited with status " + std::to_string(WEXITSTATUS(wstatus)) + " without a report";
+        record.reason =
+            "the probe process exited with status " + std::to_string(WEXITSTATUS(wstatus)) + " without a report";
         return;
     }
     record.status = static_cast<PluginStatus>(result.value("status", 0));

@@ -17,7 +17,7 @@
 namespace tfx {
 
 enum class PluginStatus {
-    unknown,             // not probed yet
+    unknown,  // not probed yet
     ok,
     not_a_plugin,        // not a shared library, or no valid tfx descriptor
     abi_mismatch,        // built for another ABI major (from the sidecar or the descriptor)
@@ -57,7 +57,7 @@ struct LoadedPlugin {
 LoadedPlugin load_plugin(const PluginRecord& record);
 
 class PluginCatalogue {
-public:
+  public:
     // Scans the folders in order and reads sidecars; loads nothing.
     explicit PluginCatalogue(std::vector<std::filesystem::path> dirs);
 
@@ -77,7 +77,7 @@ public:
     std::vector<const PluginRecord*> of_kind(std::string_view kind) const;
     const PluginRecord* find(std::string_view name) const;
 
-private:
+  private:
     std::vector<std::filesystem::path> dirs_;
     std::vector<PluginRecord> records_;
 };

@@ -38,7 +38,9 @@ constexpr std::array<DTypeRow, 15> kDTypes{{
     {DType::F8_E5M2, "F8_E5M2", 1, {TFX_DTYPE_FLOAT8_E5M2, 8, 1}},
 }};
 
-const DTypeRow& row(DType dtype) { return kDTypes[static_cast<std::size_t>(dtype)]; }
+const DTypeRow& row(DType dtype) {
+    return kDTypes[static_cast<std::size_t>(dtype)];
+}
 
 [[noreturn]] void fail(std::string_view file, const std::string& what) {
     throw sdk::Error(TFX_ERR_FORMAT, std::string(file) + ": " + what);
@@ -64,8 +66,8 @@ TensorInfo parse_tensor(const std::string& name, const nlohmann::json& entry, ui
     }
     auto dtype = parse_dtype(dtype_it->get<std::string>());
     if (!dtype) {
-        fail(file, where + ": unknown dtype '" + dtype_it->get<std::string>() +
-                       "' (expected one of " + known_dtypes() + ")");
+        fail(file,
+             where + ": unknown dtype '" + dtype_it->get<std::string>() + "' (expected one of " + known_dtypes() + ")");
     }
     TensorInfo info{name, *dtype, {}, 0, 0};
     uint64_t bytes = dtype_size(*dtype);
@@ -83,14 +85,12 @@ TensorInfo parse_tensor(const std::string& name, const nlohmann::json& entry, ui
     info.begin = (*offsets_it)[0].get<uint64_t>();
     info.end = (*offsets_it)[1].get<uint64_t>();
     if (info.begin > info.end || info.end > data_size) {
-        fail(file, where + ": data_offsets [" + std::to_string(info.begin) + ", " +
-                       std::to_string(info.end) + "] lie outside the data section of " +
-                       std::to_string(data_size) + " bytes");
+        fail(file, where + ": data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
+                       "] lie outside the data section of " + std::to_string(data_size) + " bytes");
     }
     if (info.end - info.begin != bytes) {
-        fail(file, where + ": shape and dtype " + std::string(dtype_name(*dtype)) + " need " +
-                       std::to_string(bytes) + " bytes but data_offsets span " +
-                       std::to_string(info.end - info.begin));
+        fail(file, where + ": shape and dtype " + std::string(dtype_name(*dtype)) + " need " + std::to_string(bytes) +
+                       " bytes but data_offsets span " + std::to_string(info.end - info.begin));
     }
     return info;
 }
@@ -103,12 +103,19 @@ std::optional<DType> parse_dtype(std::string_view name) {
     }
     return std::nullopt;
 }
-std::string_view dtype_name(DType dtype) { return row(dtype).name; }
-std::size_t dtype_size(DType dtype) { return row(dtype).size; }
-tfx_dtype to_abi(DType dtype) { return row(dtype).abi; }
+std::string_view dtype_name(DType dtype) {
+    return row(dtype).name;
+}
+std::size_t dtype_size(DType dtype) {
+    return row(dtype).size;
+}
+tfx_dtype to_abi(DType dtype) {
+    return row(dtype).abi;
+}
 
 Header parse_header(std::span<const uint8_t> file, std::string_view file_name) {
-    if (file.size() < 8) fail(file_name, "too short for a safetensors file (" + std::to_string(file.size()) + " bytes)");
+    if (file.size() < 8)
+        fail(file_name, "too short for a safetensors file (" + std::to_string(file.size()) + " bytes)");
     uint64_t header_len = 0;
     for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | file[static_cast<std::size_t>(i)];
     if (header_len > kMaxHeaderBytes) {
@@ -116,8 +123,8 @@ Header parse_header(std::span<const uint8_t> file, std::string_view file_name) {
                             std::to_string(kMaxHeaderBytes) + " bytes");
     }
     if (header_len > file.size() - 8) {
-        fail(file_name, "header length " + std::to_string(header_len) + " exceeds the file size " +
-                            std::to_string(file.size()));
+        fail(file_name,
+             "header length " + std::to_string(header_len) + " exceeds the file size " + std::to_string(file.size()));
     }
     std::string_view text(reinterpret_cast<const char*>(file.data() + 8), header_len);
     if (text.empty() || text.front() != '{') fail(file_name, "header is not a JSON object");
@@ -144,15 +151,13 @@ Header parse_header(std::span<const uint8_t> file, std::string_view file_name) {
               [](const TensorInfo* a, const TensorInfo* b) { return a->begin < b->begin; });
     for (std::size_t i = 1; i < by_offset.size(); ++i) {
         if (by_offset[i]->begin < by_offset[i - 1]->end) {
-            fail(file_name, "tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name +
-                                "' overlap");
+            fail(file_name, "tensors '" + by_offset[i - 1]->name + "' and '" + by_offset[i]->name + "' overlap");
         }
     }
     return header;
 }
 
-File::File(const std::filesystem::path& path)
-    : map_(path), header_(parse_header(map_.bytes(), path.string())) {
+File::File(const std::filesystem::path& path) : map_(path), header_(parse_header(map_.bytes(), path.string())) {
     for (std::size_t i = 0; i < header_.tensors.size(); ++i) index_[header_.tensors[i].name] = i;
 }
 
@@ -181,7 +186,8 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir) {
             if (!shard.is_string()) config.fail("weight_map", "'" + name + "' must name a file");
             const std::string file = shard.get<std::string>();
             if (file.empty() || file.find('/') != std::string::npos || file == "." || file == "..") {
-                config.fail("weight_map", "'" + name + "': shard '" + file + "' must be a file name in the model folder");
+                config.fail("weight_map",
+                            "'" + name + "': shard '" + file + "' must be a file name in the model folder");
             }
             if (!shard_of_file.contains(file)) {
                 shard_of_file[file] = ckpt.files_.size();
@@ -193,11 +199,10 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir) {
             }
         }
     } else if (fs::exists(dir / "pytorch_model.bin") || fs::exists(dir / "pytorch_model.bin.index.json")) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED,
-                         (dir / "pytorch_model.bin").string() +
-                             ": a pickle checkpoint; tfx never executes pickle. Convert it once "
-                             "with Python: AutoModel.from_pretrained(DIR).save_pretrained(DIR, "
-                             "safe_serialization=True), then load the model.safetensors");
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, (dir / "pytorch_model.bin").string() +
+                                                  ": a pickle checkpoint; tfx never executes pickle. Convert it once "
+                                                  "with Python: AutoModel.from_pretrained(DIR).save_pretrained(DIR, "
+                                                  "safe_serialization=True), then load the model.safetensors");
     } else {
         throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no model.safetensors or model.safetensors.index.json");
     }
@@ -205,8 +210,8 @@ Checkpoint Checkpoint::open(const std::filesystem::path& dir) {
     for (const auto& file : ckpt.files_) {
         for (const auto& info : file->header().tensors) {
             if (!ckpt.tensors_.emplace(info.name, Entry{file.get(), &info}).second) {
-                throw sdk::Error(TFX_ERR_FORMAT, file->path().string() + ": tensor '" + info.name +
-                                                     "' also appears in another shard");
+                throw sdk::Error(TFX_ERR_FORMAT,
+                                 file->path().string() + ": tensor '" + info.name + "' also appears in another shard");
             }
         }
         for (const auto& [k, v] : file->header().metadata) ckpt.metadata_[k] = v;
@@ -238,11 +243,12 @@ void write(const std::filesystem::path& path, const std::vector<TensorToWrite>& 
         uint64_t expected = dtype_size(t.dtype);
         for (int64_t d : t.shape) expected *= static_cast<uint64_t>(d);
         if (expected != t.bytes.size()) {
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "safetensors write: tensor '" + t.name +
-                                                           "' has " + std::to_string(t.bytes.size()) +
-                                                           " bytes, shape needs " + std::to_string(expected));
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "safetensors write: tensor '" + t.name + "' has " +
+                                                           std::to_string(t.bytes.size()) + " bytes, shape needs " +
+                                                           std::to_string(expected));
         }
-        header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + expected}}};
+        header[t.name] = {
+            {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + expected}}};
         offset += expected;
     }
     std::string text = header.dump();

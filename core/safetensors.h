@@ -46,7 +46,7 @@ inline constexpr uint64_t kMaxHeaderBytes = 100'000'000;
 Header parse_header(std::span<const uint8_t> file, std::string_view file_name);
 
 class File {
-public:
+  public:
     explicit File(const std::filesystem::path& path);
     const Header& header() const { return header_; }
     const TensorInfo* find(std::string_view name) const;
@@ -55,7 +55,7 @@ public:
     }
     const std::filesystem::path& path() const { return map_.path(); }
 
-private:
+  private:
     MappedFile map_;
     Header header_;
     std::map<std::string, std::size_t, std::less<>> index_;
@@ -65,7 +65,7 @@ private:
 // model.safetensors.index.json. Names removed by tied-weight saving (recorded in
 // __metadata__ as "removed": "kept") resolve to the kept tensor.
 class Checkpoint {
-public:
+  public:
     static Checkpoint open(const std::filesystem::path& model_dir);
 
     struct Entry {
@@ -77,7 +77,7 @@ public:
     const std::map<std::string, std::string>& metadata() const { return metadata_; }
     const std::vector<std::unique_ptr<File>>& files() const { return files_; }
 
-private:
+  private:
     std::vector<std::unique_ptr<File>> files_;
     std::map<std::string, Entry, std::less<>> tensors_;
     std::map<std::string, std::string, std::less<>> aliases_;

@@ -87,8 +87,10 @@ GenerationConfig GenerationConfig::from_model(const sdk::Config& config, const s
     g.top_p = c.get_or<float>("top_p", g.top_p);
     g.min_p = c.get_or<float>("min_p", g.min_p);
     g.repetition_penalty = c.get_or<float>("repetition_penalty", g.repetition_penalty);
-    if (c.has("max_new_tokens")) g.max_new_tokens = c.get<int64_t>("max_new_tokens");
-    else if (c.has("max_length")) g.max_length = c.get<int64_t>("max_length");
+    if (c.has("max_new_tokens"))
+        g.max_new_tokens = c.get<int64_t>("max_new_tokens");
+    else if (c.has("max_length"))
+        g.max_length = c.get<int64_t>("max_length");
     return g;
 }
 

@@ -52,7 +52,9 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         for (size_t i = 0; i < n; ++i) {
             uint16_t half;
             switch (dtype) {
-                case safetensors::DType::F32: std::memcpy(&copy.data[i], src + 4 * i, 4); break;
+                case safetensors::DType::F32:
+                    std::memcpy(&copy.data[i], src + 4 * i, 4);
+                    break;
                 case safetensors::DType::BF16:
                     std::memcpy(&half, src + 2 * i, 2);
                     copy.data[i] = sdk::bf16_to_f32(half);

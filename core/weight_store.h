@@ -14,7 +14,7 @@
 namespace tfx {
 
 class WeightStore {
-public:
+  public:
     // No checkpoint: a config-only session (weight_specs); every lookup reports absence.
     WeightStore() = default;
     explicit WeightStore(const std::filesystem::path& model_dir);
@@ -28,7 +28,7 @@ public:
     const std::string& source() const { return source_; }
     void set_source(std::string source) { source_ = std::move(source); }
 
-private:
+  private:
     struct F32Copy {
         std::vector<float> data;
         std::vector<int64_t> shape;

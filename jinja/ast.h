@@ -19,8 +19,22 @@ struct Position {
 // ---- expressions ---------------------------------------------------------------------------
 
 enum class ExprKind {
-    literal, name, list, tuple, dict, getattr, getitem, slice, call, filter, test,
-    unary, binary, concat, compare, conditional,
+    literal,
+    name,
+    list,
+    tuple,
+    dict,
+    getattr,
+    getitem,
+    slice,
+    call,
+    filter,
+    test,
+    unary,
+    binary,
+    concat,
+    compare,
+    conditional,
 };
 
 struct Expr {
@@ -125,8 +139,8 @@ struct Conditional : Expr {  // then if test else otherwise
 
 struct Target {
     enum class Kind { name, tuple, namespace_attr } kind = Kind::name;
-    std::string name;       // variable (or namespace variable)
-    std::string attribute;  // for namespace_attr
+    std::string name;           // variable (or namespace variable)
+    std::string attribute;      // for namespace_attr
     std::vector<Target> items;  // for tuple
     Position pos;
 };
@@ -134,8 +148,20 @@ struct Target {
 // ---- statements --------------------------------------------------------------------------------
 
 enum class StmtKind {
-    text, print, if_, for_, set, set_block, macro, call_block, filter_block, with, scope,
-    loop_break, loop_continue, unsupported,
+    text,
+    print,
+    if_,
+    for_,
+    set,
+    set_block,
+    macro,
+    call_block,
+    filter_block,
+    with,
+    scope,
+    loop_break,
+    loop_continue,
+    unsupported,
 };
 
 struct Stmt {

@@ -7,7 +7,9 @@ namespace {
 
 using json = nlohmann::ordered_json;
 
-[[noreturn]] void fail(const std::string& message) { throw Error(ErrorKind::runtime, message); }
+[[noreturn]] void fail(const std::string& message) {
+    throw Error(ErrorKind::runtime, message);
+}
 
 // A special token is a string or an AddedToken object {"content": ...}.
 std::optional<std::string> token_text(const json& value) {
@@ -51,7 +53,8 @@ std::string final_message_text(const json& messages) {
     if (content.is_string()) return content.get<std::string>();
     if (content.is_array()) {
         for (auto it = content.rbegin(); it != content.rend(); ++it) {
-            if (it->is_object() && it->contains("text") && (*it)["text"].is_string()) return (*it)["text"].get<std::string>();
+            if (it->is_object() && it->contains("text") && (*it)["text"].is_string())
+                return (*it)["text"].get<std::string>();
         }
         fail("continue_final_message is set but we could not find any text to continue in the final message!");
     }
@@ -64,9 +67,10 @@ std::string continue_final(const std::string& rendered, const std::string& final
     const std::string lstripped = pystr::strip(final_message, std::nullopt, pystr::StripSide::left);
     const std::size_t at = rendered.rfind(stripped);
     if (at == std::string::npos) {
-        fail("continue_final_message is set but the final message does not appear in the chat after applying the "
-             "chat template! This can happen if the chat template deletes portions of the final message. Please "
-             "verify the chat template and final message in your chat to ensure they are compatible.");
+        fail(
+            "continue_final_message is set but the final message does not appear in the chat after applying the "
+            "chat template! This can happen if the chat template deletes portions of the final message. Please "
+            "verify the chat template and final message in your chat to ensure they are compatible.");
     }
     if (rendered.compare(at, lstripped.size(), final_message) == 0 && lstripped.size() == final_message.size()) {
         return rendered.substr(0, at + lstripped.size());
@@ -131,9 +135,10 @@ std::string ChatTemplate::select(const std::optional<std::string>& name, bool ha
 
 std::string ChatTemplate::apply(const ChatRequest& request) const {
     if (request.continue_final_message && request.add_generation_prompt) {
-        fail("continue_final_message and add_generation_prompt are not compatible. Use continue_final_message when "
-             "you want the model to continue the final message, and add_generation_prompt when you want to add a "
-             "header that will prompt it to start a new assistant message instead.");
+        fail(
+            "continue_final_message and add_generation_prompt are not compatible. Use continue_final_message when "
+            "you want the model to continue the final message, and add_generation_prompt when you want to add a "
+            "header that will prompt it to start a new assistant message instead.");
     }
     if (!request.extra.is_null() && !request.extra.is_object()) fail("extra template variables must be a JSON object");
     for (const char* reserved : {"messages", "tools", "add_generation_prompt"}) {

@@ -30,7 +30,7 @@ struct ChatRequest {
 };
 
 class ChatTemplate {
-public:
+  public:
     // Parses every template of the config's `chat_template` (a string or a list of
     // {"name", "template"}). Throws Error{runtime} when there is no chat_template. A template that
     // does not parse only fails when it is used.
@@ -42,7 +42,7 @@ public:
     // Throws Error: syntax (chosen template does not parse), raised (raise_exception) or runtime.
     std::string apply(const ChatRequest& request) const;
 
-private:
+  private:
     struct Named {
         std::string name;
         std::variant<Template, Error> parsed;

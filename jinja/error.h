@@ -13,7 +13,7 @@ enum class ErrorKind {
 };
 
 class Error : public std::runtime_error {
-public:
+  public:
     Error(ErrorKind kind, const std::string& message, int line = 0, int column = 0)
         : std::runtime_error(message), kind_(kind), line_(line), column_(column) {}
 
@@ -22,7 +22,7 @@ public:
     int line() const noexcept { return line_; }
     int column() const noexcept { return column_; }
 
-private:
+  private:
     ErrorKind kind_;
     int line_;
     int column_;

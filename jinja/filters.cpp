@@ -21,7 +21,9 @@ namespace {
 
 using pystr::StripSide;
 
-Value str_value(std::string s) { return Value::string(std::move(s)); }
+Value str_value(std::string s) {
+    return Value::string(std::move(s));
+}
 
 // ---- attribute getters (Jinja's make_attrgetter) --------------------------------------------------
 
@@ -31,7 +33,8 @@ std::vector<Value> attribute_parts(const Value& attribute) {
     if (!attribute.is_string()) return {attribute};
     std::vector<Value> parts;
     for (const std::string& part : pystr::split(attribute.str(), std::string("."), -1)) {
-        const bool digits = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
+        const bool digits =
+            !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return c >= '0' && c <= '9'; });
         parts.push_back(digits && part.size() < 18 ? Value::integer(std::stoll(part)) : Value::string(part));
     }
     return parts;
@@ -45,7 +48,9 @@ Value lookup_parts(Value item, const std::vector<Value>& parts, const Value* fal
     return item;
 }
 
-Value ignore_case(const Value& v) { return v.is_string() ? Value::string(pystr::lower(v.str())) : v; }
+Value ignore_case(const Value& v) {
+    return v.is_string() ? Value::string(pystr::lower(v.str())) : v;
+}
 
 // Sort keys: one list of values per item, one value per comma-separated attribute.
 std::vector<Value> sort_key(const Value& item, const std::vector<std::vector<Value>>& attributes, bool case_sensitive) {
@@ -79,8 +84,12 @@ Value f_trim(const Value& v, const CallArgs& args) {
     return str_value(pystr::strip(py_str(v), chars, StripSide::both));
 }
 
-Value f_upper(const Value& v, const CallArgs& args) { return BoundArgs("upper", args, {}), str_value(pystr::upper(py_str(v))); }
-Value f_lower(const Value& v, const CallArgs& args) { return BoundArgs("lower", args, {}), str_value(pystr::lower(py_str(v))); }
+Value f_upper(const Value& v, const CallArgs& args) {
+    return BoundArgs("upper", args, {}), str_value(pystr::upper(py_str(v)));
+}
+Value f_lower(const Value& v, const CallArgs& args) {
+    return BoundArgs("lower", args, {}), str_value(pystr::lower(py_str(v)));
+}
 Value f_capitalize(const Value& v, const CallArgs& args) {
     return BoundArgs("capitalize", args, {}), str_value(pystr::capitalize(py_str(v)));
 }
@@ -89,7 +98,9 @@ Value f_capitalize(const Value& v, const CallArgs& args) {
 Value f_title(const Value& v, const CallArgs& args) {
     BoundArgs("title", args, {});
     const std::u32string cps = unicode::decode(py_str(v));
-    auto is_delim = [](char32_t c) { return c == U'-' || c == U'(' || c == U'{' || c == U'[' || c == U'<' || unicode::is_space(c); };
+    auto is_delim = [](char32_t c) {
+        return c == U'-' || c == U'(' || c == U'{' || c == U'[' || c == U'<' || unicode::is_space(c);
+    };
     std::u32string out;
     std::size_t i = 0;
     while (i < cps.size()) {
@@ -104,20 +115,35 @@ Value f_title(const Value& v, const CallArgs& args) {
     return str_value(unicode::encode(out));
 }
 
-Value f_string(const Value& v, const CallArgs& args) { return BoundArgs("string", args, {}), str_value(py_str(v)); }
-Value f_safe(const Value& v, const CallArgs& args) { return BoundArgs("safe", args, {}), str_value(py_str(v)); }
+Value f_string(const Value& v, const CallArgs& args) {
+    return BoundArgs("string", args, {}), str_value(py_str(v));
+}
+Value f_safe(const Value& v, const CallArgs& args) {
+    return BoundArgs("safe", args, {}), str_value(py_str(v));
+}
 
 Value f_escape(const Value& v, const CallArgs& args) {
     BoundArgs("escape", args, {});
     std::string out;
     for (char c : py_str(v)) {
         switch (c) {
-            case '&': out += "&amp;"; break;
-            case '<': out += "&lt;"; break;
-            case '>': out += "&gt;"; break;
-            case '"': out += "&#34;"; break;
-            case '\'': out += "&#39;"; break;
-            default: out += c;
+            case '&':
+                out += "&amp;";
+                break;
+            case '<':
+                out += "&lt;";
+                break;
+            case '>':
+                out += "&gt;";
+                break;
+            case '"':
+                out += "&#34;";
+                break;
+            case '\'':
+                out += "&#39;";
+                break;
+            default:
+                out += c;
         }
     }
     return str_value(std::move(out));
@@ -160,7 +186,8 @@ Value f_truncate(const Value& v, const CallArgs& args) {
     const std::string end = a.string(2, "...");
     const std::int64_t leeway = a.integer(3, 5);
     const auto end_len = static_cast<std::int64_t>(unicode::length(end));
-    if (length < end_len) throw_runtime("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
+    if (length < end_len)
+        throw_runtime("expected length >= " + std::to_string(end_len) + ", got " + std::to_string(length));
     if (leeway < 0) throw_runtime("expected leeway >= 0, got " + std::to_string(leeway));
     if (py_len(v) <= length + leeway) return v;  // Jinja measures and returns the value itself
     if (!v.is_string()) throw_runtime("can only truncate strings");
@@ -263,13 +290,15 @@ std::optional<std::int64_t> parse_python_int(const std::string& text, int base) 
         if (c == '_' && digit_seen && i + 1 < s.size() && s[i + 1] != '_') continue;
         int d = c >= '0' && c <= '9' ? c - '0' : (c | 0x20) >= 'a' && (c | 0x20) <= 'z' ? (c | 0x20) - 'a' + 10 : 99;
         if (d >= base) return std::nullopt;
-        if (value > (std::numeric_limits<unsigned long long>::max() - static_cast<unsigned>(d)) / static_cast<unsigned>(base)) {
+        if (value >
+            (std::numeric_limits<unsigned long long>::max() - static_cast<unsigned>(d)) / static_cast<unsigned>(base)) {
             throw_runtime("integer too large");
         }
         value = value * static_cast<unsigned>(base) + static_cast<unsigned>(d);
         digit_seen = true;
     }
-    if (value > static_cast<unsigned long long>(std::numeric_limits<std::int64_t>::max())) throw_runtime("integer too large");
+    if (value > static_cast<unsigned long long>(std::numeric_limits<std::int64_t>::max()))
+        throw_runtime("integer too large");
     const auto magnitude = static_cast<std::int64_t>(value);
     return negative ? -magnitude : magnitude;
 }
@@ -293,7 +322,8 @@ std::optional<double> parse_python_float(const std::string& text) {
             if (!between) return std::nullopt;
             continue;
         }
-        if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '+' || c == '-')) {
+        if (!(std::isdigit(static_cast<unsigned char>(c)) || c == '.' || c == 'e' || c == 'E' || c == '+' ||
+              c == '-')) {
             return std::nullopt;
         }
         digits = digits || std::isdigit(static_cast<unsigned char>(c));
@@ -382,9 +412,13 @@ Value f_round(const Value& v, const CallArgs& args) {
 
 // ---- sequences ----------------------------------------------------------------------------------
 
-Value f_length(const Value& v, const CallArgs& args) { return BoundArgs("length", args, {}), Value::integer(py_len(v)); }
+Value f_length(const Value& v, const CallArgs& args) {
+    return BoundArgs("length", args, {}), Value::integer(py_len(v));
+}
 
-Value f_list(const Value& v, const CallArgs& args) { return BoundArgs("list", args, {}), Value::list(iterate(v)); }
+Value f_list(const Value& v, const CallArgs& args) {
+    return BoundArgs("list", args, {}), Value::list(iterate(v));
+}
 
 Value f_first(const Value& v, const CallArgs& args) {
     BoundArgs("first", args, {});
@@ -459,7 +493,8 @@ Value f_dictsort(const Value& v, const CallArgs& args) {
         const Value& x = pair.seq().items[pos];
         return case_sensitive ? x : ignore_case(x);
     };
-    std::stable_sort(pairs.begin(), pairs.end(), [&](const Value& x, const Value& y) { return less_than(key(x), key(y)); });
+    std::stable_sort(pairs.begin(), pairs.end(),
+                     [&](const Value& x, const Value& y) { return less_than(key(x), key(y)); });
     if (a.boolean(2, false)) std::reverse(pairs.begin(), pairs.end());
     return Value::list(std::move(pairs));
 }
@@ -510,20 +545,26 @@ Value min_or_max(const Value& v, const CallArgs& args, const char* name, bool wa
     };
     std::size_t best = 0;
     for (std::size_t i = 1; i < items.size(); ++i) {
-        if (want_max ? less_than(key(items[best]), key(items[i])) : less_than(key(items[i]), key(items[best]))) best = i;
+        if (want_max ? less_than(key(items[best]), key(items[i])) : less_than(key(items[i]), key(items[best])))
+            best = i;
     }
     return items[best];
 }
 
-Value f_min(const Value& v, const CallArgs& args) { return min_or_max(v, args, "min", false); }
-Value f_max(const Value& v, const CallArgs& args) { return min_or_max(v, args, "max", true); }
+Value f_min(const Value& v, const CallArgs& args) {
+    return min_or_max(v, args, "min", false);
+}
+Value f_max(const Value& v, const CallArgs& args) {
+    return min_or_max(v, args, "max", true);
+}
 
 Value f_sum(const Value& v, const CallArgs& args) {
     BoundArgs a("sum", args, {"attribute", "start"});
     const std::vector<Value> parts = attribute_parts(a.get_or(0, Value::none()));
     Value total = a.get_or(1, Value::integer(0));
     if (total.is_string()) throw_runtime("sum() can't sum strings [use ''.join(seq) instead]");
-    for (const Value& item : iterate(v)) total = binary_op(ast::BinaryOp::add, total, lookup_parts(item, parts, nullptr));
+    for (const Value& item : iterate(v))
+        total = binary_op(ast::BinaryOp::add, total, lookup_parts(item, parts, nullptr));
     return total;
 }
 
@@ -533,7 +574,8 @@ Value f_batch(const Value& v, const CallArgs& args) {
     std::vector<Value> batches;
     std::vector<Value> current;
     for (Value& item : iterate(v)) {  // Jinja's loop: a size of 0 yields one empty batch first
-        if (static_cast<std::int64_t>(current.size()) == size) batches.push_back(Value::list(std::exchange(current, {})));
+        if (static_cast<std::int64_t>(current.size()) == size)
+            batches.push_back(Value::list(std::exchange(current, {})));
         current.push_back(std::move(item));
     }
     if (!current.empty()) {
@@ -579,12 +621,15 @@ Value f_map(const Value& v, const CallArgs& args) {
     if (!v.truthy()) return make_generator({});
     std::vector<Value> out;
     if (args.positional.empty()) {
-        const auto attribute = std::find_if(args.keyword.begin(), args.keyword.end(), [](const auto& kv) { return kv.first == "attribute"; });
+        const auto attribute = std::find_if(args.keyword.begin(), args.keyword.end(),
+                                            [](const auto& kv) { return kv.first == "attribute"; });
         if (attribute == args.keyword.end()) throw_runtime("map requires a filter argument");
         std::optional<Value> fallback;
         for (const auto& [k, val] : args.keyword) {
-            if (k == "default") fallback = val;
-            else if (k != "attribute") throw_runtime("Unexpected keyword argument '" + k + "'");
+            if (k == "default")
+                fallback = val;
+            else if (k != "attribute")
+                throw_runtime("Unexpected keyword argument '" + k + "'");
         }
         const std::vector<Value> parts = attribute_parts(attribute->second);
         for (const Value& item : iterate(v)) out.push_back(lookup_parts(item, parts, fallback ? &*fallback : nullptr));
@@ -609,7 +654,9 @@ Value select_or_reject(const Value& v, const CallArgs& args, bool keep_if, bool 
     const bool has_test = args.positional.size() > offset;
     const std::string test = has_test ? py_str(args.positional[offset]) : std::string();
     CallArgs test_args;
-    if (has_test) test_args.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(offset) + 1, args.positional.end());
+    if (has_test)
+        test_args.positional.assign(args.positional.begin() + static_cast<std::ptrdiff_t>(offset) + 1,
+                                    args.positional.end());
     test_args.keyword = args.keyword;
     std::vector<Value> out;
     for (const Value& item : iterate(v)) {
@@ -620,23 +667,66 @@ Value select_or_reject(const Value& v, const CallArgs& args, bool keep_if, bool 
     return make_generator(std::move(out));
 }
 
-Value f_select(const Value& v, const CallArgs& args) { return select_or_reject(v, args, true, false); }
-Value f_reject(const Value& v, const CallArgs& args) { return select_or_reject(v, args, false, false); }
-Value f_selectattr(const Value& v, const CallArgs& args) { return select_or_reject(v, args, true, true); }
-Value f_rejectattr(const Value& v, const CallArgs& args) { return select_or_reject(v, args, false, true); }
+Value f_select(const Value& v, const CallArgs& args) {
+    return select_or_reject(v, args, true, false);
+}
+Value f_reject(const Value& v, const CallArgs& args) {
+    return select_or_reject(v, args, false, false);
+}
+Value f_selectattr(const Value& v, const CallArgs& args) {
+    return select_or_reject(v, args, true, true);
+}
+Value f_rejectattr(const Value& v, const CallArgs& args) {
+    return select_or_reject(v, args, false, true);
+}
 
 constexpr std::pair<std::string_view, FilterFn> kFilters[] = {
-    {"abs", f_abs}, {"attr", f_attr}, {"batch", f_batch}, {"capitalize", f_capitalize},
-    {"center", f_center}, {"count", f_length}, {"d", f_default}, {"default", f_default},
-    {"dictsort", f_dictsort}, {"e", f_escape}, {"escape", f_escape}, {"filesizeformat", f_filesizeformat},
-    {"first", f_first}, {"float", f_float}, {"forceescape", f_escape}, {"format", f_format},
-    {"indent", f_indent}, {"int", f_int}, {"items", f_items}, {"join", f_join}, {"last", f_last},
-    {"length", f_length}, {"list", f_list}, {"lower", f_lower}, {"map", f_map}, {"max", f_max},
-    {"min", f_min}, {"reject", f_reject}, {"rejectattr", f_rejectattr}, {"replace", f_replace},
-    {"reverse", f_reverse}, {"round", f_round}, {"safe", f_safe}, {"select", f_select},
-    {"selectattr", f_selectattr}, {"slice", f_slice}, {"sort", f_sort}, {"string", f_string},
-    {"sum", f_sum}, {"title", f_title}, {"tojson", f_tojson}, {"trim", f_trim},
-    {"truncate", f_truncate}, {"unique", f_unique}, {"upper", f_upper}, {"wordcount", f_wordcount},
+    {"abs", f_abs},
+    {"attr", f_attr},
+    {"batch", f_batch},
+    {"capitalize", f_capitalize},
+    {"center", f_center},
+    {"count", f_length},
+    {"d", f_default},
+    {"default", f_default},
+    {"dictsort", f_dictsort},
+    {"e", f_escape},
+    {"escape", f_escape},
+    {"filesizeformat", f_filesizeformat},
+    {"first", f_first},
+    {"float", f_float},
+    {"forceescape", f_escape},
+    {"format", f_format},
+    {"indent", f_indent},
+    {"int", f_int},
+    {"items", f_items},
+    {"join", f_join},
+    {"last", f_last},
+    {"length", f_length},
+    {"list", f_list},
+    {"lower", f_lower},
+    {"map", f_map},
+    {"max", f_max},
+    {"min", f_min},
+    {"reject", f_reject},
+    {"rejectattr", f_rejectattr},
+    {"replace", f_replace},
+    {"reverse", f_reverse},
+    {"round", f_round},
+    {"safe", f_safe},
+    {"select", f_select},
+    {"selectattr", f_selectattr},
+    {"slice", f_slice},
+    {"sort", f_sort},
+    {"string", f_string},
+    {"sum", f_sum},
+    {"title", f_title},
+    {"tojson", f_tojson},
+    {"trim", f_trim},
+    {"truncate", f_truncate},
+    {"unique", f_unique},
+    {"upper", f_upper},
+    {"wordcount", f_wordcount},
 };
 
 }  // namespace

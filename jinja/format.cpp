@@ -70,7 +70,9 @@ std::string format_integer(std::int64_t v, const Spec& spec) {
     char buf[80];
     std::string digits;
     switch (spec.type) {
-        case 'x': case 'X': case 'o': {
+        case 'x':
+        case 'X':
+        case 'o': {
             const char fmt[] = {'%', 'l', 'l', spec.type, 0};
             std::snprintf(buf, sizeof buf, fmt, magnitude);
             digits = buf;
@@ -78,7 +80,8 @@ std::string format_integer(std::int64_t v, const Spec& spec) {
             break;
         }
         case 'b': {
-            for (unsigned long long m = magnitude; m > 0; m >>= 1) digits.insert(digits.begin(), static_cast<char>('0' + (m & 1)));
+            for (unsigned long long m = magnitude; m > 0; m >>= 1)
+                digits.insert(digits.begin(), static_cast<char>('0' + (m & 1)));
             if (digits.empty()) digits = "0";
             if (spec.alternate) digits = "0b" + digits;
             break;
@@ -159,7 +162,8 @@ std::string format_value(const Value& v, const Spec& spec, bool percent_style) {
     if (integer_type || (type == 0 && v.is_integral())) {
         std::int64_t i = v.is_integral() ? v.as_int() : 0;
         if (v.is_float()) {
-            if (!percent_style) throw_runtime("Unknown format code '" + std::string(1, type) + "' for object of type 'float'");
+            if (!percent_style)
+                throw_runtime("Unknown format code '" + std::string(1, type) + "' for object of type 'float'");
             if (!std::isfinite(v.as_double())) throw_runtime("cannot convert float to integer");
             i = static_cast<std::int64_t>(v.as_double());
         }
@@ -181,7 +185,7 @@ std::string format_value(const Value& v, const Spec& spec, bool percent_style) {
 // ---- printf style ------------------------------------------------------------------------------
 
 class PercentFormatter {
-public:
+  public:
     PercentFormatter(std::string_view fmt, const Value& args) : fmt_(fmt), args_(args) {
         if (args.is_seq(SeqKind::tuple)) {
             positional_ = args.seq().items;
@@ -201,15 +205,16 @@ public:
             check_string_size(out.size());
         }
         // Like CPython: an argument that supports [] (a dict, a list, ...) may go unused.
-        const bool subscriptable = args_.is_dict() || args_.is_undefined() ||
-                                   (args_.is_sequence() && args_.seq().subscriptable() && !args_.is_seq(SeqKind::tuple));
+        const bool subscriptable =
+            args_.is_dict() || args_.is_undefined() ||
+            (args_.is_sequence() && args_.seq().subscriptable() && !args_.is_seq(SeqKind::tuple));
         if (!used_mapping_ && !subscriptable && next_ < positional_.size()) {
             throw_runtime("not all arguments converted during string formatting");
         }
         return out;
     }
 
-private:
+  private:
     [[noreturn]] static void incomplete() { throw_runtime("incomplete format"); }
 
     const Value& next_arg() {
@@ -249,12 +254,18 @@ private:
         Spec spec;
         for (; i < fmt_.size(); ++i) {
             const char f = fmt_[i];
-            if (f == '-') spec.align = '<';
-            else if (f == '+') spec.sign = '+';
-            else if (f == ' ') { if (spec.sign != '+') spec.sign = ' '; }
-            else if (f == '#') spec.alternate = true;
-            else if (f == '0') spec.zero_pad = true;
-            else break;
+            if (f == '-')
+                spec.align = '<';
+            else if (f == '+')
+                spec.sign = '+';
+            else if (f == ' ') {
+                if (spec.sign != '+') spec.sign = ' ';
+            } else if (f == '#')
+                spec.alternate = true;
+            else if (f == '0')
+                spec.zero_pad = true;
+            else
+                break;
         }
         const bool has_width = i < fmt_.size() && (fmt_[i] == '*' || (fmt_[i] >= '0' && fmt_[i] <= '9'));
         if (has_width) {
@@ -347,7 +358,9 @@ Spec parse_format_spec(std::string_view s) {
 
 }  // namespace
 
-std::string percent_format(std::string_view fmt, const Value& args) { return PercentFormatter(fmt, args).run(); }
+std::string percent_format(std::string_view fmt, const Value& args) {
+    return PercentFormatter(fmt, args).run();
+}
 
 std::string str_format(std::string_view fmt, const CallArgs& args) {
     std::string out;
@@ -390,13 +403,17 @@ std::string str_format(std::string_view fmt, const CallArgs& args) {
         const std::size_t accessor = field.find_first_of(".[");
         const std::string_view name = field.substr(0, accessor);
         Value v;
-        const bool numeric = !name.empty() && name.size() < 10 && name.find_first_not_of("0123456789") == std::string_view::npos;
+        const bool numeric =
+            !name.empty() && name.size() < 10 && name.find_first_not_of("0123456789") == std::string_view::npos;
         if (name.empty() || numeric) {
-            const std::size_t index = name.empty() ? auto_index++ : static_cast<std::size_t>(std::stoul(std::string(name)));
-            if (index >= args.positional.size()) throw_runtime("Replacement index " + std::to_string(index) + " out of range");
+            const std::size_t index =
+                name.empty() ? auto_index++ : static_cast<std::size_t>(std::stoul(std::string(name)));
+            if (index >= args.positional.size())
+                throw_runtime("Replacement index " + std::to_string(index) + " out of range");
             v = args.positional[index];
         } else {
-            const auto it = std::find_if(args.keyword.begin(), args.keyword.end(), [&](const auto& kv) { return kv.first == name; });
+            const auto it = std::find_if(args.keyword.begin(), args.keyword.end(),
+                                         [&](const auto& kv) { return kv.first == name; });
             if (it == args.keyword.end()) throw_runtime("KeyError: '" + std::string(name) + "'");
             v = it->second;
         }
@@ -409,15 +426,19 @@ std::string str_format(std::string_view fmt, const CallArgs& args) {
                 const std::size_t end = field.find(']', k);
                 if (end == std::string_view::npos) throw_runtime("Missing ']' in format string");
                 const std::string key(field.substr(k + 1, end - k - 1));
-                const bool digits = !key.empty() && key.size() < 18 && key.find_first_not_of("0123456789") == std::string::npos;
+                const bool digits =
+                    !key.empty() && key.size() < 18 && key.find_first_not_of("0123456789") == std::string::npos;
                 v = get_item(v, digits ? Value::integer(std::stoll(key)) : Value::string(key));
                 k = end + 1;
             }
         }
         if (v.is_undefined()) throw_undefined(v);
-        if (conversion == 'r' || conversion == 'a') v = Value::string(py_repr(v));
-        else if (conversion == 's') v = Value::string(py_str(v));
-        else if (conversion != 0) throw_runtime("Unknown conversion specifier " + std::string(1, conversion));
+        if (conversion == 'r' || conversion == 'a')
+            v = Value::string(py_repr(v));
+        else if (conversion == 's')
+            v = Value::string(py_str(v));
+        else if (conversion != 0)
+            throw_runtime("Unknown conversion specifier " + std::string(1, conversion));
         out += format_value(v, parse_format_spec(spec_text), false);
         check_string_size(out.size());
     }

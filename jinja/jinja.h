@@ -46,7 +46,7 @@ struct RenderOptions {
 };
 
 class Template {
-public:
+  public:
     // Throws Error (ErrorKind::syntax, with line and column) when the source does not parse.
     static Template parse(std::string_view source);
 
@@ -55,7 +55,7 @@ public:
     // raise_exception and strftime_now are always available.
     std::string render(const nlohmann::ordered_json& context, const RenderOptions& options = {}) const;
 
-private:
+  private:
     explicit Template(std::shared_ptr<const ast::Template> tree) : tree_(std::move(tree)) {}
     std::shared_ptr<const ast::Template> tree_;
 };

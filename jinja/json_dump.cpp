@@ -25,14 +25,29 @@ void append_json_string(std::string& out, std::string_view s, bool ensure_ascii)
     out += '"';
     for (char32_t c : unicode::decode(s)) {
         switch (c) {
-            case U'"': out += "\\\""; continue;
-            case U'\\': out += "\\\\"; continue;
-            case U'\n': out += "\\n"; continue;
-            case U'\r': out += "\\r"; continue;
-            case U'\t': out += "\\t"; continue;
-            case U'\b': out += "\\b"; continue;
-            case U'\f': out += "\\f"; continue;
-            default: break;
+            case U'"':
+                out += "\\\"";
+                continue;
+            case U'\\':
+                out += "\\\\";
+                continue;
+            case U'\n':
+                out += "\\n";
+                continue;
+            case U'\r':
+                out += "\\r";
+                continue;
+            case U'\t':
+                out += "\\t";
+                continue;
+            case U'\b':
+                out += "\\b";
+                continue;
+            case U'\f':
+                out += "\\f";
+                continue;
+            default:
+                break;
         }
         if (c < 0x20 || (ensure_ascii && c > 0x7E)) {
             if (c > 0xFFFF) {  // a UTF-16 surrogate pair, as Python writes it
@@ -56,7 +71,7 @@ std::string float_json(double d) {
 }
 
 class Writer {
-public:
+  public:
     explicit Writer(const JsonOptions& options) : options_(options) {
         if (options.separators) {
             item_sep_ = options.separators->first;
@@ -69,24 +84,37 @@ public:
 
     void write(const Value& v, int level) {
         switch (v.kind()) {
-            case Value::Kind::none: out_ += "null"; return;
-            case Value::Kind::boolean: out_ += v.as_bool() ? "true" : "false"; return;
-            case Value::Kind::integer: out_ += std::to_string(v.as_int()); return;
-            case Value::Kind::floating: out_ += float_json(v.as_double()); return;
-            case Value::Kind::string: append_json_string(out_, v.str(), options_.ensure_ascii); return;
+            case Value::Kind::none:
+                out_ += "null";
+                return;
+            case Value::Kind::boolean:
+                out_ += v.as_bool() ? "true" : "false";
+                return;
+            case Value::Kind::integer:
+                out_ += std::to_string(v.as_int());
+                return;
+            case Value::Kind::floating:
+                out_ += float_json(v.as_double());
+                return;
+            case Value::Kind::string:
+                append_json_string(out_, v.str(), options_.ensure_ascii);
+                return;
             case Value::Kind::sequence:
                 if (!v.is_list_or_tuple()) not_serializable(v);
                 write_array(v.seq().items, level);
                 return;
-            case Value::Kind::dict: write_object(v.dict(), level); return;
+            case Value::Kind::dict:
+                write_object(v.dict(), level);
+                return;
             case Value::Kind::undefined:
-            case Value::Kind::object: not_serializable(v);
+            case Value::Kind::object:
+                not_serializable(v);
         }
     }
 
     std::string take() { return std::move(out_); }
 
-private:
+  private:
     void newline(int level) {
         if (!options_.indent) return;
         out_ += '\n';
@@ -112,14 +140,18 @@ private:
     // Python converts keys to strings: str as is; True -> "true"; None -> "null"; numbers by repr.
     std::string key_string(const Value& key) {
         switch (key.kind()) {
-            case Value::Kind::string: return key.str();
-            case Value::Kind::boolean: return key.as_bool() ? "true" : "false";
-            case Value::Kind::none: return "null";
-            case Value::Kind::integer: return std::to_string(key.as_int());
-            case Value::Kind::floating: return float_json(key.as_double());
+            case Value::Kind::string:
+                return key.str();
+            case Value::Kind::boolean:
+                return key.as_bool() ? "true" : "false";
+            case Value::Kind::none:
+                return "null";
+            case Value::Kind::integer:
+                return std::to_string(key.as_int());
+            case Value::Kind::floating:
+                return float_json(key.as_double());
             default:
-                throw Error(ErrorKind::runtime,
-                            "keys must be str, int, float, bool or None, not " + key.type_name());
+                throw Error(ErrorKind::runtime, "keys must be str, int, float, bool or None, not " + key.type_name());
         }
     }
 

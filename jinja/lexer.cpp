@@ -1,8 +1,8 @@
 #include "jinja/lexer.h"
 
 #include <cerrno>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <limits>
 
 #include "jinja/error.h"
@@ -12,16 +12,23 @@ namespace tfx::jinja {
 
 void throw_syntax_error(const std::string& message, int line, int column) {
     throw Error(ErrorKind::syntax,
-                message + " (line " + std::to_string(line) + ", column " + std::to_string(column) + ")", line,
-                column);
+                message + " (line " + std::to_string(line) + ", column " + std::to_string(column) + ")", line, column);
 }
 
 namespace {
 
-bool is_digit(char c) { return c >= '0' && c <= '9'; }
-bool is_name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_'; }
-bool is_name_char(char c) { return is_name_start(c) || is_digit(c); }
-bool is_hex(char c) { return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+bool is_digit(char c) {
+    return c >= '0' && c <= '9';
+}
+bool is_name_start(char c) {
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+}
+bool is_name_char(char c) {
+    return is_name_start(c) || is_digit(c);
+}
+bool is_hex(char c) {
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
 
 // Jinja2 normalises every line break to "\n" and drops one trailing newline
 // (keep_trailing_newline=False).
@@ -44,7 +51,7 @@ const char* const kOperators[] = {"//", "**", "==", "!=", ">=", "<=", "+", "-", 
                                   "]",  "(",  ")",  "{",  "}",  ">",  "<", "=", ".", ":", "|", ",", ";"};
 
 class Lexer {
-public:
+  public:
     explicit Lexer(std::string_view source) : src_(normalize_source(source)) {}
 
     std::vector<Token> run() {
@@ -57,7 +64,8 @@ public:
                 break;
             }
             const char kind = src_[tag + 1];
-            const char sign = tag + 2 < src_.size() && (src_[tag + 2] == '-' || src_[tag + 2] == '+') ? src_[tag + 2] : 0;
+            const char sign =
+                tag + 2 < src_.size() && (src_[tag + 2] == '-' || src_[tag + 2] == '+') ? src_[tag + 2] : 0;
             std::string text = src_.substr(pos_, tag - pos_);
             apply_left_control(text, sign, kind != '{', line_starting);
             emit_data(std::move(text), pos_);
@@ -76,7 +84,7 @@ public:
         return std::move(tokens_);
     }
 
-private:
+  private:
     // ---- positions -------------------------------------------------------------------------
     void advance_lines_to(std::size_t offset) {
         for (; line_scan_ < offset && line_scan_ < src_.size(); ++line_scan_) {
@@ -317,7 +325,9 @@ private:
             int prefix_base = p == 'b' ? 2 : p == 'o' ? 8 : p == 'x' ? 16 : 0;
             if (prefix_base != 0) {
                 const std::size_t end = run(i + 2, [prefix_base](char c) {
-                    return prefix_base == 2 ? (c == '0' || c == '1') : prefix_base == 8 ? (c >= '0' && c <= '7') : is_hex(c);
+                    return prefix_base == 2   ? (c == '0' || c == '1')
+                           : prefix_base == 8 ? (c >= '0' && c <= '7')
+                                              : is_hex(c);
                 });
                 if (end > i + 2) {
                     base = prefix_base;
@@ -416,21 +426,49 @@ private:
             }
             const char e = body[++i];  // the lexer guarantees a character after a backslash
             switch (e) {
-                case '\n': break;  // line continuation
-                case '\\': out += '\\'; break;
-                case '\'': out += '\''; break;
-                case '"': out += '"'; break;
-                case 'a': out += '\a'; break;
-                case 'b': out += '\b'; break;
-                case 'f': out += '\f'; break;
-                case 'n': out += '\n'; break;
-                case 'r': out += '\r'; break;
-                case 't': out += '\t'; break;
-                case 'v': out += '\v'; break;
-                case 'x': append_hex_escape(out, body, i, 2, "truncated \\xXX escape", offset); break;
-                case 'u': append_hex_escape(out, body, i, 4, "truncated \\uXXXX escape", offset); break;
-                case 'U': append_hex_escape(out, body, i, 8, "truncated \\UXXXXXXXX escape", offset); break;
-                case 'N': fail("\\N{...} escapes are not supported", offset);
+                case '\n':
+                    break;  // line continuation
+                case '\\':
+                    out += '\\';
+                    break;
+                case '\'':
+                    out += '\'';
+                    break;
+                case '"':
+                    out += '"';
+                    break;
+                case 'a':
+                    out += '\a';
+                    break;
+                case 'b':
+                    out += '\b';
+                    break;
+                case 'f':
+                    out += '\f';
+                    break;
+                case 'n':
+                    out += '\n';
+                    break;
+                case 'r':
+                    out += '\r';
+                    break;
+                case 't':
+                    out += '\t';
+                    break;
+                case 'v':
+                    out += '\v';
+                    break;
+                case 'x':
+                    append_hex_escape(out, body, i, 2, "truncated \\xXX escape", offset);
+                    break;
+                case 'u':
+                    append_hex_escape(out, body, i, 4, "truncated \\uXXXX escape", offset);
+                    break;
+                case 'U':
+                    append_hex_escape(out, body, i, 8, "truncated \\UXXXXXXXX escape", offset);
+                    break;
+                case 'N':
+                    fail("\\N{...} escapes are not supported", offset);
                 default:
                     if (e >= '0' && e <= '7') {
                         unsigned value = static_cast<unsigned>(e - '0');
@@ -447,7 +485,10 @@ private:
                         std::string utf8;
                         unicode::append_utf8(utf8, cp);
                         char buf[16];
-                        std::snprintf(buf, sizeof buf, cp <= 0xFF ? "\\x%02x" : cp <= 0xFFFF ? "\\u%04x" : "\\U%08x",
+                        std::snprintf(buf, sizeof buf,
+                                      cp <= 0xFF     ? "\\x%02x"
+                                      : cp <= 0xFFFF ? "\\u%04x"
+                                                     : "\\U%08x",
                                       static_cast<unsigned>(cp));
                         out += buf;
                         i += utf8.size() - 1;
@@ -460,8 +501,8 @@ private:
         return out;
     }
 
-    void append_hex_escape(std::string& out, std::string_view body, std::size_t& i, int digits,
-                           const char* error, std::size_t offset) {
+    void append_hex_escape(std::string& out, std::string_view body, std::size_t& i, int digits, const char* error,
+                           std::size_t offset) {
         std::uint32_t value = 0;
         for (int k = 0; k < digits; ++k) {
             if (i + 1 >= body.size() || !is_hex(body[i + 1])) fail(error, offset);
@@ -484,6 +525,8 @@ private:
 
 }  // namespace
 
-std::vector<Token> tokenize(std::string_view source) { return Lexer(source).run(); }
+std::vector<Token> tokenize(std::string_view source) {
+    return Lexer(source).run();
+}
 
 }  // namespace tfx::jinja

@@ -27,7 +27,9 @@ const std::string& string_arg(const BoundArgs& a, std::size_t i, std::string_vie
     return v.str();
 }
 
-pystr::Bounds bounds(const BoundArgs& a, std::size_t first) { return {a.int_or_none(first), a.int_or_none(first + 1)}; }
+pystr::Bounds bounds(const BoundArgs& a, std::size_t first) {
+    return {a.int_or_none(first), a.int_or_none(first + 1)};
+}
 
 Value string_list(std::vector<std::string> parts) {
     std::vector<Value> items;
@@ -56,7 +58,8 @@ Value affix_test(const Value& self, const CallArgs& args) {
     const Value& affix = a.get(0);
     const pystr::Bounds b = bounds(a, 1);
     auto test = [&](const Value& v) {
-        if (!v.is_string()) throw_runtime(std::string(name) + " first arg must be str or a tuple of str, not " + v.type_name());
+        if (!v.is_string())
+            throw_runtime(std::string(name) + " first arg must be str or a tuple of str, not " + v.type_name());
         return Ends ? pystr::endswith(self.str(), v.str(), b) : pystr::startswith(self.str(), v.str(), b);
     };
     if (affix.is_seq(SeqKind::tuple)) {
@@ -69,7 +72,8 @@ template <bool Reverse, bool Raise>
 Value find_method_impl(const Value& self, const CallArgs& args) {
     BoundArgs a(Raise ? (Reverse ? "rindex" : "index") : (Reverse ? "rfind" : "find"), args, {"sub", "start", "end"});
     const std::string& sub = string_arg(a, 0, "find");
-    const std::int64_t at = Reverse ? pystr::rfind(self.str(), sub, bounds(a, 1)) : pystr::find(self.str(), sub, bounds(a, 1));
+    const std::int64_t at =
+        Reverse ? pystr::rfind(self.str(), sub, bounds(a, 1)) : pystr::find(self.str(), sub, bounds(a, 1));
     if (Raise && at < 0) throw_runtime("substring not found");
     return Value::integer(at);
 }
@@ -93,7 +97,8 @@ Value join_strings(const Value& self, const CallArgs& args) {
     std::size_t index = 0;
     for (const Value& item : iterate(require_defined(a.get(0)))) {
         if (!item.is_string()) {
-            throw_runtime("sequence item " + std::to_string(index) + ": expected str instance, " + item.type_name() + " found");
+            throw_runtime("sequence item " + std::to_string(index) + ": expected str instance, " + item.type_name() +
+                          " found");
         }
         if (index++ > 0) out += self.str();
         out += item.str();
@@ -152,7 +157,7 @@ Value call_str_method(std::string_view name, const Value& self, const CallArgs& 
         BoundArgs a(name, args, {"width", "fillchar"});
         const std::int64_t width = require_int(a.get(0), "width");
         const char32_t fill = fill_char(a, 1);
-        return Value::string(name == "center" ? pystr::center(s, width, fill)
+        return Value::string(name == "center"  ? pystr::center(s, width, fill)
                              : name == "ljust" ? pystr::ljust(s, width, fill)
                                                : pystr::rjust(s, width, fill));
     }
@@ -166,8 +171,9 @@ Value call_str_method(std::string_view name, const Value& self, const CallArgs& 
         BoundArgs a(name, args, {"affix"});
         const std::string& affix = string_arg(a, 0, name);
         const bool prefix = name == "removeprefix";
-        const bool has = s.size() >= affix.size() &&
-                         (prefix ? s.compare(0, affix.size(), affix) == 0 : s.compare(s.size() - affix.size(), affix.size(), affix) == 0);
+        const bool has =
+            s.size() >= affix.size() && (prefix ? s.compare(0, affix.size(), affix) == 0
+                                                : s.compare(s.size() - affix.size(), affix.size(), affix) == 0);
         if (!has) return self;
         return Value::string(prefix ? s.substr(affix.size()) : s.substr(0, s.size() - affix.size()));
     }
@@ -177,10 +183,11 @@ Value call_str_method(std::string_view name, const Value& self, const CallArgs& 
 }
 
 constexpr std::string_view kStrMethods[] = {
-    "strip", "lstrip", "rstrip", "split", "rsplit", "splitlines", "startswith", "endswith", "find", "rfind",
-    "index", "rindex", "count", "replace", "upper", "lower", "casefold", "title", "capitalize", "swapcase",
-    "isalpha", "isdigit", "isdecimal", "isnumeric", "isalnum", "isspace", "isupper", "islower", "istitle",
-    "center", "ljust", "rjust", "zfill", "partition", "rpartition", "removeprefix", "removesuffix", "join", "format"};
+    "strip",    "lstrip",    "rstrip",     "split",        "rsplit",       "splitlines", "startswith", "endswith",
+    "find",     "rfind",     "index",      "rindex",       "count",        "replace",    "upper",      "lower",
+    "casefold", "title",     "capitalize", "swapcase",     "isalpha",      "isdigit",    "isdecimal",  "isnumeric",
+    "isalnum",  "isspace",   "isupper",    "islower",      "istitle",      "center",     "ljust",      "rjust",
+    "zfill",    "partition", "rpartition", "removeprefix", "removesuffix", "join",       "format"};
 
 Value dict_view(const Value& self, SeqKind kind) {
     std::vector<Value> items;
@@ -208,7 +215,8 @@ Value call_sequence_method(std::string_view name, const Value& self, const CallA
     BoundArgs a(name, args, {"value"});
     const Value& needle = a.get(0);
     if (name == "count") {
-        return Value::integer(std::count_if(items.begin(), items.end(), [&](const Value& v) { return py_equal(v, needle); }));
+        return Value::integer(
+            std::count_if(items.begin(), items.end(), [&](const Value& v) { return py_equal(v, needle); }));
     }
     const auto it = std::find_if(items.begin(), items.end(), [&](const Value& v) { return py_equal(v, needle); });
     if (it == items.end()) throw_runtime(py_repr(needle) + " is not in " + self.type_name());
@@ -226,11 +234,13 @@ Value bind(const Value& self, std::string_view name, Fn fn) {
 
 std::optional<Value> find_method(const Value& receiver, std::string_view name) {
     if (receiver.is_string()) {
-        if (std::find(std::begin(kStrMethods), std::end(kStrMethods), name) == std::end(kStrMethods)) return std::nullopt;
+        if (std::find(std::begin(kStrMethods), std::end(kStrMethods), name) == std::end(kStrMethods))
+            return std::nullopt;
         return bind(receiver, name, call_str_method);
     }
     if (receiver.is_dict()) {
-        if (name != "items" && name != "keys" && name != "values" && name != "get" && name != "copy") return std::nullopt;
+        if (name != "items" && name != "keys" && name != "values" && name != "get" && name != "copy")
+            return std::nullopt;
         return bind(receiver, name, call_dict_method);
     }
     if (receiver.is_list_or_tuple()) {

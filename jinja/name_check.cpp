@@ -11,12 +11,12 @@ using namespace ast;
 // `soft` mirrors Jinja2's soft frames: code under an if statement or an if-expression, up to the
 // next construct that opens a scope of its own (loop body, macro, block, ...).
 class NameChecker {
-public:
+  public:
     void body(const Body& statements, bool soft) {
         for (const StmtPtr& s : statements) statement(*s, soft);
     }
 
-private:
+  private:
     void statement(const Stmt& s, bool soft) {
         switch (s.kind) {
             case StmtKind::print:
@@ -168,6 +168,8 @@ private:
 
 }  // namespace
 
-void check_filter_and_test_names(const ast::Template& tmpl) { NameChecker().body(tmpl.body, false); }
+void check_filter_and_test_names(const ast::Template& tmpl) {
+    NameChecker().body(tmpl.body, false);
+}
 
 }  // namespace tfx::jinja

@@ -17,7 +17,7 @@ int items_depth(const std::vector<Value>& items) {
 }
 
 class Cycler : public Object {
-public:
+  public:
     explicit Cycler(std::vector<Value> items) : items_(std::move(items)), depth_(items_depth(items_)) {}
     std::string type_name() const override { return "Cycler"; }
     int value_depth() const override { return depth_; }
@@ -44,14 +44,14 @@ public:
         return Object::get_attr(name);
     }
 
-private:
+  private:
     std::vector<Value> items_;
     int depth_;
     std::size_t position_ = 0;
 };
 
 class Joiner : public Object {
-public:
+  public:
     explicit Joiner(std::string sep) : sep_(std::move(sep)) {}
     std::string type_name() const override { return "Joiner"; }
     bool is_callable() const override { return true; }
@@ -64,7 +64,7 @@ public:
         return Value::string(sep_);
     }
 
-private:
+  private:
     std::string sep_;
     bool used_ = false;
 };
@@ -129,7 +129,8 @@ Value LoopContext::get_attr(std::string_view name) const {
     }
     if (name == "changed") {
         // Weak: the arguments it remembers may hold this very method (a reference cycle).
-        std::weak_ptr<LoopContext> weak = std::static_pointer_cast<LoopContext>(std::const_pointer_cast<Object>(shared_from_this()));
+        std::weak_ptr<LoopContext> weak =
+            std::static_pointer_cast<LoopContext>(std::const_pointer_cast<Object>(shared_from_this()));
         return make_function("LoopContext.changed", [weak](CallArgs& args) {
             const auto self = weak.lock();
             if (!self) throw_runtime("the loop has ended");
@@ -157,7 +158,9 @@ Value make_range(const CallArgs& args) {
     const std::int64_t step = p.size() == 3 ? require_int(p[2], "range") : 1;
     if (step == 0) throw_runtime("range() arg 3 must not be zero");
     const long double span = step > 0 ? static_cast<long double>(stop) - start : static_cast<long double>(start) - stop;
-    const long double count = span <= 0 ? 0 : (span + std::abs(static_cast<long double>(step)) - 1) / std::abs(static_cast<long double>(step));
+    const long double count =
+        span <= 0 ? 0
+                  : (span + std::abs(static_cast<long double>(step)) - 1) / std::abs(static_cast<long double>(step));
     if (count > 100000) throw_runtime("Range too big. The sandbox blocks ranges larger than MAX_RANGE (100000).");
     return Value::range(start, stop, step);
 }
@@ -174,7 +177,8 @@ Value make_dict(const CallArgs& args) {
         }
         entries.emplace_back(key, value);
     };
-    if (args.positional.size() > 1) throw_runtime("dict expected at most 1 argument, got " + std::to_string(args.positional.size()));
+    if (args.positional.size() > 1)
+        throw_runtime("dict expected at most 1 argument, got " + std::to_string(args.positional.size()));
     if (!args.positional.empty()) {
         const Value& source = require_defined(args.positional.front());
         if (source.is_dict()) {
@@ -182,7 +186,9 @@ Value make_dict(const CallArgs& args) {
         } else {
             for (const Value& pair : iterate(source)) {
                 const std::vector<Value> kv = iterate(pair);
-                if (kv.size() != 2) throw_runtime("dictionary update sequence element has length " + std::to_string(kv.size()) + "; 2 is required");
+                if (kv.size() != 2)
+                    throw_runtime("dictionary update sequence element has length " + std::to_string(kv.size()) +
+                                  "; 2 is required");
                 put(kv[0], kv[1]);
             }
         }

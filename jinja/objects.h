@@ -14,7 +14,7 @@ namespace tfx::jinja {
 
 // namespace(): the one mutable container, assigned with {% set ns.attr = value %}.
 class Namespace : public Object {
-public:
+  public:
     explicit Namespace(std::vector<std::pair<std::string, Value>> attributes) : attributes_(std::move(attributes)) {}
     std::string type_name() const override { return "Namespace"; }
     std::string repr() const override;
@@ -22,13 +22,13 @@ public:
     void set_attr(const std::string& name, Value value);
     void clear() { attributes_.clear(); }
 
-private:
+  private:
     std::vector<std::pair<std::string, Value>> attributes_;
 };
 
 // The `loop` variable of a for loop.
 class LoopContext : public Object {
-public:
+  public:
     using Recurse = std::function<Value(const Value& iterable)>;  // empty unless `recursive`
     LoopContext(std::vector<Value> items, int depth, Recurse recurse);
 
@@ -42,7 +42,7 @@ public:
     const std::vector<Value>& items() const { return items_; }
     void set_index(std::size_t index) { index_ = index; }
 
-private:
+  private:
     std::vector<Value> items_;
     std::size_t index_ = 0;
     int depth_;  // loop.depth of a recursive loop

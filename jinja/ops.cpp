@@ -18,15 +18,24 @@ using ast::CompareOp;
 
 const char* symbol(BinaryOp op) {
     switch (op) {
-        case BinaryOp::add: return "+";
-        case BinaryOp::sub: return "-";
-        case BinaryOp::mul: return "*";
-        case BinaryOp::div: return "/";
-        case BinaryOp::floordiv: return "//";
-        case BinaryOp::mod: return "%";
-        case BinaryOp::pow: return "** or pow()";
-        case BinaryOp::logical_and: return "and";
-        case BinaryOp::logical_or: return "or";
+        case BinaryOp::add:
+            return "+";
+        case BinaryOp::sub:
+            return "-";
+        case BinaryOp::mul:
+            return "*";
+        case BinaryOp::div:
+            return "/";
+        case BinaryOp::floordiv:
+            return "//";
+        case BinaryOp::mod:
+            return "%";
+        case BinaryOp::pow:
+            return "** or pow()";
+        case BinaryOp::logical_and:
+            return "and";
+        case BinaryOp::logical_or:
+            return "or";
     }
     return "?";
 }
@@ -36,7 +45,9 @@ const char* symbol(BinaryOp op) {
                   b.type_name() + "'");
 }
 
-[[noreturn]] void overflow() { throw_runtime("integer result too large"); }
+[[noreturn]] void overflow() {
+    throw_runtime("integer result too large");
+}
 
 // a op b on int64, or the "too large" error Python's big integers would not raise.
 template <class Op>
@@ -136,16 +147,22 @@ bool ordered(CompareOp op, const Value& a, const Value& b) {
                             (a.is_list_or_tuple() && b.is_sequence() && a.seq().kind == b.seq().kind);
     if (!comparable) not_supported(sym, a, b);
     switch (op) {
-        case CompareOp::lt: return less_than(a, b);
-        case CompareOp::gt: return less_than(b, a);
-        case CompareOp::le: return less_than(a, b) || py_equal(a, b);
-        default: return less_than(b, a) || py_equal(a, b);
+        case CompareOp::lt:
+            return less_than(a, b);
+        case CompareOp::gt:
+            return less_than(b, a);
+        case CompareOp::le:
+            return less_than(a, b) || py_equal(a, b);
+        default:
+            return less_than(b, a) || py_equal(a, b);
     }
 }
 
 }  // namespace
 
-void throw_runtime(const std::string& message) { throw Error(ErrorKind::runtime, message); }
+void throw_runtime(const std::string& message) {
+    throw Error(ErrorKind::runtime, message);
+}
 
 void throw_undefined(const Value& undefined) {
     const std::string& hint = undefined.is_undefined() ? undefined.undefined_hint() : std::string();
@@ -209,7 +226,8 @@ Value binary_op(BinaryOp op, const Value& a, const Value& b) {
                 if (x == 0.0 && y < 0) throw_runtime("0.0 cannot be raised to a negative power");
                 if (x < 0 && y != std::floor(y)) throw_runtime("complex results are not supported");
                 const double r = std::pow(x, y);
-                if (std::isinf(r) && std::isfinite(x) && std::isfinite(y)) throw_runtime("Numerical result out of range");
+                if (std::isinf(r) && std::isfinite(x) && std::isfinite(y))
+                    throw_runtime("Numerical result out of range");
                 return Value::floating(r);
             }
             break;
@@ -255,11 +273,16 @@ bool less_than(const Value& a, const Value& b) {
 
 bool compare(CompareOp op, const Value& a, const Value& b) {
     switch (op) {
-        case CompareOp::eq: return py_equal(a, b);
-        case CompareOp::ne: return !py_equal(a, b);
-        case CompareOp::in: return contains(b, a);
-        case CompareOp::not_in: return !contains(b, a);
-        default: return ordered(op, a, b);
+        case CompareOp::eq:
+            return py_equal(a, b);
+        case CompareOp::ne:
+            return !py_equal(a, b);
+        case CompareOp::in:
+            return contains(b, a);
+        case CompareOp::not_in:
+            return !contains(b, a);
+        default:
+            return ordered(op, a, b);
     }
 }
 
@@ -322,13 +345,17 @@ std::vector<Value> iterate(const Value& v) {
 
 std::int64_t py_len(const Value& v) {
     switch (v.kind()) {
-        case Value::Kind::undefined: return 0;
-        case Value::Kind::string: return static_cast<std::int64_t>(unicode::length(v.str()));
-        case Value::Kind::dict: return static_cast<std::int64_t>(v.dict().entries.size());
+        case Value::Kind::undefined:
+            return 0;
+        case Value::Kind::string:
+            return static_cast<std::int64_t>(unicode::length(v.str()));
+        case Value::Kind::dict:
+            return static_cast<std::int64_t>(v.dict().entries.size());
         case Value::Kind::sequence:
             if (v.seq().has_len()) return static_cast<std::int64_t>(v.seq().items.size());
             break;
-        default: break;
+        default:
+            break;
     }
     throw_runtime("object of type '" + v.type_name() + "' has no len()");
 }
@@ -337,7 +364,9 @@ bool is_iterable(const Value& v) {
     return v.is_undefined() || v.is_string() || v.is_sequence() || v.is_dict();
 }
 
-Value make_generator(std::vector<Value> items) { return Value::sequence(SeqKind::generator, std::move(items)); }
+Value make_generator(std::vector<Value> items) {
+    return Value::sequence(SeqKind::generator, std::move(items));
+}
 
 BoundArgs::BoundArgs(std::string_view function, const CallArgs& args, std::initializer_list<std::string_view> params,
                      bool extra_positional_ok)
@@ -368,7 +397,9 @@ const Value& BoundArgs::get(std::size_t i) const {
     return *values_[i];
 }
 
-Value BoundArgs::get_or(std::size_t i, Value fallback) const { return values_[i] ? *values_[i] : std::move(fallback); }
+Value BoundArgs::get_or(std::size_t i, Value fallback) const {
+    return values_[i] ? *values_[i] : std::move(fallback);
+}
 
 std::optional<std::int64_t> BoundArgs::int_or_none(std::size_t i) const {
     if (values_[i] == nullptr || values_[i]->is_none()) return std::nullopt;
@@ -383,7 +414,9 @@ std::string BoundArgs::string(std::size_t i, std::string fallback) const {
     return values_[i] ? py_str(*values_[i]) : std::move(fallback);
 }
 
-bool BoundArgs::boolean(std::size_t i, bool fallback) const { return values_[i] ? values_[i]->truthy() : fallback; }
+bool BoundArgs::boolean(std::size_t i, bool fallback) const {
+    return values_[i] ? values_[i]->truthy() : fallback;
+}
 
 std::int64_t require_int(const Value& v, std::string_view what) {
     if (v.is_undefined()) throw_undefined(v);

@@ -17,7 +17,7 @@ constexpr int kMaxNesting = 100;     // brackets, unary operators, nested blocks
 constexpr int kMaxExprHeight = 256;  // height of an expression tree (long operator chains)
 
 class Parser {
-public:
+  public:
     explicit Parser(std::vector<Token> tokens) : tokens_(std::move(tokens)) {}
 
     Template parse() {
@@ -26,7 +26,7 @@ public:
         return tmpl;
     }
 
-private:
+  private:
     // ---- token stream ------------------------------------------------------------------------
     const Token& current() const { return tokens_[index_]; }
     const Token& look() const { return tokens_[std::min(index_ + 1, tokens_.size() - 1)]; }
@@ -51,17 +51,27 @@ private:
 
     static std::string describe(const Token& t) {
         switch (t.type) {
-            case TokenType::eof: return "end of template";
-            case TokenType::block_end: return "end of statement block";
-            case TokenType::variable_end: return "end of print statement";
-            case TokenType::block_begin: return "begin of statement block";
-            case TokenType::variable_begin: return "begin of print statement";
-            case TokenType::data: return "template data";
-            case TokenType::string: return "string";
-            case TokenType::integer: return "integer";
-            case TokenType::floating: return "float";
+            case TokenType::eof:
+                return "end of template";
+            case TokenType::block_end:
+                return "end of statement block";
+            case TokenType::variable_end:
+                return "end of print statement";
+            case TokenType::block_begin:
+                return "begin of statement block";
+            case TokenType::variable_begin:
+                return "begin of print statement";
+            case TokenType::data:
+                return "template data";
+            case TokenType::string:
+                return "string";
+            case TokenType::integer:
+                return "integer";
+            case TokenType::floating:
+                return "float";
             case TokenType::name:
-            case TokenType::op: return t.text;
+            case TokenType::op:
+                return t.text;
         }
         return "token";
     }
@@ -437,7 +447,8 @@ private:
 
     // ---- expressions ---------------------------------------------------------------------------
     // A comma-separated expression list; a single item without a comma is returned as is.
-    ExprPtr parse_tuple(bool explicit_parentheses, bool with_condexpr, std::initializer_list<std::string_view> extra_end) {
+    ExprPtr parse_tuple(bool explicit_parentheses, bool with_condexpr,
+                        std::initializer_list<std::string_view> extra_end) {
         const Token& start = current();
         auto tuple = node<ListExpr>(start);
         tuple->kind = ExprKind::tuple;
@@ -531,13 +542,20 @@ private:
         auto cmp = node<Compare>(start);
         while (true) {
             CompareOp op;
-            if (is_op("==")) op = CompareOp::eq;
-            else if (is_op("!=")) op = CompareOp::ne;
-            else if (is_op("<")) op = CompareOp::lt;
-            else if (is_op("<=")) op = CompareOp::le;
-            else if (is_op(">")) op = CompareOp::gt;
-            else if (is_op(">=")) op = CompareOp::ge;
-            else if (is_name("in")) op = CompareOp::in;
+            if (is_op("=="))
+                op = CompareOp::eq;
+            else if (is_op("!="))
+                op = CompareOp::ne;
+            else if (is_op("<"))
+                op = CompareOp::lt;
+            else if (is_op("<="))
+                op = CompareOp::le;
+            else if (is_op(">"))
+                op = CompareOp::gt;
+            else if (is_op(">="))
+                op = CompareOp::ge;
+            else if (is_name("in"))
+                op = CompareOp::in;
             else if (is_name("not") && look().type == TokenType::name && look().text == "in") {
                 next();
                 op = CompareOp::not_in;
@@ -846,9 +864,9 @@ private:
         test->kind = ExprKind::test;
         test->name = parse_dotted_name();
         const Token& t = current();
-        const bool starts_argument =
-            t.type == TokenType::name || t.type == TokenType::string || t.type == TokenType::integer ||
-            t.type == TokenType::floating || (t.type == TokenType::op && (t.text == "[" || t.text == "{"));
+        const bool starts_argument = t.type == TokenType::name || t.type == TokenType::string ||
+                                     t.type == TokenType::integer || t.type == TokenType::floating ||
+                                     (t.type == TokenType::op && (t.text == "[" || t.text == "{"));
         if (is_op("(")) {
             test->args = parse_call_args();
         } else if (starts_argument && !is_name("else") && !is_name("or") && !is_name("and")) {

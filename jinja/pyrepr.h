@@ -8,7 +8,7 @@
 
 namespace tfx::jinja {
 
-std::string float_repr(double d);           // repr(float): shortest round-trip form
+std::string float_repr(double d);             // repr(float): shortest round-trip form
 std::string string_repr(std::string_view s);  // repr(str): quoted and escaped
 std::string py_repr(const Value& v);
 std::string py_str(const Value& v);  // str(); an undefined value prints as ""
@@ -17,14 +17,14 @@ std::string py_str(const Value& v);  // str(); an undefined value prints as ""
 // inside itself is a cycle (shown as "[...]", "{...}"). Also bounds the nesting of printing,
 // which namespaces could otherwise make arbitrarily deep.
 class ReprScope {
-public:
+  public:
     explicit ReprScope(const void* container);
     ~ReprScope();
     ReprScope(const ReprScope&) = delete;
     ReprScope& operator=(const ReprScope&) = delete;
     bool cycle() const { return cycle_; }
 
-private:
+  private:
     bool cycle_ = false;
 };
 

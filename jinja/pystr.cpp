@@ -93,8 +93,8 @@ void require_separator(const std::string& sep) {
 }
 
 bool is_line_break(char32_t c) {
-    return c == U'\n' || c == U'\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E ||
-           c == 0x85 || c == 0x2028 || c == 0x2029;
+    return c == U'\n' || c == U'\r' || c == 0x0B || c == 0x0C || c == 0x1C || c == 0x1D || c == 0x1E || c == 0x85 ||
+           c == 0x2028 || c == 0x2029;
 }
 
 std::string pad(std::string_view s, std::int64_t width, char32_t fill, std::int64_t left_share) {
@@ -122,9 +122,7 @@ bool all_of_nonempty(std::string_view s, Pred pred) {
 std::string strip(std::string_view s, const std::optional<std::string>& chars, StripSide side) {
     const std::u32string cps = decode(s);
     const std::u32string set = chars ? decode(*chars) : std::u32string();
-    auto strippable = [&](char32_t c) {
-        return chars ? set.find(c) != std::u32string::npos : unicode::is_space(c);
-    };
+    auto strippable = [&](char32_t c) { return chars ? set.find(c) != std::u32string::npos : unicode::is_space(c); };
     std::size_t begin = 0;
     std::size_t end = cps.size();
     if (side != StripSide::right) {
@@ -325,8 +323,12 @@ bool endswith(std::string_view s, std::string_view suffix, Bounds bounds) {
     return end - begin >= p.size() && std::u32string_view(cps).substr(end - p.size(), p.size()) == p;
 }
 
-std::string center(std::string_view s, std::int64_t width, char32_t fill) { return pad(s, width, fill, -1); }
-std::string ljust(std::string_view s, std::int64_t width, char32_t fill) { return pad(s, width, fill, 0); }
+std::string center(std::string_view s, std::int64_t width, char32_t fill) {
+    return pad(s, width, fill, -1);
+}
+std::string ljust(std::string_view s, std::int64_t width, char32_t fill) {
+    return pad(s, width, fill, 0);
+}
 
 std::string rjust(std::string_view s, std::int64_t width, char32_t fill) {
     const auto length = static_cast<std::int64_t>(unicode::length(s));
@@ -344,15 +346,25 @@ std::string zfill(std::string_view s, std::int64_t width) {
     return out;
 }
 
-bool isalpha(std::string_view s) { return all_of_nonempty(s, unicode::is_alpha); }
-bool isdecimal(std::string_view s) { return all_of_nonempty(s, unicode::is_decimal); }
-bool isdigit(std::string_view s) { return all_of_nonempty(s, unicode::is_digit); }
-bool isnumeric(std::string_view s) { return all_of_nonempty(s, unicode::is_numeric); }
+bool isalpha(std::string_view s) {
+    return all_of_nonempty(s, unicode::is_alpha);
+}
+bool isdecimal(std::string_view s) {
+    return all_of_nonempty(s, unicode::is_decimal);
+}
+bool isdigit(std::string_view s) {
+    return all_of_nonempty(s, unicode::is_digit);
+}
+bool isnumeric(std::string_view s) {
+    return all_of_nonempty(s, unicode::is_numeric);
+}
 // Python: isalpha or isdecimal or isdigit or isnumeric, and numeric includes the other two.
 bool isalnum(std::string_view s) {
     return all_of_nonempty(s, [](char32_t c) { return unicode::is_alpha(c) || unicode::is_numeric(c); });
 }
-bool isspace(std::string_view s) { return all_of_nonempty(s, unicode::is_space); }
+bool isspace(std::string_view s) {
+    return all_of_nonempty(s, unicode::is_space);
+}
 
 bool isupper(std::string_view s) {
     bool cased = false;

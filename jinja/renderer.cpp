@@ -53,13 +53,14 @@ struct NotConstant {};
 [[noreturn]] void rethrow_located(const Error& e, Position pos) {
     if (e.line() != 0 || pos.line == 0) throw e;
     if (e.kind() == ErrorKind::raised) throw Error(e.kind(), e.what(), pos.line, pos.column);
-    throw Error(e.kind(),
-                std::string(e.what()) + " (line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column) + ")",
-                pos.line, pos.column);
+    throw Error(
+        e.kind(),
+        std::string(e.what()) + " (line " + std::to_string(pos.line) + ", column " + std::to_string(pos.column) + ")",
+        pos.line, pos.column);
 }
 
 class Renderer {
-public:
+  public:
     explicit Renderer(const RenderOptions& options) : options_(options) {}
 
     ~Renderer() {
@@ -85,31 +86,32 @@ public:
         return out;
     }
 
-private:
+  private:
     // ---- globals ----------------------------------------------------------------------------
     void install_globals(Frame& globals) {
         globals.set("range", make_function("range", [](CallArgs& args) { return make_range(args); }));
         globals.set("dict", make_function("dict", [](CallArgs& args) { return make_dict(args); }));
         globals.set("namespace", make_function("namespace", [this](CallArgs& args) {
-            Value ns = make_namespace(args);
-            namespaces_.push_back(std::static_pointer_cast<Namespace>(ns.obj().shared_from_this()));
-            return ns;
-        }));
+                        Value ns = make_namespace(args);
+                        namespaces_.push_back(std::static_pointer_cast<Namespace>(ns.obj().shared_from_this()));
+                        return ns;
+                    }));
         globals.set("cycler", make_function("cycler", [](CallArgs& args) { return make_cycler(args); }));
         globals.set("joiner", make_function("joiner", [](CallArgs& args) { return make_joiner(args); }));
         globals.set("lipsum", make_function("lipsum", [](CallArgs&) -> Value {
-            throw_runtime("lipsum() is not supported (its output is random)");
-        }));
+                        throw_runtime("lipsum() is not supported (its output is random)");
+                    }));
         globals.set("raise_exception", make_function("raise_exception", [](CallArgs& args) -> Value {
-            BoundArgs a("raise_exception", args, {"message"});
-            throw Error(ErrorKind::raised, py_str(a.get(0)));
-        }));
+                        BoundArgs a("raise_exception", args, {"message"});
+                        throw Error(ErrorKind::raised, py_str(a.get(0)));
+                    }));
         globals.set("strftime_now", make_function("strftime_now", [this](CallArgs& args) {
-            BoundArgs a("strftime_now", args, {"format"});
-            const Value& fmt = a.get(0);
-            if (!fmt.is_string()) throw_runtime("strftime() argument 1 must be str, not " + fmt.type_name());
-            return Value::string(strftime(options_.now ? *options_.now : DateTime::now_local(), fmt.str()));
-        }));
+                        BoundArgs a("strftime_now", args, {"format"});
+                        const Value& fmt = a.get(0);
+                        if (!fmt.is_string())
+                            throw_runtime("strftime() argument 1 must be str, not " + fmt.type_name());
+                        return Value::string(strftime(options_.now ? *options_.now : DateTime::now_local(), fmt.str()));
+                    }));
     }
 
     // ---- statements ---------------------------------------------------------------------------
@@ -130,7 +132,8 @@ private:
         explicit CallDepthGuard(Renderer& r) : renderer(r) {
             if (++renderer.call_depth_ > renderer.options_.max_call_depth) {
                 --renderer.call_depth_;
-                throw_runtime("maximum recursion depth exceeded (" + std::to_string(renderer.options_.max_call_depth) + " nested calls)");
+                throw_runtime("maximum recursion depth exceeded (" + std::to_string(renderer.options_.max_call_depth) +
+                              " nested calls)");
             }
         }
         ~CallDepthGuard() { --renderer.call_depth_; }
@@ -282,7 +285,8 @@ private:
             case Target::Kind::tuple: {
                 const std::vector<Value> items = iterate(value);
                 const std::size_t expected = target.items.size();
-                if (items.size() > expected) throw_runtime("too many values to unpack (expected " + std::to_string(expected) + ")");
+                if (items.size() > expected)
+                    throw_runtime("too many values to unpack (expected " + std::to_string(expected) + ")");
                 if (items.size() < expected) {
                     throw_runtime("not enough values to unpack (expected " + std::to_string(expected) + ", got " +
                                   std::to_string(items.size()) + ")");
@@ -347,8 +351,9 @@ private:
         const std::size_t first_default = n - def.defaults.size();
         for (std::size_t i = 0; i < n; ++i) {
             if (bound[i]) continue;
-            frame->set(def.params[i], i >= first_default ? eval(*def.defaults[i - first_default], frame)
-                                                          : Value::undefined("parameter '" + def.params[i] + "' was not provided"));
+            frame->set(def.params[i], i >= first_default
+                                          ? eval(*def.defaults[i - first_default], frame)
+                                          : Value::undefined("parameter '" + def.params[i] + "' was not provided"));
         }
         if (def.uses_varargs) frame->set("varargs", Value::tuple(std::move(varargs)));
         if (def.uses_kwargs) frame->set("kwargs", Value::dict(std::move(kwargs)));
@@ -443,7 +448,8 @@ private:
             Value key = eval(*key_expr, frame);
             Value value = eval(*value_expr, frame);
             if (!is_hashable(key)) throw_runtime("unhashable type: '" + key.type_name() + "'");
-            auto it = std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return py_equal(e.first, key); });
+            auto it =
+                std::find_if(entries.begin(), entries.end(), [&](const auto& e) { return py_equal(e.first, key); });
             if (it != entries.end()) {
                 it->second = std::move(value);
             } else {
@@ -459,8 +465,8 @@ private:
         const auto& s = static_cast<const Slice&>(*expr.index);
         std::optional<std::int64_t> bounds[3];
         const ExprPtr* parts[3] = {&s.start, &s.stop, &s.step};
-        bool type_error = !object.is_undefined() && !object.is_string() &&
-                          !(object.is_sequence() && object.seq().subscriptable());
+        bool type_error =
+            !object.is_undefined() && !object.is_string() && !(object.is_sequence() && object.seq().subscriptable());
         for (int i = 0; i < 3; ++i) {
             if (!*parts[i]) continue;
             const Value v = eval(**parts[i], frame);

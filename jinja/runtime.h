@@ -35,14 +35,14 @@ Value slice(const Value& object, const std::optional<std::int64_t>& start, const
 
 // ---- iteration ----------------------------------------------------------------------------------
 std::vector<Value> iterate(const Value& v);  // list(v); consumes generators
-std::int64_t py_len(const Value& v);          // len(v)
+std::int64_t py_len(const Value& v);         // len(v)
 bool is_iterable(const Value& v);
 Value make_generator(std::vector<Value> items);
 
 // ---- calling builtins ---------------------------------------------------------------------------
 // Binds call arguments to named parameters the way Python does.
 class BoundArgs {
-public:
+  public:
     BoundArgs(std::string_view function, const CallArgs& args, std::initializer_list<std::string_view> params,
               bool extra_positional_ok = false);
 
@@ -55,7 +55,7 @@ public:
     bool boolean(std::size_t i, bool fallback) const;               // truthiness of the argument
     const std::vector<Value>& extra_positional() const { return extra_; }
 
-private:
+  private:
     std::string function_;
     std::vector<std::string_view> names_;
     std::vector<const Value*> values_;

@@ -57,7 +57,8 @@ std::pair<int, int> iso_week(const DateTime& t) {
 
 std::string number(long long v, int width, char pad) {
     std::string digits = std::to_string(v < 0 ? -v : v);
-    if (pad != 0 && static_cast<int>(digits.size()) < width) digits.insert(0, static_cast<std::size_t>(width) - digits.size(), pad);
+    if (pad != 0 && static_cast<int>(digits.size()) < width)
+        digits.insert(0, static_cast<std::size_t>(width) - digits.size(), pad);
     return (v < 0 ? "-" : "") + digits;
 }
 
@@ -104,33 +105,82 @@ std::string strftime(const DateTime& t, std::string_view format) {
         const int hour12 = t.hour % 12 == 0 ? 12 : t.hour % 12;
         std::string piece;
         switch (c) {
-            case 'a': piece = std::string(kDays[f.weekday], 3); break;
-            case 'A': piece = kDays[f.weekday]; break;
-            case 'b': case 'h': piece = std::string(kMonths[t.month - 1], 3); break;
-            case 'B': piece = kMonths[t.month - 1]; break;
+            case 'a':
+                piece = std::string(kDays[f.weekday], 3);
+                break;
+            case 'A':
+                piece = kDays[f.weekday];
+                break;
+            case 'b':
+            case 'h':
+                piece = std::string(kMonths[t.month - 1], 3);
+                break;
+            case 'B':
+                piece = kMonths[t.month - 1];
+                break;
             case 'c':
                 piece = strftime(t, "%a %b ") + number(t.day, 2, ' ') + strftime(t, " %H:%M:%S %Y");
                 break;
-            case 'C': piece = num(t.year / 100, 2, '0'); break;
-            case 'd': piece = num(t.day, 2, '0'); break;
-            case 'D': piece = strftime(t, "%m/%d/%y"); break;
-            case 'e': piece = num(t.day, 2, ' '); break;
-            case 'f': piece = "000000"; break;  // Python's microseconds; "now" has whole seconds
-            case 'F': piece = strftime(t, "%Y-%m-%d"); break;
-            case 'G': piece = num(iso_week(t).first, 1, 0); break;
-            case 'g': piece = num(iso_week(t).first % 100, 2, '0'); break;
-            case 'H': piece = num(t.hour, 2, '0'); break;
-            case 'I': piece = num(hour12, 2, '0'); break;
-            case 'j': piece = num(f.yday + 1, 3, '0'); break;
-            case 'k': piece = num(t.hour, 2, ' '); break;
-            case 'l': piece = num(hour12, 2, ' '); break;
-            case 'm': piece = num(t.month, 2, '0'); break;
-            case 'M': piece = num(t.minute, 2, '0'); break;
-            case 'n': piece = "\n"; break;
-            case 'p': piece = t.hour < 12 ? "AM" : "PM"; break;
-            case 'P': piece = t.hour < 12 ? "am" : "pm"; break;
-            case 'r': piece = strftime(t, "%I:%M:%S %p"); break;
-            case 'R': piece = strftime(t, "%H:%M"); break;
+            case 'C':
+                piece = num(t.year / 100, 2, '0');
+                break;
+            case 'd':
+                piece = num(t.day, 2, '0');
+                break;
+            case 'D':
+                piece = strftime(t, "%m/%d/%y");
+                break;
+            case 'e':
+                piece = num(t.day, 2, ' ');
+                break;
+            case 'f':
+                piece = "000000";
+                break;  // Python's microseconds; "now" has whole seconds
+            case 'F':
+                piece = strftime(t, "%Y-%m-%d");
+                break;
+            case 'G':
+                piece = num(iso_week(t).first, 1, 0);
+                break;
+            case 'g':
+                piece = num(iso_week(t).first % 100, 2, '0');
+                break;
+            case 'H':
+                piece = num(t.hour, 2, '0');
+                break;
+            case 'I':
+                piece = num(hour12, 2, '0');
+                break;
+            case 'j':
+                piece = num(f.yday + 1, 3, '0');
+                break;
+            case 'k':
+                piece = num(t.hour, 2, ' ');
+                break;
+            case 'l':
+                piece = num(hour12, 2, ' ');
+                break;
+            case 'm':
+                piece = num(t.month, 2, '0');
+                break;
+            case 'M':
+                piece = num(t.minute, 2, '0');
+                break;
+            case 'n':
+                piece = "\n";
+                break;
+            case 'p':
+                piece = t.hour < 12 ? "AM" : "PM";
+                break;
+            case 'P':
+                piece = t.hour < 12 ? "am" : "pm";
+                break;
+            case 'r':
+                piece = strftime(t, "%I:%M:%S %p");
+                break;
+            case 'R':
+                piece = strftime(t, "%H:%M");
+                break;
             case 's': {
                 std::tm tm{};
                 tm.tm_year = t.year - 1900;
@@ -143,21 +193,51 @@ std::string strftime(const DateTime& t, std::string_view format) {
                 piece = num(static_cast<long long>(std::mktime(&tm)), 1, 0);
                 break;
             }
-            case 'S': piece = num(t.second, 2, '0'); break;
-            case 't': piece = "\t"; break;
-            case 'T': piece = strftime(t, "%H:%M:%S"); break;
-            case 'u': piece = num(f.weekday == 0 ? 7 : f.weekday, 1, 0); break;
-            case 'U': piece = num((f.yday + 7 - f.weekday) / 7, 2, '0'); break;
-            case 'V': piece = num(iso_week(t).second, 2, '0'); break;
-            case 'w': piece = num(f.weekday, 1, 0); break;
-            case 'W': piece = num((f.yday + 7 - (f.weekday + 6) % 7) / 7, 2, '0'); break;
-            case 'x': piece = strftime(t, "%m/%d/%y"); break;
-            case 'X': piece = strftime(t, "%H:%M:%S"); break;
-            case 'y': piece = num(t.year % 100, 2, '0'); break;
-            case 'Y': piece = num(t.year, 1, 0); break;
-            case 'z': case 'Z': break;  // a naive time has no zone
-            case '%': piece = "%"; break;
-            default: piece = std::string(format.substr(start, i - start + 1)); break;
+            case 'S':
+                piece = num(t.second, 2, '0');
+                break;
+            case 't':
+                piece = "\t";
+                break;
+            case 'T':
+                piece = strftime(t, "%H:%M:%S");
+                break;
+            case 'u':
+                piece = num(f.weekday == 0 ? 7 : f.weekday, 1, 0);
+                break;
+            case 'U':
+                piece = num((f.yday + 7 - f.weekday) / 7, 2, '0');
+                break;
+            case 'V':
+                piece = num(iso_week(t).second, 2, '0');
+                break;
+            case 'w':
+                piece = num(f.weekday, 1, 0);
+                break;
+            case 'W':
+                piece = num((f.yday + 7 - (f.weekday + 6) % 7) / 7, 2, '0');
+                break;
+            case 'x':
+                piece = strftime(t, "%m/%d/%y");
+                break;
+            case 'X':
+                piece = strftime(t, "%H:%M:%S");
+                break;
+            case 'y':
+                piece = num(t.year % 100, 2, '0');
+                break;
+            case 'Y':
+                piece = num(t.year, 1, 0);
+                break;
+            case 'z':
+            case 'Z':
+                break;  // a naive time has no zone
+            case '%':
+                piece = "%";
+                break;
+            default:
+                piece = std::string(format.substr(start, i - start + 1));
+                break;
         }
         out += flag == '^' ? pystr::upper(piece) : piece;
     }

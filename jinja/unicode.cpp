@@ -32,11 +32,11 @@ bool in_ranges(const Range (&ranges)[N], char32_t c) {
 // islower uses the derived Lowercase property, which utf8proc lacks. Members with a mapping
 // (U+0345, small Roman numerals, circled small letters) are found through the mapping.
 constexpr Range kOtherLowercase[] = {
-    {0xAA, 0xAA}, {0xBA, 0xBA}, {0x2B0, 0x2B8}, {0x2C0, 0x2C1}, {0x2E0, 0x2E4}, {0x37A, 0x37A},
-    {0x10FC, 0x10FC}, {0x1D2C, 0x1D6A}, {0x1D78, 0x1D78}, {0x1D9B, 0x1DBF}, {0x2071, 0x2071},
-    {0x207F, 0x207F}, {0x2090, 0x209C}, {0x2C7C, 0x2C7D}, {0xA69C, 0xA69D}, {0xA770, 0xA770},
-    {0xA7F2, 0xA7F4}, {0xA7F8, 0xA7F9}, {0xAB5C, 0xAB5F}, {0xAB69, 0xAB69}, {0x10780, 0x10780},
-    {0x10783, 0x10785}, {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x1E030, 0x1E06D}};
+    {0xAA, 0xAA},       {0xBA, 0xBA},       {0x2B0, 0x2B8},     {0x2C0, 0x2C1},     {0x2E0, 0x2E4},
+    {0x37A, 0x37A},     {0x10FC, 0x10FC},   {0x1D2C, 0x1D6A},   {0x1D78, 0x1D78},   {0x1D9B, 0x1DBF},
+    {0x2071, 0x2071},   {0x207F, 0x207F},   {0x2090, 0x209C},   {0x2C7C, 0x2C7D},   {0xA69C, 0xA69D},
+    {0xA770, 0xA770},   {0xA7F2, 0xA7F4},   {0xA7F8, 0xA7F9},   {0xAB5C, 0xAB5F},   {0xAB69, 0xAB69},
+    {0x10780, 0x10780}, {0x10783, 0x10785}, {0x10787, 0x107B0}, {0x107B2, 0x107BA}, {0x1E030, 0x1E06D}};
 
 // Other_Uppercase members without a lower-case mapping: squared and negative circled/squared
 // Latin capitals. (Roman numerals and circled capitals are found through their mapping.)
@@ -44,42 +44,50 @@ constexpr Range kOtherUppercase[] = {{0x1F130, 0x1F149}, {0x1F150, 0x1F169}, {0x
 
 // Case_Ignorable includes Word_Break MidLetter, MidNumLet and Single_Quote (apostrophes, full
 // stops, colons); they matter to str.lower()'s final sigma. Sorted.
-constexpr char32_t kWordBreakMid[] = {0x27, 0x2E, 0x3A, 0xB7, 0x387, 0x55F, 0x5F4, 0x2018, 0x2019,
+constexpr char32_t kWordBreakMid[] = {0x27,   0x2E,   0x3A,   0xB7,   0x387,  0x55F,  0x5F4,  0x2018, 0x2019,
                                       0x2024, 0x2027, 0xFE13, 0xFE52, 0xFE55, 0xFF07, 0xFF0E, 0xFF1A};
 
 // Numeric_Type=Digit (superscripts, circled digits, ...): str.isdigit accepts them besides Nd.
 // utf8proc has no numeric properties.
-constexpr Range kDigit[] = {
-    {0xB2, 0xB3}, {0xB9, 0xB9}, {0x1369, 0x1371}, {0x19DA, 0x19DA}, {0x2070, 0x2070},
-    {0x2074, 0x2079}, {0x2080, 0x2089}, {0x2460, 0x2468}, {0x2474, 0x247C}, {0x2488, 0x2490},
-    {0x24EA, 0x24EA}, {0x24F5, 0x24FD}, {0x24FF, 0x24FF}, {0x2776, 0x277E}, {0x2780, 0x2788},
-    {0x278A, 0x2792}, {0x10A40, 0x10A43}, {0x10E60, 0x10E68}, {0x11052, 0x1105A},
-    {0x1F100, 0x1F10A}};
+constexpr Range kDigit[] = {{0xB2, 0xB3},       {0xB9, 0xB9},       {0x1369, 0x1371},   {0x19DA, 0x19DA},
+                            {0x2070, 0x2070},   {0x2074, 0x2079},   {0x2080, 0x2089},   {0x2460, 0x2468},
+                            {0x2474, 0x247C},   {0x2488, 0x2490},   {0x24EA, 0x24EA},   {0x24F5, 0x24FD},
+                            {0x24FF, 0x24FF},   {0x2776, 0x277E},   {0x2780, 0x2788},   {0x278A, 0x2792},
+                            {0x10A40, 0x10A43}, {0x10E60, 0x10E68}, {0x11052, 0x1105A}, {0x1F100, 0x1F10A}};
 
 // Han ideographs with a numeric value in Unihan (一, 二, 百, 萬, ...): general category Lo, yet
 // str.isnumeric is true for them. Every N* character is numeric too. Sorted.
 constexpr char32_t kHanNumeric[] = {
-    0x3405, 0x3483, 0x382A, 0x3B4D, 0x4E00, 0x4E03, 0x4E07, 0x4E09, 0x4E5D, 0x4E8C, 0x4E94,
-    0x4E96, 0x4EBF, 0x4EC0, 0x4EDF, 0x4EE8, 0x4F0D, 0x4F70, 0x5104, 0x5146, 0x5169, 0x516B,
-    0x516D, 0x5341, 0x5343, 0x5344, 0x5345, 0x534C, 0x53C1, 0x53C2, 0x53C3, 0x53C4, 0x56DB,
-    0x58F1, 0x58F9, 0x5E7A, 0x5EFE, 0x5EFF, 0x5F0C, 0x5F0D, 0x5F0E, 0x5F10, 0x62FE, 0x634C,
-    0x67D2, 0x6F06, 0x7396, 0x767E, 0x8086, 0x842C, 0x8CAE, 0x8CB3, 0x8D30, 0x9621, 0x9646,
-    0x964C, 0x9678, 0x96F6, 0xF96B, 0xF973, 0xF978, 0xF9B2, 0xF9D1, 0xF9D3, 0xF9FD, 0x20001,
-    0x20064, 0x200E2, 0x20121, 0x2092A, 0x20983, 0x2098C, 0x2099C, 0x20AEA, 0x20AFD, 0x20B19,
-    0x22390, 0x22998, 0x23B1B, 0x2626D, 0x2F890};
+    0x3405,  0x3483,  0x382A,  0x3B4D,  0x4E00,  0x4E03,  0x4E07,  0x4E09,  0x4E5D,  0x4E8C,  0x4E94,  0x4E96,
+    0x4EBF,  0x4EC0,  0x4EDF,  0x4EE8,  0x4F0D,  0x4F70,  0x5104,  0x5146,  0x5169,  0x516B,  0x516D,  0x5341,
+    0x5343,  0x5344,  0x5345,  0x534C,  0x53C1,  0x53C2,  0x53C3,  0x53C4,  0x56DB,  0x58F1,  0x58F9,  0x5E7A,
+    0x5EFE,  0x5EFF,  0x5F0C,  0x5F0D,  0x5F0E,  0x5F10,  0x62FE,  0x634C,  0x67D2,  0x6F06,  0x7396,  0x767E,
+    0x8086,  0x842C,  0x8CAE,  0x8CB3,  0x8D30,  0x9621,  0x9646,  0x964C,  0x9678,  0x96F6,  0xF96B,  0xF973,
+    0xF978,  0xF9B2,  0xF9D1,  0xF9D3,  0xF9FD,  0x20001, 0x20064, 0x200E2, 0x20121, 0x2092A, 0x20983, 0x2098C,
+    0x2099C, 0x20AEA, 0x20AFD, 0x20B19, 0x22390, 0x22998, 0x23B1B, 0x2626D, 0x2F890};
 
 template <std::size_t N>
 bool in_list(const char32_t (&list)[N], char32_t c) {
     return std::binary_search(std::begin(list), std::end(list), c);
 }
 
-utf8proc_int32_t cp(char32_t c) { return static_cast<utf8proc_int32_t>(c); }
-utf8proc_category_t category(char32_t c) { return utf8proc_category(cp(c)); }
+utf8proc_int32_t cp(char32_t c) {
+    return static_cast<utf8proc_int32_t>(c);
+}
+utf8proc_category_t category(char32_t c) {
+    return utf8proc_category(cp(c));
+}
 // utf8proc upper- and title-cases ß to ẞ on its own; UnicodeData.txt (and Python) give ß no simple
 // mapping, only the full ones SS and Ss.
-char32_t simple_upper(char32_t c) { return c == 0xDF ? c : static_cast<char32_t>(utf8proc_toupper(cp(c))); }
-char32_t simple_lower(char32_t c) { return static_cast<char32_t>(utf8proc_tolower(cp(c))); }
-char32_t simple_title(char32_t c) { return c == 0xDF ? c : static_cast<char32_t>(utf8proc_totitle(cp(c))); }
+char32_t simple_upper(char32_t c) {
+    return c == 0xDF ? c : static_cast<char32_t>(utf8proc_toupper(cp(c)));
+}
+char32_t simple_lower(char32_t c) {
+    return static_cast<char32_t>(utf8proc_tolower(cp(c)));
+}
+char32_t simple_title(char32_t c) {
+    return c == 0xDF ? c : static_cast<char32_t>(utf8proc_totitle(cp(c)));
+}
 
 // Full case folding (CaseFolding.txt statuses C and F, as str.casefold): at most 3 code points.
 struct Folded {
@@ -108,7 +116,9 @@ Folded fold(char32_t c) {
 // letters whose full case folding has several code points, and their full upper-casing is the
 // upper-casing of that folding (ß -> ss -> SS, ᾀ -> ἀι -> ἈΙ). None for upper-case letters:
 // İ and ẞ fold to several code points but upper-case to themselves.
-bool has_special_casing(char32_t c, const Folded& f) { return f.size > 1 && category(c) != UTF8PROC_CATEGORY_LU; }
+bool has_special_casing(char32_t c, const Folded& f) {
+    return f.size > 1 && category(c) != UTF8PROC_CATEGORY_LU;
+}
 
 int sequence_length(unsigned char lead) {
     if (lead < 0x80) return 1;
@@ -213,8 +223,10 @@ bool is_printable(char32_t c) {
         case UTF8PROC_CATEGORY_CO:
         case UTF8PROC_CATEGORY_ZS:
         case UTF8PROC_CATEGORY_ZL:
-        case UTF8PROC_CATEGORY_ZP: return false;
-        default: return true;
+        case UTF8PROC_CATEGORY_ZP:
+            return false;
+        default:
+            return true;
     }
 }
 
@@ -223,8 +235,12 @@ bool is_alpha(char32_t c) {
     return cat >= UTF8PROC_CATEGORY_LU && cat <= UTF8PROC_CATEGORY_LO;
 }
 
-bool is_decimal(char32_t c) { return category(c) == UTF8PROC_CATEGORY_ND; }
-bool is_digit(char32_t c) { return is_decimal(c) || in_ranges(kDigit, c); }
+bool is_decimal(char32_t c) {
+    return category(c) == UTF8PROC_CATEGORY_ND;
+}
+bool is_digit(char32_t c) {
+    return is_decimal(c) || in_ranges(kDigit, c);
+}
 
 bool is_numeric(char32_t c) {
     const auto cat = category(c);
@@ -245,8 +261,12 @@ bool is_upper(char32_t c) {
     return simple_lower(c) != c || in_ranges(kOtherUppercase, c);
 }
 
-bool is_title(char32_t c) { return category(c) == UTF8PROC_CATEGORY_LT; }
-bool is_cased(char32_t c) { return is_title(c) || is_lower(c) || is_upper(c); }
+bool is_title(char32_t c) {
+    return category(c) == UTF8PROC_CATEGORY_LT;
+}
+bool is_cased(char32_t c) {
+    return is_title(c) || is_lower(c) || is_upper(c);
+}
 
 bool is_case_ignorable(char32_t c) {
     switch (category(c)) {
@@ -254,8 +274,10 @@ bool is_case_ignorable(char32_t c) {
         case UTF8PROC_CATEGORY_ME:
         case UTF8PROC_CATEGORY_CF:
         case UTF8PROC_CATEGORY_LM:
-        case UTF8PROC_CATEGORY_SK: return true;
-        default: return in_list(kWordBreakMid, c);
+        case UTF8PROC_CATEGORY_SK:
+            return true;
+        default:
+            return in_list(kWordBreakMid, c);
     }
 }
 

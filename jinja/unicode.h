@@ -20,17 +20,17 @@ void append_utf8(std::string& out, char32_t code_point);
 // Number of code points (Python len()).
 std::size_t length(std::string_view utf8);
 
-bool is_space(char32_t c);      // str.isspace
-bool is_printable(char32_t c);  // str.isprintable
-bool is_alpha(char32_t c);      // str.isalpha
-bool is_decimal(char32_t c);    // str.isdecimal
-bool is_digit(char32_t c);      // str.isdigit
-bool is_numeric(char32_t c);    // str.isnumeric
-bool is_cased(char32_t c);      // Unicode Cased
+bool is_space(char32_t c);           // str.isspace
+bool is_printable(char32_t c);       // str.isprintable
+bool is_alpha(char32_t c);           // str.isalpha
+bool is_decimal(char32_t c);         // str.isdecimal
+bool is_digit(char32_t c);           // str.isdigit
+bool is_numeric(char32_t c);         // str.isnumeric
+bool is_cased(char32_t c);           // Unicode Cased
 bool is_case_ignorable(char32_t c);  // Unicode Case_Ignorable
-bool is_upper(char32_t c);      // Unicode Uppercase (Py_UNICODE_ISUPPER)
-bool is_lower(char32_t c);      // Unicode Lowercase (Py_UNICODE_ISLOWER)
-bool is_title(char32_t c);      // general category Lt (Py_UNICODE_ISTITLE)
+bool is_upper(char32_t c);           // Unicode Uppercase (Py_UNICODE_ISUPPER)
+bool is_lower(char32_t c);           // Unicode Lowercase (Py_UNICODE_ISLOWER)
+bool is_title(char32_t c);           // general category Lt (Py_UNICODE_ISTITLE)
 
 // Full case mappings of one code point (may yield several code points). Lower-casing U+03A3
 // also depends on its neighbours (final sigma); pystr handles that.

@@ -22,7 +22,9 @@ int depth_of_items(const std::vector<Value>& items) {
     return depth + 1;
 }
 
-void check_depth(int depth) { check_value_depth(depth); }
+void check_depth(int depth) {
+    check_value_depth(depth);
+}
 
 Value from_json_at(const nlohmann::ordered_json& json, int depth) {
     check_depth(depth);
@@ -117,15 +119,25 @@ Value Value::dict(std::vector<std::pair<Value, Value>> entries) {
     return Value(std::shared_ptr<const Dict>(std::move(dict)));
 }
 
-Value Value::object(std::shared_ptr<Object> object) { return Value(std::move(object)); }
+Value Value::object(std::shared_ptr<Object> object) {
+    return Value(std::move(object));
+}
 
-Value Value::from_json(const nlohmann::ordered_json& json) { return from_json_at(json, 0); }
+Value Value::from_json(const nlohmann::ordered_json& json) {
+    return from_json_at(json, 0);
+}
 
-std::int64_t Value::as_int() const { return is_bool() ? (as_bool() ? 1 : 0) : std::get<std::int64_t>(data_); }
+std::int64_t Value::as_int() const {
+    return is_bool() ? (as_bool() ? 1 : 0) : std::get<std::int64_t>(data_);
+}
 
-double Value::as_double() const { return is_float() ? std::get<double>(data_) : static_cast<double>(as_int()); }
+double Value::as_double() const {
+    return is_float() ? std::get<double>(data_) : static_cast<double>(as_int());
+}
 
-const std::string& Value::undefined_hint() const { return *std::get<Undefined>(data_).hint; }
+const std::string& Value::undefined_hint() const {
+    return *std::get<Undefined>(data_).hint;
+}
 
 int Value::depth() const {
     if (is_sequence()) return seq().depth;
@@ -159,23 +171,38 @@ bool Value::truthy() const {
 
 std::string Value::type_name() const {
     switch (kind()) {
-        case Kind::undefined: return "Undefined";
-        case Kind::none: return "NoneType";
-        case Kind::boolean: return "bool";
-        case Kind::integer: return "int";
-        case Kind::floating: return "float";
-        case Kind::string: return "str";
-        case Kind::dict: return "dict";
-        case Kind::object: return obj().type_name();
+        case Kind::undefined:
+            return "Undefined";
+        case Kind::none:
+            return "NoneType";
+        case Kind::boolean:
+            return "bool";
+        case Kind::integer:
+            return "int";
+        case Kind::floating:
+            return "float";
+        case Kind::string:
+            return "str";
+        case Kind::dict:
+            return "dict";
+        case Kind::object:
+            return obj().type_name();
         case Kind::sequence:
             switch (seq().kind) {
-                case SeqKind::list: return "list";
-                case SeqKind::tuple: return "tuple";
-                case SeqKind::range: return "range";
-                case SeqKind::generator: return "generator";
-                case SeqKind::dict_keys: return "dict_keys";
-                case SeqKind::dict_values: return "dict_values";
-                case SeqKind::dict_items: return "dict_items";
+                case SeqKind::list:
+                    return "list";
+                case SeqKind::tuple:
+                    return "tuple";
+                case SeqKind::range:
+                    return "range";
+                case SeqKind::generator:
+                    return "generator";
+                case SeqKind::dict_keys:
+                    return "dict_keys";
+                case SeqKind::dict_values:
+                    return "dict_values";
+                case SeqKind::dict_items:
+                    return "dict_items";
             }
     }
     return "object";
@@ -217,13 +244,17 @@ const Value* Dict::find(std::string_view key) const {
     return nullptr;
 }
 
-std::string Object::repr() const { return "<" + type_name() + " object>"; }
+std::string Object::repr() const {
+    return "<" + type_name() + " object>";
+}
 
 Value Object::get_attr(std::string_view name) const {
     return Value::undefined("'" + type_name() + " object' has no attribute '" + std::string(name) + "'");
 }
 
-Value Object::call(CallArgs&) { throw Error(ErrorKind::runtime, "'" + type_name() + "' object is not callable"); }
+Value Object::call(CallArgs&) {
+    throw Error(ErrorKind::runtime, "'" + type_name() + "' object is not callable");
+}
 
 Value make_function(std::string name, Function::Body body, std::string repr) {
     return Value::object(std::make_shared<Function>(std::move(name), std::move(body), std::move(repr)));
@@ -290,9 +321,13 @@ void check_string_size(std::size_t bytes) {
     }
 }
 
-WorkBudget::WorkBudget(std::size_t bytes) : remaining_(bytes), previous_(current_budget) { current_budget = this; }
+WorkBudget::WorkBudget(std::size_t bytes) : remaining_(bytes), previous_(current_budget) {
+    current_budget = this;
+}
 
-WorkBudget::~WorkBudget() { current_budget = previous_; }
+WorkBudget::~WorkBudget() {
+    current_budget = previous_;
+}
 
 void charge_work(std::size_t bytes) {
     WorkBudget* budget = current_budget;

@@ -45,7 +45,7 @@ struct CallArgs {
 };
 
 class Value {
-public:
+  public:
     enum class Kind { undefined, none, boolean, integer, floating, string, sequence, dict, object };
 
     Value() : data_(Undefined{}) {}
@@ -92,16 +92,15 @@ public:
     int depth() const;
 
     bool truthy() const;
-    std::string type_name() const;  // Python's type(x).__name__, for error messages
+    std::string type_name() const;               // Python's type(x).__name__, for error messages
     bool same_object(const Value& other) const;  // Python `is`
 
-private:
+  private:
     template <class T>
     explicit Value(T v) : data_(std::move(v)) {}
 
     std::variant<Undefined, None, bool, std::int64_t, double, std::shared_ptr<const std::string>,
-                 std::shared_ptr<const Sequence>, std::shared_ptr<const Dict>,
-                 std::shared_ptr<Object>>
+                 std::shared_ptr<const Sequence>, std::shared_ptr<const Dict>, std::shared_ptr<Object>>
         data_;
 };
 
@@ -124,12 +123,16 @@ struct Dict {
     const Value* find(std::string_view key) const;
 };
 
-inline bool Value::is_seq(SeqKind k) const { return is_sequence() && seq().kind == k; }
-inline bool Value::is_list_or_tuple() const { return is_seq(SeqKind::list) || is_seq(SeqKind::tuple); }
+inline bool Value::is_seq(SeqKind k) const {
+    return is_sequence() && seq().kind == k;
+}
+inline bool Value::is_list_or_tuple() const {
+    return is_seq(SeqKind::list) || is_seq(SeqKind::tuple);
+}
 
 // Values with behaviour: callables, namespaces, loop contexts, cyclers.
 class Object : public std::enable_shared_from_this<Object> {
-public:
+  public:
     virtual ~Object() = default;
     virtual std::string type_name() const = 0;
     virtual std::string repr() const;
@@ -143,7 +146,7 @@ public:
 
 // A builtin or bound method; macros are functions too.
 class Function : public Object {
-public:
+  public:
     using Body = std::function<Value(CallArgs&)>;
     // depth: nesting depth of the values the body captured (a bound method's receiver).
     Function(std::string name, Body body, std::string repr = {}, int depth = 0)
@@ -155,7 +158,7 @@ public:
     int value_depth() const override { return depth_; }
     const std::string& name() const { return name_; }
 
-private:
+  private:
     std::string name_;
     Body body_;
     std::string repr_;
@@ -186,13 +189,13 @@ void check_string_size(std::size_t bytes);
 // between the coarser limits (loop iterations, output size). Installed for the current thread
 // for the lifetime of the object; without one nothing is counted.
 class WorkBudget {
-public:
+  public:
     explicit WorkBudget(std::size_t bytes);
     ~WorkBudget();
     WorkBudget(const WorkBudget&) = delete;
     WorkBudget& operator=(const WorkBudget&) = delete;
 
-private:
+  private:
     std::size_t remaining_;
     WorkBudget* previous_;
     friend void charge_work(std::size_t bytes);

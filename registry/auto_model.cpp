@@ -29,8 +29,9 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
                 for (const auto& t : *types) known.insert(t.get<std::string>());
             }
         }
-        config.fail("model_type", "'" + choice.model_type + "' is not provided by any installed model plugin (installed: " +
-                                      join(known) + ")");
+        config.fail("model_type", "'" + choice.model_type +
+                                      "' is not provided by any installed model plugin (installed: " + join(known) +
+                                      ")");
     }
     choice.plugin = candidates.front();
     const auto& architectures = choice.plugin->provides().value("architectures", nlohmann::json::object());
@@ -72,8 +73,8 @@ const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string
     for (auto& r : catalogue.records()) {
         if (r.kind != "backend") continue;
         const auto& devices = r.provides().value("devices", nlohmann::json::array());
-        const bool wanted = device == "auto" || device == r.name ||
-                            std::find(devices.begin(), devices.end(), device) != devices.end();
+        const bool wanted =
+            device == "auto" || device == r.name || std::find(devices.begin(), devices.end(), device) != devices.end();
         if (!wanted) continue;
         if (r.status == PluginStatus::unknown) probe_in_process(r, false);
         if (r.status != PluginStatus::ok) {
@@ -83,8 +84,9 @@ const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string
         if (best == nullptr || r.score > best->score) best = &r;
     }
     if (best == nullptr) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, "no usable backend plugin for device '" + device + "'" +
-                                                (reasons.empty() ? " (none installed; see tfx-plugins list)" : ":" + reasons));
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         "no usable backend plugin for device '" + device + "'" +
+                             (reasons.empty() ? " (none installed; see tfx-plugins list)" : ":" + reasons));
     }
     return best;
 }
@@ -94,10 +96,12 @@ const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std
     if (candidates.empty()) {
         std::set<std::string> known;
         for (const PluginRecord* r : catalogue.of_kind("attention")) {
-            for (const auto& i : r->provides().value("attn_implementations", nlohmann::json::array())) known.insert(i.get<std::string>());
+            for (const auto& i : r->provides().value("attn_implementations", nlohmann::json::array()))
+                known.insert(i.get<std::string>());
         }
-        throw sdk::Error(TFX_ERR_NOT_FOUND, "attn_implementation '" + implementation +
-                                                "' is not provided by any installed attention plugin (installed: " + join(known) + ")");
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         "attn_implementation '" + implementation +
+                             "' is not provided by any installed attention plugin (installed: " + join(known) + ")");
     }
     return candidates.front();
 }
@@ -150,7 +154,8 @@ std::unique_ptr<ModelSession> AutoModel::from_pretrained(const std::string& id_o
         throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no config.json (is this a Hugging Face model folder?)");
     }
     if (!std::filesystem::is_directory(dir)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": not a model folder (it does not exist or is not a directory)");
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         dir.string() + ": not a model folder (it does not exist or is not a directory)");
     }
     PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
     return ModelSession::open(dir, choose_plugins(read_config(config_path), catalogue, options), options);
@@ -159,8 +164,7 @@ std::unique_ptr<ModelSession> AutoModel::from_pretrained(const std::string& id_o
 std::unique_ptr<ModelSession> AutoModel::from_config(const std::filesystem::path& config_path,
                                                      const SessionOptions& options) {
     PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
-    return ModelSession::for_config(config_path, choose_plugins(read_config(config_path), catalogue, options),
-                                    options);
+    return ModelSession::for_config(config_path, choose_plugins(read_config(config_path), catalogue, options), options);
 }
 
 }  // namespace tfx

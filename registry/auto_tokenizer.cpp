@@ -32,8 +32,16 @@ bool rebuilds_post_processor(const std::string& tokenizer_class) {
 
 // transformers' clean_up_tokenization: drops the space before punctuation and contractions.
 std::string clean_up_tokenization(std::string s) {
-    for (auto [from, to] : {std::pair{" .", "."}, {" ?", "?"}, {" !", "!"}, {" ,", ","}, {" ' ", "'"}, {" n't", "n't"},
-                            {" 'm", "'m"}, {" 's", "'s"}, {" 've", "'ve"}, {" 're", "'re"}}) {
+    for (auto [from, to] : {std::pair{" .", "."},
+                            {" ?", "?"},
+                            {" !", "!"},
+                            {" ,", ","},
+                            {" ' ", "'"},
+                            {" n't", "n't"},
+                            {" 'm", "'m"},
+                            {" 's", "'s"},
+                            {" 've", "'ve"},
+                            {" 're", "'re"}}) {
         for (size_t pos = 0; (pos = s.find(from, pos)) != std::string::npos;) {
             s.replace(pos, std::string_view(from).size(), to);
             pos += std::string_view(to).size();
@@ -65,10 +73,12 @@ struct Tokenizer::Impl {
     }
 };
 
-std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vector<std::string>& plugin_paths, bool raw) {
+std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vector<std::string>& plugin_paths,
+                                           bool raw) {
     const fs::path file = dir / "tokenizer.json";
     if (!fs::exists(file)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no tokenizer.json (only tokenizer.json-based tokenizers are supported)");
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         dir.string() + ": no tokenizer.json (only tokenizer.json-based tokenizers are supported)");
     }
     const std::string json = read_text_file(file);
     // The model type decides the plugin; parse only that field here, the plugin validates the rest.
@@ -82,8 +92,8 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vecto
     PluginCatalogue catalogue(paths::plugin_search_path(plugin_paths));
     auto candidates = catalogue.providing("tokenizer", "tokenizer_models", model_type);
     if (candidates.empty()) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, file.string() + ": no installed tokenizer plugin provides model type '" + model_type +
-                                                "' (see tfx-plugins list)");
+        throw sdk::Error(TFX_ERR_NOT_FOUND, file.string() + ": no installed tokenizer plugin provides model type '" +
+                                                model_type + "' (see tfx-plugins list)");
     }
     impl.plugin = load_plugin(*candidates.front());
     impl.table = static_cast<const tfx_tokenizer_table*>(impl.plugin.table);
@@ -125,12 +135,16 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     if (rebuilt) {
         if (add_bos_.value_or(false)) {
             auto bos = special_id("bos_token");
-            if (!bos) throw sdk::Error(TFX_ERR_FORMAT, "tokenizer_config.json: add_bos_token is set but bos_token is not in the vocabulary");
+            if (!bos)
+                throw sdk::Error(TFX_ERR_FORMAT,
+                                 "tokenizer_config.json: add_bos_token is set but bos_token is not in the vocabulary");
             ids.insert(ids.begin(), *bos);
         }
         if (add_eos_.value_or(false)) {
             auto eos = special_id("eos_token");
-            if (!eos) throw sdk::Error(TFX_ERR_FORMAT, "tokenizer_config.json: add_eos_token is set but eos_token is not in the vocabulary");
+            if (!eos)
+                throw sdk::Error(TFX_ERR_FORMAT,
+                                 "tokenizer_config.json: add_eos_token is set but eos_token is not in the vocabulary");
             ids.push_back(*eos);
         }
     }
@@ -141,7 +155,8 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
                               std::optional<bool> clean_up_spaces) const {
     std::string text;
     tfx_error error = sdk::empty_error();
-    sdk::check(impl_->table->decode(impl_->self, ids.data(), ids.size(), skip_special_tokens ? 1 : 0, string_sink(text), &error),
+    sdk::check(impl_->table->decode(impl_->self, ids.data(), ids.size(), skip_special_tokens ? 1 : 0, string_sink(text),
+                                    &error),
                error);
     return clean_up_spaces.value_or(clean_up_spaces_) ? clean_up_tokenization(std::move(text)) : text;
 }
@@ -151,13 +166,16 @@ std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
     return id < 0 ? std::nullopt : std::optional<int32_t>(id);
 }
 
-int64_t Tokenizer::vocab_size() const { return impl_->table->vocab_size(impl_->self); }
+int64_t Tokenizer::vocab_size() const {
+    return impl_->table->vocab_size(impl_->self);
+}
 
 std::optional<std::string> Tokenizer::special_token(const std::string& key) const {
     auto it = settings_.find(key);
     if (it == settings_.end()) return std::nullopt;
     if (it->is_string()) return it->get<std::string>();
-    if (it->is_object() && it->contains("content") && it->at("content").is_string()) return it->at("content").get<std::string>();
+    if (it->is_object() && it->contains("content") && it->at("content").is_string())
+        return it->at("content").get<std::string>();
     return std::nullopt;
 }
 
@@ -168,7 +186,8 @@ std::optional<int32_t> Tokenizer::special_id(const std::string& key) const {
 
 std::string Tokenizer::apply_chat_template(const nlohmann::ordered_json& messages, const ChatOptions& options) const {
     if (!settings_.contains("chat_template")) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, "tokenizer_config.json has no chat_template; this model has no chat format");
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         "tokenizer_config.json has no chat_template; this model has no chat format");
     }
     jinja::ChatRequest request;
     request.messages = messages;

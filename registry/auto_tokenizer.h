@@ -16,7 +16,7 @@
 namespace tfx {
 
 class Tokenizer {
-public:
+  public:
     // raw = true: tokenizer.json alone, as tokenizers.Tokenizer.from_file reads it.
     static std::unique_ptr<Tokenizer> open(const std::filesystem::path& dir,
                                            const std::vector<std::string>& plugin_paths, bool raw = false);
@@ -54,7 +54,7 @@ public:
 
     struct Impl;
 
-private:
+  private:
     Tokenizer() = default;
     std::unique_ptr<Impl> impl_;
     nlohmann::json settings_ = nlohmann::json::object();
@@ -66,13 +66,13 @@ private:
 // Streams decoded text as tokens arrive: never half a UTF-8 character, and the pieces
 // concatenate to the full decode (transformers' TextStreamer, without the word buffering).
 class TextStreamer {
-public:
+  public:
     TextStreamer(const Tokenizer& tokenizer, bool skip_special_tokens)
         : tokenizer_(tokenizer), skip_special_(skip_special_tokens) {}
     std::string put(int32_t id);
     std::string end();
 
-private:
+  private:
     const Tokenizer& tokenizer_;
     bool skip_special_;
     std::vector<int32_t> ids_;

@@ -21,7 +21,8 @@ TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
 
 std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text, Pooling pooling, bool normalize) {
     if (session_->info().output_kind != TFX_OUTPUT_HIDDEN_STATE) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " has a task head; feature extraction needs a base model");
+        throw sdk::Error(TFX_ERR_UNSUPPORTED,
+                         session_->architecture() + " has a task head; feature extraction needs a base model");
     }
     Outputs out = run(tokenizer_->encode(text));
     const auto width = static_cast<size_t>(session_->info().output_size);
@@ -55,7 +56,8 @@ std::vector<TextClassificationPipeline::Score> TextClassificationPipeline::opera
         std::string label = "LABEL_" + std::to_string(i);
         if (config.has("id2label")) {
             const auto& names = config.json().at("id2label");
-            if (auto it = names.find(std::to_string(i)); it != names.end() && it->is_string()) label = it->get<std::string>();
+            if (auto it = names.find(std::to_string(i)); it != names.end() && it->is_string())
+                label = it->get<std::string>();
         }
         scores.push_back({label, out.values[i] / sum});
     }
@@ -73,8 +75,8 @@ std::vector<FillMaskPipeline::Candidate> FillMaskPipeline::operator()(const std:
     std::vector<int32_t> ids = tokenizer_->encode(text);
     const auto masks = std::count(ids.begin(), ids.end(), *mask_id);
     if (masks != 1) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "fill-mask needs exactly one " + *mask_token + " in the text, found " +
-                                                       std::to_string(masks));
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "fill-mask needs exactly one " + *mask_token + " in the text, found " + std::to_string(masks));
     }
     const auto position = std::find(ids.begin(), ids.end(), *mask_id) - ids.begin();
     Outputs out = run(ids);
@@ -94,7 +96,8 @@ std::vector<FillMaskPipeline::Candidate> FillMaskPipeline::operator()(const std:
         std::vector<int32_t> filled = ids;
         filled[static_cast<size_t>(position)] = token;
         const std::vector<int32_t> single{token};
-        candidates.push_back({token, tokenizer_->decode(single), probs[order[i]] / sum, tokenizer_->decode(filled, true)});
+        candidates.push_back(
+            {token, tokenizer_->decode(single), probs[order[i]] / sum, tokenizer_->decode(filled, true)});
     }
     return candidates;
 }

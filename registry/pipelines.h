@@ -16,13 +16,13 @@
 namespace tfx {
 
 class TaskPipeline {
-public:
+  public:
     // model: a folder or a Hub id.
     TaskPipeline(const std::string& model, const LoadOptions& options);
     ModelSession& session() { return *session_; }
     const Tokenizer& tokenizer() const { return *tokenizer_; }
 
-protected:
+  protected:
     // One sequence through the model: [rows, output_size] outputs, plus the pooler's output
     // when the model has one.
     struct Outputs {
@@ -40,14 +40,14 @@ enum class Pooling { mean, cls };
 
 // feature-extraction: one vector per text (mean over tokens or the first token).
 class FeatureExtractionPipeline : public TaskPipeline {
-public:
+  public:
     using TaskPipeline::TaskPipeline;
     std::vector<float> operator()(const std::string& text, Pooling pooling, bool normalize);
 };
 
 // text-classification: softmax over the labels of config.json's id2label, best first.
 class TextClassificationPipeline : public TaskPipeline {
-public:
+  public:
     struct Score {
         std::string label;
         float score;
@@ -58,7 +58,7 @@ public:
 
 // fill-mask: the top_k tokens for the single mask token in the text.
 class FillMaskPipeline : public TaskPipeline {
-public:
+  public:
     struct Candidate {
         int32_t token;
         std::string token_str;
@@ -71,7 +71,7 @@ public:
 
 // text-generation: the new text for a prompt.
 class TextGenerationPipeline : public TaskPipeline {
-public:
+  public:
     using TaskPipeline::TaskPipeline;
     std::string operator()(const std::string& prompt, const GenerationConfig& config);
 };

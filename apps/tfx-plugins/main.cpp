@@ -19,7 +19,8 @@ std::string summarize_provides(const nlohmann::json& provides) {
     for (const auto& [key, value] : provides.items()) {
         std::string part;
         if (value.is_array()) {
-            for (const auto& v : value) part += (part.empty() ? "" : ",") + (v.is_string() ? v.get<std::string>() : v.dump());
+            for (const auto& v : value)
+                part += (part.empty() ? "" : ",") + (v.is_string() ? v.get<std::string>() : v.dump());
         } else if (value.is_object()) {
             for (const auto& [k, v] : value.items()) part += (part.empty() ? "" : ",") + k;
         } else {
@@ -40,18 +41,22 @@ std::string status_of(const tfx::PluginRecord& r) {
 }
 
 nlohmann::json to_json(const tfx::PluginRecord& r) {
-    return {{"name", r.name},       {"kind", r.kind},
-            {"version", r.version}, {"abi", abi_of(r)},
-            {"path", r.library.string()}, {"status", std::string(tfx::to_string(r.status))},
-            {"reason", r.reason},   {"score", r.score},
+    return {{"name", r.name},
+            {"kind", r.kind},
+            {"version", r.version},
+            {"abi", abi_of(r)},
+            {"path", r.library.string()},
+            {"status", std::string(tfx::to_string(r.status))},
+            {"reason", r.reason},
+            {"score", r.score},
             {"provides", r.provides()}};
 }
 
 void print_table(const std::vector<tfx::PluginRecord>& records) {
     std::vector<std::vector<std::string>> rows{{"NAME", "KIND", "VERSION", "ABI", "PROVIDES", "PATH", "STATUS"}};
     for (const auto& r : records) {
-        rows.push_back({r.name, r.kind.empty() ? "?" : r.kind, r.version.empty() ? "?" : r.version,
-                        abi_of(r), summarize_provides(r.provides()), r.library.string(), status_of(r)});
+        rows.push_back({r.name, r.kind.empty() ? "?" : r.kind, r.version.empty() ? "?" : r.version, abi_of(r),
+                        summarize_provides(r.provides()), r.library.string(), status_of(r)});
     }
     std::vector<std::size_t> width(rows[0].size(), 0);
     for (const auto& row : rows) {
@@ -128,7 +133,8 @@ int main(int argc, char** argv) {
         }
     }
     if (json) std::cout << out.dump(2) << '\n';
-    std::cout << (json ? "" : std::to_string(catalogue.records().size() - failures) + " of " +
-                               std::to_string(catalogue.records().size()) + " plugins verified\n");
+    std::cout << (json ? ""
+                       : std::to_string(catalogue.records().size() - failures) + " of " +
+                             std::to_string(catalogue.records().size()) + " plugins verified\n");
     return failures == 0 ? 0 : 1;
 }

@@ -45,8 +45,8 @@ Timing run_once(ModelSession& s, const std::vector<int32_t>& prompt, int64_t n) 
     auto t1 = Clock::now();
     for (int64_t position = p; position < p + n; ++position) {
         const auto token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        logits = call.run({.tokens = 1, .ids = std::span(&token, 1), .past_len = position, .cache = &cache,
-                           .last_token_only = true});
+        logits = call.run(
+            {.tokens = 1, .ids = std::span(&token, 1), .past_len = position, .cache = &cache, .last_token_only = true});
     }
     auto t2 = Clock::now();
     return {std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count()};
@@ -88,15 +88,22 @@ void run_bench(const BenchOptions& o) {
             prefill.push_back(static_cast<double>(o.prompt) / t.prefill_s);
             if (o.generate > 0) decode.push_back(static_cast<double>(o.generate) / t.decode_s);
         }
-        for (auto [test, rates] : {std::pair{"pp" + std::to_string(o.prompt), prefill}, {"tg" + std::to_string(o.generate), decode}}) {
+        for (auto [test, rates] :
+             {std::pair{"pp" + std::to_string(o.prompt), prefill}, {"tg" + std::to_string(o.generate), decode}}) {
             if (rates.empty()) continue;
             Stats st = stats(rates);
-            rows.push_back({{"model", o.model}, {"threads", threads}, {"test", test}, {"tokens_per_s_median", st.median},
-                            {"tokens_per_s_min", st.min}, {"tokens_per_s_max", st.max}, {"repetitions", o.repetitions},
+            rows.push_back({{"model", o.model},
+                            {"threads", threads},
+                            {"test", test},
+                            {"tokens_per_s_median", st.median},
+                            {"tokens_per_s_min", st.min},
+                            {"tokens_per_s_max", st.max},
+                            {"repetitions", o.repetitions},
                             {"plugins", session->plugin_summary()}});
             if (!o.json) {
-                std::cout << std::fixed << std::setprecision(2) << "| " << o.model << " | " << threads << " | " << test << " | "
-                          << st.median << " | " << st.min << " | " << st.max << " | " << o.repetitions << " |\n";
+                std::cout << std::fixed << std::setprecision(2) << "| " << o.model << " | " << threads << " | " << test
+                          << " | " << st.median << " | " << st.min << " | " << st.max << " | " << o.repetitions
+                          << " |\n";
             }
         }
     }
@@ -111,10 +118,16 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--model", o->model, "Model folder")->required();
     cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name")->capture_default_str();
     cmd->add_option("--attn-implementation", o->attn_implementation, "Attention plugin");
-    cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")->capture_default_str()->check(CLI::PositiveNumber);
-    cmd->add_option("-n,--gen-tokens", o->generate, "Tokens to decode")->capture_default_str()->check(CLI::NonNegativeNumber);
+    cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
+    cmd->add_option("-n,--gen-tokens", o->generate, "Tokens to decode")
+        ->capture_default_str()
+        ->check(CLI::NonNegativeNumber);
     cmd->add_option("-t,--threads", o->threads, "Comma-separated thread counts")->capture_default_str();
-    cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")->capture_default_str()->check(CLI::PositiveNumber);
+    cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
+        ->capture_default_str()
+        ->check(CLI::PositiveNumber);
     cmd->add_flag("--json", o->json, "Print JSON rows");
     cmd->callback([o] { run_bench(*o); });
 }

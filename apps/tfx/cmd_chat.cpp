@@ -1,9 +1,9 @@
 // `tfx chat`: an interactive conversation. Each user line is appended to the history, the
 // whole history goes through the model's chat template, and the reply streams back and
 // joins the history. An empty line or end of input ends the session; /reset clears it.
+#include <unistd.h>
 #include <iostream>
 #include <string>
-#include <unistd.h>
 
 #include <nlohmann/json.hpp>
 

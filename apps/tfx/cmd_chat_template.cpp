@@ -113,7 +113,8 @@ void run_messages(const jinja::ChatTemplate& chat, const jinja::ChatRequest& bas
         request.messages = input["messages"];
         request.tools = input.value("tools", json());
     } else {
-        throw std::runtime_error(args.messages_file + " must hold a JSON array of messages or an object with \"messages\"");
+        throw std::runtime_error(args.messages_file +
+                                 " must hold a JSON array of messages or an object with \"messages\"");
     }
     request.add_generation_prompt = args.add_generation_prompt;
     std::cout << chat.apply(request);
@@ -144,9 +145,10 @@ void add_chat_template_command(CLI::App& app) {
     cmd->add_option("--tokenizer", args->tokenizer_dir, "Directory holding tokenizer_config.json")->required();
     auto* messages = cmd->add_option("--messages", args->messages_file,
                                      "JSON file: an array of messages, or an object with \"messages\" and \"tools\"");
-    auto* jsonl = cmd->add_option("--jsonl", args->jsonl_file,
-                                  "JSONL cases (messages, tools, add_generation_prompt, continue_final_message, extra); "
-                                  "prints one {\"rendered\"} or {\"error\"} object per case");
+    auto* jsonl =
+        cmd->add_option("--jsonl", args->jsonl_file,
+                        "JSONL cases (messages, tools, add_generation_prompt, continue_final_message, extra); "
+                        "prints one {\"rendered\"} or {\"error\"} object per case");
     messages->excludes(jsonl);
     cmd->add_flag("--add-generation-prompt", args->add_generation_prompt, "End with the assistant turn header")
         ->needs(messages);

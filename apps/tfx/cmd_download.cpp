@@ -73,26 +73,22 @@ class ProgressPrinter {
   private:
     double rate(const hub::Progress& p, Clock::time_point now) const {
         const double seconds = std::chrono::duration<double>(now - start_).count();
-        return seconds > 0 ? static_cast<double>(p.bytes - std::min(p.bytes, resumed_)) / seconds
-                           : 0;
+        return seconds > 0 ? static_cast<double>(p.bytes - std::min(p.bytes, resumed_)) / seconds : 0;
     }
 
     void draw(const hub::Progress& p, Clock::time_point now) const {
         constexpr int width = 24;
-        const double fraction =
-            p.total > 0 ? static_cast<double>(p.bytes) / static_cast<double>(p.total) : 1.0;
+        const double fraction = p.total > 0 ? static_cast<double>(p.bytes) / static_cast<double>(p.total) : 1.0;
         const int filled = static_cast<int>(fraction * width);
         const double speed = rate(p, now);
         std::string name = p.file.size() > 32 ? "..." + p.file.substr(p.file.size() - 29) : p.file;
         std::ostringstream line;
         line << '\r' << std::left << std::setw(32) << name << ' ' << std::right << std::setw(3)
-             << static_cast<int>(fraction * 100) << "% ["
-             << std::string(static_cast<std::size_t>(filled), '#')
+             << static_cast<int>(fraction * 100) << "% [" << std::string(static_cast<std::size_t>(filled), '#')
              << std::string(static_cast<std::size_t>(width - filled), ' ') << "] "
-             << human_bytes(static_cast<double>(p.bytes)) << " / "
-             << human_bytes(static_cast<double>(p.total)) << "  " << human_bytes(speed) << "/s";
-        if (!p.done && speed > 0)
-            line << "  ETA " << clock_time(static_cast<double>(p.total - p.bytes) / speed);
+             << human_bytes(static_cast<double>(p.bytes)) << " / " << human_bytes(static_cast<double>(p.total)) << "  "
+             << human_bytes(speed) << "/s";
+        if (!p.done && speed > 0) line << "  ETA " << clock_time(static_cast<double>(p.total - p.bytes) / speed);
         line << "\x1b[K";  // clear what a longer previous line left
         std::cerr << line.str() << std::flush;
     }
@@ -103,8 +99,7 @@ class ProgressPrinter {
             return;
         }
         std::cerr << "downloaded " << p.file << " (" << human_bytes(static_cast<double>(p.total));
-        if (resumed_ > 0)
-            std::cerr << ", resumed at " << human_bytes(static_cast<double>(resumed_));
+        if (resumed_ > 0) std::cerr << ", resumed at " << human_bytes(static_cast<double>(resumed_));
         const double speed = rate(p, now);
         if (speed > 0) std::cerr << ", " << human_bytes(speed) << "/s";
         std::cerr << ")\n";
@@ -147,11 +142,10 @@ void run_download(const DownloadArgs& args) {
         throw;
     }
     for (const auto& warning : result.warnings) std::cerr << "tfx: warning: " << warning << '\n';
-    if (!result.absent.empty())
-        std::cerr << "not in " << result.repo_id << ": " << join(result.absent, ", ") << '\n';
+    if (!result.absent.empty()) std::cerr << "not in " << result.repo_id << ": " << join(result.absent, ", ") << '\n';
     std::cerr << result.repo_id << '@' << result.revision << " = commit " << result.commit << ": "
-              << result.files.size() << " files, "
-              << human_bytes(static_cast<double>(result.bytes_downloaded)) << " downloaded\n";
+              << result.files.size() << " files, " << human_bytes(static_cast<double>(result.bytes_downloaded))
+              << " downloaded\n";
     std::cout << result.snapshot.string() << '\n';
 }
 
@@ -170,13 +164,11 @@ void run_cache_ls() {
     for (const auto& repo : repos) {
         std::vector<std::string> revisions;
         for (const auto& revision : repo.revisions) {
-            revisions.push_back(revision.refs.empty() ? revision.commit.substr(0, 8)
-                                                      : join(revision.refs, ", "));
+            revisions.push_back(revision.refs.empty() ? revision.commit.substr(0, 8) : join(revision.refs, ", "));
         }
         std::cout << std::setw(static_cast<int>(id_width)) << repo.repo_id << "  " << std::setw(9)
                   << human_bytes(static_cast<double>(repo.size_on_disk)) << "  " << std::setw(24)
-                  << (revisions.empty() ? "-" : join(revisions, ", ")) << "  " << repo.path.string()
-                  << '\n';
+                  << (revisions.empty() ? "-" : join(revisions, ", ")) << "  " << repo.path.string() << '\n';
     }
 }
 
@@ -191,30 +183,24 @@ std::function<void(const hub::Progress&)> download_progress_reporter() {
 
 void add_hub_commands(CLI::App& app) {
     auto args = std::make_shared<DownloadArgs>();
-    auto* download = app.add_subcommand(
-        "download", "Download a model from the Hugging Face Hub into the shared cache");
+    auto* download = app.add_subcommand("download", "Download a model from the Hugging Face Hub into the shared cache");
     download->add_option("repo", args->repo, "Hub id: org/name or org/name@revision")->required();
     download->add_option("--revision", args->revision, "Branch, tag or commit (default: main)");
-    download->add_option(
-        "--include", args->include,
-        "Only files matching this pattern (repeatable; a plain name adds that file)");
-    download->add_option("--exclude", args->exclude,
-                         "Skip files matching this pattern (repeatable)");
-    download->add_flag("--offline", args->offline,
-                       "Use the cache only, never the network (also: HF_HUB_OFFLINE=1)");
+    download->add_option("--include", args->include,
+                         "Only files matching this pattern (repeatable; a plain name adds that file)");
+    download->add_option("--exclude", args->exclude, "Skip files matching this pattern (repeatable)");
+    download->add_flag("--offline", args->offline, "Use the cache only, never the network (also: HF_HUB_OFFLINE=1)");
     download->callback([args] { run_download(*args); });
 
     auto* cache = app.add_subcommand("cache", "List or remove models in the Hub cache");
     cache->require_subcommand(1);
-    cache->add_subcommand("ls", "List cached models: id, size on disk, revisions, folder")
-        ->callback(run_cache_ls);
+    cache->add_subcommand("ls", "List cached models: id, size on disk, revisions, folder")->callback(run_cache_ls);
     auto repo = std::make_shared<std::string>();
     auto* rm = cache->add_subcommand("rm", "Delete a model from the cache");
     rm->add_option("repo", *repo, "Hub id: org/name")->required();
     rm->callback([repo] {
         const std::uint64_t freed = hub::remove_from_cache(*repo);
-        std::cout << "removed " << *repo << " (" << human_bytes(static_cast<double>(freed))
-                  << ")\n";
+        std::cout << "removed " << *repo << " (" << human_bytes(static_cast<double>(freed)) << ")\n";
     });
 }
 

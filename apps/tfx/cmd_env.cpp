@@ -49,9 +49,8 @@ void run_env() {
     line("Plugin ABI", std::to_string(TFX_ABI_MAJOR) + "." + std::to_string(TFX_ABI_MINOR));
     line("Platform", std::string(os.sysname) + " " + os.release + " " + os.machine);
     line("Compiler", std::string("g++ ") + __VERSION__);
-    line("Boost version", std::to_string(BOOST_VERSION / 100000) + "." +
-                              std::to_string(BOOST_VERSION / 100 % 1000) + "." +
-                              std::to_string(BOOST_VERSION % 100));
+    line("Boost version", std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
+                              "." + std::to_string(BOOST_VERSION % 100));
     line("oneDNN version (build)", TFX_DNNL_VERSION);
     line("libtorch version (build)", TFX_TORCH_VERSION);
     line("CUDA toolkit (build)", TFX_CUDA_VERSION);
@@ -65,7 +64,8 @@ void run_env() {
     std::map<std::string, int> per_kind;
     for (const auto& r : catalogue.records()) ++per_kind[r.kind.empty() ? "unknown" : r.kind];
     std::string counts = std::to_string(catalogue.records().size());
-    for (const auto& [kind, n] : per_kind) counts += (counts.find('(') == std::string::npos ? " (" : ", ") + kind + " " + std::to_string(n);
+    for (const auto& [kind, n] : per_kind)
+        counts += (counts.find('(') == std::string::npos ? " (" : ", ") + kind + " " + std::to_string(n);
     line("Plugins", per_kind.empty() ? counts : counts + ")");
 
     const std::string home = env_or("HOME", "~");

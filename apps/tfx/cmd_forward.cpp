@@ -63,7 +63,8 @@ void run_forward(const ForwardOptions& o) {
         std::partial_sort(order.begin(), order.begin() + std::min<size_t>(5, order.size()), order.end(),
                           [&](size_t a, size_t b) { return last[a] > last[b]; });
         std::cout << "last position, top 5:";
-        for (size_t i = 0; i < std::min<size_t>(5, order.size()); ++i) std::cout << "  " << order[i] << " (" << last[order[i]] << ")";
+        for (size_t i = 0; i < std::min<size_t>(5, order.size()); ++i)
+            std::cout << "  " << order[i] << " (" << last[order[i]] << ")";
         std::cout << "\nargmax per position: " << result["argmax_per_position"].dump() << '\n';
     } else {
         std::cout << "last_hidden_state: [" << tokens << ", " << info.output_size << "]\n";

@@ -3,8 +3,8 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
-#include <optional>
 #include <iostream>
+#include <optional>
 
 #include <nlohmann/json.hpp>
 
@@ -31,14 +31,17 @@ std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
     auto text = read_text_file(path);
     auto j = nlohmann::json::parse(text, nullptr, false);
     std::vector<std::vector<int32_t>> batch;
-    if (!j.is_array() || j.empty()) throw sdk::Error(TFX_ERR_FORMAT, path + ": expected a non-empty JSON list of token id lists");
+    if (!j.is_array() || j.empty())
+        throw sdk::Error(TFX_ERR_FORMAT, path + ": expected a non-empty JSON list of token id lists");
     for (size_t i = 0; i < j.size(); ++i) {
         if (!j[i].is_array() || j[i].empty()) {
-            throw sdk::Error(TFX_ERR_FORMAT, path + ": item " + std::to_string(i) + " is not a non-empty list of token ids");
+            throw sdk::Error(TFX_ERR_FORMAT,
+                             path + ": item " + std::to_string(i) + " is not a non-empty list of token ids");
         }
         std::vector<int32_t> ids;
         for (const auto& id : j[i]) {
-            if (!id.is_number_integer()) throw sdk::Error(TFX_ERR_FORMAT, path + ": item " + std::to_string(i) + " holds a non-integer id");
+            if (!id.is_number_integer())
+                throw sdk::Error(TFX_ERR_FORMAT, path + ": item " + std::to_string(i) + " holds a non-integer id");
             ids.push_back(id.get<int32_t>());
         }
         batch.push_back(std::move(ids));
@@ -58,7 +61,9 @@ void run_generate(const GenerateOptions& o) {
     } else if (!o.input_ids.empty()) {
         prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
     } else if (!o.prompt.empty()) {
-        if (!tokenizer) throw sdk::Error(TFX_ERR_NOT_FOUND, o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
+        if (!tokenizer)
+            throw sdk::Error(TFX_ERR_NOT_FOUND,
+                             o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
         if (o.chat) {
             const nlohmann::ordered_json messages = {{{"role", "user"}, {"content", o.prompt}}};
             prompts.push_back(tokenizer->encode_chat(messages, {}));
@@ -98,7 +103,8 @@ void run_generate(const GenerateOptions& o) {
     if (o.json || prompts.size() > 1) {
         for (const auto& tokens : result.new_tokens) {
             nlohmann::json text = tokenizer ? nlohmann::json(tokenizer->decode(tokens, true)) : nlohmann::json(nullptr);
-            std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", text}}.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)
+            std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", text}}.dump(
+                             -1, ' ', false, nlohmann::json::error_handler_t::replace)
                       << '\n';
         }
     }

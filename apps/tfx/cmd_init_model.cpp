@@ -26,9 +26,11 @@ struct InitOptions {
 };
 
 void run_init(const InitOptions& o) {
-    if (o.dtype != "f32" && o.dtype != "bf16") throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--dtype: expected f32 or bf16");
+    if (o.dtype != "f32" && o.dtype != "bf16")
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--dtype: expected f32 or bf16");
     if (fs::exists(fs::path(o.out) / "model.safetensors") && !o.force) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, o.out + " already holds a model.safetensors (use --force to replace it)");
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         o.out + " already holds a model.safetensors (use --force to replace it)");
     }
     SessionOptions so;
     so.plugin_paths = global_options().plugin_paths;
@@ -59,16 +61,16 @@ void run_init(const InitOptions& o) {
             }
         }
         storage.push_back(std::move(bytes));
-        tensors.push_back({spec.at("name").get<std::string>(), bf16 ? safetensors::DType::BF16 : safetensors::DType::F32,
-                           shape, storage.back()});
+        tensors.push_back({spec.at("name").get<std::string>(),
+                           bf16 ? safetensors::DType::BF16 : safetensors::DType::F32, shape, storage.back()});
     }
     fs::create_directories(o.out);
     nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(o.config));
     config["torch_dtype"] = bf16 ? "bfloat16" : "float32";
     std::ofstream(fs::path(o.out) / "config.json") << config.dump(2) << '\n';
     safetensors::write(fs::path(o.out) / "model.safetensors", tensors, {{"format", "pt"}});
-    std::cout << "wrote " << o.out << ": " << session->architecture() << ", " << parameters << " parameters, " << o.dtype
-              << ", seed " << o.seed << '\n';
+    std::cout << "wrote " << o.out << ": " << session->architecture() << ", " << parameters << " parameters, "
+              << o.dtype << ", seed " << o.seed << '\n';
 }
 
 }  // namespace

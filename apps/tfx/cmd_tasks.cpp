@@ -12,7 +12,9 @@
 namespace tfx::cli {
 namespace {
 
-void print(const nlohmann::json& j) { std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n'; }
+void print(const nlohmann::json& j) {
+    std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+}
 
 // TEXT arguments, or the "text" of each line of a JSONL file.
 std::vector<std::string> inputs(const std::vector<std::string>& texts, const std::string& jsonl) {
@@ -64,7 +66,9 @@ void add_task_commands(CLI::App& app) {
     e->model.add_to(embed);
     embed->add_option("TEXT", e->texts, "Texts to embed");
     embed->add_option("--jsonl", e->jsonl, "File of {\"text\": ...} lines");
-    embed->add_option("--pooling", e->pooling, "mean or cls")->check(CLI::IsMember({"mean", "cls"}))->capture_default_str();
+    embed->add_option("--pooling", e->pooling, "mean or cls")
+        ->check(CLI::IsMember({"mean", "cls"}))
+        ->capture_default_str();
     embed->add_flag("--normalize", e->normalize, "L2-normalize each vector");
     embed->callback([e] {
         FeatureExtractionPipeline pipeline(e->model.model, e->model.session_options());
@@ -96,7 +100,10 @@ void add_task_commands(CLI::App& app) {
     fill->callback([f] {
         FillMaskPipeline pipeline(f->model.model, f->model.session_options());
         for (const auto& cand : pipeline(f->text, f->top_k)) {
-            print({{"token", cand.token}, {"token_str", cand.token_str}, {"score", cand.score}, {"sequence", cand.sequence}});
+            print({{"token", cand.token},
+                   {"token_str", cand.token_str},
+                   {"score", cand.score},
+                   {"sequence", cand.sequence}});
         }
     });
 }

@@ -10,8 +10,8 @@
 #include <CLI/CLI.hpp>
 
 #include "core/model_session.h"
-#include "registry/auto_model.h"
 #include "core/sampling.h"
+#include "registry/auto_model.h"
 
 namespace tfx::cli {
 
@@ -46,7 +46,7 @@ struct SamplingOptions {
     // generation_config.json of the model (else config.json defaults), then these options.
     GenerationConfig resolve(const ModelSession& session) const;
 
-private:
+  private:
     CLI::Option *max_new_opt_ = nullptr, *temperature_opt_ = nullptr, *top_k_opt_ = nullptr, *top_p_opt_ = nullptr,
                 *min_p_opt_ = nullptr, *penalty_opt_ = nullptr, *seed_opt_ = nullptr;
 };

@@ -36,7 +36,8 @@ void SamplingOptions::add_to(CLI::App* cmd) {
     top_p_opt_ = cmd->add_option("--top-p", top_p, "Nucleus sampling mass in (0, 1]");
     min_p_opt_ = cmd->add_option("--min-p", min_p, "Drop tokens below min_p x the top probability");
     seed_opt_ = cmd->add_option("--seed", seed, "Random seed for sampling");
-    penalty_opt_ = cmd->add_option("--repetition-penalty", repetition_penalty, "Penalty for tokens already seen (1: off)");
+    penalty_opt_ =
+        cmd->add_option("--repetition-penalty", repetition_penalty, "Penalty for tokens already seen (1: off)");
     cmd->add_flag("--ignore-eos", ignore_eos, "Do not stop at end-of-sequence tokens");
 }
 
@@ -44,7 +45,8 @@ GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
     GenerationConfig g = GenerationConfig::from_model(
         session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
     const bool sampling = *temperature_opt_ || *top_k_opt_ || *top_p_opt_ || *min_p_opt_ || *seed_opt_;
-    if (greedy && sampling) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--greedy cannot be combined with sampling options");
+    if (greedy && sampling)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--greedy cannot be combined with sampling options");
     if (greedy) g.do_sample = false;
     if (sampling) g.do_sample = true;
     if (*max_new_opt_) {
@@ -71,7 +73,8 @@ std::vector<int32_t> parse_ids(const std::string& text, const std::string& argum
         int32_t id = 0;
         auto [next, ec] = std::from_chars(p, end, id);
         if (ec != std::errc() || (next < end && *next != ',' && *next != ' ')) {
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, argument + ": expected comma-separated integer token ids, got '" + text + "'");
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             argument + ": expected comma-separated integer token ids, got '" + text + "'");
         }
         ids.push_back(id);
         p = next;

@@ -15,7 +15,8 @@ int main(int argc, char** argv) {
         tfx::GenerationConfig config;  // greedy
         config.max_new_tokens = argc > 3 ? std::atoi(argv[3]) : 32;
         std::cout << argv[2] << generate(argv[2], config) << '\n';
-        std::cerr << "ran " << generate.session().architecture() << " via " << generate.session().plugin_summary() << '\n';
+        std::cerr << "ran " << generate.session().architecture() << " via " << generate.session().plugin_summary()
+                  << '\n';
     } catch (const std::exception& e) {
         std::cerr << "host_app: " << e.what() << '\n';
         return 1;

@@ -9,14 +9,17 @@
 
 namespace {
 
-float* f32(const tfx_tensor* t) { return reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset); }
+float* f32(const tfx_tensor* t) {
+    return reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset);
+}
 
 class OnlineSoftmaxAttention {
-public:
+  public:
     explicit OnlineSoftmaxAttention(const tfx_host_services*) {}
 
     void attend(const tfx_attention_args* a) {
-        if (a->cache == nullptr) throw tfx::sdk::Error(TFX_ERR_UNSUPPORTED, "online-softmax attention needs a KV cache");
+        if (a->cache == nullptr)
+            throw tfx::sdk::Error(TFX_ERR_UNSUPPORTED, "online-softmax attention needs a KV cache");
         const int64_t batch = a->q->shape[0], tokens = a->q->shape[1], heads = a->q->shape[2], dim = a->q->shape[3];
         const int64_t kv_heads = a->k->shape[2], keys = a->past_len + tokens;
         const tfx_kv_layer& c = *a->cache;

@@ -65,8 +65,7 @@ class PartialFile {
         std::vector<char> buffer(1 << 20);
         std::uint64_t offset = 0;
         while (offset < bytes) {
-            const std::size_t want =
-                static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), bytes - offset));
+            const std::size_t want = static_cast<std::size_t>(std::min<std::uint64_t>(buffer.size(), bytes - offset));
             const ssize_t got = ::pread(fd_, buffer.data(), want, static_cast<off_t>(offset));
             if (got < 0 && errno == EINTR) continue;
             if (got <= 0) throw_io_error("read", path_, got < 0 ? errno : EIO);
@@ -92,10 +91,9 @@ void check_free_space(const fs::path& dir, std::uint64_t needed) {
     if (::statvfs(dir.c_str(), &st) != 0) return;  // unknown: the writes will tell
     const std::uint64_t free_bytes = static_cast<std::uint64_t>(st.f_bavail) * st.f_frsize;
     if (free_bytes < needed) {
-        throw HubError(ErrorKind::DiskFull,
-                       "disk full: " + std::to_string(needed) + " bytes are needed in " +
-                           dir.string() + " but only " + std::to_string(free_bytes) +
-                           " are free (free some space or point HF_HUB_CACHE at a larger disk)");
+        throw HubError(ErrorKind::DiskFull, "disk full: " + std::to_string(needed) + " bytes are needed in " +
+                                                dir.string() + " but only " + std::to_string(free_bytes) +
+                                                " are free (free some space or point HF_HUB_CACHE at a larger disk)");
     }
 }
 
@@ -103,8 +101,8 @@ void check_free_space(const fs::path& dir, std::uint64_t needed) {
 std::uint64_t content_range_start(const std::string& value) {
     std::uint64_t start = 0;
     std::size_t i = value.find(' ');
-    for (i = (i == std::string::npos ? value.size() : i + 1);
-         i < value.size() && value[i] >= '0' && value[i] <= '9'; ++i) {
+    for (i = (i == std::string::npos ? value.size() : i + 1); i < value.size() && value[i] >= '0' && value[i] <= '9';
+         ++i) {
         start = start * 10 + static_cast<std::uint64_t>(value[i] - '0');
     }
     return start;
@@ -112,8 +110,7 @@ std::uint64_t content_range_start(const std::string& value) {
 
 }  // namespace
 
-std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::path& blob,
-                         Progress progress,
+std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::path& blob, Progress progress,
                          const std::function<void(const Progress&)>& on_progress) {
     const fs::path incomplete = blob.string() + ".incomplete";
     const bool lfs = is_sha256(source.etag);
@@ -145,18 +142,15 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
     sink.begin = [&](const HttpResponse& response) {
         const std::string range = response.header("content-range");
         if (response.status == 206 && !range.empty() && content_range_start(range) != have) {
-            throw HubError(ErrorKind::Protocol, response.url +
-                                                    " answered a Range request for byte " +
+            throw HubError(ErrorKind::Protocol, response.url + " answered a Range request for byte " +
                                                     std::to_string(have) + " with '" + range + "'");
         }
-        if (response.status != 206 && have > 0)
-            restart();  // the server ignored the Range: it sends everything
+        if (response.status != 206 && have > 0) restart();  // the server ignored the Range: it sends everything
     };
     sink.write = [&](const char* data, std::size_t size) {
         if (size > source.size - have) {
-            throw HubError(ErrorKind::Integrity,
-                           progress.file + ": the server sent more than the " +
-                               std::to_string(source.size) + " bytes the Hub announced");
+            throw HubError(ErrorKind::Integrity, progress.file + ": the server sent more than the " +
+                                                     std::to_string(source.size) + " bytes the Hub announced");
         }
         file.append(data, size);
         if (lfs) hash.update(data, size);
@@ -175,16 +169,15 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
                 restart();  // our partial file does not fit the server's: start over
                 failure = "the server refused to resume at byte " + std::to_string(before);
             } else if (response.status == 401 || response.status == 403) {
-                throw HubError(ErrorKind::Unauthorized,
-                               "the download of " + progress.file + " was refused (HTTP " +
-                                   std::to_string(response.status) + " from " + response.url + ")");
+                throw HubError(ErrorKind::Unauthorized, "the download of " + progress.file + " was refused (HTTP " +
+                                                            std::to_string(response.status) + " from " + response.url +
+                                                            ")");
             } else if (response.status != 200 && response.status != 206) {
                 throw HubError(response.status >= 500 ? ErrorKind::Network : ErrorKind::Protocol,
-                               "the download of " + progress.file + " failed: HTTP " +
-                                   std::to_string(response.status) + " from " + response.url);
+                               "the download of " + progress.file + " failed: HTTP " + std::to_string(response.status) +
+                                   " from " + response.url);
             } else if (have < source.size) {
-                failure = "the server sent " + std::to_string(have) + " of " +
-                          std::to_string(source.size) + " bytes";
+                failure = "the server sent " + std::to_string(have) + " of " + std::to_string(source.size) + " bytes";
             }
         } catch (const TransferInterrupted& e) {
             failure = e.what();
@@ -193,12 +186,11 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
         if (have >= source.size) break;
         stalled = have > before ? 0 : stalled + 1;
         if (stalled == kStalledAttempts) {
-            throw HubError(ErrorKind::Network,
-                           progress.file + ": " + failure + "; gave up after " +
-                               std::to_string(kStalledAttempts) +
-                               " attempts without progress. The " + std::to_string(have) +
-                               " bytes received are kept in " + incomplete.string() +
-                               " and the next run resumes from there");
+            throw HubError(ErrorKind::Network, progress.file + ": " + failure + "; gave up after " +
+                                                   std::to_string(kStalledAttempts) +
+                                                   " attempts without progress. The " + std::to_string(have) +
+                                                   " bytes received are kept in " + incomplete.string() +
+                                                   " and the next run resumes from there");
         }
         if (stalled > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 * stalled));
     }
@@ -208,9 +200,9 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
         if (digest != source.etag) {
             std::error_code ignored;
             fs::remove(incomplete, ignored);  // resuming a corrupt file would only corrupt it again
-            throw HubError(ErrorKind::Integrity,
-                           progress.file + ": sha256 " + digest + " does not match the Hub's " +
-                               source.etag + "; the download was discarded, run the command again");
+            throw HubError(ErrorKind::Integrity, progress.file + ": sha256 " + digest + " does not match the Hub's " +
+                                                     source.etag +
+                                                     "; the download was discarded, run the command again");
         }
     }
     file.sync_and_close();

@@ -23,8 +23,7 @@ struct BlobSource {
 
 // Call with the blob's lock held. `progress` names the repo and file for `on_progress`
 // (which may be empty). Returns the bytes transferred.
-std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source,
-                         const std::filesystem::path& blob, Progress progress,
-                         const std::function<void(const Progress&)>& on_progress);
+std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const std::filesystem::path& blob,
+                         Progress progress, const std::function<void(const Progress&)>& on_progress);
 
 }  // namespace tfx::hub

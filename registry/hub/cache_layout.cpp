@@ -49,19 +49,16 @@ void write_file_atomically(const fs::path& path, const std::string& text) {
 
 fs::path temporary_sibling(const fs::path& path) {
     static std::atomic<unsigned long> counter{0};
-    return path.parent_path() /
-           ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
-            std::to_string(counter.fetch_add(1)));
+    return path.parent_path() / ("." + path.filename().string() + ".tmp-" + std::to_string(::getpid()) + "-" +
+                                 std::to_string(counter.fetch_add(1)));
 }
 
 void throw_io_error(const std::string& action, const fs::path& path, int error_number) {
     if (error_number == ENOSPC || error_number == EDQUOT) {
-        throw HubError(ErrorKind::DiskFull,
-                       "disk full: cannot " + action + " " + path.string() +
-                           " (free some space or point HF_HUB_CACHE at a larger disk)");
+        throw HubError(ErrorKind::DiskFull, "disk full: cannot " + action + " " + path.string() +
+                                                " (free some space or point HF_HUB_CACHE at a larger disk)");
     }
-    throw HubError(ErrorKind::Io,
-                   "cannot " + action + " " + path.string() + ": " + std::strerror(error_number));
+    throw HubError(ErrorKind::Io, "cannot " + action + " " + path.string() + ": " + std::strerror(error_number));
 }
 
 RepoCache::RepoCache(const fs::path& cache_dir, const std::string& repo_id)
@@ -84,15 +81,13 @@ std::optional<std::string> RepoCache::commit_for(const std::string& revision) co
     if (is_commit_hash(revision)) return revision;
     std::ifstream in(root_ / "refs" / revision);
     std::string commit;
-    if (!(in >> commit) || !is_commit_hash(commit))
-        return std::nullopt;  // absent or not written by a Hub client
+    if (!(in >> commit) || !is_commit_hash(commit)) return std::nullopt;  // absent or not written by a Hub client
     return commit;
 }
 
 void RepoCache::write_ref(const std::string& revision, const std::string& commit) const {
-    if (revision == commit || commit_for(revision) == commit)
-        return;  // also spares read-only caches a write
-    write_file_atomically(root_ / "refs" / revision, commit);  // no newline, as Python writes it
+    if (revision == commit || commit_for(revision) == commit) return;  // also spares read-only caches a write
+    write_file_atomically(root_ / "refs" / revision, commit);          // no newline, as Python writes it
 }
 
 bool RepoCache::has_file(const std::string& commit, const std::string& file) const {
@@ -109,8 +104,7 @@ void RepoCache::mark_absent(const std::string& commit, const std::string& file) 
     write_file_atomically(root_ / ".no_exist" / commit / file, "");
 }
 
-void RepoCache::link(const std::string& commit, const std::string& file,
-                     const std::string& etag) const {
+void RepoCache::link(const std::string& commit, const std::string& file, const std::string& etag) const {
     const fs::path link_path = pointer(commit, file);
     make_dirs(link_path.parent_path());
     const fs::path target = blob(etag).lexically_relative(link_path.parent_path());

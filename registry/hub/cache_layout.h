@@ -43,7 +43,6 @@ class RepoCache {
 std::filesystem::path temporary_sibling(const std::filesystem::path& path);
 
 // Throws HubError(DiskFull) for ENOSPC/EDQUOT, HubError(Io) otherwise.
-[[noreturn]] void throw_io_error(const std::string& action, const std::filesystem::path& path,
-                                 int error_number);
+[[noreturn]] void throw_io_error(const std::string& action, const std::filesystem::path& path, int error_number);
 
 }  // namespace tfx::hub

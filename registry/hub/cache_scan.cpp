@@ -19,8 +19,8 @@ constexpr std::string_view kModelPrefix = "models--";
 std::uint64_t disk_usage(const fs::path& dir) {
     std::uint64_t total = 0;
     std::error_code ec;
-    for (auto it = fs::recursive_directory_iterator(dir, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(dir, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
         std::error_code size_ec;
         if (it->is_regular_file(size_ec) && !it->is_symlink(size_ec)) {
             const auto size = it->file_size(size_ec);
@@ -44,17 +44,16 @@ CachedRepo scan_repo(const std::string& repo_id, const fs::path& root) {
     std::map<std::string, std::vector<std::string>> refs_by_commit;
     std::error_code ec;
     const fs::path refs = root / "refs";
-    for (auto it = fs::recursive_directory_iterator(refs, ec);
-         !ec && it != fs::recursive_directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::recursive_directory_iterator(refs, ec); !ec && it != fs::recursive_directory_iterator();
+         it.increment(ec)) {
         std::error_code file_ec;
         if (!it->is_regular_file(file_ec)) continue;
         std::ifstream in(it->path());
         std::string commit;
-        if (in >> commit)
-            refs_by_commit[commit].push_back(it->path().lexically_relative(refs).generic_string());
+        if (in >> commit) refs_by_commit[commit].push_back(it->path().lexically_relative(refs).generic_string());
     }
-    for (auto it = fs::directory_iterator(root / "snapshots", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec)) {
+    for (auto it = fs::directory_iterator(root / "snapshots", ec); !ec && it != fs::directory_iterator();
+         it.increment(ec)) {
         const std::string commit = it->path().filename().string();
         CachedRevision revision{commit, refs_by_commit[commit], it->path(), 0};
         std::sort(revision.refs.begin(), revision.refs.end());
@@ -77,27 +76,23 @@ std::vector<CachedRepo> list_cache(const std::optional<fs::path>& cache_dir) {
     const fs::path dir = cache_dir.value_or(hub_cache_dir());
     std::vector<CachedRepo> repos;
     std::error_code ec;
-    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
-         it.increment(ec)) {
+    for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
         std::error_code type_ec;
         if (!it->is_directory(type_ec)) continue;
-        if (auto id = repo_id_of(it->path().filename().string()))
-            repos.push_back(scan_repo(*id, it->path()));
+        if (auto id = repo_id_of(it->path().filename().string())) repos.push_back(scan_repo(*id, it->path()));
     }
     std::sort(repos.begin(), repos.end(),
               [](const CachedRepo& a, const CachedRepo& b) { return a.repo_id < b.repo_id; });
     return repos;
 }
 
-std::uint64_t remove_from_cache(const std::string& repo_id,
-                                const std::optional<fs::path>& cache_dir) {
+std::uint64_t remove_from_cache(const std::string& repo_id, const std::optional<fs::path>& cache_dir) {
     check_repo_id(repo_id);  // the id becomes a path to delete: no traversal
     const fs::path dir = cache_dir.value_or(hub_cache_dir());
     const RepoCache cache(dir, repo_id);
     std::error_code ec;
     if (!fs::is_directory(cache.root(), ec)) {
-        throw HubError(ErrorKind::RepoNotFound,
-                       repo_id + " is not in the cache (" + dir.string() + ")");
+        throw HubError(ErrorKind::RepoNotFound, repo_id + " is not in the cache (" + dir.string() + ")");
     }
     const std::uint64_t freed = disk_usage(cache.root());
     fs::remove_all(cache.root(), ec);

@@ -17,8 +17,7 @@ namespace fs = std::filesystem;
 // The cache alone: a file is there, known absent (.no_exist), or unknown.
 class CacheSource : public FileSource {
   public:
-    CacheSource(const RepoCache& cache, std::string commit)
-        : cache_(cache), commit_(std::move(commit)) {}
+    CacheSource(const RepoCache& cache, std::string commit) : cache_(cache), commit_(std::move(commit)) {}
     FileState get(const std::string& file) override {
         if (cache_.has_file(commit_, file)) return FileState::Present;
         return cache_.is_known_absent(commit_, file) ? FileState::Absent : FileState::Unknown;
@@ -34,17 +33,13 @@ class CacheSource : public FileSource {
 // even if the branch moves meanwhile (and files already in that snapshot need no request).
 class HubSource : public FileSource {
   public:
-    HubSource(FetchContext& context, std::string revision)
-        : context_(context), revision_(std::move(revision)) {}
+    HubSource(FetchContext& context, std::string revision) : context_(context), revision_(std::move(revision)) {}
     FileState get(const std::string& file) override {
-        const FetchedFile fetched =
-            fetch_file(context_, commit_.empty() ? revision_ : commit_, file);
+        const FetchedFile fetched = fetch_file(context_, commit_.empty() ? revision_ : commit_, file);
         if (commit_.empty()) commit_ = fetched.commit;
         return fetched.state;
     }
-    fs::path path(const std::string& file) const override {
-        return context_.cache.pointer(commit_, file);
-    }
+    fs::path path(const std::string& file) const override { return context_.cache.pointer(commit_, file); }
     const std::string& commit() const { return commit_; }
 
   private:
@@ -88,21 +83,19 @@ CacheAnswer look_in_cache(const Request& request, bool optional_may_be_missing) 
     if (files.unknown_required) return {std::nullopt, *files.unknown_required};
     if (!files.unknown_optional.empty() && !optional_may_be_missing)
         return {std::nullopt, files.unknown_optional.front()};
-    files.absent.insert(files.absent.end(), files.unknown_optional.begin(),
-                        files.unknown_optional.end());
+    files.absent.insert(files.absent.end(), files.unknown_optional.begin(), files.unknown_optional.end());
     return {make_result(request, *commit, std::move(files)), ""};
 }
 
 std::string cache_state(const Request& request, const std::string& missing) {
     std::error_code ec;
     if (!fs::exists(request.cache.root(), ec)) {
-        return "the cache holds no copy of " + request.ref.id + " (looked in " +
-               request.cache_dir.string() + ")";
+        return "the cache holds no copy of " + request.ref.id + " (looked in " + request.cache_dir.string() + ")";
     }
     const std::optional<std::string> commit = request.cache.commit_for(request.ref.revision);
     if (!commit) {
-        return "the cache has " + request.ref.id + " but not revision '" + request.ref.revision +
-               "' (looked in " + request.cache.root().string() + ")";
+        return "the cache has " + request.ref.id + " but not revision '" + request.ref.revision + "' (looked in " +
+               request.cache.root().string() + ")";
     }
     return "the cached copy of " + request.label + " (commit " + *commit + ") lacks " + missing;
 }
@@ -114,8 +107,7 @@ DownloadResult from_hub(const Request& request, const HubOptions& options) {
     HubSource source(context, request.ref.revision);
     ModelFiles files = collect_model_files(source, request.filter, request.label);
     if (source.commit().empty()) {
-        throw HubError(ErrorKind::FileNotFound,
-                       "none of the requested files exist in " + request.label);
+        throw HubError(ErrorKind::FileNotFound, "none of the requested files exist in " + request.label);
     }
     DownloadResult result = make_result(request, source.commit(), std::move(files));
     result.bytes_downloaded = context.bytes_downloaded;
@@ -135,11 +127,10 @@ DownloadResult download(const std::string& repo, const HubOptions& options) {
     if (options.offline || env::offline()) {
         CacheAnswer cached = look_in_cache(request, true);
         if (cached.result) return std::move(*cached.result);
-        throw HubError(ErrorKind::Offline,
-                       "offline mode is on (HF_HUB_OFFLINE or --offline) and " + cached.missing +
-                           " of " + label +
-                           " is not in the cache: " + cache_state(request, cached.missing) +
-                           ". Download it once with the network on.");
+        throw HubError(ErrorKind::Offline, "offline mode is on (HF_HUB_OFFLINE or --offline) and " + cached.missing +
+                                               " of " + label +
+                                               " is not in the cache: " + cache_state(request, cached.missing) +
+                                               ". Download it once with the network on.");
     }
     if (!options.check_for_updates) {
         CacheAnswer cached = look_in_cache(request, false);
@@ -152,12 +143,11 @@ DownloadResult download(const std::string& repo, const HubOptions& options) {
         // The Hub is unreachable: a cached snapshot still serves, as in huggingface_hub.
         CacheAnswer cached = look_in_cache(request, true);
         if (cached.result) {
-            cached.result->warnings.push_back(
-                std::string(error.what()) + "; using the cached snapshot " + cached.result->commit);
+            cached.result->warnings.push_back(std::string(error.what()) + "; using the cached snapshot " +
+                                              cached.result->commit);
             return std::move(*cached.result);
         }
-        throw HubError(ErrorKind::Network, std::string(error.what()) +
-                                               ". Is the network up? Also, " +
+        throw HubError(ErrorKind::Network, std::string(error.what()) + ". Is the network up? Also, " +
                                                cache_state(request, cached.missing) + ".");
     }
 }
@@ -165,17 +155,16 @@ DownloadResult download(const std::string& repo, const HubOptions& options) {
 fs::path resolve_model(const std::string& id_or_path, const HubOptions& options) {
     std::error_code ec;
     if (fs::is_directory(id_or_path, ec)) return id_or_path;
-    if (id_or_path.starts_with('/') || id_or_path.starts_with("./") ||
-        id_or_path.starts_with("../") || id_or_path.starts_with('~')) {
+    if (id_or_path.starts_with('/') || id_or_path.starts_with("./") || id_or_path.starts_with("../") ||
+        id_or_path.starts_with('~')) {
         throw HubError(ErrorKind::InvalidArgument, id_or_path + ": no such model folder");
     }
     try {
         return download(id_or_path, options).snapshot;
     } catch (const HubError& error) {
         if (error.kind() != ErrorKind::RepoNotFound) throw;
-        throw HubError(
-            ErrorKind::RepoNotFound,
-            std::string(error.what()) + "; nor is there a local folder '" + id_or_path + "'");
+        throw HubError(ErrorKind::RepoNotFound,
+                       std::string(error.what()) + "; nor is there a local folder '" + id_or_path + "'");
     }
 }
 

@@ -23,17 +23,14 @@ std::optional<std::string> get(const char* name) {
 std::string trim(const std::string& text) {
     const auto is_space = [](unsigned char c) { return std::isspace(c) != 0; };
     auto begin = std::find_if_not(text.begin(), text.end(), is_space);
-    auto end = std::find_if_not(text.rbegin(), std::string::const_reverse_iterator(begin), is_space)
-                   .base();
+    auto end = std::find_if_not(text.rbegin(), std::string::const_reverse_iterator(begin), is_space).base();
     return std::string(begin, end);
 }
 
 fs::path expand_home(const std::string& path) {
     if (path == "~" || path.starts_with("~/")) {
         const auto home = get("HOME");
-        if (!home)
-            throw HubError(ErrorKind::InvalidArgument,
-                           "cannot expand '" + path + "': HOME is not set");
+        if (!home) throw HubError(ErrorKind::InvalidArgument, "cannot expand '" + path + "': HOME is not set");
         return fs::path(*home) / path.substr(std::min<std::size_t>(2, path.size()));
     }
     return path;
@@ -53,8 +50,8 @@ long seconds(const char* name) {
     double value = 0;
     std::istringstream in(*text);
     if (!(in >> value) || value <= 0) {
-        throw HubError(ErrorKind::InvalidArgument, std::string(name) + "='" + *text +
-                                                       "': expected a positive number of seconds");
+        throw HubError(ErrorKind::InvalidArgument,
+                       std::string(name) + "='" + *text + "': expected a positive number of seconds");
     }
     return std::max(1L, static_cast<long>(value + 0.999));
 }
@@ -82,8 +79,7 @@ std::optional<std::string> token() {
             if (!t.empty()) return t;
         }
     }
-    const fs::path file =
-        get("HF_TOKEN_PATH") ? expand_home(*get("HF_TOKEN_PATH")) : hf_home() / "token";
+    const fs::path file = get("HF_TOKEN_PATH") ? expand_home(*get("HF_TOKEN_PATH")) : hf_home() / "token";
     std::ifstream in(file);
     if (!in) return std::nullopt;
     std::stringstream text;
@@ -97,8 +93,7 @@ bool offline() {
     auto value = get("HF_HUB_OFFLINE");
     if (!value) return false;
     std::string v = trim(*value);
-    std::transform(v.begin(), v.end(), v.begin(),
-                   [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
     return v == "1" || v == "true" || v == "yes" || v == "on";
 }
 

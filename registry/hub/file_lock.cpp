@@ -16,8 +16,7 @@ FileLock::FileLock(const std::filesystem::path& path) {
     std::filesystem::create_directories(path.parent_path(), ec);
     fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
     if (fd_ < 0) {
-        throw HubError(ErrorKind::Io,
-                       "cannot open lock file " + path.string() + ": " + std::strerror(errno));
+        throw HubError(ErrorKind::Io, "cannot open lock file " + path.string() + ": " + std::strerror(errno));
     }
     while (::flock(fd_, LOCK_EX) != 0) {
         if (errno == EINTR) continue;

@@ -28,8 +28,7 @@ std::string lower(std::string_view text) {
 
 std::string_view trim(std::string_view text) {
     while (!text.empty() && (text.front() == ' ' || text.front() == '\t')) text.remove_prefix(1);
-    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' ||
-                             text.back() == '\n')) {
+    while (!text.empty() && (text.back() == ' ' || text.back() == '\t' || text.back() == '\r' || text.back() == '\n')) {
         text.remove_suffix(1);
     }
     return text;
@@ -58,8 +57,7 @@ UrlPtr parse_url(const std::string& url, const std::string* base) {
     if (!handle) throw HubError(ErrorKind::Io, "out of memory parsing a URL");
     if (base != nullptr && curl_url_set(handle.get(), CURLUPART_URL, base->c_str(), 0) != CURLUE_OK)
         return {nullptr, &curl_url_cleanup};
-    if (curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK)
-        return {nullptr, &curl_url_cleanup};
+    if (curl_url_set(handle.get(), CURLUPART_URL, url.c_str(), 0) != CURLUE_OK) return {nullptr, &curl_url_cleanup};
     return handle;
 }
 
@@ -87,8 +85,7 @@ std::string endpoint_origin(const std::string& endpoint) {
 std::string resolve_location(const std::string& base, const std::string& location) {
     UrlPtr url = parse_url(location, &base);
     if (!url || !origin_of(url.get())) {
-        throw HubError(ErrorKind::Protocol,
-                       base + " redirected to '" + location + "', which is not an http(s) URL");
+        throw HubError(ErrorKind::Protocol, base + " redirected to '" + location + "', which is not an http(s) URL");
     }
     return url_part(url.get(), CURLUPART_URL, 0);
 }
@@ -119,8 +116,7 @@ struct HttpClient::Transfer {
                 self.response.status = self.response.status * 10 + (line[i] - '0');
             }
         } else if (const std::size_t colon = line.find(':'); colon != std::string_view::npos) {
-            self.response.headers[lower(trim(line.substr(0, colon)))] =
-                std::string(trim(line.substr(colon + 1)));
+            self.response.headers[lower(trim(line.substr(0, colon)))] = std::string(trim(line.substr(colon + 1)));
         }
         return size * count;
     }
@@ -129,8 +125,7 @@ struct HttpClient::Transfer {
         auto& self = *static_cast<Transfer*>(user);
         const std::size_t bytes = size * count;
         // Bodies of redirects and errors are not wanted.
-        if (self.sink == nullptr || self.response.status < 200 || self.response.status >= 300)
-            return bytes;
+        if (self.sink == nullptr || self.response.status < 200 || self.response.status >= 300) return bytes;
         try {
             if (!self.began) {
                 self.began = true;
@@ -151,12 +146,10 @@ HttpClient::HttpClient(const std::string& endpoint, std::optional<std::string> t
       token_(std::move(token)),
       etag_timeout_(env::etag_timeout_seconds()),
       download_timeout_(env::download_timeout_seconds()) {
-    if (token_ && std::any_of(token_->begin(), token_->end(),
-                              [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
+    if (token_ && std::any_of(token_->begin(), token_->end(), [](unsigned char c) { return c <= ' ' || c >= 0x7f; })) {
         // It goes into a header line: a space or newline would forge other headers.
-        throw HubError(
-            ErrorKind::InvalidArgument,
-            "the Hub token (HF_TOKEN or $HF_HOME/token) contains spaces or control characters");
+        throw HubError(ErrorKind::InvalidArgument,
+                       "the Hub token (HF_TOKEN or $HF_HOME/token) contains spaces or control characters");
     }
     static std::once_flag global_init;
     std::call_once(global_init, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
@@ -179,8 +172,7 @@ HttpResponse HttpClient::perform(const std::string& url, bool head_only, std::ui
     // No compression: sizes must be the file's real sizes.
     HeaderList headers(nullptr, &curl_slist_free_all);
     append_header(headers, "Accept-Encoding: identity");
-    if (token_ && origin_of_url(url) == endpoint_origin_)
-        append_header(headers, "Authorization: Bearer " + *token_);
+    if (token_ && origin_of_url(url) == endpoint_origin_) append_header(headers, "Authorization: Bearer " + *token_);
     const std::string range = std::to_string(range_start) + "-";
     char error_text[CURL_ERROR_SIZE] = {};
     curl_easy_setopt(curl, CURLOPT_URL, url.c_str());
@@ -208,14 +200,11 @@ HttpResponse HttpClient::perform(const std::string& url, bool head_only, std::ui
     const CURLcode code = curl_easy_perform(curl);
     if (transfer.error) std::rethrow_exception(transfer.error);
     if (code != CURLE_OK) {
-        const std::string what =
-            error_text[0] != '\0' ? std::string(error_text) : curl_easy_strerror(code);
+        const std::string what = error_text[0] != '\0' ? std::string(error_text) : curl_easy_strerror(code);
         if (transfer.response.status != 0 && !head_only) {
-            throw TransferInterrupted(ErrorKind::Network,
-                                      "the download from " + url + " broke off: " + what);
+            throw TransferInterrupted(ErrorKind::Network, "the download from " + url + " broke off: " + what);
         }
-        throw HubError(ErrorKind::Network,
-                       "cannot reach " + origin_of_url(url).value_or(url) + ": " + what);
+        throw HubError(ErrorKind::Network, "cannot reach " + origin_of_url(url).value_or(url) + ": " + what);
     }
     const std::string location = transfer.response.header("location");
     if (transfer.response.status >= 300 && transfer.response.status < 400 && !location.empty()) {
@@ -228,24 +217,20 @@ HttpResponse HttpClient::head(const std::string& url) {
     std::string current = url;
     for (int hop = 0; hop <= kMaxRedirects; ++hop) {
         HttpResponse response = perform(current, true, 0, nullptr);
-        if (response.location.empty() || origin_of_url(response.location) != origin_of_url(current))
-            return response;
+        if (response.location.empty() || origin_of_url(response.location) != origin_of_url(current)) return response;
         current = response.location;  // e.g. a renamed repo
     }
-    throw HubError(ErrorKind::Protocol,
-                   "more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
+    throw HubError(ErrorKind::Protocol, "more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
 }
 
-HttpResponse HttpClient::get(const std::string& url, std::uint64_t range_start,
-                             const BodySink& sink) {
+HttpResponse HttpClient::get(const std::string& url, std::uint64_t range_start, const BodySink& sink) {
     std::string current = url;
     for (int hop = 0; hop <= kMaxRedirects; ++hop) {
         HttpResponse response = perform(current, false, range_start, &sink);
         if (response.location.empty()) return response;
         current = response.location;
     }
-    throw HubError(ErrorKind::Protocol,
-                   "more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
+    throw HubError(ErrorKind::Protocol, "more than " + std::to_string(kMaxRedirects) + " redirects from " + url);
 }
 
 }  // namespace tfx::hub

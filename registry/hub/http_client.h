@@ -53,8 +53,7 @@ class HttpClient {
 
   private:
     struct Transfer;
-    HttpResponse perform(const std::string& url, bool head_only, std::uint64_t range_start,
-                         const BodySink* sink);
+    HttpResponse perform(const std::string& url, bool head_only, std::uint64_t range_start, const BodySink* sink);
 
     void* curl_;  // CURL*, kept across requests so connections are reused
     std::string endpoint_origin_;

@@ -36,8 +36,7 @@ enum class ErrorKind {
 // Every failure carries a kind to branch on and a message a user can act on.
 class HubError : public std::runtime_error {
   public:
-    HubError(ErrorKind kind, const std::string& message)
-        : std::runtime_error(message), kind_(kind) {}
+    HubError(ErrorKind kind, const std::string& message) : std::runtime_error(message), kind_(kind) {}
     ErrorKind kind() const noexcept { return kind_; }
 
   private:
@@ -116,7 +115,6 @@ DownloadResult download(const std::string& repo, const HubOptions& options = {})
 std::vector<CachedRepo> list_cache(const std::optional<std::filesystem::path>& cache_dir = {});
 
 // Deletes a model repo from the cache; returns the bytes freed.
-std::uint64_t remove_from_cache(const std::string& repo_id,
-                                const std::optional<std::filesystem::path>& cache_dir = {});
+std::uint64_t remove_from_cache(const std::string& repo_id, const std::optional<std::filesystem::path>& cache_dir = {});
 
 }  // namespace tfx::hub

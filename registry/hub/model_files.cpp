@@ -17,36 +17,31 @@ namespace {
 constexpr const char* kConfig = "config.json";
 constexpr const char* kSingleWeights = "model.safetensors";
 constexpr const char* kWeightsIndex = "model.safetensors.index.json";
-constexpr const char* kOptionalFiles[] = {"generation_config.json", "tokenizer.json",
-                                          "tokenizer_config.json", "special_tokens_map.json"};
+constexpr const char* kOptionalFiles[] = {"generation_config.json", "tokenizer.json", "tokenizer_config.json",
+                                          "special_tokens_map.json"};
 
 bool matches_any(const std::vector<std::string>& patterns, const std::string& file) {
-    return std::any_of(patterns.begin(), patterns.end(), [&](const std::string& p) {
-        return ::fnmatch(p.c_str(), file.c_str(), 0) == 0;
-    });
+    return std::any_of(patterns.begin(), patterns.end(),
+                       [&](const std::string& p) { return ::fnmatch(p.c_str(), file.c_str(), 0) == 0; });
 }
 
 // The shard names of an index's weight_map, checked: they become paths in the snapshot.
-std::vector<std::string> read_shards(const std::filesystem::path& index_path,
-                                     const std::string& label) {
+std::vector<std::string> read_shards(const std::filesystem::path& index_path, const std::string& label) {
     const std::string where = label + ": " + kWeightsIndex;
     std::ifstream in(index_path);
     nlohmann::json index = nlohmann::json::parse(in, nullptr, false);
     if (index.is_discarded() || !index.is_object() || !index.contains("weight_map") ||
         !index["weight_map"].is_object()) {
-        throw HubError(ErrorKind::Protocol,
-                       where + " is not a safetensors index (a JSON object with a weight_map)");
+        throw HubError(ErrorKind::Protocol, where + " is not a safetensors index (a JSON object with a weight_map)");
     }
     std::set<std::string> shards;
     for (const auto& [tensor, shard] : index["weight_map"].items()) {
         if (!shard.is_string())
-            throw HubError(ErrorKind::Protocol,
-                           where + ": weight_map[\"" + tensor + "\"] is not a file name");
+            throw HubError(ErrorKind::Protocol, where + ": weight_map[\"" + tensor + "\"] is not a file name");
         const std::string name = shard.get<std::string>();
         check_repo_file(name, where);
         if (!name.ends_with(".safetensors")) {
-            throw HubError(ErrorKind::Protocol,
-                           where + ": shard '" + name + "' is not a .safetensors file");
+            throw HubError(ErrorKind::Protocol, where + ": shard '" + name + "' is not a .safetensors file");
         }
         shards.insert(name);
     }
@@ -78,18 +73,16 @@ class Walk {
         const FileState index = index_allowed ? source_.get(kWeightsIndex) : FileState::Absent;
         if (index == FileState::Present) {
             files_.present.push_back(kWeightsIndex);
-            for (const std::string& shard : read_shards(source_.path(kWeightsIndex), label_))
-                visit(shard, required);
+            for (const std::string& shard : read_shards(source_.path(kWeightsIndex), label_)) visit(shard, required);
             return;
         }
         const bool unknown = single == FileState::Unknown || index == FileState::Unknown;
         if (!unknown && required) {
-            throw HubError(ErrorKind::FileNotFound, label_ + " has neither " + kSingleWeights +
-                                                        " nor " + kWeightsIndex +
-                                                        " (tfx reads safetensors weights only)");
+            throw HubError(ErrorKind::FileNotFound, label_ + " has neither " + kSingleWeights + " nor " +
+                                                        kWeightsIndex + " (tfx reads safetensors weights only)");
         }
-        record(single_allowed ? kSingleWeights : kWeightsIndex,
-               unknown ? FileState::Unknown : FileState::Absent, required);
+        record(single_allowed ? kSingleWeights : kWeightsIndex, unknown ? FileState::Unknown : FileState::Absent,
+               required);
     }
 
     ModelFiles take() { return std::move(files_); }
@@ -101,9 +94,7 @@ class Walk {
                 files_.present.push_back(file);
                 break;
             case FileState::Absent:
-                if (required)
-                    throw HubError(ErrorKind::FileNotFound,
-                                   "file " + file + " not found in " + label_);
+                if (required) throw HubError(ErrorKind::FileNotFound, "file " + file + " not found in " + label_);
                 files_.absent.push_back(file);
                 break;
             case FileState::Unknown:
@@ -129,8 +120,7 @@ FileFilter::FileFilter(std::vector<std::string> include, std::vector<std::string
     : include_(std::move(include)), exclude_(std::move(exclude)) {
     for (const auto* patterns : {&include_, &exclude_}) {
         for (const std::string& p : *patterns) {
-            if (p.empty())
-                throw HubError(ErrorKind::InvalidArgument, "empty --include/--exclude pattern");
+            if (p.empty()) throw HubError(ErrorKind::InvalidArgument, "empty --include/--exclude pattern");
         }
     }
     for (const std::string& file : named_files()) check_repo_file(file, "--include");
@@ -148,8 +138,7 @@ std::vector<std::string> FileFilter::named_files() const {
     return files;
 }
 
-ModelFiles collect_model_files(FileSource& source, const FileFilter& filter,
-                               const std::string& label) {
+ModelFiles collect_model_files(FileSource& source, const FileFilter& filter, const std::string& label) {
     const bool required = !filter.active();
     Walk walk(source, filter, label);
     walk.visit(kConfig, required);

@@ -34,15 +34,13 @@ class FileSource {
 
 struct ModelFiles {
     std::vector<std::string> present;
-    std::vector<std::string> absent;  // the source says the repo lacks them
-    std::optional<std::string>
-        unknown_required;  // first required file the source cannot tell about
+    std::vector<std::string> absent;              // the source says the repo lacks them
+    std::optional<std::string> unknown_required;  // first required file the source cannot tell about
     std::vector<std::string> unknown_optional;
 };
 
 // Without filter patterns config.json and the weights are required: throws
 // HubError(FileNotFound) when the source says the repo lacks them. `label` is "org/name@rev".
-ModelFiles collect_model_files(FileSource& source, const FileFilter& filter,
-                               const std::string& label);
+ModelFiles collect_model_files(FileSource& source, const FileFilter& filter, const std::string& label);
 
 }  // namespace tfx::hub

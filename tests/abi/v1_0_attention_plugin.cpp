@@ -17,7 +17,9 @@ extern const int32_t tfx_generated_plugin_kind;
 
 namespace {
 
-float* f32(const tfx_tensor* t) { return reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset); }
+float* f32(const tfx_tensor* t) {
+    return reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset);
+}
 
 int32_t attend(void*, const tfx_attention_args* a, tfx_error* error) {
     if (a->q->ndim != 4 || a->k->ndim != 4) {
@@ -50,7 +52,8 @@ int32_t attend(void*, const tfx_attention_args* a, tfx_error* error) {
                 const int64_t self = a->past_len + t;
                 float max = -INFINITY, sum = 0.0f;
                 for (int64_t j = 0; j < keys; ++j) {
-                    const bool seen = (!a->causal || j <= self) && (a->key_mask == nullptr || a->key_mask[b * keys + j]) &&
+                    const bool seen = (!a->causal || j <= self) &&
+                                      (a->key_mask == nullptr || a->key_mask[b * keys + j]) &&
                                       (a->sliding_window <= 0 || j > self - a->sliding_window);
                     float s = -INFINITY;
                     if (seen) {
@@ -81,13 +84,24 @@ int32_t create(const tfx_host_services*, void** out, tfx_error*) {
     return TFX_OK;
 }
 void destroy(void*) {}
-const void* table() { return &kTable; }
+const void* table() {
+    return &kTable;
+}
 
 }  // namespace
 
 extern "C" __attribute__((visibility("default"))) const tfx_plugin_descriptor* tfx_plugin_entry(void) {
-    static const tfx_plugin_descriptor d = {TFX_PLUGIN_MAGIC, sizeof(tfx_plugin_descriptor), TFX_ABI_MAJOR, TFX_ABI_MINOR,
-                                            tfx_generated_plugin_kind, tfx_generated_plugin_name, tfx_generated_plugin_version,
-                                            tfx_generated_plugin_manifest, nullptr, &create, &destroy, &table};
+    static const tfx_plugin_descriptor d = {TFX_PLUGIN_MAGIC,
+                                            sizeof(tfx_plugin_descriptor),
+                                            TFX_ABI_MAJOR,
+                                            TFX_ABI_MINOR,
+                                            tfx_generated_plugin_kind,
+                                            tfx_generated_plugin_name,
+                                            tfx_generated_plugin_version,
+                                            tfx_generated_plugin_manifest,
+                                            nullptr,
+                                            &create,
+                                            &destroy,
+                                            &table};
     return &d;
 }

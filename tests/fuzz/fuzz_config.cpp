@@ -8,7 +8,8 @@
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     try {
-        auto config = tfx::sdk::Config::parse(std::string_view(reinterpret_cast<const char*>(data), size), "config.json");
+        auto config =
+            tfx::sdk::Config::parse(std::string_view(reinterpret_cast<const char*>(data), size), "config.json");
         for (const char* key : {"hidden_size", "num_attention_heads", "vocab_size"}) {
             try {
                 (void)config.get<int32_t>(key);

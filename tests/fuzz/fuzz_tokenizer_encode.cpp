@@ -27,42 +27,45 @@ constexpr const char* kEmbedded = R"({
 })";
 
 std::vector<std::unique_ptr<tfx::tok::Tokenizer>> load_all() {
-  std::vector<std::unique_ptr<tfx::tok::Tokenizer>> out;
-  if (const char* root = std::getenv("TFX_TEST_DATA")) {
-    const auto dir = std::filesystem::path(root) / "tokenizers";
-    for (const char* name : {"llama3", "llama2", "bert-base-uncased", "t5-style-unigram", "qwen3", "gpt4o", "deepseek_v3", "claude"}) {
-      const auto path = dir / name / "tokenizer.json";
-      if (std::filesystem::exists(path)) out.push_back(std::make_unique<tfx::tok::Tokenizer>(tfx::tok::Tokenizer::from_file(path)));
+    std::vector<std::unique_ptr<tfx::tok::Tokenizer>> out;
+    if (const char* root = std::getenv("TFX_TEST_DATA")) {
+        const auto dir = std::filesystem::path(root) / "tokenizers";
+        for (const char* name :
+             {"llama3", "llama2", "bert-base-uncased", "t5-style-unigram", "qwen3", "gpt4o", "deepseek_v3", "claude"}) {
+            const auto path = dir / name / "tokenizer.json";
+            if (std::filesystem::exists(path))
+                out.push_back(std::make_unique<tfx::tok::Tokenizer>(tfx::tok::Tokenizer::from_file(path)));
+        }
     }
-  }
-  if (out.empty()) out.push_back(std::make_unique<tfx::tok::Tokenizer>(tfx::tok::Tokenizer::from_json_text(kEmbedded)));
-  return out;
+    if (out.empty())
+        out.push_back(std::make_unique<tfx::tok::Tokenizer>(tfx::tok::Tokenizer::from_json_text(kEmbedded)));
+    return out;
 }
 
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static const auto tokenizers = load_all();
-  if (size == 0) return 0;
-  const auto& tok = *tokenizers[data[0] % tokenizers.size()];
-  const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
-  tfx::tok::Encoding e;
-  try {
-    e = tok.encode(text, (data[0] & 0x80) != 0);
-  } catch (const tfx::tok::Error&) {
-    return 0;  // invalid UTF-8
-  }
-  for (const auto& o : e.offsets)
-    if (o.begin > o.end || o.end > text.size()) __builtin_trap();
-  const std::string decoded = tok.decode(e.ids, false);
-  auto stream = tok.decode_stream(false);
-  std::string streamed;
-  try {
-    for (const int32_t id : e.ids) streamed += stream.step(id);
-    streamed += stream.flush();
-    if (streamed != decoded) __builtin_trap();
-  } catch (const tfx::tok::Error&) {
-    // The decoder made an earlier piece change retroactively (as the Rust DecodeStream reports).
-  }
-  return 0;
+    static const auto tokenizers = load_all();
+    if (size == 0) return 0;
+    const auto& tok = *tokenizers[data[0] % tokenizers.size()];
+    const std::string_view text(reinterpret_cast<const char*>(data + 1), size - 1);
+    tfx::tok::Encoding e;
+    try {
+        e = tok.encode(text, (data[0] & 0x80) != 0);
+    } catch (const tfx::tok::Error&) {
+        return 0;  // invalid UTF-8
+    }
+    for (const auto& o : e.offsets)
+        if (o.begin > o.end || o.end > text.size()) __builtin_trap();
+    const std::string decoded = tok.decode(e.ids, false);
+    auto stream = tok.decode_stream(false);
+    std::string streamed;
+    try {
+        for (const int32_t id : e.ids) streamed += stream.step(id);
+        streamed += stream.flush();
+        if (streamed != decoded) __builtin_trap();
+    } catch (const tfx::tok::Error&) {
+        // The decoder made an earlier piece change retroactively (as the Rust DecodeStream reports).
+    }
+    return 0;
 }

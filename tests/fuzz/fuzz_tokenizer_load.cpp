@@ -8,19 +8,19 @@
 #include "tokenizer.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  const std::string_view json(reinterpret_cast<const char*>(data), size);
-  try {
-    auto tok = tfx::tok::Tokenizer::from_json_text(json);
-    tok.set_padding(std::nullopt);  // a fuzzed fixed length could ask for any amount of memory
-    for (const std::string_view text : {"Hello world! caf\xC3\xA9 \xF0\x9F\x8D\x95 12345", "", "  a\tb\nc  "}) {
-      const auto e = tok.encode(text, true);
-      for (const auto& o : e.offsets)
-        if (o.begin > o.end || o.end > text.size()) __builtin_trap();
-      (void)tok.decode(e.ids, false);
-      auto stream = tok.decode_stream(true);
-      for (const int32_t id : e.ids) (void)stream.step(id);
+    const std::string_view json(reinterpret_cast<const char*>(data), size);
+    try {
+        auto tok = tfx::tok::Tokenizer::from_json_text(json);
+        tok.set_padding(std::nullopt);  // a fuzzed fixed length could ask for any amount of memory
+        for (const std::string_view text : {"Hello world! caf\xC3\xA9 \xF0\x9F\x8D\x95 12345", "", "  a\tb\nc  "}) {
+            const auto e = tok.encode(text, true);
+            for (const auto& o : e.offsets)
+                if (o.begin > o.end || o.end > text.size()) __builtin_trap();
+            (void)tok.decode(e.ids, false);
+            auto stream = tok.decode_stream(true);
+            for (const int32_t id : e.ids) (void)stream.step(id);
+        }
+    } catch (const tfx::tok::Error&) {
     }
-  } catch (const tfx::tok::Error&) {
-  }
-  return 0;
+    return 0;
 }

@@ -90,8 +90,7 @@ std::string HttpRequest::header(const std::string& name) const {
 }
 
 HttpServer::HttpServer(Handler handler)
-    : handler_(std::move(handler)),
-      acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
+    : handler_(std::move(handler)), acceptor_(io_, tcp::endpoint(asio::ip::address_v4::loopback(), 0)) {
     port_ = acceptor_.local_endpoint().port();
     accept_thread_ = std::thread([this] { accept_loop(); });
 }
@@ -140,21 +139,17 @@ void HttpServer::serve(const std::shared_ptr<tcp::socket>& socket) {
             parsed.headers[lower(std::string(field.name_string()))] = std::string(field.value());
         const HttpReply reply = handler_(parsed);
 
-        std::string head =
-            "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
+        std::string head = "HTTP/1.1 " + std::to_string(reply.status) + " " + reason(reply.status) + "\r\n";
         for (const auto& [name, value] : reply.headers) head += name + ": " + value + "\r\n";
         head += "Content-Length: " + std::to_string(reply.body.size()) + "\r\n\r\n";
         asio::write(*socket, asio::buffer(head), ec);
         if (ec) break;
         if (parsed.method == "HEAD") continue;
-        const std::size_t to_send =
-            std::min(reply.body.size(), reply.cut_after.value_or(reply.body.size()));
+        const std::size_t to_send = std::min(reply.body.size(), reply.cut_after.value_or(reply.body.size()));
         constexpr std::size_t chunk = 64 * 1024;
         for (std::size_t sent = 0; sent < to_send && !ec; sent += chunk) {
             if (reply.delay_per_64k.count() > 0) std::this_thread::sleep_for(reply.delay_per_64k);
-            asio::write(*socket,
-                        asio::buffer(reply.body.data() + sent, std::min(chunk, to_send - sent)),
-                        ec);
+            asio::write(*socket, asio::buffer(reply.body.data() + sent, std::min(chunk, to_send - sent)), ec);
         }
         if (ec || reply.cut_after) break;  // a cut: hang up mid-body
     }
@@ -208,21 +203,18 @@ void FakeHub::cut_cdn_at(std::uint64_t offset, int times) {
 
 void FakeHub::record(const char* server, const HttpRequest& request) {
     std::lock_guard lock(mutex_);
-    log_.push_back({server, request.method, request.target, request.header("range"),
-                    request.header("authorization")});
+    log_.push_back({server, request.method, request.target, request.header("range"), request.header("authorization")});
 }
 
 HttpReply FakeHub::resolve(const HttpRequest& request) {
     record("hub", request);
     // /{org}/{name}/resolve/{revision}/{path...}
-    const std::vector<std::string> parts =
-        split(request.target.substr(1, request.target.find('?') - 1), '/');
+    const std::vector<std::string> parts = split(request.target.substr(1, request.target.find('?') - 1), '/');
     if (parts.size() < 5 || parts[2] != "resolve") return error_reply(404, "NotFound");
     const std::string id = parts[0] + "/" + parts[1];
     const std::string revision = percent_decode(parts[3]);
     std::string file;
-    for (std::size_t i = 4; i < parts.size(); ++i)
-        file += (i > 4 ? "/" : "") + percent_decode(parts[i]);
+    for (std::size_t i = 4; i < parts.size(); ++i) file += (i > 4 ? "/" : "") + percent_decode(parts[i]);
 
     std::lock_guard lock(mutex_);
     const auto repo = repos_.find(id);
@@ -231,16 +223,14 @@ HttpReply FakeHub::resolve(const HttpRequest& request) {
         return error_reply(401, "GatedRepo");
     }
     std::string commit = revision;
-    if (auto ref = repo->second.refs.find(revision); ref != repo->second.refs.end())
-        commit = ref->second;
+    if (auto ref = repo->second.refs.find(revision); ref != repo->second.refs.end()) commit = ref->second;
     const auto files = repo->second.commits.find(commit);
     if (files == repo->second.commits.end()) return error_reply(404, "RevisionNotFound");
     const auto content = files->second.find(file);
     if (content == files->second.end()) return error_reply(404, "EntryNotFound", commit);
 
     HttpReply reply;
-    reply.headers = {{"X-Repo-Commit", commit},
-                     {"ETag", "\"" + small_file_etag(content->second) + "\""}};
+    reply.headers = {{"X-Repo-Commit", commit}, {"ETag", "\"" + small_file_etag(content->second) + "\""}};
     if (!repo->second.etag_override.empty()) {
         reply.headers[1].second = "\"" + repo->second.etag_override + "\"";
         reply.body = content->second;
@@ -275,9 +265,7 @@ HttpReply FakeHub::serve_blob(const HttpRequest& request) {
                                                         std::to_string(bytes.size()));
     }
     reply.body = bytes.substr(start);
-    if (corrupt_)
-        reply.body[reply.body.size() / 2] =
-            static_cast<char>(reply.body[reply.body.size() / 2] ^ 0x5a);
+    if (corrupt_) reply.body[reply.body.size() / 2] = static_cast<char>(reply.body[reply.body.size() / 2] ^ 0x5a);
     if (cuts_left_ > 0 && request.method == "GET") {
         --cuts_left_;
         reply.cut_after = cut_offset_ > start ? cut_offset_ - start : 0;
@@ -307,13 +295,11 @@ std::string small_file_etag(const std::string& bytes) {
 std::map<std::string, std::string> split_checkpoint(const std::string& safetensors) {
     std::uint64_t header_size = 0;
     for (int i = 7; i >= 0; --i)
-        header_size = (header_size << 8) |
-                      static_cast<unsigned char>(safetensors[static_cast<std::size_t>(i)]);
+        header_size = (header_size << 8) | static_cast<unsigned char>(safetensors[static_cast<std::size_t>(i)]);
     const nlohmann::json header = nlohmann::json::parse(safetensors.substr(8, header_size));
     const std::string data = safetensors.substr(8 + header_size);
 
-    const std::string names[2] = {"model-00001-of-00002.safetensors",
-                                  "model-00002-of-00002.safetensors"};
+    const std::string names[2] = {"model-00001-of-00002.safetensors", "model-00002-of-00002.safetensors"};
     nlohmann::json headers[2] = {nlohmann::json::object(), nlohmann::json::object()};
     std::string bodies[2];
     nlohmann::json weight_map = nlohmann::json::object();
@@ -334,8 +320,7 @@ std::map<std::string, std::string> split_checkpoint(const std::string& safetenso
         std::string text = headers[s].dump();
         text.append((8 - text.size() % 8) % 8, ' ');  // the format pads the header to 8 bytes
         std::string file(8, '\0');
-        for (std::size_t i = 0; i < 8; ++i)
-            file[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
+        for (std::size_t i = 0; i < 8; ++i) file[i] = static_cast<char>((text.size() >> (8 * i)) & 0xff);
         files[names[s]] = file + text + bodies[s];
     }
     const std::size_t total = bodies[0].size() + bodies[1].size();

@@ -71,11 +71,10 @@ class FakeHub {
     static constexpr const char* kToken = "hf_test_secret_token";
 
     struct Repo {
-        std::map<std::string, std::string> refs;  // branch/tag -> commit
-        std::map<std::string, std::map<std::string, std::string>>
-            commits;                // commit -> file -> bytes
-        bool gated = false;         // needs kToken
-        std::string etag_override;  // a hostile server
+        std::map<std::string, std::string> refs;                            // branch/tag -> commit
+        std::map<std::string, std::map<std::string, std::string>> commits;  // commit -> file -> bytes
+        bool gated = false;                                                 // needs kToken
+        std::string etag_override;                                          // a hostile server
     };
 
     struct Logged {

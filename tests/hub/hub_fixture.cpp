@@ -28,8 +28,8 @@ void HubTest::SetUp() {
     env_.set("HF_HUB_CACHE", cache_.string());
     env_.set("HF_HOME", (temp_ / "hf_home").string());
     env_.set("HF_ENDPOINT", hub_->endpoint());
-    for (const char* name : {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH",
-                             "HF_HUB_OFFLINE", "HUGGINGFACE_HUB_CACHE"}) {
+    for (const char* name :
+         {"HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HF_HUB_OFFLINE", "HUGGINGFACE_HUB_CACHE"}) {
         env_.set(name, std::nullopt);
     }
 
@@ -52,21 +52,17 @@ void HubTest::SetUp() {
     hub_->add_repo(kSharded, {{{"main", main_commit_}}, {{main_commit_, sharded}}, false, ""});
 
     hub_->add_repo(kGated, {{{"main", main_commit_}}, {{main_commit_, all}}, true, ""});
-    hub_->add_repo("tfx-test/no-config",
-                   {{{"main", main_commit_}},
-                    {{main_commit_, {{"model.safetensors", all["model.safetensors"]}}}},
-                    false,
-                    ""});
+    hub_->add_repo(
+        "tfx-test/no-config",
+        {{{"main", main_commit_}}, {{main_commit_, {{"model.safetensors", all["model.safetensors"]}}}}, false, ""});
     const std::string evil_index = R"({"weight_map": {"embed": "../../../../escape.safetensors"}})";
     hub_->add_repo(
         "tfx-test/evil-index",
         {{{"main", main_commit_}},
-         {{main_commit_,
-           {{"config.json", all["config.json"]}, {"model.safetensors.index.json", evil_index}}}},
+         {{main_commit_, {{"config.json", all["config.json"]}, {"model.safetensors.index.json", evil_index}}}},
          false,
          ""});
-    hub_->add_repo("tfx-test/bad-etag",
-                   {{{"main", main_commit_}}, {{main_commit_, all}}, false, "../../../escape"});
+    hub_->add_repo("tfx-test/bad-etag", {{{"main", main_commit_}}, {{main_commit_, all}}, false, "../../../escape"});
 }
 
 void HubTest::TearDown() {

@@ -83,8 +83,7 @@ class HubTest : public ::testing::Test {
     ScopedEnv env_;
 
     std::string main_commit_;  // of kRepo, also tag "v2"
-    std::string
-        v1_commit_;  // of kRepo at tag "v1.0": no tokenizer_config.json, no special_tokens_map.json
+    std::string v1_commit_;    // of kRepo at tag "v1.0": no tokenizer_config.json, no special_tokens_map.json
 };
 
 }  // namespace tfx::hub::testing

@@ -23,8 +23,7 @@ TEST_F(HubTest, CacheListsAndRemovesModels) {
     EXPECT_EQ(repo.repo_id, kRepo);
     EXPECT_EQ(repo.path, repo_root(kRepo));
     std::uint64_t blob_bytes = 0;
-    for (const auto& entry : fs::directory_iterator(repo.path / "blobs"))
-        blob_bytes += entry.file_size();
+    for (const auto& entry : fs::directory_iterator(repo.path / "blobs")) blob_bytes += entry.file_size();
     EXPECT_GE(repo.size_on_disk, blob_bytes);
     EXPECT_LT(repo.size_on_disk, blob_bytes + 4096);  // blobs once, plus refs and markers
     ASSERT_EQ(repo.revisions.size(), 2u);
@@ -39,8 +38,7 @@ TEST_F(HubTest, CacheListsAndRemovesModels) {
     EXPECT_FALSE(fs::exists(repo_root(kRepo)));
     EXPECT_FALSE(fs::exists(cache_ / ".locks" / "models--tfx-test--tinystories-656k"));
     EXPECT_TRUE(list_cache().empty());
-    expect_hub_error([] { remove_from_cache(kRepo); }, ErrorKind::RepoNotFound,
-                     {kRepo, "not in the cache"});
+    expect_hub_error([] { remove_from_cache(kRepo); }, ErrorKind::RepoNotFound, {kRepo, "not in the cache"});
     expect_hub_error([] { remove_from_cache("../.."); }, ErrorKind::InvalidArgument, {"../.."});
     EXPECT_TRUE(fs::exists(cache_));
 }
@@ -64,8 +62,8 @@ TEST(HubEnvironment, CacheFolderFollowsHuggingfaceHubRules) {
 TEST(HubNames, RepoIdsFollowTheHubRules) {
     for (const char* good : {"gpt2", "org/name", "Org-1/model_name.v2", "a/b"})
         EXPECT_TRUE(is_valid_repo_id(good)) << good;
-    for (const char* bad : {"", "/name", "org/", "a/b/c", "org--x/name", "org/na..me", "-org/name",
-                            "org/name-", "org/na me", "../name", "org/name\\x"}) {
+    for (const char* bad : {"", "/name", "org/", "a/b/c", "org--x/name", "org/na..me", "-org/name", "org/name-",
+                            "org/na me", "../name", "org/name\\x"}) {
         EXPECT_FALSE(is_valid_repo_id(bad)) << bad;
     }
     EXPECT_EQ(repo_folder_name("org/name"), "models--org--name");
@@ -96,8 +94,7 @@ TEST(HubSha256, MatchesKnownDigests) {
     };
     EXPECT_EQ(digest(""), "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");
     EXPECT_EQ(digest("abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
-    EXPECT_EQ(digest(std::string(1'000'000, 'a')),
-              "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
+    EXPECT_EQ(digest(std::string(1'000'000, 'a')), "cdc76e5c9914fb9281a1c7e284d73e67f1809a48a497200e046d39ccc7112cd0");
     // Fed in pieces that straddle blocks, as a resumed download is.
     Sha256 pieces;
     const std::string text(1000, 'x');

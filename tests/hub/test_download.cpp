@@ -26,8 +26,7 @@ std::vector<std::string> sorted(std::vector<std::string> items) {
 
 std::vector<std::string> folder_entries(const fs::path& dir) {
     std::vector<std::string> names;
-    for (const auto& entry : fs::directory_iterator(dir))
-        names.push_back(entry.path().filename().string());
+    for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
     return sorted(names);
 }
 
@@ -90,8 +89,7 @@ TEST_F(HubTest, LocalFolderIsUsedAsIs) {
     EXPECT_EQ(hub_->request_count(), 0u);
     expect_hub_error([] { resolve_model("/no/such/model/folder"); }, ErrorKind::InvalidArgument,
                      {"/no/such/model/folder"});
-    expect_hub_error([] { resolve_model("not a repo id"); }, ErrorKind::InvalidArgument,
-                     {"not a repo id", "folder"});
+    expect_hub_error([] { resolve_model("not a repo id"); }, ErrorKind::InvalidArgument, {"not a repo id", "folder"});
 }
 
 TEST_F(HubTest, RevisionPinnedByTagAndByCommit) {
@@ -102,8 +100,7 @@ TEST_F(HubTest, RevisionPinnedByTagAndByCommit) {
     EXPECT_EQ(read_file((root / "refs" / "v1.0").string()), v1_commit_);
     EXPECT_FALSE(fs::exists(root / "refs" / "main"));
     // Files this commit lacks are remembered in .no_exist, as huggingface_hub does.
-    EXPECT_EQ(sorted(v1.absent),
-              (std::vector<std::string>{"special_tokens_map.json", "tokenizer_config.json"}));
+    EXPECT_EQ(sorted(v1.absent), (std::vector<std::string>{"special_tokens_map.json", "tokenizer_config.json"}));
     for (const char* file : {"special_tokens_map.json", "tokenizer_config.json"}) {
         EXPECT_FALSE(fs::exists(v1.snapshot / file));
         EXPECT_TRUE(fs::is_regular_file(root / ".no_exist" / v1_commit_ / file)) << file;
@@ -124,8 +121,8 @@ TEST_F(HubTest, RevisionPinnedByTagAndByCommit) {
     EXPECT_EQ(hub_->request_count(), requests);
     EXPECT_FALSE(fs::exists(root / "refs" / v1_commit_));
 
-    expect_hub_error([&] { download(std::string(kRepo) + "@v1.0", by_commit); },
-                     ErrorKind::InvalidArgument, {"v1.0", v1_commit_});
+    expect_hub_error([&] { download(std::string(kRepo) + "@v1.0", by_commit); }, ErrorKind::InvalidArgument,
+                     {"v1.0", v1_commit_});
 }
 
 TEST_F(HubTest, ShardedCheckpointFetchesTheIndexThenItsShards) {
@@ -134,8 +131,7 @@ TEST_F(HubTest, ShardedCheckpointFetchesTheIndexThenItsShards) {
     for (const auto& [name, bytes] : shards) {
         ASSERT_TRUE(fs::is_symlink(result.snapshot / name)) << name;
         EXPECT_EQ(read_file((result.snapshot / name).string()), bytes) << name;
-        EXPECT_NE(std::find(result.files.begin(), result.files.end(), name), result.files.end())
-            << name;
+        EXPECT_NE(std::find(result.files.begin(), result.files.end(), name), result.files.end()) << name;
     }
     EXPECT_TRUE(fs::exists(repo_root(kSharded) / ".no_exist" / main_commit_ / "model.safetensors"));
     EXPECT_FALSE(fs::exists(result.snapshot / "model.safetensors"));
@@ -147,8 +143,7 @@ TEST_F(HubTest, ShardedCheckpointFetchesTheIndexThenItsShards) {
                             [&](const FakeHub::Logged& l) { return l.target.ends_with(suffix); }) -
                log.begin();
     };
-    EXPECT_LT(position("model.safetensors.index.json"),
-              position("model-00001-of-00002.safetensors"));
+    EXPECT_LT(position("model.safetensors.index.json"), position("model-00001-of-00002.safetensors"));
 
     const std::size_t requests = hub_->request_count();
     EXPECT_EQ(resolve_model(kSharded), result.snapshot);
@@ -193,16 +188,14 @@ TEST_F(HubTest, ReportsProgressPerFile) {
 }
 
 TEST_F(HubTest, GatedRepoWithoutTokenSaysToSetHfToken) {
-    expect_hub_error([] { download(kGated); }, ErrorKind::Unauthorized,
-                     {kGated, "gated", "HF_TOKEN"});
+    expect_hub_error([] { download(kGated); }, ErrorKind::Unauthorized, {kGated, "gated", "HF_TOKEN"});
     EXPECT_FALSE(fs::exists(repo_root(kGated) / "snapshots"));
 }
 
 TEST_F(HubTest, TokenIsSentToTheHubButNotToAnotherOrigin) {
     env_.set("HF_TOKEN", FakeHub::kToken);
     const DownloadResult result = download(kGated);
-    EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()),
-              model_file("model.safetensors"));
+    EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()), model_file("model.safetensors"));
     std::size_t hub_requests = 0, cdn_requests = 0;
     for (const auto& l : hub_->log()) {
         if (l.server == "hub") {

@@ -29,8 +29,7 @@ TEST_F(HubTest, OfflineUsesTheCacheWithoutARequest) {
 
 TEST_F(HubTest, OfflineWithoutTheModelNamesTheFileAndTheMode) {
     env_.set("HF_HUB_OFFLINE", "true");
-    expect_hub_error([] { resolve_model(kRepo); }, ErrorKind::Offline,
-                     {"offline mode is on", "config.json", kRepo});
+    expect_hub_error([] { resolve_model(kRepo); }, ErrorKind::Offline, {"offline mode is on", "config.json", kRepo});
     EXPECT_EQ(hub_->request_count(), 0u);
 }
 
@@ -50,9 +49,8 @@ TEST_F(HubTest, FindsACacheWrittenInThePythonLayout) {
     const fs::path root = cache_ / "models--someone--tiny-llama";
     for (const char* file : {"config.json", "model.safetensors", "tokenizer.json"}) {
         const std::string bytes = model_file(file);
-        const std::string etag = std::string(file).ends_with(".safetensors")
-                                     ? sha256_hex(bytes)
-                                     : small_file_etag(bytes);
+        const std::string etag =
+            std::string(file).ends_with(".safetensors") ? sha256_hex(bytes) : small_file_etag(bytes);
         fs::create_directories(root / "blobs");
         fs::create_directories(root / "snapshots" / commit);
         std::ofstream(root / "blobs" / etag, std::ios::binary) << bytes;
@@ -65,8 +63,7 @@ TEST_F(HubTest, FindsACacheWrittenInThePythonLayout) {
     EXPECT_EQ(resolve_model("someone/tiny-llama"), root / "snapshots" / commit);
     const DownloadResult result = download("someone/tiny-llama");
     EXPECT_EQ(result.commit, commit);
-    EXPECT_EQ(result.files,
-              (std::vector<std::string>{"config.json", "model.safetensors", "tokenizer.json"}));
+    EXPECT_EQ(result.files, (std::vector<std::string>{"config.json", "model.safetensors", "tokenizer.json"}));
     EXPECT_EQ(result.absent.size(), 3u);  // generation_config, tokenizer_config, special_tokens_map
 
     const auto repos = list_cache();

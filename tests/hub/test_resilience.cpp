@@ -17,8 +17,7 @@ namespace fs = std::filesystem;
 std::vector<FakeHub::Logged> cdn_gets_of(const FakeHub& hub, const std::string& sha) {
     std::vector<FakeHub::Logged> gets;
     for (const auto& l : hub.log()) {
-        if (l.server == "cdn" && l.method == "GET" && l.target.starts_with("/" + sha))
-            gets.push_back(l);
+        if (l.server == "cdn" && l.method == "GET" && l.target.starts_with("/" + sha)) gets.push_back(l);
     }
     return gets;
 }
@@ -71,20 +70,17 @@ TEST_F(HubTest, WrongSha256IsRejectedAndNothingIsKept) {
     const std::string sha = sha256_hex(model_file("model.safetensors"));
     const fs::path root = repo_root(kRepo);
     hub_->corrupt_cdn(true);
-    expect_hub_error([] { download(kRepo); }, ErrorKind::Integrity,
-                     {"model.safetensors", "sha256", sha});
+    expect_hub_error([] { download(kRepo); }, ErrorKind::Integrity, {"model.safetensors", "sha256", sha});
     EXPECT_FALSE(fs::exists(root / "blobs" / sha));
     EXPECT_FALSE(fs::exists(root / "blobs" / (sha + ".incomplete")));
     EXPECT_FALSE(fs::is_symlink(root / "snapshots" / main_commit_ / "model.safetensors"));
 
     hub_->corrupt_cdn(false);
     const DownloadResult result = download(kRepo);
-    EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()),
-              model_file("model.safetensors"));
+    EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()), model_file("model.safetensors"));
 }
 
-void expect_one_consistent_copy(const FakeHub& hub, const fs::path& root,
-                                const std::string& weights) {
+void expect_one_consistent_copy(const FakeHub& hub, const fs::path& root, const std::string& weights) {
     const std::string sha = sha256_hex(weights);
     EXPECT_EQ(hub.cdn_gets(sha), 1u);  // the second downloader waited and reused the blob
     std::size_t blobs = 0;
@@ -143,12 +139,11 @@ TEST_F(HubTest, TwoProcessesDownloadingTheSameModelCooperate) {
 TEST_F(HubTest, MissingRepoRevisionAndFileAreNamed) {
     expect_hub_error([] { download("tfx-test/no-such-model"); }, ErrorKind::RepoNotFound,
                      {"tfx-test/no-such-model", "not found", "HF_TOKEN"});
-    expect_hub_error([] { download(std::string(kRepo) + "@no-such-branch"); },
-                     ErrorKind::RevisionNotFound, {"no-such-branch", kRepo});
+    expect_hub_error([] { download(std::string(kRepo) + "@no-such-branch"); }, ErrorKind::RevisionNotFound,
+                     {"no-such-branch", kRepo});
     expect_hub_error([] { download("tfx-test/no-config"); }, ErrorKind::FileNotFound,
                      {"config.json", "tfx-test/no-config"});
-    EXPECT_TRUE(
-        fs::exists(repo_root("tfx-test/no-config") / ".no_exist" / main_commit_ / "config.json"));
+    EXPECT_TRUE(fs::exists(repo_root("tfx-test/no-config") / ".no_exist" / main_commit_ / "config.json"));
 }
 
 TEST_F(HubTest, UnreachableHubSaysSoAndWhetherACopyIsCached) {
@@ -170,19 +165,17 @@ TEST_F(HubTest, UnreachableHubSaysSoAndWhetherACopyIsCached) {
 }
 
 TEST_F(HubTest, HostileAnswersNeverBecomePaths) {
-    expect_hub_error([] { download("tfx-test/bad-etag"); }, ErrorKind::Protocol,
-                     {"ETag", "../../../escape"});
+    expect_hub_error([] { download("tfx-test/bad-etag"); }, ErrorKind::Protocol, {"ETag", "../../../escape"});
     expect_hub_error([] { download("tfx-test/evil-index"); }, ErrorKind::InvalidArgument,
                      {"../../../../escape.safetensors"});
     for (const auto& entry : fs::recursive_directory_iterator(temp_)) {
-        EXPECT_EQ(entry.path().filename().string().find("escape"), std::string::npos)
-            << entry.path();
+        EXPECT_EQ(entry.path().filename().string().find("escape"), std::string::npos) << entry.path();
     }
     EXPECT_FALSE(fs::exists(temp_.parent_path() / "escape"));
     EXPECT_FALSE(fs::exists(temp_.parent_path() / "escape.safetensors"));
 
-    for (const char* bad : {"../etc/passwd", "a/b/c", "org--x/name", "org/..", "org/name@../../x",
-                            "org/name@a b", ""}) {
+    for (const char* bad :
+         {"../etc/passwd", "a/b/c", "org--x/name", "org/..", "org/name@../../x", "org/name@a b", ""}) {
         expect_hub_error([&] { download(bad); }, ErrorKind::InvalidArgument, {});
     }
     for (const auto& l : hub_->log()) {  // the bad names were refused before any request

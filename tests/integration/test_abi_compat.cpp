@@ -2,11 +2,11 @@
 // gives the same results as the host's own eager attention.
 #include <gtest/gtest.h>
 
+#include "../unit/test_data.h"
 #include "core/generation.h"
 #include "core/model_session.h"
-#include "registry/auto_model.h"
 #include "core/plugin_catalogue.h"
-#include "../unit/test_data.h"
+#include "registry/auto_model.h"
 
 TEST(AbiCompatibility, OlderMinorPluginLoadsAndWorks) {
     tfx::PluginCatalogue catalogue({TFX_ABI_FIXTURE_DIR});
@@ -29,5 +29,6 @@ TEST(AbiCompatibility, OlderMinorPluginLoadsAndWorks) {
     greedy.max_new_tokens = 24;
     greedy.ignore_eos = true;
     const std::vector<int32_t> prompt = {1, 80, 147, 201, 282, 57};
-    EXPECT_EQ(tfx::generate(*session_old, {prompt}, greedy).new_tokens, tfx::generate(*session_new, {prompt}, greedy).new_tokens);
+    EXPECT_EQ(tfx::generate(*session_old, {prompt}, greedy).new_tokens,
+              tfx::generate(*session_new, {prompt}, greedy).new_tokens);
 }

@@ -6,10 +6,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/test_data.h"
 #include "core/generation.h"
 #include "core/model_session.h"
 #include "registry/auto_model.h"
-#include "../unit/test_data.h"
 
 namespace {
 
@@ -73,7 +73,8 @@ TEST_P(Family, MatchesReference) {
         Outputs out = forward(*session, ids);
         if (task == "encoder") {
             ASSERT_EQ(out.rows.size(), prompt["last_hidden_state"].size());
-            for (size_t t = 0; t < out.rows.size(); ++t) EXPECT_LE(max_abs_diff(out.rows[t], prompt["last_hidden_state"][t]), kTolerance);
+            for (size_t t = 0; t < out.rows.size(); ++t)
+                EXPECT_LE(max_abs_diff(out.rows[t], prompt["last_hidden_state"][t]), kTolerance);
             EXPECT_LE(max_abs_diff(out.pooled, prompt["pooler_output"]), kTolerance);
             continue;
         }
@@ -88,11 +89,12 @@ TEST_P(Family, MatchesReference) {
         tfx::GenerationConfig greedy;
         greedy.ignore_eos = true;
         greedy.max_new_tokens = prompt["greedy"]["max_new_tokens"].get<int64_t>();
-        EXPECT_EQ(tfx::generate(*session, {ids}, greedy).new_tokens[0], prompt["greedy"]["new_tokens"].get<std::vector<int32_t>>());
+        EXPECT_EQ(tfx::generate(*session, {ids}, greedy).new_tokens[0],
+                  prompt["greedy"]["new_tokens"].get<std::vector<int32_t>>());
     }
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, Family,
-                         ::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe", "mistral", "gemma", "gemma2",
-                                           "gemma3", "phi3", "gpt2", "gpt_neox", "bert", "bert_cls"),
+                         ::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe", "mistral", "gemma",
+                                           "gemma2", "gemma3", "phi3", "gpt2", "gpt_neox", "bert", "bert_cls"),
                          [](const auto& param_info) { return std::string(param_info.param); });

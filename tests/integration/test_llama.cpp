@@ -7,12 +7,12 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/test_data.h"
 #include "core/generation.h"
 #include "core/json_file.h"
 #include "core/model_session.h"
-#include "registry/auto_model.h"
 #include "core/safetensors.h"
-#include "../unit/test_data.h"
+#include "registry/auto_model.h"
 
 namespace fs = std::filesystem;
 
@@ -116,7 +116,8 @@ TEST_P(LlamaGolden, LeftPaddedBatchEqualsUnbatched) {
         // A divergence is acceptable only at a near-tie of the reference's top two logits.
         for (size_t t = 0; t < expected.size(); ++t) {
             if (batched.new_tokens[i][t] == expected[t]) continue;
-            EXPECT_LT(reference["step_top1_minus_top2"][t].get<float>(), kTolerance) << "sequence " << i << " step " << t;
+            EXPECT_LT(reference["step_top1_minus_top2"][t].get<float>(), kTolerance)
+                << "sequence " << i << " step " << t;
             break;
         }
     }
@@ -126,7 +127,8 @@ INSTANTIATE_TEST_SUITE_P(Models, LlamaGolden,
                          ::testing::Values(std::pair{"tiny/llama", "golden/tiny/llama.json"},
                                            std::pair{"tiny/llama3_tied", "golden/tiny/llama3_tied.json"},
                                            std::pair{"models/tinystories-656k", "golden/tinystories-656k.json"},
-                                           std::pair{"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json"}));
+                                           std::pair{"models/tinystories-656k-bf16",
+                                                     "golden/tinystories-656k-bf16.json"}));
 
 TEST(LlamaSampling, SeededSamplingIsReproducibleAndRespectsTopK) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
@@ -163,7 +165,8 @@ TEST(LlamaGeneration, StopsAtEosUnlessIgnored) {
     ASSERT_EQ(free_run.new_tokens[0].size(), 8u);
     g.eos_token_ids = {free_run.new_tokens[0][3]};  // pretend the 4th token ends the sequence
     auto stopped = tfx::generate(*session, {prompt}, g);
-    EXPECT_EQ(stopped.new_tokens[0], std::vector<int32_t>(free_run.new_tokens[0].begin(), free_run.new_tokens[0].begin() + 4));
+    EXPECT_EQ(stopped.new_tokens[0],
+              std::vector<int32_t>(free_run.new_tokens[0].begin(), free_run.new_tokens[0].begin() + 4));
     g.ignore_eos = true;
     EXPECT_EQ(tfx::generate(*session, {prompt}, g).new_tokens, free_run.new_tokens);
     std::vector<int32_t> streamed;
@@ -175,16 +178,22 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     TFX_TEST_DATA_OR_SKIP(tiny, "tiny/llama");
     fs::path dir = scratch("tfx-bad-model");
     EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); }).find("no config.json"), std::string::npos);
-    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir / "absent", {}); }).find("no such model folder"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir / "absent", {}); }).find("no such model folder"),
+              std::string::npos);
 
     auto config = nlohmann::json::parse(tfx::read_text_file(tiny / "config.json"));
     fs::copy_file(tiny / "model.safetensors", dir / "model.safetensors");
-    auto write_config = [&](const nlohmann::json& c) { std::ofstream(dir / "config.json", std::ios::trunc) << c.dump(); };
+    auto write_config = [&](const nlohmann::json& c) {
+        std::ofstream(dir / "config.json", std::ios::trunc) << c.dump();
+    };
 
     auto missing_field = config;
     missing_field.erase("hidden_size");
     write_config(missing_field);
-    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); }).find("field 'hidden_size': required field is missing"), std::string::npos);
+    EXPECT_NE(error_of([&] {
+                  tfx::AutoModel::from_pretrained(dir, {});
+              }).find("field 'hidden_size': required field is missing"),
+              std::string::npos);
 
     auto unknown = config;
     unknown["model_type"] = "not_a_model";
@@ -197,7 +206,9 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     wrong_shape["intermediate_size"] = 100;
     write_config(wrong_shape);
     e = error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); });
-    EXPECT_NE(e.find("tensor 'model.layers.0.mlp.gate_proj.weight': expected shape [100, 64], found [176, 64]"), std::string::npos) << e;
+    EXPECT_NE(e.find("tensor 'model.layers.0.mlp.gate_proj.weight': expected shape [100, 64], found [176, 64]"),
+              std::string::npos)
+        << e;
 
     auto more_layers = config;
     more_layers["num_hidden_layers"] = 4;

@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
-#include "registry/pipelines.h"
-#include "core/safetensors.h"
 #include "../unit/test_data.h"
+#include "core/safetensors.h"
+#include "registry/pipelines.h"
 
 namespace fs = std::filesystem;
 
@@ -67,7 +67,12 @@ TEST(Pipelines, FeatureExtractionMatchesReferencePooling) {
         float norm = 0.0f;
         for (float v : unit) norm += v * v;
         EXPECT_NEAR(norm, 1.0f, 1e-5);
-        EXPECT_NEAR(unit[0] * std::sqrt([&] { float n = 0; for (float v : mean) n += v * v; return n; }()), mean[0], 1e-4);
+        EXPECT_NEAR(unit[0] * std::sqrt([&] {
+                        float n = 0;
+                        for (float v : mean) n += v * v;
+                        return n;
+                    }()),
+                    mean[0], 1e-4);
     }
     fs::remove_all(dir);
 }
@@ -96,7 +101,8 @@ TEST(Pipelines, TextClassificationIsSoftmaxOverId2Label) {
 
 TEST(Pipelines, FillMaskRanksTheMaskPosition) {
     TFX_TEST_DATA_OR_SKIP(model, "tiny/bert");
-    fs::path dir = model_with_tokenizer(model, "mlm", {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"mask_token", "w3"}});
+    fs::path dir =
+        model_with_tokenizer(model, "mlm", {{"tokenizer_class", "PreTrainedTokenizerFast"}, {"mask_token", "w3"}});
     // The reference BertModel checkpoint has no masked-LM head: the pipeline refuses it, and
     // loading it as BertForMaskedLM names the missing head tensor.
     EXPECT_THROW(tfx::FillMaskPipeline(dir, {})("w1 w3 w5"), std::exception);
@@ -123,9 +129,12 @@ TEST(Pipelines, FillMaskRanksTheMaskPosition) {
         std::vector<float> values(static_cast<size_t>(n));
         for (float& v : values) {
             state = state * 1664525u + 1013904223u;
-            v = spec["init"] == "ones" ? 1.0f : spec["init"] == "zeros" ? 0.0f : (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.3f;
+            v = spec["init"] == "ones"    ? 1.0f
+                : spec["init"] == "zeros" ? 0.0f
+                                          : (static_cast<float>(state >> 8) / 16777216.0f - 0.5f) * 0.3f;
         }
-        storage.emplace_back(reinterpret_cast<const uint8_t*>(values.data()), reinterpret_cast<const uint8_t*>(values.data() + n));
+        storage.emplace_back(reinterpret_cast<const uint8_t*>(values.data()),
+                             reinterpret_cast<const uint8_t*>(values.data() + n));
         tensors.push_back({spec["name"].get<std::string>(), tfx::safetensors::DType::F32, shape, storage.back()});
     }
     fs::remove(dir / "model.safetensors");

@@ -6,11 +6,11 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/test_data.h"
 #include "core/generation.h"
 #include "core/model_session.h"
 #include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
-#include "../unit/test_data.h"
 
 namespace fs = std::filesystem;
 

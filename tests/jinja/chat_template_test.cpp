@@ -107,7 +107,8 @@ TEST(ChatTemplate, MissingChatTemplateIsAnError) {
 }
 
 TEST(ChatTemplate, ContinueFinalMessageCutsAfterTheContent) {
-    ChatRequest request = conversation(R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "The answer is"}])");
+    ChatRequest request =
+        conversation(R"([{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "The answer is"}])");
     request.continue_final_message = true;
     EXPECT_EQ(apply_chat_template(config_with(kChatml), request), "<|user|>Hi<|end|><|assistant|>The answer is");
 }

@@ -48,7 +48,8 @@ TEST(JinjaErrors, UnknownFilterInsideIfFailsOnlyWhenRun) {
 }
 
 TEST(JinjaErrors, RaiseExceptionKeepsTheTemplatesMessage) {
-    const Error e = error_of("\n\n{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}");
+    const Error e =
+        error_of("\n\n{{ raise_exception('Conversation roles must alternate user/assistant/user/assistant/...') }}");
     EXPECT_EQ(e.kind(), ErrorKind::raised);
     EXPECT_STREQ(e.what(), "Conversation roles must alternate user/assistant/user/assistant/...");
     EXPECT_EQ(e.line(), 3);
@@ -66,7 +67,8 @@ TEST(JinjaErrors, RuntimeErrorsNameTheProblem) {
 
 TEST(JinjaErrors, DeepExpressionNestingIsRejected) {
     const int depth = 100000;
-    EXPECT_EQ(error_of("{{ " + std::string(depth, '(') + "1" + std::string(depth, ')') + " }}").kind(), ErrorKind::syntax);
+    EXPECT_EQ(error_of("{{ " + std::string(depth, '(') + "1" + std::string(depth, ')') + " }}").kind(),
+              ErrorKind::syntax);
     EXPECT_EQ(error_of("{{ " + std::string(depth, '[') + std::string(depth, ']') + " }}").kind(), ErrorKind::syntax);
     std::string nots;
     for (int i = 0; i < depth; ++i) nots += "not ";
@@ -93,14 +95,16 @@ TEST(JinjaErrors, LoopIterationsAreBounded) {
     RenderOptions options = reference_options();
     options.max_loop_iterations = 1000;
     EXPECT_EQ(render("{% for i in range(1000) %}{% endfor %}ok", "{}", options), "ok");
-    EXPECT_EQ(error_of("{% for i in range(30) %}{% for j in range(40) %}{% endfor %}{% endfor %}", "{}", options).kind(),
-              ErrorKind::runtime);
+    EXPECT_EQ(
+        error_of("{% for i in range(30) %}{% for j in range(40) %}{% endfor %}{% endfor %}", "{}", options).kind(),
+        ErrorKind::runtime);
 }
 
 TEST(JinjaErrors, OutputSizeIsBounded) {
     RenderOptions options = reference_options();
     options.max_output_bytes = 1000;
-    EXPECT_EQ(error_of("{% for i in range(100) %}{{ 'x' * 20 }}{% endfor %}", "{}", options).kind(), ErrorKind::runtime);
+    EXPECT_EQ(error_of("{% for i in range(100) %}{{ 'x' * 20 }}{% endfor %}", "{}", options).kind(),
+              ErrorKind::runtime);
     EXPECT_EQ(error_of("{{ 'x' * 1000000000 }}").kind(), ErrorKind::runtime);  // beyond the string size limit
 }
 

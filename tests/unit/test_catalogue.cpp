@@ -110,7 +110,8 @@ TEST(Catalogue, DescriptorWithOtherAbiMajorIsRefusedNamingBoth) {
     EXPECT_EQ(r.status, PluginStatus::abi_mismatch);
     EXPECT_NE(r.reason.find("ABI 99.0"), std::string::npos) << r.reason;
     EXPECT_NE(r.reason.find("ABI " + std::to_string(TFX_ABI_MAJOR) + "." + std::to_string(TFX_ABI_MINOR)),
-              std::string::npos) << r.reason;
+              std::string::npos)
+        << r.reason;
 }
 
 TEST(Catalogue, SidecarWithOtherAbiMajorIsRefusedBeforeLoading) {
@@ -183,8 +184,8 @@ TEST(PluginsCommand, ListAndVerifySurviveEveryFault) {
     CommandResult verify = run(bin + " verify");
     EXPECT_NE(verify.exit_code, 0) << verify.output;
     EXPECT_NE(verify.output.find("crashed"), std::string::npos) << verify.output;
-    EXPECT_NE(verify.output.find("PASS  " + (dir / "libtfx-attention-fixture-good.so").string()),
-              std::string::npos) << verify.output;
+    EXPECT_NE(verify.output.find("PASS  " + (dir / "libtfx-attention-fixture-good.so").string()), std::string::npos)
+        << verify.output;
 
     CommandResult json = run(bin + " list --json");
     EXPECT_EQ(json.exit_code, 0);

@@ -20,25 +20,32 @@ std::string error_of(const std::function<void()>& f) {
 }  // namespace
 
 TEST(Config, TypedFieldsAndNamedErrors) {
-    auto c = tfx::sdk::Config::parse(R"({"hidden_size": 64, "rms_norm_eps": 1e-5, "name": "x", "rope_scaling": null, "big": 99999999999})", "config.json");
+    auto c = tfx::sdk::Config::parse(
+        R"({"hidden_size": 64, "rms_norm_eps": 1e-5, "name": "x", "rope_scaling": null, "big": 99999999999})",
+        "config.json");
     EXPECT_EQ(c.get<int>("hidden_size"), 64);
     EXPECT_FLOAT_EQ(c.get<float>("rms_norm_eps"), 1e-5f);
     EXPECT_EQ(c.get_or<int>("missing", 7), 7);
     EXPECT_FALSE(c.has("rope_scaling"));
-    EXPECT_EQ(error_of([&] { c.get<int>("vocab_size"); }), "config.json: field 'vocab_size': required field is missing");
+    EXPECT_EQ(error_of([&] { c.get<int>("vocab_size"); }),
+              "config.json: field 'vocab_size': required field is missing");
     EXPECT_EQ(error_of([&] { c.get<int>("name"); }), "config.json: field 'name': expected an integer, got \"x\"");
-    EXPECT_EQ(error_of([&] { c.get<int>("rms_norm_eps"); }), "config.json: field 'rms_norm_eps': expected an integer, got 1e-05");
+    EXPECT_EQ(error_of([&] { c.get<int>("rms_norm_eps"); }),
+              "config.json: field 'rms_norm_eps': expected an integer, got 1e-05");
     EXPECT_NE(error_of([&] { c.get<int32_t>("big"); }).find("out of range"), std::string::npos);
 }
 
 TEST(Config, FileErrorsNameTheFile) {
     auto dir = std::filesystem::temp_directory_path() / ("tfx-config-" + std::to_string(getpid()));
     std::filesystem::create_directories(dir);
-    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("config.json: file not found"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("config.json: file not found"),
+              std::string::npos);
     std::ofstream(dir / "config.json") << "{\"a\": [1, 2";
-    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("config.json: not valid JSON"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("config.json: not valid JSON"),
+              std::string::npos);
     std::ofstream(dir / "config.json") << "[1]";
-    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("expected a JSON object"), std::string::npos);
+    EXPECT_NE(error_of([&] { tfx::load_json_file(dir / "config.json"); }).find("expected a JSON object"),
+              std::string::npos);
     EXPECT_FALSE(tfx::load_optional_json_file(dir / "generation_config.json"));
     std::filesystem::remove_all(dir);
 }

@@ -22,10 +22,9 @@ inline std::optional<std::filesystem::path> data_path(const std::string& relativ
 }  // namespace tfx::test
 
 // Binds `var` to $TFX_TEST_DATA/relative or skips the test with the reason.
-#define TFX_TEST_DATA_OR_SKIP(var, relative)                                                  \
-    auto var##_opt = ::tfx::test::data_path(relative);                                        \
-    if (!var##_opt) {                                                                         \
-        GTEST_SKIP() << "test data missing: set TFX_TEST_DATA to the shared folder holding " \
-                     << (relative);                                                           \
-    }                                                                                         \
+#define TFX_TEST_DATA_OR_SKIP(var, relative)                                                                \
+    auto var##_opt = ::tfx::test::data_path(relative);                                                      \
+    if (!var##_opt) {                                                                                       \
+        GTEST_SKIP() << "test data missing: set TFX_TEST_DATA to the shared folder holding " << (relative); \
+    }                                                                                                       \
     const std::filesystem::path var = *var##_opt

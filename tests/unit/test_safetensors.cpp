@@ -85,13 +85,17 @@ TEST(Safetensors, MalformedHeadersEachGetTheirOwnError) {
         {make_file("[1,2]", 0), "not a JSON object"},
         {make_file("{\"a\": ", 0), "not valid JSON"},
         {make_file(R"({"w":{"dtype":"F33","shape":[1],"data_offsets":[0,4]}})", 4), "unknown dtype 'F33'"},
-        {make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4), "need 8 bytes but data_offsets span 4"},
+        {make_file(R"({"w":{"dtype":"F32","shape":[2],"data_offsets":[0,4]}})", 4),
+         "need 8 bytes but data_offsets span 4"},
         {make_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})", 2), "outside the data section"},
         {make_file(R"({"w":{"dtype":"F32","shape":[-1],"data_offsets":[0,4]}})", 4), "non-negative"},
         {make_file(R"({"w":{"dtype":"F32","shape":[1],"data_offsets":[4,0]}})", 4), "outside the data section"},
         {make_file(R"({"w":{"dtype":"F32","shape":[1]}})", 4), "'data_offsets' must be [begin, end]"},
         {make_file(R"({"w":{"dtype":"U8","shape":[4294967296,4294967296,16],"data_offsets":[0,0]}})", 0), "too large"},
-        {make_file(R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})", 12), "overlap"},
+        {make_file(
+             R"({"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},"b":{"dtype":"F32","shape":[2],"data_offsets":[4,12]}})",
+             12),
+         "overlap"},
         {make_file(R"({"__metadata__":{"format":1}})", 0), "__metadata__ 'format' is not a string"},
     };
     for (const auto& c : cases) {
@@ -103,9 +107,9 @@ TEST(Safetensors, MalformedHeadersEachGetTheirOwnError) {
 
 TEST(Safetensors, WriterRoundTripsEveryDtypeAndMetadata) {
     fs::path dir = scratch_dir("tfx-st-write");
-    const std::vector<st::DType> dtypes = {st::DType::F64, st::DType::F32, st::DType::F16, st::DType::BF16,
-                                           st::DType::I64, st::DType::I32, st::DType::I16, st::DType::I8,
-                                           st::DType::U8, st::DType::BOOL, st::DType::F8_E4M3, st::DType::F8_E5M2};
+    const std::vector<st::DType> dtypes = {st::DType::F64, st::DType::F32,  st::DType::F16,     st::DType::BF16,
+                                           st::DType::I64, st::DType::I32,  st::DType::I16,     st::DType::I8,
+                                           st::DType::U8,  st::DType::BOOL, st::DType::F8_E4M3, st::DType::F8_E5M2};
     std::vector<std::vector<uint8_t>> storage;
     std::vector<st::TensorToWrite> tensors;
     for (size_t i = 0; i < dtypes.size(); ++i) {

@@ -10,7 +10,8 @@
 TEST(Sdk, GuardMapsExceptionsToStatusAndMessage) {
     tfx_error e = tfx::sdk::empty_error();
     EXPECT_EQ(tfx::sdk::guard(&e, [] {}), TFX_OK);
-    EXPECT_EQ(tfx::sdk::guard(&e, [] { throw tfx::sdk::Error(TFX_ERR_NOT_FOUND, "tensor 'x' missing"); }), TFX_ERR_NOT_FOUND);
+    EXPECT_EQ(tfx::sdk::guard(&e, [] { throw tfx::sdk::Error(TFX_ERR_NOT_FOUND, "tensor 'x' missing"); }),
+              TFX_ERR_NOT_FOUND);
     EXPECT_STREQ(e.message, "tensor 'x' missing");
     EXPECT_EQ(tfx::sdk::guard(&e, [] { throw std::runtime_error("boom"); }), TFX_ERR_INTERNAL);
     EXPECT_STREQ(e.message, "boom");
@@ -32,7 +33,7 @@ TEST(Sdk, HalfConversionsRoundTrip) {
     }
     EXPECT_EQ(tfx::sdk::f16_to_f32(0x3c00), 1.0f);
     EXPECT_EQ(tfx::sdk::f16_to_f32(0x0001), std::ldexp(1.0f, -24));
-    EXPECT_EQ(tfx::sdk::f32_to_f16(65520.0f), 0x7c00);  // rounds to infinity
+    EXPECT_EQ(tfx::sdk::f32_to_f16(65520.0f), 0x7c00);      // rounds to infinity
     EXPECT_EQ(tfx::sdk::f32_to_bf16(1.00390625f), 0x3f80);  // ties to even
 }
 

@@ -46,7 +46,9 @@ TEST(SdkLayers, TaskHeadComesFromTheHostAndIsChecked) {
     mini.options["task_head"] = "base";
     EXPECT_EQ(host.task_head({"causal_lm", "base"}), "base");
     mini.options["task_head"] = "masked_lm";
-    EXPECT_EQ(error_of([&] { host.task_head({"causal_lm", "base"}); }),
+    EXPECT_EQ(error_of([&] {
+                  host.task_head({"causal_lm", "base"});
+              }),
               "unsupported task head 'masked_lm' (causal_lm, base)");
 }
 
@@ -69,7 +71,8 @@ TEST(SdkLayers, DescribingRecordsEachTensorOnceWithItsInit) {
                    }});
     const auto specs = nlohmann::json::parse(text);
     ASSERT_EQ(specs.size(), 4u);
-    EXPECT_EQ(specs[0], (nlohmann::json{{"name", "model.embed_tokens.weight"}, {"shape", {10, 4}}, {"init", "normal"}}));
+    EXPECT_EQ(specs[0],
+              (nlohmann::json{{"name", "model.embed_tokens.weight"}, {"shape", {10, 4}}, {"init", "normal"}}));
     EXPECT_EQ(specs[1], (nlohmann::json{{"name", "model.norm.weight"}, {"shape", {4}}, {"init", "ones"}}));
     EXPECT_EQ(specs[2], (nlohmann::json{{"name", "model.q_proj.weight"}, {"shape", {8, 4}}, {"init", "normal"}}));
     EXPECT_EQ(specs[3], (nlohmann::json{{"name", "model.q_proj.bias"}, {"shape", {8}}, {"init", "zeros"}}));
@@ -78,6 +81,7 @@ TEST(SdkLayers, DescribingRecordsEachTensorOnceWithItsInit) {
 TEST(SdkLayers, ActivationNamesFollowTransformers) {
     auto c = tfx::sdk::Config::parse(R"({"hidden_act": "gelu_pytorch_tanh", "other": "mish"})", "config.json");
     EXPECT_EQ(tfx::sdk::activation_from(c), TFX_ACT_GELU_TANH);
-    EXPECT_NE(error_of([&] { tfx::sdk::activation_from(c, "other"); }).find("field 'other': unsupported activation 'mish'"),
-              std::string::npos);
+    EXPECT_NE(
+        error_of([&] { tfx::sdk::activation_from(c, "other"); }).find("field 'other': unsupported activation 'mish'"),
+        std::string::npos);
 }

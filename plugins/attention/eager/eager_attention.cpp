@@ -18,8 +18,8 @@ using tfx::sdk::Error;
 void require_f32(const tfx_tensor* t, int ndim, const char* what) {
     if (t == nullptr || t->data == nullptr || t->ndim != ndim || !(t->dtype == tfx::sdk::kF32) ||
         (t->strides != nullptr)) {
-        throw Error(TFX_ERR_INVALID_ARGUMENT,
-                    std::string("attention: ") + what + " must be a compact f32 tensor of rank " + std::to_string(ndim));
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("attention: ") + what +
+                                                  " must be a compact f32 tensor of rank " + std::to_string(ndim));
     }
 }
 
@@ -28,7 +28,7 @@ float* f32(const tfx_tensor* t) {
 }
 
 class EagerAttention {
-public:
+  public:
     explicit EagerAttention(const tfx_host_services*) {}
 
     void attend(const tfx_attention_args* a) {
@@ -47,11 +47,13 @@ public:
             }
         }
         for (int i = 0; i < 4; ++i) {
-            if (a->out->shape[i] != a->q->shape[i]) throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: out must match q");
+            if (a->out->shape[i] != a->q->shape[i])
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: out must match q");
         }
         if (kv_heads == 0 || heads % kv_heads != 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: heads (" + std::to_string(heads) +
-                                                      ") must be a multiple of kv heads (" + std::to_string(kv_heads) + ")");
+                                                      ") must be a multiple of kv heads (" + std::to_string(kv_heads) +
+                                                      ")");
         }
         const int64_t past = a->past_len;
         const int64_t keys = past + tokens;
@@ -118,7 +120,8 @@ public:
                         if (max == -std::numeric_limits<float>::infinity()) continue;  // a padding query
                         float sum = 0.0f;
                         for (int64_t j = 0; j < keys; ++j) {
-                            scores[j] = scores[j] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(scores[j] - max);
+                            scores[j] =
+                                scores[j] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(scores[j] - max);
                             sum += scores[j];
                         }
                         for (int64_t j = 0; j < keys; ++j) {
@@ -133,7 +136,7 @@ public:
         }
     }
 
-private:
+  private:
     static bool visible(const tfx_attention_args* a, int64_t b, int64_t keys, int64_t self_pos, int64_t j) {
         if (a->causal && j > self_pos) return false;
         if (a->sliding_window > 0 && j <= self_pos - a->sliding_window) return false;

@@ -97,7 +97,7 @@ float read_float(const void* base, tfx_dtype dtype, int64_t index) {
 }
 
 class CpuBackend {
-public:
+  public:
     explicit CpuBackend(const tfx_host_services* host) {
         sdk::Host h(host);
         if (auto threads = h.option("num_threads"); threads && !threads->empty()) {
@@ -121,7 +121,8 @@ public:
         auto gather = [&](auto* dst, size_t elem) {
             for (int64_t r = 0; r < packed->out_features; ++r) {
                 for (int64_t c = 0; c < packed->in_features; ++c) {
-                    std::memcpy(dst + r * packed->in_features + c, src + (r * row_stride + c * col_stride) * static_cast<int64_t>(elem), elem);
+                    std::memcpy(dst + r * packed->in_features + c,
+                                src + (r * row_stride + c * col_stride) * static_cast<int64_t>(elem), elem);
                 }
             }
         };
@@ -155,9 +156,9 @@ public:
         Rows in = rows_of(x, "linear", "input");
         Rows out = rows_of(y, "linear", "output");
         if (in.dim != w->in_features || out.dim != w->out_features || in.rows != out.rows) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT,
-                        "linear: input " + shape_of(x) + " and output " + shape_of(y) + " do not fit weight [" +
-                            std::to_string(w->out_features) + ", " + std::to_string(w->in_features) + "]");
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "linear: input " + shape_of(x) + " and output " + shape_of(y) +
+                                                      " do not fit weight [" + std::to_string(w->out_features) + ", " +
+                                                      std::to_string(w->in_features) + "]");
         }
         const float* b = nullptr;
         if (bias != nullptr) {
@@ -206,7 +207,8 @@ public:
         for (int64_t i = 0; i < count; ++i) {
             if (id[i] < 0 || id[i] >= vocab) {
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id[i]) +
-                                                          " is outside the vocabulary (size " + std::to_string(vocab) + ")");
+                                                          " is outside the vocabulary (size " + std::to_string(vocab) +
+                                                          ")");
             }
         }
         const int64_t elem = table->dtype.bits / 8;
@@ -249,7 +251,8 @@ public:
         const int64_t heads = x->shape[x->ndim - 2];
         const int64_t tokens = v.rows / heads;
         if (c.rows != tokens || 2 * c.dim > v.dim) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "rope: cos/sin " + shape_of(cos) + " do not fit input " + shape_of(x));
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "rope: cos/sin " + shape_of(cos) + " do not fit input " + shape_of(x));
         }
         cpu::rope(v.data, c.data, s.data, tokens, heads, v.dim, c.dim);
     }
@@ -345,7 +348,7 @@ public:
         }
     }
 
-private:
+  private:
     static void check_activation(int32_t act) {
         if (act < TFX_ACT_SILU || act > TFX_ACT_TANH) {
             throw Error(TFX_ERR_UNSUPPORTED, "unknown activation id " + std::to_string(act));

@@ -18,32 +18,38 @@ namespace {
 
 float apply(int32_t act, float v) {
     switch (act) {
-        case TFX_ACT_SILU: return v / (1.0f + std::exp(-v));
-        case TFX_ACT_GELU: return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
+        case TFX_ACT_SILU:
+            return v / (1.0f + std::exp(-v));
+        case TFX_ACT_GELU:
+            return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
         case TFX_ACT_GELU_TANH: {
             const float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);
             return 0.5f * v * (1.0f + std::tanh(inner));
         }
-        case TFX_ACT_RELU: return v > 0.0f ? v : 0.0f;
-        case TFX_ACT_TANH: return std::tanh(v);
-        default: return v;
+        case TFX_ACT_RELU:
+            return v > 0.0f ? v : 0.0f;
+        case TFX_ACT_TANH:
+            return std::tanh(v);
+        default:
+            return v;
     }
 }
 
 // Loads 16 half-precision weights (masked tail) widened to f32.
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_half16(const uint16_t* p, bool is_f16,
-                                                                       __mmask16 mask) {
+                                                                               __mmask16 mask) {
     __m256i raw = _mm256_maskz_loadu_epi16(mask, p);
     if (is_f16) return _mm512_cvtph_ps(raw);
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(raw), 16));
 }
 
 // 16 weights (masked tail) as f32: loaded as is, or half precision widened.
-__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights16(const float* p, bool, __mmask16 mask) {
+__attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights16(const float* p, bool,
+                                                                                  __mmask16 mask) {
     return _mm512_maskz_loadu_ps(mask, p);
 }
 __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights16(const uint16_t* p, bool is_f16,
-                                                                                   __mmask16 mask) {
+                                                                                  __mmask16 mask) {
     return load_half16(p, is_f16, mask);
 }
 
@@ -52,8 +58,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl"))) inline __m512 load_weights1
 // busy when decoding (one row of x). Parallel over blocks of output features.
 template <class Weight>
 __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_avx512(const float* x, const Weight* w, bool is_f16,
-                                                                         const float* bias, float* y, int64_t m,
-                                                                         int64_t n, int64_t k) {
+                                                                          const float* bias, float* y, int64_t m,
+                                                                          int64_t n, int64_t k) {
     constexpr int64_t kRows = 4;  // of x
     constexpr int64_t kCols = 4;  // rows of w = output features
     const int64_t blocks = (n + kCols - 1) / kCols;
@@ -94,8 +100,9 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_avx512(const 
 // each 32-bit lane left by 16 gives the even ones as f32, masking off the low half gives the
 // odd ones. x is split into matching even/odd halves once per call, so each weight costs
 // two cheap integer ops instead of a widening load. Tails shorter than 32 use the 16-wide path.
-__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_bf16_pairs_avx512(
-    const float* x, const uint16_t* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k) {
+__attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_bf16_pairs_avx512(const float* x, const uint16_t* w,
+                                                                                     const float* bias, float* y,
+                                                                                     int64_t m, int64_t n, int64_t k) {
     constexpr int64_t kRows = 4, kCols = 4, kChunk = 32;
     const int64_t paired = k / kChunk * kChunk;
     thread_local std::vector<float> split;
@@ -159,8 +166,8 @@ __attribute__((target("avx512f,avx512bw,avx512vl,fma"))) void gemm_bf16_pairs_av
 }
 
 bool has_avx512() {
-    static const bool avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                               __builtin_cpu_supports("avx512vl");
+    static const bool avx512 =
+        __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
     return avx512;
 }
 
@@ -231,8 +238,7 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
     }
 }
 
-void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim,
-          int64_t half) {
+void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim, int64_t half) {
 #pragma omp parallel for schedule(static) if (tokens > 1)
     for (int64_t t = 0; t < tokens; ++t) {
         const float* c = cos + t * half;

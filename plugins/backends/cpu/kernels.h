@@ -8,8 +8,8 @@ namespace tfx::cpu {
 
 // y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) for bf16 (is_f16 = false) or f16 weights,
 // widened to f32 in registers: the result equals an f32 matmul on upcast weights.
-void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y,
-                       int64_t m, int64_t n, int64_t k);
+void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
+                       int64_t n, int64_t k);
 
 // The same kernel for f32 weights, for a few rows (decode), where it streams the weights
 // without oneDNN's per-call overhead. Returns false when the CPU lacks AVX-512.
@@ -21,8 +21,7 @@ void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n);
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim);
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t dim);
 // x [tokens, heads, head_dim] in place; cos/sin [tokens, half].
-void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim,
-          int64_t half);
+void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim, int64_t half);
 void activation(int32_t act, const float* x, float* y, int64_t n);
 void gated_activation(int32_t act, const float* gate, const float* up, float* y, int64_t n);
 void softmax(const float* x, float* y, int64_t rows, int64_t dim);

@@ -6,8 +6,7 @@ using dnnl::memory;
 
 OneDnnMatmul::OneDnnMatmul() : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {}
 
-void OneDnnMatmul::run(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n,
-                       int64_t k) {
+void OneDnnMatmul::run(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k) {
     const memory::desc x_md({m, k}, memory::data_type::f32, memory::format_tag::ab);
     // w is stored [n, k] row-major, i.e. the [k, n] weights operand in "ba" layout.
     const memory::desc w_md({k, n}, memory::data_type::f32, memory::format_tag::ba);
@@ -18,8 +17,7 @@ void OneDnnMatmul::run(const float* x, const float* w, const float* bias, float*
     auto key = std::make_tuple(m, n, k, bias != nullptr);
     auto it = primitives_.find(key);
     if (it == primitives_.end()) {
-        auto desc = bias != nullptr ? dnnl::matmul::desc(x_md, w_md, b_md, y_md)
-                                    : dnnl::matmul::desc(x_md, w_md, y_md);
+        auto desc = bias != nullptr ? dnnl::matmul::desc(x_md, w_md, b_md, y_md) : dnnl::matmul::desc(x_md, w_md, y_md);
         it = primitives_.emplace(key, dnnl::matmul(dnnl::matmul::primitive_desc(desc, engine_))).first;
     }
     memory x_mem(x_md, engine_, const_cast<float*>(x));

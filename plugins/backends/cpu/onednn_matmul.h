@@ -12,11 +12,11 @@
 namespace tfx::cpu {
 
 class OneDnnMatmul {
-public:
+  public:
     OneDnnMatmul();
     void run(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k);
 
-private:
+  private:
     dnnl::engine engine_;
     dnnl::stream stream_;
     std::mutex mutex_;

@@ -38,8 +38,10 @@ struct BertConfig {
         if (position_type != "absolute") {
             c.fail("position_embedding_type", "only 'absolute' is supported, got '" + position_type + "'");
         }
-        require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                             {"num_hidden_layers", num_layers}, {"num_attention_heads", num_heads}});
+        require_positive(c, {{"vocab_size", vocab_size},
+                             {"hidden_size", hidden_size},
+                             {"num_hidden_layers", num_layers},
+                             {"num_attention_heads", num_heads}});
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
         if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
     }
@@ -52,7 +54,7 @@ struct Layer {
 };
 
 class Bert : public ModelPlugin<Bert, BertConfig> {
-public:
+  public:
     using ModelPlugin::ModelPlugin;
 
     // Every tensor of the checkpoint, for load() and weight_specs() alike.
@@ -84,8 +86,8 @@ public:
             l.output_norm = w.layer_norm(p + "output.LayerNorm", h);
         }
         // BertForMaskedLM has no pooler; a base model may have been saved without one.
-        has_pooler_ = head_ == Head::sequence_classification ||
-                      w.has(pre + "pooler.dense.weight", head_ != Head::masked_lm);
+        has_pooler_ =
+            head_ == Head::sequence_classification || w.has(pre + "pooler.dense.weight", head_ != Head::masked_lm);
         if (has_pooler_) pooler_ = w.linear(pre + "pooler.dense", h, h, true);
         if (head_ == Head::sequence_classification) classifier_ = w.linear("classifier", c.num_labels, h, true);
         if (head_ == Head::masked_lm) {
@@ -101,12 +103,12 @@ public:
 
     void get_info(tfx_model_info* info) {
         const auto& c = config_;
-        info->output_kind = head_ == Head::masked_lm ? TFX_OUTPUT_LOGITS
+        info->output_kind = head_ == Head::masked_lm                 ? TFX_OUTPUT_LOGITS
                             : head_ == Head::sequence_classification ? TFX_OUTPUT_CLASS_LOGITS
                                                                      : TFX_OUTPUT_HIDDEN_STATE;
         info->vocab_size = static_cast<int32_t>(c.vocab_size);
         info->hidden_size = static_cast<int32_t>(c.hidden_size);
-        info->output_size = static_cast<int32_t>(head_ == Head::masked_lm ? c.vocab_size
+        info->output_size = static_cast<int32_t>(head_ == Head::masked_lm                 ? c.vocab_size
                                                  : head_ == Head::sequence_classification ? c.num_labels
                                                                                           : c.hidden_size);
         info->num_layers = 0;  // bidirectional encoder: no KV cache
@@ -147,7 +149,7 @@ public:
         write_outputs(a, x);
     }
 
-private:
+  private:
     // The [CLS] (first) position of every sequence, through the pooler: tanh(dense(x)).
     View pool(const View& x, int64_t b, int64_t t) {
         const int64_t h = config_.hidden_size;

@@ -34,7 +34,7 @@ struct GemmaConfig : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Gemma : public DecoderModel<Gemma, GemmaConfig, Init::zeros> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike. Norm weights
@@ -44,8 +44,8 @@ public:
         const int64_t h = c.hidden_size;
         l.input_norm = w.f32(p + "input_layernorm.weight", {h}, Init::zeros);
         l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h}, Init::zeros);
-        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c,
-                                   c.attention_bias, c.attention_bias);
+        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, c.attention_bias,
+                                   c.attention_bias);
         l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, false);
     }
 
@@ -69,7 +69,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     // GemmaRMSNorm: x / rms(x) * (1 + w).
     void norm(const View& x, const View& weight, View& y) const {
         host_.rms_norm(x, weight, config_.rms_norm_eps, 1.0f, y);

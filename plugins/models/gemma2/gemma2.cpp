@@ -53,7 +53,7 @@ struct Gemma2Config : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Gemma2 : public DecoderModel<Gemma2, Gemma2Config, Init::zeros> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike. Norm weights
@@ -65,8 +65,8 @@ public:
         l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h}, Init::zeros);
         l.pre_feedforward_norm = w.f32(p + "pre_feedforward_layernorm.weight", {h}, Init::zeros);
         l.post_feedforward_norm = w.f32(p + "post_feedforward_layernorm.weight", {h}, Init::zeros);
-        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c,
-                                   c.attention_bias, c.attention_bias);
+        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, c.attention_bias,
+                                   c.attention_bias);
         l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, false);
     }
 
@@ -95,7 +95,7 @@ public:
         if (causal_lm_) softcap_output(host_, a, c.final_softcap, c.vocab_size);  // cap * tanh(logits / cap)
     }
 
-private:
+  private:
     // GemmaRMSNorm: x / rms(x) * (1 + w).
     void norm(const View& x, const View& weight, View& y) const {
         host_.rms_norm(x, weight, config_.rms_norm_eps, 1.0f, y);

@@ -38,7 +38,9 @@ struct Gemma3Config : DecoderConfig {
     std::vector<bool> sliding;  // per layer: local (sliding window) or global attention
 
     explicit Gemma3Config(const Config& c)
-        : DecoderConfig(c, {.head_dim = 256, .max_position_embeddings = 131072, .rope_theta = 1000000.0,
+        : DecoderConfig(c, {.head_dim = 256,
+                            .max_position_embeddings = 131072,
+                            .rope_theta = 1000000.0,
                             .tie_word_embeddings = true}),
           rope_local_base_freq(c.get_or<double>("rope_local_base_freq", 10000.0)),
           // rope_scaling applies to the global layers only (the local ones use the default rope).
@@ -66,7 +68,7 @@ struct Gemma3Config : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Gemma3 : public DecoderModel<Gemma3, Gemma3Config, Init::zeros> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike. Norm weights
@@ -80,8 +82,8 @@ public:
         l.post_feedforward_norm = w.f32(p + "post_feedforward_layernorm.weight", {h}, Init::zeros);
         l.q_norm = w.f32(p + "self_attn.q_norm.weight", {c.head_dim}, Init::zeros);
         l.k_norm = w.f32(p + "self_attn.k_norm.weight", {c.head_dim}, Init::zeros);
-        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c,
-                                   c.attention_bias, c.attention_bias);
+        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, c.attention_bias,
+                                   c.attention_bias);
         l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, false);
     }
 
@@ -101,8 +103,9 @@ public:
             norm(attn_.q_rows, l.q_norm, attn_.q_rows);
             norm(attn_.k_rows, l.k_norm, attn_.k_rows);
             attn_.rope(local ? rope_local_ : rope_global_);
-            attn_.attend(a, i, {.scale = c.attn_scale, .softcap = c.attn_softcap,
-                                .sliding_window = local ? c.sliding_window : 0});
+            attn_.attend(
+                a, i,
+                {.scale = c.attn_scale, .softcap = c.attn_softcap, .sliding_window = local ? c.sliding_window : 0});
             attn_.output(l.attn, xn);
             norm(xn, l.post_attention_norm, xn);
             host_.add(x, xn, x);
@@ -117,7 +120,7 @@ public:
         if (causal_lm_) softcap_output(host_, a, c.final_softcap, c.vocab_size);  // cap * tanh(logits / cap)
     }
 
-private:
+  private:
     // GemmaRMSNorm: x / rms(x) * (1 + w).
     void norm(const View& x, const View& weight, View& y) const {
         host_.rms_norm(x, weight, config_.rms_norm_eps, 1.0f, y);
@@ -126,8 +129,8 @@ private:
     // Two rotary embeddings: the global layers' (rope_theta, rope_scaling) and the local layers'
     // (rope_local_base_freq, no scaling).
     Rope rope_global_{rope_settings(config_, config_.rope)};
-    Rope rope_local_{RopeSettings{config_.head_dim, config_.rope_local_base_freq, "default", Config(),
-                                  config_.max_positions}};
+    Rope rope_local_{
+        RopeSettings{config_.head_dim, config_.rope_local_base_freq, "default", Config(), config_.max_positions}};
     // The embeddings are multiplied by a tensor of sqrt(hidden_size) in the activation dtype
     // (f32 here): the double rounded once to f32.
     const float normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(config_.hidden_size)));

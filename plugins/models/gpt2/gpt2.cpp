@@ -34,8 +34,12 @@ struct GPT2Config {
           scale_attn_by_inverse_layer_idx(c.get_or<bool>("scale_attn_by_inverse_layer_idx", false)),
           tie_word_embeddings(c.get_or<bool>("tie_word_embeddings", true)),
           act(activation_from(c, "activation_function", "gelu_new")) {
-        require_positive(c, {{"vocab_size", vocab_size}, {"n_embd", hidden_size}, {"n_layer", num_layers},
-                             {"n_head", num_heads}, {"n_positions", max_positions}, {"n_inner", inner_size}});
+        require_positive(c, {{"vocab_size", vocab_size},
+                             {"n_embd", hidden_size},
+                             {"n_layer", num_layers},
+                             {"n_head", num_heads},
+                             {"n_positions", max_positions},
+                             {"n_inner", inner_size}});
         if (hidden_size % num_heads != 0) c.fail("n_head", "must divide n_embd");
         head_dim = hidden_size / num_heads;
     }
@@ -70,7 +74,7 @@ Linear conv1d(WeightTable& w, const std::string& name, int64_t in, int64_t out) 
 }
 
 class GPT2 : public ModelPlugin<GPT2, GPT2Config> {
-public:
+  public:
     using ModelPlugin::ModelPlugin;
 
     // Every tensor of the checkpoint, for load() and weight_specs() alike.
@@ -137,7 +141,7 @@ public:
         output_.write(a, xn, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : c.hidden_size);
     }
 
-private:
+  private:
     bool causal_lm_ = true;
     View wte_, wpe_;
     LayerNorm ln_f_;

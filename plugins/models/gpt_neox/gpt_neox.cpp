@@ -28,7 +28,8 @@ struct GPTNeoXConfig : DecoderConfig {
 
     explicit GPTNeoXConfig(const Config& c)
         // The rotary base is "rotary_emb_base" (newer configs may name it "rope_theta").
-        : DecoderConfig(c, {.max_position_embeddings = 2048, .rope_theta = c.get_or<double>("rotary_emb_base", 10000.0),
+        : DecoderConfig(c, {.max_position_embeddings = 2048,
+                            .rope_theta = c.get_or<double>("rotary_emb_base", 10000.0),
                             .rotary_head_dim = false}),
           layer_norm_eps(c.get_or<float>("layer_norm_eps", 1e-5f)),
           use_parallel_residual(c.get_or<bool>("use_parallel_residual", true)),
@@ -54,7 +55,7 @@ struct Layer {
 };
 
 class GPTNeoX : public ModelPlugin<GPTNeoX, GPTNeoXConfig> {
-public:
+  public:
     using ModelPlugin::ModelPlugin;
 
     // Every tensor of the checkpoint, for load() and weight_specs() alike.
@@ -62,8 +63,8 @@ public:
         const auto& c = config_;
         host_.task_head({"causal_lm"});  // the family's only head; throws on any other
         const int64_t h = c.hidden_size;
-        embed_in_ = w.embedding("gpt_neox.embed_in.weight", "embed_out.weight", {c.vocab_size, h},
-                                c.tie_word_embeddings);
+        embed_in_ =
+            w.embedding("gpt_neox.embed_in.weight", "embed_out.weight", {c.vocab_size, h}, c.tie_word_embeddings);
         layers_.resize(static_cast<size_t>(c.num_layers));
         for (int64_t i = 0; i < c.num_layers; ++i) {
             const std::string p = "gpt_neox.layers." + std::to_string(i) + ".";
@@ -126,7 +127,7 @@ public:
         output_.write(a, xn, &embed_out_, c.vocab_size);
     }
 
-private:
+  private:
     View embed_in_;
     LayerNorm final_ln_;
     std::vector<Layer> layers_;

@@ -27,7 +27,7 @@ struct LlamaConfig : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Llama : public DecoderModel<Llama, LlamaConfig> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike.
@@ -36,8 +36,8 @@ public:
         const int64_t h = c.hidden_size;
         l.input_norm = w.f32(p + "input_layernorm.weight", {h});
         l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
-        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c,
-                                   c.attention_bias, c.attention_bias);
+        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, c.attention_bias,
+                                   c.attention_bias);
         l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, c.mlp_bias);
     }
 
@@ -60,7 +60,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     Rope rope_{rope_settings(config_, config_.rope)};
 };
 

@@ -27,7 +27,7 @@ struct MistralConfig : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Mistral : public DecoderModel<Mistral, MistralConfig> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike.
@@ -59,7 +59,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     Rope rope_{rope_settings(config_, config_.rope)};
 };
 

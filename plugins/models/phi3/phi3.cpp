@@ -56,7 +56,7 @@ View row_block(const View& w, int64_t first, int64_t rows) {
 }
 
 class Phi3 : public DecoderModel<Phi3, Phi3Config> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike.
@@ -97,7 +97,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     // Built with the config, so that a bad longrope factor list fails before init-model writes anything.
     Rope rope_{RopeSettings{config_.rotary_dim, config_.rope_theta, config_.rope.type, config_.rope.scaling,
                             config_.max_positions, config_.original_max_positions}};

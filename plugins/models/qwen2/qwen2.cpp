@@ -30,7 +30,7 @@ struct Qwen2Config : DecoderConfig {
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 class Qwen2 : public DecoderModel<Qwen2, Qwen2Config> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike.
@@ -51,7 +51,10 @@ public:
             const DecoderLayer& l = layers_[i];
             // Self-attention block (q/k/v with bias).
             host_.rms_norm(x, l.input_norm, c.rms_norm_eps, 0.0f, xn);
-            attn_.project(l.attn, xn).rope(rope_).attend(a, i, {.sliding_window = c.layer_window[i]}).output(l.attn, xn);
+            attn_.project(l.attn, xn)
+                .rope(rope_)
+                .attend(a, i, {.sliding_window = c.layer_window[i]})
+                .output(l.attn, xn);
             host_.add(x, xn, x);
             // MLP block: down(act(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
@@ -62,7 +65,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     Rope rope_{rope_settings(config_, config_.rope)};
 };
 

@@ -62,7 +62,8 @@ struct Qwen3MoeConfig : DecoderConfig {
         }
         sparse_layer.assign(static_cast<size_t>(num_layers), false);
         for (int64_t i = 0; i < num_layers; ++i) {
-            const bool dense_only = std::find(mlp_only_layers.begin(), mlp_only_layers.end(), i) != mlp_only_layers.end();
+            const bool dense_only =
+                std::find(mlp_only_layers.begin(), mlp_only_layers.end(), i) != mlp_only_layers.end();
             sparse_layer[i] = !dense_only && num_experts > 0 && (i + 1) % decoder_sparse_step == 0;
         }
     }
@@ -76,7 +77,7 @@ struct Layer : DecoderLayer {
 };
 
 class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer> {
-public:
+  public:
     using DecoderModel::DecoderModel;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike: a dense MLP,
@@ -87,8 +88,8 @@ public:
         l.sparse = c.sparse_layer[i];
         l.input_norm = w.f32(p + "input_layernorm.weight", {h});
         l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
-        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c,
-                                   c.attention_bias, c.attention_bias);
+        l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, c.attention_bias,
+                                   c.attention_bias);
         l.q_norm = w.f32(p + "self_attn.q_norm.weight", {c.head_dim});
         l.k_norm = w.f32(p + "self_attn.k_norm.weight", {c.head_dim});
         if (!l.sparse) {
@@ -131,7 +132,7 @@ public:
         write_output(a, xn);
     }
 
-private:
+  private:
     // Qwen3MoeSparseMoeBlock: y[t] = sum over the top-k experts e of token t of
     // w[t, e] * down_e(act(gate_e(x[t])) * up_e(x[t])), with w the router's softmax (f32)
     // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one.

@@ -11,8 +11,8 @@
 namespace tfx::tok::byte_level {
 
 struct Table {
-  std::array<char32_t, 256> byte_to_char;
-  std::array<std::string, 256> byte_to_utf8;  // byte_to_char, UTF-8 encoded
+    std::array<char32_t, 256> byte_to_char;
+    std::array<std::string, 256> byte_to_utf8;  // byte_to_char, UTF-8 encoded
 };
 
 const Table& table();

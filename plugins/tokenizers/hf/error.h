@@ -6,8 +6,8 @@
 namespace tfx::tok {
 
 class Error : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
+  public:
+    using std::runtime_error::runtime_error;
 };
 
 }  // namespace tfx::tok

@@ -13,12 +13,12 @@
 namespace tfx::tok {
 
 struct TokenizerDocument {
-  nlohmann::json root;  // without model.vocab and model.merges
-  enum class VocabKind { Missing, Map, List } vocab_kind = VocabKind::Missing;
-  std::vector<std::pair<std::string, int64_t>> vocab_map;   // BPE / WordPiece / WordLevel
-  std::vector<std::pair<std::string, double>> vocab_list;   // Unigram (piece, score)
-  bool has_merges = false;
-  std::vector<std::pair<std::string, std::string>> merges;  // "#version" lines dropped
+    nlohmann::json root;  // without model.vocab and model.merges
+    enum class VocabKind { Missing, Map, List } vocab_kind = VocabKind::Missing;
+    std::vector<std::pair<std::string, int64_t>> vocab_map;  // BPE / WordPiece / WordLevel
+    std::vector<std::pair<std::string, double>> vocab_list;  // Unigram (piece, score)
+    bool has_merges = false;
+    std::vector<std::pair<std::string, std::string>> merges;  // "#version" lines dropped
 };
 
 // Throws Error("tokenizer.json: <field>: <problem>") on syntax or shape errors.

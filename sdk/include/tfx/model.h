@@ -39,9 +39,9 @@ typedef struct tfx_forward_args {
     const int64_t* positions; /* [batch, tokens] position ids */
     const uint8_t* key_mask;  /* [batch, past_len + tokens] or NULL (all real) */
     int64_t past_len;
-    tfx_kv_layer* cache;      /* num_layers entries, or NULL for a cache-less pass */
-    tfx_tensor* output;       /* f32 [batch, tokens or 1, output_size]; [batch, num_labels]
-                                 for sequence classification */
+    tfx_kv_layer* cache;           /* num_layers entries, or NULL for a cache-less pass */
+    tfx_tensor* output;            /* f32 [batch, tokens or 1, output_size]; [batch, num_labels]
+                                      for sequence classification */
     const int32_t* token_type_ids; /* [batch, tokens] segment ids, or NULL (all 0) */
     tfx_tensor* pooled_output;     /* f32 [batch, hidden] for models with a pooler, or NULL */
 } tfx_forward_args;

@@ -12,7 +12,7 @@ namespace {
 using tfx::sdk::Error;
 
 class HfTokenizer {
-public:
+  public:
     explicit HfTokenizer(const tfx_host_services*) {}
 
     void load(const char* json, size_t size, const char* source) {
@@ -52,7 +52,7 @@ public:
 
     int64_t vocab_size() const { return tokenizer_ ? static_cast<int64_t>(tokenizer_->vocab_size(true)) : 0; }
 
-private:
+  private:
     const tfx::tok::Tokenizer& loaded() const {
         if (!tokenizer_) throw Error(TFX_ERR_INVALID_ARGUMENT, "no tokenizer.json loaded");
         return *tokenizer_;
@@ -66,7 +66,9 @@ const tfx_tokenizer_table kTable = {
     tfx::sdk::method<&HfTokenizer::load>,
     tfx::sdk::method<&HfTokenizer::encode>,
     tfx::sdk::method<&HfTokenizer::decode>,
-    [](void* self, const char* token, size_t size) { return static_cast<HfTokenizer*>(self)->token_to_id(token, size); },
+    [](void* self, const char* token, size_t size) {
+        return static_cast<HfTokenizer*>(self)->token_to_id(token, size);
+    },
     tfx::sdk::method<&HfTokenizer::id_to_token>,
     [](void* self) { return static_cast<const HfTokenizer*>(self)->vocab_size(); },
 };

@@ -12,7 +12,7 @@
 namespace tfx::sdk {
 
 class Config {
-public:
+  public:
     Config() = default;
     Config(nlohmann::json json, std::string file) : json_(std::move(json)), file_(std::move(file)) {
         if (!json_.is_object()) fail("", "expected a JSON object at the top level");
@@ -65,15 +65,14 @@ public:
         throw Error(TFX_ERR_FORMAT, where + ": " + what);
     }
 
-private:
+  private:
     template <class T>
     T convert(const nlohmann::json& j, std::string_view key) const {
         if constexpr (std::is_same_v<T, bool>) {
             if (!j.is_boolean()) fail(key, "expected true or false, got " + j.dump());
         } else if constexpr (std::is_integral_v<T>) {
             if (!j.is_number_integer()) fail(key, "expected an integer, got " + j.dump());
-            if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(
-                                                                 std::numeric_limits<T>::max())
+            if (j.is_number_unsigned() ? j.get<uint64_t>() > static_cast<uint64_t>(std::numeric_limits<T>::max())
                                        : j.get<int64_t>() < std::numeric_limits<T>::min() ||
                                              j.get<int64_t>() > std::numeric_limits<T>::max()) {
                 fail(key, "integer out of range: " + j.dump());

@@ -74,9 +74,12 @@ struct DecoderConfig : DecoderDims {
         rms_norm_eps = c.get_or<float>("rms_norm_eps", d.rms_norm_eps);
         rope_theta = c.get_or<double>("rope_theta", d.rope_theta);
         tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", d.tie_word_embeddings);
-        require_positive(c, {{"vocab_size", vocab_size}, {"hidden_size", hidden_size},
-                             {"intermediate_size", intermediate_size}, {"num_hidden_layers", num_layers},
-                             {"num_attention_heads", num_heads}, {"num_key_value_heads", num_kv_heads},
+        require_positive(c, {{"vocab_size", vocab_size},
+                             {"hidden_size", hidden_size},
+                             {"intermediate_size", intermediate_size},
+                             {"num_hidden_layers", num_layers},
+                             {"num_attention_heads", num_heads},
+                             {"num_key_value_heads", num_kv_heads},
                              {"head_dim", head_dim}});
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         if (d.rotary_head_dim && head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
@@ -200,7 +203,7 @@ struct DecoderLayer {
 // come with it; the plugin's manifest says which the host may ask for.
 template <class Model, class ModelConfig, Init kNormInit = Init::ones, class Layer = DecoderLayer>
 class DecoderModel : public ModelPlugin<Model, ModelConfig> {
-public:
+  public:
     using ModelPlugin<Model, ModelConfig>::ModelPlugin;
 
     void declare(WeightTable& w) {
@@ -219,7 +222,7 @@ public:
 
     void get_info(tfx_model_info* info) { decoder_info(info, this->config_, causal_lm_); }
 
-protected:
+  protected:
     // The forward's first step: x = the token embeddings [rows, hidden], and xn, a second buffer of
     // that shape for norm and sublayer outputs. Throws on missing arguments.
     std::pair<View, View> embed(const tfx_forward_args* a) {

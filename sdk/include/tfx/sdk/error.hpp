@@ -15,11 +15,11 @@
 namespace tfx::sdk {
 
 class Error : public std::runtime_error {
-public:
+  public:
     Error(int32_t code, const std::string& message) : std::runtime_error(message), code_(code) {}
     int32_t code() const noexcept { return code_; }
 
-private:
+  private:
     int32_t code_;
 };
 

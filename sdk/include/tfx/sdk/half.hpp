@@ -6,7 +6,9 @@
 
 namespace tfx::sdk {
 
-inline float bf16_to_f32(uint16_t h) { return std::bit_cast<float>(uint32_t{h} << 16); }
+inline float bf16_to_f32(uint16_t h) {
+    return std::bit_cast<float>(uint32_t{h} << 16);
+}
 
 inline uint16_t f32_to_bf16(float f) {
     uint32_t u = std::bit_cast<uint32_t>(f);
@@ -33,10 +35,10 @@ inline uint16_t f32_to_f16(float f) {
     uint32_t u = std::bit_cast<uint32_t>(f);
     uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
     uint32_t abs = u & 0x7fffffffu;
-    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);  // NaN
+    if (abs > 0x7f800000u) return static_cast<uint16_t>(sign | 0x7e00u);   // NaN
     if (abs >= 0x477ff000u) return static_cast<uint16_t>(sign | 0x7c00u);  // overflow -> inf
-    if (abs < 0x38800000u) {  // result is subnormal or zero
-        float v = std::bit_cast<float>(abs) * 16777216.0f;  // scale by 2^24
+    if (abs < 0x38800000u) {                                               // result is subnormal or zero
+        float v = std::bit_cast<float>(abs) * 16777216.0f;                 // scale by 2^24
         uint32_t m = static_cast<uint32_t>(v);
         float rest = v - static_cast<float>(m);
         if (rest > 0.5f || (rest == 0.5f && (m & 1u))) ++m;

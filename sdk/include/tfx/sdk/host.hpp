@@ -15,7 +15,7 @@
 namespace tfx::sdk {
 
 class Host {
-public:
+  public:
     explicit Host(const tfx_host_services* services) : s_(services) {
         if (s_ == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "no host services");
     }
@@ -81,9 +81,7 @@ public:
     void layer_norm(const View& x, const View& w, const View* b, float eps, View& y) const {
         run(s_->ops->layer_norm, x.get(), w.get(), b ? b->get() : nullptr, eps, y.get());
     }
-    void rope(View& x, const View& cos, const View& sin) const {
-        run(s_->ops->rope, x.get(), cos.get(), sin.get());
-    }
+    void rope(View& x, const View& cos, const View& sin) const { run(s_->ops->rope, x.get(), cos.get(), sin.get()); }
     void activation(tfx_activation act, const View& x, View& y) const {
         run(s_->ops->activation, static_cast<int32_t>(act), x.get(), y.get());
     }
@@ -103,7 +101,7 @@ public:
         check(s_->attention->attend(s_->attention_self, &args, &e), e);
     }
 
-private:
+  private:
     static void require(bool offered, const char* what) {
         if (!offered) {
             throw Error(TFX_ERR_UNSUPPORTED, std::string("host offers no ") + what + " service");
@@ -133,13 +131,11 @@ private:
         tfx_error e = empty_error();
         check(fn(s_->host, name.c_str(), &t, &e), e);
         View v(t);
-        if (expected.size() != 0 &&
-            !std::equal(expected.begin(), expected.end(), v.shape().begin(), v.shape().end())) {
+        if (expected.size() != 0 && !std::equal(expected.begin(), expected.end(), v.shape().begin(), v.shape().end())) {
             std::string want, got;
             for (int64_t d : expected) want += (want.empty() ? "" : ", ") + std::to_string(d);
             for (int64_t d : v.shape()) got += (got.empty() ? "" : ", ") + std::to_string(d);
-            throw Error(TFX_ERR_FORMAT, "tensor '" + name + "': expected shape [" + want +
-                                            "], found [" + got + "]");
+            throw Error(TFX_ERR_FORMAT, "tensor '" + name + "': expected shape [" + want + "], found [" + got + "]");
         }
         return v;
     }

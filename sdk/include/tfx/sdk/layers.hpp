@@ -28,7 +28,8 @@ inline tfx_activation activation_named(const Config& c, const char* field, const
     if (name == "gelu") return TFX_ACT_GELU;
     if (name == "gelu_new" || name == "gelu_pytorch_tanh" || name == "gelu_fast") return TFX_ACT_GELU_TANH;
     if (name == "relu") return TFX_ACT_RELU;
-    c.fail(field, "unsupported activation '" + name + "' (silu, swish, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)");
+    c.fail(field,
+           "unsupported activation '" + name + "' (silu, swish, gelu, gelu_new, gelu_pytorch_tanh, gelu_fast, relu)");
 }
 
 // The activation config.json names in `field` (hidden_act, hidden_activation, ...).
@@ -46,7 +47,7 @@ inline void require_positive(const Config& c, std::initializer_list<std::pair<co
 
 // y = x W^T (+ b). The weight is packed by the backend and released with the layer.
 class Linear {
-public:
+  public:
     Linear() = default;
     Linear(const Host& host, tfx_weight* weight, View bias, bool has_bias, int64_t out_features = 0)
         : host_(&host), weight_(weight), bias_(std::move(bias)), has_bias_(has_bias), out_(out_features) {}
@@ -71,7 +72,7 @@ public:
     // The rows of y (the weight's first dim; 0 when not given).
     int64_t out_features() const { return out_; }
 
-private:
+  private:
     void reset() {
         if (weight_ != nullptr) host_->release(weight_);
         weight_ = nullptr;
@@ -96,7 +97,7 @@ enum class Init { normal, ones, zeros };
 // checked); describing records {"name", "shape", "init"} for weight_specs() and returns
 // empty views, so one declare() function serves both.
 class WeightTable {
-public:
+  public:
     enum class Mode { load, describe };
     WeightTable(const Host& host, Mode mode) : host_(host), mode_(mode) {}
 
@@ -163,7 +164,7 @@ public:
         sink.write(sink.ctx, text.data(), text.size());
     }
 
-private:
+  private:
     View describe(const std::string& name, std::vector<int64_t> shape, Init init) {
         static constexpr const char* kInitNames[] = {"normal", "ones", "zeros"};
         specs_.push_back({{"name", name}, {"shape", shape}, {"init", kInitNames[static_cast<int>(init)]}});
@@ -207,8 +208,7 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
 // The rows (batch x tokens) of a forward; throws unless batch, tokens, input_ids, positions and
 // output are given.
 inline int64_t forward_rows(const tfx_forward_args* a) {
-    if (a->batch <= 0 || a->tokens <= 0 || a->input_ids == nullptr || a->positions == nullptr ||
-        a->output == nullptr) {
+    if (a->batch <= 0 || a->tokens <= 0 || a->input_ids == nullptr || a->positions == nullptr || a->output == nullptr) {
         throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: batch, tokens, input_ids, positions and output are required");
     }
     return int64_t{a->batch} * a->tokens;
@@ -221,13 +221,13 @@ inline View input_ids(const tfx_forward_args* a) {
 
 // A forward's f32 scratch buffer, grown to the largest pass seen; rows() views it [rows, width].
 class Scratch {
-public:
+  public:
     View rows(int64_t rows, int64_t width) {
         data_.resize(static_cast<size_t>(rows * width));
         return View(data_.data(), {rows, width});
     }
 
-private:
+  private:
     std::vector<float> data_;
 };
 
@@ -286,7 +286,7 @@ inline void ffn(const Host& host, const Mlp& mlp, tfx_activation act, const View
 
 // A rotary embedding with the cos and sin tables [rows, dim / 2] of the current forward's positions.
 class Rope {
-public:
+  public:
     explicit Rope(RopeSettings settings) : half_(settings.dim / 2), rotary_(std::move(settings)) {}
 
     // The tables for `a`'s positions; once per forward, before any layer applies them.
@@ -299,7 +299,7 @@ public:
 
     View cos, sin;
 
-private:
+  private:
     int64_t half_;
     RotaryEmbedding rotary_;
     std::vector<float> cos_, sin_;
@@ -318,7 +318,7 @@ struct AttentionWeights {
 //   q_heads, k_heads, v_heads   [rows, heads, head_dim], for rope and fused projections
 //   q_rows, k_rows              [rows * heads, head_dim], for per-head norms
 class SelfAttention {
-public:
+  public:
     SelfAttention(const Host& host, int64_t heads, int64_t kv_heads, int64_t head_dim)
         : host_(&host), heads_(heads), kv_heads_(kv_heads), head_dim_(head_dim) {}
 
@@ -359,7 +359,7 @@ public:
 
     View q, k, v, out, q_heads, k_heads, v_heads, q_rows, k_rows;
 
-private:
+  private:
     const Host* host_;
     int64_t heads_, kv_heads_, head_dim_;
     Scratch q_, k_, v_, out_;
@@ -369,7 +369,7 @@ private:
 // host asks for last_token_only, through `head` (an LM head) or as they are (hidden
 // states of a base model). `x` holds [batch * tokens, hidden] rows.
 class OutputWriter {
-public:
+  public:
     void write(const tfx_forward_args* a, const View& x, const Linear* head, int64_t width) {
         const int64_t b = a->batch, t = a->tokens, h = x.dim(-1);
         View out(*a->output);
@@ -394,7 +394,7 @@ public:
         }
     }
 
-private:
+  private:
     std::vector<float> last_;
 };
 

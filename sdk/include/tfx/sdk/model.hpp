@@ -20,7 +20,7 @@ namespace tfx::sdk {
 // at creation); provides load() and weight_specs() from Model::declare().
 template <class Model, class ModelConfig>
 class ModelPlugin {
-public:
+  public:
     explicit ModelPlugin(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
     void load(const char*) {
@@ -33,7 +33,7 @@ public:
         w.write_specs(sink);
     }
 
-protected:
+  protected:
     Host host_;
     const ModelConfig config_;
 };

@@ -93,10 +93,9 @@ tfx_plugin_descriptor make_descriptor(const void* (*get_table)()) noexcept {
 
 }  // namespace tfx::sdk
 
-#define TFX_PLUGIN_EXPORT(Instance, table)                                              \
-    extern "C" __attribute__((visibility("default"))) const tfx_plugin_descriptor*      \
-    tfx_plugin_entry(void) {                                                            \
-        static const tfx_plugin_descriptor descriptor = tfx::sdk::make_descriptor<Instance>( \
-            []() -> const void* { return &(table); });                                  \
-        return &descriptor;                                                             \
+#define TFX_PLUGIN_EXPORT(Instance, table)                                                                  \
+    extern "C" __attribute__((visibility("default"))) const tfx_plugin_descriptor* tfx_plugin_entry(void) { \
+        static const tfx_plugin_descriptor descriptor =                                                     \
+            tfx::sdk::make_descriptor<Instance>([]() -> const void* { return &(table); });                  \
+        return &descriptor;                                                                                 \
     }

@@ -38,7 +38,7 @@ inline std::string rope_type_of(const Config& config) {
 }
 
 class RotaryEmbedding {
-public:
+  public:
     explicit RotaryEmbedding(RopeSettings settings) : c_(std::move(settings)), dim_(c_.dim) {
         const RopeSettings& c = c_;
         const Config& s = c.scaling;
@@ -75,7 +75,7 @@ public:
         }
     }
 
-private:
+  private:
     std::vector<float> base_inv_freq(double base) const {
         std::vector<float> f(static_cast<size_t>(dim_ / 2));
         for (int64_t i = 0; i < dim_ / 2; ++i) {
@@ -192,9 +192,10 @@ private:
         if (seq_len > cached_len_) {
             const double factor = c_.scaling.get<double>("factor");
             const double d = static_cast<double>(dim_);
-            const double base = c_.theta * std::pow(factor * static_cast<double>(seq_len) /
-                                                             static_cast<double>(c_.max_positions) - (factor - 1.0),
-                                                         d / (d - 2.0));
+            const double base =
+                c_.theta *
+                std::pow(factor * static_cast<double>(seq_len) / static_cast<double>(c_.max_positions) - (factor - 1.0),
+                         d / (d - 2.0));
             inv_freq_ = base_inv_freq(base);
             cached_len_ = seq_len;
         } else if (seq_len < original_max_ && cached_len_ > original_max_) {

@@ -25,19 +25,27 @@ inline constexpr tfx_dtype kI32{TFX_DTYPE_INT, 32, 1};
 
 inline std::string dtype_name(tfx_dtype d) {
     switch (d.code) {
-        case TFX_DTYPE_FLOAT: return "f" + std::to_string(d.bits);
-        case TFX_DTYPE_BFLOAT: return "bf" + std::to_string(d.bits);
-        case TFX_DTYPE_INT: return "i" + std::to_string(d.bits);
-        case TFX_DTYPE_UINT: return "u" + std::to_string(d.bits);
-        case TFX_DTYPE_BOOL: return "bool";
-        case TFX_DTYPE_FLOAT8_E4M3FN: return "f8_e4m3";
-        case TFX_DTYPE_FLOAT8_E5M2: return "f8_e5m2";
-        default: return "dtype(" + std::to_string(d.code) + ")";
+        case TFX_DTYPE_FLOAT:
+            return "f" + std::to_string(d.bits);
+        case TFX_DTYPE_BFLOAT:
+            return "bf" + std::to_string(d.bits);
+        case TFX_DTYPE_INT:
+            return "i" + std::to_string(d.bits);
+        case TFX_DTYPE_UINT:
+            return "u" + std::to_string(d.bits);
+        case TFX_DTYPE_BOOL:
+            return "bool";
+        case TFX_DTYPE_FLOAT8_E4M3FN:
+            return "f8_e4m3";
+        case TFX_DTYPE_FLOAT8_E5M2:
+            return "f8_e5m2";
+        default:
+            return "dtype(" + std::to_string(d.code) + ")";
     }
 }
 
 class View {
-public:
+  public:
     static constexpr int kMaxDims = 8;
 
     View() { bind(); }
@@ -94,7 +102,7 @@ public:
         return *this;
     }
 
-private:
+  private:
     void bind() {
         t_.shape = shape_;
         t_.strides = has_strides_ ? strides_ : nullptr;
