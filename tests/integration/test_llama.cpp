@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/error_of.h"
 #include "../unit/test_data.h"
 #include "core/generation.h"
 #include "core/json_file.h"
@@ -54,14 +55,7 @@ float max_abs_diff(const std::vector<float>& a, const nlohmann::json& b) {
     return d;
 }
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
+using tfx::test::error_of;
 
 fs::path scratch(const std::string& name) {
     fs::path dir = fs::temp_directory_path() / (name + "-" + std::to_string(getpid()));

@@ -4,18 +4,12 @@
 #include <gtest/gtest.h>
 
 #include "core/json_file.h"
+#include "error_of.h"
 #include "test_data.h"
 
 namespace {
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
+using tfx::test::error_of;
 
 }  // namespace
 

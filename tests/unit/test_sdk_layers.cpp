@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "error_of.h"
 #include "tfx/sdk/layers.hpp"
 
 namespace {
@@ -28,14 +29,7 @@ struct MiniHost {
     }
 };
 
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const std::exception& e) {
-        return e.what();
-    }
-    return "";
-}
+using tfx::test::error_of;
 
 }  // namespace
 
