@@ -11,23 +11,6 @@ namespace {
 
 constexpr float kRemoved = -std::numeric_limits<float>::infinity();
 
-std::vector<int32_t> token_ids(const sdk::Config& c, const char* key) {
-    std::vector<int32_t> ids;
-    if (!c.has(key)) return ids;
-    const auto& v = c.json().at(key);
-    if (v.is_number_integer()) {
-        ids.push_back(c.get<int32_t>(key));
-    } else if (v.is_array()) {
-        for (const auto& id : v) {
-            if (!id.is_number_integer()) c.fail(key, "expected an integer or a list of integers");
-            ids.push_back(id.get<int32_t>());
-        }
-    } else {
-        c.fail(key, "expected an integer or a list of integers");
-    }
-    return ids;
-}
-
 void softmax_in_place(std::vector<float>& p) {
     const float max = *std::max_element(p.begin(), p.end());
     float sum = 0.0f;
@@ -72,38 +55,6 @@ void min_p(std::span<float> logits, float m) {
 }
 
 }  // namespace
-
-GenerationConfig GenerationConfig::from_model(const sdk::Config& config, const std::optional<sdk::Config>& generation) {
-    GenerationConfig g;
-    const sdk::Config& src = generation ? *generation : config;
-    g.eos_token_ids = token_ids(src, "eos_token_id");
-    if (g.eos_token_ids.empty() && generation) g.eos_token_ids = token_ids(config, "eos_token_id");
-    if (auto pad = token_ids(src, "pad_token_id"); !pad.empty()) g.pad_token_id = pad.front();
-    if (!generation) return g;
-    const sdk::Config& c = *generation;
-    g.do_sample = c.get_or<bool>("do_sample", g.do_sample);
-    g.temperature = c.get_or<float>("temperature", g.temperature);
-    g.top_k = c.get_or<int64_t>("top_k", g.top_k);
-    g.top_p = c.get_or<float>("top_p", g.top_p);
-    g.min_p = c.get_or<float>("min_p", g.min_p);
-    g.repetition_penalty = c.get_or<float>("repetition_penalty", g.repetition_penalty);
-    if (c.has("max_new_tokens"))
-        g.max_new_tokens = c.get<int64_t>("max_new_tokens");
-    else if (c.has("max_length"))
-        g.max_length = c.get<int64_t>("max_length");
-    return g;
-}
-
-void GenerationConfig::validate() const {
-    auto fail = [](const std::string& what) { throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, what); };
-    if (max_new_tokens < 0) fail("max_new_tokens must be >= 0");
-    if (repetition_penalty <= 0.0f) fail("repetition_penalty must be > 0");
-    if (!do_sample) return;
-    if (!(temperature > 0.0f)) fail("temperature must be > 0 when sampling (use greedy decoding instead)");
-    if (top_k < 0) fail("top_k must be >= 0 (0 disables it)");
-    if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p must be in (0, 1]");
-    if (!(min_p >= 0.0f && min_p <= 1.0f)) fail("min_p must be in [0, 1]");
-}
 
 int32_t choose_next_token(std::span<float> logits, std::span<const int32_t> context, const GenerationConfig& g,
                           std::mt19937_64& rng) {

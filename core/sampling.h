@@ -4,35 +4,13 @@
 #pragma once
 
 #include <cstdint>
-#include <optional>
 #include <random>
 #include <span>
 #include <vector>
 
-#include "tfx/sdk/config.hpp"
+#include "core/generation_config.h"
 
 namespace tfx {
-
-struct GenerationConfig {
-    int64_t max_new_tokens = 20;
-    std::optional<int64_t> max_length;  // prompt + new tokens, used when max_new_tokens is not given
-    bool do_sample = false;
-    float temperature = 1.0f;
-    int64_t top_k = 50;
-    float top_p = 1.0f;
-    float min_p = 0.0f;
-    float repetition_penalty = 1.0f;
-    std::vector<int32_t> eos_token_ids;
-    std::optional<int32_t> pad_token_id;
-    uint64_t seed = 0;
-    bool ignore_eos = false;
-
-    // Defaults from generation_config.json (else config.json's token ids), as transformers
-    // reads them; fields that fail validation name the file.
-    static GenerationConfig from_model(const sdk::Config& config, const std::optional<sdk::Config>& generation_config);
-    // Throws when a value is out of range (temperature <= 0 while sampling, top_p outside (0, 1], ...).
-    void validate() const;
-};
 
 // Applies the processors to logits in place and returns the chosen token.
 int32_t choose_next_token(std::span<float> logits, std::span<const int32_t> context, const GenerationConfig& config,
