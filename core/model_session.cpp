@@ -64,17 +64,22 @@ void fill_services(ModelSession::Impl& impl) {
 
 ModelSession::ModelSession() : impl_(std::make_unique<Impl>()) {}
 
-std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, const PluginChoice& plugins,
-                                                 const SessionOptions& options) {
+fs::path model_config_path(const fs::path& model_dir) {
     if (!fs::is_directory(model_dir)) {
         throw sdk::Error(TFX_ERR_NOT_FOUND,
                          model_dir.string() + ": not a model folder (it does not exist or is not a directory)");
     }
-    const fs::path config_path = model_dir / "config.json";
+    fs::path config_path = model_dir / "config.json";
     if (!fs::exists(config_path)) {
         throw sdk::Error(TFX_ERR_NOT_FOUND,
                          model_dir.string() + ": no config.json (is this a Hugging Face model folder?)");
     }
+    return config_path;
+}
+
+std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, const PluginChoice& plugins,
+                                                 const SessionOptions& options) {
+    const fs::path config_path = model_config_path(model_dir);
     std::unique_ptr<ModelSession> session(new ModelSession());
     Impl& impl = *session->impl_;
     session->model_dir_ = model_dir;

@@ -34,6 +34,9 @@ struct PluginChoice {
     std::string head;          // the task head the model's manifest maps it to ("causal_lm")
 };
 
+// A model folder's config.json; throws naming the folder when it is not a folder or has none.
+std::filesystem::path model_config_path(const std::filesystem::path& model_dir);
+
 class ModelSession {
   public:
     // A model folder (config.json + safetensors): binds the plugins and loads the weights.

@@ -149,14 +149,7 @@ std::filesystem::path resolve_model_location(const std::string& id_or_path, cons
 
 std::unique_ptr<ModelSession> AutoModel::from_pretrained(const std::string& id_or_path, const LoadOptions& options) {
     const std::filesystem::path dir = resolve_model_location(id_or_path, options);
-    const std::filesystem::path config_path = dir / "config.json";
-    if (std::filesystem::is_directory(dir) && !std::filesystem::exists(config_path)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, dir.string() + ": no config.json (is this a Hugging Face model folder?)");
-    }
-    if (!std::filesystem::is_directory(dir)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND,
-                         dir.string() + ": not a model folder (it does not exist or is not a directory)");
-    }
+    const std::filesystem::path config_path = model_config_path(dir);
     PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
     return ModelSession::open(dir, choose_plugins(read_config(config_path), catalogue, options), options);
 }
