@@ -1,47 +1,57 @@
-// One forward call built from host-side data: the one place where host code (generation,
-// pipelines, tfx forward, tfx bench, tests) fills tfx_forward_args. The output buffers live
-// in the object, so a decode loop allocates nothing per step.
+// One forward call over a ragged batch built from host-side data: the one place where host
+// code (generation, pipelines, tfx forward, tfx bench, tests) fills tfx_forward_args. It
+// uploads the batch (ids, positions, sequence offsets, block tables, slots) to the backend's
+// device in one transfer, runs the model and downloads only the output rows. Its device and
+// host buffers grow to the largest call seen, so a decode loop allocates nothing per step.
 #pragma once
 
 #include <cstdint>
 #include <span>
 #include <vector>
 
+#include "core/device.h"
 #include "core/kv_cache.h"
 #include "core/model_session.h"
 
 namespace tfx {
 
-struct ForwardInputs {
-    int32_t batch = 1;
-    int64_t tokens = 0;
-    std::span<const int32_t> ids;             // [batch, tokens]
-    std::span<const int64_t> positions;       // [batch, tokens]; empty: past_len + 0..tokens-1
-    std::span<const uint8_t> key_mask;        // [batch, past_len + tokens]; empty: all real
-    std::span<const int32_t> token_type_ids;  // [batch, tokens]; empty: all segment 0
-    int64_t past_len = 0;
-    KvCache* cache = nullptr;  // nullptr: a cache-less pass
-    bool last_token_only = false;
+// One sequence's part of a call.
+struct SequenceInput {
+    std::span<const int32_t> ids;             // its new tokens
+    std::span<const int32_t> positions;       // empty: cached length + 0, 1, ...
+    std::span<const int32_t> token_type_ids;  // empty: all segment 0
+    PagedKvCache::SeqId cache_seq = -1;       // its sequence in the call's cache (-1: no cache)
+    enum class Output { last, all, none } output = Output::last;
 };
 
 class ForwardCall {
   public:
-    explicit ForwardCall(ModelSession& session) : session_(session) {}
+    // `cache`: the KV cache every sequence of a call lives in, or nullptr for cache-less passes.
+    explicit ForwardCall(ModelSession& session, PagedKvCache* cache = nullptr);
 
-    // Runs the model. Returns the output rows: one per sequence for a classifier or when
-    // last_token_only is set, else one per token; valid until the next run.
-    std::span<const float> run(const ForwardInputs& in);
+    // Runs the model over the sequences (each gets its own positions and cache blocks). Returns
+    // the output rows, sequence by sequence: those each asked for, or one per sequence for a
+    // classifier; valid until the next run.
+    std::span<const float> run(std::span<const SequenceInput> sequences);
+    std::span<const float> run(const SequenceInput& sequence) { return run(std::span(&sequence, 1)); }
     int64_t rows() const { return rows_; }
     // One output row; writable, so logits processors can work in place.
     std::span<float> row(int64_t r);
-    // The pooler's output [batch, hidden] when the model has one, else empty.
+    // The pooler's output [sequences, hidden] when the model has one, else empty.
     std::span<const float> pooled() const { return pooled_; }
 
   private:
+    // Checks one sequence's inputs and appends its part of the batch to the host arrays.
+    void add_sequence(const SequenceInput& in, int32_t index);
+
     ModelSession& session_;
+    PagedKvCache* cache_;
     int64_t rows_ = 0;
+    // Host side of the batch: every i32 array in one buffer (one upload), sections at offsets.
+    std::vector<int32_t> ids_, positions_, types_, seq_start_, context_len_, slots_, block_table_, output_rows_;
+    std::vector<int32_t> staging_;
+    DeviceAllocation device_batch_, device_output_, device_pooled_;
     std::vector<float> output_, pooled_;
-    std::vector<int64_t> default_positions_;
 };
 
 }  // namespace tfx

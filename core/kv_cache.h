@@ -1,24 +1,95 @@
-// The KV cache: allocated once per generation, f32 [batch, kv_heads, capacity, head_dim]
-// per layer (the layout the attention ABI fixes).
+// The paged KV cache (vLLM's block manager, in the host): per layer, key and value pools of
+// fixed-size blocks on the backend's device, [blocks, block_size, kv_heads, head_dim] in the
+// session's KV dtype. Each sequence owns a list of blocks (its block table). Blocks are
+// reference-counted, so sequences can share them (fork: parallel samples, beam search, a
+// common prefix) and a shared block is copied before a sequence writes into it (copy on
+// write). Blocks of finished sequences are reused; the pools grow only when every block is
+// in use, so the cache holds what live sequences need (plus the growth margin).
 #pragma once
 
 #include <cstdint>
+#include <span>
+#include <string>
+#include <unordered_map>
 #include <vector>
 
+#include "core/device.h"
 #include "tfx/attention.h"
 
 namespace tfx {
 
-class KvCache {
+// "f32", "bf16" or "f16"; throws naming `what` (the option or flag) otherwise.
+tfx_dtype kv_dtype_named(const std::string& name, const std::string& what);
+
+struct KvCacheOptions {
+    tfx_dtype dtype{TFX_DTYPE_FLOAT, 32, 1};
+    int32_t block_size = 16;
+};
+
+class PagedKvCache {
   public:
-    KvCache(int32_t layers, int32_t batch, int32_t kv_heads, int32_t head_dim, int64_t capacity);
-    tfx_kv_layer* layers() { return layers_.data(); }
-    int64_t capacity() const { return capacity_; }
+    using SeqId = int64_t;
+
+    PagedKvCache(const Device& device, int32_t layers, int32_t kv_heads, int32_t head_dim, KvCacheOptions options);
+    PagedKvCache(const PagedKvCache&) = delete;
+    PagedKvCache& operator=(const PagedKvCache&) = delete;
+
+    // A new, empty sequence.
+    SeqId add();
+    // A new sequence sharing all of `seq`'s cached positions (no copy until one of them writes).
+    SeqId fork(SeqId seq);
+    // Ends a sequence; its blocks return to the free list once no other sequence holds them.
+    void release(SeqId seq);
+
+    // Positions cached for `seq`.
+    int64_t length(SeqId seq) const;
+    // Makes room for `count` more positions of `seq`: new blocks, and a private copy of a shared
+    // last block. Call before the forward that writes them, then advance().
+    void reserve(SeqId seq, int64_t count);
+    // The forward wrote `count` more positions of `seq`.
+    void advance(SeqId seq, int64_t count);
+    // Block ids of `seq`, in position order (covering reserved positions too).
+    std::span<const int32_t> blocks(SeqId seq) const;
+
+    // The per-layer pools for tfx_forward_args::cache.
+    const tfx_kv_layer* layers() const { return layers_.data(); }
+    int32_t block_size() const { return options_.block_size; }
+    tfx_dtype dtype() const { return options_.dtype; }
+
+    // Memory accounting: blocks held by live sequences, blocks allocated, bytes of one block
+    // over all layers (keys and values).
+    int64_t blocks_in_use() const { return capacity_ - static_cast<int64_t>(free_.size()); }
+    int64_t blocks_allocated() const { return capacity_; }
+    int64_t block_bytes() const;
+    int64_t live_sequences() const { return static_cast<int64_t>(sequences_.size()); }
+    int32_t refcount(int32_t block) const { return refcount_.at(static_cast<size_t>(block)); }
 
   private:
-    int64_t capacity_;
-    std::vector<float> storage_;
+    struct Sequence {
+        std::vector<int32_t> blocks;
+        int64_t length = 0;
+    };
+    Sequence& sequence(SeqId seq);
+    const Sequence& sequence(SeqId seq) const;
+    int32_t take_block();
+    void drop_block(int32_t block);
+    void copy_block(int32_t from, int32_t to);
+    // Grows every pool to at least `blocks` blocks, keeping the blocks in use.
+    void grow(int64_t blocks);
+    sdk::View pool_view(int layer, bool values, int64_t first, int64_t count) const;
+
+    const Device& device_;
+    int32_t layer_count_, kv_heads_, head_dim_;
+    KvCacheOptions options_;
+    int64_t capacity_ = 0;
+    std::vector<DeviceAllocation> pools_;  // layer * 2 + (0: keys, 1: values)
+    std::vector<std::vector<int64_t>> shapes_;
+    std::vector<tfx_tensor> tensors_;
     std::vector<tfx_kv_layer> layers_;
+    std::vector<int32_t> refcount_;
+    std::vector<int32_t> free_;  // a stack: the most recently freed block is reused first
+    std::unordered_map<SeqId, Sequence> sequences_;
+    SeqId next_id_ = 0;
 };
 
 }  // namespace tfx

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <map>
+#include <optional>
 
 #include "core/json_file.h"
 #include "core/log.h"
@@ -16,13 +17,46 @@ struct ModelSession::Impl {
     std::string config_text;
     WeightStore weights;
     std::map<std::string, std::string, std::less<>> options;
-    // Teardown order matters: the model releases its packed weights through the backend, so
-    // it goes first (members are destroyed in reverse order).
     std::unique_ptr<PluginInstance> backend, attention, model;
     OpsTarget ops_target;
     AttentionTarget attention_target;
     tfx_host_services services{};
+    std::optional<Device> device;
+    tfx_dtype kv_dtype{TFX_DTYPE_FLOAT, 32, 1};
+    // Checkpoint tensors on the device, by name (get_weight: as stored; get_weight_f32: widened).
+    struct DeviceWeight {
+        void* data;
+        tfx_tensor tensor;
+    };
+    std::map<std::string, DeviceWeight, std::less<>> device_weights, device_weights_f32;
     bool has_weights = false;
+
+    // A host tensor of the store mapped onto the device once; views of it stay valid for the session.
+    tfx_tensor on_device(std::map<std::string, DeviceWeight, std::less<>>& mapped, const char* name,
+                         const tfx_tensor& host) {
+        auto it = mapped.find(name);
+        if (it == mapped.end()) {
+            uint64_t bytes = host.dtype.bits / 8;
+            for (int i = 0; i < host.ndim; ++i) bytes *= static_cast<uint64_t>(host.shape[i]);
+            void* data = device->map_host(host.data, bytes);
+            tfx_tensor t = host;
+            t.data = data;
+            t.device = device->device();
+            it = mapped.emplace(name, DeviceWeight{data, t}).first;
+        }
+        return it->second.tensor;
+    }
+
+    // Teardown order matters: the model releases its packed weights through the backend, the
+    // mapped weights go back to the backend, and the backend goes last.
+    ~Impl() {
+        model.reset();
+        for (auto* mapped : {&device_weights, &device_weights_f32}) {
+            for (auto& [name, w] : *mapped) device->free(w.data);
+        }
+        attention.reset();
+        backend.reset();
+    }
 };
 
 namespace {
@@ -43,10 +77,16 @@ void fill_services(ModelSession::Impl& impl) {
     };
     s.config_json = [](void* host) { return impl_of(host).config_text.c_str(); };
     s.get_weight = [](void* host, const char* name, tfx_tensor* out, tfx_error* error) {
-        return sdk::guard(error, [&] { *out = impl_of(host).weights.get(name); });
+        return sdk::guard(error, [&] {
+            auto& session = impl_of(host);
+            *out = session.on_device(session.device_weights, name, session.weights.get(name));
+        });
     };
     s.get_weight_f32 = [](void* host, const char* name, tfx_tensor* out, tfx_error* error) {
-        return sdk::guard(error, [&] { *out = impl_of(host).weights.get_f32(name); });
+        return sdk::guard(error, [&] {
+            auto& session = impl_of(host);
+            *out = session.on_device(session.device_weights_f32, name, session.weights.get_f32(name));
+        });
     };
     s.has_weight = [](void* host, const char* name) -> int32_t { return impl_of(host).weights.has(name) ? 1 : 0; };
     s.option = [](void* host, const char* key) -> const char* {
@@ -58,6 +98,49 @@ void fill_services(ModelSession::Impl& impl) {
     s.ops_self = &impl.ops_target;
     s.attention = forwarding_attention();
     s.attention_self = &impl.attention_target;
+}
+
+// The device a backend's manifest names first ("cpu", "cuda"; "guarded" is the tests' backend
+// whose memory no one may address directly).
+tfx_device device_of(const PluginRecord& backend) {
+    const nlohmann::json devices = backend.provides().value("devices", nlohmann::json::array());
+    const std::string first = devices.empty() || !devices[0].is_string() ? "cpu" : devices[0].get<std::string>();
+    if (first == "cuda") return {TFX_DEVICE_CUDA, 0};
+    if (first == "cpu") return {TFX_DEVICE_CPU, 0};
+    return {TFX_DEVICE_EXT, 0};
+}
+
+bool lists(const PluginRecord& plugin, const char* field, const std::string& value) {
+    const nlohmann::json values = plugin.provides().value(field, nlohmann::json::array());
+    return std::find(values.begin(), values.end(), value) != values.end();
+}
+
+std::string listed(const PluginRecord& plugin, const char* field) {
+    std::string out;
+    for (const auto& v : plugin.provides().value(field, nlohmann::json::array())) {
+        if (v.is_string()) out += (out.empty() ? "" : ", ") + v.get<std::string>();
+    }
+    return out.empty() ? "none" : out;
+}
+
+// Refuses a weight format or KV dtype that the chosen backend (or attention kernel) cannot run,
+// naming the part that is missing.
+void check_formats(const PluginRecord& backend, const PluginRecord& attention, const SessionOptions& options) {
+    const std::string kv = sdk::dtype_name(kv_dtype_named(options.kv_dtype, "kv_dtype"));
+    if (!lists(backend, "kv_dtypes", kv)) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "backend '" + backend.name + "' cannot hold a " + kv +
+                                                  " KV cache (its kv_dtypes: " + listed(backend, "kv_dtypes") + ")");
+    }
+    if (!lists(attention, "kv_dtypes", kv)) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "attention '" + attention.name + "' cannot read a " + kv +
+                                                  " KV cache (its kv_dtypes: " + listed(attention, "kv_dtypes") + ")");
+    }
+    const std::string& format = options.weight_format;
+    if (!format.empty() && !lists(backend, "weight_formats", format)) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "backend '" + backend.name + "' does not compute on weight format '" +
+                                                  format +
+                                                  "' (its weight_formats: " + listed(backend, "weight_formats") + ")");
+    }
 }
 
 }  // namespace
@@ -112,10 +195,18 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     impl.options["task_head"] = plugins.head;
     fill_services(impl);
 
+    impl.kv_dtype = kv_dtype_named(options.kv_dtype, "kv_dtype");
+    if (!options.weight_format.empty()) impl.options["weight_format"] = options.weight_format;
+    check_formats(*plugins.backend, *plugins.attention, options);
+    impl.services.device = device_of(*plugins.backend);
+
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);
-    impl.ops_target = {impl.backend->table<tfx_backend_ops>(), impl.backend->self};
+    const auto* backend_ops = impl.backend->table<tfx_backend_ops>();
+    impl.ops_target = {backend_ops, impl.backend->self, impl.services.device};
+    impl.device.emplace(forwarding_ops(), &impl.ops_target, impl.services.device);
     impl.attention = instantiate(*plugins.attention, &impl.services, TFX_KIND_ATTENTION);
-    impl.attention_target = {impl.attention->table<tfx_attention_table>(), impl.attention->self};
+    impl.attention_target = {impl.attention->table<tfx_attention_table>(), impl.attention->self, backend_ops,
+                             impl.backend->self, impl.services.device};
     impl.model = instantiate(*plugins.model, &impl.services, TFX_KIND_MODEL);
     architecture_ = plugins.architecture;
     log::info("model " + architecture_ + " via " + plugin_summary());
@@ -142,8 +233,13 @@ void ModelSession::forward(const tfx_forward_args& args) {
     sdk::check(impl_->model->table<tfx_model_table>()->forward(impl_->model->self, &args, &error), error);
 }
 
-KvCache ModelSession::make_cache(int32_t batch, int64_t capacity) const {
-    return KvCache(info_.num_layers, batch, info_.num_kv_heads, info_.head_dim, capacity);
+std::unique_ptr<PagedKvCache> ModelSession::make_cache(int32_t block_size) const {
+    return std::make_unique<PagedKvCache>(*impl_->device, info_.num_layers, info_.num_kv_heads, info_.head_dim,
+                                          KvCacheOptions{impl_->kv_dtype, block_size});
+}
+
+const Device& ModelSession::device() const {
+    return *impl_->device;
 }
 
 nlohmann::json ModelSession::weight_specs() {

@@ -11,6 +11,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/device.h"
 #include "core/kv_cache.h"
 #include "core/plugin_catalogue.h"
 #include "tfx/sdk/config.hpp"
@@ -23,6 +24,8 @@ struct SessionOptions {
     std::string device = "auto";      // "auto", a device ("cpu") or a backend plugin name
     std::string attn_implementation;  // empty: config.json's, else "eager"
     int num_threads = 0;              // 0: the backend's default (all cores)
+    std::string kv_dtype = "f32";     // the KV cache's dtype: "f32", "bf16" or "f16"
+    std::string weight_format;        // linear weights packed into it ("f32", "bf16", ...); empty: as stored
 };
 
 // The plugins a session runs with; the records must stay valid while the session opens.
@@ -59,7 +62,10 @@ class ModelSession {
     // One forward pass; output rows are f32 [rows, info().output_size]. Host code builds
     // the arguments with ForwardCall (core/forward_call.h).
     void forward(const tfx_forward_args& args);
-    KvCache make_cache(int32_t batch, int64_t capacity) const;
+    // A paged KV cache for this model on the session's device, in the session's KV dtype.
+    std::unique_ptr<PagedKvCache> make_cache(int32_t block_size = 16) const;
+    // The backend's memory (allocations and transfers for host code).
+    const Device& device() const;
     // The tensors the model would load, as the model plugin declares them.
     nlohmann::json weight_specs();
 

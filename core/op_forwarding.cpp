@@ -14,20 +14,23 @@ namespace {
 
 // Tensor operands are checked before a plugin sees them; other arguments pass as they are.
 template <class T>
-const char* invalid_tensor(T) {
+const char* invalid_tensor(T, tfx_device) {
     return nullptr;
 }
-const char* invalid_tensor(const tfx_tensor* t) {
+const char* invalid_tensor(const tfx_tensor* t, tfx_device device) {
     if (t == nullptr) return nullptr;  // optional operands (bias) are checked by the op
     if (t->data == nullptr) return "a tensor has no data";
     if (t->ndim < 0 || t->ndim > 8 || (t->ndim > 0 && t->shape == nullptr)) return "a tensor has an invalid rank";
     for (int i = 0; i < t->ndim; ++i) {
         if (t->shape[i] < 0) return "a tensor has a negative dimension";
     }
+    if (t->device.device_type != device.device_type || t->device.device_id != device.device_id) {
+        return "a tensor is not on the session's device (host memory handed to an op?)";
+    }
     return nullptr;
 }
-const char* invalid_tensor(tfx_tensor* t) {
-    return invalid_tensor(static_cast<const tfx_tensor*>(t));
+const char* invalid_tensor(tfx_tensor* t, tfx_device device) {
+    return invalid_tensor(static_cast<const tfx_tensor*>(t), device);
 }
 
 bool tracing() {
@@ -35,11 +38,13 @@ bool tracing() {
 }
 
 // Names of the ops table's entries, in table order, for traces.
-constexpr const char* kOpNames[] = {"pack_weight", "release_weight", "linear",     "embedding",        "rms_norm",
-                                    "layer_norm",  "rope",           "activation", "gated_activation", "add",
-                                    "mul",         "scale",          "softmax",    "softcap",          "copy"};
+constexpr const char* kOpNames[] = {"alloc",      "release",     "map_host",       "upload",         "download",
+                                    "run_kernel", "pack_weight", "release_weight", "linear",         "embedding",
+                                    "rms_norm",   "layer_norm",  "rope",           "activation",     "gated_activation",
+                                    "add",        "mul",         "scale",          "softmax",        "softcap",
+                                    "copy",       "gather_rows", "top_k",          "linear_experts", "weighted_sum"};
 const char* op_name(size_t offset) {
-    const size_t slot = (offset - offsetof(tfx_backend_ops, pack_weight)) / sizeof(void*);
+    const size_t slot = (offset - offsetof(tfx_backend_ops, alloc)) / sizeof(void*);
     return slot < std::size(kOpNames) ? kOpNames[slot] : "op";
 }
 
@@ -69,7 +74,7 @@ struct Forward<Member> {
                 return TFX_ERR_UNSUPPORTED;
             }
             const char* problem = nullptr;
-            ((problem = problem != nullptr ? problem : invalid_tensor(args)), ...);
+            ((problem = problem != nullptr ? problem : invalid_tensor(args, target->device)), ...);
             if (problem != nullptr) {
                 sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
                 return TFX_ERR_INVALID_ARGUMENT;
@@ -81,6 +86,12 @@ struct Forward<Member> {
 
 const tfx_backend_ops kForwardingOps = {
     sizeof(tfx_backend_ops),
+    Forward<&tfx_backend_ops::alloc>::call,
+    Forward<&tfx_backend_ops::release>::call,
+    Forward<&tfx_backend_ops::map_host>::call,
+    Forward<&tfx_backend_ops::upload>::call,
+    Forward<&tfx_backend_ops::download>::call,
+    Forward<&tfx_backend_ops::run_kernel>::call,
     Forward<&tfx_backend_ops::pack_weight>::call,
     Forward<&tfx_backend_ops::release_weight>::call,
     Forward<&tfx_backend_ops::linear>::call,
@@ -96,36 +107,57 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::softmax>::call,
     Forward<&tfx_backend_ops::softcap>::call,
     Forward<&tfx_backend_ops::copy>::call,
+    Forward<&tfx_backend_ops::gather_rows>::call,
+    Forward<&tfx_backend_ops::top_k>::call,
+    Forward<&tfx_backend_ops::linear_experts>::call,
+    Forward<&tfx_backend_ops::weighted_sum>::call,
 };
 
-// The attention call's operands: q, k, v and out present and of rank 4, the cache (when
-// given) large enough for past_len + tokens.
-const char* invalid_attention(const tfx_attention_args* a) {
+// The attention call's operands: q, k, v and out present, of rank 3 and on the device; a batch
+// whose token count matches q.
+const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
     if (a == nullptr || a->struct_size < sizeof(tfx_attention_args)) return "attention args are missing or too small";
     for (const tfx_tensor* t : {a->q, a->k, a->v, static_cast<const tfx_tensor*>(a->out)}) {
         if (t == nullptr) return "attention needs q, k, v and out";
-        if (const char* problem = invalid_tensor(t)) return problem;
-        if (t->ndim != 4) return "attention tensors must be [batch, tokens, heads, head_dim]";
+        if (const char* problem = invalid_tensor(t, device)) return problem;
+        if (t->ndim != 3) return "attention tensors must be [tokens, heads, head_dim]";
     }
-    if (a->past_len < 0) return "attention past_len is negative";
-    if (a->cache != nullptr && a->past_len + a->q->shape[1] > a->cache->capacity) {
-        return "the KV cache is too small for past_len + tokens";
+    if (a->batch == nullptr || a->batch->struct_size < sizeof(tfx_batch)) return "attention needs the batch";
+    if (a->batch->num_tokens != a->q->shape[0]) return "attention: q's tokens differ from the batch's";
+    if (a->cache != nullptr && (a->batch->block_table == nullptr || a->batch->slot_mapping == nullptr)) {
+        return "attention with a cache needs the batch's block table and slot mapping";
     }
     return nullptr;
 }
 
+// The attention plugin's kernel, run by the backend where its memory is addressable.
+struct AttendKernel {
+    const AttentionTarget* target;
+    const tfx_attention_args* args;
+    static int32_t run(void* ctx, tfx_error* error) {
+        auto* k = static_cast<AttendKernel*>(ctx);
+        return k->target->table->attend(k->target->self, k->args, error);
+    }
+};
+
 int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* error) {
     auto* target = static_cast<AttentionTarget*>(self);
-    if (const char* problem = invalid_attention(args)) {
+    if (const char* problem = invalid_attention(args, target->device)) {
         sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
         return TFX_ERR_INVALID_ARGUMENT;
     }
     if (tracing()) {
-        log::write(
-            log::Level::trace, "attention",
-            "attend tokens=" + std::to_string(args->q->shape[1]) + " past_len=" + std::to_string(args->past_len));
+        log::write(log::Level::trace, "attention",
+                   "attend tokens=" + std::to_string(args->batch->num_tokens) +
+                       " sequences=" + std::to_string(args->batch->num_seqs) +
+                       " max_context=" + std::to_string(args->batch->max_context_len));
     }
-    return target->table->attend(target->self, args, error);
+    AttendKernel kernel{target, args};
+    if (target->backend == nullptr || target->backend->run_kernel == nullptr) {
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED, "the backend cannot run attention kernels (no run_kernel)");
+        return TFX_ERR_UNSUPPORTED;
+    }
+    return target->backend->run_kernel(target->backend_self, &AttendKernel::run, &kernel, error);
 }
 
 const tfx_attention_table kForwardingAttention = {sizeof(tfx_attention_table), forward_attend};

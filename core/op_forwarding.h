@@ -11,13 +11,18 @@ namespace tfx {
 struct OpsTarget {
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
+    tfx_device device{TFX_DEVICE_CPU, 0};  // every tensor operand must be on it
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();
 
+// The attention plugin, and the backend whose run_kernel runs it (where device memory is addressable).
 struct AttentionTarget {
     const tfx_attention_table* table = nullptr;
     void* self = nullptr;
+    const tfx_backend_ops* backend = nullptr;
+    void* backend_self = nullptr;
+    tfx_device device{TFX_DEVICE_CPU, 0};  // where q, k, v and out must be
 };
 // The table to pass as host services' attention, with an AttentionTarget as attention_self.
 const tfx_attention_table* forwarding_attention();

@@ -91,7 +91,8 @@ const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string
     return best;
 }
 
-const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation) {
+const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation,
+                                     const PluginRecord& backend) {
     auto candidates = catalogue.providing("attention", "attn_implementations", implementation);
     if (candidates.empty()) {
         std::set<std::string> known;
@@ -99,11 +100,28 @@ const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std
             for (const auto& i : r->provides().value("attn_implementations", nlohmann::json::array()))
                 known.insert(i.get<std::string>());
         }
-        throw sdk::Error(TFX_ERR_NOT_FOUND,
-                         "attn_implementation '" + implementation +
-                             "' is not provided by any installed attention plugin (installed: " + join(known) + ")");
+        // A plugin that provides it but cannot be used (built for another ABI, ...) says why.
+        std::string unusable;
+        for (const PluginRecord& r : catalogue.records()) {
+            const auto provided = r.provides().value("attn_implementations", nlohmann::json::array());
+            if (r.kind == "attention" &&
+                std::find(provided.begin(), provided.end(), implementation) != provided.end()) {
+                unusable += "; " + r.name + " provides it but is unusable: " + r.reason;
+            }
+        }
+        throw sdk::Error(TFX_ERR_NOT_FOUND, "attn_implementation '" + implementation +
+                                                "' is not provided by any usable attention plugin (installed: " +
+                                                join(known) + ")" + unusable);
     }
-    return candidates.front();
+    // Its kernel must run on the backend's device (an attention kernel addresses device memory).
+    const auto devices = backend.provides().value("devices", nlohmann::json::array());
+    const std::string device = devices.empty() ? "cpu" : devices[0].get<std::string>();
+    for (const PluginRecord* r : candidates) {
+        const auto runs_on = r->provides().value("devices", nlohmann::json::array({"cpu"}));
+        if (std::find(runs_on.begin(), runs_on.end(), device) != runs_on.end()) return r;
+    }
+    throw sdk::Error(TFX_ERR_NOT_FOUND, "attn_implementation '" + implementation + "' has no kernel for device '" +
+                                            device + "' (backend " + backend.name + ")");
 }
 
 }  // namespace tfx::registry
@@ -125,7 +143,7 @@ PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogu
         attn = config.get_or<std::string>("attn_implementation",
                                           config.get_or<std::string>("_attn_implementation", "eager"));
     }
-    choice.attention = registry::choose_attention(catalogue, attn);
+    choice.attention = registry::choose_attention(catalogue, attn, *choice.backend);
     return choice;
 }
 

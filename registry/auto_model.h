@@ -58,7 +58,8 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
 // Highest-scoring usable backend; `device` = "auto", a device ("cpu") or a plugin name.
 const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device);
 
-// The attention plugin for an attn_implementation ("eager", ...).
-const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation);
+// The attention plugin for an attn_implementation whose kernel runs on the backend's device.
+const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation,
+                                     const PluginRecord& backend);
 
 }  // namespace tfx::registry

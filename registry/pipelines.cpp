@@ -15,7 +15,7 @@ TaskPipeline::TaskPipeline(const std::string& model, const LoadOptions& options)
 TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
     if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
     ForwardCall call(*session_);
-    const auto values = call.run({.tokens = static_cast<int64_t>(ids.size()), .ids = ids});
+    const auto values = call.run({.ids = ids, .output = SequenceInput::Output::all});
     return Outputs{{values.begin(), values.end()}, {call.pooled().begin(), call.pooled().end()}, call.rows()};
 }
 

@@ -21,6 +21,7 @@ struct BenchOptions {
     std::string model;
     std::string device = "auto";
     std::string attn_implementation;
+    std::string kv_dtype = "f32";
     int64_t prompt = 128;
     int64_t generate = 64;
     std::string threads = "1,2";
@@ -37,16 +38,15 @@ struct Timing {
 
 // One repetition: prefill the prompt into a fresh cache, then decode n tokens greedily.
 Timing run_once(ModelSession& s, const std::vector<int32_t>& prompt, int64_t n) {
-    const auto p = static_cast<int64_t>(prompt.size());
-    KvCache cache = s.make_cache(1, p + n);
-    ForwardCall call(s);
+    const std::unique_ptr<PagedKvCache> cache = s.make_cache();
+    const PagedKvCache::SeqId seq = cache->add();
+    ForwardCall call(s, cache.get());
     auto t0 = Clock::now();
-    std::span<const float> logits = call.run({.tokens = p, .ids = prompt, .cache = &cache, .last_token_only = true});
+    std::span<const float> logits = call.run({.ids = prompt, .cache_seq = seq});
     auto t1 = Clock::now();
-    for (int64_t position = p; position < p + n; ++position) {
+    for (int64_t i = 0; i < n; ++i) {
         const auto token = static_cast<int32_t>(std::max_element(logits.begin(), logits.end()) - logits.begin());
-        logits = call.run(
-            {.tokens = 1, .ids = std::span(&token, 1), .past_len = position, .cache = &cache, .last_token_only = true});
+        logits = call.run({.ids = std::span(&token, 1), .cache_seq = seq});
     }
     auto t2 = Clock::now();
     return {std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count()};
@@ -75,6 +75,7 @@ void run_bench(const BenchOptions& o) {
         so.device = o.device;
         so.attn_implementation = o.attn_implementation;
         so.num_threads = threads;
+        so.kv_dtype = o.kv_dtype;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
         std::mt19937 rng(1234);
@@ -118,6 +119,7 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--model", o->model, "Model folder")->required();
     cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name")->capture_default_str();
     cmd->add_option("--attn-implementation", o->attn_implementation, "Attention plugin");
+    cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
     cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")
         ->capture_default_str()
         ->check(CLI::PositiveNumber);

@@ -26,7 +26,7 @@ void run_forward(const ForwardOptions& o) {
     const auto tokens = static_cast<int64_t>(ids.size());
     const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
     ForwardCall call(*session);
-    call.run({.tokens = tokens, .ids = ids});
+    call.run({.ids = ids, .output = SequenceInput::Output::all});
     auto row = [&](int64_t t) {
         auto r = call.row(t);
         return std::vector<float>(r.begin(), r.end());

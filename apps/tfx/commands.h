@@ -27,6 +27,7 @@ struct ModelOptions {
     std::string device = "auto";
     std::string attn_implementation;
     int threads = 0;
+    std::string kv_dtype = "f32";
     std::string revision;
     bool offline = false;
     void add_to(CLI::App* cmd);

@@ -7,6 +7,8 @@
 #include <nlohmann/json.hpp>
 
 #include "../unit/test_data.h"
+#include "backend_options.h"
+#include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/model_session.h"
 #include "registry/auto_model.h"
@@ -21,30 +23,14 @@ struct Outputs {
 };
 
 Outputs forward(tfx::ModelSession& s, const std::vector<int32_t>& ids) {
-    const tfx_model_info& info = s.info();
-    const auto t = static_cast<int64_t>(ids.size());
-    const int64_t rows = info.output_kind == TFX_OUTPUT_CLASS_LOGITS ? 1 : t;
-    std::vector<float> out(static_cast<size_t>(rows * info.output_size));
+    tfx::ForwardCall call(s);
+    call.run({.ids = ids, .output = tfx::SequenceInput::Output::all});
     Outputs result;
-    result.pooled.resize(static_cast<size_t>(info.hidden_size));
-    std::vector<int64_t> positions(ids.size());
-    for (int64_t i = 0; i < t; ++i) positions[i] = i;
-    int64_t shape[3] = {1, rows, info.output_size};
-    int64_t pooled_shape[2] = {1, info.hidden_size};
-    tfx_tensor view{out.data(), {TFX_DEVICE_CPU, 0}, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
-    tfx_tensor pooled{result.pooled.data(), {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, pooled_shape, nullptr, 0};
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = static_cast<int32_t>(t);
-    args.input_ids = ids.data();
-    args.positions = positions.data();
-    args.output = &view;
-    if (info.has_pooler) args.pooled_output = &pooled;
-    s.forward(args);
-    for (int64_t i = 0; i < rows; ++i) {
-        result.rows.emplace_back(out.begin() + i * info.output_size, out.begin() + (i + 1) * info.output_size);
+    for (int64_t i = 0; i < call.rows(); ++i) {
+        const auto row = call.row(i);
+        result.rows.emplace_back(row.begin(), row.end());
     }
+    result.pooled.assign(call.pooled().begin(), call.pooled().end());
     return result;
 }
 
@@ -55,17 +41,20 @@ float max_abs_diff(const std::vector<float>& a, const nlohmann::json& b) {
     return d;
 }
 
-class Family : public ::testing::TestWithParam<const char*> {};
+// A family's tiny model on a backend: the cpu backend, or the guarded test backend whose memory
+// nothing but its own ops may touch (every family's goldens run on both).
+class Family : public ::testing::TestWithParam<std::tuple<const char*, bool>> {};
 
 }  // namespace
 
 TEST_P(Family, MatchesReference) {
-    const std::string name = GetParam();
+    const auto [family, guarded] = GetParam();
+    const std::string name = family;
     TFX_TEST_DATA_OR_SKIP(model, "tiny/" + name);
     TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/" + name + ".json");
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(guarded));
     const std::string task = golden.value("task", "causal_lm");
     for (const auto& prompt : golden["prompts"]) {
         SCOPED_TRACE(prompt.value("name", "prompt"));
@@ -95,6 +84,11 @@ TEST_P(Family, MatchesReference) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, Family,
-                         ::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe", "mistral", "gemma",
-                                           "gemma2", "gemma3", "phi3", "gpt2", "gpt_neox", "bert", "bert_cls"),
-                         [](const auto& param_info) { return std::string(param_info.param); });
+                         ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
+                                                              "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
+                                                              "gpt_neox", "bert", "bert_cls"),
+                                            ::testing::Bool()),
+                         [](const auto& case_info) {
+                             return std::string(std::get<0>(case_info.param)) +
+                                    (std::get<1>(case_info.param) ? "_Guarded" : "");
+                         });

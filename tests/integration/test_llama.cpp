@@ -9,6 +9,8 @@
 
 #include "../unit/error_of.h"
 #include "../unit/test_data.h"
+#include "backend_options.h"
+#include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/json_file.h"
 #include "core/model_session.h"
@@ -28,23 +30,10 @@ struct Golden {
 
 // Runs the model once without a cache; returns [tokens, output_size] rows.
 std::vector<std::vector<float>> forward_all(tfx::ModelSession& s, const std::vector<int32_t>& ids) {
-    const auto t = static_cast<int64_t>(ids.size());
-    const int64_t width = s.info().output_size;
-    std::vector<float> out(static_cast<size_t>(t * width));
-    std::vector<int64_t> positions(ids.size());
-    for (int64_t i = 0; i < t; ++i) positions[i] = i;
-    int64_t shape[3] = {1, t, width};
-    tfx_tensor view{out.data(), {TFX_DEVICE_CPU, 0}, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = static_cast<int32_t>(t);
-    args.input_ids = ids.data();
-    args.positions = positions.data();
-    args.output = &view;
-    s.forward(args);
+    tfx::ForwardCall call(s);
+    call.run({.ids = ids, .output = tfx::SequenceInput::Output::all});
     std::vector<std::vector<float>> rows;
-    for (int64_t i = 0; i < t; ++i) rows.emplace_back(out.begin() + i * width, out.begin() + (i + 1) * width);
+    for (int64_t i = 0; i < call.rows(); ++i) rows.emplace_back(call.row(i).begin(), call.row(i).end());
     return rows;
 }
 
@@ -64,16 +53,22 @@ fs::path scratch(const std::string& name) {
     return dir;
 }
 
-class LlamaGolden : public ::testing::TestWithParam<std::pair<const char*, const char*>> {};
+// A model and its golden, on the cpu backend or (guarded) the guarded test backend.
+struct GoldenCase {
+    const char* model;
+    const char* golden;
+    bool guarded;
+};
+class LlamaGolden : public ::testing::TestWithParam<GoldenCase> {};
 
 }  // namespace
 
 TEST_P(LlamaGolden, MatchesReference) {
-    TFX_TEST_DATA_OR_SKIP(model, GetParam().first);
-    TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().second);
+    TFX_TEST_DATA_OR_SKIP(model, GetParam().model);
+    TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().golden);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().guarded));
     tfx::GenerationConfig greedy;
     greedy.ignore_eos = true;
     for (const auto& prompt : golden["prompts"]) {
@@ -91,13 +86,13 @@ TEST_P(LlamaGolden, MatchesReference) {
     }
 }
 
-// All prompts of a golden as one left-padded batch: greedy tokens identical to the reference.
-TEST_P(LlamaGolden, LeftPaddedBatchEqualsUnbatched) {
-    TFX_TEST_DATA_OR_SKIP(model, GetParam().first);
-    TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().second);
+// All prompts of a golden as one ragged batch: greedy tokens identical to the reference.
+TEST_P(LlamaGolden, BatchEqualsUnbatched) {
+    TFX_TEST_DATA_OR_SKIP(model, GetParam().model);
+    TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().golden);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().guarded));
     std::vector<std::vector<int32_t>> prompts;
     for (const auto& p : golden["prompts"]) prompts.push_back(p["input_ids"].get<std::vector<int32_t>>());
     tfx::GenerationConfig greedy;
@@ -117,12 +112,21 @@ TEST_P(LlamaGolden, LeftPaddedBatchEqualsUnbatched) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(Models, LlamaGolden,
-                         ::testing::Values(std::pair{"tiny/llama", "golden/tiny/llama.json"},
-                                           std::pair{"tiny/llama3_tied", "golden/tiny/llama3_tied.json"},
-                                           std::pair{"models/tinystories-656k", "golden/tinystories-656k.json"},
-                                           std::pair{"models/tinystories-656k-bf16",
-                                                     "golden/tinystories-656k-bf16.json"}));
+INSTANTIATE_TEST_SUITE_P(
+    Models, LlamaGolden,
+    ::testing::Values(GoldenCase{"tiny/llama", "golden/tiny/llama.json", false},
+                      GoldenCase{"tiny/llama3_tied", "golden/tiny/llama3_tied.json", false},
+                      GoldenCase{"models/tinystories-656k", "golden/tinystories-656k.json", false},
+                      GoldenCase{"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json", false},
+                      GoldenCase{"tiny/llama", "golden/tiny/llama.json", true},
+                      GoldenCase{"tiny/llama3_tied", "golden/tiny/llama3_tied.json", true},
+                      GoldenCase{"models/tinystories-656k", "golden/tinystories-656k.json", true},
+                      GoldenCase{"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json", true}),
+    [](const auto& case_info) {
+        std::string name = case_info.param.model;
+        for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+        return name + (case_info.param.guarded ? "_Guarded" : "");
+    });
 
 TEST(LlamaSampling, SeededSamplingIsReproducibleAndRespectsTopK) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");

@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../unit/test_data.h"
+#include "core/forward_call.h"
 #include "core/safetensors.h"
 #include "registry/pipelines.h"
 
@@ -149,20 +150,10 @@ TEST(Pipelines, FillMaskRanksTheMaskPosition) {
     // The same logits straight from the model: the top candidate is their argmax at position 1.
     auto& session = fill.session();
     const std::vector<int32_t> ids = {1, 3, 5};
-    const std::vector<int64_t> positions = {0, 1, 2};
-    std::vector<float> logits(static_cast<size_t>(3 * session.info().output_size));
-    int64_t shape[3] = {1, 3, session.info().output_size};
-    tfx_tensor view{logits.data(), {TFX_DEVICE_CPU, 0}, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
-    tfx_forward_args args{};
-    args.struct_size = sizeof(args);
-    args.batch = 1;
-    args.tokens = 3;
-    args.input_ids = ids.data();
-    args.positions = positions.data();
-    args.output = &view;
-    session.forward(args);
-    auto row = logits.begin() + session.info().output_size;
-    EXPECT_EQ(std::max_element(row, row + session.info().output_size) - row, candidates[0].token);
+    tfx::ForwardCall call(session);
+    call.run({.ids = ids, .output = tfx::SequenceInput::Output::all});
+    const auto row = call.row(1);
+    EXPECT_EQ(std::max_element(row.begin(), row.end()) - row.begin(), candidates[0].token);
     EXPECT_THROW(fill("w1 w5", 4), std::exception);  // no mask token
     fs::remove_all(dir);
 }

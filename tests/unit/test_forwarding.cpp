@@ -8,48 +8,95 @@
 namespace {
 
 int g_attend_calls = 0;
+int g_kernel_runs = 0;
 int32_t counting_attend(void*, const tfx_attention_args*, tfx_error*) {
     ++g_attend_calls;
     return TFX_OK;
 }
+// A backend whose only op is run_kernel: counts the kernels it runs.
+int32_t counting_run_kernel(void*, tfx_kernel_fn kernel, void* ctx, tfx_error* error) {
+    ++g_kernel_runs;
+    return kernel(ctx, error);
+}
 
 }  // namespace
 
-TEST(Forwarding, AttentionArgumentsAreValidatedBeforeThePlugin) {
+TEST(Forwarding, AttentionIsValidatedThenRunByTheBackend) {
     const tfx_attention_table counting{sizeof(tfx_attention_table), counting_attend};
-    tfx::AttentionTarget target{&counting, nullptr};
+    tfx_backend_ops backend{};
+    backend.struct_size = sizeof(backend);
+    backend.run_kernel = counting_run_kernel;
+    const tfx_device device{TFX_DEVICE_EXT, 0};
+    tfx::AttentionTarget target{&counting, nullptr, &backend, nullptr, device};
     const tfx_attention_table* table = tfx::forwarding_attention();
 
     float data[2 * 3 * 4] = {};
-    int64_t shape[4] = {1, 2, 3, 4};
-    tfx_tensor t{data, {TFX_DEVICE_CPU, 0}, 4, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
+    int64_t shape[3] = {2, 3, 4};
+    tfx_tensor t{data, device, 3, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
+    int32_t seq_start[2] = {0, 2}, context_len[1] = {0}, positions[2] = {0, 1};
+    tfx_batch batch{};
+    batch.struct_size = sizeof(batch);
+    batch.num_tokens = 2;
+    batch.num_seqs = 1;
+    batch.seq_start = seq_start;
+    batch.context_len = context_len;
+    batch.positions = positions;
     tfx_attention_args args{};
     args.struct_size = sizeof(args);
     args.q = &t;
     args.k = &t;
     args.v = &t;
     args.out = &t;
+    args.batch = &batch;
     tfx_error e = tfx::sdk::empty_error();
-    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK);
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
     EXPECT_EQ(g_attend_calls, 1);
+    EXPECT_EQ(g_kernel_runs, 1) << "the kernel ran inside the backend's run_kernel";
 
     args.v = nullptr;
     EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
     EXPECT_STREQ(e.message, "attention needs q, k, v and out");
     args.v = &t;
 
-    tfx_kv_layer cache{nullptr, nullptr, 4, 1, 3, 4, 0};
-    args.cache = &cache;
-    args.past_len = 3;  // 3 cached + 2 new > capacity 4
+    tfx_tensor host_memory = t;
+    host_memory.device = {TFX_DEVICE_CPU, 0};
+    args.out = &host_memory;
     EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
-    EXPECT_STREQ(e.message, "the KV cache is too small for past_len + tokens");
+    EXPECT_STREQ(e.message, "a tensor is not on the session's device (host memory handed to an op?)");
+    args.out = &t;
+
+    tfx_tensor pool = t;
+    tfx_kv_layer cache{&pool, &pool};
+    args.cache = &cache;  // a cache, but the batch has no block table
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention with a cache needs the batch's block table and slot mapping");
 
     int64_t flat[2] = {2, 12};
-    tfx_tensor rank2{data, {TFX_DEVICE_CPU, 0}, 2, {TFX_DTYPE_FLOAT, 32, 1}, flat, nullptr, 0};
+    tfx_tensor rank2{data, device, 2, {TFX_DTYPE_FLOAT, 32, 1}, flat, nullptr, 0};
     args.cache = nullptr;
     args.q = &rank2;
     EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    batch.num_tokens = 3;
+    args.q = &t;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: q's tokens differ from the batch's");
     EXPECT_EQ(g_attend_calls, 1) << "no malformed call reached the plugin";
+}
+
+TEST(Forwarding, OperandsMustBeOnTheSessionsDevice) {
+    tfx_backend_ops backend{};
+    backend.struct_size = sizeof(backend);
+    backend.softmax = [](void*, const tfx_tensor*, tfx_tensor*, tfx_error*) -> int32_t { return TFX_OK; };
+    tfx::OpsTarget target{&backend, nullptr, {TFX_DEVICE_EXT, 0}};
+    float data[4] = {};
+    int64_t shape[1] = {4};
+    tfx_tensor on_device{data, {TFX_DEVICE_EXT, 0}, 1, {TFX_DTYPE_FLOAT, 32, 1}, shape, nullptr, 0};
+    tfx_tensor on_host = on_device;
+    on_host.device = {TFX_DEVICE_CPU, 0};
+    tfx_error e = tfx::sdk::empty_error();
+    EXPECT_EQ(tfx::forwarding_ops()->softmax(&target, &on_device, &on_device, &e), TFX_OK);
+    EXPECT_EQ(tfx::forwarding_ops()->softmax(&target, &on_device, &on_host, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "a tensor is not on the session's device (host memory handed to an op?)");
 }
 
 TEST(Forwarding, AnOpTheBackendLacksIsUnsupported) {

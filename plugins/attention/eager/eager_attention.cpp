@@ -1,161 +1,578 @@
-// Eager attention, the reference: scores = scale · q·kᵀ (optionally soft-capped), masked
-// (causal, padding, sliding window), softmax in f32, times v. Grouped-query heads share
-// their kv head. New keys/values are appended to the KV cache before reading it.
+// Eager attention, the reference (ABI 2.0): over a ragged batch of sequences and a paged KV
+// cache. Each new token's key and value are first written to its cache slot (narrowed to the
+// cache's dtype), then every token attends over its sequence's positions 0..p, read through
+// the block table: scores = scale · q·k in f32 (optionally soft-capped), masked (causal,
+// sliding window), softmax in f32 with the maximum subtracted, times v. Grouped-query heads
+// share kv head h / (heads / kv_heads).
+//
+// The kernel runs inside the backend's run_kernel, so the tensors' device memory (the block
+// table and slot mapping included) is addressable here. Work is split with OpenMP over
+// (token, kv head, heads of its group): the heads sharing a kv head read each cache row once.
+// Loops over head_dim run on f32 vectors (AVX-512, AVX2 or SSE, chosen once from the CPU),
+// widening bf16/f16 rows as they are read. Scratch is per thread and reused, so a warm call
+// allocates nothing. Each head's result is computed the same way however the work is split.
 #include <algorithm>
+#include <bit>
 #include <cmath>
+#include <cstddef>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <string>
 #include <vector>
 
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+#include "tfx/sdk/half.hpp"
 #include "tfx/sdk/plugin.hpp"
 #include "tfx/sdk/tensor.hpp"
+
+#define TFX_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+#define TFX_OMP(x) TFX_PRAGMA(omp x)
+#else
+#define TFX_OMP(x)
+#endif
 
 namespace {
 
 using tfx::sdk::Error;
 
-void require_f32(const tfx_tensor* t, int ndim, const char* what) {
-    if (t == nullptr || t->data == nullptr || t->ndim != ndim || !(t->dtype == tfx::sdk::kF32) ||
-        (t->strides != nullptr)) {
-        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("attention: ") + what +
-                                                  " must be a compact f32 tensor of rank " + std::to_string(ndim));
+[[noreturn]] void fail(const std::string& message) {
+    throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: " + message);
+}
+
+std::string shape_of(const tfx_tensor* t) {
+    std::string s = "[";
+    for (int32_t i = 0; i < t->ndim; ++i) s += (i ? ", " : "") + std::to_string(t->shape[i]);
+    return s + "] " + tfx::sdk::dtype_name(t->dtype);
+}
+
+bool same_device(const tfx_device& a, const tfx_device& b) {
+    return a.device_type == b.device_type && a.device_id == b.device_id;
+}
+
+// Checks that `t` is a compact tensor of `dtype` whose dims are `shape` (-1: any), with data.
+void require(const tfx_tensor* t, const char* name, tfx_dtype dtype, std::initializer_list<int64_t> shape,
+             const char* expected) {
+    if (t == nullptr) fail(std::string(name) + " is missing");
+    bool ok = t->ndim == static_cast<int32_t>(shape.size()) && t->shape != nullptr && t->dtype == dtype;
+    int64_t stride = 1;  // ends as the element count
+    if (ok) {
+        for (int32_t i = t->ndim - 1; i >= 0; --i) {
+            const int64_t want = shape.begin()[i];
+            if (t->shape[i] < 0 || (want >= 0 && t->shape[i] != want)) ok = false;
+            if (t->strides != nullptr && t->shape[i] > 1 && t->strides[i] != stride) ok = false;
+            stride *= t->shape[i];
+        }
+    }
+    if (!ok) {
+        fail(std::string(name) + " must be a compact " + expected + " " + tfx::sdk::dtype_name(dtype) +
+             " tensor, got " + (t->shape != nullptr ? shape_of(t) : std::string("no shape")) +
+             (t->strides != nullptr ? " (strided)" : ""));
+    }
+    if (t->data == nullptr && stride > 0) fail(std::string(name) + " has no data");
+}
+
+template <class T>
+T* data_of(const tfx_tensor* t) {
+    return reinterpret_cast<T*>(static_cast<char*>(t->data) + t->byte_offset);
+}
+
+// ---- cache element types: widening on read, one element or N at a time (GCC vector
+// extensions, N floats filling one register: 16 for AVX-512, 8 for AVX2, 4 for SSE), and
+// narrowing on write (round to nearest even) ----
+
+template <int N>
+struct Lanes {
+    typedef float F __attribute__((vector_size(N * sizeof(float))));
+    typedef uint32_t U __attribute__((vector_size(N * sizeof(uint32_t))));
+    typedef uint16_t H __attribute__((vector_size(N * sizeof(uint16_t))));
+};
+
+template <class Vector, class Elem>
+[[gnu::always_inline]] inline Vector load(const Elem* p) {
+    Vector v;
+    std::memcpy(&v, p, sizeof v);
+    return v;
+}
+
+struct F32 {
+    using Elem = float;
+    [[gnu::always_inline]] static float widen(float x) { return x; }
+    template <int N>
+    [[gnu::always_inline]] static typename Lanes<N>::F widen_n(const float* p) {
+        return load<typename Lanes<N>::F>(p);
+    }
+    static float narrow(float x) { return x; }
+};
+
+struct BF16 {
+    using Elem = uint16_t;
+    [[gnu::always_inline]] static float widen(uint16_t h) {
+        return std::bit_cast<float>(static_cast<uint32_t>(h) << 16);
+    }
+    template <int N>
+    [[gnu::always_inline]] static typename Lanes<N>::F widen_n(const uint16_t* p) {
+        using L = Lanes<N>;
+        return std::bit_cast<typename L::F>(__builtin_convertvector(load<typename L::H>(p), typename L::U) << 16);
+    }
+    static uint16_t narrow(float x) { return tfx::sdk::f32_to_bf16(x); }
+};
+
+struct F16 {
+    using Elem = uint16_t;
+    // Exact for every f16 value (normals, subnormals, zeros, infinities, NaNs), without branches:
+    // U is uint32_t or Lanes<N>::U, and mask(condition) all ones where it holds.
+    template <class U, class F, class Mask>
+    [[gnu::always_inline]] static U widen_bits(U h, Mask mask) {
+        const U bits = (h & 0x7fffu) << 13;  // exponent and mantissa
+        const U exponent = bits & 0x0f800000u;
+        const U special = mask(exponent == 0x0f800000u);                // infinity, NaN: exponent 255
+        const U tiny = mask(exponent == 0u);                            // zero, subnormal: renormalised
+        const U normal = bits + 0x38000000u + (special & 0x38000000u);  // rebias 15 -> 127
+        const U subnormal = std::bit_cast<U>(std::bit_cast<F>(bits + 0x38800000u) - std::bit_cast<float>(0x38800000u));
+        return ((tiny & subnormal) | (~tiny & normal)) | ((h & 0x8000u) << 16);
+    }
+    [[gnu::always_inline]] static float widen(uint16_t h) {
+        return std::bit_cast<float>(
+            widen_bits<uint32_t, float>(h, [](bool c) { return 0u - static_cast<uint32_t>(c); }));
+    }
+    template <int N>
+    [[gnu::always_inline]] static typename Lanes<N>::F widen_n(const uint16_t* p) {
+        using L = Lanes<N>;
+        const typename L::U h = __builtin_convertvector(load<typename L::H>(p), typename L::U);
+        return std::bit_cast<typename L::F>(
+            widen_bits<typename L::U, typename L::F>(h, [](auto c) { return std::bit_cast<typename L::U>(c); }));
+    }
+    static uint16_t narrow(float x) { return tfx::sdk::f32_to_f16(x); }
+};
+
+enum class KvType { f32, bf16, f16 };
+
+// Validated arguments, resolved to pointers.
+struct Plan {
+    const float* q;
+    const float* k;
+    const float* v;
+    float* out;
+    int64_t tokens, heads, kv_heads, dim, group;
+    int32_t num_seqs;
+    const int32_t* seq_start;
+    const int32_t* context_len;
+    bool causal;
+    float scale, softcap;
+    int32_t window;
+    int64_t max_keys;  // the longest sequence's positions
+    double work;       // multiply-adds, to decide whether threads pay off
+    // The cache (cache_k == nullptr without one).
+    KvType kv = KvType::f32;
+    void* cache_k = nullptr;
+    void* cache_v = nullptr;
+    int64_t block_size = 0;
+    const int32_t* block_table = nullptr;
+    int64_t table_columns = 0;
+    const int32_t* slot_mapping = nullptr;
+};
+
+Plan make_plan(const tfx_attention_args* a) {
+    if (a == nullptr) fail("arguments are missing");
+    if (!TFX_HAS_FIELD(a, tfx_attention_args, sliding_window)) {
+        fail("tfx_attention_args.struct_size (" + std::to_string(a->struct_size) + ") does not cover sliding_window");
+    }
+    using tfx::sdk::kF32;
+    using tfx::sdk::kI32;
+    require(a->q, "q", kF32, {-1, -1, -1}, "[num_tokens, heads, head_dim]");
+    Plan p{};
+    p.tokens = a->q->shape[0];
+    p.heads = a->q->shape[1];
+    p.dim = a->q->shape[2];
+    if (p.heads <= 0 || p.dim <= 0) fail("q has no heads or a zero head_dim: " + shape_of(a->q));
+    require(a->k, "k", kF32, {p.tokens, -1, p.dim}, "[num_tokens, kv_heads, head_dim]");
+    p.kv_heads = a->k->shape[1];
+    require(a->v, "v", kF32, {p.tokens, p.kv_heads, p.dim}, "[num_tokens, kv_heads, head_dim] (as k)");
+    require(a->out, "out", kF32, {p.tokens, p.heads, p.dim}, "[num_tokens, heads, head_dim] (as q)");
+    if (p.kv_heads <= 0 || p.heads % p.kv_heads != 0) {
+        fail("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" + std::to_string(p.kv_heads) +
+             ")");
+    }
+    p.group = p.heads / p.kv_heads;
+    const tfx_device device = a->q->device;
+    for (const tfx_tensor* t : {a->k, a->v, static_cast<const tfx_tensor*>(a->out)}) {
+        if (!same_device(t->device, device)) fail("q, k, v and out must be on the same device");
+    }
+    p.q = data_of<const float>(a->q);
+    p.k = data_of<const float>(a->k);
+    p.v = data_of<const float>(a->v);
+    p.out = data_of<float>(a->out);
+    p.causal = a->causal != 0;
+    p.scale = a->scale;
+    p.softcap = a->softcap;
+    p.window = a->sliding_window;
+
+    // The batch (host metadata).
+    const tfx_batch* b = a->batch;
+    if (b == nullptr) fail("batch is missing");
+    if (!TFX_HAS_FIELD(b, tfx_batch, context_len)) {
+        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover context_len");
+    }
+    if (b->num_tokens != p.tokens) {
+        fail("batch.num_tokens (" + std::to_string(b->num_tokens) + ") must match q's first dim (" +
+             std::to_string(p.tokens) + ")");
+    }
+    if (b->num_seqs < 0) fail("batch.num_seqs is negative (" + std::to_string(b->num_seqs) + ")");
+    if (b->seq_start == nullptr || b->context_len == nullptr)
+        fail("batch.seq_start and batch.context_len are required");
+    p.num_seqs = b->num_seqs;
+    p.seq_start = b->seq_start;
+    p.context_len = b->context_len;
+    if (b->seq_start[0] != 0) fail("batch.seq_start[0] must be 0, got " + std::to_string(b->seq_start[0]));
+    for (int32_t s = 0; s < b->num_seqs; ++s) {
+        const int64_t n = int64_t{b->seq_start[s + 1]} - b->seq_start[s];
+        if (n < 0) {
+            fail("batch.seq_start must not decrease (seq_start[" + std::to_string(s + 1) +
+                 "] = " + std::to_string(b->seq_start[s + 1]) + " < seq_start[" + std::to_string(s) +
+                 "] = " + std::to_string(b->seq_start[s]) + ")");
+        }
+        if (b->context_len[s] < 0) {
+            fail("batch.context_len[" + std::to_string(s) + "] is negative (" + std::to_string(b->context_len[s]) +
+                 ")");
+        }
+        if (a->cache == nullptr && b->context_len[s] != 0) {
+            fail("batch.context_len[" + std::to_string(s) + "] is " + std::to_string(b->context_len[s]) +
+                 " but there is no KV cache (cache is NULL): without a cache, context_len must be 0");
+        }
+        const int64_t keys = b->context_len[s] + n;
+        p.max_keys = std::max(p.max_keys, keys);
+        p.work += static_cast<double>(n) * static_cast<double>(keys);
+    }
+    if (b->seq_start[b->num_seqs] != b->num_tokens) {
+        fail("batch.seq_start[num_seqs] (" + std::to_string(b->seq_start[b->num_seqs]) +
+             ") must equal batch.num_tokens (" + std::to_string(b->num_tokens) + ")");
+    }
+    if (b->max_context_len < p.max_keys) {
+        fail("batch.max_context_len (" + std::to_string(b->max_context_len) +
+             ") is below a sequence's context plus new tokens (" + std::to_string(p.max_keys) + ")");
+    }
+    p.work *= static_cast<double>(p.heads * p.dim);
+    if (a->cache == nullptr) return p;
+
+    // The paged cache (device tensors, addressable inside run_kernel).
+    if (!TFX_HAS_FIELD(b, tfx_batch, slot_mapping)) {
+        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover slot_mapping");
+    }
+    const tfx_tensor* ck = a->cache->k;
+    const tfx_tensor* cv = a->cache->v;
+    if (ck == nullptr || cv == nullptr) fail("cache.k and cache.v are required");
+    const tfx_dtype kv_dtype = ck->dtype;
+    if (kv_dtype == tfx::sdk::kF32) {
+        p.kv = KvType::f32;
+    } else if (kv_dtype == tfx::sdk::kBF16) {
+        p.kv = KvType::bf16;
+    } else if (kv_dtype == tfx::sdk::kF16) {
+        p.kv = KvType::f16;
+    } else {
+        fail("cache.k dtype " + tfx::sdk::dtype_name(kv_dtype) + " is not supported (f32, bf16, f16)");
+    }
+    if (b->block_size <= 0)
+        fail("batch.block_size must be positive with a cache, got " + std::to_string(b->block_size));
+    p.block_size = b->block_size;
+    const char* pool_shape = "[num_blocks, block_size, kv_heads, head_dim]";
+    require(ck, "cache.k", kv_dtype, {-1, p.block_size, p.kv_heads, p.dim}, pool_shape);
+    const int64_t num_blocks = ck->shape[0];
+    require(cv, "cache.v", kv_dtype, {num_blocks, p.block_size, p.kv_heads, p.dim}, pool_shape);
+    if (b->max_blocks_per_seq <= 0) {
+        fail("batch.max_blocks_per_seq must be positive with a cache, got " + std::to_string(b->max_blocks_per_seq));
+    }
+    p.table_columns = b->max_blocks_per_seq;
+    require(b->block_table, "batch.block_table", kI32, {p.num_seqs, p.table_columns}, "[num_seqs, max_blocks_per_seq]");
+    require(b->slot_mapping, "batch.slot_mapping", kI32, {p.tokens}, "[num_tokens]");
+    for (const tfx_tensor* t : {ck, cv, b->block_table, b->slot_mapping}) {
+        if (!same_device(t->device, device)) fail("the cache, block_table and slot_mapping must be on q's device");
+    }
+    p.cache_k = data_of<void>(ck);
+    p.cache_v = data_of<void>(cv);
+    p.block_table = data_of<const int32_t>(b->block_table);
+    p.slot_mapping = data_of<const int32_t>(b->slot_mapping);
+
+    for (int32_t s = 0; s < p.num_seqs; ++s) {
+        const int64_t keys = int64_t{p.context_len[s]} + p.seq_start[s + 1] - p.seq_start[s];
+        const int64_t used = (keys + p.block_size - 1) / p.block_size;
+        if (used > p.table_columns) {
+            fail("sequence " + std::to_string(s) + " needs " + std::to_string(used) + " blocks for " +
+                 std::to_string(keys) + " positions, more than batch.max_blocks_per_seq (" +
+                 std::to_string(p.table_columns) + ")");
+        }
+        const int32_t* row = p.block_table + s * p.table_columns;
+        for (int64_t c = 0; c < used; ++c) {
+            if (row[c] < 0 || row[c] >= num_blocks) {
+                fail("block_table[" + std::to_string(s) + ", " + std::to_string(c) + "] = " + std::to_string(row[c]) +
+                     " is out of range (the pools hold " + std::to_string(num_blocks) + " blocks)");
+            }
+        }
+        for (int32_t i = p.seq_start[s]; i < p.seq_start[s + 1]; ++i) {
+            const int64_t slot = p.slot_mapping[i];
+            if (slot < 0 || slot >= num_blocks * p.block_size) {
+                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) +
+                     " is out of range (num_blocks * block_size = " + std::to_string(num_blocks * p.block_size) + ")");
+            }
+            const int64_t pos = int64_t{p.context_len[s]} + (i - p.seq_start[s]);
+            const int64_t expected = int64_t{row[pos / p.block_size]} * p.block_size + pos % p.block_size;
+            if (slot != expected) {
+                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) + " but block_table puts " +
+                     "sequence " + std::to_string(s) + "'s position " + std::to_string(pos) + " at slot " +
+                     std::to_string(expected));
+            }
+        }
+    }
+    return p;
+}
+
+// ---- the kernel ----
+
+// Below this many multiply-adds a call runs on the calling thread.
+constexpr double kParallelWork = 32768.0;
+
+template <class Kv>
+void write_cache(const Plan& p) {
+    using Elem = typename Kv::Elem;
+    Elem* ck = static_cast<Elem*>(p.cache_k);
+    Elem* cv = static_cast<Elem*>(p.cache_v);
+    const int64_t row = p.kv_heads * p.dim;
+    TFX_OMP(parallel for schedule(static) if (p.tokens * row >= 16384))
+    for (int64_t t = 0; t < p.tokens; ++t) {
+        const int64_t dst = int64_t{p.slot_mapping[t]} * row;
+        const float* ks = p.k + t * row;
+        const float* vs = p.v + t * row;
+        for (int64_t i = 0; i < row; ++i) {
+            ck[dst + i] = Kv::narrow(ks[i]);
+            cv[dst + i] = Kv::narrow(vs[i]);
+        }
     }
 }
 
-float* f32(const tfx_tensor* t) {
-    return reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset);
+// Scratch of each thread, grown to the longest sequence seen; never shrinks.
+float* thread_scores(int64_t n) {
+    thread_local std::vector<float> scores;
+    if (scores.size() < static_cast<size_t>(n)) scores.resize(static_cast<size_t>(n));
+    return scores.data();
+}
+
+// q · widen(k) over head_dim, accumulated in f32 in N lanes summed pairwise at the end, then
+// the tail of head_dim beyond a multiple of N.
+template <class Kv, int N>
+[[gnu::always_inline]] inline float dot(const float* q, const typename Kv::Elem* k, int64_t dim) {
+    using F = typename Lanes<N>::F;
+    F acc = {};
+    int64_t d = 0;
+    for (; d + N <= dim; d += N) acc += load<F>(q + d) * Kv::template widen_n<N>(k + d);
+    float lanes[N];
+    std::memcpy(lanes, &acc, sizeof lanes);
+    for (int width = N / 2; width > 0; width /= 2) {
+        for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
+    }
+    float sum = lanes[0];
+    for (; d < dim; ++d) sum += q[d] * Kv::widen(k[d]);
+    return sum;
+}
+
+// o += weight * widen(v) over head_dim.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void axpy(float weight, const typename Kv::Elem* v, float* o, int64_t dim) {
+    using F = typename Lanes<N>::F;
+    int64_t d = 0;
+    for (; d + N <= dim; d += N) {
+        const F x = load<F>(o + d) + weight * Kv::template widen_n<N>(v + d);
+        std::memcpy(o + d, &x, sizeof x);
+    }
+    for (; d < dim; ++d) o[d] += weight * Kv::widen(v[d]);
+}
+
+// Rows are a kv_heads * head_dim stride apart, a page or so: too far for the hardware's
+// prefetchers, so the kernel asks for the row kPrefetchRows ahead itself (in the same block,
+// or the next one, `next`, whose first position is `end`).
+constexpr int64_t kPrefetchRows = 8;
+
+template <class Elem>
+[[gnu::always_inline]] inline void prefetch_ahead(const Elem* row, const Elem* next, int64_t j, int64_t end, int64_t hi,
+                                                  int64_t row_stride, int64_t dim) {
+    const int64_t ahead = j + kPrefetchRows;
+    if (ahead > hi) return;
+    const Elem* target = ahead < end ? row + kPrefetchRows * row_stride
+                                     : (next != nullptr ? next + (ahead - end) * row_stride : nullptr);
+    if (target == nullptr) return;
+    const char* bytes = reinterpret_cast<const char*>(target);
+    for (int64_t b = 0; b < dim * static_cast<int64_t>(sizeof(Elem)); b += 64) __builtin_prefetch(bytes + b);
+}
+
+// Heads of one kv group computed together, so that each key and value row is read once for
+// all of them.
+constexpr int64_t kMaxHeadsTogether = 8;
+
+// out[t, h] for h in [h0, h1) (heads of one kv head) = softmax(scale · q·k over sequence s's
+// visible keys) · values. Each head's arithmetic is the same whichever heads it is computed
+// with. The keys are walked a block at a time: within a block, consecutive positions are rows
+// `row_stride` apart. scores: (h1 - h0) rows of max_keys.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void attend_heads_impl(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1,
+                                                     float* scores) {
+    using Elem = typename Kv::Elem;
+    const bool cached = p.cache_k != nullptr;
+    const Elem* keys = cached ? static_cast<const Elem*>(p.cache_k) : reinterpret_cast<const Elem*>(p.k);
+    const Elem* values = cached ? static_cast<const Elem*>(p.cache_v) : reinterpret_cast<const Elem*>(p.v);
+    const int64_t dim = p.dim, row_stride = p.kv_heads * p.dim, count = h1 - h0, width = p.max_keys;
+    const int64_t context = p.context_len[s];
+    const int64_t n = context + p.seq_start[s + 1] - p.seq_start[s];
+    const int64_t pos = context + (t - p.seq_start[s]);
+    const int64_t hi = p.causal ? pos : n - 1;
+    const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
+    const int64_t head_offset = (h0 / p.group) * dim;
+    const float* q = p.q + (t * p.heads + h0) * dim;
+    float* o = p.out + (t * p.heads + h0) * dim;
+    std::fill(o, o + count * dim, 0.0f);
+    if (hi < lo) return;
+    // Without a cache, a sequence's keys are its new tokens: one block of n rows.
+    const int64_t block_size = cached ? p.block_size : n;
+    const int32_t* table = cached ? p.block_table + s * p.table_columns : nullptr;
+    const int64_t first_row = cached ? 0 : p.seq_start[s];
+    auto row_of = [&](int64_t column, int64_t j) {
+        const int64_t block = cached ? int64_t{table[column]} * block_size : first_row;
+        return (block + j % block_size) * row_stride + head_offset;
+    };
+
+    const float scale = p.scale, softcap = p.softcap;
+    float max[kMaxHeadsTogether], sum[kMaxHeadsTogether];
+    std::fill(max, max + count, -std::numeric_limits<float>::infinity());
+    for (int64_t j = lo; j <= hi;) {
+        const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
+        const Elem* k = keys + row_of(column, j);
+        const Elem* next = end <= hi ? keys + row_of(column + 1, end) : nullptr;
+        for (; j < end; ++j, k += row_stride) {
+            prefetch_ahead(k, next, j, end, hi, row_stride, dim);
+            for (int64_t i = 0; i < count; ++i) {
+                float score = dot<Kv, N>(q + i * dim, k, dim) * scale;
+                if (softcap > 0.0f) score = softcap * std::tanh(score / softcap);
+                scores[i * width + j - lo] = score;
+                max[i] = std::max(max[i], score);
+            }
+        }
+    }
+    for (int64_t i = 0; i < count; ++i) {
+        sum[i] = 0.0f;
+        float* row = scores + i * width;
+        if (max[i] == -std::numeric_limits<float>::infinity()) {  // no finite score: leave the output 0
+            std::fill(row, row + (hi - lo + 1), 0.0f);
+            continue;
+        }
+        for (int64_t j = 0; j <= hi - lo; ++j) {
+            row[j] = std::exp(row[j] - max[i]);
+            sum[i] += row[j];
+        }
+    }
+    for (int64_t j = lo; j <= hi;) {
+        const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
+        const Elem* v = values + row_of(column, j);
+        const Elem* next = end <= hi ? values + row_of(column + 1, end) : nullptr;
+        for (; j < end; ++j, v += row_stride) {
+            prefetch_ahead(v, next, j, end, hi, row_stride, dim);
+            for (int64_t i = 0; i < count; ++i) {
+                const float e = scores[i * width + j - lo];
+                if (e != 0.0f) axpy<Kv, N>(e / sum[i], v, o + i * dim, dim);
+            }
+        }
+    }
+}
+
+// The same code compiled for three instruction sets, chosen once from the CPU's features.
+using AttendFn = void (*)(const Plan&, int32_t, int64_t, int64_t, int64_t, float*);
+
+template <class Kv>
+void attend_heads_baseline(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
+    attend_heads_impl<Kv, 4>(p, s, t, h0, h1, scores);
+}
+
+#if defined(__x86_64__) && defined(__GNUC__)
+template <class Kv>
+__attribute__((target("avx2,fma,f16c"))) void attend_heads_avx2(const Plan& p, int32_t s, int64_t t, int64_t h0,
+                                                                int64_t h1, float* scores) {
+    attend_heads_impl<Kv, 8>(p, s, t, h0, h1, scores);
+}
+
+template <class Kv>
+__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c,prefer-vector-width=512"))) void attend_heads_avx512(
+    const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
+    attend_heads_impl<Kv, 16>(p, s, t, h0, h1, scores);
+}
+#endif
+
+template <class Kv>
+AttendFn select_attend_heads() {
+#if defined(__x86_64__) && defined(__GNUC__)
+    __builtin_cpu_init();
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+        return &attend_heads_avx512<Kv>;
+    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &attend_heads_avx2<Kv>;
+#endif
+    return &attend_heads_baseline<Kv>;
+}
+
+// Work items: (token, kv head, slice of its group's heads). Heads of a group go together (up
+// to kMaxHeadsTogether) unless that leaves threads idle, as when decoding one sequence.
+template <class Kv>
+void run(const Plan& p) {
+    static const AttendFn attend_heads = select_attend_heads<Kv>();
+    if (p.tokens == 0) return;
+    int64_t threads = 1;
+#ifdef _OPENMP
+    threads = omp_get_max_threads();
+#endif
+    int64_t together = std::min(p.group, kMaxHeadsTogether);
+    auto slices = [&](int64_t size) { return (p.group + size - 1) / size; };
+    while (together > 1 && p.tokens * p.kv_heads * slices(together) < 2 * threads) together = (together + 1) / 2;
+    const int64_t per_group = slices(together);
+    const int64_t items = p.tokens * p.kv_heads * per_group;
+    const int64_t chunk = std::max<int64_t>(1, items / (16 * threads));
+    TFX_OMP(parallel if (p.work >= kParallelWork && items > 1)) {
+        float* scores = thread_scores(together * p.max_keys);
+        int32_t s = 0;
+        TFX_OMP(for schedule(dynamic, chunk))
+        for (int64_t item = 0; item < items; ++item) {
+            const int64_t t = item / (p.kv_heads * per_group), rest = item % (p.kv_heads * per_group);
+            const int64_t kvh = rest / per_group, slice = rest % per_group;
+            const int64_t h0 = kvh * p.group + slice * together;
+            const int64_t h1 = std::min(h0 + together, (kvh + 1) * p.group);
+            // The sequence owning token t (seq_start is non-decreasing; empty sequences own none).
+            if (t < p.seq_start[s] || t >= p.seq_start[s + 1]) {
+                s = static_cast<int32_t>(std::upper_bound(p.seq_start, p.seq_start + p.num_seqs + 1, t) - p.seq_start) -
+                    1;
+            }
+            attend_heads(p, s, t, h0, h1, scores);
+        }
+    }
+}
+
+template <class Kv>
+void execute(const Plan& p) {
+    if (p.cache_k != nullptr) write_cache<Kv>(p);
+    run<Kv>(p);
 }
 
 class EagerAttention {
   public:
     explicit EagerAttention(const tfx_host_services*) {}
 
-    void attend(const tfx_attention_args* a) {
-        if (a == nullptr || a->struct_size < offsetof(tfx_attention_args, sliding_window) + sizeof(int32_t)) {
-            throw Error(TFX_ERR_ABI, "attention: arguments struct too small");
-        }
-        require_f32(a->q, 4, "q");
-        require_f32(a->k, 4, "k");
-        require_f32(a->v, 4, "v");
-        require_f32(a->out, 4, "out");
-        const int64_t batch = a->q->shape[0], tokens = a->q->shape[1], heads = a->q->shape[2], dim = a->q->shape[3];
-        const int64_t kv_heads = a->k->shape[2];
-        for (const tfx_tensor* t : {a->k, a->v}) {
-            if (t->shape[0] != batch || t->shape[1] != tokens || t->shape[2] != kv_heads || t->shape[3] != dim) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: k/v shapes do not match q");
-            }
-        }
-        for (int i = 0; i < 4; ++i) {
-            if (a->out->shape[i] != a->q->shape[i])
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: out must match q");
-        }
-        if (kv_heads == 0 || heads % kv_heads != 0) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: heads (" + std::to_string(heads) +
-                                                      ") must be a multiple of kv heads (" + std::to_string(kv_heads) +
-                                                      ")");
-        }
-        const int64_t past = a->past_len;
-        const int64_t keys = past + tokens;
-
-        // Where keys and values live: the cache ([batch, kv_heads, capacity, dim]) or the new
-        // tensors ([batch, tokens, kv_heads, dim]).
-        const float* k_base;
-        const float* v_base;
-        int64_t key_stride, head_stride, batch_stride;
-        if (a->cache != nullptr) {
-            const tfx_kv_layer& c = *a->cache;
-            if (c.batch != batch || c.kv_heads != kv_heads || c.head_dim != dim) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: KV cache layout does not match k/v");
-            }
-            if (past < 0 || keys > c.capacity) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: KV cache full (" + std::to_string(keys) +
-                                                          " positions, capacity " + std::to_string(c.capacity) + ")");
-            }
-            append(c, a->k, a->v, past);
-            k_base = c.k;
-            v_base = c.v;
-            key_stride = dim;
-            head_stride = c.capacity * dim;
-            batch_stride = kv_heads * head_stride;
-        } else {
-            if (past != 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "attention: past_len needs a KV cache");
-            k_base = f32(a->k);
-            v_base = f32(a->v);
-            key_stride = kv_heads * dim;
-            head_stride = dim;
-            batch_stride = tokens * kv_heads * dim;
-        }
-
-        const float* q = f32(a->q);
-        float* out = f32(a->out);
-        const int64_t group = heads / kv_heads;
-#pragma omp parallel
-        {
-            std::vector<float> scores(static_cast<size_t>(keys));
-#pragma omp for collapse(3) schedule(static)
-            for (int64_t b = 0; b < batch; ++b) {
-                for (int64_t h = 0; h < heads; ++h) {
-                    for (int64_t t = 0; t < tokens; ++t) {
-                        const float* qv = q + ((b * tokens + t) * heads + h) * dim;
-                        const float* kh = k_base + b * batch_stride + (h / group) * head_stride;
-                        const float* vh = v_base + b * batch_stride + (h / group) * head_stride;
-                        float* o = out + ((b * tokens + t) * heads + h) * dim;
-                        const int64_t self_pos = past + t;
-                        float max = -std::numeric_limits<float>::infinity();
-                        for (int64_t j = 0; j < keys; ++j) {
-                            if (!visible(a, b, keys, self_pos, j)) {
-                                scores[j] = -std::numeric_limits<float>::infinity();
-                                continue;
-                            }
-                            const float* kv = kh + j * key_stride;
-                            float s = 0.0f;
-                            for (int64_t d = 0; d < dim; ++d) s += qv[d] * kv[d];
-                            s *= a->scale;
-                            if (a->softcap > 0.0f) s = a->softcap * std::tanh(s / a->softcap);
-                            scores[j] = s;
-                            max = std::max(max, s);
-                        }
-                        std::fill(o, o + dim, 0.0f);
-                        if (max == -std::numeric_limits<float>::infinity()) continue;  // a padding query
-                        float sum = 0.0f;
-                        for (int64_t j = 0; j < keys; ++j) {
-                            scores[j] =
-                                scores[j] == -std::numeric_limits<float>::infinity() ? 0.0f : std::exp(scores[j] - max);
-                            sum += scores[j];
-                        }
-                        for (int64_t j = 0; j < keys; ++j) {
-                            if (scores[j] == 0.0f) continue;
-                            const float p = scores[j] / sum;
-                            const float* vv = vh + j * key_stride;
-                            for (int64_t d = 0; d < dim; ++d) o[d] += p * vv[d];
-                        }
-                    }
-                }
-            }
-        }
-    }
-
-  private:
-    static bool visible(const tfx_attention_args* a, int64_t b, int64_t keys, int64_t self_pos, int64_t j) {
-        if (a->causal && j > self_pos) return false;
-        if (a->sliding_window > 0 && j <= self_pos - a->sliding_window) return false;
-        return a->key_mask == nullptr || a->key_mask[b * keys + j] != 0;
-    }
-
-    static void append(const tfx_kv_layer& c, const tfx_tensor* k, const tfx_tensor* v, int64_t past) {
-        const int64_t batch = k->shape[0], tokens = k->shape[1], kv_heads = k->shape[2], dim = k->shape[3];
-        const float* ks = f32(k);
-        const float* vs = f32(v);
-        for (int64_t b = 0; b < batch; ++b) {
-            for (int64_t t = 0; t < tokens; ++t) {
-                for (int64_t h = 0; h < kv_heads; ++h) {
-                    const int64_t src = ((b * tokens + t) * kv_heads + h) * dim;
-                    const int64_t dst = ((b * kv_heads + h) * c.capacity + past + t) * dim;
-                    std::memcpy(c.k + dst, ks + src, static_cast<size_t>(dim) * sizeof(float));
-                    std::memcpy(c.v + dst, vs + src, static_cast<size_t>(dim) * sizeof(float));
-                }
-            }
+    void attend(const tfx_attention_args* args) {
+        const Plan p = make_plan(args);
+        if (p.cache_k == nullptr) return execute<F32>(p);  // keys and values straight from k and v
+        switch (p.kv) {
+            case KvType::f32:
+                return execute<F32>(p);
+            case KvType::bf16:
+                return execute<BF16>(p);
+            case KvType::f16:
+                return execute<F16>(p);
         }
     }
 };

@@ -1,20 +1,28 @@
 // The CPU backend: f32 compute; f32, bf16 and f16 weights. f32 weights multiply through
 // oneDNN; bf16/f16 weights stay half-size in memory and are widened in registers by our own
 // AVX-512 kernel, which keeps results equal to an f32 matmul while halving the bytes that
-// memory-bound decoding streams.
+// memory-bound decoding streams. Its device is host memory: alloc hands out 64-byte aligned
+// blocks, map_host returns the host's own (memory-mapped) bytes without a copy.
+#include "cpu_backend.h"
+
 #include <omp.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <unordered_set>
 #include <vector>
 
 #include "kernels.h"
 #include "onednn_matmul.h"
+#include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
-#include "tfx/sdk/host.hpp"
-#include "tfx/sdk/plugin.hpp"
+#include "tfx/sdk/tensor.hpp"
 
 struct tfx_weight {
     enum class Format { f32, bf16, f16 } format;
@@ -55,6 +63,10 @@ std::string shape_of(const tfx_tensor* t) {
     return s + "]";
 }
 
+char* base_of(const tfx_tensor* t) {
+    return static_cast<char*>(t->data) + t->byte_offset;
+}
+
 // A compact f32 tensor seen as rows of its last dimension.
 struct Rows {
     float* data;
@@ -71,8 +83,63 @@ Rows rows_of(const tfx_tensor* t, const char* op, const char* what) {
                                                   sdk::dtype_name(t->dtype) + " " + shape_of(t));
     }
     const int64_t dim = t->shape[t->ndim - 1];
-    auto* data = reinterpret_cast<float*>(static_cast<char*>(t->data) + t->byte_offset);
-    return {data, dim == 0 ? 0 : numel(t) / dim, dim};
+    return {reinterpret_cast<float*>(base_of(t)), dim == 0 ? 0 : numel(t) / dim, dim};
+}
+
+// A compact tensor of any dtype seen as rows of its last dimension, in bytes.
+struct ByteRows {
+    char* data;
+    int64_t rows;
+    int64_t row_bytes;
+};
+
+ByteRows byte_rows_of(const tfx_tensor* t, const char* op, const char* what) {
+    if (t == nullptr || t->data == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " is missing");
+    }
+    if (t->ndim < 1 || !compact(t) || t->dtype.bits % 8 != 0 || t->dtype.lanes != 1) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " must be a compact tensor, got " +
+                                                  sdk::dtype_name(t->dtype) + " " + shape_of(t));
+    }
+    const int64_t dim = t->shape[t->ndim - 1];
+    return {base_of(t), dim == 0 ? 0 : numel(t) / dim, dim * (t->dtype.bits / 8)};
+}
+
+// A compact i32 tensor (ids, positions, rows, expert choices).
+struct Indices {
+    int32_t* data;
+    int64_t count;
+};
+
+Indices indices_of(const tfx_tensor* t, const char* op, const char* what) {
+    if (t == nullptr || t->data == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " is missing");
+    }
+    if (!(t->dtype == kI32) || !compact(t)) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " must be a compact i32 tensor, got " +
+                                                  sdk::dtype_name(t->dtype) + " " + shape_of(t));
+    }
+    return {reinterpret_cast<int32_t*>(base_of(t)), numel(t)};
+}
+
+// The bytes of a compact tensor (upload and download).
+uint64_t compact_bytes(const tfx_tensor* t, const char* op, const char* what) {
+    if (t == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " is missing");
+    for (int i = 0; i < t->ndim; ++i) {
+        if (t->shape[i] < 0) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " has a negative dim " + shape_of(t));
+        }
+    }
+    if (!compact(t) || t->dtype.bits % 8 != 0) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " must be a compact tensor, got " +
+                                                  sdk::dtype_name(t->dtype) + " " + shape_of(t));
+    }
+    const uint64_t bytes =
+        static_cast<uint64_t>(numel(t)) * (t->dtype.bits / 8u) * std::max<uint16_t>(t->dtype.lanes, 1);
+    if (bytes != 0 && t->data == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": " + what + " has no data");
+    }
+    return bytes;
 }
 
 void require_same(const Rows& a, const Rows& b, const char* op) {
@@ -96,60 +163,168 @@ float read_float(const void* base, tfx_dtype dtype, int64_t index) {
     return dtype == kBF16 ? sdk::bf16_to_f32(h) : sdk::f16_to_f32(h);
 }
 
-class CpuBackend {
+// A grow-only scratch buffer: at least n elements, never shrunk (no allocation once warm).
+template <class T>
+T* grow(std::vector<T>& v, int64_t n) {
+    if (v.size() < static_cast<size_t>(n)) v.resize(static_cast<size_t>(n));
+    return v.data();
+}
+
+}  // namespace
+
+class CpuBackendImpl {
   public:
-    explicit CpuBackend(const tfx_host_services* host) {
-        sdk::Host h(host);
-        if (auto threads = h.option("num_threads"); threads && !threads->empty()) {
-            const int n = std::stoi(*threads);
-            if (n > 0) omp_set_num_threads(n);
+    explicit CpuBackendImpl(const tfx_host_services* host) {
+        if (host == nullptr || !TFX_HAS_FIELD(host, tfx_host_services, option) || host->option == nullptr) return;
+        const char* threads = host->option(host->host, "num_threads");
+        if (threads == nullptr || *threads == '\0') return;
+        char* end = nullptr;
+        errno = 0;
+        const long n = std::strtol(threads, &end, 10);
+        if (errno != 0 || *end != '\0' || n < 0 || n > 65536) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        std::string("cpu backend: option num_threads must be a thread count, got '") + threads + "'");
         }
+        if (n > 0) omp_set_num_threads(static_cast<int>(n));
     }
 
-    void pack_weight(const tfx_tensor* w, tfx_weight** out) {
-        if (w == nullptr || w->data == nullptr || w->ndim != 2) {
+    ~CpuBackendImpl() {
+        for (void* p : owned_) std::free(p);
+    }
+
+    // ---- memory and transfers ----
+
+    void alloc(uint64_t bytes, void** data) {
+        if (data == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "alloc: data is missing");
+        *data = nullptr;
+        if (bytes > (uint64_t{1} << 62)) {
+            throw Error(TFX_ERR_OUT_OF_MEMORY, "alloc: " + std::to_string(bytes) + " bytes is too large");
+        }
+        // aligned_alloc wants a multiple of the alignment; a zero-byte block still gets an address.
+        const size_t rounded = std::max<size_t>(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment);
+        void* p = std::aligned_alloc(kAlignment, rounded);
+        if (p == nullptr) {
+            throw Error(TFX_ERR_OUT_OF_MEMORY, "alloc: out of memory allocating " + std::to_string(bytes) + " bytes");
+        }
+        try {
+            std::lock_guard lock(memory_mutex_);
+            owned_.insert(p);
+        } catch (...) {
+            std::free(p);
+            throw;
+        }
+        *data = p;
+    }
+
+    // Frees blocks from alloc; map_host's results are the host's own memory: nothing to free.
+    void release(void* data) noexcept {
+        if (data == nullptr) return;
+        std::lock_guard lock(memory_mutex_);
+        if (owned_.erase(data) != 0) std::free(data);
+    }
+
+    // The device is host memory: the host's bytes are used in place (zero copy).
+    void map_host(const void* host, uint64_t bytes, void** data) {
+        if (data == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "map_host: data is missing");
+        if (host == nullptr && bytes != 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "map_host: host is missing");
+        *data = const_cast<void*>(host);
+    }
+
+    void upload(const void* host, tfx_tensor* dst) {
+        const uint64_t bytes = compact_bytes(dst, "upload", "dst");
+        if (bytes == 0) return;
+        if (host == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "upload: host is missing");
+        std::memcpy(base_of(dst), host, bytes);
+    }
+
+    void download(const tfx_tensor* src, void* host) {
+        const uint64_t bytes = compact_bytes(src, "download", "src");
+        if (bytes == 0) return;
+        if (host == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "download: host is missing");
+        std::memcpy(host, base_of(src), bytes);
+    }
+
+    // ---- weights ----
+
+    // Packs w [out, in] (f32, bf16 or f16, any strides) into `format` (NULL: w's own dtype),
+    // row-major. Half formats stay half-size; narrowing rounds to nearest even, like torch.
+    void pack_weight(const tfx_tensor* w, const char* format, tfx_weight** out) {
+        if (out == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: out is missing");
+        if (w == nullptr || w->data == nullptr || w->ndim != 2 || w->shape[0] < 0 || w->shape[1] < 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
         }
+        if (!(w->dtype == kF32 || w->dtype == kBF16 || w->dtype == kF16)) {
+            throw Error(TFX_ERR_UNSUPPORTED, "pack_weight: dtype " + sdk::dtype_name(w->dtype) +
+                                                 " is not supported by the cpu backend (f32, bf16, f16)");
+        }
+        using Format = tfx_weight::Format;
+        Format target;
+        if (format == nullptr) {
+            target = w->dtype == kF32 ? Format::f32 : w->dtype == kBF16 ? Format::bf16 : Format::f16;
+        } else if (std::strcmp(format, "f32") == 0) {
+            target = Format::f32;
+        } else if (std::strcmp(format, "bf16") == 0) {
+            target = Format::bf16;
+        } else if (std::strcmp(format, "f16") == 0) {
+            target = Format::f16;
+        } else {
+            throw Error(TFX_ERR_UNSUPPORTED, std::string("pack_weight: weight format '") + format +
+                                                 "' is not supported by the cpu backend (supported: f32, bf16, f16)");
+        }
         auto packed = std::make_unique<tfx_weight>();
-        packed->out_features = w->shape[0];
-        packed->in_features = w->shape[1];
-        const int64_t n = numel(w);
-        const char* src = static_cast<const char*>(w->data) + w->byte_offset;
+        packed->format = target;
+        const int64_t rows = packed->out_features = w->shape[0];
+        const int64_t cols = packed->in_features = w->shape[1];
+        const int64_t n = rows * cols;
+        const char* src = base_of(w);
+        const tfx_dtype dtype = w->dtype;
+        const int64_t elem = dtype.bits / 8;
         // Element (r, c) of the view; a transposed view is copied into row-major order here, once.
-        const int64_t row_stride = w->strides != nullptr ? w->strides[0] : w->shape[1];
+        const int64_t row_stride = w->strides != nullptr ? w->strides[0] : cols;
         const int64_t col_stride = w->strides != nullptr ? w->strides[1] : 1;
-        auto gather = [&](auto* dst, size_t elem) {
-            for (int64_t r = 0; r < packed->out_features; ++r) {
-                for (int64_t c = 0; c < packed->in_features; ++c) {
-                    std::memcpy(dst + r * packed->in_features + c,
-                                src + (r * row_stride + c * col_stride) * static_cast<int64_t>(elem), elem);
+        const bool same = (target == Format::f32 && dtype == kF32) || (target == Format::bf16 && dtype == kBF16) ||
+                          (target == Format::f16 && dtype == kF16);
+        auto convert = [&](auto* dst, auto element) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+            for (int64_t r = 0; r < rows; ++r) {
+                for (int64_t c = 0; c < cols; ++c) {
+                    dst[r * cols + c] = element(src + (r * row_stride + c * col_stride) * elem);
                 }
             }
         };
-        if (w->dtype == kF32) {
-            packed->format = tfx_weight::Format::f32;
-            packed->f32.resize(static_cast<size_t>(n));
-            if (compact(w)) {
-                std::memcpy(packed->f32.data(), src, static_cast<size_t>(n) * 4);
+        auto as_float = [dtype](const char* p) { return read_float(p, dtype, 0); };
+        auto raw_half = [](const char* p) {
+            uint16_t h;
+            std::memcpy(&h, p, 2);
+            return h;
+        };
+        if (target == Format::f32) {
+            float* dst = grow(packed->f32, n);
+            if (same && compact(w)) {
+                std::memcpy(dst, src, static_cast<size_t>(n) * 4);
             } else {
-                gather(packed->f32.data(), 4);
-            }
-        } else if (w->dtype == kBF16 || w->dtype == kF16) {
-            packed->format = w->dtype == kBF16 ? tfx_weight::Format::bf16 : tfx_weight::Format::f16;
-            packed->half.resize(static_cast<size_t>(n));
-            if (compact(w)) {
-                std::memcpy(packed->half.data(), src, static_cast<size_t>(n) * 2);
-            } else {
-                gather(packed->half.data(), 2);
+                convert(dst, as_float);
             }
         } else {
-            throw Error(TFX_ERR_UNSUPPORTED, "pack_weight: dtype " + sdk::dtype_name(w->dtype) +
-                                                 " is not supported by the cpu backend (f32, bf16, f16)");
+            uint16_t* dst = grow(packed->half, n);
+            if (same && compact(w)) {
+                std::memcpy(dst, src, static_cast<size_t>(n) * 2);
+            } else if (same) {
+                convert(dst, raw_half);
+            } else if (target == Format::bf16) {
+                convert(dst, [&](const char* p) { return sdk::f32_to_bf16(as_float(p)); });
+            } else {
+                convert(dst, [&](const char* p) { return sdk::f32_to_f16(as_float(p)); });
+            }
         }
         *out = packed.release();
     }
 
-    void release_weight(tfx_weight* w) { delete w; }
+    void release_weight(tfx_weight* w) noexcept {
+        delete w;
+    }
+
+    // ---- compute ----
 
     void linear(const tfx_tensor* x, const tfx_weight* w, const tfx_tensor* bias, tfx_tensor* y) {
         if (w == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "linear: weight is missing");
@@ -166,32 +341,15 @@ class CpuBackend {
             require_vector(br, w->out_features, "linear", "bias");
             b = br.data;
         }
-        if (in.rows == 0) return;
-        if (w->format == tfx_weight::Format::f32) {
-            if (in.rows >= kBlockedGemmMinRows ||
-                !gemm_f32_small(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features)) {
-                matmul_.run(in.data, w->f32.data(), b, out.data, in.rows, w->out_features, w->in_features);
-            }
-        } else if (in.rows >= kBlockedGemmMinRows) {
-            // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
-            // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16
-            // activations would lose the reference's f32 accuracy).
-            const int64_t n = w->out_features * w->in_features;
-            widened_.resize(static_cast<size_t>(n));
-            widen(w->half.data(), w->format == tfx_weight::Format::f16, widened_.data(), n);
-            matmul_.run(in.data, widened_.data(), b, out.data, in.rows, w->out_features, w->in_features);
-        } else {
-            gemm_half_weights(in.data, w->half.data(), w->format == tfx_weight::Format::f16, b, out.data, in.rows,
-                              w->out_features, w->in_features);
-        }
+        matmul(in.data, w, b, out.data, in.rows);
     }
 
     void embedding(const tfx_tensor* table, const tfx_tensor* ids, tfx_tensor* y) {
-        if (table == nullptr || table->ndim != 2 || !compact(table) ||
+        if (table == nullptr || table->data == nullptr || table->ndim != 2 || !compact(table) ||
             !(table->dtype == kF32 || table->dtype == kBF16 || table->dtype == kF16)) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: table must be a compact 2-D f32/bf16/f16 tensor");
         }
-        if (ids == nullptr || !(ids->dtype == kI32) || !compact(ids)) {
+        if (ids == nullptr || ids->data == nullptr || !(ids->dtype == kI32) || !compact(ids)) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: ids must be compact int32");
         }
         Rows out = rows_of(y, "embedding", "output");
@@ -202,8 +360,8 @@ class CpuBackend {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: output " + shape_of(y) + " does not fit " +
                                                       std::to_string(count) + " ids of dim " + std::to_string(dim));
         }
-        const auto* id = reinterpret_cast<const int32_t*>(static_cast<const char*>(ids->data) + ids->byte_offset);
-        const char* base = static_cast<const char*>(table->data) + table->byte_offset;
+        const auto* id = reinterpret_cast<const int32_t*>(base_of(ids));
+        const char* base = base_of(table);
         for (int64_t i = 0; i < count; ++i) {
             if (id[i] < 0 || id[i] >= vocab) {
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id[i]) +
@@ -242,19 +400,25 @@ class CpuBackend {
         cpu::layer_norm(in.data, weight.data, bias, eps, out.data, in.rows, in.dim);
     }
 
-    void rope(tfx_tensor* x, const tfx_tensor* cos, const tfx_tensor* sin) {
+    void rope(tfx_tensor* x, const tfx_tensor* positions, const tfx_tensor* inv_freq, float attention_scaling) {
         Rows v = rows_of(x, "rope", "input");
-        Rows c = rows_of(cos, "rope", "cos");
-        Rows s = rows_of(sin, "rope", "sin");
-        require_same(c, s, "rope");
         if (x->ndim < 2) throw Error(TFX_ERR_INVALID_ARGUMENT, "rope: input must be [tokens, heads, head_dim]");
+        Indices pos = indices_of(positions, "rope", "positions");
+        Rows freq = rows_of(inv_freq, "rope", "inv_freq");
         const int64_t heads = x->shape[x->ndim - 2];
-        const int64_t tokens = v.rows / heads;
-        if (c.rows != tokens || 2 * c.dim > v.dim) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT,
-                        "rope: cos/sin " + shape_of(cos) + " do not fit input " + shape_of(x));
+        const int64_t tokens = heads == 0 ? 0 : v.rows / heads;
+        const int64_t half = freq.rows * freq.dim;
+        if (pos.count != tokens || 2 * half > v.dim) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "rope: positions " + shape_of(positions) + " and inv_freq " +
+                                                      shape_of(inv_freq) + " do not fit input " + shape_of(x));
         }
-        cpu::rope(v.data, c.data, s.data, tokens, heads, v.dim, c.dim);
+        for (int64_t t = 0; t < tokens; ++t) {
+            if (pos.data[t] < 0) {
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "rope: position " + std::to_string(pos.data[t]) + " of token " +
+                                                          std::to_string(t) + " is negative");
+            }
+        }
+        cpu::rope(v.data, pos.data, freq.data, attention_scaling, tokens, heads, v.dim, half);
     }
 
     void activation(int32_t act, const tfx_tensor* x, tfx_tensor* y) {
@@ -348,6 +512,138 @@ class CpuBackend {
         }
     }
 
+    // y[r] = x[rows[r]], rows of any dtype.
+    void gather_rows(const tfx_tensor* x, const tfx_tensor* rows, tfx_tensor* y) {
+        ByteRows in = byte_rows_of(x, "gather_rows", "x");
+        ByteRows out = byte_rows_of(y, "gather_rows", "y");
+        Indices index = indices_of(rows, "gather_rows", "rows");
+        if (!(x->dtype == y->dtype) || out.rows != index.count || out.row_bytes != in.row_bytes) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "gather_rows: y " + sdk::dtype_name(y->dtype) + " " + shape_of(y) +
+                                                      " does not fit " + std::to_string(index.count) + " rows of x " +
+                                                      sdk::dtype_name(x->dtype) + " " + shape_of(x));
+        }
+        for (int64_t r = 0; r < index.count; ++r) {
+            if (index.data[r] < 0 || index.data[r] >= in.rows) {
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "gather_rows: row " + std::to_string(index.data[r]) + " (entry " +
+                                                          std::to_string(r) + ") is outside x's " +
+                                                          std::to_string(in.rows) + " rows");
+            }
+        }
+        for (int64_t r = 0; r < index.count; ++r) {
+            std::memmove(out.data + r * out.row_bytes, in.data + index.data[r] * in.row_bytes,
+                         static_cast<size_t>(in.row_bytes));
+        }
+    }
+
+    // The k largest probabilities per row, highest first (ties: lower index first).
+    void top_k(const tfx_tensor* x, int32_t k, int32_t normalize, tfx_tensor* ids, tfx_tensor* weights) {
+        Rows p = rows_of(x, "top_k", "x");
+        if (k < 1 || k > p.dim) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "top_k: k = " + std::to_string(k) + " must be between 1 and the " +
+                                                      std::to_string(p.dim) + " columns of x " + shape_of(x));
+        }
+        Indices choice = indices_of(ids, "top_k", "ids");
+        Rows w = rows_of(weights, "top_k", "weights");
+        if (choice.count != p.rows * k || ids->ndim < 1 || ids->shape[ids->ndim - 1] != k || w.rows != p.rows ||
+            w.dim != k) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "top_k: ids " + shape_of(ids) + " and weights " + shape_of(weights) +
+                                                      " must be [" + std::to_string(p.rows) + ", " + std::to_string(k) +
+                                                      "] for x " + shape_of(x));
+        }
+        int32_t* order = grow(order_, p.dim);
+        for (int64_t t = 0; t < p.rows; ++t) {
+            const float* pt = p.data + t * p.dim;
+            for (int64_t e = 0; e < p.dim; ++e) order[e] = static_cast<int32_t>(e);
+            std::partial_sort(order, order + k, order + p.dim,
+                              [pt](int32_t i, int32_t j) { return pt[i] > pt[j] || (pt[i] == pt[j] && i < j); });
+            float sum = 0.0f;
+            for (int64_t s = 0; s < k; ++s) sum += pt[order[s]];
+            for (int64_t s = 0; s < k; ++s) {
+                choice.data[t * k + s] = order[s];
+                w.data[t * k + s] = normalize != 0 ? pt[order[s]] / sum : pt[order[s]];
+            }
+        }
+    }
+
+    // y[t, s] = x[t, s or 0] · experts[ids[t, s]]ᵀ. The (token, slot) pairs are grouped by
+    // expert (a counting sort), their rows gathered into scratch, each expert multiplies all of
+    // its rows at once, and the results are scattered back.
+    void linear_experts(const tfx_tensor* x, const tfx_weight* const* experts, int32_t count, const tfx_tensor* ids,
+                        tfx_tensor* y) {
+        if (experts == nullptr || count <= 0) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: no experts (count " + std::to_string(count) + ")");
+        }
+        Indices choice = indices_of(ids, "linear_experts", "ids");
+        if (ids->ndim != 2) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: ids must be [n, k], got " + shape_of(ids));
+        }
+        Rows in = rows_of(x, "linear_experts", "x");
+        Rows out = rows_of(y, "linear_experts", "y");
+        const int64_t n = ids->shape[0], k = ids->shape[1], routed = n * k;
+        if ((in.rows != routed && in.rows != n) || out.rows != routed) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: x " + shape_of(x) + " and y " + shape_of(y) +
+                                                      " do not fit ids " + shape_of(ids) +
+                                                      " (x [n, k or 1, in], y [n, k, out])");
+        }
+        const bool shared = in.rows != routed;  // x [n, 1, in]: one input row for all of a token's slots
+        int64_t* start = grow(start_, int64_t{count} + 1);
+        std::fill(start, start + count + 1, int64_t{0});
+        for (int64_t r = 0; r < routed; ++r) {
+            const int32_t e = choice.data[r];
+            if (e < 0 || e >= count) {
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: expert id " + std::to_string(e) + " (token " +
+                                                          std::to_string(r / k) + ", slot " + std::to_string(r % k) +
+                                                          ") is outside the " + std::to_string(count) + " experts");
+            }
+            if (start[e + 1]++ != 0) continue;
+            const tfx_weight* w = experts[e];
+            if (w == nullptr) {
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: expert " + std::to_string(e) + " is missing");
+            }
+            if (w->in_features != in.dim || w->out_features != out.dim) {
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_experts: expert " + std::to_string(e) + " [" +
+                                                          std::to_string(w->out_features) + ", " +
+                                                          std::to_string(w->in_features) + "] does not fit x " +
+                                                          shape_of(x) + " and y " + shape_of(y));
+            }
+        }
+        if (routed == 0) return;
+        for (int64_t e = 0; e < count; ++e) start[e + 1] += start[e];
+        int64_t* fill = grow(fill_, count);
+        std::copy(start, start + count, fill);
+        int64_t* slot = grow(slot_, routed);  // slot[j] = the (token, slot) pair at grouped row j
+        for (int64_t r = 0; r < routed; ++r) slot[fill[choice.data[r]]++] = r;
+
+        float* xs = grow(experts_in_, routed * in.dim);
+        float* ys = grow(experts_out_, routed * out.dim);
+        const size_t in_bytes = static_cast<size_t>(in.dim) * sizeof(float);
+        const size_t out_bytes = static_cast<size_t>(out.dim) * sizeof(float);
+#pragma omp parallel for schedule(static) if (routed * in.dim > 65536)
+        for (int64_t j = 0; j < routed; ++j) {
+            const int64_t row = shared ? slot[j] / k : slot[j];
+            std::memcpy(xs + j * in.dim, in.data + row * in.dim, in_bytes);
+        }
+        for (int64_t e = 0; e < count; ++e) {
+            const int64_t first = start[e], rows = start[e + 1] - first;
+            if (rows != 0) matmul(xs + first * in.dim, experts[e], nullptr, ys + first * out.dim, rows);
+        }
+#pragma omp parallel for schedule(static) if (routed * out.dim > 65536)
+        for (int64_t j = 0; j < routed; ++j) std::memcpy(out.data + slot[j] * out.dim, ys + j * out.dim, out_bytes);
+    }
+
+    // y[t] = sum over s of weights[t, s] * x[t, s], in order of s.
+    void weighted_sum(const tfx_tensor* x, const tfx_tensor* weights, tfx_tensor* y) {
+        Rows in = rows_of(x, "weighted_sum", "x");
+        Rows w = rows_of(weights, "weighted_sum", "weights");
+        Rows out = rows_of(y, "weighted_sum", "y");
+        if (in.rows != w.rows * w.dim || out.rows != w.rows || out.dim != in.dim) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "weighted_sum: x " + shape_of(x) + ", weights " + shape_of(weights) +
+                                                      " and y " + shape_of(y) +
+                                                      " do not fit (x [n, k, dim], weights [n, k], y [n, dim])");
+        }
+        cpu::weighted_sum(in.data, w.data, out.data, w.rows, w.dim, in.dim);
+    }
+
   private:
     static void check_activation(int32_t act) {
         if (act < TFX_ACT_SILU || act > TFX_ACT_TANH) {
@@ -381,34 +677,105 @@ class CpuBackend {
         }
     }
 
+    // y[rows, out] = x[rows, in] · wᵀ (+ b), for linear and each expert of linear_experts.
+    void matmul(const float* x, const tfx_weight* w, const float* b, float* y, int64_t rows) {
+        if (rows == 0) return;
+        if (w->format == tfx_weight::Format::f32) {
+            if (rows >= kBlockedGemmMinRows ||
+                !gemm_f32_small(x, w->f32.data(), b, y, rows, w->out_features, w->in_features)) {
+                matmul_.run(x, w->f32.data(), b, y, rows, w->out_features, w->in_features);
+            }
+        } else if (rows >= kBlockedGemmMinRows) {
+            // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
+            // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16
+            // activations would lose the reference's f32 accuracy).
+            const int64_t n = w->out_features * w->in_features;
+            float* widened = grow(widened_, n);
+            widen(w->half.data(), w->format == tfx_weight::Format::f16, widened, n);
+            matmul_.run(x, widened, b, y, rows, w->out_features, w->in_features);
+        } else {
+            gemm_half_weights(x, w->half.data(), w->format == tfx_weight::Format::f16, b, y, rows, w->out_features,
+                              w->in_features);
+        }
+    }
+
     // Below this many rows a matmul is memory-bound and the half-weight kernel, which
     // streams half the bytes, is faster than widening the weight first.
     static constexpr int64_t kBlockedGemmMinRows = 8;
+    static constexpr size_t kAlignment = 64;
 
     OneDnnMatmul matmul_;
     std::vector<float> widened_;  // scratch for prefill matmuls with half-precision weights
+    // linear_experts scratch (grow-only): rows grouped by expert, in and out, and the grouping.
+    std::vector<float> experts_in_, experts_out_;
+    std::vector<int64_t> start_, fill_, slot_;
+    std::vector<int32_t> order_;  // top_k
+    std::mutex memory_mutex_;
+    std::unordered_set<void*> owned_;  // blocks from alloc
 };
+
+namespace {
+
+// void CpuBackendImpl::fn(Args...) becomes int32_t fn(void* self, Args..., tfx_error*), self a CpuBackend*.
+template <auto Method>
+struct Op;
+template <class... Args, void (CpuBackendImpl::*Method)(Args...)>
+struct Op<Method> {
+    static int32_t call(void* self, Args... args, tfx_error* error) noexcept {
+        return sdk::guard(error, [&] { (static_cast<CpuBackend*>(self)->impl().*Method)(args...); });
+    }
+};
+template <auto Method>
+inline constexpr auto op = &Op<Method>::call;
+
+int32_t run_kernel(void*, tfx_kernel_fn kernel, void* ctx, tfx_error* error) noexcept {
+    if (kernel == nullptr) {
+        sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, "run_kernel: kernel is missing");
+        return TFX_ERR_INVALID_ARGUMENT;
+    }
+    return kernel(ctx, error);
+}
 
 const tfx_backend_ops kOps = {
     sizeof(tfx_backend_ops),
-    sdk::method<&CpuBackend::pack_weight>,
-    [](void* self, tfx_weight* w) { static_cast<CpuBackend*>(self)->release_weight(w); },
-    sdk::method<&CpuBackend::linear>,
-    sdk::method<&CpuBackend::embedding>,
-    sdk::method<&CpuBackend::rms_norm>,
-    sdk::method<&CpuBackend::layer_norm>,
-    sdk::method<&CpuBackend::rope>,
-    sdk::method<&CpuBackend::activation>,
-    sdk::method<&CpuBackend::gated_activation>,
-    sdk::method<&CpuBackend::add>,
-    sdk::method<&CpuBackend::mul>,
-    sdk::method<&CpuBackend::scale>,
-    sdk::method<&CpuBackend::softmax>,
-    sdk::method<&CpuBackend::softcap>,
-    sdk::method<&CpuBackend::copy>,
+    op<&CpuBackendImpl::alloc>,
+    [](void* self, void* data) { static_cast<CpuBackend*>(self)->impl().release(data); },
+    op<&CpuBackendImpl::map_host>,
+    op<&CpuBackendImpl::upload>,
+    op<&CpuBackendImpl::download>,
+    run_kernel,
+    op<&CpuBackendImpl::pack_weight>,
+    [](void* self, tfx_weight* w) { static_cast<CpuBackend*>(self)->impl().release_weight(w); },
+    op<&CpuBackendImpl::linear>,
+    op<&CpuBackendImpl::embedding>,
+    op<&CpuBackendImpl::rms_norm>,
+    op<&CpuBackendImpl::layer_norm>,
+    op<&CpuBackendImpl::rope>,
+    op<&CpuBackendImpl::activation>,
+    op<&CpuBackendImpl::gated_activation>,
+    op<&CpuBackendImpl::add>,
+    op<&CpuBackendImpl::mul>,
+    op<&CpuBackendImpl::scale>,
+    op<&CpuBackendImpl::softmax>,
+    op<&CpuBackendImpl::softcap>,
+    op<&CpuBackendImpl::copy>,
+    op<&CpuBackendImpl::gather_rows>,
+    op<&CpuBackendImpl::top_k>,
+    op<&CpuBackendImpl::linear_experts>,
+    op<&CpuBackendImpl::weighted_sum>,
 };
 
 }  // namespace
-}  // namespace tfx::cpu
 
-TFX_PLUGIN_EXPORT(tfx::cpu::CpuBackend, tfx::cpu::kOps)
+CpuBackend::CpuBackend(const tfx_host_services* host) : impl_(std::make_unique<CpuBackendImpl>(host)) {}
+CpuBackend::~CpuBackend() = default;
+
+int32_t CpuBackend::score() {
+    return 100;
+}
+
+const tfx_backend_ops& CpuBackend::ops() {
+    return kOps;
+}
+
+}  // namespace tfx::cpu

@@ -238,11 +238,21 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
     }
 }
 
-void rope(float* x, const float* cos, const float* sin, int64_t tokens, int64_t heads, int64_t head_dim, int64_t half) {
+void rope(float* x, const int32_t* positions, const float* inv_freq, float attention_scaling, int64_t tokens,
+          int64_t heads, int64_t head_dim, int64_t half) {
 #pragma omp parallel for schedule(static) if (tokens > 1)
     for (int64_t t = 0; t < tokens; ++t) {
-        const float* c = cos + t * half;
-        const float* s = sin + t * half;
+        // cos and sin of this token's angles, once for all heads (grow-only, per thread).
+        thread_local std::vector<float> angles;
+        angles.resize(static_cast<size_t>(2 * half));
+        float* c = angles.data();
+        float* s = c + half;
+        const float position = static_cast<float>(positions[t]);
+        for (int64_t i = 0; i < half; ++i) {
+            const float angle = position * inv_freq[i];
+            c[i] = std::cos(angle) * attention_scaling;
+            s[i] = std::sin(angle) * attention_scaling;
+        }
         for (int64_t h = 0; h < heads; ++h) {
             float* v = x + (t * heads + h) * head_dim;
             for (int64_t i = 0; i < half; ++i) {
@@ -274,6 +284,19 @@ void softmax(const float* x, float* y, int64_t rows, int64_t dim) {
         float sum = 0.0f;
         for (int64_t i = 0; i < dim; ++i) sum += (yr[i] = std::exp(xr[i] - max));
         for (int64_t i = 0; i < dim; ++i) yr[i] /= sum;
+    }
+}
+
+void weighted_sum(const float* x, const float* w, float* y, int64_t n, int64_t k, int64_t dim) {
+#pragma omp parallel for schedule(static) if (n > 1 && n * k * dim > 16384)
+    for (int64_t t = 0; t < n; ++t) {
+        float* yt = y + t * dim;
+        for (int64_t d = 0; d < dim; ++d) yt[d] = 0.0f;
+        for (int64_t s = 0; s < k; ++s) {
+            const float ws = w[t * k + s];
+            const float* xs = x + (t * k + s) * dim;
+            for (int64_t d = 0; d < dim; ++d) yt[d] += ws * xs[d];
+        }
     }
 }
 

@@ -121,18 +121,16 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
     void forward(const tfx_forward_args* a) {
         const auto& c = config_;
         const int64_t n = forward_rows(a), h = c.hidden_size;
-        if (a->past_len != 0 || a->cache != nullptr) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "bert: an encoder runs whole sequences (no KV cache, past_len 0)");
+        if (a->cache != nullptr) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "bert: an encoder runs whole sequences (no KV cache)");
         }
         // Embeddings: word + position + token type, then LayerNorm.
         View x = hidden_.rows(n, h), y = tmp_.rows(n, h);
         host_.embedding(word_embeddings_, input_ids(a), x);
-        View ids = learned_positions(a, c.max_positions, "bert", "max_position_embeddings", ids_);
-        host_.embedding(position_embeddings_, ids, y);
+        host_.embedding(position_embeddings_, learned_positions(a, c.max_positions, "bert", "max_position_embeddings"),
+                        y);
         host_.add(x, y, x);
-        const bool has_types = TFX_HAS_FIELD(a, tfx_forward_args, token_type_ids) && a->token_type_ids != nullptr;
-        for (int64_t i = 0; i < n; ++i) ids_[i] = has_types ? a->token_type_ids[i] : 0;
-        host_.embedding(token_type_embeddings_, ids, y);
+        host_.embedding(token_type_embeddings_, a->token_type_ids != nullptr ? View(*a->token_type_ids) : zeros(n), y);
         host_.add(x, y, x);
         layer_norm(host_, x, embedding_norm_, c.layer_norm_eps, x);
 
@@ -150,15 +148,23 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
     }
 
   private:
-    // The [CLS] (first) position of every sequence, through the pooler: tanh(dense(x)).
-    View pool(const View& x, int64_t b, int64_t t) {
-        const int64_t h = config_.hidden_size;
-        cls_.resize(b * h), pooled_.resize(b * h);
-        for (int64_t i = 0; i < b; ++i) std::copy_n(x.data() + i * t * h, h, cls_.data() + i * h);
-        View cls(cls_.data(), {b, h}), pooled(pooled_.data(), {b, h});
+    // Token type 0 for `n` tokens (no token_type_ids given), on the device: uploaded when it grows.
+    View zeros(int64_t n) {
+        if (n > zero_count_) {
+            const std::vector<int32_t> host_zeros(static_cast<size_t>(n), 0);
+            View z = zero_ids_.view(kI32, {n});
+            host_.upload(host_zeros.data(), z);
+            zero_count_ = n;
+        }
+        return zero_ids_.view(kI32, {n});
+    }
+
+    // The [CLS] (first) token of every sequence, through the pooler: tanh(dense(x)), into `pooled`.
+    void pool(const tfx_forward_args* a, const View& x, View& pooled) {
+        View cls = cls_.rows(a->batch->num_seqs, config_.hidden_size);
+        host_.gather_rows(x, first_tokens(a), cls);
         pooler_(cls, pooled);
         host_.activation(TFX_ACT_TANH, pooled, pooled);
-        return pooled;
     }
 
     static void require_f32(const View& v, int64_t elements, const char* what) {
@@ -170,17 +176,18 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
 
     void write_outputs(const tfx_forward_args* a, View& x) {
         const auto& c = config_;
-        const int64_t b = a->batch, t = a->tokens, h = c.hidden_size;
+        const int64_t b = a->batch->num_seqs, n = a->batch->num_tokens, h = c.hidden_size;
         if (head_ == Head::sequence_classification) {
             View out(*a->output);
             require_f32(out, b * c.num_labels, "output");
-            View logits(out.data(), {b, c.num_labels});
-            classifier_(pool(x, b, t), logits);
+            View logits = out.reshape({b, c.num_labels}), pooled = pooled_.rows(b, h);
+            pool(a, x, pooled);
+            classifier_(pooled, logits);
             return;
         }
         if (head_ == Head::masked_lm) {
             // The MLM transform LayerNorm(act(dense(x))), then the decoder.
-            View y = tmp_.rows(b * t, h);
+            View y = tmp_.rows(n, h);
             mlm_transform_(x, y);
             host_.activation(c.act, y, y);
             layer_norm(host_, y, mlm_norm_, c.layer_norm_eps, y);
@@ -191,8 +198,8 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
         if (has_pooler_ && TFX_HAS_FIELD(a, tfx_forward_args, pooled_output) && a->pooled_output != nullptr) {
             View pooled_out(*a->pooled_output);
             require_f32(pooled_out, b * h, "pooled_output");
-            View pooled = pool(x, b, t);
-            std::copy_n(pooled.data(), b * h, pooled_out.data());
+            View pooled = pooled_out.reshape({b, h});
+            pool(a, x, pooled);
         }
     }
 
@@ -203,10 +210,10 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
     bool has_pooler_ = false;
     Linear pooler_, classifier_, mlm_transform_, mlm_decoder_;
     SelfAttention attn_{host_, config_.num_heads, config_.num_heads, config_.hidden_size / config_.num_heads};
-    OutputWriter output_;
-    Scratch hidden_, tmp_, ffn_;
-    std::vector<float> cls_, pooled_;
-    std::vector<int32_t> ids_;
+    OutputWriter output_{host_};
+    Scratch hidden_{host_}, tmp_{host_}, ffn_{host_}, cls_{host_}, pooled_{host_};
+    DeviceBuffer zero_ids_{host_};
+    int64_t zero_count_ = 0;
 };
 
 }  // namespace

@@ -101,7 +101,7 @@ class Gemma2 : public DecoderModel<Gemma2, Gemma2Config, Init::zeros> {
         host_.rms_norm(x, weight, config_.rms_norm_eps, 1.0f, y);
     }
 
-    Rope rope_{rope_settings(config_)};
+    Rope rope_{host_, rope_settings(config_)};
     // The embeddings are multiplied by a tensor of sqrt(hidden_size) in the activation dtype
     // (f32 here): the double rounded once to f32.
     const float normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(config_.hidden_size)));

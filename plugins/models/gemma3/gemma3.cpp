@@ -128,9 +128,9 @@ class Gemma3 : public DecoderModel<Gemma3, Gemma3Config, Init::zeros> {
 
     // Two rotary embeddings: the global layers' (rope_theta, rope_scaling) and the local layers'
     // (rope_local_base_freq, no scaling).
-    Rope rope_global_{rope_settings(config_, config_.rope)};
-    Rope rope_local_{
-        RopeSettings{config_.head_dim, config_.rope_local_base_freq, "default", Config(), config_.max_positions}};
+    Rope rope_global_{host_, rope_settings(config_, config_.rope)};
+    Rope rope_local_{host_, RopeSettings{config_.head_dim, config_.rope_local_base_freq, "default", Config(),
+                                         config_.max_positions}};
     // The embeddings are multiplied by a tensor of sqrt(hidden_size) in the activation dtype
     // (f32 here): the double rounded once to f32.
     const float normalizer_ = static_cast<float>(std::sqrt(static_cast<double>(config_.hidden_size)));

@@ -61,9 +61,9 @@ Linear conv1d_block(WeightTable& w, const View& weight, const View& bias, int64_
     const int64_t row_stride = stored->strides != nullptr ? stored->strides[0] : weight.dim(1);
     const int64_t col_stride = stored->strides != nullptr ? stored->strides[1] : 1;
     const int64_t element_bytes = weight.dtype().bits / 8;
-    View block(weight.data<char>() + start * col_stride * element_bytes, weight.dtype(), {count, in});
+    View block(weight.data<char>() + start * col_stride * element_bytes, weight.dtype(), {count, in}, weight.device());
     block.with_strides({col_stride, row_stride});
-    return w.pack(block, View(bias.data() + start, {count}), true);
+    return w.pack(block, bias.at(start, {count}), true);
 }
 
 // A whole Conv1D layer: weight [in, out], bias [out].
@@ -118,7 +118,7 @@ class GPT2 : public ModelPlugin<GPT2, GPT2Config> {
         const int64_t n = forward_rows(a);
         View x = hidden_.rows(n, c.hidden_size), xn = normed_.rows(n, c.hidden_size);
         // Token plus learned position embeddings (positions index wpe, so they must fit it).
-        const View positions = learned_positions(a, c.max_positions, "gpt2", "n_positions", position_ids_);
+        const View positions = learned_positions(a, c.max_positions, "gpt2", "n_positions");
         host_.embedding(wte_, input_ids(a), x);
         host_.embedding(wpe_, positions, xn);
         host_.add(x, xn, x);
@@ -148,9 +148,8 @@ class GPT2 : public ModelPlugin<GPT2, GPT2Config> {
     std::vector<Layer> layers_;
     Linear lm_head_;
     SelfAttention attn_{host_, config_.num_heads, config_.num_heads, config_.head_dim};
-    OutputWriter output_;
-    Scratch hidden_, normed_, inner_;
-    std::vector<int32_t> position_ids_;
+    OutputWriter output_{host_};
+    Scratch hidden_{host_}, normed_{host_}, inner_{host_};
 };
 
 }  // namespace

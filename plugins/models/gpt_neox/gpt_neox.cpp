@@ -93,8 +93,8 @@ class GPTNeoX : public ModelPlugin<GPTNeoX, GPTNeoXConfig> {
         // query_key_value's output is [n, heads, 3 * head_dim] with q, k, v side by side in each
         // head: strided views pick them out into compact [n, heads, head_dim] tensors.
         View qkv = qkv_.rows(n, 3 * h);
-        View q_src(qkv.data(), {n, heads, hd}), k_src(qkv.data() + hd, {n, heads, hd});
-        View v_src(qkv.data() + 2 * hd, {n, heads, hd});
+        View q_src = qkv.at(0, {n, heads, hd}), k_src = qkv.at(hd, {n, heads, hd}),
+             v_src = qkv.at(2 * hd, {n, heads, hd});
         for (View* src : {&q_src, &k_src, &v_src}) src->with_strides({3 * h, 3 * hd, 1});
         attn_.resize(n);
 
@@ -134,11 +134,11 @@ class GPTNeoX : public ModelPlugin<GPTNeoX, GPTNeoXConfig> {
     Linear embed_out_;
     // Rotary embeddings over the first rotary_ndims dims: inv_freq = theta^(-2i/rotary_ndims) in
     // f32, divided by the factor under linear scaling.
-    Rope rope_{RopeSettings{config_.rotary_ndims, config_.rope_theta, config_.rope.type, config_.rope.scaling,
-                            config_.max_positions}};
+    Rope rope_{host_, RopeSettings{config_.rotary_ndims, config_.rope_theta, config_.rope.type, config_.rope.scaling,
+                                   config_.max_positions}};
     SelfAttention attn_{host_, config_.num_heads, config_.num_heads, config_.head_dim};
-    OutputWriter output_;
-    Scratch hidden_, normed_, qkv_, attn_out_, inner_;
+    OutputWriter output_{host_};
+    Scratch hidden_{host_}, normed_{host_}, qkv_{host_}, attn_out_{host_}, inner_{host_};
 };
 
 }  // namespace

@@ -61,7 +61,7 @@ class Llama : public DecoderModel<Llama, LlamaConfig> {
     }
 
   private:
-    Rope rope_{rope_settings(config_, config_.rope)};
+    Rope rope_{host_, rope_settings(config_, config_.rope)};
 };
 
 }  // namespace

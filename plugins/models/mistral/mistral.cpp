@@ -60,7 +60,7 @@ class Mistral : public DecoderModel<Mistral, MistralConfig> {
     }
 
   private:
-    Rope rope_{rope_settings(config_, config_.rope)};
+    Rope rope_{host_, rope_settings(config_, config_.rope)};
 };
 
 }  // namespace

@@ -99,8 +99,8 @@ class Phi3 : public DecoderModel<Phi3, Phi3Config> {
 
   private:
     // Built with the config, so that a bad longrope factor list fails before init-model writes anything.
-    Rope rope_{RopeSettings{config_.rotary_dim, config_.rope_theta, config_.rope.type, config_.rope.scaling,
-                            config_.max_positions, config_.original_max_positions}};
+    Rope rope_{host_, RopeSettings{config_.rotary_dim, config_.rope_theta, config_.rope.type, config_.rope.scaling,
+                                   config_.max_positions, config_.original_max_positions}};
 };
 
 }  // namespace

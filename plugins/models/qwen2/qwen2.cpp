@@ -66,7 +66,7 @@ class Qwen2 : public DecoderModel<Qwen2, Qwen2Config> {
     }
 
   private:
-    Rope rope_{rope_settings(config_, config_.rope)};
+    Rope rope_{host_, rope_settings(config_, config_.rope)};
 };
 
 }  // namespace

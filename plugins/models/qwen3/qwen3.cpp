@@ -71,7 +71,7 @@ class Qwen3 : public DecoderModel<Qwen3, Qwen3Config> {
     }
 
   private:
-    Rope rope_{rope_settings(config_, config_.rope)};
+    Rope rope_{host_, rope_settings(config_, config_.rope)};
 };
 
 }  // namespace

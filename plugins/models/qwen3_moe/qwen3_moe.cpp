@@ -74,6 +74,8 @@ struct Layer : DecoderLayer {
     bool sparse = false;
     Linear router;                  // sparse layers: mlp.gate, [num_experts, hidden]
     std::vector<GatedMlp> experts;  // sparse layers: mlp.experts.{j}
+    // The experts' packed projections, indexed by expert, for the backend's linear_experts.
+    std::vector<const tfx_weight*> expert_gate, expert_up, expert_down;
 };
 
 class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer> {
@@ -101,6 +103,9 @@ class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer
         for (int64_t j = 0; j < c.num_experts; ++j) {
             const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
             l.experts[j] = gated_mlp(w, e, {"gate_proj", "up_proj", "down_proj"}, h, c.moe_intermediate_size, false);
+            l.expert_gate.push_back(l.experts[j].gate.handle());
+            l.expert_up.push_back(l.experts[j].up.handle());
+            l.expert_down.push_back(l.experts[j].down.handle());
         }
     }
 
@@ -135,73 +140,31 @@ class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer
   private:
     // Qwen3MoeSparseMoeBlock: y[t] = sum over the top-k experts e of token t of
     // w[t, e] * down_e(act(gate_e(x[t])) * up_e(x[t])), with w the router's softmax (f32)
-    // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one.
-    // Tokens are grouped by expert so that each expert runs once on all of its rows.
-    // Activations are host memory on the CPU backend: the routing (top-k), the gather of rows
-    // by expert and the weighted scatter-add back are plain loops and copies over that memory.
+    // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one. The backend
+    // routes (top_k), runs each token through its experts (linear_experts) and sums (weighted_sum).
     void sparse_moe(const Layer& l, const View& xn, View& y) {
         const auto& c = config_;
-        const int64_t n = xn.dim(0), h = c.hidden_size, experts = c.num_experts, top_k = c.num_experts_per_tok;
-        const int64_t routed = n * top_k;
-        router_.resize(n * experts);
-        View probs(router_.data(), {n, experts});
+        const int64_t n = xn.dim(0), h = c.hidden_size, k = c.num_experts_per_tok, inter = c.moe_intermediate_size;
+        View probs = router_.rows(n, c.num_experts);
         l.router(xn, probs);
         host_.softmax(probs, probs);
+        View ids = choice_.view(kI32, {n, k}), weights = weights_.rows(n, k);
+        host_.top_k(probs, static_cast<int32_t>(k), c.norm_topk_prob, ids, weights);
 
-        // Top-k per token, highest probability first (ties: lower expert index first).
-        choice_.resize(routed);
-        weight_.resize(routed);
-        order_.resize(experts);
-        for (int64_t t = 0; t < n; ++t) {
-            const float* p = router_.data() + t * experts;
-            for (int64_t e = 0; e < experts; ++e) order_[e] = static_cast<int32_t>(e);
-            std::partial_sort(order_.begin(), order_.begin() + top_k, order_.end(),
-                              [p](int32_t i, int32_t j) { return p[i] > p[j] || (p[i] == p[j] && i < j); });
-            float sum = 0.0f;
-            for (int64_t s = 0; s < top_k; ++s) sum += p[order_[s]];
-            for (int64_t s = 0; s < top_k; ++s) {
-                choice_[t * top_k + s] = order_[s];
-                weight_[t * top_k + s] = c.norm_topk_prob ? p[order_[s]] / sum : p[order_[s]];
-            }
-        }
-
-        // Group the routed (token, slot) pairs by expert: a counting sort.
-        start_.assign(static_cast<size_t>(experts + 1), 0);
-        for (int64_t r = 0; r < routed; ++r) ++start_[choice_[r] + 1];
-        for (int64_t e = 0; e < experts; ++e) start_[e + 1] += start_[e];
-        slot_.resize(routed);
-        fill_.assign(start_.begin(), start_.end() - 1);
-        for (int64_t r = 0; r < routed; ++r) slot_[fill_[choice_[r]]++] = r;
-
-        moe_in_.resize(routed * h), moe_y_.resize(routed * h);
-        for (int64_t r = 0; r < routed; ++r) {
-            std::copy_n(xn.data() + (slot_[r] / top_k) * h, h, moe_in_.data() + r * h);
-        }
-        for (int64_t e = 0; e < experts; ++e) {
-            const int64_t first = start_[e], rows = start_[e + 1] - first;
-            if (rows == 0) continue;
-            View in(moe_in_.data() + first * h, {rows, h}), out(moe_y_.data() + first * h, {rows, h});
-            ffn_gated(host_, l.experts[e], c.act, in, out, gate_, up_);
-        }
-
-        // Weighted sum back into token order, expert by expert as the reference accumulates.
-        float* dst = y.data();
-        std::fill(dst, dst + n * h, 0.0f);
-        for (int64_t r = 0; r < routed; ++r) {
-            const int64_t token = slot_[r] / top_k;
-            const float w = weight_[slot_[r]];
-            const float* src = moe_y_.data() + r * h;
-            float* row = dst + token * h;
-            for (int64_t d = 0; d < h; ++d) row[d] += src[d] * w;
-        }
+        View gate = gate_.rows(n * k, inter), up = up_.rows(n * k, inter), down = expert_out_.rows(n * k, h);
+        View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
+        const View x3 = xn.reshape({n, 1, h});
+        host_.linear_experts(x3, l.expert_gate, ids, gate3);
+        host_.linear_experts(x3, l.expert_up, ids, up3);
+        host_.gated_activation(c.act, gate, up, gate);
+        host_.linear_experts(gate3, l.expert_down, ids, down3);
+        host_.weighted_sum(down3, weights, y);
     }
 
-    Rope rope_{rope_settings(config_, config_.rope)};
-    Scratch moe_out_;
-    // Mixture-of-experts scratch: router probabilities, routing, rows grouped by expert.
-    std::vector<float> router_, weight_, moe_in_, moe_y_;
-    std::vector<int32_t> choice_, order_;
-    std::vector<int64_t> start_, fill_, slot_;
+    Rope rope_{host_, rope_settings(config_, config_.rope)};
+    // Mixture-of-experts scratch: the layer's output, router probabilities, the routing, expert outputs.
+    Scratch moe_out_{host_}, router_{host_}, weights_{host_}, expert_out_{host_};
+    DeviceBuffer choice_{host_};
 };
 
 }  // namespace

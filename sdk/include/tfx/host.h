@@ -28,10 +28,11 @@ typedef struct tfx_host_services {
 
     /* Model session services. */
     const char* (*config_json)(void* host); /* config.json text */
-    /* A view of a checkpoint tensor as stored (memory-mapped, read-only), dtype as on disk.
-     * TFX_ERR_NOT_FOUND when absent. The view stays valid for the session. */
+    /* A checkpoint tensor as stored (dtype as on disk), on the backend's device (read-only;
+     * the host maps it through the backend's map_host once). TFX_ERR_NOT_FOUND when absent.
+     * The view stays valid for the session. */
     int32_t (*get_weight)(void* host, const char* name, tfx_tensor* out, tfx_error* error);
-    /* The same tensor converted to f32 (for norms, biases and other small vectors). */
+    /* The same tensor converted to f32 on the device (norms, biases and other small vectors). */
     int32_t (*get_weight_f32)(void* host, const char* name, tfx_tensor* out, tfx_error* error);
     int32_t (*has_weight)(void* host, const char* name);
 
@@ -43,8 +44,13 @@ typedef struct tfx_host_services {
     void* attention_self;
 
     /* Session options by name ("num_threads", "device", "task_head": the head the model
-     * manifest maps config.json's architecture to, ...); NULL when not set. */
+     * manifest maps config.json's architecture to, "weight_format": the format to pack
+     * linear weights into, ...); NULL when not set. */
     const char* (*option)(void* host, const char* key);
+
+    /* The session backend's device: every tensor a model plugin hands to ops is on it (weights
+     * from get_weight, memory from ops->alloc). */
+    tfx_device device;
 } tfx_host_services;
 
 #ifdef __cplusplus
@@ -54,5 +60,6 @@ typedef struct tfx_host_services {
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, host) == 8, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, attention_self) == 80, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, device) == 96, "tfx_host_services layout");
 
 #endif /* TFX_HOST_H */

@@ -11,9 +11,9 @@ extern "C" {
 #endif
 
 typedef enum tfx_model_output {
-    TFX_OUTPUT_LOGITS = 1,       /* causal / masked LM: [batch, tokens, vocab] */
-    TFX_OUTPUT_HIDDEN_STATE = 2, /* base model: [batch, tokens, hidden] */
-    TFX_OUTPUT_CLASS_LOGITS = 3  /* sequence classification: [batch, num_labels] */
+    TFX_OUTPUT_LOGITS = 1,       /* causal / masked LM: [rows, vocab] */
+    TFX_OUTPUT_HIDDEN_STATE = 2, /* base model: [rows, hidden] */
+    TFX_OUTPUT_CLASS_LOGITS = 3  /* sequence classification: [num_seqs, num_labels] */
 } tfx_model_output;
 
 typedef struct tfx_model_info {
@@ -22,7 +22,7 @@ typedef struct tfx_model_info {
     int32_t vocab_size;
     int32_t hidden_size;
     int32_t output_size; /* last dim of the output: vocab, hidden or num_labels */
-    int32_t num_layers;  /* KV cache layers the host must provide */
+    int32_t num_layers;  /* KV cache layers the host must provide (0: the model keeps no cache) */
     int32_t num_kv_heads;
     int32_t head_dim;
     int64_t max_positions;
@@ -30,20 +30,20 @@ typedef struct tfx_model_info {
     int32_t reserved;
 } tfx_model_info;
 
+/* One forward pass over a ragged batch. Every tensor is on the backend's device. */
 typedef struct tfx_forward_args {
     uint32_t struct_size;
-    int32_t batch;
-    int32_t tokens;
-    int32_t last_token_only;  /* 1: output only the last position of each sequence */
-    const int32_t* input_ids; /* [batch, tokens] */
-    const int64_t* positions; /* [batch, tokens] position ids */
-    const uint8_t* key_mask;  /* [batch, past_len + tokens] or NULL (all real) */
-    int64_t past_len;
-    tfx_kv_layer* cache;           /* num_layers entries, or NULL for a cache-less pass */
-    tfx_tensor* output;            /* f32 [batch, tokens or 1, output_size]; [batch, num_labels]
-                                      for sequence classification */
-    const int32_t* token_type_ids; /* [batch, tokens] segment ids, or NULL (all 0) */
-    tfx_tensor* pooled_output;     /* f32 [batch, hidden] for models with a pooler, or NULL */
+    int32_t num_output_rows;          /* rows of output for token outputs */
+    const tfx_batch* batch;           /* the sequences, positions and cache addressing */
+    const tfx_tensor* input_ids;      /* i32 [num_tokens] */
+    const tfx_tensor* token_type_ids; /* i32 [num_tokens] segment ids, or NULL (all 0) */
+    const tfx_kv_layer* cache;        /* num_layers entries, or NULL for a cache-less pass */
+    /* i32 [num_output_rows]: the tokens whose output is wanted (each sequence's last one when
+     * generating), or NULL for every token. */
+    const tfx_tensor* output_rows;
+    tfx_tensor* output;        /* f32 [num_output_rows, output_size]; [num_seqs, num_labels] for
+                                  sequence classification (from each sequence's first token) */
+    tfx_tensor* pooled_output; /* f32 [num_seqs, hidden] for models with a pooler, or NULL */
 } tfx_forward_args;
 
 typedef struct tfx_model_table {
@@ -63,7 +63,7 @@ typedef struct tfx_model_table {
 
 TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 48, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
-TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 56, "tfx_forward_args layout");
-TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 72, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");
 
 #endif /* TFX_MODEL_H */

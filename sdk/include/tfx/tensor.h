@@ -1,5 +1,7 @@
 /* Tensor views that cross the ABI. Layout-compatible with DLPack's DLTensor (v0.8+), so a
- * view can be handed to any DLPack consumer by a cast. Views never own their data. */
+ * view can be handed to any DLPack consumer by a cast. Views never own their data. Since ABI
+ * 2.0 the data of every tensor a model or attention plugin sees is memory of the session's
+ * backend (its device): only that backend's ops, and kernels it runs (run_kernel), touch it. */
 #ifndef TFX_TENSOR_H
 #define TFX_TENSOR_H
 
@@ -9,7 +11,9 @@
 extern "C" {
 #endif
 
-typedef enum tfx_device_type { TFX_DEVICE_CPU = 1, TFX_DEVICE_CUDA = 2 } tfx_device_type;
+/* Same values as DLDeviceType. TFX_DEVICE_EXT (DLPack's kDLExtDev) is memory of a backend that
+ * no one else may address directly (tests' guarded backend). */
+typedef enum tfx_device_type { TFX_DEVICE_CPU = 1, TFX_DEVICE_CUDA = 2, TFX_DEVICE_EXT = 12 } tfx_device_type;
 
 typedef struct tfx_device {
     int32_t device_type; /* tfx_device_type, same values as DLDeviceType */

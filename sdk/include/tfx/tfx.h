@@ -7,6 +7,7 @@
 #include "tfx/backend.h"
 #include "tfx/host.h"
 #include "tfx/model.h"
+#include "tfx/quantizer.h"
 #include "tfx/tensor.h"
 #include "tfx/tokenizer.h"
 

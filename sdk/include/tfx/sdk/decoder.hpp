@@ -242,8 +242,9 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     std::vector<Layer> layers_;
     Linear lm_head_;
     SelfAttention attn_{this->host_, this->config_.num_heads, this->config_.num_kv_heads, this->config_.head_dim};
-    OutputWriter output_;
-    Scratch hidden_, normed_, gate_, up_;  // gate_, up_: for ffn_gated
+    OutputWriter output_{this->host_};
+    Scratch hidden_{this->host_}, normed_{this->host_};
+    Scratch gate_{this->host_}, up_{this->host_};  // for ffn_gated
 };
 
 }  // namespace tfx::sdk

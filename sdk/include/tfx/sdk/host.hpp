@@ -2,10 +2,12 @@
 // throws tfx::sdk::Error with the callee's message, so model code reads like the reference.
 #pragma once
 
+#include <algorithm>
 #include <initializer_list>
 #include <optional>
 #include <span>
 #include <string>
+#include <utility>
 
 #include "tfx/host.h"
 #include "tfx/sdk/config.hpp"
@@ -66,8 +68,28 @@ class Host {
         return weight_f32(name, std::span<const int64_t>(expected.begin(), expected.size()));
     }
 
-    // Compute, forwarded by the host to the session's backend.
-    tfx_weight* pack(const View& w) const { return call_out(s_->ops->pack_weight, w.get()); }
+    // The backend's device, where every tensor handed to ops lives.
+    tfx_device device() const { return TFX_HAS_FIELD(s_, tfx_host_services, device) ? s_->device : kHostDevice; }
+
+    // Memory on the backend's device, and transfers (through the host's forwarding table).
+    void* alloc(uint64_t bytes) const {
+        void* data = nullptr;
+        run(s_->ops->alloc, bytes, &data);
+        return data;
+    }
+    void free(void* data) const {
+        if (data != nullptr && s_->ops != nullptr) s_->ops->release(s_->ops_self, data);
+    }
+    void upload(const void* host, View& dst) const { run(s_->ops->upload, host, dst.get()); }
+
+    // Compute, forwarded by the host to the session's backend. Linear weights are packed into
+    // the session's weight format ("weight_format" option), else kept in their stored dtype.
+    tfx_weight* pack(const View& w) const {
+        const std::optional<std::string> format = option("weight_format");
+        tfx_weight* out = nullptr;
+        run(s_->ops->pack_weight, w.get(), format ? format->c_str() : nullptr, &out);
+        return out;
+    }
     void release(tfx_weight* w) const { s_->ops->release_weight(s_->ops_self, w); }
     void linear(const View& x, const tfx_weight* w, const View* bias, View& y) const {
         run(s_->ops->linear, x.get(), w, bias ? bias->get() : nullptr, y.get());
@@ -81,7 +103,9 @@ class Host {
     void layer_norm(const View& x, const View& w, const View* b, float eps, View& y) const {
         run(s_->ops->layer_norm, x.get(), w.get(), b ? b->get() : nullptr, eps, y.get());
     }
-    void rope(View& x, const View& cos, const View& sin) const { run(s_->ops->rope, x.get(), cos.get(), sin.get()); }
+    void rope(View& x, const View& positions, const View& inv_freq, float attention_scaling) const {
+        run(s_->ops->rope, x.get(), positions.get(), inv_freq.get(), attention_scaling);
+    }
     void activation(tfx_activation act, const View& x, View& y) const {
         run(s_->ops->activation, static_cast<int32_t>(act), x.get(), y.get());
     }
@@ -94,6 +118,18 @@ class Host {
     void softmax(const View& x, View& y) const { run(s_->ops->softmax, x.get(), y.get()); }
     void softcap(const View& x, float cap, View& y) const { run(s_->ops->softcap, x.get(), cap, y.get()); }
     void copy(const View& src, View& dst) const { run(s_->ops->copy, src.get(), dst.get()); }
+    void gather_rows(const View& x, const View& rows, View& y) const {
+        run(s_->ops->gather_rows, x.get(), rows.get(), y.get());
+    }
+    void top_k(const View& x, int32_t k, bool normalize, View& ids, View& weights) const {
+        run(s_->ops->top_k, x.get(), k, normalize ? 1 : 0, ids.get(), weights.get());
+    }
+    void linear_experts(const View& x, std::span<const tfx_weight* const> experts, const View& ids, View& y) const {
+        run(s_->ops->linear_experts, x.get(), experts.data(), static_cast<int32_t>(experts.size()), ids.get(), y.get());
+    }
+    void weighted_sum(const View& x, const View& weights, View& y) const {
+        run(s_->ops->weighted_sum, x.get(), weights.get(), y.get());
+    }
 
     void attend(const tfx_attention_args& args) const {
         require(s_->attention != nullptr, "attention");
@@ -116,15 +152,6 @@ class Host {
     }
 
     template <class Fn>
-    tfx_weight* call_out(Fn fn, const tfx_tensor* w) const {
-        require(s_->ops != nullptr, "ops");
-        tfx_weight* out = nullptr;
-        tfx_error e = empty_error();
-        check(fn(s_->ops_self, w, &out, &e), e);
-        return out;
-    }
-
-    template <class Fn>
     View fetch(Fn fn, const std::string& name, std::span<const int64_t> expected) const {
         require(fn != nullptr, "weights");
         tfx_tensor t{};
@@ -141,6 +168,43 @@ class Host {
     }
 
     const tfx_host_services* s_;
+};
+
+}  // namespace tfx::sdk
+
+namespace tfx::sdk {
+
+// Device memory that grows to the largest size asked of it and is freed with the object: a
+// forward's scratch, a small parameter uploaded once. Growing loses the contents.
+class DeviceBuffer {
+  public:
+    explicit DeviceBuffer(const Host& host) : host_(&host) {}
+    DeviceBuffer(const DeviceBuffer&) = delete;
+    DeviceBuffer& operator=(const DeviceBuffer&) = delete;
+    ~DeviceBuffer() { host_->free(data_); }
+
+    // At least `bytes` bytes of device memory (allocated only when it must grow).
+    void* reserve(uint64_t bytes) {
+        if (bytes > bytes_) {
+            host_->free(std::exchange(data_, nullptr));
+            bytes_ = 0;
+            data_ = host_->alloc(bytes);
+            bytes_ = bytes;
+        }
+        return data_;
+    }
+    // A compact view of `shape` over the buffer, grown to fit.
+    View view(tfx_dtype dtype, std::initializer_list<int64_t> shape) {
+        int64_t n = 1;
+        for (int64_t d : shape) n *= d;
+        return View(reserve(static_cast<uint64_t>(std::max<int64_t>(n, 1)) * (dtype.bits / 8)), dtype, shape,
+                    host_->device());
+    }
+
+  private:
+    const Host* host_;
+    void* data_ = nullptr;
+    uint64_t bytes_ = 0;
 };
 
 }  // namespace tfx::sdk

@@ -69,6 +69,8 @@ class Linear {
 
     void operator()(const View& x, View& y) const { host_->linear(x, weight_, has_bias_ ? &bias_ : nullptr, y); }
     explicit operator bool() const { return weight_ != nullptr; }
+    // The backend's packed weight (for ops over several weights, such as linear_experts).
+    const tfx_weight* handle() const { return weight_; }
     // The rows of y (the weight's first dim; 0 when not given).
     int64_t out_features() const { return out_; }
 
@@ -176,9 +178,9 @@ class WeightTable {
     nlohmann::json specs_ = nlohmann::json::array();
 };
 
-// One self-attention call over [batch, tokens, heads, head_dim] views for layer `layer` of a
-// forward pass (its cache, past length and key mask). Optional settings keep their neutral
-// values: causal, scale 1/sqrt(head_dim) unless given, no softcap, no sliding window.
+// One self-attention call over [tokens, heads, head_dim] views for layer `layer` of a forward
+// pass (its cache and the batch's sequences). Optional settings keep their neutral values:
+// causal, scale 1/sqrt(head_dim) unless given, no softcap, no sliding window.
 struct AttentionCall {
     View q, k, v, out;
     float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
@@ -194,9 +196,8 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     args.k = call.k.get();
     args.v = call.v.get();
     args.out = call.out.get();
+    args.batch = a->batch;
     args.cache = a->cache != nullptr ? &a->cache[layer] : nullptr;
-    args.past_len = a->past_len;
-    args.key_mask = a->key_mask;
     args.scale = call.scale != 0.0f ? call.scale : 1.0f / std::sqrt(static_cast<float>(call.q.dim(-1)));
     args.softcap = call.softcap;
     args.sliding_window = call.sliding_window;
@@ -205,48 +206,47 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
 
 // ---- the steps of a forward pass ---------------------------------------------------------
 
-// The rows (batch x tokens) of a forward; throws unless batch, tokens, input_ids, positions and
-// output are given.
+// The tokens of a forward (all sequences of its ragged batch, back to back); throws unless the
+// batch, input_ids and output are given.
 inline int64_t forward_rows(const tfx_forward_args* a) {
-    if (a->batch <= 0 || a->tokens <= 0 || a->input_ids == nullptr || a->positions == nullptr || a->output == nullptr) {
-        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: batch, tokens, input_ids, positions and output are required");
+    if (a->batch == nullptr || a->batch->num_tokens <= 0 || a->input_ids == nullptr || a->output == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: a batch with tokens, input_ids and output are required");
     }
-    return int64_t{a->batch} * a->tokens;
+    return a->batch->num_tokens;
 }
 
-// The forward's token ids as an i32 view [batch * tokens], for Host::embedding.
+// The forward's token ids, i32 [tokens] on the device, for Host::embedding.
 inline View input_ids(const tfx_forward_args* a) {
-    return View(const_cast<int32_t*>(a->input_ids), kI32, {int64_t{a->batch} * a->tokens});
+    return View(*a->input_ids);
 }
 
-// A forward's f32 scratch buffer, grown to the largest pass seen; rows() views it [rows, width].
+// A forward's f32 scratch on the device, grown to the largest pass seen; rows() views it [rows, width].
 class Scratch {
   public:
-    View rows(int64_t rows, int64_t width) {
-        data_.resize(static_cast<size_t>(rows * width));
-        return View(data_.data(), {rows, width});
-    }
+    explicit Scratch(const Host& host) : buffer_(host) {}
+    View rows(int64_t rows, int64_t width) { return buffer_.view(kF32, {rows, width}); }
 
   private:
-    std::vector<float> data_;
+    DeviceBuffer buffer_;
 };
 
-// The forward's positions as i32 ids into a learned position table of `table_rows` rows (GPT-2's
-// wpe, BERT's position_embeddings); a position past it throws "<family>: position p is beyond
-// <field> (table_rows)".
-inline View learned_positions(const tfx_forward_args* a, int64_t table_rows, const char* family, const char* field,
-                              std::vector<int32_t>& ids) {
-    const int64_t n = int64_t{a->batch} * a->tokens;
-    ids.resize(static_cast<size_t>(n));
-    for (int64_t i = 0; i < n; ++i) {
-        if (a->positions[i] < 0 || a->positions[i] >= table_rows) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(family) + ": position " +
-                                                      std::to_string(a->positions[i]) + " is beyond " + field + " (" +
-                                                      std::to_string(table_rows) + ")");
+// The forward's positions (i32 on the device) as ids into a learned position table of `table_rows`
+// rows (GPT-2's wpe, BERT's position_embeddings); a position past it throws "<family>: position p
+// is beyond <field> (table_rows)", checked on the batch's host copy.
+inline View learned_positions(const tfx_forward_args* a, int64_t table_rows, const char* family, const char* field) {
+    const tfx_batch& b = *a->batch;
+    for (int32_t i = 0; i < b.num_tokens; ++i) {
+        if (b.positions[i] < 0 || b.positions[i] >= table_rows) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(family) + ": position " + std::to_string(b.positions[i]) +
+                                                      " is beyond " + field + " (" + std::to_string(table_rows) + ")");
         }
-        ids[i] = static_cast<int32_t>(a->positions[i]);
     }
-    return View(ids.data(), kI32, {n});
+    return View(*b.positions_dev);
+}
+
+// The first token of each sequence of the batch, as i32 row ids on the device (a pooler's [CLS]).
+inline View first_tokens(const tfx_forward_args* a) {
+    return View(*a->batch->seq_start_dev).reshape({a->batch->num_seqs});
 }
 
 // y = LayerNorm(x) with the norm's weight and bias.
@@ -284,25 +284,33 @@ inline void ffn(const Host& host, const Mlp& mlp, tfx_activation act, const View
     mlp.down(u, y);
 }
 
-// A rotary embedding with the cos and sin tables [rows, dim / 2] of the current forward's positions.
+// A rotary embedding: its frequencies on the device (uploaded again only when dynamic or longrope
+// scaling changes them) and the positions of the current forward, for the backend's rope op.
 class Rope {
   public:
-    explicit Rope(RopeSettings settings) : half_(settings.dim / 2), rotary_(std::move(settings)) {}
+    Rope(const Host& host, RopeSettings settings) : host_(host), rotary_(std::move(settings)), inv_freq_(host) {}
 
-    // The tables for `a`'s positions; once per forward, before any layer applies them.
+    // Prepares the current forward `a`; once per forward, before any layer applies it.
     void compute(const tfx_forward_args* a) {
-        const int64_t n = int64_t{a->batch} * a->tokens;
-        rotary_.compute(a->positions, n, cos_, sin_);
-        cos = View(cos_.data(), {n, half_});
-        sin = View(sin_.data(), {n, half_});
+        const tfx_batch& b = *a->batch;
+        if (rotary_.update(b.positions, b.num_tokens) || !uploaded_) {
+            const std::vector<float>& f = rotary_.inv_freq();
+            inv_freq = inv_freq_.view(kF32, {static_cast<int64_t>(f.size())});
+            host_.upload(f.data(), inv_freq);
+            uploaded_ = true;
+        }
+        positions = View(*b.positions_dev);
     }
+    // Rotates x [tokens, heads, head_dim] in place.
+    void apply(View& x) const { host_.rope(x, positions, inv_freq, rotary_.attention_factor()); }
 
-    View cos, sin;
+    View positions, inv_freq;
 
   private:
-    int64_t half_;
+    const Host& host_;
     RotaryEmbedding rotary_;
-    std::vector<float> cos_, sin_;
+    DeviceBuffer inv_freq_;
+    bool uploaded_ = false;
 };
 
 // The projections of self-attention: q, k, v from the hidden state, o back to it.
@@ -315,20 +323,27 @@ struct AttentionWeights {
 // (llama.cpp's build_attn with the o projection). It holds the scratch and the views of it that
 // the steps share:
 //   q, k, v, out                [rows, heads * head_dim] (k and v: kv_heads)
-//   q_heads, k_heads, v_heads   [rows, heads, head_dim], for rope and fused projections
+//   q_heads, k_heads, v_heads, out_heads   [rows, heads, head_dim], for rope and attention
 //   q_rows, k_rows              [rows * heads, head_dim], for per-head norms
 class SelfAttention {
   public:
     SelfAttention(const Host& host, int64_t heads, int64_t kv_heads, int64_t head_dim)
-        : host_(&host), heads_(heads), kv_heads_(kv_heads), head_dim_(head_dim) {}
+        : host_(&host),
+          heads_(heads),
+          kv_heads_(kv_heads),
+          head_dim_(head_dim),
+          q_(host),
+          k_(host),
+          v_(host),
+          out_(host) {}
 
     // Sizes the scratch for `rows` rows (project() does it for x's rows).
     SelfAttention& resize(int64_t rows) {
         const int64_t d = head_dim_, q_out = heads_ * d, kv_out = kv_heads_ * d;
         q = q_.rows(rows, q_out), k = k_.rows(rows, kv_out), v = v_.rows(rows, kv_out), out = out_.rows(rows, q_out);
-        q_heads = View(q.data(), {rows, heads_, d}), k_heads = View(k.data(), {rows, kv_heads_, d});
-        v_heads = View(v.data(), {rows, kv_heads_, d});
-        q_rows = View(q.data(), {rows * heads_, d}), k_rows = View(k.data(), {rows * kv_heads_, d});
+        q_heads = q.reshape({rows, heads_, d}), k_heads = k.reshape({rows, kv_heads_, d});
+        v_heads = v.reshape({rows, kv_heads_, d}), out_heads = out.reshape({rows, heads_, d});
+        q_rows = q.reshape({rows * heads_, d}), k_rows = k.reshape({rows * kv_heads_, d});
         return *this;
     }
     // q, k, v = the projections of x [rows, hidden].
@@ -341,23 +356,21 @@ class SelfAttention {
     }
     // Rotates q and k by the forward's rotary tables (the first rope dims of each head).
     SelfAttention& rope(const Rope& r) {
-        host_->rope(q_heads, r.cos, r.sin);
-        host_->rope(k_heads, r.cos, r.sin);
+        r.apply(q_heads);
+        r.apply(k_heads);
         return *this;
     }
     // out = attention of q over k and v for layer `layer` (its cache); `call` sets scale,
     // softcap, sliding window and causality, its views are filled here.
     SelfAttention& attend(const tfx_forward_args* a, int64_t layer, AttentionCall call) {
-        const int64_t b = a->batch, t = a->tokens, d = head_dim_;
-        call.q = View(q.data(), {b, t, heads_, d}), call.k = View(k.data(), {b, t, kv_heads_, d});
-        call.v = View(v.data(), {b, t, kv_heads_, d}), call.out = View(out.data(), {b, t, heads_, d});
+        call.q = q_heads, call.k = k_heads, call.v = v_heads, call.out = out_heads;
         tfx::sdk::attend(*host_, a, layer, call);
         return *this;
     }
     // y = o(out).
     void output(const AttentionWeights& w, View& y) const { w.o(out, y); }
 
-    View q, k, v, out, q_heads, k_heads, v_heads, q_rows, k_rows;
+    View q, k, v, out, q_heads, k_heads, v_heads, out_heads, q_rows, k_rows;
 
   private:
     const Host* host_;
@@ -365,44 +378,45 @@ class SelfAttention {
     Scratch q_, k_, v_, out_;
 };
 
-// Writes a forward's output rows: every position, or each sequence's last one when the
-// host asks for last_token_only, through `head` (an LM head) or as they are (hidden
-// states of a base model). `x` holds [batch * tokens, hidden] rows.
+// Writes a forward's output rows: every token, or those the host asks for (output_rows: each
+// sequence's last token when generating), through `head` (an LM head) or as they are (hidden
+// states of a base model). `x` holds [tokens, hidden] rows.
 class OutputWriter {
   public:
+    explicit OutputWriter(const Host& host) : host_(host), selected_(host) {}
+
     void write(const tfx_forward_args* a, const View& x, const Linear* head, int64_t width) {
-        const int64_t b = a->batch, t = a->tokens, h = x.dim(-1);
+        const int64_t h = x.dim(-1);
+        const int64_t rows = a->output_rows != nullptr ? a->num_output_rows : a->batch->num_tokens;
         View out(*a->output);
-        const int64_t rows = a->last_token_only ? b : b * t;
         if (out.dtype() != kF32 || out.numel() != rows * width) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: output must be f32 with " + std::to_string(rows) + " x " +
                                                       std::to_string(width) + " elements");
         }
-        View src(x.data(), {rows, h});
-        if (a->last_token_only && t > 1) {
-            last_.resize(static_cast<size_t>(b * h));
-            for (int64_t i = 0; i < b; ++i) {
-                std::copy_n(x.data() + ((i + 1) * t - 1) * h, h, last_.data() + i * h);
-            }
-            src = View(last_.data(), {b, h});
+        View src = x.reshape({x.numel() / h, h});
+        if (a->output_rows != nullptr) {
+            View picked = selected_.rows(rows, h);
+            host_.gather_rows(src, View(*a->output_rows), picked);
+            src = picked;
         }
-        View dst(out.data(), {rows, width});
+        View dst = out.reshape({rows, width});
         if (head != nullptr) {
             (*head)(src, dst);
         } else {
-            std::copy_n(src.data(), rows * h, dst.data());
+            host_.copy(src, dst);
         }
     }
 
   private:
-    std::vector<float> last_;
+    const Host& host_;
+    Scratch selected_;
 };
 
 // cap * tanh(logits / cap) over the rows a forward just wrote (rows of `width`); 0 leaves them.
 inline void softcap_output(const Host& host, const tfx_forward_args* a, float cap, int64_t width) {
     if (cap <= 0.0f) return;
     View out(*a->output);
-    View logits(out.data(), {out.numel() / width, width});
+    View logits = out.reshape({out.numel() / width, width});
     host.softcap(logits, cap, logits);
 }
 

@@ -59,21 +59,18 @@ class RotaryEmbedding {
         }
     }
 
-    // cos/sin [tokens, head_dim / 2] for the given positions.
-    void compute(const int64_t* positions, int64_t tokens, std::vector<float>& cos, std::vector<float>& sin) {
-        if (c_.type == "dynamic") update_dynamic(positions, tokens);
-        if (c_.type == "longrope") update_longrope(positions, tokens);
-        const int64_t half = dim_ / 2;
-        cos.resize(static_cast<size_t>(tokens * half));
-        sin.resize(static_cast<size_t>(tokens * half));
-        for (int64_t t = 0; t < tokens; ++t) {
-            for (int64_t i = 0; i < half; ++i) {
-                const float angle = static_cast<float>(positions[t]) * inv_freq_[i];
-                cos[t * half + i] = std::cos(angle) * attention_factor_;
-                sin[t * half + i] = std::sin(angle) * attention_factor_;
-            }
-        }
+    // Chooses the frequencies for a call over `positions` (dynamic and longrope scaling depend on
+    // the largest position); true when they changed since the last call. The backend's rope op
+    // then turns position p by p * inv_freq()[i], scaling cos and sin by attention_factor().
+    bool update(const int32_t* positions, int64_t tokens) {
+        int64_t seq_len = 0;
+        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max<int64_t>(seq_len, int64_t{positions[t]} + 1);
+        if (c_.type == "dynamic") return update_dynamic(seq_len);
+        if (c_.type == "longrope") return update_longrope(seq_len);
+        return false;
     }
+    const std::vector<float>& inv_freq() const { return inv_freq_; }
+    float attention_factor() const { return attention_factor_; }
 
   private:
     std::vector<float> base_inv_freq(double base) const {
@@ -179,16 +176,16 @@ class RotaryEmbedding {
 
     // long_factor once a call's largest position + 1 passes the original context, else
     // short_factor: decided per call, as _longrope_frequency_update does.
-    void update_longrope(const int64_t* positions, int64_t tokens) {
-        int64_t seq_len = 0;
-        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
-        inv_freq_ = seq_len > original_max_ ? long_inv_freq_ : short_inv_freq_;
+    bool update_longrope(int64_t seq_len) {
+        const bool use_long = seq_len > original_max_;
+        if (use_long == long_in_use_) return false;
+        long_in_use_ = use_long;
+        inv_freq_ = use_long ? long_inv_freq_ : short_inv_freq_;
+        return true;
     }
 
     // NTK-aware scaling that grows with the longest sequence seen, as transformers does.
-    void update_dynamic(const int64_t* positions, int64_t tokens) {
-        int64_t seq_len = 0;
-        for (int64_t t = 0; t < tokens; ++t) seq_len = std::max(seq_len, positions[t] + 1);
+    bool update_dynamic(int64_t seq_len) {
         if (seq_len > cached_len_) {
             const double factor = c_.scaling.get<double>("factor");
             const double d = static_cast<double>(dim_);
@@ -198,10 +195,14 @@ class RotaryEmbedding {
                          d / (d - 2.0));
             inv_freq_ = base_inv_freq(base);
             cached_len_ = seq_len;
-        } else if (seq_len < original_max_ && cached_len_ > original_max_) {
+            return true;
+        }
+        if (seq_len < original_max_ && cached_len_ > original_max_) {
             inv_freq_ = original_inv_freq_;
             cached_len_ = original_max_;
+            return true;
         }
+        return false;
     }
 
     RopeSettings c_;
@@ -209,6 +210,7 @@ class RotaryEmbedding {
     int64_t original_max_;
     std::vector<float> inv_freq_, original_inv_freq_, short_inv_freq_, long_inv_freq_;
     int64_t cached_len_ = 0;
+    bool long_in_use_ = false;  // longrope: long_factor's frequencies are the current ones
     float attention_factor_ = 1.0f;
 };
 

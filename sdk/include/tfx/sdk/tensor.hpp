@@ -22,6 +22,7 @@ inline constexpr tfx_dtype kF32{TFX_DTYPE_FLOAT, 32, 1};
 inline constexpr tfx_dtype kF16{TFX_DTYPE_FLOAT, 16, 1};
 inline constexpr tfx_dtype kBF16{TFX_DTYPE_BFLOAT, 16, 1};
 inline constexpr tfx_dtype kI32{TFX_DTYPE_INT, 32, 1};
+inline constexpr tfx_device kHostDevice{TFX_DEVICE_CPU, 0};
 
 inline std::string dtype_name(tfx_dtype d) {
     switch (d.code) {
@@ -49,17 +50,18 @@ class View {
     static constexpr int kMaxDims = 8;
 
     View() { bind(); }
-    View(void* data, tfx_dtype dtype, std::span<const int64_t> shape) {
+    // A view of memory on `device` (host memory: the default; a backend's memory: its device).
+    View(void* data, tfx_dtype dtype, std::span<const int64_t> shape, tfx_device device = kHostDevice) {
         if (shape.size() > kMaxDims) throw Error(TFX_ERR_INVALID_ARGUMENT, "too many dims");
         std::copy(shape.begin(), shape.end(), shape_);
         t_.data = data;
         t_.dtype = dtype;
         t_.ndim = static_cast<int32_t>(shape.size());
-        t_.device = {TFX_DEVICE_CPU, 0};
+        t_.device = device;
         bind();
     }
-    View(void* data, tfx_dtype dtype, std::initializer_list<int64_t> shape)
-        : View(data, dtype, std::span<const int64_t>(shape.begin(), shape.size())) {}
+    View(void* data, tfx_dtype dtype, std::initializer_list<int64_t> shape, tfx_device device = kHostDevice)
+        : View(data, dtype, std::span<const int64_t>(shape.begin(), shape.size()), device) {}
     View(float* data, std::initializer_list<int64_t> shape) : View(data, kF32, shape) {}
     // Copies a view received across the ABI (shape and strides included).
     explicit View(const tfx_tensor& t) : t_(t) {
@@ -79,9 +81,21 @@ class View {
         return *this;
     }
 
+    // The compact tensor of `shape` starting `offset` elements into this one, same dtype and
+    // device: a reshape, a row range, a column block (with strides). Computes an address only;
+    // the data is never touched, so this works on any device.
+    View at(int64_t offset, std::initializer_list<int64_t> shape) const {
+        const int64_t bytes = offset * (t_.dtype.bits / 8);
+        View v(static_cast<char*>(t_.data) + t_.byte_offset + bytes, t_.dtype,
+               std::span<const int64_t>(shape.begin(), shape.size()), t_.device);
+        return v;
+    }
+    View reshape(std::initializer_list<int64_t> shape) const { return at(0, shape); }
+
     tfx_tensor* get() { return &t_; }
     const tfx_tensor* get() const { return &t_; }
     int ndim() const { return t_.ndim; }
+    tfx_device device() const { return t_.device; }
     int64_t dim(int i) const { return shape_[i < 0 ? i + t_.ndim : i]; }
     std::span<const int64_t> shape() const { return {shape_, static_cast<size_t>(t_.ndim)}; }
     tfx_dtype dtype() const { return t_.dtype; }

@@ -1,0 +1,56 @@
+#include "core/device.h"
+
+#include "tfx/sdk/error.hpp"
+
+namespace tfx {
+
+DeviceAllocation& DeviceAllocation::operator=(DeviceAllocation&& other) noexcept {
+    if (this != &other) {
+        reset();
+        device_ = std::exchange(other.device_, nullptr);
+        data_ = std::exchange(other.data_, nullptr);
+        bytes_ = std::exchange(other.bytes_, 0);
+    }
+    return *this;
+}
+
+void DeviceAllocation::reset() {
+    if (device_ != nullptr && data_ != nullptr) device_->free(data_);
+    data_ = nullptr;
+    bytes_ = 0;
+}
+
+DeviceAllocation Device::alloc(uint64_t bytes) const {
+    void* data = nullptr;
+    tfx_error error = sdk::empty_error();
+    sdk::check(ops_->alloc(self_, bytes == 0 ? 1 : bytes, &data, &error), error);
+    return DeviceAllocation(this, data, bytes);
+}
+
+void* Device::map_host(const void* host, uint64_t bytes) const {
+    void* data = nullptr;
+    tfx_error error = sdk::empty_error();
+    sdk::check(ops_->map_host(self_, host, bytes, &data, &error), error);
+    return data;
+}
+
+void Device::free(void* data) const {
+    ops_->release(self_, data);
+}
+
+void Device::upload(const void* host, sdk::View& dst) const {
+    tfx_error error = sdk::empty_error();
+    sdk::check(ops_->upload(self_, host, dst.get(), &error), error);
+}
+
+void Device::download(const sdk::View& src, void* host) const {
+    tfx_error error = sdk::empty_error();
+    sdk::check(ops_->download(self_, src.get(), host, &error), error);
+}
+
+void Device::copy(const sdk::View& src, sdk::View& dst) const {
+    tfx_error error = sdk::empty_error();
+    sdk::check(ops_->copy(self_, src.get(), dst.get(), &error), error);
+}
+
+}  // namespace tfx

@@ -1,0 +1,65 @@
+/* The host's service table, handed to every plugin instance at create(). Services a host
+ * does not offer to a given instance are NULL (e.g. weights for a tokenizer). */
+#ifndef TFX_HOST_H
+#define TFX_HOST_H
+
+#include "tfx/attention.h"
+#include "tfx/backend.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tfx_log_level {
+    TFX_LOG_TRACE = 0,
+    TFX_LOG_DEBUG = 1,
+    TFX_LOG_INFO = 2,
+    TFX_LOG_WARN = 3,
+    TFX_LOG_ERROR = 4
+} tfx_log_level;
+
+typedef struct tfx_host_services {
+    uint32_t struct_size;
+    uint16_t abi_major;
+    uint16_t abi_minor;
+    void* host; /* first argument of every service below */
+
+    void (*log)(void* host, int32_t level, const char* message);
+
+    /* Model session services. */
+    const char* (*config_json)(void* host); /* config.json text */
+    /* A checkpoint tensor as stored (dtype as on disk), on the backend's device (read-only;
+     * the host maps it through the backend's map_host once). TFX_ERR_NOT_FOUND when absent.
+     * The view stays valid for the session. */
+    int32_t (*get_weight)(void* host, const char* name, tfx_tensor* out, tfx_error* error);
+    /* The same tensor converted to f32 on the device (norms, biases and other small vectors). */
+    int32_t (*get_weight_f32)(void* host, const char* name, tfx_tensor* out, tfx_error* error);
+    int32_t (*has_weight)(void* host, const char* name);
+
+    /* Compute: the host's forwarding tables (validate, trace, then call the backend or
+     * attention plugin chosen for this session). */
+    const tfx_backend_ops* ops;
+    void* ops_self;
+    const tfx_attention_table* attention;
+    void* attention_self;
+
+    /* Session options by name ("num_threads", "device", "task_head": the head the model
+     * manifest maps config.json's architecture to, "weight_format": the format to pack
+     * linear weights into, ...); NULL when not set. */
+    const char* (*option)(void* host, const char* key);
+
+    /* The session backend's device: every tensor a model plugin hands to ops is on it (weights
+     * from get_weight, memory from ops->alloc). */
+    tfx_device device;
+} tfx_host_services;
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, host) == 8, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, attention_self) == 80, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, device) == 96, "tfx_host_services layout");
+
+#endif /* TFX_HOST_H */

@@ -1,0 +1,69 @@
+/* Model plugins: one model family per plugin. The host creates the instance with a model
+ * session's services (config, weights, ops, attention), then calls load() once with the
+ * architecture (task head) that config.json names, then forward() as often as needed. */
+#ifndef TFX_MODEL_H
+#define TFX_MODEL_H
+
+#include "tfx/attention.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef enum tfx_model_output {
+    TFX_OUTPUT_LOGITS = 1,       /* causal / masked LM: [rows, vocab] */
+    TFX_OUTPUT_HIDDEN_STATE = 2, /* base model: [rows, hidden] */
+    TFX_OUTPUT_CLASS_LOGITS = 3  /* sequence classification: [num_seqs, num_labels] */
+} tfx_model_output;
+
+typedef struct tfx_model_info {
+    uint32_t struct_size;
+    int32_t output_kind; /* tfx_model_output */
+    int32_t vocab_size;
+    int32_t hidden_size;
+    int32_t output_size; /* last dim of the output: vocab, hidden or num_labels */
+    int32_t num_layers;  /* KV cache layers the host must provide (0: the model keeps no cache) */
+    int32_t num_kv_heads;
+    int32_t head_dim;
+    int64_t max_positions;
+    int32_t has_pooler; /* 1: forward fills pooled_output when given one */
+    int32_t reserved;
+} tfx_model_info;
+
+/* One forward pass over a ragged batch. Every tensor is on the backend's device. */
+typedef struct tfx_forward_args {
+    uint32_t struct_size;
+    int32_t num_output_rows;          /* rows of output for token outputs */
+    const tfx_batch* batch;           /* the sequences, positions and cache addressing */
+    const tfx_tensor* input_ids;      /* i32 [num_tokens] */
+    const tfx_tensor* token_type_ids; /* i32 [num_tokens] segment ids, or NULL (all 0) */
+    const tfx_kv_layer* cache;        /* num_layers entries, or NULL for a cache-less pass */
+    /* i32 [num_output_rows]: the tokens whose output is wanted (each sequence's last one when
+     * generating), or NULL for every token. */
+    const tfx_tensor* output_rows;
+    tfx_tensor* output;        /* f32 [num_output_rows, output_size]; [num_seqs, num_labels] for
+                                  sequence classification (from each sequence's first token) */
+    tfx_tensor* pooled_output; /* f32 [num_seqs, hidden] for models with a pooler, or NULL */
+} tfx_forward_args;
+
+typedef struct tfx_model_table {
+    uint32_t struct_size;
+    int32_t (*load)(void* self, const char* architecture, tfx_error* error);
+    int32_t (*get_info)(void* self, tfx_model_info* info, tfx_error* error);
+    int32_t (*forward)(void* self, const tfx_forward_args* args, tfx_error* error);
+    /* The tensors load() would read for this architecture, as a JSON array of
+     * {"name", "shape": [...], "init": "normal" | "ones" | "zeros"}; needs only the config.
+     * Lets the host write a model with random weights for any config (tfx init-model). */
+    int32_t (*weight_specs)(void* self, const char* architecture, tfx_sink json, tfx_error* error);
+} tfx_model_table;
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 48, "tfx_model_info layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");
+
+#endif /* TFX_MODEL_H */

@@ -1,0 +1,224 @@
+// The execution contract's serving half: continuous batching over the paged KV cache
+// (sequences join and leave a running batch, each getting what it would get alone), block
+// sharing with copy on write, KV dtypes, and the cache's memory against a dense one.
+#include <algorithm>
+#include <cmath>
+#include <iostream>
+#include <fstream>
+#include <map>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../unit/test_data.h"
+#include "core/forward_call.h"
+#include "core/generation.h"
+#include "registry/auto_model.h"
+
+namespace {
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    EXPECT_EQ(a.size(), b.size());
+    float d = 0.0f;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) d = std::max(d, std::abs(a[i] - b[i]));
+    return d;
+}
+
+// max |a - b| relative to the logits' scale (max |b|, at least 1): batching changes how many rows
+// a matmul has, and the backend's kernels sum in a different order for more rows (a few ulp).
+float max_rel_diff(std::span<const float> a, std::span<const float> b) {
+    float scale = 1.0f;
+    for (float v : b) scale = std::max(scale, std::abs(v));
+    return max_abs_diff(a, b) / scale;
+}
+float g_worst_batched_abs = 0.0f;
+
+// Each step's logits and token of one prompt generated alone.
+struct Solo {
+    std::vector<int32_t> tokens;
+    std::vector<std::vector<float>> logits;
+};
+Solo run_alone(tfx::ModelSession& session, const std::vector<int32_t>& prompt, int64_t max_new) {
+    tfx::Generator g(session);
+    tfx::GenerationConfig greedy;
+    greedy.ignore_eos = true;
+    const auto id = g.add(prompt, greedy, max_new);
+    Solo solo;
+    while (!g.idle()) {
+        for (const auto& e : g.step()) {
+            solo.tokens.push_back(e.token);
+            const auto row = g.last_logits(id);
+            solo.logits.emplace_back(row.begin(), row.end());
+        }
+    }
+    return solo;
+}
+
+int64_t blocks_for(int64_t positions, int64_t block_size) {
+    return (positions + block_size - 1) / block_size;
+}
+
+}  // namespace
+
+TEST(ContinuousBatching, SequencesJoinAndLeaveARunningBatch) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    struct Arrival {
+        int64_t step;
+        std::vector<int32_t> prompt;
+        int64_t max_new;
+    };
+    const std::vector<Arrival> arrivals = {{0, {1, 80, 147, 201, 282, 57}, 12},
+                                           {0, {1, 300}, 5},
+                                           {3, {1, 80, 147, 201, 282, 57, 99, 12, 400, 3, 17, 250, 8, 60, 61, 62, 63, 9}, 20},
+                                           {6, {1, 42, 43}, 9},
+                                           {9, {1, 7, 7, 7, 7}, 6}};
+    std::vector<Solo> expected;
+    for (const auto& a : arrivals) expected.push_back(run_alone(*session, a.prompt, a.max_new));
+
+    tfx::Generator g(*session);
+    tfx::GenerationConfig greedy;
+    greedy.ignore_eos = true;
+    std::map<tfx::Generator::RequestId, size_t> which;
+    std::vector<std::vector<int32_t>> got(arrivals.size());
+    std::vector<int64_t> length(arrivals.size(), 0);  // positions each live sequence holds
+    std::vector<bool> live(arrivals.size(), false);
+    int64_t peak_needed = 0;
+    for (int64_t step = 0; step < 64; ++step) {
+        for (size_t i = 0; i < arrivals.size(); ++i) {
+            if (arrivals[i].step != step) continue;
+            which[g.add(arrivals[i].prompt, greedy, arrivals[i].max_new)] = i;
+            live[i] = true;
+        }
+        if (g.idle()) break;
+        for (const auto& e : g.step()) {
+            const size_t i = which.at(e.request);
+            const size_t t = got[i].size();
+            got[i].push_back(e.token);
+            ASSERT_LT(t, expected[i].logits.size());
+            EXPECT_LE(max_rel_diff(g.last_logits(e.request), expected[i].logits[t]), 1e-5f)
+                << "sequence " << i << " step " << t;
+            g_worst_batched_abs =
+                std::max(g_worst_batched_abs, max_abs_diff(g.last_logits(e.request), expected[i].logits[t]));
+            length[i] = static_cast<int64_t>(arrivals[i].prompt.size() + t);
+            if (e.finished) live[i] = false;
+        }
+        // The cache holds exactly the blocks of the live sequences: nothing leaks, retired
+        // sequences' blocks are free again.
+        int64_t needed = 0;
+        for (size_t i = 0; i < arrivals.size(); ++i) {
+            if (live[i]) needed += blocks_for(length[i], g.cache().block_size());
+        }
+        EXPECT_EQ(g.cache().blocks_in_use(), needed) << "after step " << step;
+        peak_needed = std::max(peak_needed, needed);
+    }
+    for (size_t i = 0; i < arrivals.size(); ++i) EXPECT_EQ(got[i], expected[i].tokens) << "sequence " << i;
+    std::cout << "continuous batching vs alone: max |dlogit| = " << g_worst_batched_abs << '\n';
+    ::testing::Test::RecordProperty("max_abs_dlogit_batched", std::to_string(g_worst_batched_abs));
+    EXPECT_EQ(g.cache().live_sequences(), 0);
+    EXPECT_EQ(g.cache().blocks_in_use(), 0);
+    // Freed blocks were reused: the pools never grew past the peak need (plus one growth step).
+    EXPECT_LE(g.cache().blocks_allocated(), peak_needed + peak_needed / 2 + 1);
+}
+
+TEST(PagedKvCache, ForkSharesBlocksAndCopiesOnWrite) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto cache = session->make_cache(4);
+    tfx::ForwardCall call(*session, cache.get());
+    const std::vector<int32_t> prompt = {1, 80, 147, 201, 282, 57};  // 1.5 blocks of 4
+    const auto a = cache->add();
+    call.run({.ids = prompt, .cache_seq = a});
+    const auto b = cache->fork(a);
+    ASSERT_EQ(cache->blocks(b).size(), 2u);
+    EXPECT_EQ(cache->blocks_in_use(), 2) << "a fork copies nothing";
+    EXPECT_EQ(cache->refcount(cache->blocks(a)[1]), 2);
+
+    // b writes position 6 into the shared half-full block: it gets its own copy first.
+    const int32_t next = 99;
+    const auto out_b = call.run({.ids = std::span(&next, 1), .cache_seq = b});
+    const std::vector<float> from_b(out_b.begin(), out_b.end());
+    EXPECT_EQ(cache->blocks(a)[0], cache->blocks(b)[0]) << "the full first block stays shared";
+    EXPECT_NE(cache->blocks(a)[1], cache->blocks(b)[1]) << "the written block was copied";
+    EXPECT_EQ(cache->blocks_in_use(), 3);
+    // a continues unharmed by b's write, and both equal an unforked run.
+    const auto out_a = call.run({.ids = std::span(&next, 1), .cache_seq = a});
+    const std::vector<float> from_a(out_a.begin(), out_a.end());
+    std::vector<int32_t> full = prompt;
+    full.push_back(next);
+    tfx::ForwardCall fresh(*session);
+    const auto reference = fresh.run({.ids = full});  // the last position's logits
+    EXPECT_LE(max_abs_diff(from_a, reference), 1e-5f);
+    EXPECT_LE(max_abs_diff(from_b, reference), 1e-5f);
+    cache->release(a);
+    cache->release(b);
+    EXPECT_EQ(cache->blocks_in_use(), 0);
+}
+
+// bf16 and f16 KV caches: greedy tokens agree with the f32 cache; the largest logit difference
+// over prefill and decode is reported (test property max_abs_dlogit_<dtype>).
+TEST(PagedKvCache, HalfPrecisionCachesAgreeWithF32) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tinystories-656k.json");
+    std::ifstream in(golden_path);
+    const nlohmann::json golden = nlohmann::json::parse(in);
+    auto f32 = tfx::AutoModel::from_pretrained(model, {});
+    for (const char* dtype : {"bf16", "f16"}) {
+        tfx::LoadOptions options;
+        options.kv_dtype = dtype;
+        auto half = tfx::AutoModel::from_pretrained(model, options);
+        float worst = 0.0f;
+        for (const auto& p : golden["prompts"]) {
+            const auto prompt = p["input_ids"].get<std::vector<int32_t>>();
+            const Solo a = run_alone(*f32, prompt, 24), b = run_alone(*half, prompt, 24);
+            EXPECT_EQ(a.tokens, b.tokens) << dtype;
+            for (size_t t = 0; t < std::min(a.logits.size(), b.logits.size()); ++t) {
+                worst = std::max(worst, max_abs_diff(a.logits[t], b.logits[t]));
+            }
+        }
+        std::cout << "KV " << dtype << " vs f32: max |dlogit| = " << worst << '\n';
+        ::testing::Test::RecordProperty(std::string("max_abs_dlogit_") + dtype, std::to_string(worst));
+        EXPECT_GT(worst, 0.0f) << "the cache really is " << dtype;
+        EXPECT_LT(worst, 0.5f);
+    }
+    tfx::LoadOptions bad;
+    bad.kv_dtype = "f8";
+    try {
+        tfx::AutoModel::from_pretrained(model, bad);
+        ADD_FAILURE() << "an unknown KV dtype was accepted";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("unknown KV cache dtype 'f8' (f32, bf16, f16)"), std::string::npos)
+            << e.what();
+    }
+}
+
+// 8 sequences of mixed lengths: the paged cache holds their blocks only; a dense cache (today's
+// ABI 1 layout: every sequence reserved at the longest length) is reported beside it.
+TEST(PagedKvCache, HoldsOnlyTheBlocksInUse) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto cache = session->make_cache(16);
+    tfx::ForwardCall call(*session, cache.get());
+    const std::vector<int64_t> lengths = {5, 17, 40, 3, 100, 64, 9, 200};
+    std::vector<tfx::SequenceInput> inputs;
+    std::vector<std::vector<int32_t>> prompts;
+    for (int64_t n : lengths) {
+        std::vector<int32_t> ids(static_cast<size_t>(n));
+        for (int64_t i = 0; i < n; ++i) ids[i] = static_cast<int32_t>(1 + (i * 37) % 500);
+        prompts.push_back(std::move(ids));
+    }
+    for (const auto& p : prompts) inputs.push_back({.ids = p, .cache_seq = cache->add()});
+    call.run(inputs);
+    int64_t blocks = 0, longest = 0;
+    for (int64_t n : lengths) blocks += blocks_for(n, 16), longest = std::max(longest, n);
+    EXPECT_EQ(cache->blocks_in_use(), blocks);
+    const tfx_model_info& info = session->info();
+    const int64_t per_position = int64_t{2} * info.num_layers * info.num_kv_heads * info.head_dim * 4;
+    const int64_t paged = cache->blocks_in_use() * cache->block_bytes();
+    const int64_t dense = static_cast<int64_t>(lengths.size()) * longest * per_position;
+    std::cout << "KV bytes for 8 sequences (lengths 3..200): paged " << paged << " (allocated "
+              << cache->blocks_allocated() * cache->block_bytes() << "), dense " << dense << '\n';
+    ::testing::Test::RecordProperty("kv_bytes_paged", std::to_string(paged));
+    ::testing::Test::RecordProperty("kv_bytes_dense", std::to_string(dense));
+    EXPECT_LT(paged, dense / 2);
+}
