@@ -28,6 +28,7 @@ struct ModelOptions {
     std::string attn_implementation;
     int threads = 0;
     std::string kv_dtype = "f32";
+    std::string weight_format;
     std::string revision;
     bool offline = false;
     void add_to(CLI::App* cmd);

@@ -13,6 +13,8 @@ void ModelOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--attn-implementation", attn_implementation, "Attention plugin (default: config's, else eager)");
     cmd->add_option("--threads", threads, "Compute threads (default: all cores)");
     cmd->add_option("--kv-dtype", kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
+    cmd->add_option("--weight-format", weight_format,
+                    "Pack linear weights into this format (f32, bf16, f16; default: as stored)");
     cmd->add_option("--revision", revision, "Hub branch, tag or commit (for a Hub id)");
     cmd->add_flag("--offline", offline, "Never touch the network; use the Hugging Face cache");
 }
@@ -24,6 +26,7 @@ LoadOptions ModelOptions::session_options() const {
     so.attn_implementation = attn_implementation;
     so.num_threads = threads;
     so.kv_dtype = kv_dtype;
+    so.weight_format = weight_format;
     if (!revision.empty()) so.revision = revision;
     so.offline = offline;
     so.on_download_progress = download_progress_reporter();

