@@ -30,6 +30,15 @@ int main() {
         std::cerr << "FAIL: online-softmax and eager attention generate different tokens\n";
         return 1;
     }
+    // Its manifest lists an f32 cache only: the host refuses a bf16 one, naming the plugin.
+    plugin_options.kv_dtype = "bf16";
+    try {
+        tfx::AutoModel::from_pretrained(model, plugin_options);
+        std::cerr << "FAIL: a bf16 KV cache was paired with an f32-only attention plugin\n";
+        return 1;
+    } catch (const std::exception& e) {
+        std::cout << "refused as expected: " << e.what() << '\n';
+    }
     std::cout << "PASS: " << a[0].size() + a[1].size() << " tokens identical to eager attention\n";
     return 0;
 }
