@@ -55,6 +55,42 @@ void merge_into(Encoding& self, const Encoding& pair) {
 
 Encoding merge_all(std::vector<Encoding> encodings) {
     if (encodings.empty()) return {};
+    const bool overflow =
+        std::any_of(encodings.begin(), encodings.end(), [](const Encoding& e) { return !e.overflowing.empty(); });
+    if (!overflow) {
+        // The usual case (a long sequence between a few special tokens): the others are
+        // spliced around the largest one in place, moving token strings, so the sequence is
+        // never held twice.
+        size_t big = 0;
+        for (size_t i = 1; i < encodings.size(); ++i)
+            if (encodings[i].ids.size() > encodings[big].ids.size()) big = i;
+        Encoding out = std::move(encodings[big]);
+        const auto splice = [&](auto member) {
+            auto& dst = out.*member;
+            size_t before = 0, after = 0;
+            for (size_t i = 0; i < encodings.size(); ++i)
+                if (i != big) (i < big ? before : after) += (encodings[i].*member).size();
+            dst.reserve(dst.size() + before + after);
+            size_t at = 0;
+            for (size_t i = 0; i < big; ++i) {
+                auto& src = encodings[i].*member;
+                dst.insert(dst.begin() + static_cast<ptrdiff_t>(at), std::make_move_iterator(src.begin()),
+                           std::make_move_iterator(src.end()));
+                at += src.size();
+            }
+            for (size_t i = big + 1; i < encodings.size(); ++i) {
+                auto& src = encodings[i].*member;
+                dst.insert(dst.end(), std::make_move_iterator(src.begin()), std::make_move_iterator(src.end()));
+            }
+        };
+        splice(&Encoding::ids);
+        splice(&Encoding::type_ids);
+        splice(&Encoding::tokens);
+        splice(&Encoding::offsets);
+        splice(&Encoding::attention_mask);
+        splice(&Encoding::special_tokens_mask);
+        return out;
+    }
     Encoding out = std::move(encodings.front());
     for (size_t i = 1; i < encodings.size(); ++i) merge_into(out, encodings[i]);
     return out;

@@ -5,6 +5,7 @@
 #include "error.h"
 
 namespace tfx::tok {
+
 namespace {
 
 using json = nlohmann::json;
@@ -42,12 +43,14 @@ class Handler final : public nlohmann::json_sax<json> {
                     const size_t space = s.find(' ');
                     if (space == std::string::npos || s.find(' ', space + 1) != std::string::npos)
                         return fail(merge_error());
-                    doc_.merges.emplace_back(s.substr(0, space), s.substr(space + 1));
+                    const std::string_view merge(s);
+                    if (!doc_.merges.add(merge.substr(0, space), merge.substr(space + 1)))
+                        return fail(merges_too_large());
                     ++entry_index_;
                     return true;
                 }
                 if (depth_ == 2 && entry_items_ < 2) {
-                    (entry_items_ == 0 ? pair_.first : pair_.second) = std::move(s);
+                    (entry_items_ == 0 ? pair_.first : pair_.second).assign(s);  // keeps both buffers
                     ++entry_items_;
                     return true;
                 }
@@ -78,7 +81,7 @@ class Handler final : public nlohmann::json_sax<json> {
 
     bool key(string_t& k) override {
         if (mode_ == Mode::VocabMap) {
-            vocab_key_ = std::move(k);
+            vocab_key_.assign(k);  // a copy: the lexer keeps its buffer, no allocation per token
             return true;
         }
         keys_.back() = k;
@@ -154,7 +157,7 @@ class Handler final : public nlohmann::json_sax<json> {
                     return true;
                 }
                 if (entry_items_ != 2) return fail(merge_error());
-                doc_.merges.push_back(std::move(pair_));
+                if (!doc_.merges.add(pair_.first, pair_.second)) return fail(merges_too_large());
                 ++entry_index_;
                 depth_ = 1;
                 return true;
@@ -223,7 +226,11 @@ class Handler final : public nlohmann::json_sax<json> {
             case Mode::VocabMap:
                 if (!as_int || *as_int < 0 || *as_int > INT32_MAX)
                     return fail(vocab_key_path() + ": expected a non-negative integer id");
-                doc_.vocab_map.emplace_back(std::move(vocab_key_), *as_int);
+                if (*as_int >= kMaxVocabId) {
+                    if (!doc_.vocab_id_too_large) doc_.vocab_id_too_large = vocab_key_;
+                    return true;
+                }
+                doc_.vocab_map.insert(vocab_key_, static_cast<int32_t>(*as_int));
                 return true;
             case Mode::VocabList:
                 if (depth_ == 2 && entry_items_ == 1) {
@@ -240,6 +247,7 @@ class Handler final : public nlohmann::json_sax<json> {
 
     std::string vocab_key_path() const { return "tokenizer.json: model.vocab[\"" + vocab_key_ + "\"]"; }
     std::string list_entry_path() const { return "tokenizer.json: model.vocab[" + std::to_string(entry_index_) + "]"; }
+    static std::string merges_too_large() { return "tokenizer.json: model.merges: more than 4 GiB of tokens"; }
     std::string merge_error() const {
         return "tokenizer.json: model.merges[" + std::to_string(entry_index_) +
                "]: expected \"a b\" string or [a, b] pair";

@@ -260,15 +260,8 @@ PreTokenizerPtr make_pre_tokenizer(const json& obj, const std::string& path, int
 Vocab make_vocab_map(TokenizerDocument& doc, const std::string& path) {
     if (doc.vocab_kind != TokenizerDocument::VocabKind::Map)
         fail(child_path(path, "vocab"), "expected an object of token -> id");
-    Vocab vocab;
-    vocab.reserve(doc.vocab_map.size());
-    constexpr int64_t kMaxId = 1 << 24;  // keeps the dense id table bounded
-    for (auto& [token, id] : doc.vocab_map) {
-        if (id >= kMaxId) fail(child_path(path, "vocab[\"" + token + "\"]"), "id too large");
-        vocab.insert(std::move(token), static_cast<int32_t>(id));
-    }
-    doc.vocab_map.clear();
-    return vocab;
+    if (doc.vocab_id_too_large) fail(child_path(path, "vocab[\"" + *doc.vocab_id_too_large + "\"]"), "id too large");
+    return std::move(doc.vocab_map);
 }
 
 std::unique_ptr<Model> make_model(TokenizerDocument& doc) {

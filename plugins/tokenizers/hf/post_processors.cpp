@@ -140,10 +140,15 @@ size_t TemplatePostProcessor::added_tokens(bool is_pair) const {
 std::vector<Encoding> TemplatePostProcessor::process(std::vector<Encoding> encodings, bool add_special_tokens) const {
     const auto& tmpl = encodings.size() == 2 ? pair_ : single_;
     std::vector<Encoding> out;
-    for (const auto& p : tmpl) {
+    // A sequence is moved into its last place in the template (copied only when it repeats).
+    std::vector<size_t> last_use(encodings.size(), tmpl.size());
+    for (size_t i = 0; i < tmpl.size(); ++i)
+        if (tmpl[i].is_sequence && tmpl[i].sequence < encodings.size()) last_use[tmpl[i].sequence] = i;
+    for (size_t i = 0; i < tmpl.size(); ++i) {
+        const auto& p = tmpl[i];
         if (p.is_sequence) {
             if (p.sequence >= encodings.size()) throw Error("post_processor: template expects a pair of sequences");
-            Encoding e = encodings[p.sequence];
+            Encoding e = last_use[p.sequence] == i ? std::move(encodings[p.sequence]) : encodings[p.sequence];
             e.type_ids.assign(e.ids.size(), p.type_id);
             out.push_back(std::move(e));
         } else if (add_special_tokens) {

@@ -27,7 +27,10 @@ Encoding Tokenizer::Core::encode_sequence(std::string_view text, uint32_t type_i
     Encoding e;
     thread_local std::vector<Token> tokens;
     for (Split& split : pts.splits()) {
-        const NormalizedString& ns = split.normalized;
+        // Each split is released once its tokens are out, so the pieces of a long input and
+        // the growing encoding are not both held in full.
+        const NormalizedString ns = std::move(split.normalized);
+        split.normalized = NormalizedString();
         if (split.tokens) {
             tokens = std::move(*split.tokens);
         } else {
@@ -87,12 +90,24 @@ Tokenizer Tokenizer::from_json_text(std::string_view json) {
 }
 
 Tokenizer Tokenizer::from_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
+    std::ifstream in(path, std::ios::binary | std::ios::ate);
     if (!in) throw Error("cannot open tokenizer file " + path.string());
-    std::ostringstream buffer;
-    buffer << in.rdbuf();
+    // One read into a buffer of the file's size (a stringstream would grow and copy it).
+    const std::streamoff size = in.tellg();
+    std::string text;
+    if (size < 0) {  // not seekable
+        in.clear();
+        std::ostringstream buffer;
+        buffer << in.rdbuf();
+        text = std::move(buffer).str();
+    } else if (size > 0) {
+        text.resize(static_cast<size_t>(size));
+        in.seekg(0);
+        in.read(text.data(), size);
+        if (in.gcount() != size) throw Error("cannot read tokenizer file " + path.string());
+    }
     if (in.bad()) throw Error("cannot read tokenizer file " + path.string());
-    return from_json_text(buffer.str());
+    return from_json_text(text);
 }
 
 void Tokenizer::set_truncation(std::optional<TruncationParams> params) {

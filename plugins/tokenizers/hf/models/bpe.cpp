@@ -75,20 +75,19 @@ class BpeModel::Cache {
     std::unordered_map<std::string, Word, StringHash, std::equal_to<>> map_;
 };
 
-// Set of adjacent code point pairs (c1, c2) that occur inside some merge result.
+// Set of adjacent code point pairs (c1, c2) that occur inside some merge result. Grows as
+// pairs arrive (most pairs repeat across merge results, so sizing it from the merge count
+// would reserve tens of MB for a large vocabulary).
 class BpeModel::PairSet {
   public:
-    explicit PairSet(size_t n) {
-        size_t cap = 64;
-        while (cap < n * 2) cap <<= 1;
-        keys_.assign(cap, kEmpty);
-        mask_ = cap - 1;
-    }
+    PairSet() : keys_(64, kEmpty), mask_(63) {}
     void insert(char32_t a, char32_t b) {
         const uint64_t key = pack(a, b);
         size_t i = slot(key);
         while (keys_[i] != kEmpty && keys_[i] != key) i = (i + 1) & mask_;
+        if (keys_[i] == key) return;
         keys_[i] = key;
+        if (++count_ * 2 > keys_.size()) grow();
     }
     bool contains(char32_t a, char32_t b) const {
         const uint64_t key = pack(a, b);
@@ -102,31 +101,51 @@ class BpeModel::PairSet {
     static constexpr uint64_t kEmpty = ~uint64_t{0};
     static uint64_t pack(char32_t a, char32_t b) { return static_cast<uint64_t>(a) << 32 | b; }
     size_t slot(uint64_t key) const { return static_cast<size_t>((key * 0x9E3779B97F4A7C15ULL) >> 20) & mask_; }
+    void grow() {
+        std::vector<uint64_t> old(keys_.size() * 2, kEmpty);
+        old.swap(keys_);
+        mask_ = keys_.size() - 1;
+        for (const uint64_t key : old) {
+            if (key == kEmpty) continue;
+            size_t i = slot(key);
+            while (keys_[i] != kEmpty) i = (i + 1) & mask_;
+            keys_[i] = key;
+        }
+    }
 
     std::vector<uint64_t> keys_;
     size_t mask_;
+    size_t count_ = 0;
 };
 
-BpeModel::BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options)
+BpeModel::BpeModel(Vocab vocab, const MergeList& merges, BpeOptions options)
     : vocab_(std::move(vocab)),
       merges_(std::make_unique<MergeMap>(merges.size())),
       options_(std::move(options)),
       cache_(std::make_unique<Cache>()) {
     const size_t prefix_len = options_.continuing_subword_prefix ? options_.continuing_subword_prefix->size() : 0;
+    merge_results_.reserve(merges.size());
     std::string merged;
     for (size_t rank = 0; rank < merges.size(); ++rank) {
-        const auto& [a, b] = merges[rank];
-        const auto where = [&](const std::string& t) {
-            return "model.merges[" + std::to_string(rank) + "]: token \"" + t + "\" is not in the vocabulary";
+        const std::string_view a = merges.left(rank);
+        const std::string_view b = merges.right(rank);
+        const auto where = [&](std::string_view t) {
+            return "model.merges[" + std::to_string(rank) + "]: token \"" + std::string(t) +
+                   "\" is not in the vocabulary";
         };
         const auto a_id = vocab_.find(a);
         if (!a_id) throw Error(where(a));
         const auto b_id = vocab_.find(b);
         if (!b_id) throw Error(where(b));
-        merged.assign(a);
-        merged.append(b, std::min(prefix_len, b.size()));
-        const auto new_id = vocab_.find(merged);
-        if (!new_id) throw Error(where(merged));
+        // The result is a + b without b's subword prefix; a + b lie side by side in the list.
+        std::string_view result = merges.both(rank);
+        if (prefix_len > 0) {
+            merged.assign(a);
+            merged.append(b.substr(std::min(prefix_len, b.size())));
+            result = merged;
+        }
+        const auto new_id = vocab_.find(result);
+        if (!new_id) throw Error(where(result));
         merges_->insert(*a_id, *b_id, {static_cast<uint32_t>(rank), *new_id});
         merge_results_.push_back(*new_id);
     }
@@ -259,7 +278,7 @@ void BpeModel::emit(const Word& word, size_t base, std::vector<Token>& out) cons
 
 const BpeModel::PairSet& BpeModel::junction_pairs() const {
     std::call_once(junction_once_, [&] {
-        auto pairs = std::make_unique<PairSet>(merge_results_.size() * 4);
+        auto pairs = std::make_unique<PairSet>();
         for (const int32_t id : merge_results_) {
             const std::string_view t = *vocab_.token(id);
             char32_t prev = 0;

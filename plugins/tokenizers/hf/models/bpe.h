@@ -27,7 +27,7 @@ struct BpeOptions {
 class BpeModel final : public Model {
   public:
     // Throws Error naming the merge index when a merge refers to unknown tokens.
-    BpeModel(Vocab vocab, const std::vector<std::pair<std::string, std::string>>& merges, BpeOptions options);
+    BpeModel(Vocab vocab, const MergeList& merges, BpeOptions options);
     ~BpeModel() override;
 
     void tokenize(std::string_view piece, std::vector<Token>& out) const override;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -127,6 +128,48 @@ class Vocab {
     std::vector<Slot> slots_;
     size_t mask_ = 0;
     std::vector<int32_t> id_to_entry_;
+};
+
+// BPE merges in rank order: the two tokens of each merge side by side in one arena, so the
+// list costs its bytes plus 12 per merge, and the concatenation of a merge's tokens (its
+// result, when there is no subword prefix) is a plain view.
+class MergeList {
+  public:
+    // False (and nothing added) when the arena would pass 4 GiB.
+    bool add(std::string_view left, std::string_view right) {
+        if (arena_.size() + left.size() + right.size() > std::numeric_limits<uint32_t>::max()) return false;
+        entries_.push_back({static_cast<uint32_t>(arena_.size()), static_cast<uint32_t>(left.size()),
+                            static_cast<uint32_t>(right.size())});
+        arena_.append(left);
+        arena_.append(right);
+        return true;
+    }
+    size_t size() const { return entries_.size(); }
+    bool empty() const { return entries_.empty(); }
+    std::string_view left(size_t i) const { return view(entries_[i].offset, entries_[i].left_len); }
+    std::string_view right(size_t i) const {
+        return view(entries_[i].offset + entries_[i].left_len, entries_[i].right_len);
+    }
+    std::string_view both(size_t i) const {
+        return view(entries_[i].offset, entries_[i].left_len + entries_[i].right_len);
+    }
+    void clear() {
+        arena_ = std::string();
+        entries_ = std::vector<Entry>();
+    }
+
+  private:
+    struct Entry {
+        uint32_t offset;
+        uint32_t left_len;
+        uint32_t right_len;
+    };
+    std::string_view view(uint32_t offset, uint32_t length) const {
+        return std::string_view(arena_).substr(offset, length);
+    }
+
+    std::string arena_;
+    std::vector<Entry> entries_;
 };
 
 }  // namespace tfx::tok
