@@ -1,5 +1,9 @@
 #include "core/generation_config.h"
 
+#include <cmath>
+#include <sstream>
+#include <string>
+
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -45,15 +49,34 @@ GenerationConfig GenerationConfig::from_model(const sdk::Config& config, const s
     return g;
 }
 
+namespace {
+
+std::string number(double v) {
+    std::ostringstream out;
+    out << v;
+    return out.str();
+}
+
+}  // namespace
+
+// The ranges of transformers' logits processors (TemperatureLogitsWarper, TopKLogitsWarper,
+// TopPLogitsWarper, MinPLogitsWarper, RepetitionPenaltyLogitsProcessor), plus finiteness, and a
+// floor on temperature: below it logits / temperature overflows to inf and the draw is NaN.
+// Each message starts with the field's name (the command line maps it to its option).
 void GenerationConfig::validate() const {
     auto fail = [](const std::string& what) { throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, what); };
-    if (max_new_tokens < 0) fail("max_new_tokens must be >= 0");
-    if (repetition_penalty <= 0.0f) fail("repetition_penalty must be > 0");
+    if (max_new_tokens < 0) fail("max_new_tokens must be >= 0, got " + std::to_string(max_new_tokens));
+    if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f))
+        fail("repetition_penalty must be a finite number > 0 (1: off), got " + number(repetition_penalty));
     if (!do_sample) return;
-    if (!(temperature > 0.0f)) fail("temperature must be > 0 when sampling (use greedy decoding instead)");
-    if (top_k < 0) fail("top_k must be >= 0 (0 disables it)");
-    if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p must be in (0, 1]");
-    if (!(min_p >= 0.0f && min_p <= 1.0f)) fail("min_p must be in [0, 1]");
+    if (!(std::isfinite(temperature) && temperature >= kMinTemperature)) {
+        fail("temperature must be a finite number >= " + number(kMinTemperature) + " when sampling, got " +
+             number(temperature) + " (for argmax use greedy decoding)");
+    }
+    if (top_k < 0) fail("top_k must be an integer >= 0 (0 disables it), got " + std::to_string(top_k));
+    if (!(top_p > 0.0f && top_p <= 1.0f)) fail("top_p must be a number in (0, 1], got " + number(top_p));
+    if (!(min_p >= 0.0f && min_p <= 1.0f))
+        fail("min_p must be a number in [0, 1] (0 disables it), got " + number(min_p));
 }
 
 }  // namespace tfx

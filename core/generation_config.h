@@ -27,7 +27,10 @@ struct GenerationConfig {
     // Defaults from generation_config.json (else config.json's token ids), as transformers
     // reads them; fields that fail validation name the file.
     static GenerationConfig from_model(const sdk::Config& config, const std::optional<sdk::Config>& generation_config);
-    // Throws when a value is out of range (temperature <= 0 while sampling, top_p outside (0, 1], ...).
+    // Smallest temperature accepted when sampling: below it logits / temperature overflows.
+    static constexpr float kMinTemperature = 1e-6f;
+    // Throws when a value is out of range or not finite (temperature < kMinTemperature while
+    // sampling, top_p outside (0, 1], ...); the message starts with the field's name.
     void validate() const;
 };
 

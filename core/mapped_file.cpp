@@ -13,15 +13,36 @@
 
 namespace tfx {
 
+namespace {
+
+// What a file that is not a regular one is, for the message.
+const char* kind_of(mode_t mode) {
+    if (S_ISDIR(mode)) return "a directory";
+    if (S_ISFIFO(mode)) return "a FIFO";
+    if (S_ISSOCK(mode)) return "a socket";
+    if (S_ISCHR(mode)) return "a character device";
+    if (S_ISBLK(mode)) return "a block device";
+    return "not a plain file";
+}
+
+}  // namespace
+
 MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
-    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+    // O_NONBLOCK: opening a FIFO would otherwise wait for a writer forever; it changes nothing
+    // for the regular files that pass the check below.
+    int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
     if (fd < 0) {
         throw sdk::Error(TFX_ERR_IO, path.string() + ": cannot open: " + std::strerror(errno));
     }
     struct stat st {};
-    if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    if (::fstat(fd, &st) != 0) {
+        const int err = errno;
         ::close(fd);
-        throw sdk::Error(TFX_ERR_IO, path.string() + ": not a regular file");
+        throw sdk::Error(TFX_ERR_IO, path.string() + ": cannot stat: " + std::strerror(err));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        ::close(fd);
+        throw sdk::Error(TFX_ERR_IO, path.string() + ": not a regular file (" + kind_of(st.st_mode) + ")");
     }
     size_ = static_cast<std::size_t>(st.st_size);
     if (size_ > 0) {

@@ -214,11 +214,28 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         const auto* table = impl.model->table<tfx_model_table>();
         tfx_error error = sdk::empty_error();
         if (table->load(impl.model->self, architecture_.c_str(), &error) != TFX_OK) {
-            throw sdk::Error(error.code, impl.weights.source() + ": " + error.message);
+            // Name the checkpoint once: the store's own errors already start with it.
+            const std::string prefix = impl.weights.source() + ": ";
+            const std::string message = error.message;
+            throw sdk::Error(error.code, message.starts_with(prefix) ? message : prefix + message);
         }
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
+        unused_weights_ = impl.weights.unused();
+        if (!unused_weights_.empty()) log::write(log::Level::warn, "tfx", unused_message());
     }
+}
+
+// As transformers' "Some weights of the model checkpoint ... were not used": the first few
+// names, then how many more.
+std::string ModelSession::unused_message() const {
+    constexpr size_t kListed = 10;
+    const size_t n = unused_weights_.size();
+    std::string text = impl_->weights.source() + ": " + std::to_string(n) + (n == 1 ? " tensor was" : " tensors were") +
+                       " not used by " + architecture_ + " (" + impl_->model->name + " plugin): ";
+    for (size_t i = 0; i < std::min(n, kListed); ++i) text += (i > 0 ? ", " : "") + unused_weights_[i];
+    if (n > kListed) text += ", and " + std::to_string(n - kListed) + " more";
+    return text;
 }
 
 ModelSession::~ModelSession() = default;

@@ -68,16 +68,21 @@ class ModelSession {
     const Device& device() const;
     // The tensors the model would load, as the model plugin declares them.
     nlohmann::json weight_specs();
+    // The checkpoint's tensors the model plugin never asked for while loading (sorted), e.g.
+    // layers past num_hidden_layers; open() logs them as a warning. Empty for for_config().
+    const std::vector<std::string>& unused_weights() const { return unused_weights_; }
 
     struct Impl;
 
   private:
     ModelSession();
     void bind_plugins(const PluginChoice& plugins, const SessionOptions& options);
+    std::string unused_message() const;
     std::unique_ptr<Impl> impl_;
     sdk::Config config_;
     std::filesystem::path model_dir_;
     std::string architecture_;
+    std::vector<std::string> unused_weights_;
     tfx_model_info info_{};
 };
 

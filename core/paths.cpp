@@ -6,6 +6,9 @@
 #include <cstdlib>
 #include <sstream>
 
+#include "core/log.h"
+#include "tfx/sdk/error.hpp"
+
 namespace tfx::paths {
 
 std::filesystem::path executable_dir() {
@@ -34,10 +37,25 @@ std::vector<std::string> split_path_list(const std::string& list) {
 std::vector<std::filesystem::path> plugin_search_path(const std::vector<std::string>& explicit_paths) {
     std::vector<std::filesystem::path> candidates;
     for (const auto& p : explicit_paths) {
-        for (const auto& item : split_path_list(p)) candidates.emplace_back(item);
+        for (const auto& item : split_path_list(p)) {
+            std::error_code ec;
+            if (!std::filesystem::is_directory(item, ec)) {
+                throw sdk::Error(TFX_ERR_NOT_FOUND,
+                                 "--plugin-path " + item + ": " +
+                                     (std::filesystem::exists(item, ec) ? "not a folder" : "no such folder"));
+            }
+            candidates.emplace_back(item);
+        }
     }
     if (const char* env = std::getenv("TFX_PLUGIN_PATH")) {
-        for (const auto& item : split_path_list(env)) candidates.emplace_back(item);
+        for (const auto& item : split_path_list(env)) {
+            std::error_code ec;
+            if (!std::filesystem::is_directory(item, ec)) {
+                log::write(log::Level::warn, "plugins", "TFX_PLUGIN_PATH entry " + item + " is not a folder; skipped");
+                continue;
+            }
+            candidates.emplace_back(item);
+        }
     }
     if (auto lib = library_dir(); !lib.empty()) candidates.push_back(lib / "tfx" / "plugins");
     if (auto exe = executable_dir(); !exe.empty()) candidates.push_back(exe / "plugins");

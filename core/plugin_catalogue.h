@@ -1,9 +1,11 @@
 // The plugin catalogue: finds plugin libraries on the search path, reads their sidecar
-// manifests without loading them, and loads them on demand (Boost.DLL, RTLD_NOW |
-// RTLD_LOCAL, never unloaded). Every plugin that cannot be used gets one of a few distinct
-// statuses with a reason a user can act on.
+// manifests without loading them (each parsed once per process, at most 1 MiB), and loads
+// them on demand (dlopen RTLD_NOW | RTLD_LOCAL, never unloaded). Every plugin that cannot be
+// used gets one of a few distinct statuses with a reason a user can act on.
 #pragma once
 
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -27,6 +29,14 @@ enum class PluginStatus {
     crashed,             // the probe process died (only from isolated probes)
     shadowed             // same kind and name found earlier on the search path
 };
+
+// A sidecar larger than this is refused (bad manifest) without being read.
+inline constexpr std::uintmax_t kMaxSidecarBytes = 1024 * 1024;
+// How long a probe child may take (load, score, create) before it is killed and the plugin
+// reported as crashed (hung). TFX_PLUGIN_PROBE_TIMEOUT (seconds) overrides the default;
+// set_probe_timeout overrides both.
+inline constexpr std::chrono::milliseconds kDefaultProbeTimeout{10000};
+void set_probe_timeout(std::chrono::milliseconds timeout);
 
 std::string_view to_string(PluginStatus status);
 std::string_view kind_name(int32_t kind);
@@ -53,7 +63,11 @@ struct LoadedPlugin {
 };
 
 // Loads the library into this process (kept loaded for the process's life) and validates
-// its descriptor. Throws sdk::Error whose message starts with the status name.
+// its descriptor and its function table (every entry the ABI requires of its kind must be
+// there). A plugin from outside the install's own plugin folder is first loaded on trial in
+// a child process (probe_isolated, once per process and file; TFX_PLUGIN_PROBE=auto|all|off):
+// if that crashes, calls exit() or hangs, it is refused as crashed, naming it. Throws
+// sdk::Error whose message starts with the status name.
 LoadedPlugin load_plugin(const PluginRecord& record);
 
 class PluginCatalogue {
@@ -85,7 +99,8 @@ class PluginCatalogue {
 // Probes one record in this process: load, validate, score (and create/destroy). Updates
 // status and reason; never throws.
 void probe_in_process(PluginRecord& record, bool create_instance);
-// The same in a forked child; a crash or a hang (timeout) becomes status crashed.
+// The same in a forked child; a crash, an exit() or a hang (timeout) becomes status crashed,
+// with the phase (loading, score(), create(), ...) it happened in.
 void probe_isolated(PluginRecord& record, bool create_instance);
 
 }  // namespace tfx

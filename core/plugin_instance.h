@@ -18,9 +18,7 @@ struct PluginInstance {
     PluginInstance() = default;
     PluginInstance(const PluginInstance&) = delete;
     PluginInstance& operator=(const PluginInstance&) = delete;
-    ~PluginInstance() {
-        if (self != nullptr) plugin.descriptor->destroy(self);
-    }
+    ~PluginInstance();  // destroy() through the plugin, marked for the crash reporters
     template <class Table>
     const Table* table() const {
         return static_cast<const Table*>(plugin.table);
@@ -28,7 +26,8 @@ struct PluginInstance {
 };
 
 // Loads the plugin of `record`, checks it is of `kind`, and creates an instance with the
-// host's services. Throws sdk::Error naming the plugin.
+// host's services. Throws sdk::Error naming the plugin and its path. load and create run
+// marked (plugin_guard::CallScope), so a crash or exit() there is reported naming both.
 std::unique_ptr<PluginInstance> instantiate(const PluginRecord& record, const tfx_host_services* services,
                                             int32_t kind);
 

@@ -16,13 +16,25 @@ WeightStore::WeightStore(const fs::path& model_dir) : checkpoint_(safetensors::C
 
 std::optional<safetensors::Checkpoint::Entry> WeightStore::find(const char* name) const {
     if (!checkpoint_ || name == nullptr) return std::nullopt;
-    return checkpoint_->find(name);
+    auto entry = checkpoint_->find(name);
+    asked_.emplace(name);
+    if (entry) asked_.emplace(entry->info->name);  // an alias (tied weights) uses the tensor it names
+    return entry;
+}
+
+std::vector<std::string> WeightStore::unused() const {
+    std::vector<std::string> out;
+    if (!checkpoint_) return out;
+    for (std::string& name : checkpoint_->names()) {
+        if (!asked_.contains(name)) out.push_back(std::move(name));
+    }
+    return out;
 }
 
 safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
     auto entry = find(name);
     if (!entry) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, "tensor '" + std::string(name ? name : "") + "' not found in " + source_);
+        throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + std::string(name ? name : "") + "' not found");
     }
     return *entry;
 }

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <map>
 #include <optional>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -19,6 +20,7 @@ class WeightStore {
     WeightStore() = default;
     explicit WeightStore(const std::filesystem::path& model_dir);
 
+    // Every lookup (has, get, get_f32) records the name it asked for, for unused().
     bool has(const char* name) const { return find(name).has_value(); }
     // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
     tfx_tensor get(const char* name);
@@ -27,6 +29,9 @@ class WeightStore {
     // The file named in error messages: model.safetensors, the index, or "(no weights)".
     const std::string& source() const { return source_; }
     void set_source(std::string source) { source_ = std::move(source); }
+    // The checkpoint's tensors that no lookup asked for (sorted): weights the model does not
+    // use, e.g. layers past num_hidden_layers. Empty without a checkpoint.
+    std::vector<std::string> unused() const;
 
   private:
     struct F32Copy {
@@ -39,6 +44,7 @@ class WeightStore {
     std::optional<safetensors::Checkpoint> checkpoint_;
     std::map<std::string, std::vector<int64_t>, std::less<>> shapes_;  // stable storage for views
     std::map<std::string, F32Copy, std::less<>> f32_copies_;
+    mutable std::set<std::string, std::less<>> asked_;  // names looked up, and the tensors they resolved to
     std::string source_;
 };
 

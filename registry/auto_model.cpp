@@ -154,6 +154,32 @@ sdk::Config read_config(const std::filesystem::path& path) {
 }  // namespace
 
 std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options) {
+    // A name that can only be a local path (./x, ../x, /x, ~/x, or more than one '/': a Hub id
+    // is org/name) never goes to the Hub: a typo in it is a missing folder, not a network error.
+    std::string path = id_or_path;
+    if (path == "~" || path.rfind("~/", 0) == 0) {
+        if (const char* home = std::getenv("HOME"); home != nullptr && *home != '\0') path = home + path.substr(1);
+    }
+    const bool looks_local = path.rfind("./", 0) == 0 || path.rfind("../", 0) == 0 || path.rfind('/', 0) == 0 ||
+                             path.rfind('~', 0) == 0 || path == "." || path == ".." ||
+                             std::count(path.begin(), path.end(), '/') > 1;
+    std::error_code ec;
+    if (looks_local && !std::filesystem::exists(path, ec)) {
+        std::filesystem::path missing = path;  // the outermost part of the path that is not there
+        while (missing.has_parent_path() && missing.parent_path() != missing &&
+               !std::filesystem::exists(missing.parent_path(), ec))
+            missing = missing.parent_path();
+        throw sdk::Error(TFX_ERR_NOT_FOUND, id_or_path + ": no such local folder ('" + missing.string() +
+                                                "' does not exist); a path starting with ./, ../, / or ~, or with "
+                                                "more than one '/', is read as a local folder, and a Hub model id "
+                                                "has the form org/name");
+    }
+    if (looks_local) {
+        if (!std::filesystem::is_directory(path, ec))
+            throw sdk::Error(TFX_ERR_NOT_FOUND,
+                             id_or_path + ": not a folder; expected a model folder (config.json, safetensors)");
+        return path;
+    }
     hub::HubOptions hub_options;
     hub_options.revision = options.revision;
     hub_options.offline = options.offline;

@@ -83,7 +83,11 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vecto
     const std::string json = read_text_file(file);
     // The model type decides the plugin; parse only that field here, the plugin validates the rest.
     auto doc = nlohmann::json::parse(json, nullptr, false);
-    if (doc.is_discarded() || !doc.is_object()) throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": not valid JSON");
+    if (doc.is_discarded()) throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": not valid JSON");
+    if (!doc.is_object()) {
+        throw sdk::Error(TFX_ERR_FORMAT,
+                         file.string() + ": expected a JSON object at the top level, got " + doc.type_name());
+    }
     const std::string model_type = model_type_of(doc);
 
     std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());

@@ -1,6 +1,9 @@
 // tfx-plugins: list, inspect and verify the plugins on the search path. Probing happens in
-// child processes, so a plugin that crashes while loading cannot take this command down.
+// child processes under a time limit (--probe-timeout, TFX_PLUGIN_PROBE_TIMEOUT), so a plugin
+// that crashes, calls exit() or hangs while loading cannot take this command down.
+#include <chrono>
 #include <cstdio>
+#include <exception>
 #include <iostream>
 #include <string>
 #include <vector>
@@ -74,11 +77,16 @@ void print_table(const std::vector<tfx::PluginRecord>& records) {
 
 }  // namespace
 
-int main(int argc, char** argv) {
+int run(int argc, char** argv) {
     CLI::App app{"tfx-plugins: list, inspect and verify tfx plugins"};
     app.require_subcommand(1);
     std::vector<std::string> plugin_paths;
     app.add_option("--plugin-path", plugin_paths, "Extra plugin folders searched first (colon-separated)");
+    double probe_timeout = 0;
+    app.add_option("--probe-timeout", probe_timeout,
+                   "Seconds a plugin's probe (load, score, create) may take before it is killed and reported "
+                   "as crashed (default 10, or TFX_PLUGIN_PROBE_TIMEOUT)")
+        ->check(CLI::PositiveNumber);
 
     bool json = false;
     auto* list = app.add_subcommand("list", "Table of every plugin found, with its status");
@@ -89,6 +97,9 @@ int main(int argc, char** argv) {
     auto* verify = app.add_subcommand("verify", "Load and instantiate each plugin in a child process");
     verify->add_flag("--json", json, "One JSON array for machines");
     CLI11_PARSE(app, argc, argv);
+    if (probe_timeout > 0) {
+        tfx::set_probe_timeout(std::chrono::milliseconds(static_cast<long>(probe_timeout * 1000)));
+    }
 
     tfx::PluginCatalogue catalogue(tfx::paths::plugin_search_path(plugin_paths));
 
@@ -137,4 +148,13 @@ int main(int argc, char** argv) {
                        : std::to_string(catalogue.records().size() - failures) + " of " +
                              std::to_string(catalogue.records().size()) + " plugins verified\n");
     return failures == 0 ? 0 : 1;
+}
+
+int main(int argc, char** argv) {
+    try {
+        return run(argc, argv);
+    } catch (const std::exception& e) {
+        std::cerr << "tfx-plugins: error: " << e.what() << '\n';
+        return 1;
+    }
 }

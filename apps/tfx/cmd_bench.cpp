@@ -65,11 +65,16 @@ Stats stats(std::vector<double> rates) {
 
 void run_bench(const BenchOptions& o) {
     nlohmann::json rows = nlohmann::json::array();
-    if (!o.json) {
-        std::cout << "| model | threads | test | t/s (median) | min | max | reps |\n|---|---|---|---|---|---|---|\n";
+    const std::string what = "positive thread counts (e.g. 1,2,4)";
+    std::vector<int32_t> thread_counts;
+    for (int64_t threads : parse_int_list(o.threads, "-t", what)) {
+        if (threads <= 0 || threads > 4096) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             "-t: expected " + what + " up to 4096, got " + std::to_string(threads));
+        }
+        thread_counts.push_back(static_cast<int32_t>(threads));
     }
-    for (int32_t threads : parse_ids(o.threads, "-t")) {
-        if (threads <= 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "-t: thread counts must be positive");
+    for (int32_t threads : thread_counts) {
         LoadOptions so;
         so.plugin_paths = global_options().plugin_paths;
         so.device = o.device;
@@ -78,6 +83,17 @@ void run_bench(const BenchOptions& o) {
         so.kv_dtype = o.kv_dtype;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
+        const tfx_model_info& info = session->info();
+        if (info.output_kind != TFX_OUTPUT_LOGITS || info.num_layers == 0 || info.vocab_size <= 0) {
+            throw sdk::Error(TFX_ERR_UNSUPPORTED, "--model " + o.model + ": bench needs a causal LM (such as " +
+                                                      "LlamaForCausalLM), but this model is a " +
+                                                      session->architecture() +
+                                                      (info.num_layers == 0 ? ", which keeps no KV cache" : ""));
+        }
+        if (!o.json && threads == thread_counts.front()) {
+            std::cout
+                << "| model | threads | test | t/s (median) | min | max | reps |\n|---|---|---|---|---|---|---|\n";
+        }
         std::mt19937 rng(1234);
         std::uniform_int_distribution<int32_t> pick(0, session->info().vocab_size - 1);
         std::vector<int32_t> prompt(static_cast<size_t>(o.prompt));
@@ -122,14 +138,14 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
     cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(integer_at_least(1));
     cmd->add_option("-n,--gen-tokens", o->generate, "Tokens to decode")
         ->capture_default_str()
-        ->check(CLI::NonNegativeNumber);
+        ->check(integer_at_least(0));
     cmd->add_option("-t,--threads", o->threads, "Comma-separated thread counts")->capture_default_str();
     cmd->add_option("-r,--repetitions", o->repetitions, "Timed repetitions per test")
         ->capture_default_str()
-        ->check(CLI::PositiveNumber);
+        ->check(integer_at_least(1));
     cmd->add_flag("--json", o->json, "Print JSON rows");
     cmd->callback([o] { run_bench(*o); });
 }

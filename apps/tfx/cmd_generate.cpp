@@ -4,11 +4,13 @@
 #include <filesystem>
 #include <fstream>
 #include <iostream>
+#include <iterator>
 #include <optional>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "apps/tfx/interrupt.h"
 #include "core/generation.h"
 #include "core/json_file.h"
 #include "registry/auto_tokenizer.h"
@@ -19,30 +21,95 @@ namespace {
 struct GenerateOptions {
     ModelOptions model;
     std::string prompt;
+    std::string prompt_file;
     std::string input_ids;
     std::string batch_file;
     SamplingOptions sampling;
     bool chat = false;
     bool json = false;
     std::vector<std::string> stop_strings;
+    // The prompt sources, of which exactly one must be given.
+    std::vector<CLI::Option*> sources;
 };
 
+// Exactly one of PROMPT, --prompt-file, --input-ids, --batch; checked before the model loads.
+void check_arguments(const GenerateOptions& o) {
+    std::vector<std::string> given;
+    for (const CLI::Option* source : o.sources) {
+        if (source->count() > 0) given.push_back(source->get_name());
+    }
+    if (given.size() > 1) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, given[0] + " and " + given[1] +
+                                                       " cannot be combined: give exactly one of PROMPT, "
+                                                       "--prompt-file FILE, --input-ids 1,2,3 or --batch FILE");
+    }
+    if (given.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "give a PROMPT, --prompt-file FILE, --input-ids 1,2,3 or --batch FILE");
+    for (const std::string& stop : o.stop_strings) {
+        if (stop.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--stop: expected a non-empty string, got ''");
+    }
+}
+
+// The whole file (or stdin for "-"), less one trailing newline, as llama.cpp's --file reads it.
+std::string read_prompt_file(const std::string& path) {
+    std::string text;
+    if (path == "-") {
+        text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
+    } else {
+        std::error_code ec;
+        if (std::filesystem::is_directory(path, ec))
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             "--prompt-file: '" + path + "' is a folder, expected a text file");
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+            throw sdk::Error(TFX_ERR_NOT_FOUND,
+                             "--prompt-file: cannot open '" + path + "' (expected a text file, or - for stdin)");
+        }
+        text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+    }
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    if (!text.empty() && text.back() == '\r') text.pop_back();
+    if (text.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--prompt-file: '" + path + "' holds no text, expected a prompt");
+    return text;
+}
+
 std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
-    auto text = read_text_file(path);
-    auto j = nlohmann::json::parse(text, nullptr, false);
+    const std::string where = "--batch " + path;
+    std::ifstream in(path, std::ios::binary);
+    if (!in)
+        throw sdk::Error(TFX_ERR_NOT_FOUND, where + ": cannot open (expected a JSON file such as [[1,2,3],[4,5]])");
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    nlohmann::json j;
+    try {
+        j = nlohmann::json::parse(text);
+    } catch (const nlohmann::json::parse_error& e) {
+        // e.what() holds the line and column; byte is the offset (1-based) where parsing stopped.
+        std::string message = e.what();
+        if (const size_t cut = message.find("parse error"); cut != std::string::npos) message = message.substr(cut);
+        throw sdk::Error(TFX_ERR_FORMAT, where + ": invalid JSON at byte " + std::to_string(e.byte) + ": " + message +
+                                             " (expected a JSON list of token id lists, such as [[1,2,3],[4,5]])");
+    }
     std::vector<std::vector<int32_t>> batch;
     if (!j.is_array() || j.empty())
-        throw sdk::Error(TFX_ERR_FORMAT, path + ": expected a non-empty JSON list of token id lists");
+        throw sdk::Error(TFX_ERR_FORMAT,
+                         where + ": expected a non-empty JSON list of token id lists, such as [[1,2,3],[4,5]]");
     for (size_t i = 0; i < j.size(); ++i) {
-        if (!j[i].is_array() || j[i].empty()) {
-            throw sdk::Error(TFX_ERR_FORMAT,
-                             path + ": item " + std::to_string(i) + " is not a non-empty list of token ids");
-        }
+        const std::string item = where + ": item " + std::to_string(i);
+        if (!j[i].is_array() || j[i].empty())
+            throw sdk::Error(TFX_ERR_FORMAT, item + " is not a non-empty list of token ids");
         std::vector<int32_t> ids;
-        for (const auto& id : j[i]) {
-            if (!id.is_number_integer())
-                throw sdk::Error(TFX_ERR_FORMAT, path + ": item " + std::to_string(i) + " holds a non-integer id");
-            ids.push_back(id.get<int32_t>());
+        for (size_t k = 0; k < j[i].size(); ++k) {
+            const auto& id = j[i][k];
+            const bool in_range = id.is_number_unsigned()  ? id.get<uint64_t>() <= 2147483647u
+                                  : id.is_number_integer() ? id.get<int64_t>() >= 0 && id.get<int64_t>() <= 2147483647
+                                                           : false;
+            if (!in_range) {
+                throw sdk::Error(TFX_ERR_FORMAT, item + ", position " + std::to_string(k) + ": " + id.dump() +
+                                                     " is not a token id (expected an integer from 0 to 2147483647)");
+            }
+            ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
         }
         batch.push_back(std::move(ids));
     }
@@ -50,37 +117,44 @@ std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
 }
 
 void run_generate(const GenerateOptions& o) {
+    check_arguments(o);
+    std::vector<std::vector<int32_t>> prompts;
+    // Everything that can be checked without the model is, before it loads.
+    if (!o.batch_file.empty()) {
+        prompts = read_batch(o.batch_file);
+    } else if (!o.input_ids.empty()) {
+        prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
+    }
+    std::string prompt = o.prompt;
+    if (!o.prompt_file.empty()) prompt = read_prompt_file(o.prompt_file);
+    if (prompts.empty() && prompt.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "PROMPT: expected a non-empty text prompt");
+
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     std::unique_ptr<Tokenizer> tokenizer;
     if (std::filesystem::exists(session->model_dir() / "tokenizer.json")) {
         tokenizer = Tokenizer::open(session->model_dir(), global_options().plugin_paths);
     }
-    std::vector<std::vector<int32_t>> prompts;
-    if (!o.batch_file.empty()) {
-        prompts = read_batch(o.batch_file);
-    } else if (!o.input_ids.empty()) {
-        prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
-    } else if (!o.prompt.empty()) {
+    if (prompts.empty()) {
         if (!tokenizer)
             throw sdk::Error(TFX_ERR_NOT_FOUND,
                              o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
         if (o.chat) {
-            const nlohmann::ordered_json messages = {{{"role", "user"}, {"content", o.prompt}}};
+            const nlohmann::ordered_json messages = {{{"role", "user"}, {"content", prompt}}};
             prompts.push_back(tokenizer->encode_chat(messages, {}));
         } else {
-            prompts.push_back(tokenizer->encode(o.prompt, true));
+            prompts.push_back(tokenizer->encode(prompt, true));
         }
-    } else {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "give a PROMPT, --input-ids or --batch");
     }
     const GenerationConfig config = o.sampling.resolve(*session);
 
-    // Streams text when the model has a tokenizer, token ids otherwise.
+    // The output form follows the flags alone: --json and --batch print one JSON line per
+    // sequence; otherwise the one sequence streams as text (token ids without a tokenizer).
+    const bool json = o.json || !o.batch_file.empty();
     std::optional<TextStreamer> streamer;
     if (tokenizer) streamer.emplace(*tokenizer, /*skip_special_tokens=*/true);
-    const bool stream = !o.json && prompts.size() == 1;
     TokenCallback on_token;
-    if (stream) {
+    if (!json) {
         on_token = [&](size_t, int32_t token) {
             if (streamer) {
                 std::cout << streamer->put(token) << std::flush;
@@ -89,18 +163,21 @@ void run_generate(const GenerateOptions& o) {
             }
         };
     }
-    StopCondition stop;
-    if (!o.stop_strings.empty()) {
-        if (!tokenizer) throw sdk::Error(TFX_ERR_UNSUPPORTED, "--stop needs the model's tokenizer.json");
-        stop = [&](size_t, const std::vector<int32_t>& tokens) {
-            const std::string text = tokenizer->decode(tokens, true);
-            return std::any_of(o.stop_strings.begin(), o.stop_strings.end(),
-                               [&](const std::string& s) { return text.find(s) != std::string::npos; });
-        };
-    }
+    if (!o.stop_strings.empty() && !tokenizer)
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "--stop needs the model's tokenizer.json");
+    // Ctrl-C stops every sequence after its next token; what was generated is printed, then
+    // the command exits 130.
+    const InterruptScope interrupt_scope;
+    const StopCondition stop = [&](size_t, const std::vector<int32_t>& tokens) {
+        if (interrupted()) return true;
+        if (o.stop_strings.empty()) return false;
+        const std::string text = tokenizer->decode(tokens, true);
+        return std::any_of(o.stop_strings.begin(), o.stop_strings.end(),
+                           [&](const std::string& s) { return text.find(s) != std::string::npos; });
+    };
     GenerationResult result = generate(*session, prompts, config, on_token, stop);
-    if (stream) std::cout << (streamer ? streamer->end() : "") << '\n';
-    if (o.json || prompts.size() > 1) {
+    if (!json) std::cout << (streamer ? streamer->end() : "") << '\n';
+    if (json) {
         for (const auto& tokens : result.new_tokens) {
             nlohmann::json text = tokenizer ? nlohmann::json(tokenizer->decode(tokens, true)) : nlohmann::json(nullptr);
             std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", text}}.dump(
@@ -108,6 +185,8 @@ void run_generate(const GenerateOptions& o) {
                       << '\n';
         }
     }
+    std::cout << std::flush;
+    if (interrupted()) throw Interrupted();
 }
 
 }  // namespace
@@ -116,13 +195,19 @@ void add_generate_command(CLI::App& app) {
     auto o = std::make_shared<GenerateOptions>();
     auto* cmd = app.add_subcommand("generate", "Generate tokens from a prompt (streamed)");
     o->model.add_to(cmd);
-    cmd->add_option("PROMPT", o->prompt, "Text prompt (needs a tokenizer)");
-    cmd->add_option("--input-ids", o->input_ids, "Prompt as comma-separated token ids");
-    cmd->add_option("--batch", o->batch_file, "JSON list of id lists, run as one left-padded batch");
+    o->sources = {
+        cmd->add_option("PROMPT", o->prompt, "Text prompt (needs a tokenizer)"),
+        cmd->add_option("--prompt-file", o->prompt_file,
+                        "Read the text prompt from FILE (- for stdin), less one trailing newline"),
+        cmd->add_option("--input-ids", o->input_ids, "Prompt as comma-separated token ids"),
+        cmd->add_option("--batch", o->batch_file,
+                        "JSON list of id lists, run as one ragged batch; prints one JSON line per row (as --json)"),
+    };
     o->sampling.add_to(cmd);
     cmd->add_flag("--chat", o->chat, "Send PROMPT as a user message through the model's chat template");
     cmd->add_option("--stop", o->stop_strings, "Stop a sequence once its text contains this string (repeatable)");
-    cmd->add_flag("--json", o->json, "Print {\"new_tokens\": [...], \"text\": ...} per sequence");
+    cmd->add_flag("--json", o->json,
+                  "Print {\"new_tokens\": [...], \"text\": ...} per sequence (always so with --batch)");
     cmd->callback([o] { run_generate(*o); });
 }
 

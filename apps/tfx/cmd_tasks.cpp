@@ -96,7 +96,7 @@ void add_task_commands(CLI::App& app) {
     auto* fill = app.add_subcommand("fill-mask", "The most likely tokens for the mask token in TEXT");
     f->model.add_to(fill);
     fill->add_option("TEXT", f->text, "Text with exactly one mask token")->required();
-    fill->add_option("--top-k", f->top_k, "Candidates to print")->capture_default_str()->check(CLI::PositiveNumber);
+    fill->add_option("--top-k", f->top_k, "Candidates to print")->capture_default_str()->check(integer_at_least(1));
     fill->callback([f] {
         FillMaskPipeline pipeline(f->model.model, f->model.session_options());
         for (const auto& cand : pipeline(f->text, f->top_k)) {

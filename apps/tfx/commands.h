@@ -45,7 +45,9 @@ struct SamplingOptions {
     uint64_t seed = 0;
     bool ignore_eos = false;
     void add_to(CLI::App* cmd);
-    // generation_config.json of the model (else config.json defaults), then these options.
+    // generation_config.json of the model (else config.json defaults), then these options;
+    // validated, naming the option (or generation_config.json) at fault. When sampling without
+    // --seed it draws a fresh seed; either way it prints "seed: N" to stderr when sampling.
     GenerationConfig resolve(const ModelSession& session) const;
 
   private:
@@ -53,8 +55,13 @@ struct SamplingOptions {
                 *min_p_opt_ = nullptr, *penalty_opt_ = nullptr, *seed_opt_ = nullptr;
 };
 
-// "1,2,3" -> ids; throws naming the argument on anything else.
+// "1,2,3" -> ids; throws naming the argument on anything else (ids past int32 included).
 std::vector<int32_t> parse_ids(const std::string& text, const std::string& argument);
+// "1,2,3" -> integers; `what` names them in the message ("thread counts").
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& argument, const std::string& what);
+// A check for integer options: "expected a positive integer, got '0'" instead of CLI11's
+// range with the largest double spelt out.
+CLI::Validator integer_at_least(int64_t minimum);
 
 void add_env_command(CLI::App& app);
 void add_forward_command(CLI::App& app);

@@ -1,5 +1,10 @@
 // Options and argument parsing shared by the model commands.
 #include <charconv>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+#include <random>
+#include <utility>
 
 #include "apps/tfx/commands.h"
 #include "core/json_file.h"
@@ -36,22 +41,26 @@ LoadOptions ModelOptions::session_options() const {
 void SamplingOptions::add_to(CLI::App* cmd) {
     max_new_opt_ = cmd->add_option("--max-new-tokens", max_new_tokens, "Tokens to generate");
     cmd->add_flag("--greedy", greedy, "Greedy decoding (argmax)");
-    temperature_opt_ = cmd->add_option("--temperature", temperature, "Sampling temperature (> 0)");
+    temperature_opt_ = cmd->add_option("--temperature", temperature, "Sampling temperature (finite, >= 1e-6)");
     top_k_opt_ = cmd->add_option("--top-k", top_k, "Keep the k most likely tokens (0: off)");
     top_p_opt_ = cmd->add_option("--top-p", top_p, "Nucleus sampling mass in (0, 1]");
     min_p_opt_ = cmd->add_option("--min-p", min_p, "Drop tokens below min_p x the top probability");
-    seed_opt_ = cmd->add_option("--seed", seed, "Random seed for sampling");
+    seed_opt_ =
+        cmd->add_option("--seed", seed, "Random seed for sampling (default: a fresh one each run, printed to stderr)");
     penalty_opt_ =
         cmd->add_option("--repetition-penalty", repetition_penalty, "Penalty for tokens already seen (1: off)");
     cmd->add_flag("--ignore-eos", ignore_eos, "Do not stop at end-of-sequence tokens");
 }
 
 GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
-    GenerationConfig g = GenerationConfig::from_model(
-        session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
+    const std::filesystem::path generation_config = session.model_dir() / "generation_config.json";
+    GenerationConfig g = GenerationConfig::from_model(session.config(), load_optional_json_file(generation_config));
     const bool sampling = *temperature_opt_ || *top_k_opt_ || *top_p_opt_ || *min_p_opt_ || *seed_opt_;
-    if (greedy && sampling)
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--greedy cannot be combined with sampling options");
+    if (greedy && sampling) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--greedy cannot be combined with sampling options (--temperature, --top-k, --top-p, "
+                         "--min-p, --seed)");
+    }
     if (greedy) g.do_sample = false;
     if (sampling) g.do_sample = true;
     if (*max_new_opt_) {
@@ -63,29 +72,88 @@ GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
     if (*top_p_opt_) g.top_p = top_p;
     if (*min_p_opt_) g.min_p = min_p;
     if (*penalty_opt_) g.repetition_penalty = repetition_penalty;
-    if (*seed_opt_) g.seed = seed;
+    if (*seed_opt_) {
+        g.seed = seed;
+    } else if (g.do_sample) {
+        // A fresh seed per run, as transformers and llama.cpp draw one; printed so a run can be repeated.
+        std::random_device device;
+        g.seed = (static_cast<uint64_t>(device()) << 32) | device();
+    }
     g.ignore_eos = ignore_eos;
+    try {
+        g.validate();
+    } catch (const sdk::Error& e) {
+        // validate() starts its message with the field's name: blame the option when it was given,
+        // else the model's generation_config.json.
+        const std::string message = e.what();
+        const std::pair<const char*, CLI::Option*> fields[] = {{"max_new_tokens", max_new_opt_},
+                                                               {"temperature", temperature_opt_},
+                                                               {"top_k", top_k_opt_},
+                                                               {"top_p", top_p_opt_},
+                                                               {"min_p", min_p_opt_},
+                                                               {"repetition_penalty", penalty_opt_}};
+        for (const auto& [field, option] : fields) {
+            if (message.rfind(std::string(field) + " ", 0) != 0) continue;
+            if (*option) throw sdk::Error(e.code(), option->get_name() + ": " + message);
+            throw sdk::Error(e.code(), generation_config.string() + ": " + message);
+        }
+        throw;
+    }
+    if (g.do_sample) std::cerr << "seed: " << g.seed << '\n';
     return g;
 }
 
-std::vector<int32_t> parse_ids(const std::string& text, const std::string& argument) {
-    std::vector<int32_t> ids;
+std::vector<int64_t> parse_int_list(const std::string& text, const std::string& argument, const std::string& what) {
+    std::vector<int64_t> values;
     const char* p = text.data();
     const char* end = p + text.size();
     while (p < end) {
         while (p < end && (*p == ' ' || *p == ',')) ++p;
         if (p == end) break;
-        int32_t id = 0;
-        auto [next, ec] = std::from_chars(p, end, id);
+        int64_t value = 0;
+        auto [next, ec] = std::from_chars(p, end, value);
+        if (ec == std::errc::result_out_of_range) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, argument + ": '" + std::string(p, next) +
+                                                           "' is out of range for " + what + " in '" + text + "'");
+        }
         if (ec != std::errc() || (next < end && *next != ',' && *next != ' ')) {
             throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                             argument + ": expected comma-separated integer token ids, got '" + text + "'");
+                             argument + ": expected comma-separated " + what + ", got '" + text + "'");
         }
-        ids.push_back(id);
+        values.push_back(value);
         p = next;
     }
-    if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, argument + ": no token ids given");
+    if (values.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, argument + ": no " + what + " given");
+    return values;
+}
+
+std::vector<int32_t> parse_ids(const std::string& text, const std::string& argument) {
+    const std::string what = "integer token ids (0 to 2147483647, e.g. 1,2,3)";
+    std::vector<int32_t> ids;
+    for (int64_t id : parse_int_list(text, argument, what)) {
+        if (id < 0 || id > std::numeric_limits<int32_t>::max()) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             argument + ": " + std::to_string(id) + " is out of range for " + what);
+        }
+        ids.push_back(static_cast<int32_t>(id));
+    }
     return ids;
+}
+
+CLI::Validator integer_at_least(int64_t minimum) {
+    const std::string expected = minimum == 1   ? "a positive integer"
+                                 : minimum == 0 ? "an integer >= 0"
+                                                : "an integer >= " + std::to_string(minimum);
+    return CLI::Validator(
+        [minimum, expected](std::string& input) -> std::string {
+            int64_t value = 0;
+            const char* end = input.data() + input.size();
+            auto [next, ec] = std::from_chars(input.data(), end, value);
+            if (ec != std::errc() || next != end || value < minimum)
+                return "expected " + expected + ", got '" + input + "'";
+            return {};
+        },
+        "INT>=" + std::to_string(minimum));
 }
 
 }  // namespace tfx::cli

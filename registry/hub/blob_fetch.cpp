@@ -23,6 +23,10 @@ namespace fs = std::filesystem;
 
 // Attempts in a row that may end without a single new byte before giving up.
 constexpr int kStalledAttempts = 5;
+// Stalls (HF_HUB_DOWNLOAD_TIMEOUT seconds without a byte) in a row, with no byte between them,
+// before giving up: one fresh connection is worth trying, but waiting the timeout out
+// kStalledAttempts times would multiply it.
+constexpr int kStallsWithoutProgress = 2;
 
 // The .incomplete file, written through a plain descriptor so that ENOSPC is seen as such.
 class PartialFile {
@@ -160,9 +164,10 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
     };
 
     std::uint64_t transferred = 0;
-    for (int stalled = 0; have < source.size;) {
+    for (int stalled = 0, stalls = 0; have < source.size;) {
         const std::uint64_t before = have;
         std::string failure;
+        bool stall = false;
         try {
             const HttpResponse response = http.get(source.url, have, sink);
             if (response.status == 416) {
@@ -179,18 +184,24 @@ std::uint64_t fetch_blob(HttpClient& http, const BlobSource& source, const fs::p
             } else if (have < source.size) {
                 failure = "the server sent " + std::to_string(have) + " of " + std::to_string(source.size) + " bytes";
             }
+        } catch (const TransferStalled& e) {
+            failure = e.what();
+            stall = true;
         } catch (const TransferInterrupted& e) {
             failure = e.what();
         }
         transferred += have > before ? have - before : 0;
         if (have >= source.size) break;
         stalled = have > before ? 0 : stalled + 1;
-        if (stalled == kStalledAttempts) {
-            throw HubError(ErrorKind::Network, progress.file + ": " + failure + "; gave up after " +
-                                                   std::to_string(kStalledAttempts) +
-                                                   " attempts without progress. The " + std::to_string(have) +
-                                                   " bytes received are kept in " + incomplete.string() +
-                                                   " and the next run resumes from there");
+        // A stall comes after the attempt's last byte, so one that follows progress counts too.
+        stalls = stall ? (have > before ? 1 : stalls + 1) : (have > before ? 0 : stalls);
+        if (stalled == kStalledAttempts || stalls == kStallsWithoutProgress) {
+            const std::string gave_up = stalls == kStallsWithoutProgress
+                                            ? std::to_string(kStallsWithoutProgress) + " stalls in a row"
+                                            : std::to_string(kStalledAttempts) + " attempts without progress";
+            throw HubError(ErrorKind::Network, progress.file + ": " + failure + "; gave up after " + gave_up +
+                                                   ". The " + std::to_string(have) + " bytes received are kept in " +
+                                                   incomplete.string() + " and the next run resumes from there");
         }
         if (stalled > 0) std::this_thread::sleep_for(std::chrono::milliseconds(250 * stalled));
     }

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <chrono>
 #include <exception>
 #include <mutex>
 #include <string_view>
@@ -98,10 +99,34 @@ std::string HttpResponse::header(const std::string& lower_name) const {
 }
 
 struct HttpClient::Transfer {
+    using Clock = std::chrono::steady_clock;
+
     HttpResponse response;
     const BodySink* sink = nullptr;
     bool began = false;
     std::exception_ptr error;
+    // Stall detection: the time of the last byte received (or of the start), and how long the
+    // transfer may go without one. libcurl's LOW_SPEED_* average the speed over several
+    // seconds, so a burst before a stall would hide it for longer than the limit.
+    Clock::time_point last_data = Clock::now();
+    curl_off_t last_bytes = 0;
+    std::chrono::seconds stall_limit{0};
+    bool stalled = false;
+
+    static int on_progress(void* user, curl_off_t, curl_off_t now_bytes, curl_off_t, curl_off_t) {
+        auto& self = *static_cast<Transfer*>(user);
+        const Clock::time_point now = Clock::now();
+        if (now_bytes != self.last_bytes) {
+            self.last_bytes = now_bytes;
+            self.last_data = now;
+            return 0;
+        }
+        if (now - self.last_data >= self.stall_limit) {
+            self.stalled = true;
+            return 1;  // aborts the transfer
+        }
+        return 0;
+    }
 
     static std::size_t on_header(char* data, std::size_t size, std::size_t count, void* user) {
         auto& self = *static_cast<Transfer*>(user);
@@ -191,14 +216,23 @@ HttpResponse HttpClient::perform(const std::string& url, bool head_only, std::ui
         curl_easy_setopt(curl, CURLOPT_NOBODY, 1L);
         curl_easy_setopt(curl, CURLOPT_TIMEOUT, etag_timeout_);
     } else {
-        // A transfer may take long, but must not stall.
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_LIMIT, 1L);
-        curl_easy_setopt(curl, CURLOPT_LOW_SPEED_TIME, download_timeout_);
+        // A transfer may take long, but must not stall: no byte for download_timeout_ seconds
+        // (the answer's head included) ends it.
+        transfer.stall_limit = std::chrono::seconds(download_timeout_);
+        curl_easy_setopt(curl, CURLOPT_NOPROGRESS, 0L);
+        curl_easy_setopt(curl, CURLOPT_XFERINFOFUNCTION, &Transfer::on_progress);
+        curl_easy_setopt(curl, CURLOPT_XFERINFODATA, &transfer);
         if (range_start > 0) curl_easy_setopt(curl, CURLOPT_RANGE, range.c_str());
     }
 
     const CURLcode code = curl_easy_perform(curl);
     if (transfer.error) std::rethrow_exception(transfer.error);
+    if (code != CURLE_OK && transfer.stalled) {
+        const std::string what = "no data for " + std::to_string(download_timeout_) + " s (HF_HUB_DOWNLOAD_TIMEOUT)";
+        if (transfer.response.status != 0)
+            throw TransferStalled(ErrorKind::Network, "the download from " + url + " stalled: " + what);
+        throw HubError(ErrorKind::Network, origin_of_url(url).value_or(url) + " did not answer: " + what);
+    }
     if (code != CURLE_OK) {
         const std::string what = error_text[0] != '\0' ? std::string(error_text) : curl_easy_strerror(code);
         if (transfer.response.status != 0 && !head_only) {

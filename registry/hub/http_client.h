@@ -36,6 +36,12 @@ class TransferInterrupted : public HubError {
     using HubError::HubError;
 };
 
+// The body stopped coming: no byte for HF_HUB_DOWNLOAD_TIMEOUT seconds, the connection still open.
+class TransferStalled : public TransferInterrupted {
+  public:
+    using TransferInterrupted::TransferInterrupted;
+};
+
 class HttpClient {
   public:
     HttpClient(const std::string& endpoint, std::optional<std::string> token);
@@ -48,8 +54,12 @@ class HttpClient {
     HttpResponse head(const std::string& url);
 
     // GET from byte `range_start` on, following redirects. Throws HubError(Network) when
-    // the server cannot be reached and TransferInterrupted when the body breaks off.
+    // the server cannot be reached or does not answer, TransferInterrupted when the body breaks
+    // off and TransferStalled when no byte comes for download_timeout() seconds.
     HttpResponse get(const std::string& url, std::uint64_t range_start, const BodySink& sink);
+
+    // HF_HUB_DOWNLOAD_TIMEOUT: the longest a transfer may go without a byte, in seconds.
+    long download_timeout() const { return download_timeout_; }
 
   private:
     struct Transfer;

@@ -1,5 +1,6 @@
 #include "tests/hub/fake_hub.h"
 
+#include <poll.h>
 #include <sys/socket.h>
 
 #include <algorithm>
@@ -151,6 +152,13 @@ void HttpServer::serve(const std::shared_ptr<tcp::socket>& socket) {
             if (reply.delay_per_64k.count() > 0) std::this_thread::sleep_for(reply.delay_per_64k);
             asio::write(*socket, asio::buffer(reply.body.data() + sent, std::min(chunk, to_send - sent)), ec);
         }
+        if (!ec && reply.cut_after && reply.stall) {
+            // A stall: send nothing more until the client hangs up (or the server goes).
+            while (!stopping_) {
+                pollfd p{socket->native_handle(), POLLIN | POLLRDHUP, 0};
+                if (::poll(&p, 1, 50) != 0) break;
+            }
+        }
         if (ec || reply.cut_after) break;  // a cut: hang up mid-body
     }
     // Hang up but keep the descriptor until the server goes: its number cannot be reused
@@ -199,6 +207,14 @@ void FakeHub::cut_cdn_at(std::uint64_t offset, int times) {
     std::lock_guard lock(mutex_);
     cut_offset_ = offset;
     cuts_left_ = times;
+    stall_ = false;
+}
+
+void FakeHub::stall_cdn_at(std::uint64_t offset, int times) {
+    std::lock_guard lock(mutex_);
+    cut_offset_ = offset;
+    cuts_left_ = times;
+    stall_ = true;
 }
 
 void FakeHub::record(const char* server, const HttpRequest& request) {
@@ -269,6 +285,7 @@ HttpReply FakeHub::serve_blob(const HttpRequest& request) {
     if (cuts_left_ > 0 && request.method == "GET") {
         --cuts_left_;
         reply.cut_after = cut_offset_ > start ? cut_offset_ - start : 0;
+        reply.stall = stall_;
     }
     reply.delay_per_64k = cdn_delay_.load();
     return reply;

@@ -34,6 +34,7 @@ struct HttpReply {
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body;                            // Content-Length is always body.size()
     std::optional<std::size_t> cut_after;        // send this many body bytes, then hang up
+    bool stall = false;                          // with cut_after: keep the connection open, silent
     std::chrono::milliseconds delay_per_64k{0};  // a slow link
 };
 
@@ -95,6 +96,9 @@ class FakeHub {
 
     // The next `times` CDN answers stop after absolute byte `offset` of the file and hang up.
     void cut_cdn_at(std::uint64_t offset, int times);
+    // The next `times` CDN answers stop after absolute byte `offset` and then stall: the
+    // connection stays open and silent until the client gives up.
+    void stall_cdn_at(std::uint64_t offset, int times);
     void corrupt_cdn(bool on) { corrupt_ = on; }
     void slow_cdn(std::chrono::milliseconds per_64k) { cdn_delay_ = per_64k; }
 
@@ -109,6 +113,7 @@ class FakeHub {
     std::vector<Logged> log_;
     std::uint64_t cut_offset_ = 0;
     int cuts_left_ = 0;
+    bool stall_ = false;  // the cuts stall instead of hanging up
     std::atomic<bool> corrupt_{false};
     std::atomic<std::chrono::milliseconds> cdn_delay_{std::chrono::milliseconds(0)};
     std::unique_ptr<HttpServer> cdn_;

@@ -3,6 +3,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -64,6 +65,35 @@ TEST_F(HubTest, AFailedDownloadLeavesNothingThatLooksComplete) {
     const DownloadResult result = download(kRepo);
     EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()), weights);
     EXPECT_EQ(cdn_gets_of(*hub_, sha).back().range, "bytes=500000-");
+}
+
+// A CDN that stops sending mid-file but keeps the connection open: each stalled attempt ends
+// after HF_HUB_DOWNLOAD_TIMEOUT seconds, the download resumes from the bytes it has.
+TEST_F(HubTest, AStalledTransferTimesOutAndResumes) {
+    const std::string weights = model_file("model.safetensors");
+    const std::string sha = sha256_hex(weights);
+    env_.set("HF_HUB_DOWNLOAD_TIMEOUT", "1");
+    hub_->stall_cdn_at(1'000'000, 1);
+    const auto start = std::chrono::steady_clock::now();
+    const DownloadResult result = download(kRepo);
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_EQ(read_file((result.snapshot / "model.safetensors").string()), weights);
+    const auto gets = cdn_gets_of(*hub_, sha);
+    ASSERT_EQ(gets.size(), 2u);
+    EXPECT_EQ(gets[1].range, "bytes=1000000-");
+    EXPECT_LT(seconds, 5.5);  // libcurl's LOW_SPEED_TIME averaging took 7 s here
+}
+
+// A CDN that stalls at the same byte every time: the download gives up after a few
+// timeouts in total, not a multiple of them per attempt, and says it stalled.
+TEST_F(HubTest, ACdnThatAlwaysStallsGivesUpWithinTheTimeout) {
+    env_.set("HF_HUB_DOWNLOAD_TIMEOUT", "1");
+    hub_->stall_cdn_at(1'000'000, 1000);
+    const auto start = std::chrono::steady_clock::now();
+    expect_hub_error([] { download(kRepo); }, ErrorKind::Network,
+                     {"model.safetensors", "stalled", "HF_HUB_DOWNLOAD_TIMEOUT"});
+    const auto seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    EXPECT_LT(seconds, 8.0);  // 5 stalled attempts took 15 s
 }
 
 TEST_F(HubTest, WrongSha256IsRejectedAndNothingIsKept) {

@@ -176,7 +176,7 @@ TEST(LlamaErrors, BadInputsNameWhatIsWrong) {
     TFX_TEST_DATA_OR_SKIP(tiny, "tiny/llama");
     fs::path dir = scratch("tfx-bad-model");
     EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir, {}); }).find("no config.json"), std::string::npos);
-    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir / "absent", {}); }).find("no such model folder"),
+    EXPECT_NE(error_of([&] { tfx::AutoModel::from_pretrained(dir / "absent", {}); }).find("no such local folder"),
               std::string::npos);
 
     auto config = nlohmann::json::parse(tfx::read_text_file(tiny / "config.json"));

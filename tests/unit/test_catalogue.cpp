@@ -1,4 +1,5 @@
 // Loader outcomes, each from a real fixture plugin built by the tests.
+#include <chrono>
 #include <cstdio>
 #include <fstream>
 
@@ -102,6 +103,58 @@ TEST(Catalogue, GarbageFileIsNotAPlugin) {
     tfx::probe_in_process(r, false);
     EXPECT_EQ(r.status, PluginStatus::not_a_plugin);
     EXPECT_NE(r.reason.find("libtfx-model-garbage.so"), std::string::npos) << r.reason;
+    fs::remove_all(dir);
+}
+
+TEST(Catalogue, NonElfLibraryQuotesTheLoaderWithoutAStrayErrno) {
+    fs::path dir = fs::temp_directory_path() / ("tfx-non-elf-" + std::to_string(getpid()));
+    fs::create_directories(dir);
+    std::ofstream(dir / "libtfx-model-garbage.so") << std::string(4096, 'x');
+    tfx::PluginRecord r = record_for(dir / "libtfx-model-garbage.so");
+    tfx::probe_in_process(r, false);
+    EXPECT_EQ(r.status, PluginStatus::not_a_plugin);
+    EXPECT_NE(r.reason.find("invalid ELF header"), std::string::npos) << r.reason;
+    EXPECT_EQ(r.reason.find("Bad file descriptor"), std::string::npos) << r.reason;
+    fs::remove_all(dir);
+}
+
+TEST(Catalogue, OversizedSidecarIsRefusedWithoutBeingRead) {
+    fs::path dir = fs::temp_directory_path() / ("tfx-big-sidecar-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    fs::copy_file(kFixtures / "libtfx-attention-fixture-good.so", dir / "libtfx-attention-fixture-good.so");
+    std::ifstream in(kFixtures / "libtfx-attention-fixture-good.json");
+    nlohmann::json sidecar = nlohmann::json::parse(in);
+    sidecar["padding"] = std::string(2 * 1024 * 1024, 'x');  // valid JSON, just too large
+    std::ofstream(dir / "libtfx-attention-fixture-good.json") << sidecar.dump();
+    auto start = std::chrono::steady_clock::now();
+    tfx::PluginCatalogue catalogue({dir});
+    EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+    ASSERT_EQ(catalogue.records().size(), 1u);
+    const tfx::PluginRecord& r = catalogue.records()[0];
+    EXPECT_EQ(r.status, PluginStatus::bad_manifest);
+    EXPECT_NE(r.reason.find("over the limit of 1048576 bytes (1 MiB)"), std::string::npos) << r.reason;
+    EXPECT_TRUE(catalogue.of_kind("attention").empty());
+    EXPECT_THROW(tfx::load_plugin(r), std::exception);
+    fs::remove_all(dir);
+}
+
+TEST(Catalogue, SidecarIsParsedOncePerProcess) {
+    fs::path dir = fs::temp_directory_path() / ("tfx-sidecar-once-" + std::to_string(getpid()));
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path sidecar = dir / "libtfx-attention-once.json";
+    std::ofstream(dir / "libtfx-attention-once.so") << "not loaded by this test";
+    std::ofstream(sidecar) << R"({"name": "first", "kind": "attention", "abi": {"major": 2, "minor": 0}})";
+    const auto mtime = fs::last_write_time(sidecar);
+    EXPECT_EQ(tfx::PluginCatalogue({dir}).records().at(0).name, "first");
+    // Same size and modification time: the second catalogue reuses the parse, not the file.
+    std::ofstream(sidecar) << R"({"name": "xxxxx", "kind": "attention", "abi": {"major": 2, "minor": 0}})";
+    fs::last_write_time(sidecar, mtime);
+    EXPECT_EQ(tfx::PluginCatalogue({dir}).records().at(0).name, "first");
+    // A changed file is read again.
+    std::ofstream(sidecar) << R"({"name": "second", "kind": "attention", "abi": {"major": 2, "minor": 0}})";
+    EXPECT_EQ(tfx::PluginCatalogue({dir}).records().at(0).name, "second");
     fs::remove_all(dir);
 }
 

@@ -6,6 +6,7 @@
 #include "core/json_file.h"
 #include "error_of.h"
 #include "test_data.h"
+#include "tfx/sdk/decoder.hpp"
 
 namespace {
 
@@ -59,4 +60,42 @@ TEST(Config, EverySharedConfigParses) {
         EXPECT_TRUE(c.json().contains("architectures")) << path;
     }
     EXPECT_GT(folders, 0) << "no model folders under " << root;
+}
+
+// The standard decoder fields refuse values no model can run with, naming the field.
+TEST(Config, DecoderConfigRefusesNonsensicalValues) {
+    const nlohmann::json good = {{"vocab_size", 32},
+                                 {"hidden_size", 64},
+                                 {"intermediate_size", 128},
+                                 {"num_hidden_layers", 2},
+                                 {"num_attention_heads", 4},
+                                 {"num_key_value_heads", 2},
+                                 {"max_position_embeddings", 128}};
+    auto error_with = [&](const nlohmann::json& changes, const tfx::sdk::DecoderDefaults& defaults = {}) {
+        nlohmann::json j = good;
+        if (!changes.is_null()) j.update(changes);
+        return error_of([&] { tfx::sdk::DecoderConfig(tfx::sdk::Config(j, "config.json"), defaults); });
+    };
+    EXPECT_EQ(error_with({}), "");
+    EXPECT_EQ(error_with({{"rms_norm_eps", -1}}), "config.json: field 'rms_norm_eps': must be positive, got -1");
+    EXPECT_EQ(error_with({{"rms_norm_eps", 0.0}}), "config.json: field 'rms_norm_eps': must be positive, got 0.0");
+    EXPECT_EQ(error_with({{"rope_theta", 0}}), "config.json: field 'rope_theta': must be positive, got 0");
+    EXPECT_EQ(error_with({{"rope_theta", 1e300}}), "");  // large is fine; only f32 overflow is refused
+    EXPECT_EQ(error_with({{"rms_norm_eps", 1e39}}),
+              "config.json: field 'rms_norm_eps': must be positive, got 1e+39");  // inf as f32
+    EXPECT_EQ(error_with({{"max_position_embeddings", 0}}),
+              "config.json: field 'max_position_embeddings': must be positive");
+    // head_dim derived from hidden_size / num_attention_heads: divisibility is the error, not evenness.
+    EXPECT_EQ(error_with({{"hidden_size", 128}, {"num_attention_heads", 6}, {"num_key_value_heads", 6}}),
+              "config.json: field 'num_attention_heads': must divide hidden_size (128 is not divisible by 6)");
+    // An explicit head_dim (or a family default) needs no divisibility; evenness still holds.
+    EXPECT_EQ(
+        error_with({{"hidden_size", 128}, {"num_attention_heads", 6}, {"num_key_value_heads", 6}, {"head_dim", 16}}),
+        "");
+    EXPECT_EQ(error_with({{"head_dim", 15}}), "config.json: field 'head_dim': must be even for rotary embeddings");
+    EXPECT_EQ(
+        error_with({{"hidden_size", 128}, {"num_attention_heads", 6}, {"num_key_value_heads", 6}}, {.head_dim = 256}),
+        "");
+    EXPECT_EQ(error_with({{"num_key_value_heads", 3}}),
+              "config.json: field 'num_key_value_heads': must divide num_attention_heads");
 }

@@ -1,6 +1,12 @@
 // Safetensors: every real file in the shared data loads; each malformed file has its own error.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstring>
 #include <fstream>
+#include <future>
 
 #include <gtest/gtest.h>
 
@@ -173,5 +179,38 @@ TEST(Safetensors, PickleCheckpointIsRefusedNotExecuted) {
         EXPECT_NE(std::string(e.what()).find("never executes pickle"), std::string::npos) << e.what();
         EXPECT_NE(std::string(e.what()).find("safe_serialization=True"), std::string::npos) << e.what();
     }
+    fs::remove_all(dir);
+}
+
+TEST(Safetensors, AFifoIsRefusedWithoutWaitingForAWriter) {
+    const fs::path dir = scratch_dir("tfx-fifo");
+    const fs::path fifo = dir / "model.safetensors";
+    ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+    auto opened = std::async(std::launch::async, [&]() -> std::string {
+        try {
+            st::Checkpoint::open(dir);
+        } catch (const std::exception& e) {
+            return e.what();
+        }
+        return "";
+    });
+    if (opened.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+        ADD_FAILURE() << "opening a FIFO as model.safetensors hangs";
+        // Release the blocked open(): a writer appears and goes, the reader sees the end.
+        const int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+        if (fd >= 0) ::close(fd);
+    }
+    const std::string error = opened.get();
+    EXPECT_NE(error.find(fifo.string() + ": not a regular file (a FIFO)"), std::string::npos) << error;
+
+    fs::remove(fifo);
+    fs::create_directory(fifo);
+    std::string dir_error;
+    try {
+        st::Checkpoint::open(dir);
+    } catch (const std::exception& e) {
+        dir_error = e.what();
+    }
+    EXPECT_NE(dir_error.find(fifo.string() + ": not a regular file (a directory)"), std::string::npos) << dir_error;
     fs::remove_all(dir);
 }

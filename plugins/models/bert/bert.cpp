@@ -30,7 +30,7 @@ struct BertConfig {
         num_heads = c.get<int64_t>("num_attention_heads");
         max_positions = c.get_or<int64_t>("max_position_embeddings", 512);
         type_vocab_size = c.get_or<int64_t>("type_vocab_size", 2);
-        layer_norm_eps = c.get_or<float>("layer_norm_eps", 1e-12f);
+        layer_norm_eps = c.get_positive<float>("layer_norm_eps", 1e-12f);
         num_labels = c.has("id2label") ? static_cast<int64_t>(c.json().at("id2label").size())
                                        : c.get_or<int64_t>("num_labels", 2);
         act = activation_from(c, "hidden_act", "gelu");
@@ -40,8 +40,11 @@ struct BertConfig {
         }
         require_positive(c, {{"vocab_size", vocab_size},
                              {"hidden_size", hidden_size},
+                             {"intermediate_size", intermediate_size},
                              {"num_hidden_layers", num_layers},
-                             {"num_attention_heads", num_heads}});
+                             {"num_attention_heads", num_heads},
+                             {"max_position_embeddings", max_positions},
+                             {"type_vocab_size", type_vocab_size}});
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
         if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
     }

@@ -42,7 +42,7 @@ struct Gemma3Config : DecoderConfig {
                             .max_position_embeddings = 131072,
                             .rope_theta = 1000000.0,
                             .tie_word_embeddings = true}),
-          rope_local_base_freq(c.get_or<double>("rope_local_base_freq", 10000.0)),
+          rope_local_base_freq(c.get_positive<double>("rope_local_base_freq", 10000.0)),
           // rope_scaling applies to the global layers only (the local ones use the default rope).
           rope(rope_scaling(c, {"default", "linear"})),
           attention_bias(c.get_or<bool>("attention_bias", false)),

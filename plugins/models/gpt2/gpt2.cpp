@@ -29,7 +29,7 @@ struct GPT2Config {
           num_layers(c.get<int64_t>("n_layer")),
           num_heads(c.get<int64_t>("n_head")),
           max_positions(c.get<int64_t>("n_positions")),
-          layer_norm_eps(c.get_or<float>("layer_norm_epsilon", 1e-5f)),
+          layer_norm_eps(c.get_positive<float>("layer_norm_epsilon", 1e-5f)),
           scale_attn_weights(c.get_or<bool>("scale_attn_weights", true)),
           scale_attn_by_inverse_layer_idx(c.get_or<bool>("scale_attn_by_inverse_layer_idx", false)),
           tie_word_embeddings(c.get_or<bool>("tie_word_embeddings", true)),

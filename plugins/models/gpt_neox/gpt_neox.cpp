@@ -29,9 +29,9 @@ struct GPTNeoXConfig : DecoderConfig {
     explicit GPTNeoXConfig(const Config& c)
         // The rotary base is "rotary_emb_base" (newer configs may name it "rope_theta").
         : DecoderConfig(c, {.max_position_embeddings = 2048,
-                            .rope_theta = c.get_or<double>("rotary_emb_base", 10000.0),
+                            .rope_theta = c.get_positive<double>("rotary_emb_base", 10000.0),
                             .rotary_head_dim = false}),
-          layer_norm_eps(c.get_or<float>("layer_norm_eps", 1e-5f)),
+          layer_norm_eps(c.get_positive<float>("layer_norm_eps", 1e-5f)),
           use_parallel_residual(c.get_or<bool>("use_parallel_residual", true)),
           attention_bias(c.get_or<bool>("attention_bias", true)),
           act(activation_from(c, "hidden_act", "gelu")),

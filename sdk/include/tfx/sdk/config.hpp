@@ -2,8 +2,12 @@
 // shared by the host and plugin authors. Needs nlohmann_json (header-only).
 #pragma once
 
+#include <cmath>
+#include <limits>
+#include <sstream>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
 #include <nlohmann/json.hpp>
 
@@ -51,6 +55,26 @@ class Config {
     template <class T>
     T get_or(std::string_view key, T fallback) const {
         return has(key) ? get<T>(key) : fallback;
+    }
+
+    // get_or for a number that only makes sense above zero (an epsilon, a rope base, a size):
+    // a value that is not, or is not finite, fails naming the field (the fallback is checked too).
+    template <class T>
+    T get_positive(std::string_view key, T fallback) const {
+        static_assert(std::is_arithmetic_v<T> && !std::is_same_v<T, bool>);
+        const T value = get_or<T>(key, fallback);
+        bool ok = value > T(0);
+        if constexpr (std::is_floating_point_v<T>) ok = ok && std::isfinite(value);
+        if (!ok) {
+            std::ostringstream shown;
+            if (has(key)) {
+                shown << json_.find(key)->dump();
+            } else {
+                shown << value << " (the default)";
+            }
+            fail(key, "must be positive, got " + shown.str());
+        }
+        return value;
     }
 
     // A nested object as its own Config ("rope_scaling" and the like).

@@ -68,19 +68,26 @@ struct DecoderConfig : DecoderDims {
         num_layers = c.get<int64_t>("num_hidden_layers");
         num_heads = c.get<int64_t>("num_attention_heads");
         num_kv_heads = c.get_or<int64_t>("num_key_value_heads", num_heads);
-        const int64_t hidden_per_head = num_heads > 0 ? hidden_size / num_heads : 0;
-        head_dim = c.get_or<int64_t>("head_dim", d.head_dim > 0 ? d.head_dim : hidden_per_head);
         max_positions = c.get_or<int64_t>("max_position_embeddings", d.max_position_embeddings);
-        rms_norm_eps = c.get_or<float>("rms_norm_eps", d.rms_norm_eps);
-        rope_theta = c.get_or<double>("rope_theta", d.rope_theta);
-        tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", d.tie_word_embeddings);
         require_positive(c, {{"vocab_size", vocab_size},
                              {"hidden_size", hidden_size},
                              {"intermediate_size", intermediate_size},
                              {"num_hidden_layers", num_layers},
                              {"num_attention_heads", num_heads},
                              {"num_key_value_heads", num_kv_heads},
-                             {"head_dim", head_dim}});
+                             {"max_position_embeddings", max_positions}});
+        // head_dim: the config's, else the family's default, else hidden_size / num_attention_heads,
+        // which then must divide evenly.
+        const bool derived = !c.has("head_dim") && d.head_dim <= 0;
+        if (derived && hidden_size % num_heads != 0) {
+            c.fail("num_attention_heads", "must divide hidden_size (" + std::to_string(hidden_size) +
+                                              " is not divisible by " + std::to_string(num_heads) + ")");
+        }
+        head_dim = c.get_or<int64_t>("head_dim", derived ? hidden_size / num_heads : d.head_dim);
+        require_positive(c, {{"head_dim", head_dim}});
+        rms_norm_eps = c.get_positive<float>("rms_norm_eps", d.rms_norm_eps);
+        rope_theta = c.get_positive<double>("rope_theta", d.rope_theta);
+        tie_word_embeddings = c.get_or<bool>("tie_word_embeddings", d.tie_word_embeddings);
         if (num_heads % num_kv_heads != 0) c.fail("num_key_value_heads", "must divide num_attention_heads");
         if (d.rotary_head_dim && head_dim % 2 != 0) c.fail("head_dim", "must be even for rotary embeddings");
     }
