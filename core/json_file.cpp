@@ -1,21 +1,19 @@
 #include "core/json_file.h"
 
-#include <cerrno>
-#include <cstring>
-#include <fstream>
-#include <sstream>
+#include "core/mapped_file.h"
 
 namespace tfx {
 
+// Through MappedFile: a FIFO or device named like a JSON file is refused instead of read
+// forever, and the text is copied once.
 std::string read_text_file(const std::filesystem::path& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-        throw sdk::Error(std::filesystem::exists(path) ? TFX_ERR_IO : TFX_ERR_NOT_FOUND,
-                         path.string() + ": cannot read: " + std::strerror(errno));
+    std::error_code ec;
+    if (!std::filesystem::exists(path, ec)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, path.string() + ": cannot read: no such file");
     }
-    std::ostringstream text;
-    text << in.rdbuf();
-    return text.str();
+    MappedFile file(path);
+    const auto bytes = file.bytes();
+    return std::string(reinterpret_cast<const char*>(bytes.data()), bytes.size());
 }
 
 sdk::Config load_json_file(const std::filesystem::path& path) {

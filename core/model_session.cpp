@@ -7,6 +7,7 @@
 #include "core/json_file.h"
 #include "core/log.h"
 #include "core/op_forwarding.h"
+#include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
 #include "core/weight_store.h"
 
@@ -205,14 +206,19 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     impl.ops_target = {backend_ops, impl.backend->self, impl.services.device};
     impl.device.emplace(forwarding_ops(), &impl.ops_target, impl.services.device);
     impl.attention = instantiate(*plugins.attention, &impl.services, TFX_KIND_ATTENTION);
-    impl.attention_target = {impl.attention->table<tfx_attention_table>(), impl.attention->self, backend_ops,
-                             impl.backend->self, impl.services.device};
+    impl.attention_target = {impl.attention->table<tfx_attention_table>(),
+                             impl.attention->self,
+                             backend_ops,
+                             impl.backend->self,
+                             impl.services.device,
+                             impl.attention.get()};
     impl.model = instantiate(*plugins.model, &impl.services, TFX_KIND_MODEL);
     architecture_ = plugins.architecture;
     log::info("model " + architecture_ + " via " + plugin_summary());
     if (impl.has_weights) {
         const auto* table = impl.model->table<tfx_model_table>();
         tfx_error error = sdk::empty_error();
+        plugin_guard::CallScope scope(impl.model->name, impl.model->plugin.library, "load()");
         if (table->load(impl.model->self, architecture_.c_str(), &error) != TFX_OK) {
             // Name the checkpoint once: the store's own errors already start with it.
             const std::string prefix = impl.weights.source() + ": ";
@@ -247,6 +253,7 @@ std::string ModelSession::plugin_summary() const {
 
 void ModelSession::forward(const tfx_forward_args& args) {
     tfx_error error = sdk::empty_error();
+    plugin_guard::CallScope scope(impl_->model->name, impl_->model->plugin.library, "forward()");
     sdk::check(impl_->model->table<tfx_model_table>()->forward(impl_->model->self, &args, &error), error);
 }
 
@@ -269,6 +276,7 @@ nlohmann::json ModelSession::weight_specs() {
                       static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), bytes);
                   }};
     tfx_error error = sdk::empty_error();
+    plugin_guard::CallScope scope(impl_->model->name, impl_->model->plugin.library, "weight_specs()");
     sdk::check(table->weight_specs(impl_->model->self, architecture_.c_str(), sink, &error), error);
     return nlohmann::json::parse(text);
 }

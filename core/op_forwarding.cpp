@@ -7,6 +7,8 @@
 #include <type_traits>
 
 #include "core/log.h"
+#include "core/plugin_guard.h"
+#include "core/plugin_instance.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -136,6 +138,9 @@ struct AttendKernel {
     const tfx_attention_args* args;
     static int32_t run(void* ctx, tfx_error* error) {
         auto* k = static_cast<AttendKernel*>(ctx);
+        const PluginInstance* plugin = k->target->plugin;
+        if (plugin == nullptr) return k->target->table->attend(k->target->self, k->args, error);
+        plugin_guard::CallScope scope(plugin->name, plugin->plugin.library, "attend()");
         return k->target->table->attend(k->target->self, k->args, error);
     }
 };

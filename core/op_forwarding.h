@@ -8,6 +8,8 @@
 
 namespace tfx {
 
+struct PluginInstance;
+
 struct OpsTarget {
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
@@ -22,7 +24,8 @@ struct AttentionTarget {
     void* self = nullptr;
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
-    tfx_device device{TFX_DEVICE_CPU, 0};  // where q, k, v and out must be
+    tfx_device device{TFX_DEVICE_CPU, 0};    // where q, k, v and out must be
+    const PluginInstance* plugin = nullptr;  // the attention plugin, named if it crashes
 };
 // The table to pass as host services' attention, with an AttentionTarget as attention_self.
 const tfx_attention_table* forwarding_attention();

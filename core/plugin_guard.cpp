@@ -25,17 +25,18 @@ struct Library {
     char name[128] = {};
     char path[1024] = {};
 };
+// Views into strings that outlive the scope (the plugin's record, a literal): a marker is
+// pushed around every host call into a plugin, so it must cost no copies.
 struct Marker {
-    char name[128] = {};
-    char path[1024] = {};
-    char phase[64] = {};
+    std::string_view name, path, phase;
 };
 
 // Plain arrays filled before the count is published: the handlers only read them.
 Library g_libraries[kMaxLibraries];
 std::atomic<int> g_library_count{0};
-Marker g_markers[kMaxDepth];
-std::atomic<int> g_depth{0};
+// Per thread: the handlers run on the thread that faulted or called exit().
+thread_local Marker g_markers[kMaxDepth];
+thread_local int g_depth = 0;
 std::atomic<bool> g_probe_child{false};
 struct sigaction g_previous[NSIG];
 alignas(16) char g_alt_stack[64 * 1024];
@@ -52,6 +53,13 @@ struct Message {
     std::size_t used = 0;
     Message& operator<<(const char* s) {
         while (*s != '\0' && used + 1 < sizeof text) text[used++] = *s++;
+        return *this;
+    }
+    Message& operator<<(std::string_view s) {
+        for (char c : s) {
+            if (used + 1 >= sizeof text) break;
+            text[used++] = c;
+        }
         return *this;
     }
     Message& operator<<(long value) {
@@ -118,7 +126,7 @@ const Library* library_on_stack(uintptr_t pc, uintptr_t sp) {
 }
 
 const Marker* current_marker() {
-    const int depth = g_depth.load(std::memory_order_acquire);
+    const int depth = g_depth;
     return depth > 0 && depth <= kMaxDepth ? &g_markers[depth - 1] : nullptr;
 }
 
@@ -128,7 +136,7 @@ bool describe(Message& m, const char* what, const Library* lib) {
     if (marker == nullptr && lib == nullptr) return false;
     if (marker != nullptr) {
         m << "tfx: plugin " << marker->name << " (" << marker->path << ") " << what << " during " << marker->phase;
-        if (lib != nullptr && std::strcmp(lib->path, marker->path) != 0) {
+        if (lib != nullptr && marker->path != lib->path) {
             m << ", in the code of plugin " << lib->name << " (" << lib->path << ")";
         }
     } else {
@@ -268,18 +276,14 @@ bool is_probe_child() {
 }
 
 CallScope::CallScope(std::string_view name, const std::filesystem::path& path, std::string_view phase) noexcept {
-    const int depth = g_depth.load();
-    if (depth >= kMaxDepth) return;
-    Marker& m = g_markers[depth];
-    copy(m.name, sizeof m.name, name);
-    copy(m.path, sizeof m.path, path.native());
-    copy(m.phase, sizeof m.phase, phase);
-    g_depth.store(depth + 1, std::memory_order_release);
+    if (g_depth >= kMaxDepth) return;
+    g_markers[g_depth] = Marker{name, path.native(), phase};
+    ++g_depth;
     pushed_ = true;
 }
 
 CallScope::~CallScope() {
-    if (pushed_) g_depth.fetch_sub(1);
+    if (pushed_) --g_depth;
 }
 
 }  // namespace tfx::plugin_guard

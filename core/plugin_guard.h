@@ -23,7 +23,8 @@ void set_probe_child();
 bool is_probe_child();
 
 // Marks a host call into a plugin ("create()", "forward", ...) for the reporters, for the
-// scope's life. Calls nest; the innermost one is reported.
+// scope's life, on this thread. Calls nest; the innermost one is reported. It keeps views, no
+// copies: name, path and phase must outlive the scope (a plugin record's fields, a literal).
 class CallScope {
   public:
     CallScope(std::string_view name, const std::filesystem::path& path, std::string_view phase) noexcept;

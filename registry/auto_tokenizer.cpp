@@ -1,10 +1,13 @@
 #include "registry/auto_tokenizer.h"
 
 #include <cstring>
+#include <optional>
 
 #include "core/json_file.h"
 #include "core/paths.h"
 #include "core/plugin_catalogue.h"
+#include "core/plugin_guard.h"
+#include "core/plugin_instance.h"
 #include "jinja/chat_template.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/tokenizer.h"
@@ -50,27 +53,97 @@ std::string clean_up_tokenization(std::string s) {
     return s;
 }
 
-// model.type, or for files written before it was recorded, the type its fields imply.
-std::string model_type_of(const nlohmann::json& doc) {
-    auto model = doc.find("model");
-    if (model == doc.end() || !model->is_object()) return "BPE";
-    if (auto type = model->find("type"); type != model->end() && type->is_string()) return type->get<std::string>();
-    if (model->contains("merges")) return "BPE";
-    if (auto vocab = model->find("vocab"); vocab != model->end() && vocab->is_array()) return "Unigram";
-    return model->contains("max_input_chars_per_word") ? "WordPiece" : "WordLevel";
-}
+// What the plugin choice needs of tokenizer.json, read in one SAX pass that builds no
+// document: a 262k-entry vocabulary as a DOM costs ~100 MB and a second of load time, and the
+// plugin parses the file its own way anyway.
+class ModelFields : public nlohmann::json::json_sax_t {
+  public:
+    bool top_level_is_object = false;
+    const char* top_level_kind = "nothing";
+    bool model_is_object = false;
+    std::optional<std::string> type;
+    bool has_merges = false, vocab_is_array = false, has_max_input_chars_per_word = false;
+    std::string error;
+
+    // model.type, or for files written before it was recorded, the type its fields imply.
+    std::string model_type() const {
+        if (!model_is_object) return "BPE";
+        if (type) return *type;
+        if (has_merges) return "BPE";
+        if (vocab_is_array) return "Unigram";
+        return has_max_input_chars_per_word ? "WordPiece" : "WordLevel";
+    }
+
+    bool null() override { return value("null"); }
+    bool boolean(bool) override { return value("a boolean"); }
+    bool number_integer(number_integer_t) override { return value("a number"); }
+    bool number_unsigned(number_unsigned_t) override { return value("a number"); }
+    bool number_float(number_float_t, const string_t&) override { return value("a number"); }
+    bool string(string_t& text) override {
+        if (in_model_field("type")) type = text;
+        return value("a string");
+    }
+    bool binary(binary_t&) override { return value("binary"); }
+    bool start_object(std::size_t) override {
+        if (depth_ == 0) top_level_is_object = true;
+        if (depth_ == 1 && key_ == "model") model_is_object = true;
+        value("an object");
+        open(true);
+        return true;
+    }
+    bool end_object() override { return close(); }
+    bool start_array(std::size_t) override {
+        if (in_model_field("vocab")) vocab_is_array = true;
+        value("an array");
+        open(false);
+        return true;
+    }
+    bool end_array() override { return close(); }
+    bool key(string_t& name) override {
+        if (depth_ == 1) key_ = name;
+        if (depth_ == 2 && in_model_) {
+            has_merges |= name == "merges";
+            has_max_input_chars_per_word |= name == "max_input_chars_per_word";
+            model_key_ = name;
+        }
+        return true;
+    }
+    bool parse_error(std::size_t position, const std::string&, const nlohmann::detail::exception& e) override {
+        error = "not valid JSON at byte " + std::to_string(position) + " (" + e.what() + ")";
+        return false;
+    }
+
+  private:
+    int depth_ = 0;
+    bool in_model_ = false;  // inside the top-level "model" object
+    std::string key_, model_key_;
+
+    bool in_model_field(const char* name) const { return depth_ == 2 && in_model_ && model_key_ == name; }
+    bool value(const char* kind) {
+        if (depth_ == 0) top_level_kind = kind;
+        return true;
+    }
+    void open(bool object) {
+        if (depth_ == 1 && key_ == "model" && object) in_model_ = true;
+        ++depth_;
+    }
+    bool close() {
+        --depth_;
+        if (depth_ == 1) in_model_ = false;
+        return true;
+    }
+};
 
 }  // namespace
 
 struct Tokenizer::Impl {
-    LoadedPlugin plugin;
+    tfx_host_services services{};              // outlives the instance
+    std::unique_ptr<PluginInstance> instance;  // create() and destroy() marked for the crash reporters
     const tfx_tokenizer_table* table = nullptr;
     void* self = nullptr;
-    tfx_host_services services{};
 
-    ~Impl() {
-        if (self != nullptr) plugin.descriptor->destroy(self);
-    }
+    // Marks a call into the plugin for the crash reporters.
+    plugin_guard::CallScope call(const char* phase) const { return {instance->name, instance->plugin.library, phase}; }
 };
 
 std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vector<std::string>& plugin_paths,
@@ -81,14 +154,15 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vecto
                          dir.string() + ": no tokenizer.json (only tokenizer.json-based tokenizers are supported)");
     }
     const std::string json = read_text_file(file);
-    // The model type decides the plugin; parse only that field here, the plugin validates the rest.
-    auto doc = nlohmann::json::parse(json, nullptr, false);
-    if (doc.is_discarded()) throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": not valid JSON");
-    if (!doc.is_object()) {
+    // The model type decides the plugin; read only that here, the plugin validates the rest.
+    ModelFields fields;
+    if (!nlohmann::json::sax_parse(json, &fields))
+        throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": " + fields.error);
+    if (!fields.top_level_is_object) {
         throw sdk::Error(TFX_ERR_FORMAT,
-                         file.string() + ": expected a JSON object at the top level, got " + doc.type_name());
+                         file.string() + ": expected a JSON object at the top level, got " + fields.top_level_kind);
     }
-    const std::string model_type = model_type_of(doc);
+    const std::string model_type = fields.model_type();
 
     std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
     tokenizer->impl_ = std::make_unique<Impl>();
@@ -99,16 +173,17 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vecto
         throw sdk::Error(TFX_ERR_NOT_FOUND, file.string() + ": no installed tokenizer plugin provides model type '" +
                                                 model_type + "' (see tfx-plugins list)");
     }
-    impl.plugin = load_plugin(*candidates.front());
-    impl.table = static_cast<const tfx_tokenizer_table*>(impl.plugin.table);
     impl.services.struct_size = sizeof(impl.services);
     impl.services.abi_major = TFX_ABI_MAJOR;
     impl.services.abi_minor = TFX_ABI_MINOR;
+    impl.instance = instantiate(*candidates.front(), &impl.services, TFX_KIND_TOKENIZER);
+    impl.table = impl.instance->table<tfx_tokenizer_table>();
+    impl.self = impl.instance->self;
     tfx_error error = sdk::empty_error();
-    if (impl.plugin.descriptor->create(&impl.services, &impl.self, &error) != TFX_OK) {
-        throw sdk::Error(error.code, "tokenizer plugin '" + candidates.front()->name + "': " + error.message);
+    {
+        auto scope = impl.call("load()");
+        sdk::check(impl.table->load(impl.self, json.data(), json.size(), file.string().c_str(), &error), error);
     }
-    sdk::check(impl.table->load(impl.self, json.data(), json.size(), file.string().c_str(), &error), error);
 
     if (!raw) {
         if (auto map = load_optional_json_file(dir / "special_tokens_map.json")) tokenizer->settings_ = map->json();
@@ -131,6 +206,7 @@ std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_t
     std::string bytes;
     tfx_error error = sdk::empty_error();
     const bool rebuilt = add_special_tokens && (add_bos_ || add_eos_);
+    auto scope = impl_->call("encode()");
     sdk::check(impl_->table->encode(impl_->self, text.data(), text.size(), add_special_tokens && !rebuilt ? 1 : 0,
                                     string_sink(bytes), nullptr, &error),
                error);
@@ -159,6 +235,7 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
                               std::optional<bool> clean_up_spaces) const {
     std::string text;
     tfx_error error = sdk::empty_error();
+    auto scope = impl_->call("decode()");
     sdk::check(impl_->table->decode(impl_->self, ids.data(), ids.size(), skip_special_tokens ? 1 : 0, string_sink(text),
                                     &error),
                error);

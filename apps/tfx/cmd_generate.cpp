@@ -46,6 +46,12 @@ void check_arguments(const GenerateOptions& o) {
     if (given.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "give a PROMPT, --prompt-file FILE, --input-ids 1,2,3 or --batch FILE");
+    // A chat template renders text; ids given as such cannot be sent through it.
+    if (o.chat && (!o.input_ids.empty() || !o.batch_file.empty())) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         std::string("--chat takes a text prompt (PROMPT or --prompt-file), not ") +
+                             (o.input_ids.empty() ? "--batch" : "--input-ids"));
+    }
     for (const std::string& stop : o.stop_strings) {
         if (stop.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--stop: expected a non-empty string, got ''");
     }

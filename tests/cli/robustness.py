@@ -74,6 +74,8 @@ def case_prompt_sources(tmp):
     open(path, 'w').write('Once')
     expect('PROMPT + --prompt-file', generate('Once', '--prompt-file', path), 1, 'PROMPT and --prompt-file')
     expect('no prompt', generate(), 1, 'give a PROMPT', '--prompt-file')
+    expect('--chat + --input-ids', generate('--chat', '--input-ids', '1,2'), 1, '--chat takes a text prompt',
+           '--input-ids')
 
 
 def case_stop_empty(tmp):

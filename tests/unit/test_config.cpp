@@ -99,3 +99,34 @@ TEST(Config, DecoderConfigRefusesNonsensicalValues) {
     EXPECT_EQ(error_with({{"num_key_value_heads", 3}}),
               "config.json: field 'num_key_value_heads': must divide num_attention_heads");
 }
+
+TEST(Config, RopeScalingRefusesFactorsThatTurnRotationsIntoNaN) {
+    auto error_with = [](const nlohmann::json& rope_scaling) {
+        const nlohmann::json j = {{"rope_scaling", rope_scaling}};
+        return error_of([&] {
+            tfx::sdk::rope_scaling(tfx::sdk::Config(j, "config.json"),
+                                   {"default", "linear", "dynamic", "llama3", "yarn"});
+        });
+    };
+    EXPECT_EQ(error_with({{"rope_type", "linear"}, {"factor", 2.0}}), "");
+    EXPECT_EQ(error_with({{"rope_type", "linear"}, {"factor", 0}}),
+              "config.json: rope_scaling: field 'factor': must be positive, got 0");
+    EXPECT_EQ(error_with({{"type", "dynamic"}, {"factor", -2.0}}),
+              "config.json: rope_scaling: field 'factor': must be positive, got -2.0");
+    EXPECT_EQ(error_with({{"rope_type", "yarn"}}),
+              "config.json: rope_scaling: field 'factor': is required for rope_type 'yarn'");
+    const nlohmann::json llama3 = {{"rope_type", "llama3"},
+                                   {"factor", 8.0},
+                                   {"low_freq_factor", 1.0},
+                                   {"high_freq_factor", 4.0},
+                                   {"original_max_position_embeddings", 8192}};
+    EXPECT_EQ(error_with(llama3), "");
+    auto zero_low = llama3;
+    zero_low["low_freq_factor"] = 0.0;
+    EXPECT_EQ(error_with(zero_low), "config.json: rope_scaling: field 'low_freq_factor': must be positive, got 0.0");
+    auto no_original = llama3;
+    no_original.erase("original_max_position_embeddings");
+    EXPECT_EQ(
+        error_with(no_original),
+        "config.json: rope_scaling: field 'original_max_position_embeddings': is required for rope_type 'llama3'");
+}

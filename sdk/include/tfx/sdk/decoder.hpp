@@ -104,7 +104,9 @@ struct RopeScaling {
 };
 
 // The config's rope_scaling; fails unless its type is one of `accepted` (the rope types the
-// family implements, by their transformers names), or when a linear factor is not positive.
+// family implements, by their transformers names), or when a number the type divides by is
+// missing, not positive or not finite (transformers only warns; here it would turn every
+// position's rotation into NaN or inf, silent wrong output).
 inline RopeScaling rope_scaling(const Config& c, std::initializer_list<const char*> accepted) {
     RopeScaling r{rope_type_of(c), c.has("rope_scaling") ? c.child("rope_scaling") : Config()};
     std::string list;
@@ -114,7 +116,16 @@ inline RopeScaling rope_scaling(const Config& c, std::initializer_list<const cha
         list += (list.empty() ? "" : ", ") + std::string(type);
     }
     if (!known) c.fail("rope_scaling", "unsupported rope_type '" + r.type + "' (" + list + ")");
-    if (r.type == "linear" && r.scaling.get<float>("factor") <= 0.0f) r.scaling.fail("factor", "must be positive");
+    auto require_positive = [&](const char* key) {
+        if (!r.scaling.has(key)) r.scaling.fail(key, "is required for rope_type '" + r.type + "'");
+        r.scaling.get_positive<double>(key, 1.0);
+    };
+    if (r.type == "linear" || r.type == "dynamic" || r.type == "yarn" || r.type == "llama3") require_positive("factor");
+    if (r.type == "llama3") {
+        for (const char* key : {"low_freq_factor", "high_freq_factor", "original_max_position_embeddings"}) {
+            require_positive(key);
+        }
+    }
     return r;
 }
 
