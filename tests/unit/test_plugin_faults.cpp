@@ -182,7 +182,7 @@ TEST(PluginFaults, SegfaultInAttendNamesThePluginBeforeDying) {
     CommandResult r = run(generate(model, fault_dir("segv-attend"), "--attn-implementation fault"));
     EXPECT_EQ(r.signal, 11) << r.output;
     EXPECT_TRUE(has(r, "tfx: plugin fault-segv-attend (" + fault_library("segv-attend").string() +
-                           ") crashed (signal 11: Segmentation fault)"))
+                           ") crashed (signal 11: Segmentation fault) during attend()"))
         << r.output;
 }
 
@@ -190,7 +190,8 @@ TEST(PluginFaults, ExitInAttendNamesThePlugin) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
     CommandResult r = run(generate(model, fault_dir("exit-attend"), "--attn-implementation fault"));
     EXPECT_EQ(r.exit_code, 3) << r.output;
-    EXPECT_TRUE(has(r, "tfx: plugin fault-exit-attend (" + fault_library("exit-attend").string() + ") called exit()"))
+    EXPECT_TRUE(has(r, "tfx: plugin fault-exit-attend (" + fault_library("exit-attend").string() +
+                           ") called exit() during attend()"))
         << r.output;
 }
 
