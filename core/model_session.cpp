@@ -246,6 +246,10 @@ std::string ModelSession::unused_message() const {
 
 ModelSession::~ModelSession() = default;
 
+WeightStore::Usage ModelSession::weight_usage() const {
+    return impl_->weights.usage();
+}
+
 std::string ModelSession::plugin_summary() const {
     return impl_->model->name + " (model) + " + impl_->backend->name + " (backend) + " + impl_->attention->name +
            " (attention)";

@@ -14,6 +14,7 @@
 #include "core/device.h"
 #include "core/kv_cache.h"
 #include "core/plugin_catalogue.h"
+#include "core/weight_store.h"
 #include "tfx/sdk/config.hpp"
 #include "tfx/tfx.h"
 
@@ -71,6 +72,8 @@ class ModelSession {
     // The checkpoint's tensors the model plugin never asked for while loading (sorted), e.g.
     // layers past num_hidden_layers; open() logs them as a warning. Empty for for_config().
     const std::vector<std::string>& unused_weights() const { return unused_weights_; }
+    // The checkpoint tensors the model uses: bytes as stored, and parameters (0 without weights).
+    WeightStore::Usage weight_usage() const;
 
     struct Impl;
 

@@ -31,6 +31,21 @@ std::vector<std::string> WeightStore::unused() const {
     return out;
 }
 
+WeightStore::Usage WeightStore::usage() const {
+    Usage usage;
+    if (!checkpoint_) return usage;
+    for (const std::string& name : checkpoint_->names()) {
+        if (!asked_.contains(name)) continue;
+        const auto entry = checkpoint_->find(name.c_str());
+        if (!entry) continue;
+        usage.bytes += entry->info->end - entry->info->begin;
+        uint64_t elements = 1;
+        for (int64_t dim : entry->info->shape) elements *= static_cast<uint64_t>(dim);
+        usage.elements += elements;
+    }
+    return usage;
+}
+
 safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
     auto entry = find(name);
     if (!entry) {

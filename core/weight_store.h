@@ -32,6 +32,12 @@ class WeightStore {
     // The checkpoint's tensors that no lookup asked for (sorted): weights the model does not
     // use, e.g. layers past num_hidden_layers. Empty without a checkpoint.
     std::vector<std::string> unused() const;
+    // The checkpoint tensors lookups asked for: bytes as stored (what a decode step streams)
+    // and elements (parameters: a forward does ~2 flops per parameter per token).
+    struct Usage {
+        uint64_t bytes = 0, elements = 0;
+    };
+    Usage usage() const;
 
   private:
     struct F32Copy {

@@ -7,6 +7,7 @@ packages=(
     libboost-dev                        # Boost.DLL (header-only), Asio, Beast
     nlohmann-json3-dev libcli11-dev
     libdnnl-dev                         # CPU backend matmuls
+    libhwy-dev                          # CPU backend kernels: portable SIMD, runtime ISA dispatch
     libcurl4-openssl-dev                # Hub client
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev

@@ -1,16 +1,21 @@
 // `tfx bench`, in the manner of llama-bench: prefill tokens/s for a p-token prompt and decode
 // tokens/s over n generated tokens, per thread count; median and spread over repetitions
-// after one warm-up run.
+// after one warm-up run. Beside each rate, what it means for the hardware: decode streams
+// every weight once per token (GB/s = weight bytes x tok/s), prefill does ~2 flops per
+// parameter per token (GFLOP/s); --roofline measures this machine's read bandwidth and FMA
+// peak on the same thread count and prints each figure as a share of it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <iomanip>
 #include <iostream>
+#include <optional>
 #include <random>
 
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "apps/tfx/roofline.h"
 #include "core/forward_call.h"
 #include "core/model_session.h"
 
@@ -27,6 +32,7 @@ struct BenchOptions {
     std::string threads = "1,2";
     int repetitions = 5;
     bool json = false;
+    bool roofline = false;
 };
 
 using Clock = std::chrono::steady_clock;
@@ -90,9 +96,13 @@ void run_bench(const BenchOptions& o) {
                                                       session->architecture() +
                                                       (info.num_layers == 0 ? ", which keeps no KV cache" : ""));
         }
+        const WeightStore::Usage weights = session->weight_usage();
+        std::optional<Roofline> roofline;
+        if (o.roofline) roofline = measure_roofline(threads);
         if (!o.json && threads == thread_counts.front()) {
-            std::cout
-                << "| model | threads | test | t/s (median) | min | max | reps |\n|---|---|---|---|---|---|---|\n";
+            std::cout << "| model | threads | test | t/s (median) | min | max | reps | GB/s or GFLOP/s |"
+                      << (o.roofline ? " roofline | % of it |\n" : "\n") << "|---|---|---|---|---|---|---|---|"
+                      << (o.roofline ? "---|---|\n" : "\n");
         }
         std::mt19937 rng(1234);
         std::uniform_int_distribution<int32_t> pick(0, session->info().vocab_size - 1);
@@ -109,18 +119,36 @@ void run_bench(const BenchOptions& o) {
              {std::pair{"pp" + std::to_string(o.prompt), prefill}, {"tg" + std::to_string(o.generate), decode}}) {
             if (rates.empty()) continue;
             Stats st = stats(rates);
-            rows.push_back({{"model", o.model},
-                            {"threads", threads},
-                            {"test", test},
-                            {"tokens_per_s_median", st.median},
-                            {"tokens_per_s_min", st.min},
-                            {"tokens_per_s_max", st.max},
-                            {"repetitions", o.repetitions},
-                            {"plugins", session->plugin_summary()}});
+            const bool decode_test = test[0] == 't';
+            // Decode: GB/s of weights streamed; prefill: GFLOP/s of the matmuls.
+            const double rate = decode_test ? static_cast<double>(weights.bytes) * st.median / 1e9
+                                            : 2.0 * static_cast<double>(weights.elements) * st.median / 1e9;
+            const char* unit = decode_test ? "GB/s" : "GFLOP/s";
+            nlohmann::json row = {{"model", o.model},
+                                  {"threads", threads},
+                                  {"test", test},
+                                  {"tokens_per_s_median", st.median},
+                                  {"tokens_per_s_min", st.min},
+                                  {"tokens_per_s_max", st.max},
+                                  {"repetitions", o.repetitions},
+                                  {"weight_bytes", weights.bytes},
+                                  {"parameters", weights.elements},
+                                  {decode_test ? "weight_gb_per_s" : "matmul_gflop_per_s", rate},
+                                  {"plugins", session->plugin_summary()}};
+            double limit = 0;
+            if (roofline) {
+                limit = decode_test ? roofline->read_gb_per_s : roofline->fma_gflop_per_s;
+                row[decode_test ? "read_gb_per_s" : "fma_gflop_per_s"] = limit;
+                row["percent_of_roofline"] = 100.0 * rate / limit;
+                row["roofline_simd"] = roofline->simd_target;
+            }
+            rows.push_back(row);
             if (!o.json) {
                 std::cout << std::fixed << std::setprecision(2) << "| " << o.model << " | " << threads << " | " << test
-                          << " | " << st.median << " | " << st.min << " | " << st.max << " | " << o.repetitions
-                          << " |\n";
+                          << " | " << st.median << " | " << st.min << " | " << st.max << " | " << o.repetitions << " | "
+                          << std::setprecision(1) << rate << " " << unit << " |";
+                if (roofline) std::cout << " " << limit << " " << unit << " | " << 100.0 * rate / limit << "% |";
+                std::cout << "\n";
             }
         }
     }
@@ -147,6 +175,9 @@ void add_bench_command(CLI::App& app) {
         ->capture_default_str()
         ->check(integer_at_least(1));
     cmd->add_flag("--json", o->json, "Print JSON rows");
+    cmd->add_flag("--roofline", o->roofline,
+                  "Measure this machine's read bandwidth and FMA peak per thread count (vectorised loops, ~10 s) "
+                  "and print each figure as a share of it");
     cmd->callback([o] { run_bench(*o); });
 }
 

@@ -14,11 +14,13 @@
 #include <cstring>
 #include <memory>
 #include <mutex>
+#include <stdexcept>
 #include <string>
 #include <unordered_set>
 #include <vector>
 
 #include "kernels.h"
+#include "matvec.h"
 #include "onednn_matmul.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
@@ -175,6 +177,20 @@ T* grow(std::vector<T>& v, int64_t n) {
 class CpuBackendImpl {
   public:
     explicit CpuBackendImpl(const tfx_host_services* host) {
+        // The kernel target (TFX_CPU_ISA applied) is settled here, so a bad cap fails the
+        // session's start rather than its first matmul.
+        std::string isa;
+        try {
+            isa = isa_in_use();
+        } catch (const std::invalid_argument& e) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("cpu backend: ") + e.what());
+        }
+        if (host != nullptr && host->log != nullptr) {
+            std::string runnable;
+            for (const std::string& target : isa_targets()) runnable += (runnable.empty() ? "" : ", ") + target;
+            host->log(host->host, TFX_LOG_DEBUG,
+                      ("cpu backend: kernels for " + isa + " (runnable: " + runnable + ")").c_str());
+        }
         if (host == nullptr || !TFX_HAS_FIELD(host, tfx_host_services, option) || host->option == nullptr) return;
         const char* threads = host->option(host->host, "num_threads");
         if (threads == nullptr || *threads == '\0') return;
@@ -680,27 +696,28 @@ class CpuBackendImpl {
     // y[rows, out] = x[rows, in] · wᵀ (+ b), for linear and each expert of linear_experts.
     void matmul(const float* x, const tfx_weight* w, const float* b, float* y, int64_t rows) {
         if (rows == 0) return;
-        if (w->format == tfx_weight::Format::f32) {
-            if (rows >= kBlockedGemmMinRows ||
-                !gemm_f32_small(x, w->f32.data(), b, y, rows, w->out_features, w->in_features)) {
-                matmul_.run(x, w->f32.data(), b, y, rows, w->out_features, w->in_features);
-            }
-        } else if (rows >= kBlockedGemmMinRows) {
+        const bool is_f32 = w->format == tfx_weight::Format::f32;
+        const WeightFormat format = is_f32                                 ? WeightFormat::f32
+                                    : w->format == tfx_weight::Format::f16 ? WeightFormat::f16
+                                                                           : WeightFormat::bf16;
+        const void* weights = is_f32 ? static_cast<const void*>(w->f32.data()) : w->half.data();
+        if (rows < kBlockedGemmMinRows) {
+            matvec(x, weights, format, b, y, rows, w->out_features, w->in_features);
+        } else if (is_f32) {
+            matmul_.run(x, w->f32.data(), b, y, rows, w->out_features, w->in_features);
+        } else {
             // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
             // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16
             // activations would lose the reference's f32 accuracy).
             const int64_t n = w->out_features * w->in_features;
             float* widened = grow(widened_, n);
-            widen(w->half.data(), w->format == tfx_weight::Format::f16, widened, n);
+            widen(w->half.data(), format, widened, n);
             matmul_.run(x, widened, b, y, rows, w->out_features, w->in_features);
-        } else {
-            gemm_half_weights(x, w->half.data(), w->format == tfx_weight::Format::f16, b, y, rows, w->out_features,
-                              w->in_features);
         }
     }
 
-    // Below this many rows a matmul is memory-bound and the half-weight kernel, which
-    // streams half the bytes, is faster than widening the weight first.
+    // Below this many rows a matmul is memory-bound: the matvec kernels stream each weight
+    // once in its stored format; from here on oneDNN's blocked GEMM wins.
     static constexpr int64_t kBlockedGemmMinRows = 8;
     static constexpr size_t kAlignment = 64;
 

@@ -1,22 +1,10 @@
-// CPU kernels on contiguous f32 rows. Each parallelizes with OpenMP, the pool oneDNN uses
-// too, so the backend has exactly one set of worker threads.
+// CPU kernels on contiguous f32 rows (the matmuls are in matvec.h). Each parallelizes with
+// OpenMP, the pool oneDNN uses too, so the backend has exactly one set of worker threads.
 #pragma once
 
 #include <cstdint>
 
 namespace tfx::cpu {
-
-// y[m, n] = sum_k x[m, k] * w[n, k] (+ bias[n]) for bf16 (is_f16 = false) or f16 weights,
-// widened to f32 in registers: the result equals an f32 matmul on upcast weights.
-void gemm_half_weights(const float* x, const uint16_t* w, bool is_f16, const float* bias, float* y, int64_t m,
-                       int64_t n, int64_t k);
-
-// The same kernel for f32 weights, for a few rows (decode), where it streams the weights
-// without oneDNN's per-call overhead. Returns false when the CPU lacks AVX-512.
-bool gemm_f32_small(const float* x, const float* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k);
-
-// dst[i] = f32(src[i]) for bf16 (is_f16 = false) or f16 values.
-void widen(const uint16_t* src, bool is_f16, float* dst, int64_t n);
 
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim);
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t dim);

@@ -1,0 +1,19 @@
+// This machine's limits, measured the way the kernels would meet them: read bandwidth with a
+// vectorised read loop over a buffer far larger than the caches, and f32 FMA throughput with
+// independent vector FMA chains, both on the best SIMD target the CPU runs (Highway dispatch)
+// and on `threads` threads. `tfx bench --roofline` states its figures as shares of these.
+#pragma once
+
+#include <string>
+
+namespace tfx::cli {
+
+struct Roofline {
+    double read_gb_per_s = 0;  // best of several passes
+    double fma_gflop_per_s = 0;
+    std::string simd_target;  // "avx3", "avx2", ...
+};
+
+Roofline measure_roofline(int threads);
+
+}  // namespace tfx::cli
