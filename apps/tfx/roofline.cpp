@@ -27,8 +27,8 @@ float ReadAll(const float* data, int64_t n) {
         a6 = hn::Add(a6, hn::LoadU(d, data + i + 6 * lanes));
         a7 = hn::Add(a7, hn::LoadU(d, data + i + 7 * lanes));
     }
-    float sum = hn::GetLane(hn::SumOfLanes(d, hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)),
-                                                      hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)))));
+    float sum = hn::GetLane(hn::SumOfLanes(
+        d, hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7)))));
     for (; i < n; ++i) sum += data[i];
     return sum;
 }
@@ -47,8 +47,9 @@ float FmaChains(int64_t iterations, double* flops) {
         a9 = hn::MulAdd(a9, m, c), a10 = hn::MulAdd(a10, m, c), a11 = hn::MulAdd(a11, m, c);
     }
     *flops = 2.0 * 12.0 * static_cast<double>(hn::Lanes(d)) * static_cast<double>(iterations);
-    const auto all = hn::Add(hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7))),
-                             hn::Add(hn::Add(a8, a9), hn::Add(a10, a11)));
+    const auto all =
+        hn::Add(hn::Add(hn::Add(hn::Add(a0, a1), hn::Add(a2, a3)), hn::Add(hn::Add(a4, a5), hn::Add(a6, a7))),
+                hn::Add(hn::Add(a8, a9), hn::Add(a10, a11)));
     return hn::GetLane(hn::SumOfLanes(d, all));
 }
 

@@ -65,13 +65,13 @@ TEST(Matvec, EqualsTheReferenceOnEveryTargetFormatAndShape) {
     };
     // Tails in every dimension: rows of x past a tile of 4, output rows past a block of 4,
     // columns past a vector (and past a bf16 pair step); the last two run on several threads.
-    const Shape shapes[] = {{1, 1, 1},   {1, 3, 7},    {2, 5, 16},   {3, 4, 31},    {4, 17, 32},
-                            {5, 9, 33},  {7, 6, 100},  {1, 64, 576}, {1, 256, 576}, {6, 130, 1000}};
+    const Shape shapes[] = {{1, 1, 1},  {1, 3, 7},   {2, 5, 16},   {3, 4, 31},    {4, 17, 32},
+                            {5, 9, 33}, {7, 6, 100}, {1, 64, 576}, {1, 256, 576}, {6, 130, 1000}};
     on_every_target([&] {
         for (WeightFormat format : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16}) {
             for (const Shape& s : shapes) {
-                SCOPED_TRACE(std::string(name_of(format)) + " m=" + std::to_string(s.m) + " n=" +
-                             std::to_string(s.n) + " k=" + std::to_string(s.k));
+                SCOPED_TRACE(std::string(name_of(format)) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
+                             " k=" + std::to_string(s.k));
                 const Weights w = random_weights(format, static_cast<size_t>(s.n * s.k), rng);
                 std::vector<float> x(static_cast<size_t>(s.m * s.k)), bias(static_cast<size_t>(s.n));
                 for (float& v : x) v = normal(rng);

@@ -2,8 +2,8 @@
 // HWY_ONCE part at the end dispatches to the best target at run time and owns the threads.
 #undef HWY_TARGET_INCLUDE
 #define HWY_TARGET_INCLUDE "matvec.cpp"
-#include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/cache_control.h>
+#include <hwy/foreach_target.h>  // must come before highway.h
 #include <hwy/highway.h>
 
 #include <algorithm>
@@ -146,8 +146,9 @@ void tiles_bf16(const float* x, const void* w, const float* bias, float* y, int6
                     V even[kCols], odd[kCols];
                     for (int64_t j = 0; j < kCols; ++j) {
                         hwy::Prefetch(w16 + (n0 + kPrefetchRows + j) * k + c);
-                        const auto pairs = j < nn ? hn::LoadU(du, reinterpret_cast<const uint32_t*>(w16 + (n0 + j) * k + c))
-                                                  : hn::Zero(du);
+                        const auto pairs =
+                            j < nn ? hn::LoadU(du, reinterpret_cast<const uint32_t*>(w16 + (n0 + j) * k + c))
+                                   : hn::Zero(du);
                         even[j] = hn::BitCast(df, hn::ShiftLeft<16>(pairs));
                         odd[j] = hn::BitCast(df, hn::And(pairs, high_half));
                     }
@@ -261,9 +262,8 @@ void matvec(const float* x, const void* w, WeightFormat format, const float* bia
     settle_dispatch();
     const auto kernel = &HWY_DYNAMIC_DISPATCH(MatvecBlocks);
     const int64_t blocks = (n + 3) / 4;
-    split_across_threads(blocks, n * k >= kParallelMinWeights, [&](int64_t begin, int64_t end) {
-        kernel(x, w, format, bias, y, m, n, k, begin, end);
-    });
+    split_across_threads(blocks, n * k >= kParallelMinWeights,
+                         [&](int64_t begin, int64_t end) { kernel(x, w, format, bias, y, m, n, k, begin, end); });
 }
 
 void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n) {
