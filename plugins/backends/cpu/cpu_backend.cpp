@@ -1,7 +1,7 @@
-// The CPU backend: f32 compute; f32, bf16 and f16 weights. f32 weights multiply through
-// oneDNN; bf16/f16 weights stay half-size in memory and are widened in registers by our own
-// AVX-512 kernel, which keeps results equal to an f32 matmul while halving the bytes that
-// memory-bound decoding streams. Its device is host memory: alloc hands out 64-byte aligned
+// The CPU backend: f32 compute; f32, bf16 and f16 weights. Matmuls of a few rows (decode)
+// stream the weights in their stored format through our matvec kernels (matvec.h: widened in
+// registers, so results equal an f32 matmul while bf16/f16 halve the bytes streamed); larger
+// ones go through oneDNN's blocked f32 GEMM. Its device is host memory: alloc hands out 64-byte aligned
 // blocks, map_host returns the host's own (memory-mapped) bytes without a copy.
 #include "cpu_backend.h"
 
