@@ -1,0 +1,110 @@
+// Decode matmuls against this machine's read bandwidth, in one run: each benchmark cycles
+// through enough copies of one weight shape (SmolLM-135M's projections and lm_head) to stay
+// out of the caches, as a decode step does, and reports bytes of weights streamed per second;
+// BM_ReadBandwidth reads as many bytes with the vectorised loop of `tfx bench --roofline`.
+// Compare bytes_per_second of a matvec with the read loop's at the same thread count.
+//   bench_matvec --benchmark_filter=... ; OMP_NUM_THREADS picks the threads.
+#include <benchmark/benchmark.h>
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <cstdlib>
+#include <memory>
+#include <tuple>
+#include <vector>
+
+#include "apps/tfx/roofline.h"
+#include "matvec.h"
+#include "tfx/sdk/half.hpp"
+
+namespace {
+
+using tfx::cpu::WeightFormat;
+
+constexpr int64_t kWorkingSetBytes = int64_t{512} << 20;  // far past any L3
+
+int64_t bytes_per_weight(WeightFormat f) {
+    return f == WeightFormat::f32 ? 4 : 2;
+}
+
+// Copies of one [n, k] weight, enough to cover the working set, in format f.
+struct WeightSet {
+    std::vector<char*> copies;
+    char* arena;
+    WeightSet(int64_t n, int64_t k, WeightFormat f) {
+        const int64_t bytes = (n * k * bytes_per_weight(f) + 63) / 64 * 64;
+        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / bytes);
+        const size_t total = (count * bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
+        arena = static_cast<char*>(std::aligned_alloc(2 << 20, total));
+        uint32_t state = 1;  // xorshift: filling 512 MB with std::mt19937 takes seconds
+        for (int64_t j = 0; j < count; ++j) {
+            char* c = arena + j * bytes;
+            copies.push_back(c);
+            for (int64_t i = 0; i < n * k; ++i) {
+                state ^= state << 13, state ^= state >> 17, state ^= state << 5;
+                const float v = static_cast<float>(state) * 0x1p-31f - 1.0f;
+                if (f == WeightFormat::f32) {
+                    reinterpret_cast<float*>(c)[i] = v;
+                } else {
+                    reinterpret_cast<uint16_t*>(c)[i] =
+                        f == WeightFormat::bf16 ? tfx::sdk::f32_to_bf16(v) : tfx::sdk::f32_to_f16(v);
+                }
+            }
+        }
+    }
+    ~WeightSet() { std::free(arena); }
+    WeightSet(const WeightSet&) = delete;
+    WeightSet& operator=(const WeightSet&) = delete;
+};
+
+// Google Benchmark calls a benchmark function several times while it sizes the run; the
+// weights of the latest shape are kept between calls (one shape at a time: 512 MB each).
+const WeightSet& weights_for(int64_t n, int64_t k, WeightFormat f) {
+    static std::unique_ptr<WeightSet> latest;
+    static std::tuple<int64_t, int64_t, WeightFormat> key;
+    if (latest == nullptr || key != std::tuple{n, k, f}) {
+        latest.reset();
+        latest = std::make_unique<WeightSet>(n, k, f);
+        key = {n, k, f};
+    }
+    return *latest;
+}
+
+void BM_Matvec(benchmark::State& state, int64_t n, int64_t k, WeightFormat f) {
+    const int64_t m = state.range(0);
+    const WeightSet& set = weights_for(n, k, f);
+    std::vector<float> x(static_cast<size_t>(m * k), 0.5f), y(static_cast<size_t>(m * n));
+    size_t next = 0;
+    for (auto _ : state) {
+        tfx::cpu::matvec(x.data(), set.copies[next], f, nullptr, y.data(), m, n, k);
+        benchmark::DoNotOptimize(y.data());
+        next = (next + 1) % set.copies.size();
+    }
+    state.SetBytesProcessed(state.iterations() * n * k * bytes_per_weight(f));
+    state.counters["threads"] = omp_get_max_threads();
+}
+
+void BM_ReadBandwidth(benchmark::State& state) {
+    for (auto _ : state) {
+        const tfx::cli::Roofline r = tfx::cli::measure_roofline(omp_get_max_threads());
+        state.counters["read_GBps"] = r.read_gb_per_s;
+        state.counters["fma_GFLOPs"] = r.fma_gflop_per_s;
+    }
+}
+
+#define TFX_MATVEC(name, n, k)                                                                      \
+    BENCHMARK_CAPTURE(BM_Matvec, name##_f32, n, k, WeightFormat::f32)->Arg(1)->Arg(4)->UseRealTime(); \
+    BENCHMARK_CAPTURE(BM_Matvec, name##_bf16, n, k, WeightFormat::bf16)->Arg(1)->Arg(4)->UseRealTime(); \
+    BENCHMARK_CAPTURE(BM_Matvec, name##_f16, n, k, WeightFormat::f16)->Arg(1)->Arg(4)->UseRealTime()
+
+TFX_MATVEC(q_576x576, 576, 576);
+TFX_MATVEC(kv_192x576, 192, 576);
+TFX_MATVEC(up_1536x576, 1536, 576);
+TFX_MATVEC(down_576x1536, 576, 1536);
+TFX_MATVEC(lm_head_49152x576, 49152, 576);
+BENCHMARK(BM_ReadBandwidth)->Iterations(1)->UseRealTime();
+
+}  // namespace
+
+BENCHMARK_MAIN();
