@@ -13,12 +13,15 @@
 // allocates nothing. Each head's result is computed the same way however the work is split.
 #include <algorithm>
 #include <bit>
+#include <cctype>
 #include <cmath>
 #include <cstddef>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
 #include <limits>
 #include <string>
+#include <utility>
 #include <vector>
 
 #ifdef _OPENMP
@@ -360,6 +363,23 @@ float* thread_scores(int64_t n) {
     return scores.data();
 }
 
+// The sum of v's N lanes, halving the vector each step: log2(N) shuffles and adds in
+// registers. (Storing the vector and adding its lanes back from memory stalls on store
+// forwarding, and measured the largest cost of a decode step's attention.)
+template <int N>
+[[gnu::always_inline]] inline float sum_lanes(typename Lanes<N>::F v) {
+    if constexpr (N == 1) {
+        return v[0];
+    } else {
+        return [&]<int... I>(std::integer_sequence<int, I...>) {
+            const typename Lanes<N / 2>::F low = __builtin_shufflevector(v, v, I...);
+            const typename Lanes<N / 2>::F high = __builtin_shufflevector(v, v, (I + N / 2)...);
+            return sum_lanes<N / 2>(low + high);
+        }
+        (std::make_integer_sequence<int, N / 2>{});
+    }
+}
+
 // q · widen(k) over head_dim, accumulated in f32 in N lanes summed pairwise at the end, then
 // the tail of head_dim beyond a multiple of N.
 template <class Kv, int N>
@@ -368,26 +388,52 @@ template <class Kv, int N>
     F acc = {};
     int64_t d = 0;
     for (; d + N <= dim; d += N) acc += load<F>(q + d) * Kv::template widen_n<N>(k + d);
-    float lanes[N];
-    std::memcpy(lanes, &acc, sizeof lanes);
-    for (int width = N / 2; width > 0; width /= 2) {
-        for (int l = 0; l < width; ++l) lanes[l] += lanes[l + width];
-    }
-    float sum = lanes[0];
+    float sum = sum_lanes<N>(acc);
     for (; d < dim; ++d) sum += q[d] * Kv::widen(k[d]);
     return sum;
 }
 
-// o += weight * widen(v) over head_dim.
-template <class Kv, int N>
-[[gnu::always_inline]] inline void axpy(float weight, const typename Kv::Elem* v, float* o, int64_t dim) {
+// e^x in N lanes, within 2 ulp of std::exp for x <= 0 (softmax's range after subtracting
+// the maximum): x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6 minimax polynomial
+// (Cephes' expf coefficients), 2^n put into the exponent bits. Below -87.3 the result is 0
+// (exactly so for -inf), where std::exp would give a subnormal or 0.
+template <int N>
+[[gnu::always_inline]] inline typename Lanes<N>::F exp_lanes(typename Lanes<N>::F x) {
     using F = typename Lanes<N>::F;
-    int64_t d = 0;
-    for (; d + N <= dim; d += N) {
-        const F x = load<F>(o + d) + weight * Kv::template widen_n<N>(v + d);
-        std::memcpy(o + d, &x, sizeof x);
+    using U = typename Lanes<N>::U;
+    const F shifter = F{} + 12582912.0f;  // 1.5 * 2^23: adding it rounds to an integer
+    const F t = x * 1.44269504f + shifter;
+    const F n = t - shifter;
+    const F r = (x - n * 0.693359375f) + n * 2.12194440e-4f;  // ln 2 in two parts, exact n * hi
+    F p = F{} + 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    const F er = p * r * r + r + 1.0f;
+    const U scale = (std::bit_cast<U>(t) - std::bit_cast<uint32_t>(12582912.0f) + 127u) << 23;
+    const U keep = std::bit_cast<U>(x >= -87.3f);
+    return std::bit_cast<F>(std::bit_cast<U>(er * std::bit_cast<F>(scale)) & keep);
+}
+
+// row[j] = e^(row[j] - max) for j in [0, count); returns their sum.
+template <int N>
+[[gnu::always_inline]] inline float exp_shifted(float* row, int64_t count, float max) {
+    using F = typename Lanes<N>::F;
+    F total = {};
+    int64_t j = 0;
+    for (; j + N <= count; j += N) {
+        const F e = exp_lanes<N>(load<F>(row + j) - max);
+        std::memcpy(row + j, &e, sizeof e);
+        total += e;
     }
-    for (; d < dim; ++d) o[d] += weight * Kv::widen(v[d]);
+    float sum = sum_lanes<N>(total);
+    for (; j < count; ++j) {
+        row[j] = std::exp(row[j] - max);
+        sum += row[j];
+    }
+    return sum;
 }
 
 // Rows are a kv_heads * head_dim stride apart, a page or so: too far for the hardware's
@@ -466,21 +512,36 @@ template <class Kv, int N>
             std::fill(row, row + (hi - lo + 1), 0.0f);
             continue;
         }
-        for (int64_t j = 0; j <= hi - lo; ++j) {
-            row[j] = std::exp(row[j] - max[i]);
-            sum[i] += row[j];
-        }
+        sum[i] = exp_shifted<N>(row, hi - lo + 1, max[i]);
     }
-    for (int64_t j = lo; j <= hi;) {
-        const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
-        const Elem* v = values + row_of(column, j);
-        const Elem* next = end <= hi ? values + row_of(column + 1, end) : nullptr;
-        for (; j < end; ++j, v += row_stride) {
-            prefetch_ahead(v, next, j, end, hi, row_stride, dim);
-            for (int64_t i = 0; i < count; ++i) {
-                const float e = scores[i * width + j - lo];
-                if (e != 0.0f) axpy<Kv, N>(e / sum[i], v, o + i * dim, dim);
+    // o[i] = sum over keys of e[i][j] * v_j / sum[i], a vector of head_dim at a time, summed in
+    // four register accumulators (keys interleaved): accumulating into o in memory instead
+    // chains every key's add through a store and a reload.
+    using F = typename Lanes<N>::F;
+    for (int64_t i = 0; i < count; ++i) {
+        const float* e = scores + i * width - lo;  // e[j] for j in [lo, hi]
+        const float inverse = sum[i] > 0.0f ? 1.0f / sum[i] : 0.0f;
+        for (int64_t d = 0; d < dim; d += N) {
+            const int64_t lanes = std::min<int64_t>(N, dim - d);
+            F acc[4] = {};
+            float tail[N] = {};
+            for (int64_t j = lo; j <= hi;) {
+                const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
+                const Elem* v = values + row_of(column, j) + d;
+                if (lanes == N) {
+                    for (; j + 4 <= end; j += 4, v += 4 * row_stride) {
+                        for (int64_t u = 0; u < 4; ++u)
+                            acc[u] += e[j + u] * Kv::template widen_n<N>(v + u * row_stride);
+                    }
+                    for (; j < end; ++j, v += row_stride) acc[0] += e[j] * Kv::template widen_n<N>(v);
+                } else {  // the last columns of a head_dim that is not a multiple of N
+                    for (; j < end; ++j, v += row_stride) {
+                        for (int64_t l = 0; l < lanes; ++l) tail[l] += e[j] * Kv::widen(v[l]);
+                    }
+                }
             }
+            const F total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * inverse;
+            for (int64_t l = 0; l < lanes; ++l) o[i * dim + d + l] = lanes == N ? total[l] : tail[l] * inverse;
         }
     }
 }
@@ -507,13 +568,25 @@ __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c,prefer-vector-wid
 }
 #endif
 
+// The best the CPU runs, capped by TFX_CPU_ISA as the cpu backend's kernels are (avx2 picks
+// the AVX2 code, sse4, ssse3 or portable the baseline; the backend rejects other names), so
+// every variant can be tested on one machine.
 template <class Kv>
 AttendFn select_attend_heads() {
 #if defined(__x86_64__) && defined(__GNUC__)
+    const char* cap_env = std::getenv("TFX_CPU_ISA");
+    std::string cap = cap_env != nullptr ? cap_env : "";
+    for (char& c : cap) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    const bool baseline_only = cap == "sse4" || cap == "ssse3" || cap == "portable";
     __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-        return &attend_heads_avx512<Kv>;
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return &attend_heads_avx2<Kv>;
+    if (cap.empty() || cap == "avx512" || cap == "avx3") {
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl"))
+            return &attend_heads_avx512<Kv>;
+    }
+    if (!baseline_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        return &attend_heads_avx2<Kv>;
+    }
 #endif
     return &attend_heads_baseline<Kv>;
 }
