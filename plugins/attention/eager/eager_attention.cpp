@@ -393,6 +393,66 @@ template <class Kv, int N>
     return sum;
 }
 
+// Pairs of lanes of the 2N lanes of (a, b) added: the first N/2 taken from the halves of a
+// (lane i + lane i + N/2), the rest from b's; or, `adjacent`, lanes 2i and 2i + 1 of (a, b).
+template <int N, bool adjacent>
+[[gnu::always_inline]] inline typename Lanes<N>::F fold(typename Lanes<N>::F a, typename Lanes<N>::F b) {
+    return [&]<int... I>(std::integer_sequence<int, I...>) {
+        if constexpr (adjacent) {
+            return __builtin_shufflevector(a, b, (2 * I)...) + __builtin_shufflevector(a, b, (2 * I + 1)...);
+        } else {
+            return __builtin_shufflevector(a, b, (I < N / 2 ? I : I + N / 2)...) +
+                   __builtin_shufflevector(a, b, (I < N / 2 ? I + N / 2 : I + N)...);
+        }
+    }
+    (std::make_integer_sequence<int, N>{});
+}
+
+// q · widen(k_u) over head_dim for four keys k_u at once (N >= 4): their lane sums share the
+// shuffles, each folding two vectors into one, ~1/3 the work of four separate sums.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void dot4(const float* q, const typename Kv::Elem* k, int64_t row_stride, int64_t dim,
+                                        float* out) {
+    using F = typename Lanes<N>::F;
+    F acc[4] = {};
+    int64_t d = 0;
+    for (; d + N <= dim; d += N) {
+        const F qv = load<F>(q + d);
+        for (int64_t u = 0; u < 4; ++u) acc[u] += qv * Kv::template widen_n<N>(k + u * row_stride + d);
+    }
+    F sums = fold<N, true>(fold<N, false>(acc[0], acc[1]), fold<N, false>(acc[2], acc[3]));
+    for (int width = N / 4; width > 1; width /= 2) sums = fold<N, true>(sums, sums);
+    for (int64_t u = 0; u < 4; ++u) {
+        out[u] = sums[u];
+        for (int64_t t = d; t < dim; ++t) out[u] += q[t] * Kv::widen(k[u * row_stride + t]);
+    }
+}
+
+// row[j] = scale * row[j] (soft-capped: softcap * tanh(row[j] / softcap)) for j in
+// [0, count); returns the largest.
+template <int N>
+[[gnu::always_inline]] inline float scale_row(float* row, int64_t count, float scale, float softcap) {
+    using F = typename Lanes<N>::F;
+    constexpr float kLowest = -std::numeric_limits<float>::infinity();
+    float max = kLowest;
+    int64_t j = 0;
+    if (softcap <= 0.0f) {
+        F top = F{} + kLowest;
+        for (; j + N <= count; j += N) {
+            const F v = load<F>(row + j) * scale;
+            std::memcpy(row + j, &v, sizeof v);
+            top = top > v ? top : v;
+        }
+        for (int l = 0; l < N; ++l) max = std::max(max, top[l]);
+    }
+    for (; j < count; ++j) {
+        row[j] *= scale;
+        if (softcap > 0.0f) row[j] = softcap * std::tanh(row[j] / softcap);
+        max = std::max(max, row[j]);
+    }
+    return max;
+}
+
 // e^x in N lanes, within 2 ulp of std::exp for x <= 0 (softmax's range after subtracting
 // the maximum): x = n ln2 + r with |r| <= ln2 / 2, e^r by a degree-6 minimax polynomial
 // (Cephes' expf coefficients), 2^n put into the exponent bits. Below -87.3 the result is 0
@@ -490,21 +550,21 @@ template <class Kv, int N>
 
     const float scale = p.scale, softcap = p.softcap;
     float max[kMaxHeadsTogether], sum[kMaxHeadsTogether];
-    std::fill(max, max + count, -std::numeric_limits<float>::infinity());
     for (int64_t j = lo; j <= hi;) {
         const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
         const Elem* k = keys + row_of(column, j);
         const Elem* next = end <= hi ? keys + row_of(column + 1, end) : nullptr;
+        for (; j + 4 <= end; j += 4, k += 4 * row_stride) {
+            for (int64_t u = 0; u < 4; ++u) prefetch_ahead(k + u * row_stride, next, j + u, end, hi, row_stride, dim);
+            for (int64_t i = 0; i < count; ++i)
+                dot4<Kv, N>(q + i * dim, k, row_stride, dim, scores + i * width + j - lo);
+        }
         for (; j < end; ++j, k += row_stride) {
             prefetch_ahead(k, next, j, end, hi, row_stride, dim);
-            for (int64_t i = 0; i < count; ++i) {
-                float score = dot<Kv, N>(q + i * dim, k, dim) * scale;
-                if (softcap > 0.0f) score = softcap * std::tanh(score / softcap);
-                scores[i * width + j - lo] = score;
-                max[i] = std::max(max[i], score);
-            }
+            for (int64_t i = 0; i < count; ++i) scores[i * width + j - lo] = dot<Kv, N>(q + i * dim, k, dim);
         }
     }
+    for (int64_t i = 0; i < count; ++i) max[i] = scale_row<N>(scores + i * width, hi - lo + 1, scale, softcap);
     for (int64_t i = 0; i < count; ++i) {
         sum[i] = 0.0f;
         float* row = scores + i * width;
