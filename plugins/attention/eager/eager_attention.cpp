@@ -335,6 +335,19 @@ Plan make_plan(const tfx_attention_args* a) {
 
 // ---- the kernel ----
 
+// Whether work that is `large_enough` should use the threads. Small work stays on the calling
+// thread without entering OpenMP at all: `parallel if (false)` still starts a one-thread team,
+// and libgomp then wakes the idle threads of its pool (a futex call per region, a few per
+// layer of a decode step).
+bool use_threads(bool large_enough) {
+#ifdef _OPENMP
+    return large_enough && omp_get_max_threads() > 1;
+#else
+    (void)large_enough;
+    return false;
+#endif
+}
+
 // Below this many multiply-adds a call runs on the calling thread.
 constexpr double kParallelWork = 32768.0;
 
@@ -344,8 +357,7 @@ void write_cache(const Plan& p) {
     Elem* ck = static_cast<Elem*>(p.cache_k);
     Elem* cv = static_cast<Elem*>(p.cache_v);
     const int64_t row = p.kv_heads * p.dim;
-    TFX_OMP(parallel for schedule(static) if (p.tokens * row >= 16384))
-    for (int64_t t = 0; t < p.tokens; ++t) {
+    auto write = [&](int64_t t) {
         const int64_t dst = int64_t{p.slot_mapping[t]} * row;
         const float* ks = p.k + t * row;
         const float* vs = p.v + t * row;
@@ -353,7 +365,13 @@ void write_cache(const Plan& p) {
             ck[dst + i] = Kv::narrow(ks[i]);
             cv[dst + i] = Kv::narrow(vs[i]);
         }
+    };
+    if (!use_threads(p.tokens * row >= 16384)) {
+        for (int64_t t = 0; t < p.tokens; ++t) write(t);
+        return;
     }
+    TFX_OMP(parallel for schedule(static))
+    for (int64_t t = 0; t < p.tokens; ++t) write(t);
 }
 
 // Scratch of each thread, grown to the longest sequence seen; never shrinks.
@@ -576,34 +594,53 @@ template <class Kv, int N>
     }
     // o[i] = sum over keys of e[i][j] * v_j / sum[i], a vector of head_dim at a time, summed in
     // four register accumulators (keys interleaved): accumulating into o in memory instead
-    // chains every key's add through a store and a reload.
+    // chains every key's add through a store and a reload. Heads go in pairs, so each value
+    // vector loaded feeds two; a head's sums are the same whichever head it is paired with.
     using F = typename Lanes<N>::F;
-    for (int64_t i = 0; i < count; ++i) {
-        const float* e = scores + i * width - lo;  // e[j] for j in [lo, hi]
-        const float inverse = sum[i] > 0.0f ? 1.0f / sum[i] : 0.0f;
+    auto weighted_sum = [&]<int64_t H>(int64_t i0) {
+        const float* e[H];  // e[h][j] for j in [lo, hi]
+        float inverse[H];
+        for (int64_t h = 0; h < H; ++h) {
+            e[h] = scores + (i0 + h) * width - lo;
+            inverse[h] = sum[i0 + h] > 0.0f ? 1.0f / sum[i0 + h] : 0.0f;
+        }
         for (int64_t d = 0; d < dim; d += N) {
             const int64_t lanes = std::min<int64_t>(N, dim - d);
-            F acc[4] = {};
-            float tail[N] = {};
+            F acc[H][4] = {};
+            float tail[H][N] = {};
             for (int64_t j = lo; j <= hi;) {
                 const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
                 const Elem* v = values + row_of(column, j) + d;
                 if (lanes == N) {
                     for (; j + 4 <= end; j += 4, v += 4 * row_stride) {
-                        for (int64_t u = 0; u < 4; ++u)
-                            acc[u] += e[j + u] * Kv::template widen_n<N>(v + u * row_stride);
+                        for (int64_t u = 0; u < 4; ++u) {
+                            const F value = Kv::template widen_n<N>(v + u * row_stride);
+                            for (int64_t h = 0; h < H; ++h) acc[h][u] += e[h][j + u] * value;
+                        }
                     }
-                    for (; j < end; ++j, v += row_stride) acc[0] += e[j] * Kv::template widen_n<N>(v);
+                    for (; j < end; ++j, v += row_stride) {
+                        const F value = Kv::template widen_n<N>(v);
+                        for (int64_t h = 0; h < H; ++h) acc[h][0] += e[h][j] * value;
+                    }
                 } else {  // the last columns of a head_dim that is not a multiple of N
                     for (; j < end; ++j, v += row_stride) {
-                        for (int64_t l = 0; l < lanes; ++l) tail[l] += e[j] * Kv::widen(v[l]);
+                        for (int64_t l = 0; l < lanes; ++l) {
+                            const float value = Kv::widen(v[l]);
+                            for (int64_t h = 0; h < H; ++h) tail[h][l] += e[h][j] * value;
+                        }
                     }
                 }
             }
-            const F total = ((acc[0] + acc[1]) + (acc[2] + acc[3])) * inverse;
-            for (int64_t l = 0; l < lanes; ++l) o[i * dim + d + l] = lanes == N ? total[l] : tail[l] * inverse;
+            for (int64_t h = 0; h < H; ++h) {
+                const F total = ((acc[h][0] + acc[h][1]) + (acc[h][2] + acc[h][3])) * inverse[h];
+                float* out = o + (i0 + h) * dim + d;
+                for (int64_t l = 0; l < lanes; ++l) out[l] = lanes == N ? total[l] : tail[h][l] * inverse[h];
+            }
         }
-    }
+    };
+    int64_t i = 0;
+    for (; i + 2 <= count; i += 2) weighted_sum.template operator()<2>(i);
+    if (i < count) weighted_sum.template operator()<1>(i);
 }
 
 // The same code compiled for three instruction sets, chosen once from the CPU's features.
@@ -667,22 +704,28 @@ void run(const Plan& p) {
     const int64_t per_group = slices(together);
     const int64_t items = p.tokens * p.kv_heads * per_group;
     const int64_t chunk = std::max<int64_t>(1, items / (16 * threads));
-    TFX_OMP(parallel if (p.work >= kParallelWork && items > 1)) {
+    auto attend_item = [&](int64_t item, int32_t& s, float* scores) {
+        const int64_t t = item / (p.kv_heads * per_group), rest = item % (p.kv_heads * per_group);
+        const int64_t kvh = rest / per_group, slice = rest % per_group;
+        const int64_t h0 = kvh * p.group + slice * together;
+        const int64_t h1 = std::min(h0 + together, (kvh + 1) * p.group);
+        // The sequence owning token t (seq_start is non-decreasing; empty sequences own none).
+        if (t < p.seq_start[s] || t >= p.seq_start[s + 1]) {
+            s = static_cast<int32_t>(std::upper_bound(p.seq_start, p.seq_start + p.num_seqs + 1, t) - p.seq_start) - 1;
+        }
+        attend_heads(p, s, t, h0, h1, scores);
+    };
+    if (!use_threads(p.work >= kParallelWork && items > 1)) {
+        float* scores = thread_scores(together * p.max_keys);
+        int32_t s = 0;
+        for (int64_t item = 0; item < items; ++item) attend_item(item, s, scores);
+        return;
+    }
+    TFX_OMP(parallel) {
         float* scores = thread_scores(together * p.max_keys);
         int32_t s = 0;
         TFX_OMP(for schedule(dynamic, chunk))
-        for (int64_t item = 0; item < items; ++item) {
-            const int64_t t = item / (p.kv_heads * per_group), rest = item % (p.kv_heads * per_group);
-            const int64_t kvh = rest / per_group, slice = rest % per_group;
-            const int64_t h0 = kvh * p.group + slice * together;
-            const int64_t h1 = std::min(h0 + together, (kvh + 1) * p.group);
-            // The sequence owning token t (seq_start is non-decreasing; empty sequences own none).
-            if (t < p.seq_start[s] || t >= p.seq_start[s + 1]) {
-                s = static_cast<int32_t>(std::upper_bound(p.seq_start, p.seq_start + p.num_seqs + 1, t) - p.seq_start) -
-                    1;
-            }
-            attend_heads(p, s, t, h0, h1, scores);
-        }
+        for (int64_t item = 0; item < items; ++item) attend_item(item, s, scores);
     }
 }
 

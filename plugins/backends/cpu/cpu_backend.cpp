@@ -22,6 +22,7 @@
 #include "kernels.h"
 #include "matvec.h"
 #include "onednn_matmul.h"
+#include "parallel.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
 #include "tfx/sdk/tensor.hpp"
@@ -646,17 +647,16 @@ class CpuBackendImpl {
         float* ys = grow(experts_out_, routed * out.dim);
         const size_t in_bytes = static_cast<size_t>(in.dim) * sizeof(float);
         const size_t out_bytes = static_cast<size_t>(out.dim) * sizeof(float);
-#pragma omp parallel for schedule(static) if (routed * in.dim > 65536)
-        for (int64_t j = 0; j < routed; ++j) {
+        parallel_for(routed, routed * in.dim > 65536, [&](int64_t j) {
             const int64_t row = shared ? slot[j] / k : slot[j];
             std::memcpy(xs + j * in.dim, in.data + row * in.dim, in_bytes);
-        }
+        });
         for (int64_t e = 0; e < count; ++e) {
             const int64_t first = start[e], rows = start[e + 1] - first;
             if (rows != 0) matmul(xs + first * in.dim, experts[e], nullptr, ys + first * out.dim, rows);
         }
-#pragma omp parallel for schedule(static) if (routed * out.dim > 65536)
-        for (int64_t j = 0; j < routed; ++j) std::memcpy(out.data + slot[j] * out.dim, ys + j * out.dim, out_bytes);
+        parallel_for(routed, routed * out.dim > 65536,
+                     [&](int64_t j) { std::memcpy(out.data + slot[j] * out.dim, ys + j * out.dim, out_bytes); });
     }
 
     // y[t] = sum over s of weights[t, s] * x[t, s], in order of s.

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "parallel.h"
 #include "tfx/backend.h"
 
 namespace tfx::cpu {
@@ -31,20 +32,18 @@ float apply(int32_t act, float v) {
 }  // namespace
 
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim) {
-#pragma omp parallel for schedule(static) if (rows > 1)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(rows, rows > 1, [&](int64_t r) {
         const float* xr = x + r * dim;
         float* yr = y + r * dim;
         float sum = 0.0f;
         for (int64_t i = 0; i < dim; ++i) sum += xr[i] * xr[i];
         const float inv = 1.0f / std::sqrt(sum / static_cast<float>(dim) + eps);
         for (int64_t i = 0; i < dim; ++i) yr[i] = (offset + w[i]) * (xr[i] * inv);
-    }
+    });
 }
 
 void layer_norm(const float* x, const float* w, const float* b, float eps, float* y, int64_t rows, int64_t dim) {
-#pragma omp parallel for schedule(static) if (rows > 1)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(rows, rows > 1, [&](int64_t r) {
         const float* xr = x + r * dim;
         float* yr = y + r * dim;
         float mean = 0.0f;
@@ -55,13 +54,12 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
         var /= static_cast<float>(dim);
         const float inv = 1.0f / std::sqrt(var + eps);
         for (int64_t i = 0; i < dim; ++i) yr[i] = (xr[i] - mean) * inv * w[i] + (b != nullptr ? b[i] : 0.0f);
-    }
+    });
 }
 
 void rope(float* x, const int32_t* positions, const float* inv_freq, float attention_scaling, int64_t tokens,
           int64_t heads, int64_t head_dim, int64_t half) {
-#pragma omp parallel for schedule(static) if (tokens > 1)
-    for (int64_t t = 0; t < tokens; ++t) {
+    parallel_for(tokens, tokens > 1, [&](int64_t t) {
         // cos and sin of this token's angles, once for all heads (grow-only, per thread).
         thread_local std::vector<float> angles;
         angles.resize(static_cast<size_t>(2 * half));
@@ -82,34 +80,30 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, float atten
                 v[i + half] = b * c[i] + a * s[i];
             }
         }
-    }
+    });
 }
 
 void activation(int32_t act, const float* x, float* y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 4096)
-    for (int64_t i = 0; i < n; ++i) y[i] = apply(act, x[i]);
+    parallel_for(n, n > 4096, [&](int64_t i) { y[i] = apply(act, x[i]); });
 }
 
 void gated_activation(int32_t act, const float* gate, const float* up, float* y, int64_t n) {
-#pragma omp parallel for schedule(static) if (n > 4096)
-    for (int64_t i = 0; i < n; ++i) y[i] = apply(act, gate[i]) * up[i];
+    parallel_for(n, n > 4096, [&](int64_t i) { y[i] = apply(act, gate[i]) * up[i]; });
 }
 
 void softmax(const float* x, float* y, int64_t rows, int64_t dim) {
-#pragma omp parallel for schedule(static) if (rows > 1)
-    for (int64_t r = 0; r < rows; ++r) {
+    parallel_for(rows, rows > 1, [&](int64_t r) {
         const float* xr = x + r * dim;
         float* yr = y + r * dim;
         const float max = *std::max_element(xr, xr + dim);
         float sum = 0.0f;
         for (int64_t i = 0; i < dim; ++i) sum += (yr[i] = std::exp(xr[i] - max));
         for (int64_t i = 0; i < dim; ++i) yr[i] /= sum;
-    }
+    });
 }
 
 void weighted_sum(const float* x, const float* w, float* y, int64_t n, int64_t k, int64_t dim) {
-#pragma omp parallel for schedule(static) if (n > 1 && n * k * dim > 16384)
-    for (int64_t t = 0; t < n; ++t) {
+    parallel_for(n, n > 1 && n * k * dim > 16384, [&](int64_t t) {
         float* yt = y + t * dim;
         for (int64_t d = 0; d < dim; ++d) yt[d] = 0.0f;
         for (int64_t s = 0; s < k; ++s) {
@@ -117,7 +111,7 @@ void weighted_sum(const float* x, const float* w, float* y, int64_t n, int64_t k
             const float* xs = x + (t * k + s) * dim;
             for (int64_t d = 0; d < dim; ++d) yt[d] += ws * xs[d];
         }
-    }
+    });
 }
 
 }  // namespace tfx::cpu

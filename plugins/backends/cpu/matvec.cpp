@@ -177,6 +177,8 @@ HWY_AFTER_NAMESPACE();
 #if HWY_ONCE
 #include <omp.h>
 
+#include "parallel.h"
+
 #include <cctype>
 #include <cstdlib>
 #include <stdexcept>
@@ -217,7 +219,7 @@ void settle_dispatch() {
 // Splits [0, count) into one contiguous range per thread (each streams its own rows of w).
 template <class Fn>
 void split_across_threads(int64_t count, bool parallel, Fn&& fn) {
-    if (!parallel) return fn(0, count);
+    if (!use_threads(parallel)) return fn(0, count);
 #pragma omp parallel
     {
         const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
