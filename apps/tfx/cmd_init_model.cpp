@@ -70,8 +70,8 @@ std::string human_size(long double bytes) {
 }
 
 void run_init(const InitOptions& o) {
-    if (o.dtype != "f32" && o.dtype != "bf16")
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--dtype: expected f32 or bf16");
+    if (o.dtype != "f32" && o.dtype != "bf16" && o.dtype != "f16")
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--dtype: expected f32, bf16 or f16, got '" + o.dtype + "'");
     if (fs::exists(fs::path(o.out) / "model.safetensors") && !o.force) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          o.out + " already holds a model.safetensors (use --force to replace it)");
@@ -81,8 +81,8 @@ void run_init(const InitOptions& o) {
     auto session = AutoModel::from_config(o.config, so);
     const nlohmann::json specs = session->weight_specs();
     const uint64_t limit = parse_size(o.max_size);
-    const bool bf16 = o.dtype == "bf16";
-    const size_t element_bytes = bf16 ? 2 : 4;
+    const bool bf16 = o.dtype == "bf16", f16 = o.dtype == "f16";
+    const size_t element_bytes = bf16 || f16 ? 2 : 4;
 
     // The size of every tensor, before anything is allocated or written (long double: a config
     // with a huge dimension must not wrap around).
@@ -141,8 +141,8 @@ void run_init(const InitOptions& o) {
         }
         for (int64_t i = 0; i < n; ++i) {
             const float v = init == "normal" ? normal(rng) : init == "ones" ? 1.0f : 0.0f;
-            if (bf16) {
-                const uint16_t h = sdk::f32_to_bf16(v);
+            if (bf16 || f16) {
+                const uint16_t h = bf16 ? sdk::f32_to_bf16(v) : sdk::f32_to_f16(v);
                 std::memcpy(bytes.data() + 2 * i, &h, 2);
             } else {
                 std::memcpy(bytes.data() + 4 * i, &v, 4);
@@ -150,11 +150,14 @@ void run_init(const InitOptions& o) {
         }
         storage.push_back(std::move(bytes));
         tensors.push_back({spec.at("name").get<std::string>(),
-                           bf16 ? safetensors::DType::BF16 : safetensors::DType::F32, shape, storage.back()});
+                           bf16  ? safetensors::DType::BF16
+                           : f16 ? safetensors::DType::F16
+                                 : safetensors::DType::F32,
+                           shape, storage.back()});
     }
     fs::create_directories(o.out);
     nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(o.config));
-    config["torch_dtype"] = bf16 ? "bfloat16" : "float32";
+    config["torch_dtype"] = bf16 ? "bfloat16" : f16 ? "float16" : "float32";
     std::ofstream(fs::path(o.out) / "config.json") << config.dump(2) << '\n';
     safetensors::write(fs::path(o.out) / "model.safetensors", tensors, {{"format", "pt"}});
     std::cout << "wrote " << o.out << ": " << session->architecture() << ", " << parameters << " parameters, "
@@ -168,7 +171,7 @@ void add_init_model_command(CLI::App& app) {
     auto* cmd = app.add_subcommand("init-model", "Write a model folder with random weights for a config.json");
     cmd->add_option("--config", o->config, "config.json to instantiate")->required()->check(CLI::ExistingFile);
     cmd->add_option("--out", o->out, "Output folder")->required();
-    cmd->add_option("--dtype", o->dtype, "f32 or bf16")->capture_default_str();
+    cmd->add_option("--dtype", o->dtype, "f32, bf16 or f16")->capture_default_str();
     cmd->add_option("--seed", o->seed, "Random seed")->capture_default_str();
     cmd->add_flag("--force", o->force, "Replace an existing model.safetensors");
     cmd->add_option("--max-size", o->max_size,

@@ -219,6 +219,35 @@ def case_init_model_size(tmp):
                                            '--max-size', '3x'), 1, '--max-size: expected a size')
 
 
+def case_init_model_dtypes(tmp):
+    need(STORIES)
+    cfg = os.path.join(STORIES, 'config.json')
+    sizes = {}
+    for dtype, stored, torch_dtype in (('f32', 'F32', 'float32'), ('bf16', 'BF16', 'bfloat16'),
+                                       ('f16', 'F16', 'float16')):
+        out = os.path.join(tmp, dtype)
+        expect(f'init-model --dtype {dtype}', run('init-model', '--config', cfg, '--out', out, '--dtype', dtype), 0,
+               f'{dtype}, seed', stream='stdout')
+        path = os.path.join(out, 'model.safetensors')
+        if not os.path.exists(path):
+            continue
+        with open(path, 'rb') as f:
+            header = json.loads(f.read(int.from_bytes(f.read(8), 'little')))
+        kinds = {v['dtype'] for k, v in header.items() if k != '__metadata__'}
+        if kinds != {stored}:
+            failures.append(f'init-model --dtype {dtype} stored {sorted(kinds)}, want {stored}')
+        if json.load(open(os.path.join(out, 'config.json'))).get('torch_dtype') != torch_dtype:
+            failures.append(f'init-model --dtype {dtype}: config.json torch_dtype is not {torch_dtype}')
+        sizes[dtype] = os.path.getsize(path)
+        expect(f'generate on an init-model {dtype} model',
+               run('generate', '--model', out, '--input-ids', '1,2,3', '--max-new-tokens', '4', '--greedy', '--json'),
+               0, '"new_tokens"', stream='stdout')
+    if len(sizes) == 3 and not (abs(sizes['bf16'] - sizes['f16']) < 4096 and sizes['f16'] < 0.6 * sizes['f32']):
+        failures.append(f'init-model sizes: {sizes} (half-precision files should be about half of f32)')
+    expect('init-model --dtype f8', run('init-model', '--config', cfg, '--out', os.path.join(tmp, 'f8'),
+                                        '--dtype', 'f8'), 1, '--dtype', 'f32, bf16 or f16', "'f8'")
+
+
 def case_prompt_file(tmp):
     need(STORIES)
     common = ('--max-new-tokens', '12', '--greedy')
