@@ -314,12 +314,11 @@ class CpuBackendImpl {
         const bool same = (target == Format::f32 && dtype == kF32) || (target == Format::bf16 && dtype == kBF16) ||
                           (target == Format::f16 && dtype == kF16);
         auto convert = [&](auto* dst, auto element) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-            for (int64_t r = 0; r < rows; ++r) {
+            parallel_for(rows, n > 65536, [&](int64_t r) {
                 for (int64_t c = 0; c < cols; ++c) {
                     dst[r * cols + c] = element(src + (r * row_stride + c * col_stride) * elem);
                 }
-            }
+            });
         };
         auto as_float = [dtype](const char* p) { return read_float(p, dtype, 0); };
         auto raw_half = [](const char* p) {
@@ -349,9 +348,7 @@ class CpuBackendImpl {
         *out = packed.release();
     }
 
-    void release_weight(tfx_weight* w) noexcept {
-        delete w;
-    }
+    void release_weight(tfx_weight* w) noexcept { delete w; }
 
     // ---- compute ----
 
