@@ -18,7 +18,8 @@ struct ModelSession::Impl {
     std::string config_text;
     WeightStore weights;
     std::map<std::string, std::string, std::less<>> options;
-    std::unique_ptr<PluginInstance> backend, attention, model;
+    std::unique_ptr<PluginInstance> backend, attention, model, quantizer;
+    QuantizeAtPack quantize_at_pack;
     OpsTarget ops_target;
     AttentionTarget attention_target;
     tfx_host_services services{};
@@ -136,7 +137,7 @@ void check_formats(const PluginRecord& backend, const PluginRecord& attention, c
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "attention '" + attention.name + "' cannot read a " + kv +
                                                   " KV cache (its kv_dtypes: " + listed(attention, "kv_dtypes") + ")");
     }
-    const std::string& format = options.weight_format;
+    const std::string format = requested_weight_format(options);
     if (!format.empty() && !lists(backend, "weight_formats", format)) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "backend '" + backend.name + "' does not compute on weight format '" +
                                                   format +
@@ -145,6 +146,27 @@ void check_formats(const PluginRecord& backend, const PluginRecord& attention, c
 }
 
 }  // namespace
+
+std::string requested_weight_format(const SessionOptions& options) {
+    std::string from_quantize;
+    if (options.quantize == "int8") {
+        from_quantize = "q8_0";
+    } else if (options.quantize == "int4") {
+        from_quantize = "q4_0";
+    } else if (!options.quantize.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "quantize: expected int8 or int4, got '" + options.quantize + "'");
+    }
+    if (!from_quantize.empty() && !options.weight_format.empty() && options.weight_format != from_quantize) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "quantize " + options.quantize + " packs weights as " +
+                                                       from_quantize + ", but weight_format asks for " +
+                                                       options.weight_format + ": set one of them");
+    }
+    return from_quantize.empty() ? options.weight_format : from_quantize;
+}
+
+bool is_float_format(const std::string& format) {
+    return format == "f32" || format == "bf16" || format == "f16";
+}
 
 ModelSession::ModelSession() : impl_(std::make_unique<Impl>()) {}
 
@@ -197,13 +219,24 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     fill_services(impl);
 
     impl.kv_dtype = kv_dtype_named(options.kv_dtype, "kv_dtype");
-    if (!options.weight_format.empty()) impl.options["weight_format"] = options.weight_format;
+    const std::string format = requested_weight_format(options);
+    if (!format.empty()) impl.options["weight_format"] = format;
     check_formats(*plugins.backend, *plugins.attention, options);
     impl.services.device = device_of(*plugins.backend);
 
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);
     const auto* backend_ops = impl.backend->table<tfx_backend_ops>();
     impl.ops_target = {backend_ops, impl.backend->self, impl.services.device};
+    if (!format.empty() && !is_float_format(format) && plugins.quantizer == nullptr) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED,
+                         "weight format '" + format + "' needs a quantizer plugin, and none was chosen");
+    }
+    if (plugins.quantizer != nullptr) {
+        impl.quantizer = instantiate(*plugins.quantizer, &impl.services, TFX_KIND_QUANTIZER);
+        impl.quantize_at_pack = {impl.quantizer->table<tfx_quantizer_table>(), impl.quantizer->self,
+                                 impl.quantizer.get(), format};
+        impl.ops_target.quantize = &impl.quantize_at_pack;
+    }
     impl.device.emplace(forwarding_ops(), &impl.ops_target, impl.services.device);
     impl.attention = instantiate(*plugins.attention, &impl.services, TFX_KIND_ATTENTION);
     impl.attention_target = {impl.attention->table<tfx_attention_table>(),
@@ -227,6 +260,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         }
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
+        if (plugins.quantizer != nullptr) log::info(quantized_message());
         unused_weights_ = impl.weights.unused();
         if (!unused_weights_.empty()) log::write(log::Level::warn, "tfx", unused_message());
     }
@@ -244,10 +278,25 @@ std::string ModelSession::unused_message() const {
     return text;
 }
 
+// What quantization at load did: how many linear weights it encoded, their size, and how many
+// it kept as stored (rows the format's blocks do not divide).
+std::string ModelSession::quantized_message() const {
+    const QuantizeAtPack& q = impl_->quantize_at_pack;
+    std::string text = "quantized " + std::to_string(q.quantized) + " linear weights to " + q.format + " (" +
+                       std::to_string(q.encoded_bytes / (1024 * 1024)) + " MiB) with " + impl_->quantizer->name;
+    if (q.kept > 0) {
+        text += "; " + std::to_string(q.kept) + " kept as stored (rows not a whole number of " + q.format + " blocks)";
+    }
+    return text;
+}
+
 ModelSession::~ModelSession() = default;
 
 WeightStore::Usage ModelSession::weight_usage() const {
-    return impl_->weights.usage();
+    WeightStore::Usage usage = impl_->weights.usage();
+    const QuantizeAtPack& q = impl_->quantize_at_pack;
+    usage.bytes = usage.bytes - std::min(usage.bytes, q.source_bytes) + q.encoded_bytes;
+    return usage;
 }
 
 std::string ModelSession::plugin_summary() const {

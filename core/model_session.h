@@ -26,16 +26,24 @@ struct SessionOptions {
     std::string attn_implementation;  // empty: config.json's, else "eager"
     int num_threads = 0;              // 0: the backend's default (all cores)
     std::string kv_dtype = "f32";     // the KV cache's dtype: "f32", "bf16" or "f16"
-    std::string weight_format;        // linear weights packed into it ("f32", "bf16", ...); empty: as stored
+    std::string weight_format;        // linear weights packed into it ("f32", "bf16", "q4_0", ...); empty: as stored
+    std::string quantize;             // "int8" or "int4": quantize linear weights at load (q8_0 / q4_0)
 };
+
+// The weight format the options ask for: weight_format, or the format --quantize names.
+// Throws naming the option for an unknown method, or when both are set and disagree.
+std::string requested_weight_format(const SessionOptions& options);
+// Formats a backend computes on without a quantizer (it converts between them itself).
+bool is_float_format(const std::string& format);
 
 // The plugins a session runs with; the records must stay valid while the session opens.
 struct PluginChoice {
     const PluginRecord* model = nullptr;
     const PluginRecord* backend = nullptr;
     const PluginRecord* attention = nullptr;
-    std::string architecture;  // as config.json names it ("LlamaForCausalLM")
-    std::string head;          // the task head the model's manifest maps it to ("causal_lm")
+    const PluginRecord* quantizer = nullptr;  // set when weights are quantized at load
+    std::string architecture;                 // as config.json names it ("LlamaForCausalLM")
+    std::string head;                         // the task head the model's manifest maps it to ("causal_lm")
 };
 
 // A model folder's config.json; throws naming the folder when it is not a folder or has none.
@@ -72,7 +80,8 @@ class ModelSession {
     // The checkpoint's tensors the model plugin never asked for while loading (sorted), e.g.
     // layers past num_hidden_layers; open() logs them as a warning. Empty for for_config().
     const std::vector<std::string>& unused_weights() const { return unused_weights_; }
-    // The checkpoint tensors the model uses: bytes as stored, and parameters (0 without weights).
+    // The checkpoint tensors the model uses: bytes as stored (quantized at load: as encoded), and
+    // parameters (0 without weights).
     WeightStore::Usage weight_usage() const;
 
     struct Impl;
@@ -81,6 +90,7 @@ class ModelSession {
     ModelSession();
     void bind_plugins(const PluginChoice& plugins, const SessionOptions& options);
     std::string unused_message() const;
+    std::string quantized_message() const;
     std::unique_ptr<Impl> impl_;
     sdk::Config config_;
     std::filesystem::path model_dir_;

@@ -5,6 +5,7 @@
 #include <string>
 #include <tuple>
 #include <type_traits>
+#include <vector>
 
 #include "core/log.h"
 #include "core/plugin_guard.h"
@@ -86,6 +87,67 @@ struct Forward<Member> {
     }
 };
 
+// pack_weight, with the session's quantization at load: the weight (in host memory: quantizers
+// work on the host) is encoded by the quantizer, then packed from the encoded bytes, a u8
+// tensor [rows, row_bytes].
+int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
+    using Plain = Forward<&tfx_backend_ops::pack_weight>;
+    auto* target = static_cast<OpsTarget*>(self);
+    QuantizeAtPack* q = target->quantize;
+    if (q == nullptr || format == nullptr || q->format != format) return Plain::call(self, w, format, out, error);
+    if (const char* problem = invalid_tensor(w, target->device)) {
+        sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
+        return TFX_ERR_INVALID_ARGUMENT;
+    }
+    if (w->ndim != 2) {
+        sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
+        return TFX_ERR_INVALID_ARGUMENT;
+    }
+    if (target->device.device_type != TFX_DEVICE_CPU) {
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED,
+                        "quantizing at load needs a backend on host memory (cpu); this one is not");
+        return TFX_ERR_UNSUPPORTED;
+    }
+    const int64_t rows = w->shape[0], cols = w->shape[1];
+    const uint64_t row_bytes = [&] {
+        plugin_guard::CallScope scope(q->plugin->name, q->plugin->plugin.library, "row_bytes()");
+        return q->table->row_bytes(q->self, format, cols);
+    }();
+    if (row_bytes == 0) {
+        ++q->kept;
+        return Plain::call(self, w, nullptr, out, error);
+    }
+    std::vector<uint8_t> encoded;
+    try {
+        encoded.resize(row_bytes * static_cast<uint64_t>(rows));
+    } catch (const std::bad_alloc&) {
+        sdk::fill_error(error, TFX_ERR_OUT_OF_MEMORY, "quantizing a weight: out of memory");
+        return TFX_ERR_OUT_OF_MEMORY;
+    }
+    if (const int32_t status =
+            [&] {
+                plugin_guard::CallScope scope(q->plugin->name, q->plugin->plugin.library, "quantize()");
+                return q->table->quantize(q->self, format, w, encoded.data(), encoded.size(), error);
+            }();
+        status != TFX_OK) {
+        return status;
+    }
+    int64_t shape[2] = {rows, static_cast<int64_t>(row_bytes)};
+    tfx_tensor bytes{};
+    bytes.data = encoded.data();
+    bytes.device = target->device;
+    bytes.ndim = 2;
+    bytes.dtype = {TFX_DTYPE_UINT, 8, 1};
+    bytes.shape = shape;
+    const int32_t status = Plain::call(self, &bytes, format, out, error);
+    if (status == TFX_OK) {
+        ++q->quantized;
+        q->encoded_bytes += encoded.size();
+        q->source_bytes += static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) * (w->dtype.bits / 8);
+    }
+    return status;
+}
+
 const tfx_backend_ops kForwardingOps = {
     sizeof(tfx_backend_ops),
     Forward<&tfx_backend_ops::alloc>::call,
@@ -94,7 +156,7 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::upload>::call,
     Forward<&tfx_backend_ops::download>::call,
     Forward<&tfx_backend_ops::run_kernel>::call,
-    Forward<&tfx_backend_ops::pack_weight>::call,
+    pack_weight,
     Forward<&tfx_backend_ops::release_weight>::call,
     Forward<&tfx_backend_ops::linear>::call,
     Forward<&tfx_backend_ops::embedding>::call,

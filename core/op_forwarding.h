@@ -3,17 +3,35 @@
 // traces the call (TFX_LOG_LEVEL=trace), then forwards it: one place to validate and trace.
 #pragma once
 
+#include <cstdint>
+#include <string>
+
 #include "tfx/attention.h"
 #include "tfx/backend.h"
+#include "tfx/quantizer.h"
 
 namespace tfx {
 
 struct PluginInstance;
 
+// Quantization at load: a pack_weight asking for `format` gets the weight encoded by the
+// quantizer on the host first, and the backend packs the encoded bytes. A weight whose rows
+// the format cannot hold (not a multiple of its block) is packed as stored instead.
+struct QuantizeAtPack {
+    const tfx_quantizer_table* table = nullptr;
+    void* self = nullptr;
+    const PluginInstance* plugin = nullptr;  // the quantizer, named if it crashes
+    std::string format;
+    int64_t quantized = 0, kept = 0;  // weights packed in `format`, and kept as stored
+    uint64_t encoded_bytes = 0;       // the quantized weights' size in `format`
+    uint64_t source_bytes = 0;        // and their size as stored
+};
+
 struct OpsTarget {
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
     tfx_device device{TFX_DEVICE_CPU, 0};  // every tensor operand must be on it
+    QuantizeAtPack* quantize = nullptr;    // set when the session quantizes at load
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();

@@ -124,6 +124,26 @@ const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std
                                             device + "' (backend " + backend.name + ")");
 }
 
+const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::string& format) {
+    std::string reasons;
+    for (PluginRecord& r : catalogue.records()) {
+        const auto formats = r.provides().value("weight_formats", nlohmann::json::array());
+        if (r.kind != "quantizer" || std::find(formats.begin(), formats.end(), format) == formats.end()) continue;
+        if (r.status == PluginStatus::unknown) probe_in_process(r, false);
+        if (r.status == PluginStatus::ok) return &r;
+        reasons += "; " + r.name + " provides it but is unusable: " + r.reason;
+    }
+    std::set<std::string> known;
+    for (const PluginRecord* r : catalogue.of_kind("quantizer")) {
+        for (const auto& f : r->provides().value("weight_formats", nlohmann::json::array())) {
+            if (f.is_string()) known.insert(f.get<std::string>());
+        }
+    }
+    throw sdk::Error(TFX_ERR_NOT_FOUND, "weight format '" + format +
+                                            "' is not produced by any installed quantizer plugin (they produce: " +
+                                            (known.empty() ? std::string("none") : join(known)) + ")" + reasons);
+}
+
 }  // namespace tfx::registry
 
 namespace tfx {
@@ -144,6 +164,8 @@ PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogu
                                           config.get_or<std::string>("_attn_implementation", "eager"));
     }
     choice.attention = registry::choose_attention(catalogue, attn, *choice.backend);
+    const std::string format = requested_weight_format(options);
+    if (!format.empty() && !is_float_format(format)) choice.quantizer = registry::choose_quantizer(catalogue, format);
     return choice;
 }
 

@@ -58,6 +58,10 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
 // Highest-scoring usable backend; `device` = "auto", a device ("cpu") or a plugin name.
 const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device);
 
+// The quantizer plugin that encodes weights in `format` ("q4_0"); throws naming the formats the
+// installed quantizers produce when none does.
+const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::string& format);
+
 // The attention plugin for an attn_implementation whose kernel runs on the backend's device.
 const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation,
                                      const PluginRecord& backend);

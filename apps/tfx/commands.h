@@ -29,6 +29,7 @@ struct ModelOptions {
     int threads = 0;
     std::string kv_dtype = "f32";
     std::string weight_format;
+    std::string quantize;
     std::string revision;
     bool offline = false;
     void add_to(CLI::App* cmd);

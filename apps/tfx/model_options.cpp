@@ -19,7 +19,9 @@ void ModelOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--threads", threads, "Compute threads (default: all cores)");
     cmd->add_option("--kv-dtype", kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
     cmd->add_option("--weight-format", weight_format,
-                    "Pack linear weights into this format (f32, bf16, f16; default: as stored)");
+                    "Pack linear weights into this format (f32, bf16, f16, q8_0, q4_0; default: as stored)");
+    cmd->add_option("--quantize", quantize, "Quantize linear weights at load: int8 (q8_0) or int4 (q4_0)")
+        ->check(CLI::IsMember({"int8", "int4"}));
     cmd->add_option("--revision", revision, "Hub branch, tag or commit (for a Hub id)");
     cmd->add_flag("--offline", offline, "Never touch the network; use the Hugging Face cache");
 }
@@ -32,6 +34,7 @@ LoadOptions ModelOptions::session_options() const {
     so.num_threads = threads;
     so.kv_dtype = kv_dtype;
     so.weight_format = weight_format;
+    so.quantize = quantize;
     if (!revision.empty()) so.revision = revision;
     so.offline = offline;
     so.on_download_progress = download_progress_reporter();

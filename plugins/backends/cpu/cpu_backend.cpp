@@ -23,14 +23,18 @@
 #include "matvec.h"
 #include "onednn_matmul.h"
 #include "parallel.h"
+#include "quant_matvec.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
 #include "tfx/sdk/tensor.hpp"
 
 struct tfx_weight {
-    enum class Format { f32, bf16, f16 } format;
+    enum class Format { f32, bf16, f16, q8_0, q4_0 } format;
     int64_t out_features;
     int64_t in_features;
+    // Quantized formats: the block quants [out][pairs * pair bytes] start `data`, and the f16
+    // scales [out][2 * pairs] follow at `scales_offset` bytes (quant_matvec.h's layout).
+    size_t scales_offset = 0;
     // [out_features, in_features] in `format`, 64-byte aligned (a cache line, an AVX-512
     // vector): malloc's 16-byte alignment split every f32 vector load across two cache lines
     // and measured 0.7x the decode bytes/s (AVX-512, Zen 5). Not zero-filled: pack_weight
@@ -42,6 +46,12 @@ struct tfx_weight {
 
     const float* f32() const { return static_cast<const float*>(data.get()); }
     const uint16_t* half() const { return static_cast<const uint16_t*>(data.get()); }
+    tfx::cpu::QuantizedWeight quantized() const {
+        const auto* bytes = static_cast<const uint8_t*>(data.get());
+        return {format == Format::q8_0 ? tfx::cpu::QuantFormat::q8_0 : tfx::cpu::QuantFormat::q4_0, bytes,
+                reinterpret_cast<const uint16_t*>(bytes + scales_offset), out_features, in_features};
+    }
+    bool is_quantized() const { return format == Format::q8_0 || format == Format::q4_0; }
 };
 
 namespace tfx::cpu {
@@ -279,6 +289,11 @@ class CpuBackendImpl {
         if (w == nullptr || w->data == nullptr || w->ndim != 2 || w->shape[0] < 0 || w->shape[1] < 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
         }
+        if (format != nullptr && (std::strcmp(format, "q8_0") == 0 || std::strcmp(format, "q4_0") == 0)) {
+            *out =
+                pack_quantized(w, std::strcmp(format, "q8_0") == 0 ? QuantFormat::q8_0 : QuantFormat::q4_0).release();
+            return;
+        }
         if (!(w->dtype == kF32 || w->dtype == kBF16 || w->dtype == kF16)) {
             throw Error(TFX_ERR_UNSUPPORTED, "pack_weight: dtype " + sdk::dtype_name(w->dtype) +
                                                  " is not supported by the cpu backend (f32, bf16, f16)");
@@ -294,8 +309,9 @@ class CpuBackendImpl {
         } else if (std::strcmp(format, "f16") == 0) {
             target = Format::f16;
         } else {
-            throw Error(TFX_ERR_UNSUPPORTED, std::string("pack_weight: weight format '") + format +
-                                                 "' is not supported by the cpu backend (supported: f32, bf16, f16)");
+            throw Error(TFX_ERR_UNSUPPORTED,
+                        std::string("pack_weight: weight format '") + format +
+                            "' is not supported by the cpu backend (supported: f32, bf16, f16, q8_0, q4_0)");
         }
         auto packed = std::make_unique<tfx_weight>();
         packed->format = target;
@@ -346,6 +362,39 @@ class CpuBackendImpl {
             }
         }
         *out = packed.release();
+    }
+
+    // A weight already encoded in ggml's q8_0 / q4_0 blocks (the quantizer's output, a u8
+    // tensor [out, row bytes]), repacked into the kernels' layout (quant_matvec.h).
+    static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format) {
+        const char* name = format == QuantFormat::q8_0 ? "q8_0" : "q4_0";
+        if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("pack_weight: ") + name +
+                                                      " weights come as compact u8 bytes [out, row bytes], got " +
+                                                      sdk::dtype_name(w->dtype));
+        }
+        const int64_t rows = w->shape[0], row_bytes = w->shape[1];
+        const int64_t block_bytes = ggml_row_bytes(format, kQuantBlock);
+        const int64_t cols = row_bytes / block_bytes * kQuantBlock;
+        if (row_bytes == 0 || ggml_row_bytes(format, cols) != row_bytes) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("pack_weight: a ") + name + " row is a whole number of " +
+                                                      std::to_string(block_bytes) + "-byte blocks, got " +
+                                                      std::to_string(row_bytes) + " bytes");
+        }
+        auto packed = std::make_unique<tfx_weight>();
+        packed->format = format == QuantFormat::q8_0 ? tfx_weight::Format::q8_0 : tfx_weight::Format::q4_0;
+        packed->out_features = rows;
+        packed->in_features = cols;
+        const size_t pairs = static_cast<size_t>(quant_pairs(cols));
+        const size_t quant_bytes = static_cast<size_t>(rows) * pairs * static_cast<size_t>(quant_pair_bytes(format));
+        packed->scales_offset = (quant_bytes + kAlignment - 1) / kAlignment * kAlignment;
+        const size_t bytes = packed->scales_offset + static_cast<size_t>(rows) * pairs * 2 * sizeof(uint16_t);
+        packed->data.reset(std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment));
+        if (packed->data == nullptr && bytes > 0) throw Error(TFX_ERR_OUT_OF_MEMORY, "pack_weight: out of memory");
+        auto* base = static_cast<uint8_t*>(packed->data.get());
+        repack_ggml_rows(format, reinterpret_cast<const uint8_t*>(base_of(w)), rows, cols, base,
+                         reinterpret_cast<uint16_t*>(base + packed->scales_offset));
+        return packed;
     }
 
     void release_weight(tfx_weight* w) noexcept { delete w; }
@@ -705,6 +754,7 @@ class CpuBackendImpl {
     // y[rows, out] = x[rows, in] · wᵀ (+ b), for linear and each expert of linear_experts.
     void matmul(const float* x, const tfx_weight* w, const float* b, float* y, int64_t rows) {
         if (rows == 0) return;
+        if (w->is_quantized()) return quant_matmul(x, w->quantized(), b, y, rows);
         const bool is_f32 = w->format == tfx_weight::Format::f32;
         const WeightFormat format = is_f32                                 ? WeightFormat::f32
                                     : w->format == tfx_weight::Format::f16 ? WeightFormat::f16

@@ -1,0 +1,65 @@
+// Matmuls on block-quantized weights (q8_0, q4_0: 32 values and one f16 scale a block) that
+// never widen a weight to float: each row of x is quantized to int8 per block of 32, and the
+// kernels sum integer products (vpdpbusd on AVX-512 VNNI, vpmaddubsw + vpmaddwd on AVX2 and
+// AVX-512 without it), scaled once per block.
+//
+// The backend's layout differs from the ggml bytes the quantizer hands to pack_weight: a row is
+// stored as pairs of blocks (k padded to a multiple of 64; padding blocks have scale 0), whose
+// 64 values are permuted so that in every 32-bit lane of the integer sums all four products
+// belong to one block and the two blocks alternate lane by lane. The pair's two f16 scales
+// then widen, broadcast as one 32-bit word, straight into the per-lane scale vector. Rows of x
+// are quantized into the same permutation, so the dot products are unchanged.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace tfx::cpu {
+
+enum class QuantFormat { q8_0, q4_0 };
+
+// The kernel variants, slowest first; each runs where the CPU has its instructions.
+enum class QuantKernel { portable, avx2, avx512, avx512_vnni };
+
+constexpr int64_t kQuantBlock = 32;
+constexpr int64_t kQuantPair = 2 * kQuantBlock;
+
+// Pairs of blocks a row of k values takes (k rounded up to a multiple of 64).
+inline int64_t quant_pairs(int64_t k) {
+    return (k + kQuantPair - 1) / kQuantPair;
+}
+// Bytes of packed quants a pair takes in the format (the scales are stored apart).
+inline int64_t quant_pair_bytes(QuantFormat format) {
+    return format == QuantFormat::q8_0 ? kQuantPair : kQuantPair / 2;
+}
+// Bytes a row of k values takes in ggml's encoding (f16 scale + quants a block); 0 when k is
+// not a multiple of 32.
+int64_t ggml_row_bytes(QuantFormat format, int64_t k);
+
+// Repacks `rows` rows of ggml-encoded blocks (k values a row) into the backend's layout: quants
+// [rows][pairs * pair_bytes] and f16 scales [rows][2 * pairs].
+void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int64_t k, uint8_t* quants,
+                      uint16_t* scales);
+
+struct QuantizedWeight {
+    QuantFormat format;
+    const uint8_t* quants;
+    const uint16_t* scales;
+    int64_t n, k;  // [n, k] as a float weight would be
+};
+
+// y[m, n] = x[m, k] · wᵀ (+ bias[n]) with each row of x quantized to int8 per block of 32
+// (scale = the block's largest magnitude / 127). Rows of w split across the threads.
+void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, float* y, int64_t m);
+// The same on one kernel variant and one thread, for the tests.
+void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight& w, const float* bias, float* y,
+                       int64_t m);
+
+// The variants this CPU runs, slowest first, and the one quant_matmul uses (the best the CPU
+// runs within the dispatch cap of TFX_CPU_ISA / use_isa).
+std::vector<QuantKernel> quant_kernels();
+QuantKernel quant_kernel_in_use();
+std::string quant_kernel_name(QuantKernel kernel);
+
+}  // namespace tfx::cpu

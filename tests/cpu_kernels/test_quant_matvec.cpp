@@ -1,0 +1,241 @@
+// The q8_0 / q4_0 matmuls on every kernel variant the CPU runs, from random ggml-encoded
+// weights: against a reference that quantizes x the same way and sums in double (the integer
+// sums are exact, so only the float scaling may differ), and against the plain float matmul
+// on dequantized weights (what quantizing x costs).
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "cpu_backend.h"
+#include "matvec.h"
+#include "quant_matvec.h"
+#include "tfx/sdk/half.hpp"
+#include "tfx/sdk/tensor.hpp"
+
+namespace {
+
+using tfx::cpu::kQuantBlock;
+using tfx::cpu::QuantFormat;
+using tfx::cpu::QuantKernel;
+
+// Random ggml blocks: a positive f16 scale and random quants; also the values they encode.
+struct Encoded {
+    std::vector<uint8_t> bytes;
+    std::vector<float> values;  // [n, k]
+};
+
+Encoded random_weights(QuantFormat format, int64_t n, int64_t k, std::mt19937& rng) {
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_real_distribution<float> scale(0.001f, 0.05f);
+    Encoded e;
+    const int64_t blocks = k / kQuantBlock;
+    for (int64_t r = 0; r < n; ++r) {
+        for (int64_t b = 0; b < blocks; ++b) {
+            const uint16_t d = tfx::sdk::f32_to_f16(scale(rng));
+            const float df = tfx::sdk::f16_to_f32(d);
+            e.bytes.push_back(static_cast<uint8_t>(d & 0xFF));
+            e.bytes.push_back(static_cast<uint8_t>(d >> 8));
+            float block[kQuantBlock];
+            if (format == QuantFormat::q8_0) {
+                for (int i = 0; i < kQuantBlock; ++i) {
+                    const auto q = static_cast<uint8_t>(byte(rng));  // -128 included: ggml files may hold it
+                    e.bytes.push_back(q);
+                    block[i] = df * static_cast<float>(static_cast<int8_t>(q));
+                }
+            } else {
+                for (int i = 0; i < kQuantBlock / 2; ++i) {
+                    const auto q = static_cast<uint8_t>(byte(rng));
+                    e.bytes.push_back(q);
+                    block[i] = df * static_cast<float>((q & 0x0F) - 8);
+                    block[i + kQuantBlock / 2] = df * static_cast<float>((q >> 4) - 8);
+                }
+            }
+            e.values.insert(e.values.end(), block, block + kQuantBlock);
+        }
+    }
+    return e;
+}
+
+// x quantized as the kernels quantize it: per block of 32, scale = largest magnitude / 127.
+std::vector<float> quantized_x(const std::vector<float>& x, int64_t k) {
+    std::vector<float> out(x.size());
+    for (size_t row = 0; row < x.size() / k; ++row) {
+        for (int64_t b = 0; b < k; b += kQuantBlock) {
+            const float* in = x.data() + row * k + b;
+            float amax = 0.0f;
+            for (int i = 0; i < kQuantBlock; ++i) amax = std::max(amax, std::fabs(in[i]));
+            const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+            for (int i = 0; i < kQuantBlock; ++i) out[row * k + b + i] = d * std::nearbyint(in[i] * inv);
+        }
+    }
+    return out;
+}
+
+std::vector<float> reference(const std::vector<float>& x, const std::vector<float>& w, const std::vector<float>& bias,
+                             int64_t m, int64_t n, int64_t k) {
+    std::vector<float> y(static_cast<size_t>(m * n));
+    for (int64_t i = 0; i < m; ++i) {
+        for (int64_t r = 0; r < n; ++r) {
+            double sum = bias.empty() ? 0.0 : bias[r];
+            for (int64_t c = 0; c < k; ++c) sum += static_cast<double>(x[i * k + c]) * w[r * k + c];
+            y[i * n + r] = static_cast<float>(sum);
+        }
+    }
+    return y;
+}
+
+struct Packed {
+    std::vector<uint8_t> quants;
+    std::vector<uint16_t> scales;
+    tfx::cpu::QuantizedWeight weight;
+};
+
+Packed pack(QuantFormat format, const Encoded& e, int64_t n, int64_t k) {
+    Packed p;
+    const int64_t pairs = tfx::cpu::quant_pairs(k);
+    p.quants.resize(static_cast<size_t>(n * pairs * tfx::cpu::quant_pair_bytes(format)));
+    p.scales.resize(static_cast<size_t>(n * pairs * 2));
+    tfx::cpu::repack_ggml_rows(format, e.bytes.data(), n, k, p.quants.data(), p.scales.data());
+    p.weight = {format, p.quants.data(), p.scales.data(), n, k};
+    return p;
+}
+
+float largest(const std::vector<float>& v) {
+    float m = 0.0f;
+    for (float x : v) m = std::max(m, std::fabs(x));
+    return m;
+}
+
+TEST(QuantMatmul, EqualsTheReferenceOnEveryKernelFormatAndShape) {
+    std::mt19937 rng(7);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const auto kernels = tfx::cpu::quant_kernels();
+    ASSERT_FALSE(kernels.empty());
+    // k: one block (a padded pair), whole pairs, an odd block count; m: decode and prefill rows.
+    for (QuantFormat format : {QuantFormat::q8_0, QuantFormat::q4_0}) {
+        for (int64_t k : {32, 64, 96, 576}) {
+            for (int64_t m : {1, 3, 9}) {
+                const int64_t n = 37;
+                const Encoded w = random_weights(format, n, k, rng);
+                const Packed packed = pack(format, w, n, k);
+                std::vector<float> x(static_cast<size_t>(m * k)), bias(static_cast<size_t>(n));
+                for (float& v : x) v = normal(rng);
+                for (float& v : bias) v = normal(rng);
+                x[0] = 0.0f;  // a zero and a block of zeros: scale 0 must not divide
+                if (k >= 64) std::fill(x.begin() + 32, x.begin() + 64, 0.0f);
+                const auto want = reference(quantized_x(x, k), w.values, bias, m, n, k);
+                const auto exact = reference(x, w.values, bias, m, n, k);
+                const float scale = std::max(1.0f, largest(want));
+                for (QuantKernel kernel : kernels) {
+                    SCOPED_TRACE((format == QuantFormat::q8_0 ? "q8_0" : "q4_0") + std::string(" kernel ") +
+                                 tfx::cpu::quant_kernel_name(kernel) + " k=" + std::to_string(k) +
+                                 " m=" + std::to_string(m));
+                    std::vector<float> y(static_cast<size_t>(m * n), NAN);
+                    tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, bias.data(), y.data(), m);
+                    float diff = 0.0f, from_exact = 0.0f;
+                    for (size_t i = 0; i < y.size(); ++i) {
+                        diff = std::max(diff, std::fabs(y[i] - want[i]));
+                        from_exact = std::max(from_exact, std::fabs(y[i] - exact[i]));
+                    }
+                    EXPECT_LE(diff, 2e-5f * scale);
+                    // Quantizing x costs at most half a step (amax / 254) a value.
+                    EXPECT_LE(from_exact, 0.02f * std::max(1.0f, largest(exact)));
+                }
+            }
+        }
+    }
+}
+
+// The threaded entry point equals one variant's result, and follows the dispatch cap.
+TEST(QuantMatmul, DispatchFollowsTheIsaCap) {
+    std::mt19937 rng(3);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const int64_t n = 512, k = 256, m = 2;
+    const Encoded w = random_weights(QuantFormat::q4_0, n, k, rng);
+    const Packed packed = pack(QuantFormat::q4_0, w, n, k);
+    std::vector<float> x(static_cast<size_t>(m * k));
+    for (float& v : x) v = normal(rng);
+    for (const std::string& target : tfx::cpu::isa_targets()) {
+        SCOPED_TRACE("target " + target);
+        tfx::cpu::use_isa(target);
+        const QuantKernel kernel = tfx::cpu::quant_kernel_in_use();
+        if (target == "avx2") {
+            EXPECT_EQ(kernel, QuantKernel::avx2);
+        } else if (target.rfind("avx3", 0) != 0) {
+            EXPECT_EQ(kernel, QuantKernel::portable);
+        }
+        std::vector<float> threaded(static_cast<size_t>(m * n)), single(threaded.size());
+        tfx::cpu::quant_matmul(x.data(), packed.weight, nullptr, threaded.data(), m);
+        tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, nullptr, single.data(), m);
+        EXPECT_EQ(threaded, single);
+    }
+    tfx::cpu::use_isa("");
+}
+
+TEST(QuantMatmul, GgmlRowBytes) {
+    EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q8_0, 64), 68);
+    EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q4_0, 64), 36);
+    EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q4_0, 48), 0);
+}
+
+}  // namespace
+
+namespace {
+
+// pack_weight takes the quantizer's bytes (a u8 tensor [out, row bytes]) and linear multiplies
+// by them; malformed bytes are refused, naming what was expected.
+struct Backend {
+    tfx::cpu::CpuBackend cpu{nullptr};
+    const tfx_backend_ops& ops = tfx::cpu::CpuBackend::ops();
+    tfx_error error{};
+    int32_t pack(void* data, int64_t rows, int64_t row_bytes, tfx_dtype dtype, const char* format, tfx_weight** out) {
+        int64_t shape[2] = {rows, row_bytes};
+        tfx_tensor t{};
+        t.data = data;
+        t.device = tfx::sdk::kHostDevice;
+        t.ndim = 2;
+        t.dtype = dtype;
+        t.shape = shape;
+        error = {};
+        return ops.pack_weight(&cpu, &t, format, out, &error);
+    }
+};
+
+TEST(QuantPack, LinearOnPackedBytesAndMalformedBytesRefused) {
+    std::mt19937 rng(11);
+    const int64_t n = 5, k = 96;
+    const tfx_dtype u8{TFX_DTYPE_UINT, 8, 1};
+    Encoded w = random_weights(QuantFormat::q4_0, n, k, rng);
+    Backend b;
+    tfx_weight* packed = nullptr;
+    ASSERT_EQ(b.pack(w.bytes.data(), n, k / 32 * 18, u8, "q4_0", &packed), TFX_OK) << b.error.message;
+    std::vector<float> x(k, 0.5f), y(n);
+    int64_t xs[2] = {1, k}, ys[2] = {1, n};
+    tfx_tensor xt{}, yt{};
+    xt.data = x.data();
+    yt.data = y.data();
+    xt.device = yt.device = tfx::sdk::kHostDevice;
+    xt.ndim = yt.ndim = 2;
+    xt.dtype = yt.dtype = tfx::sdk::kF32;
+    xt.shape = xs;
+    yt.shape = ys;
+    ASSERT_EQ(b.ops.linear(&b.cpu, &xt, packed, nullptr, &yt, &b.error), TFX_OK) << b.error.message;
+    const auto want = reference(x, w.values, {}, 1, n, k);  // 0.5 is exact in int8: no rounding of x
+    for (int64_t r = 0; r < n; ++r) EXPECT_NEAR(y[r], want[r], 1e-4f * std::max(1.0f, std::fabs(want[r])));
+    b.ops.release_weight(&b.cpu, packed);
+
+    tfx_weight* out = nullptr;
+    EXPECT_EQ(b.pack(w.bytes.data(), n, 35, u8, "q4_0", &out), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(b.error.message).find("whole number of 18-byte blocks, got 35 bytes"), std::string::npos)
+        << b.error.message;
+    EXPECT_EQ(b.pack(w.bytes.data(), n, 9, tfx::sdk::kF32, "q8_0", &out), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(b.error.message).find("compact u8 bytes"), std::string::npos) << b.error.message;
+    EXPECT_EQ(out, nullptr);
+}
+
+}  // namespace

@@ -1,0 +1,217 @@
+// Quantization at load (--quantize int8|int4): the blockwise quantizer encodes weights exactly
+// as llama.cpp's quantizer does (the GGUF files in the shared data were made by it from the
+// same tinystories weights), and models quantized at load stay close to the f32 reference.
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../unit/test_data.h"
+#include "core/forward_call.h"
+#include "core/generation.h"
+#include "core/model_session.h"
+#include "core/paths.h"
+#include "core/plugin_catalogue.h"
+#include "core/safetensors.h"
+#include "registry/auto_model.h"
+#include "tfx/quantizer.h"
+#include "tfx/sdk/tensor.hpp"
+
+namespace {
+
+const tfx_quantizer_table& blockwise() {
+    static const tfx::LoadedPlugin plugin = [] {
+        tfx::PluginCatalogue catalogue(tfx::paths::plugin_search_path({}));
+        const tfx::PluginRecord* record = catalogue.find("blockwise");
+        if (record == nullptr) throw std::runtime_error("the blockwise quantizer plugin is not installed");
+        return tfx::load_plugin(*record);
+    }();
+    return *static_cast<const tfx_quantizer_table*>(plugin.table);
+}
+
+std::vector<uint8_t> quantize(const char* format, const tfx_tensor& src) {
+    const uint64_t row_bytes = blockwise().row_bytes(nullptr, format, src.shape[1]);
+    std::vector<uint8_t> out(row_bytes * static_cast<uint64_t>(src.shape[0]));
+    tfx_error error{};
+    EXPECT_EQ(blockwise().quantize(nullptr, format, &src, out.data(), out.size(), &error), TFX_OK) << error.message;
+    return out;
+}
+
+// llama.cpp's converter renames the HF tensors; these keep their row order (attn_q and attn_k
+// rows are permuted for its rotary layout, so they are left out).
+const std::vector<std::pair<std::string, std::string>> kUnpermuted = {
+    {"mlp.down_proj", "ffn_down"},  {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
+    {"self_attn.v_proj", "attn_v"}, {"self_attn.o_proj", "attn_output"}};
+
+TEST(BlockwiseQuantizer, EncodesAsLlamaCppDoes) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    TFX_TEST_DATA_OR_SKIP(quant, "quant/gguf");
+    std::ifstream types_file(quant / "tensor-types.json");
+    const nlohmann::json types = nlohmann::json::parse(types_file);
+    const auto checkpoint = tfx::safetensors::Checkpoint::open(model);
+    for (const auto& [format, file] :
+         {std::pair{"q8_0", "tinystories-656k-q8_0.gguf"}, std::pair{"q4_0", "tinystories-656k-q4_0.gguf"}}) {
+        std::ifstream gguf(quant / file, std::ios::binary);
+        int compared = 0;
+        for (const auto& tensor : types.at(file).at("tensors")) {
+            const std::string name = tensor.at("name");
+            for (const auto& [hf, ours] : kUnpermuted) {
+                for (int layer = 0; layer < 2; ++layer) {
+                    if (name != "blk." + std::to_string(layer) + "." + ours + ".weight") continue;
+                    ASSERT_EQ(tensor.at("type").get<std::string>(), format == std::string("q8_0") ? "Q8_0" : "Q4_0");
+                    const auto entry = checkpoint.find("model.layers." + std::to_string(layer) + "." + hf + ".weight");
+                    ASSERT_TRUE(entry.has_value()) << name;
+                    std::vector<int64_t> shape = entry->info->shape;
+                    tfx_tensor src{};
+                    src.data = const_cast<uint8_t*>(entry->file->data(*entry->info));
+                    src.device = tfx::sdk::kHostDevice;
+                    src.ndim = 2;
+                    src.dtype = tfx::safetensors::to_abi(entry->info->dtype);
+                    src.shape = shape.data();
+                    const std::vector<uint8_t> ours_bytes = quantize(format, src);
+                    std::vector<uint8_t> theirs(tensor.at("n_bytes").get<size_t>());
+                    gguf.seekg(tensor.at("data_offset").get<std::streamoff>());
+                    gguf.read(reinterpret_cast<char*>(theirs.data()), static_cast<std::streamsize>(theirs.size()));
+                    EXPECT_EQ(ours_bytes, theirs) << format << " " << name;
+                    ++compared;
+                }
+            }
+        }
+        EXPECT_EQ(compared, 10) << file;
+    }
+}
+
+TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
+    std::vector<float> values(4 * 64);
+    for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(0.37f * static_cast<float>(i)) * static_cast<float>(1 + i % 7);
+    int64_t shape[2] = {4, 64};
+    tfx_tensor src{};
+    src.data = values.data();
+    src.device = tfx::sdk::kHostDevice;
+    src.ndim = 2;
+    src.dtype = tfx::sdk::kF32;
+    src.shape = shape;
+    for (const char* format : {"q8_0", "q4_0"}) {
+        const std::vector<uint8_t> encoded = quantize(format, src);
+        std::vector<float> back(values.size());
+        tfx_error error{};
+        ASSERT_EQ(blockwise().dequantize(nullptr, format, encoded.data(), 4, 64, back.data(), &error), TFX_OK);
+        for (size_t b = 0; b < values.size(); b += 32) {
+            float amax = 0.0f;
+            for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(values[i]));
+            // Half a step (amax/127 for q8_0, amax/8 for q4_0; f16 scales add a little), except
+            // q4_0's clamped side: the extreme maps to -8, its mirror image to +7, a step short.
+            const bool q8 = format == std::string("q8_0");
+            const float bound = q8 ? 0.51f * amax / 127.0f : 1.01f * amax / 8.0f;
+            for (size_t i = b; i < b + 32; ++i) EXPECT_LE(std::fabs(back[i] - values[i]), bound) << format << i;
+        }
+    }
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q4_0", 48), 0u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q5_k", 256), 0u);
+    shape[1] = 48;
+    std::vector<uint8_t> out(1024);
+    tfx_error error{};
+    EXPECT_NE(blockwise().quantize(nullptr, "q8_0", &src, out.data(), out.size(), &error), TFX_OK);
+    EXPECT_NE(std::string(error.message).find("multiple of 32"), std::string::npos) << error.message;
+}
+
+float max_abs_diff(std::span<const float> a, std::span<const float> b) {
+    float d = 0.0f;
+    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
+    return d;
+}
+
+std::vector<float> logits_of(const nlohmann::json& value) {
+    if (value.is_array()) return value.get<std::vector<float>>();
+    // {"b64f32": base64 of little-endian f32, "shape": [...]}, as the quant goldens store them.
+    const std::string text = value.at("b64f32");
+    std::vector<uint8_t> bytes;
+    uint32_t bits = 0;
+    int count = 0;
+    for (char c : text) {
+        const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+        const char* at = std::strchr(alphabet, c);
+        if (c == '=' || at == nullptr) continue;
+        bits = (bits << 6) | static_cast<uint32_t>(at - alphabet);
+        if (++count % 4 == 0) {
+            for (int shift : {16, 8, 0}) bytes.push_back(static_cast<uint8_t>(bits >> shift));
+            bits = 0;
+        }
+    }
+    if (count % 4 == 3) {
+        bytes.push_back(static_cast<uint8_t>(bits >> 10));
+        bytes.push_back(static_cast<uint8_t>(bits >> 2));
+    } else if (count % 4 == 2) {
+        bytes.push_back(static_cast<uint8_t>(bits >> 4));
+    }
+    std::vector<float> out(bytes.size() / 4);
+    std::memcpy(out.data(), bytes.data(), out.size() * 4);
+    return out;
+}
+
+nlohmann::json read_json(const std::filesystem::path& path) {
+    std::ifstream file(path);
+    return nlohmann::json::parse(file);
+}
+
+// tinystories-656k quantized at load against its f32 reference, beside llama.cpp's own Q8_0 /
+// Q4_0 files of the same model on the same prompts (its forward pass quantizes activations to
+// int8 as ours does): ours may stray from f32 at most 1.5x as far as llama.cpp's does, and the
+// top token of the last position stays the reference's. (Measured: int8 0.12-0.30 against
+// llama.cpp's 0.13-0.33; int4 1.2-3.5 against 0.93-3.27, where llama.cpp keeps the tied output
+// projection at Q8_0 and we quantize it to q4_0 too.)
+TEST(QuantizeAtLoad, StrayFromF32NoFurtherThanLlamaCpp) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tinystories-656k.json");
+    TFX_TEST_DATA_OR_SKIP(llamacpp, "quant/golden/gguf");
+    const nlohmann::json golden = read_json(golden_path);
+    for (const auto& [method, format] : {std::pair{"int8", "q8_0"}, std::pair{"int4", "q4_0"}}) {
+        const nlohmann::json theirs = read_json(llamacpp / ("tinystories-656k-" + std::string(format) + ".llamacpp.json"));
+        tfx::LoadOptions options;
+        options.quantize = method;
+        auto session = tfx::AutoModel::from_pretrained(model, options);
+        tfx::ForwardCall call(*session);
+        int compared = 0;
+        for (const auto& prompt : golden.at("prompts")) {
+            const auto same = std::find_if(theirs.at("prompts").begin(), theirs.at("prompts").end(),
+                                           [&](const auto& p) { return p.at("name") == prompt.at("name"); });
+            if (same == theirs.at("prompts").end()) continue;
+            const auto ids = prompt.at("input_ids").get<std::vector<int32_t>>();
+            const auto want = logits_of(prompt.at("last_logits"));
+            const auto got = call.run({.ids = ids});
+            ASSERT_EQ(got.size(), want.size());
+            const float theirs_off = max_abs_diff(logits_of(same->at("last_logits")), want);
+            EXPECT_LE(max_abs_diff(got, want), 1.5f * theirs_off + 0.05f) << method << " " << prompt.at("name");
+            const auto top = [](std::span<const float> v) { return std::max_element(v.begin(), v.end()) - v.begin(); };
+            EXPECT_EQ(top(got), top(want)) << method << " " << prompt.at("name");
+            ++compared;
+        }
+        EXPECT_GE(compared, 5) << method;
+    }
+}
+
+TEST(QuantizeAtLoad, BadOptionsNameWhatIsWrong) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto refused = [&](tfx::LoadOptions options, const std::string& expected) {
+        try {
+            tfx::AutoModel::from_pretrained(model, options);
+            ADD_FAILURE() << "accepted: " << expected;
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
+    };
+    tfx::LoadOptions int3;
+    int3.quantize = "int3";
+    refused(int3, "quantize: expected int8 or int4, got 'int3'");
+    tfx::LoadOptions both;
+    both.quantize = "int4";
+    both.weight_format = "q8_0";
+    refused(both, "quantize int4 packs weights as q4_0, but weight_format asks for q8_0");
+}
+
+}  // namespace
