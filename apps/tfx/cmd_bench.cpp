@@ -27,6 +27,8 @@ struct BenchOptions {
     std::string device = "auto";
     std::string attn_implementation;
     std::string kv_dtype = "f32";
+    std::string weight_format;
+    std::string quantize;
     int64_t prompt = 128;
     int64_t generate = 64;
     std::string threads = "1,2";
@@ -87,6 +89,8 @@ void run_bench(const BenchOptions& o) {
         so.attn_implementation = o.attn_implementation;
         so.num_threads = threads;
         so.kv_dtype = o.kv_dtype;
+        so.weight_format = o.weight_format;
+        so.quantize = o.quantize;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
         const tfx_model_info& info = session->info();
@@ -164,6 +168,9 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name")->capture_default_str();
     cmd->add_option("--attn-implementation", o->attn_implementation, "Attention plugin");
     cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
+    cmd->add_option("--weight-format", o->weight_format, "Pack linear weights into this format (as for generate)");
+    cmd->add_option("--quantize", o->quantize, "Quantize linear weights at load: int8 or int4")
+        ->check(CLI::IsMember({"int8", "int4"}));
     cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")
         ->capture_default_str()
         ->check(integer_at_least(1));

@@ -44,9 +44,11 @@ std::vector<uint8_t> quantize(const char* format, const tfx_tensor& src) {
 
 // llama.cpp's converter renames the HF tensors; these keep their row order (attn_q and attn_k
 // rows are permuted for its rotary layout, so they are left out).
-const std::vector<std::pair<std::string, std::string>> kUnpermuted = {
-    {"mlp.down_proj", "ffn_down"},  {"mlp.gate_proj", "ffn_gate"}, {"mlp.up_proj", "ffn_up"},
-    {"self_attn.v_proj", "attn_v"}, {"self_attn.o_proj", "attn_output"}};
+const std::vector<std::pair<std::string, std::string>> kUnpermuted = {{"mlp.down_proj", "ffn_down"},
+                                                                      {"mlp.gate_proj", "ffn_gate"},
+                                                                      {"mlp.up_proj", "ffn_up"},
+                                                                      {"self_attn.v_proj", "attn_v"},
+                                                                      {"self_attn.o_proj", "attn_output"}};
 
 TEST(BlockwiseQuantizer, EncodesAsLlamaCppDoes) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
@@ -88,7 +90,8 @@ TEST(BlockwiseQuantizer, EncodesAsLlamaCppDoes) {
 
 TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
     std::vector<float> values(4 * 64);
-    for (size_t i = 0; i < values.size(); ++i) values[i] = std::sin(0.37f * static_cast<float>(i)) * static_cast<float>(1 + i % 7);
+    for (size_t i = 0; i < values.size(); ++i)
+        values[i] = std::sin(0.37f * static_cast<float>(i)) * static_cast<float>(1 + i % 7);
     int64_t shape[2] = {4, 64};
     tfx_tensor src{};
     src.data = values.data();
@@ -171,7 +174,8 @@ TEST(QuantizeAtLoad, StrayFromF32NoFurtherThanLlamaCpp) {
     TFX_TEST_DATA_OR_SKIP(llamacpp, "quant/golden/gguf");
     const nlohmann::json golden = read_json(golden_path);
     for (const auto& [method, format] : {std::pair{"int8", "q8_0"}, std::pair{"int4", "q4_0"}}) {
-        const nlohmann::json theirs = read_json(llamacpp / ("tinystories-656k-" + std::string(format) + ".llamacpp.json"));
+        const nlohmann::json theirs =
+            read_json(llamacpp / ("tinystories-656k-" + std::string(format) + ".llamacpp.json"));
         tfx::LoadOptions options;
         options.quantize = method;
         auto session = tfx::AutoModel::from_pretrained(model, options);

@@ -34,12 +34,12 @@ constexpr Slot slot_of(int blk, int e) {
     return {group * 4 + rest % 4, half};
 }
 
-// One row of x quantized for the kernels: int8 values in the pair order, and per block its
-// scale and the sum of its int8 values (q4_0 stores q + 8, so its sums subtract 8 x that).
+// Rows of x quantized for the kernels: int8 values in the pair order, and per block its scale
+// and minus the sum of its int8 values (q4_0 stores q + 8, so its sums take 8 x that back).
 struct QuantizedRows {
-    std::vector<int8_t> q;      // [m][pairs * 64]
-    std::vector<float> scale;   // [m][pairs * 2]
-    std::vector<int32_t> sum;   // [m][pairs * 2]
+    std::vector<int8_t> q;         // [m][pairs * 64]
+    std::vector<float> scale;      // [m][pairs * 2]
+    std::vector<int32_t> neg_sum;  // [m][pairs * 2]: minus the block's sum
     int64_t pairs = 0;
 };
 
@@ -48,7 +48,7 @@ void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
     out.pairs = pairs;
     out.q.resize(static_cast<size_t>(m * pairs * kQuantPair));
     out.scale.resize(static_cast<size_t>(m * pairs * 2));
-    out.sum.resize(static_cast<size_t>(m * pairs * 2));
+    out.neg_sum.resize(static_cast<size_t>(m * pairs * 2));
     parallel_for(m, m * k >= (int64_t{1} << 16), [&](int64_t row) {
         const float* xr = x + row * k;
         for (int64_t p = 0; p < pairs; ++p) {
@@ -67,183 +67,237 @@ void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
                     sum += v;
                 }
                 out.scale[(row * pairs + p) * 2 + blk] = d;
-                out.sum[(row * pairs + p) * 2 + blk] = sum;
+                out.neg_sum[(row * pairs + p) * 2 + blk] = -sum;
             }
         }
     });
 }
 
-// ---- the kernels: one dot product of a weight row with a quantized row of x ----
+// ---- the kernels: rows [r0, r1) of w against every quantized row of x ----
 
-struct Operands {
-    const uint8_t* wq;
-    const uint16_t* ws;
-    const int8_t* xq;
-    const float* xs;
-    const int32_t* xsum;
-    int64_t pairs;
+struct Job {
+    const QuantizedRows* x;
+    const QuantizedWeight* w;
+    const float* bias;
+    float* y;  // [m, w.n]
+    int64_t m;
 };
+using RowsFn = void (*)(const Job&, int64_t r0, int64_t r1);
 
 template <QuantFormat F>
-float dot_portable(const Operands& o) {
-    float total = 0.0f;
-    for (int64_t p = 0; p < o.pairs; ++p) {
-        int32_t sums[2] = {0, 0};
-        for (int pos = 0; pos < kQuantPair; ++pos) {
-            const int blk = perm(pos) / 32;
-            int32_t w;
-            if constexpr (F == QuantFormat::q8_0) {
-                w = static_cast<int8_t>(o.wq[p * kQuantPair + pos]);
-            } else {
-                const uint8_t b = o.wq[p * 32 + pos % 32];
-                w = (pos < 32 ? b & 0x0F : b >> 4) - 8;
+void rows_portable(const Job& job, int64_t r0, int64_t r1) {
+    const QuantizedWeight& w = *job.w;
+    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);
+    for (int64_t r = r0; r < r1; ++r) {
+        const uint8_t* wq = w.quants + r * row_bytes;
+        const uint16_t* ws = w.scales + r * pairs * 2;
+        for (int64_t i = 0; i < job.m; ++i) {
+            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;
+            const float* xs = job.x->scale.data() + i * pairs * 2;
+            float total = 0.0f;
+            for (int64_t p = 0; p < pairs; ++p) {
+                int32_t sums[2] = {0, 0};
+                for (int pos = 0; pos < kQuantPair; ++pos) {
+                    int32_t v;
+                    if constexpr (F == QuantFormat::q8_0) {
+                        v = static_cast<int8_t>(wq[p * kQuantPair + pos]);
+                    } else {
+                        const uint8_t byte = wq[p * 32 + pos % 32];
+                        v = (pos < 32 ? byte & 0x0F : byte >> 4) - 8;
+                    }
+                    sums[perm(pos) / 32] += v * xq[p * kQuantPair + pos];
+                }
+                for (int blk = 0; blk < 2; ++blk) {
+                    total += sdk::f16_to_f32(ws[2 * p + blk]) * xs[2 * p + blk] * static_cast<float>(sums[blk]);
+                }
             }
-            sums[blk] += w * o.xq[p * kQuantPair + pos];
-        }
-        for (int blk = 0; blk < 2; ++blk) {
-            total += sdk::f16_to_f32(o.ws[2 * p + blk]) * o.xs[2 * p + blk] * static_cast<float>(sums[blk]);
+            job.y[i * w.n + r] = total + (job.bias != nullptr ? job.bias[r] : 0.0f);
         }
     }
-    return total;
 }
 
 #define TFX_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TFX_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define TFX_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-// The pair's two 32-bit values (scales, or negated sums) repeated across the lanes: lane j
-// gets block j % 2's.
-TFX_TARGET_AVX2 inline __m256 pair_scales_256(const uint16_t* ws, const float* xs) {
-    uint32_t halves;
-    std::memcpy(&halves, ws, 4);
-    const __m256 w = _mm256_cvtph_ps(_mm_set1_epi32(static_cast<int>(halves)));
-    double scales_of_x;
-    std::memcpy(&scales_of_x, xs, 8);
-    return _mm256_mul_ps(w, _mm256_castpd_ps(_mm256_set1_pd(scales_of_x)));
-}
+// Weight rows interleaved per row of x: each x vector loaded feeds kRowsTogether rows, and
+// their sums are independent chains. The last block repeats the last row (stored once).
+constexpr int kRowsTogether = 4;
+// Each weight row's bytes are prefetched this many rows ahead, at the same column (the rows
+// are short: a few hundred bytes each, so the hardware prefetcher ramps up too late).
+constexpr int64_t kPrefetchRows = 8;
 
-TFX_TARGET_AVX2 inline float sum_lanes_256(__m256 v) {
+// The SIMD kernels share one loop; GCC attaches instruction sets to whole functions, so the
+// loop is stamped out per target. Per pair of blocks and weight row: the 64 weights as
+// unsigned bytes (q4_0: the stored q + 8; q8_0: |w|, x taking w's sign), their products with
+// x summed four to a 32-bit lane (lanes alternate between the pair's two blocks), then one
+// multiply-add by the blocks' scales (weight scale x x scale, per lane).
+#define TFX_QUANT_ROWS(VEC, PAIR_SUMS, SCALES_OF_X, WEIGHT_SCALES, REDUCE)                                          \
+    const QuantizedWeight& w = *job.w;                                                                              \
+    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);                                    \
+    for (int64_t r = r0; r < r1; r += kRowsTogether) {                                                              \
+        const uint8_t* wq[kRowsTogether];                                                                           \
+        const uint16_t* ws[kRowsTogether];                                                                          \
+        for (int t = 0; t < kRowsTogether; ++t) {                                                                   \
+            const int64_t row = std::min<int64_t>(r + t, r1 - 1);                                                   \
+            wq[t] = w.quants + row * row_bytes;                                                                     \
+            ws[t] = w.scales + row * pairs * 2;                                                                     \
+        }                                                                                                           \
+        for (int64_t i = 0; i < job.m; ++i) {                                                                       \
+            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                                            \
+            const float* xs = job.x->scale.data() + i * pairs * 2;                                                  \
+            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                                              \
+            VEC acc[kRowsTogether];                                                                                 \
+            for (auto& v : acc) v = VEC##_zero();                                                                   \
+            for (int64_t p = 0; p < pairs; ++p) {                                                                   \
+                const VEC dx = SCALES_OF_X(xs + 2 * p);                                                             \
+                for (int t = 0; t < kRowsTogether; ++t) {                                                           \
+                    _mm_prefetch(                                                                                   \
+                        reinterpret_cast<const char*>(wq[t] + p * quant_pair_bytes(F) + kPrefetchRows * row_bytes), \
+                        _MM_HINT_T0);                                                                               \
+                    const VEC sums = PAIR_SUMS(wq[t] + p * quant_pair_bytes(F), xq + p * kQuantPair, xn + 2 * p);   \
+                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws[t] + 2 * p), dx), acc[t]);                \
+                }                                                                                                   \
+            }                                                                                                       \
+            for (int t = 0; t < kRowsTogether && r + t < r1; ++t) {                                                 \
+                job.y[i * w.n + r + t] = REDUCE(acc[t]) + (job.bias != nullptr ? job.bias[r + t] : 0.0f);           \
+            }                                                                                                       \
+        }                                                                                                           \
+    }
+
+// ---- AVX2: 8 lanes, 4 per block ----
+using V8 = __m256;
+TFX_TARGET_AVX2 inline V8 V8_zero() {
+    return _mm256_setzero_ps();
+}
+TFX_TARGET_AVX2 inline V8 V8_mul(V8 a, V8 b) {
+    return _mm256_mul_ps(a, b);
+}
+TFX_TARGET_AVX2 inline V8 V8_fmadd(V8 a, V8 b, V8 c) {
+    return _mm256_fmadd_ps(a, b, c);
+}
+// Two 32-bit values repeated: lane j gets p[j % 2] (bit casts through intrinsic loads, which
+// may alias anything).
+TFX_TARGET_AVX2 inline V8 scales_of_x_256(const float* p) {
+    return _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(p)));
+}
+TFX_TARGET_AVX2 inline V8 weight_scales_256(const uint16_t* p) {
+    return _mm256_cvtph_ps(_mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(p))));
+}
+TFX_TARGET_AVX2 inline float reduce_256(V8 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
-
 template <QuantFormat F>
-TFX_TARGET_AVX2 float dot_avx2(const Operands& o) {
-    const __m256i ones = _mm256_set1_epi16(1), low4 = _mm256_set1_epi8(0x0F);
-    __m256 acc = _mm256_setzero_ps();
-    for (int64_t p = 0; p < o.pairs; ++p) {
-        const auto* a = reinterpret_cast<const __m256i*>(o.xq + p * kQuantPair);
-        const __m256i a0 = _mm256_loadu_si256(a), a1 = _mm256_loadu_si256(a + 1);
-        __m256i sums;
-        if constexpr (F == QuantFormat::q8_0) {
-            const auto* w = reinterpret_cast<const __m256i*>(o.wq + p * kQuantPair);
-            const __m256i w0 = _mm256_loadu_si256(w), w1 = _mm256_loadu_si256(w + 1);
-            // u8 x s8 products: |w| times a with w's sign.
-            const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(a0, w0));
-            const __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(a1, w1));
-            sums = _mm256_add_epi32(_mm256_madd_epi16(p0, ones), _mm256_madd_epi16(p1, ones));
-        } else {
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.wq + p * 32));
-            const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-            sums = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones),
-                                    _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones));
-            // The stored values are q + 8: a block's 4 lanes give back 8 x its sum of x, 2 x each.
-            int64_t bias;
-            const int32_t twice[2] = {2 * o.xsum[2 * p], 2 * o.xsum[2 * p + 1]};
-            std::memcpy(&bias, twice, 8);
-            sums = _mm256_sub_epi32(sums, _mm256_set1_epi64x(bias));
-        }
-        acc = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), pair_scales_256(o.ws + 2 * p, o.xs + 2 * p), acc);
+TFX_TARGET_AVX2 inline V8 pair_sums_256(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
+    const __m256i ones = _mm256_set1_epi16(1);
+    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
+    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
+    __m256i sums;
+    if constexpr (F == QuantFormat::q8_0) {
+        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));
+        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32));
+        sums = _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(a0, w0)), ones),
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(a1, w1)), ones));
+    } else {
+        const __m256i low4 = _mm256_set1_epi8(0x0F);
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));
+        const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
+        sums = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones),
+                                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones));
+        // A block's 4 lanes give back 8 x its sum of x (the + 8 stored): 2 x each.
+        const __m256i negated = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));
+        sums = _mm256_add_epi32(sums, _mm256_add_epi32(negated, negated));
     }
-    return sum_lanes_256(acc);
+    return _mm256_cvtepi32_ps(sums);
+}
+template <QuantFormat F>
+TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
+    TFX_QUANT_ROWS(V8, pair_sums_256<F>, scales_of_x_256, weight_scales_256, reduce_256)
 }
 
-// One AVX-512 loop, compiled twice (GCC attaches instruction sets to whole functions): with
-// VNNI, vpdpbusd sums four u8 x s8 products a lane; without, vpmaddubsw + vpmaddwd do.
-#define TFX_QUANT_DOT_AVX512(VNNI)                                                                                 \
-    const __m512i ones = _mm512_set1_epi16(1), low4 = _mm512_set1_epi8(0x0F);                                     \
-    __m512 acc = _mm512_setzero_ps();                                                                              \
-    for (int64_t p = 0; p < o.pairs; ++p) {                                                                        \
-        const __m512i a = _mm512_loadu_si512(o.xq + p * kQuantPair);                                               \
-        __m512i w, x, start = _mm512_setzero_si512();                                                              \
-        if constexpr (F == QuantFormat::q8_0) {                                                                    \
-            /* u8 x s8 products: |w| times x with w's sign. */                                                     \
-            const __m512i raw = _mm512_loadu_si512(o.wq + p * kQuantPair);                                         \
-            w = _mm512_abs_epi8(raw);                                                                              \
-            x = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(raw), _mm512_setzero_si512(), a);                     \
-        } else {                                                                                                   \
-            const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(o.wq + p * 32));                 \
-            w = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1), low4); \
-            x = a;                                                                                                 \
-            /* The stored values are q + 8: a block's 8 lanes start at -(its sum of x), 8 x in all. */            \
-            int64_t negated;                                                                                       \
-            const int32_t sums[2] = {-o.xsum[2 * p], -o.xsum[2 * p + 1]};                                          \
-            std::memcpy(&negated, sums, 8);                                                                        \
-            start = _mm512_set1_epi64(negated);                                                                    \
-        }                                                                                                          \
-        __m512i sums;                                                                                              \
-        if constexpr (VNNI) {                                                                                      \
-            sums = _mm512_dpbusd_epi32(start, w, x);                                                               \
-        } else {                                                                                                   \
-            sums = _mm512_add_epi32(start, _mm512_madd_epi16(_mm512_maddubs_epi16(w, x), ones));                   \
-        }                                                                                                          \
-        uint32_t halves;                                                                                           \
-        std::memcpy(&halves, o.ws + 2 * p, 4);                                                                     \
-        double scales_of_x;                                                                                        \
-        std::memcpy(&scales_of_x, o.xs + 2 * p, 8);                                                                \
-        const __m512 scales = _mm512_mul_ps(_mm512_cvtph_ps(_mm256_set1_epi32(static_cast<int>(halves))),         \
-                                            _mm512_castpd_ps(_mm512_set1_pd(scales_of_x)));                        \
-        acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), scales, acc);                                             \
-    }                                                                                                              \
-    return _mm512_reduce_add_ps(acc);
-
-template <QuantFormat F>
-TFX_TARGET_AVX512 float dot_avx512(const Operands& o) {
-    TFX_QUANT_DOT_AVX512(false)
+// ---- AVX-512: 16 lanes, 8 per block; with VNNI, vpdpbusd does the u8 x s8 sums ----
+using V16 = __m512;
+TFX_TARGET_AVX512 inline V16 V16_zero() {
+    return _mm512_setzero_ps();
+}
+TFX_TARGET_AVX512 inline V16 V16_mul(V16 a, V16 b) {
+    return _mm512_mul_ps(a, b);
+}
+TFX_TARGET_AVX512 inline V16 V16_fmadd(V16 a, V16 b, V16 c) {
+    return _mm512_fmadd_ps(a, b, c);
+}
+TFX_TARGET_AVX512 inline V16 scales_of_x_512(const float* p) {
+    return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_load_sd(reinterpret_cast<const double*>(p))));
+}
+TFX_TARGET_AVX512 inline V16 weight_scales_512(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(p))));
+}
+TFX_TARGET_AVX512 inline float reduce_512(V16 v) {
+    return _mm512_reduce_add_ps(v);
 }
 
+#define TFX_QUANT_PAIR_SUMS_512(VNNI)                                                                         \
+    const __m512i a = _mm512_loadu_si512(xq);                                                                 \
+    __m512i wb, x, start = _mm512_setzero_si512();                                                            \
+    if constexpr (F == QuantFormat::q8_0) {                                                                   \
+        const __m512i raw = _mm512_loadu_si512(wq);                                                           \
+        wb = _mm512_abs_epi8(raw);                                                                            \
+        x = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(raw), _mm512_setzero_si512(), a);                     \
+    } else {                                                                                                  \
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));                           \
+        wb = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),      \
+                              _mm512_set1_epi8(0x0F));                                                        \
+        x = a;                                                                                                \
+        /* A block's 8 lanes start at -(its sum of x): 8 x in all, the + 8 stored. */                         \
+        start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));               \
+    }                                                                                                         \
+    if constexpr (VNNI) {                                                                                     \
+        return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, wb, x));                                         \
+    } else {                                                                                                  \
+        const __m512i pairs16 = _mm512_maddubs_epi16(wb, x);                                                  \
+        return _mm512_cvtepi32_ps(_mm512_add_epi32(start, _mm512_madd_epi16(pairs16, _mm512_set1_epi16(1)))); \
+    }
+
 template <QuantFormat F>
-TFX_TARGET_VNNI float dot_vnni(const Operands& o) {
-    TFX_QUANT_DOT_AVX512(true)
+TFX_TARGET_AVX512 inline V16 pair_sums_512(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
+    TFX_QUANT_PAIR_SUMS_512(false)
 }
-#undef TFX_QUANT_DOT_AVX512
-
-using DotFn = float (*)(const Operands&);
+template <QuantFormat F>
+TFX_TARGET_VNNI inline V16 pair_sums_vnni(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
+    TFX_QUANT_PAIR_SUMS_512(true)
+}
+#undef TFX_QUANT_PAIR_SUMS_512
 
 template <QuantFormat F>
-DotFn dot_for(QuantKernel kernel) {
+TFX_TARGET_AVX512 void rows_avx512(const Job& job, int64_t r0, int64_t r1) {
+    TFX_QUANT_ROWS(V16, pair_sums_512<F>, scales_of_x_512, weight_scales_512, reduce_512)
+}
+template <QuantFormat F>
+TFX_TARGET_VNNI void rows_vnni(const Job& job, int64_t r0, int64_t r1) {
+    TFX_QUANT_ROWS(V16, pair_sums_vnni<F>, scales_of_x_512, weight_scales_512, reduce_512)
+}
+#undef TFX_QUANT_ROWS
+
+template <QuantFormat F>
+RowsFn rows_for(QuantKernel kernel) {
     switch (kernel) {
         case QuantKernel::avx512_vnni:
-            return &dot_vnni<F>;
+            return &rows_vnni<F>;
         case QuantKernel::avx512:
-            return &dot_avx512<F>;
+            return &rows_avx512<F>;
         case QuantKernel::avx2:
-            return &dot_avx2<F>;
+            return &rows_avx2<F>;
         case QuantKernel::portable:
             break;
     }
-    return &dot_portable<F>;
+    return &rows_portable<F>;
 }
 
-// y[i, r] for rows [r0, r1) of w and every row i of x: the weight row (a few KB) stays in the
-// L1 cache while each row of x is dotted with it.
-void rows_of_w(DotFn dot, const QuantizedRows& xq, const QuantizedWeight& w, const float* bias, float* y, int64_t m,
-               int64_t r0, int64_t r1) {
-    const int64_t pairs = quant_pairs(w.k), row_bytes = pairs * quant_pair_bytes(w.format);
-    for (int64_t r = r0; r < r1; ++r) {
-        Operands o{w.quants + r * row_bytes, w.scales + r * pairs * 2, nullptr, nullptr, nullptr, pairs};
-        for (int64_t i = 0; i < m; ++i) {
-            o.xq = xq.q.data() + i * pairs * kQuantPair;
-            o.xs = xq.scale.data() + i * pairs * 2;
-            o.xsum = xq.sum.data() + i * pairs * 2;
-            y[i * w.n + r] = dot(o) + (bias != nullptr ? bias[r] : 0.0f);
-        }
-    }
-}
-
-DotFn dot_of(QuantKernel kernel, QuantFormat format) {
-    return format == QuantFormat::q8_0 ? dot_for<QuantFormat::q8_0>(kernel) : dot_for<QuantFormat::q4_0>(kernel);
+RowsFn rows_of(QuantKernel kernel, QuantFormat format) {
+    return format == QuantFormat::q8_0 ? rows_for<QuantFormat::q8_0>(kernel) : rows_for<QuantFormat::q4_0>(kernel);
 }
 
 // Below this many weights a call runs on one thread (as the float matvec: waking the other
@@ -291,8 +345,8 @@ std::vector<QuantKernel> quant_kernels() {
     std::vector<QuantKernel> out{QuantKernel::portable};
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(QuantKernel::avx2);
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-        __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
+        __builtin_cpu_supports("avx512dq")) {
         out.push_back(QuantKernel::avx512);
         if (__builtin_cpu_supports("avx512vnni")) out.push_back(QuantKernel::avx512_vnni);
     }
@@ -331,7 +385,7 @@ void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight
                        int64_t m) {
     QuantizedRows xq;
     quantize_rows(x, m, w.k, xq);
-    rows_of_w(dot_of(kernel, w.format), xq, w, bias, y, m, 0, w.n);
+    rows_of(kernel, w.format)(Job{&xq, &w, bias, y, m}, 0, w.n);
 }
 
 void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, float* y, int64_t m) {
@@ -340,13 +394,14 @@ void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, f
     // thread's own (empty) copy.
     QuantizedRows& xq = scratch;
     quantize_rows(x, m, w.k, xq);
-    const DotFn dot = dot_of(quant_kernel_in_use(), w.format);
-    if (!use_threads(w.n * w.k >= kParallelMinWeights)) return rows_of_w(dot, xq, w, bias, y, m, 0, w.n);
+    const RowsFn rows = rows_of(quant_kernel_in_use(), w.format);
+    const Job job{&xq, &w, bias, y, m};
+    if (!use_threads(w.n * w.k >= kParallelMinWeights)) return rows(job, 0, w.n);
 #pragma omp parallel
     {
         const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
         const int64_t begin = w.n * t / threads, end = w.n * (t + 1) / threads;
-        if (begin < end) rows_of_w(dot, xq, w, bias, y, m, begin, end);
+        if (begin < end) rows(job, begin, end);
     }
 }
 

@@ -71,7 +71,8 @@ void quantize_block(Format format, const float* x, uint8_t* out) {
         for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
         const float d = amax / 127.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
         put_f16(out, d);
-        for (int64_t i = 0; i < kBlock; ++i) out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * id)));
+        for (int64_t i = 0; i < kBlock; ++i)
+            out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * id)));
         return;
     }
     float extreme = 0.0f;  // the value of largest magnitude, with its sign
@@ -139,12 +140,14 @@ class BlockwiseQuantizer {
         const int64_t rows = src->shape[0], cols = src->shape[1];
         const uint64_t per_row = row_bytes(format, cols);
         if (per_row == 0 && rows > 0) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: " + std::string(format) + " needs rows of a multiple of " +
-                                                      std::to_string(kBlock) + " values, got " + std::to_string(cols));
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: " + std::string(format) +
+                                                      " needs rows of a multiple of " + std::to_string(kBlock) +
+                                                      " values, got " + std::to_string(cols));
         }
         if (dst == nullptr || dst_bytes < per_row * static_cast<uint64_t>(rows)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: destination holds " + std::to_string(dst_bytes) +
-                                                      " bytes, " + std::to_string(per_row * rows) + " needed");
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: destination holds " +
+                                                      std::to_string(dst_bytes) + " bytes, " +
+                                                      std::to_string(per_row * rows) + " needed");
         }
         auto* out = static_cast<uint8_t*>(dst);
         float block[kBlock];
@@ -160,8 +163,9 @@ class BlockwiseQuantizer {
         const Layout layout = require_layout(format);
         const uint64_t per_row = row_bytes(format, cols);
         if (src == nullptr || dst == nullptr || rows < 0 || (per_row == 0 && rows > 0)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: dequantize needs data and rows of a multiple of " +
-                                                      std::to_string(kBlock) + " values");
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "blockwise quantizer: dequantize needs data and rows of a multiple of " +
+                            std::to_string(kBlock) + " values");
         }
         const auto* in = static_cast<const uint8_t*>(src);
         for (int64_t r = 0; r < rows; ++r) {
