@@ -32,9 +32,18 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
     -DTFX_BUILD_FUZZERS=ON -DTFX_BUILD_TESTS=OFF -DTFX_BUILD_BENCHMARKS=OFF >/dev/null
 fuzzers=$(cmake --build build-fuzz --target help | sed -n 's/^\(fuzz_[a-z_]*\): .*/\1/p' | sort -u)
 cmake --build build-fuzz -j "$jobs" --target $fuzzers
+# Seeds: the GGUF parser starts from the heads of the shared GGUF files (random bytes rarely
+# get past the magic number).
+gguf_seeds=$(mktemp -d)
+trap 'rm -rf "$gguf_seeds"' EXIT
+for g in "${TFX_TEST_DATA:-/nonexistent}"/quant/gguf/*.gguf; do
+    [ -f "$g" ] && head -c 65536 "$g" > "$gguf_seeds/$(basename "$g")"
+done
 for f in $fuzzers; do
     echo "== $f: up to $fuzz_runs runs or $fuzz_seconds s"
-    "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -max_len=65536 -print_final_stats=1 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
+    corpus=()
+    [ "$f" = fuzz_gguf ] && corpus=("$gguf_seeds")
+    "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -max_len=65536 -print_final_stats=1 "${corpus[@]}" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$f found a crash" >&2; exit 1; }
 done
 echo "All tests passed."
