@@ -260,7 +260,8 @@ Header parse(std::span<const uint8_t> file, std::string_view file_name) {
             r.fail(what + " (" + std::string(traits->name) + ") has rows of " + std::to_string(t.ne[0]) +
                    " values, not a whole number of " + std::to_string(traits->block) + "-value blocks");
         }
-        const auto bytes = times(elements / static_cast<uint64_t>(traits->block), static_cast<uint64_t>(traits->block_bytes));
+        const auto bytes =
+            times(elements / static_cast<uint64_t>(traits->block), static_cast<uint64_t>(traits->block_bytes));
         if (!bytes) r.fail(what + " is too large");
         t.bytes = *bytes;
         t.offset = r.read<uint64_t>(what.c_str());
@@ -276,8 +277,9 @@ Header parse(std::span<const uint8_t> file, std::string_view file_name) {
     const uint64_t data_bytes = file.size() - std::min<uint64_t>(h.data_offset, file.size());
     for (const Tensor& t : h.tensors) {
         if (t.offset > data_bytes || t.bytes > data_bytes - t.offset) {
-            r.fail("tensor '" + t.name + "' (" + std::to_string(t.bytes) + " bytes at offset " + std::to_string(t.offset) +
-                   ") runs past the end of the file's " + std::to_string(data_bytes) + " data bytes");
+            r.fail("tensor '" + t.name + "' (" + std::to_string(t.bytes) + " bytes at offset " +
+                   std::to_string(t.offset) + ") runs past the end of the file's " + std::to_string(data_bytes) +
+                   " data bytes");
         }
     }
     return h;

@@ -197,6 +197,19 @@ std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, cons
     return session;
 }
 
+std::unique_ptr<ModelSession> ModelSession::open_gguf(std::shared_ptr<const gguf::File> file, gguf::HfView view,
+                                                      const PluginChoice& plugins, const SessionOptions& options) {
+    std::unique_ptr<ModelSession> session(new ModelSession());
+    Impl& impl = *session->impl_;
+    session->model_dir_ = file->path().parent_path();
+    impl.config_text = view.config_json;
+    session->config_ = sdk::Config::parse(impl.config_text, file->path().string() + " (metadata)");
+    impl.weights = WeightStore(std::move(file), std::move(view));
+    impl.has_weights = true;
+    session->bind_plugins(plugins, options);
+    return session;
+}
+
 std::unique_ptr<ModelSession> ModelSession::for_config(const fs::path& config_path, const PluginChoice& plugins,
                                                        const SessionOptions& options) {
     std::unique_ptr<ModelSession> session(new ModelSession());
@@ -235,7 +248,20 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         impl.quantizer = instantiate(*plugins.quantizer, &impl.services, TFX_KIND_QUANTIZER);
         impl.quantize_at_pack = {impl.quantizer->table<tfx_quantizer_table>(), impl.quantizer->self,
                                  impl.quantizer.get(), format};
-        impl.ops_target.quantize = &impl.quantize_at_pack;
+        if (!format.empty() && !is_float_format(format)) impl.ops_target.quantize = &impl.quantize_at_pack;
+        const auto* quantizer = impl.quantizer.get();
+        impl.weights.set_dequantize(
+            [quantizer](const std::string& f, const uint8_t* src, int64_t rows, int64_t cols, float* dst) {
+                tfx_error error = sdk::empty_error();
+                plugin_guard::CallScope scope(quantizer->name, quantizer->plugin.library, "dequantize()");
+                sdk::check(quantizer->table<tfx_quantizer_table>()->dequantize(quantizer->self, f.c_str(), src, rows,
+                                                                               cols, dst, &error),
+                           error);
+            });
+    }
+    impl.ops_target.stored = &impl.weights;
+    for (const auto& f : plugins.backend->provides().value("weight_formats", nlohmann::json::array())) {
+        if (f.is_string()) impl.ops_target.backend_formats.push_back(f.get<std::string>());
     }
     impl.device.emplace(forwarding_ops(), &impl.ops_target, impl.services.device);
     impl.attention = instantiate(*plugins.attention, &impl.services, TFX_KIND_ATTENTION);
@@ -260,7 +286,11 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         }
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
-        if (plugins.quantizer != nullptr) log::info(quantized_message());
+        if (impl.ops_target.quantize != nullptr) log::info(quantized_message());
+        if (impl.ops_target.packed_as_stored > 0) {
+            log::info(std::to_string(impl.ops_target.packed_as_stored) +
+                      " linear weights packed from their stored blocks (no dequantization)");
+        }
         unused_weights_ = impl.weights.unused();
         if (!unused_weights_.empty()) log::write(log::Level::warn, "tfx", unused_message());
     }
@@ -288,6 +318,10 @@ std::string ModelSession::quantized_message() const {
         text += "; " + std::to_string(q.kept) + " kept as stored (rows not a whole number of " + q.format + " blocks)";
     }
     return text;
+}
+
+int64_t ModelSession::weights_packed_as_stored() const {
+    return impl_->ops_target.packed_as_stored;
 }
 
 ModelSession::~ModelSession() = default;

@@ -54,6 +54,9 @@ class ModelSession {
     // A model folder (config.json + safetensors): binds the plugins and loads the weights.
     static std::unique_ptr<ModelSession> open(const std::filesystem::path& model_dir, const PluginChoice& plugins,
                                               const SessionOptions& options);
+    // A GGUF file seen as a Hugging Face checkpoint (gguf_model.h); model_dir() is its folder.
+    static std::unique_ptr<ModelSession> open_gguf(std::shared_ptr<const gguf::File> file, gguf::HfView view,
+                                                   const PluginChoice& plugins, const SessionOptions& options);
     // A session on a config alone (no weights), for weight_specs(): tfx init-model.
     static std::unique_ptr<ModelSession> for_config(const std::filesystem::path& config_path,
                                                     const PluginChoice& plugins, const SessionOptions& options);
@@ -83,6 +86,9 @@ class ModelSession {
     // The checkpoint tensors the model uses: bytes as stored (quantized at load: as encoded), and
     // parameters (0 without weights).
     WeightStore::Usage weight_usage() const;
+    // Linear weights the backend packed from their stored block-quantized bytes (GGUF), not
+    // from a dequantized copy.
+    int64_t weights_packed_as_stored() const;
 
     struct Impl;
 
@@ -91,6 +97,7 @@ class ModelSession {
     void bind_plugins(const PluginChoice& plugins, const SessionOptions& options);
     std::string unused_message() const;
     std::string quantized_message() const;
+
     std::unique_ptr<Impl> impl_;
     sdk::Config config_;
     std::filesystem::path model_dir_;

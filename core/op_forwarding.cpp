@@ -1,5 +1,6 @@
 #include "core/op_forwarding.h"
 
+#include <algorithm>
 #include <cstddef>
 #include <iterator>
 #include <string>
@@ -10,6 +11,7 @@
 #include "core/log.h"
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
+#include "core/weight_store.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -90,9 +92,40 @@ struct Forward<Member> {
 // pack_weight, with the session's quantization at load: the weight (in host memory: quantizers
 // work on the host) is encoded by the quantizer, then packed from the encoded bytes, a u8
 // tensor [rows, row_bytes].
+// A u8 tensor [rows, row_bytes] over encoded weights, as pack_weight takes block formats.
+tfx_tensor encoded_tensor(void* bytes, int64_t* shape, tfx_device device) {
+    tfx_tensor t{};
+    t.data = bytes;
+    t.device = device;
+    t.ndim = 2;
+    t.dtype = {TFX_DTYPE_UINT, 8, 1};
+    t.shape = shape;
+    return t;
+}
+
+// A whole stored tensor handed out dequantized, when the backend computes on its format and
+// the session asks for no other: the stored bytes, packed as they are.
+const WeightStore::Encoded* packable_as_stored(const OpsTarget& target, const tfx_tensor* w, const char* format) {
+    if (target.stored == nullptr || w == nullptr || w->ndim != 2 || w->strides != nullptr || w->byte_offset != 0) {
+        return nullptr;
+    }
+    const WeightStore::Encoded* e = target.stored->encoded_behind(w->data);
+    if (e == nullptr || w->shape[0] != e->rows || w->shape[1] != e->cols) return nullptr;
+    if (format != nullptr && e->format != format) return nullptr;
+    const auto& listed = target.backend_formats;
+    return std::find(listed.begin(), listed.end(), e->format) != listed.end() ? e : nullptr;
+}
+
 int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
     using Plain = Forward<&tfx_backend_ops::pack_weight>;
     auto* target = static_cast<OpsTarget*>(self);
+    if (const WeightStore::Encoded* e = packable_as_stored(*target, w, format)) {
+        int64_t shape[2] = {e->rows, static_cast<int64_t>(e->row_bytes)};
+        tfx_tensor bytes = encoded_tensor(const_cast<uint8_t*>(e->bytes), shape, target->device);
+        const int32_t status = Plain::call(self, &bytes, e->format.c_str(), out, error);
+        if (status == TFX_OK) ++target->packed_as_stored;
+        return status;
+    }
     QuantizeAtPack* q = target->quantize;
     if (q == nullptr || format == nullptr || q->format != format) return Plain::call(self, w, format, out, error);
     if (const char* problem = invalid_tensor(w, target->device)) {
@@ -133,12 +166,7 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
         return status;
     }
     int64_t shape[2] = {rows, static_cast<int64_t>(row_bytes)};
-    tfx_tensor bytes{};
-    bytes.data = encoded.data();
-    bytes.device = target->device;
-    bytes.ndim = 2;
-    bytes.dtype = {TFX_DTYPE_UINT, 8, 1};
-    bytes.shape = shape;
+    tfx_tensor bytes = encoded_tensor(encoded.data(), shape, target->device);
     const int32_t status = Plain::call(self, &bytes, format, out, error);
     if (status == TFX_OK) {
         ++q->quantized;

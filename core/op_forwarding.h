@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "tfx/attention.h"
 #include "tfx/backend.h"
@@ -27,11 +28,18 @@ struct QuantizeAtPack {
     uint64_t source_bytes = 0;        // and their size as stored
 };
 
+class WeightStore;
+
 struct OpsTarget {
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
     tfx_device device{TFX_DEVICE_CPU, 0};  // every tensor operand must be on it
     QuantizeAtPack* quantize = nullptr;    // set when the session quantizes at load
+    // Checkpoint tensors stored block-quantized (GGUF): a pack_weight of one of them packs its
+    // bytes as they are when the backend computes on their format.
+    const WeightStore* stored = nullptr;
+    std::vector<std::string> backend_formats;
+    int64_t packed_as_stored = 0;
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();

@@ -14,6 +14,88 @@ WeightStore::WeightStore(const fs::path& model_dir) : checkpoint_(safetensors::C
                   .string();
 }
 
+WeightStore::WeightStore(std::shared_ptr<const gguf::File> file, gguf::HfView view)
+    : gguf_(std::move(file)), gguf_view_(std::move(view)), source_(gguf_->path().string()) {}
+
+const gguf::HfTensor* WeightStore::find_gguf(const char* name) const {
+    if (!gguf_ || name == nullptr) return nullptr;
+    auto it = gguf_view_.tensors.find(name);
+    if (it == gguf_view_.tensors.end()) return nullptr;
+    asked_.emplace(name);
+    return &it->second;
+}
+
+std::set<std::string> WeightStore::stored_formats() const {
+    std::set<std::string> out;
+    if (!gguf_) return out;
+    for (const auto& [name, t] : gguf_view_.tensors) {
+        if (!gguf::is_float(t.tensor->type)) out.insert(gguf::format_name(t.tensor->type));
+    }
+    return out;
+}
+
+const WeightStore::Encoded* WeightStore::encoded_behind(const void* data) const {
+    auto it = encoded_.find(data);
+    return it == encoded_.end() ? nullptr : &it->second;
+}
+
+tfx_tensor WeightStore::get_gguf(const char* name) {
+    const gguf::HfTensor* t = find_gguf(name);
+    if (t == nullptr) throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + std::string(name) + "' not found");
+    const gguf::Tensor& stored = *t->tensor;
+    const bool is_float = gguf::is_float(stored.type);
+    auto view = [&](void* data, tfx_dtype dtype, std::vector<int64_t>& shape) {
+        tfx_tensor out{};
+        out.data = data;
+        out.device = {TFX_DEVICE_CPU, 0};
+        out.ndim = static_cast<int32_t>(shape.size());
+        out.dtype = dtype;
+        out.shape = shape.data();
+        return out;
+    };
+    const tfx_dtype stored_dtype = stored.type == gguf::Type::F32   ? tfx_dtype{TFX_DTYPE_FLOAT, 32, 1}
+                                   : stored.type == gguf::Type::F16 ? tfx_dtype{TFX_DTYPE_FLOAT, 16, 1}
+                                                                    : tfx_dtype{TFX_DTYPE_BFLOAT, 16, 1};
+    if (is_float && t->permuted_heads == 0) {
+        auto& shape = shapes_[name];
+        shape = t->shape;
+        return view(const_cast<uint8_t*>(gguf_->data(stored)), stored_dtype, shape);
+    }
+    auto it = materialized_.find(name);
+    if (it == materialized_.end()) {
+        // Rows back in Hugging Face order (llama's q and k), whole rows of bytes at a time.
+        const int64_t rows = t->shape[0];
+        const uint64_t row_bytes = stored.bytes / static_cast<uint64_t>(rows);
+        const uint8_t* bytes = gguf_->data(stored);
+        if (t->permuted_heads > 0) {
+            auto& reordered = reordered_encoded_[name];
+            reordered.resize(stored.bytes);
+            for (int64_t r = 0; r < rows; ++r) {
+                std::memcpy(reordered.data() + r * row_bytes,
+                            bytes + gguf::stored_row(r, rows, t->permuted_heads) * row_bytes, row_bytes);
+            }
+            bytes = reordered.data();
+        }
+        Materialized m{{}, stored_dtype, t->shape};
+        if (is_float) {
+            m.bytes.assign(bytes, bytes + stored.bytes);
+        } else {
+            const std::string format = gguf::format_name(stored.type);
+            if (!dequantize_) {
+                throw sdk::Error(TFX_ERR_UNSUPPORTED, source_ + ": tensor '" + stored.name + "' is " + format +
+                                                          ", and no quantizer plugin decodes it");
+            }
+            const int64_t cols = stored.ne[0], all_rows = stored.rows();
+            m.bytes.resize(static_cast<size_t>(cols * all_rows) * sizeof(float));
+            m.dtype = {TFX_DTYPE_FLOAT, 32, 1};
+            dequantize_(format, bytes, all_rows, cols, reinterpret_cast<float*>(m.bytes.data()));
+            encoded_[m.bytes.data()] = {format, bytes, all_rows, cols, row_bytes};
+        }
+        it = materialized_.emplace(name, std::move(m)).first;
+    }
+    return view(it->second.bytes.data(), it->second.dtype, it->second.shape);
+}
+
 std::optional<safetensors::Checkpoint::Entry> WeightStore::find(const char* name) const {
     if (!checkpoint_ || name == nullptr) return std::nullopt;
     auto entry = checkpoint_->find(name);
@@ -24,6 +106,12 @@ std::optional<safetensors::Checkpoint::Entry> WeightStore::find(const char* name
 
 std::vector<std::string> WeightStore::unused() const {
     std::vector<std::string> out;
+    if (gguf_) {
+        for (const auto& [name, t] : gguf_view_.tensors) {
+            if (!asked_.contains(name)) out.push_back(name);
+        }
+        return out;
+    }
     if (!checkpoint_) return out;
     for (std::string& name : checkpoint_->names()) {
         if (!asked_.contains(name)) out.push_back(std::move(name));
@@ -33,6 +121,14 @@ std::vector<std::string> WeightStore::unused() const {
 
 WeightStore::Usage WeightStore::usage() const {
     Usage usage;
+    if (gguf_) {
+        for (const auto& [name, t] : gguf_view_.tensors) {
+            if (!asked_.contains(name)) continue;
+            usage.bytes += t.tensor->bytes;
+            usage.elements += static_cast<uint64_t>(t.tensor->ne[0] * t.tensor->rows());
+        }
+        return usage;
+    }
     if (!checkpoint_) return usage;
     for (const std::string& name : checkpoint_->names()) {
         if (!asked_.contains(name)) continue;
@@ -55,6 +151,7 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 }
 
 tfx_tensor WeightStore::get(const char* name) {
+    if (gguf_) return get_gguf(name);
     const auto entry = require(name);
     auto& shape = shapes_[name];
     shape = entry.info->shape;
@@ -69,6 +166,21 @@ tfx_tensor WeightStore::get(const char* name) {
 
 tfx_tensor WeightStore::get_f32(const char* name) {
     auto it = f32_copies_.find(name != nullptr ? name : "");
+    if (it == f32_copies_.end() && gguf_) {
+        const tfx_tensor t = get_gguf(name);
+        if (t.dtype.code == TFX_DTYPE_FLOAT && t.dtype.bits == 32) return t;
+        F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
+        size_t n = 1;
+        for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
+        copy.data.resize(n);
+        const auto* src = static_cast<const uint8_t*>(t.data);
+        for (size_t i = 0; i < n; ++i) {
+            uint16_t half;
+            std::memcpy(&half, src + 2 * i, 2);
+            copy.data[i] = t.dtype.code == TFX_DTYPE_BFLOAT ? sdk::bf16_to_f32(half) : sdk::f16_to_f32(half);
+        }
+        it = f32_copies_.emplace(name, std::move(copy)).first;
+    }
     if (it == f32_copies_.end()) {
         const auto entry = require(name);
         const auto dtype = entry.info->dtype;

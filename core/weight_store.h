@@ -3,12 +3,15 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
 #include <vector>
 
+#include "core/gguf_model.h"
 #include "core/safetensors.h"
 #include "tfx/tensor.h"
 
@@ -19,9 +22,28 @@ class WeightStore {
     // No checkpoint: a config-only session (weight_specs); every lookup reports absence.
     WeightStore() = default;
     explicit WeightStore(const std::filesystem::path& model_dir);
+    // A GGUF file's tensors under their Hugging Face names (gguf_model.h). Block-quantized
+    // tensors are handed out dequantized to f32 (through set_dequantize's function, the
+    // session's quantizer), and encoded_behind() finds their bytes again so a backend that
+    // computes on the format packs them as they are.
+    WeightStore(std::shared_ptr<const gguf::File> file, gguf::HfView view);
+
+    using Dequantize =
+        std::function<void(const std::string& format, const uint8_t* src, int64_t rows, int64_t cols, float* dst)>;
+    void set_dequantize(Dequantize dequantize) { dequantize_ = std::move(dequantize); }
+    struct Encoded {
+        std::string format;  // "q4_0", ...
+        const uint8_t* bytes;
+        int64_t rows, cols;
+        uint64_t row_bytes;
+    };
+    // The encoded tensor whose f32 values get() handed out at `data`; nullptr for any other.
+    const Encoded* encoded_behind(const void* data) const;
+    // The block formats of the GGUF file's tensors ("q8_0", ...); empty for safetensors.
+    std::set<std::string> stored_formats() const;
 
     // Every lookup (has, get, get_f32) records the name it asked for, for unused().
-    bool has(const char* name) const { return find(name).has_value(); }
+    bool has(const char* name) const { return find(name).has_value() || find_gguf(name) != nullptr; }
     // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
     tfx_tensor get(const char* name);
     // The tensor widened to f32 (from f32, bf16 or f16).
@@ -46,6 +68,21 @@ class WeightStore {
     };
     std::optional<safetensors::Checkpoint::Entry> find(const char* name) const;
     safetensors::Checkpoint::Entry require(const char* name) const;
+    const gguf::HfTensor* find_gguf(const char* name) const;
+    tfx_tensor get_gguf(const char* name);
+
+    // GGUF tensors copied out of the mapping: rows put back in order, or dequantized.
+    struct Materialized {
+        std::vector<uint8_t> bytes;
+        tfx_dtype dtype;
+        std::vector<int64_t> shape;
+    };
+    std::shared_ptr<const gguf::File> gguf_;
+    gguf::HfView gguf_view_;
+    std::map<std::string, Materialized, std::less<>> materialized_;
+    std::map<std::string, std::vector<uint8_t>, std::less<>> reordered_encoded_;
+    std::map<const void*, Encoded> encoded_;
+    Dequantize dequantize_;
 
     std::optional<safetensors::Checkpoint> checkpoint_;
     std::map<std::string, std::vector<int64_t>, std::less<>> shapes_;  // stable storage for views

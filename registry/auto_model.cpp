@@ -1,5 +1,7 @@
 #include "registry/auto_model.h"
 
+#include "core/gguf_model.h"
+
 #include <set>
 
 #include "core/json_file.h"
@@ -8,7 +10,6 @@
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::registry {
-namespace {
 
 std::string join(const std::set<std::string>& items) {
     std::string out;
@@ -16,7 +17,7 @@ std::string join(const std::set<std::string>& items) {
     return out.empty() ? "none" : out;
 }
 
-}  // namespace
+namespace {}  // namespace
 
 ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catalogue) {
     ModelChoice choice{};
@@ -124,11 +125,14 @@ const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std
                                             device + "' (backend " + backend.name + ")");
 }
 
-const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::string& format) {
+const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::set<std::string>& wanted) {
     std::string reasons;
     for (PluginRecord& r : catalogue.records()) {
         const auto formats = r.provides().value("weight_formats", nlohmann::json::array());
-        if (r.kind != "quantizer" || std::find(formats.begin(), formats.end(), format) == formats.end()) continue;
+        const bool all = std::all_of(wanted.begin(), wanted.end(), [&](const std::string& f) {
+            return std::find(formats.begin(), formats.end(), f) != formats.end();
+        });
+        if (r.kind != "quantizer" || !all) continue;
         if (r.status == PluginStatus::unknown) probe_in_process(r, false);
         if (r.status == PluginStatus::ok) return &r;
         reasons += "; " + r.name + " provides it but is unusable: " + r.reason;
@@ -139,8 +143,9 @@ const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::stri
             if (f.is_string()) known.insert(f.get<std::string>());
         }
     }
-    throw sdk::Error(TFX_ERR_NOT_FOUND, "weight format '" + format +
-                                            "' is not produced by any installed quantizer plugin (they produce: " +
+    throw sdk::Error(TFX_ERR_NOT_FOUND, std::string(wanted.size() == 1 ? "weight format '" : "weight formats '") +
+                                            join(wanted) + "' " + (wanted.size() == 1 ? "is" : "are") +
+                                            " not produced by any installed quantizer plugin (they produce: " +
                                             (known.empty() ? std::string("none") : join(known)) + ")" + reasons);
 }
 
@@ -151,7 +156,8 @@ namespace {
 
 // Every plugin for a config: model and head from config.json, backend from the device,
 // attention from the option or config.json's attn_implementation.
-PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogue, const SessionOptions& options) {
+PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogue, const SessionOptions& options,
+                            std::set<std::string> formats = {}) {
     PluginChoice choice;
     const registry::ModelChoice model = registry::choose_model(config, catalogue);
     choice.model = model.plugin;
@@ -164,8 +170,10 @@ PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogu
                                           config.get_or<std::string>("_attn_implementation", "eager"));
     }
     choice.attention = registry::choose_attention(catalogue, attn, *choice.backend);
+    // One quantizer for every block format: the one asked for, and those a GGUF file stores.
     const std::string format = requested_weight_format(options);
-    if (!format.empty() && !is_float_format(format)) choice.quantizer = registry::choose_quantizer(catalogue, format);
+    if (!format.empty() && !is_float_format(format)) formats.insert(format);
+    if (!formats.empty()) choice.quantizer = registry::choose_quantizer(catalogue, formats);
     return choice;
 }
 
@@ -213,7 +221,49 @@ std::filesystem::path resolve_model_location(const std::string& id_or_path, cons
     }
 }
 
+// A GGUF file named directly, or the one .gguf file of a folder without config.json.
+std::optional<std::filesystem::path> gguf_file_of(const std::string& id_or_path) {
+    std::error_code ec;
+    const std::filesystem::path path = id_or_path;
+    if (std::filesystem::is_regular_file(path, ec)) {
+        if (gguf::is_gguf(path)) return path;
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, id_or_path +
+                                                       ": a file that is not GGUF; expected a model folder "
+                                                       "(config.json, safetensors) or a .gguf file");
+    }
+    if (!std::filesystem::is_directory(path, ec) || std::filesystem::exists(path / "config.json", ec))
+        return std::nullopt;
+    std::vector<std::filesystem::path> found;
+    for (const auto& entry : std::filesystem::directory_iterator(path, ec)) {
+        if (entry.path().extension() == ".gguf" && entry.is_regular_file(ec)) found.push_back(entry.path());
+    }
+    if (found.size() > 1) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, id_or_path + ": no config.json and " + std::to_string(found.size()) +
+                                                       " .gguf files; name the one to load");
+    }
+    return found.empty() ? std::nullopt : std::optional(found[0]);
+}
+
 std::unique_ptr<ModelSession> AutoModel::from_pretrained(const std::string& id_or_path, const LoadOptions& options) {
+    if (const auto gguf_path = gguf_file_of(id_or_path)) {
+        auto file = std::make_shared<const gguf::File>(*gguf_path);
+        gguf::HfView view = gguf::hf_view(*file);
+        PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));
+        const sdk::Config config = sdk::Config::parse(view.config_json, gguf_path->string() + " (metadata)");
+        std::set<std::string> formats;
+        for (const gguf::Tensor& t : file->header().tensors) {
+            if (!gguf::is_float(t.type)) formats.insert(gguf::format_name(t.type));
+        }
+        PluginChoice plugins;
+        try {
+            plugins = choose_plugins(config, catalogue, options, formats);
+        } catch (const sdk::Error& e) {
+            if (e.code() != TFX_ERR_NOT_FOUND || formats.empty()) throw;
+            throw sdk::Error(e.code(), gguf_path->string() + ": its tensors are stored as " + registry::join(formats) +
+                                           "; a quantizer plugin must decode them: " + e.what());
+        }
+        return ModelSession::open_gguf(std::move(file), std::move(view), plugins, options);
+    }
     const std::filesystem::path dir = resolve_model_location(id_or_path, options);
     const std::filesystem::path config_path = model_config_path(dir);
     PluginCatalogue catalogue(paths::plugin_search_path(options.plugin_paths));

@@ -6,6 +6,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 
 #include "core/model_session.h"
@@ -58,9 +59,12 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
 // Highest-scoring usable backend; `device` = "auto", a device ("cpu") or a plugin name.
 const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device);
 
-// The quantizer plugin that encodes weights in `format` ("q4_0"); throws naming the formats the
-// installed quantizers produce when none does.
-const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::string& format);
+// "a, b, c" (sorted), or "none".
+std::string join(const std::set<std::string>& items);
+
+// A quantizer plugin that encodes (and decodes) every one of `formats` ("q4_0", ...); throws
+// naming the formats the installed quantizers produce when none does.
+const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::set<std::string>& formats);
 
 // The attention plugin for an attn_implementation whose kernel runs on the backend's device.
 const PluginRecord* choose_attention(const PluginCatalogue& catalogue, const std::string& implementation,

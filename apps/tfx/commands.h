@@ -66,6 +66,7 @@ CLI::Validator integer_at_least(int64_t minimum);
 
 void add_env_command(CLI::App& app);
 void add_forward_command(CLI::App& app);
+void add_perplexity_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_init_model_command(CLI::App& app);
 void add_bench_command(CLI::App& app);

@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
                    "Extra plugin folders searched first (colon-separated)");
     tfx::cli::add_generate_command(app);
     tfx::cli::add_forward_command(app);
+    tfx::cli::add_perplexity_command(app);
     tfx::cli::add_init_model_command(app);
     tfx::cli::add_bench_command(app);
     tfx::cli::add_chat_command(app);

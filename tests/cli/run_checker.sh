@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs one of the shared command-line checkers ($TFX_TEST_DATA/tools/CHECKER.py) against the
-# built tfx; paths after the checker name are relative to $TFX_TEST_DATA. Exit 77 (skipped,
+# built tfx; paths after the checker name are relative to $TFX_TEST_DATA (options and numbers
+# pass as they are). Exit 77 (skipped,
 # with the reason) when the data is absent.
 set -euo pipefail
 tfx=$1 checker=$2
@@ -11,6 +12,6 @@ if [ -z "${TFX_TEST_DATA:-}" ] || [ ! -f "$TFX_TEST_DATA/tools/$checker" ]; then
 fi
 args=()
 for a in "$@"; do
-    case "$a" in --*) args+=("$a") ;; *) args+=("$TFX_TEST_DATA/$a") ;; esac
+    case "$a" in --* | [0-9]*) args+=("$a") ;; *) args+=("$TFX_TEST_DATA/$a") ;; esac
 done
 exec python3 "$TFX_TEST_DATA/tools/$checker" "$tfx" "${args[@]}"

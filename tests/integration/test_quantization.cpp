@@ -2,6 +2,7 @@
 // as llama.cpp's quantizer does (the GGUF files in the shared data were made by it from the
 // same tinystories weights), and models quantized at load stay close to the f32 reference.
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -57,7 +58,8 @@ TEST(BlockwiseQuantizer, EncodesAsLlamaCppDoes) {
     const nlohmann::json types = nlohmann::json::parse(types_file);
     const auto checkpoint = tfx::safetensors::Checkpoint::open(model);
     for (const auto& [format, file] :
-         {std::pair{"q8_0", "tinystories-656k-q8_0.gguf"}, std::pair{"q4_0", "tinystories-656k-q4_0.gguf"}}) {
+         {std::pair{"q8_0", "tinystories-656k-q8_0.gguf"}, std::pair{"q4_0", "tinystories-656k-q4_0.gguf"},
+          std::pair{"q4_1", "tinystories-656k-q4_1.gguf"}}) {
         std::ifstream gguf(quant / file, std::ios::binary);
         int compared = 0;
         for (const auto& tensor : types.at(file).at("tensors")) {
@@ -65,7 +67,9 @@ TEST(BlockwiseQuantizer, EncodesAsLlamaCppDoes) {
             for (const auto& [hf, ours] : kUnpermuted) {
                 for (int layer = 0; layer < 2; ++layer) {
                     if (name != "blk." + std::to_string(layer) + "." + ours + ".weight") continue;
-                    ASSERT_EQ(tensor.at("type").get<std::string>(), format == std::string("q8_0") ? "Q8_0" : "Q4_0");
+                    std::string type = format;
+                    for (char& c : type) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+                    ASSERT_EQ(tensor.at("type").get<std::string>(), type);
                     const auto entry = checkpoint.find("model.layers." + std::to_string(layer) + "." + hf + ".weight");
                     ASSERT_TRUE(entry.has_value()) << name;
                     std::vector<int64_t> shape = entry->info->shape;
@@ -99,7 +103,7 @@ TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
     src.ndim = 2;
     src.dtype = tfx::sdk::kF32;
     src.shape = shape;
-    for (const char* format : {"q8_0", "q4_0"}) {
+    for (const char* format : {"q8_0", "q4_0", "q4_1", "q5_0", "q5_1"}) {
         const std::vector<uint8_t> encoded = quantize(format, src);
         std::vector<float> back(values.size());
         tfx_error error{};
@@ -107,10 +111,15 @@ TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
         for (size_t b = 0; b < values.size(); b += 32) {
             float amax = 0.0f;
             for (size_t i = b; i < b + 32; ++i) amax = std::max(amax, std::fabs(values[i]));
-            // Half a step (amax/127 for q8_0, amax/8 for q4_0; f16 scales add a little), except
-            // q4_0's clamped side: the extreme maps to -8, its mirror image to +7, a step short.
-            const bool q8 = format == std::string("q8_0");
-            const float bound = q8 ? 0.51f * amax / 127.0f : 1.01f * amax / 8.0f;
+            // Half a step (q8_0: amax/127; q4_1 / q5_1: the range over 15 / 31 steps; f16 scales
+            // and minimum add a little), except the clamped side of q4_0 / q5_0, whose extreme
+            // maps to -8 / -16 and its mirror image to +7 / +15: a whole step there.
+            const std::string f = format;
+            const float bound = f == "q8_0"   ? 0.51f * amax / 127.0f
+                                : f == "q4_0" ? 1.01f * amax / 8.0f
+                                : f == "q5_0" ? 1.01f * amax / 16.0f
+                                : f == "q4_1" ? 0.51f * 2 * amax / 15.0f
+                                              : 0.51f * 2 * amax / 31.0f;
             for (size_t i = b; i < b + 32; ++i) EXPECT_LE(std::fabs(back[i] - values[i]), bound) << format << i;
         }
     }
@@ -216,6 +225,52 @@ TEST(QuantizeAtLoad, BadOptionsNameWhatIsWrong) {
     both.quantize = "int4";
     both.weight_format = "q8_0";
     refused(both, "quantize int4 packs weights as q4_0, but weight_format asks for q8_0");
+}
+
+}  // namespace
+
+namespace {
+
+// GGUF files load as model folders do; block-quantized linear weights reach the backend as
+// their stored bytes (2 layers x 7 projections, and the tied output projection, Q8_0).
+TEST(GgufModel, QuantizedWeightsArePackedAsStored) {
+    TFX_TEST_DATA_OR_SKIP(q4, "quant/gguf/tinystories-656k-q4_0.gguf");
+    TFX_TEST_DATA_OR_SKIP(f16, "quant/gguf/tinystories-656k-f16.gguf");
+    auto quantized = tfx::AutoModel::from_pretrained(q4.string(), {});
+    EXPECT_EQ(quantized->architecture(), "LlamaForCausalLM");
+    EXPECT_EQ(quantized->weights_packed_as_stored(), 15);
+    EXPECT_TRUE(quantized->unused_weights().empty());
+    auto half = tfx::AutoModel::from_pretrained(f16.string(), {});
+    EXPECT_EQ(half->weights_packed_as_stored(), 0);
+    // Asked for f32 packing, the stored blocks are dequantized instead.
+    tfx::LoadOptions as_f32;
+    as_f32.weight_format = "f32";
+    EXPECT_EQ(tfx::AutoModel::from_pretrained(q4.string(), as_f32)->weights_packed_as_stored(), 0);
+}
+
+TEST(GgufModel, FilesTfxCannotRunAreRefusedNamingWhy) {
+    TFX_TEST_DATA_OR_SKIP(k_quants, "quant/gguf/kq-llama-256-q4_k_m.gguf");
+    try {
+        tfx::AutoModel::from_pretrained(k_quants.string(), {});
+        ADD_FAILURE() << "a file with undecodable blocks loaded";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find("its tensors are stored as q4_k, q6_k"), std::string::npos) << e.what();
+    }
+    const auto truncated = std::filesystem::temp_directory_path() / "tfx-truncated.gguf";
+    {
+        std::ifstream in(k_quants, std::ios::binary);
+        std::vector<char> head(4000);
+        in.read(head.data(), static_cast<std::streamsize>(head.size()));
+        std::ofstream(truncated, std::ios::binary).write(head.data(), static_cast<std::streamsize>(head.size()));
+    }
+    try {
+        tfx::AutoModel::from_pretrained(truncated.string(), {});
+        ADD_FAILURE() << "a truncated file loaded";
+    } catch (const std::exception& e) {
+        EXPECT_NE(std::string(e.what()).find(truncated.string() + ": not a valid GGUF file"), std::string::npos)
+            << e.what();
+    }
+    std::filesystem::remove(truncated);
 }
 
 }  // namespace

@@ -1,12 +1,15 @@
 // Block quantization in ggml's byte layouts (the layouts GGUF files store), so a weight
 // quantized here and one read from a GGUF file reach the backend alike. Every block is 32
-// consecutive values of a row:
-//   q8_0: f16 d, int8 q[32];                  value i = d * q[i]
-//   q4_0: f16 d, uint8 qs[16] (two 4-bit q);  value i = d * (q[i] - 8), where q[i] is the low
-//         nibble of qs[i] for i < 16 and the high nibble of qs[i - 16] otherwise.
+// consecutive values of a row; 4-bit values q[i] are the low nibble of qs[i] for i < 16 and the
+// high nibble of qs[i - 16] otherwise, and q5 formats add bit i of the 32-bit qh as bit 4:
+//   q8_0: f16 d, int8 q[32]                      value i = d * q[i]
+//   q4_0: f16 d, qs[16]                          value i = d * (q[i] - 8)
+//   q4_1: f16 d, f16 m, qs[16]                   value i = d * q[i] + m
+//   q5_0: f16 d, qh[4], qs[16]                   value i = d * (q[i] - 16)
+//   q5_1: f16 d, f16 m, qh[4], qs[16]            value i = d * q[i] + m
 // The scales are chosen as llama.cpp's reference quantizers choose them: q8_0 maps the largest
-// magnitude to ±127; q4_0 maps the value of largest magnitude to -8, so the other side reaches
-// +7 at most.
+// magnitude to ±127; q4_0 / q5_0 map the value of largest magnitude to -8 / -16 (the other side
+// reaches +7 / +15 at most); q4_1 / q5_1 span the block's minimum to maximum in 15 / 31 steps.
 #include <algorithm>
 #include <cmath>
 #include <cstring>
@@ -24,23 +27,30 @@ using tfx::sdk::Error;
 
 constexpr int64_t kBlock = 32;
 
-enum class Format { q8_0, q4_0 };
+enum class Format { q8_0, q4_0, q4_1, q5_0, q5_1 };
 
 struct Layout {
     Format format;
     int64_t block_bytes;
 };
 
-// The format's block layout; nullopt-like false when the name is not ours.
+constexpr struct {
+    const char* name;
+    Layout layout;
+} kFormats[] = {
+    {"q8_0", {Format::q8_0, 2 + kBlock}},         {"q4_0", {Format::q4_0, 2 + kBlock / 2}},
+    {"q4_1", {Format::q4_1, 4 + kBlock / 2}},     {"q5_0", {Format::q5_0, 2 + 4 + kBlock / 2}},
+    {"q5_1", {Format::q5_1, 4 + 4 + kBlock / 2}},
+};
+
+// The format's block layout; false when the name is not ours.
 bool layout_of(const char* name, Layout& out) {
     if (name == nullptr) return false;
-    if (std::strcmp(name, "q8_0") == 0) {
-        out = {Format::q8_0, 2 + kBlock};
-        return true;
-    }
-    if (std::strcmp(name, "q4_0") == 0) {
-        out = {Format::q4_0, 2 + kBlock / 2};
-        return true;
+    for (const auto& f : kFormats) {
+        if (std::strcmp(name, f.name) == 0) {
+            out = f.layout;
+            return true;
+        }
     }
     return false;
 }
@@ -49,7 +59,8 @@ Layout require_layout(const char* name) {
     Layout layout{};
     if (!layout_of(name, layout)) {
         throw Error(TFX_ERR_UNSUPPORTED, std::string("blockwise quantizer: unknown weight format '") +
-                                             (name != nullptr ? name : "(null)") + "' (known: q8_0, q4_0)");
+                                             (name != nullptr ? name : "(null)") +
+                                             "' (known: q8_0, q4_0, q4_1, q5_0, q5_1)");
     }
     return layout;
 }
@@ -65,7 +76,28 @@ float get_f16(const uint8_t* p) {
     return tfx::sdk::f16_to_f32(h);
 }
 
+// 4-bit values into qs (i and i + 16 share a byte) and, for q5 formats, bit 4 into qh.
+void put_bits(const int* q, uint8_t* qs, uint8_t* qh) {
+    uint32_t high = 0;
+    for (int64_t i = 0; i < kBlock / 2; ++i) {
+        qs[i] = static_cast<uint8_t>((q[i] & 0x0F) | ((q[i + kBlock / 2] & 0x0F) << 4));
+        high |= static_cast<uint32_t>((q[i] >> 4) & 1) << i;
+        high |= static_cast<uint32_t>((q[i + kBlock / 2] >> 4) & 1) << (i + kBlock / 2);
+    }
+    if (qh != nullptr) std::memcpy(qh, &high, 4);
+}
+
+void get_bits(const uint8_t* qs, const uint8_t* qh, int* q) {
+    uint32_t high = 0;
+    if (qh != nullptr) std::memcpy(&high, qh, 4);
+    for (int64_t i = 0; i < kBlock / 2; ++i) {
+        q[i] = (qs[i] & 0x0F) | static_cast<int>(((high >> i) & 1) << 4);
+        q[i + kBlock / 2] = (qs[i] >> 4) | static_cast<int>(((high >> (i + kBlock / 2)) & 1) << 4);
+    }
+}
+
 void quantize_block(Format format, const float* x, uint8_t* out) {
+    int q[kBlock];
     if (format == Format::q8_0) {
         float amax = 0.0f;
         for (int64_t i = 0; i < kBlock; ++i) amax = std::max(amax, std::fabs(x[i]));
@@ -75,18 +107,33 @@ void quantize_block(Format format, const float* x, uint8_t* out) {
             out[2 + i] = static_cast<uint8_t>(static_cast<int8_t>(std::round(x[i] * id)));
         return;
     }
-    float extreme = 0.0f;  // the value of largest magnitude, with its sign
-    for (int64_t i = 0; i < kBlock; ++i) {
-        if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
+    if (format == Format::q4_0 || format == Format::q5_0) {
+        const int levels = format == Format::q4_0 ? 16 : 32;  // values -levels/2 .. levels/2 - 1
+        float extreme = 0.0f;                                 // the value of largest magnitude, with its sign
+        for (int64_t i = 0; i < kBlock; ++i) {
+            if (std::fabs(x[i]) > std::fabs(extreme)) extreme = x[i];
+        }
+        const float d = extreme / static_cast<float>(-levels / 2), id = d != 0.0f ? 1.0f / d : 0.0f;
+        put_f16(out, d);
+        // + levels/2 + 0.5 then truncation: round to nearest on the shifted, non-negative value.
+        for (int64_t i = 0; i < kBlock; ++i) {
+            q[i] = std::min(levels - 1, static_cast<int>(x[i] * id + static_cast<float>(levels / 2) + 0.5f));
+        }
+        if (format == Format::q4_0) return put_bits(q, out + 2, nullptr);
+        return put_bits(q, out + 6, out + 2);
     }
-    const float d = extreme / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
+    const int steps = format == Format::q4_1 ? 15 : 31;
+    float lo = x[0], hi = x[0];
+    for (int64_t i = 1; i < kBlock; ++i) {
+        lo = std::min(lo, x[i]);
+        hi = std::max(hi, x[i]);
+    }
+    const float d = (hi - lo) / static_cast<float>(steps), id = d != 0.0f ? 1.0f / d : 0.0f;
     put_f16(out, d);
-    for (int64_t i = 0; i < kBlock / 2; ++i) {
-        // +8.5 then truncation: round to nearest on the shifted, non-negative value.
-        const auto lo = static_cast<uint8_t>(std::min(15, static_cast<int>(x[i] * id + 8.5f)));
-        const auto hi = static_cast<uint8_t>(std::min(15, static_cast<int>(x[i + kBlock / 2] * id + 8.5f)));
-        out[2 + i] = static_cast<uint8_t>(lo | (hi << 4));
-    }
+    put_f16(out + 2, lo);
+    for (int64_t i = 0; i < kBlock; ++i) q[i] = std::min(steps, static_cast<int>((x[i] - lo) * id + 0.5f));
+    if (format == Format::q4_1) return put_bits(q, out + 4, nullptr);
+    put_bits(q, out + 8, out + 4);
 }
 
 void dequantize_block(Format format, const uint8_t* in, float* y) {
@@ -95,9 +142,29 @@ void dequantize_block(Format format, const uint8_t* in, float* y) {
         for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(static_cast<int8_t>(in[2 + i]));
         return;
     }
-    for (int64_t i = 0; i < kBlock / 2; ++i) {
-        y[i] = d * static_cast<float>((in[2 + i] & 0x0F) - 8);
-        y[i + kBlock / 2] = d * static_cast<float>((in[2 + i] >> 4) - 8);
+    int q[kBlock];
+    switch (format) {
+        case Format::q4_0:
+            get_bits(in + 2, nullptr, q);
+            for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(q[i] - 8);
+            return;
+        case Format::q5_0:
+            get_bits(in + 6, in + 2, q);
+            for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(q[i] - 16);
+            return;
+        case Format::q4_1:
+        case Format::q5_1: {
+            const float m = get_f16(in + 2);
+            if (format == Format::q4_1) {
+                get_bits(in + 4, nullptr, q);
+            } else {
+                get_bits(in + 8, in + 4, q);
+            }
+            for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(q[i]) + m;
+            return;
+        }
+        case Format::q8_0:
+            break;
     }
 }
 
