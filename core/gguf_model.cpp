@@ -22,10 +22,10 @@ constexpr Architecture kArchitectures[] = {
 
 // GGUF block names -> Hugging Face module names.
 const std::map<std::string, std::string, std::less<>> kLayerNames = {
-    {"attn_norm", "input_layernorm"},   {"ffn_norm", "post_attention_layernorm"},
-    {"attn_q", "self_attn.q_proj"},     {"attn_k", "self_attn.k_proj"},
-    {"attn_v", "self_attn.v_proj"},     {"attn_output", "self_attn.o_proj"},
-    {"ffn_gate", "mlp.gate_proj"},      {"ffn_up", "mlp.up_proj"},
+    {"attn_norm", "input_layernorm"}, {"ffn_norm", "post_attention_layernorm"},
+    {"attn_q", "self_attn.q_proj"},   {"attn_k", "self_attn.k_proj"},
+    {"attn_v", "self_attn.v_proj"},   {"attn_output", "self_attn.o_proj"},
+    {"ffn_gate", "mlp.gate_proj"},    {"ffn_up", "mlp.up_proj"},
     {"ffn_down", "mlp.down_proj"},
 };
 const std::map<std::string, std::string, std::less<>> kGlobalNames = {
@@ -108,7 +108,8 @@ HfView hf_view(const File& file) {
         config["head_dim"] = key_length;
     }
     if (const nlohmann::json* scaling = meta.find("rope.scaling.type"); scaling != nullptr && *scaling != "none") {
-        if (*scaling != "linear") meta.fail(arch + ".rope.scaling.type", "is " + scaling->dump() + "; tfx maps none and linear");
+        if (*scaling != "linear")
+            meta.fail(arch + ".rope.scaling.type", "is " + scaling->dump() + "; tfx maps none and linear");
         config["rope_scaling"] = {{"rope_type", "linear"}, {"factor", meta.number<double>("rope.scaling.factor")}};
     }
     const Tensor* embedding = file.find("token_embd.weight");
@@ -142,9 +143,9 @@ HfView hf_view(const File& file) {
                     if (known->permuted_qk && (module == "attn_q" || module == "attn_k")) {
                         permuted = module == "attn_q" ? heads : kv_heads;
                         if (shape[0] % (2 * permuted) != 0) {
-                            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                                             file.path().string() + ": tensor '" + t.name + "' has " +
-                                                 std::to_string(shape[0]) + " rows, not an even number per head");
+                            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, file.path().string() + ": tensor '" + t.name +
+                                                                           "' has " + std::to_string(shape[0]) +
+                                                                           " rows, not an even number per head");
                         }
                     }
                 }

@@ -44,7 +44,8 @@ std::vector<int32_t> read_ids(const std::string& path) {
         std::string joined;
         for (const auto& id : ids) {
             if (!id.is_number_integer()) {
-                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--ids-file " + path + ": ids must be integers, got " + id.dump());
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                                 "--ids-file " + path + ": ids must be integers, got " + id.dump());
             }
             joined += (joined.empty() ? "" : ",") + std::to_string(id.get<int64_t>());
         }
@@ -75,7 +76,8 @@ std::vector<double> log_softmax(std::span<const float> logits) {
 }
 
 void run_perplexity(const PerplexityOptions& o) {
-    if (o.ctx < 2) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--ctx: expected at least 2, got " + std::to_string(o.ctx));
+    if (o.ctx < 2)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--ctx: expected at least 2, got " + std::to_string(o.ctx));
     const std::vector<int32_t> ids = read_ids(o.ids_file);
     const auto windows = static_cast<int64_t>(ids.size()) / o.ctx;
     if (windows == 0) {
@@ -109,7 +111,8 @@ void run_perplexity(const PerplexityOptions& o) {
             const auto next = static_cast<size_t>(window[static_cast<size_t>(t + 1)]);
             if (next >= vocab) {
                 throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--ids-file: id " + std::to_string(next) +
-                                                               " is outside the vocabulary of " + std::to_string(vocab));
+                                                               " is outside the vocabulary of " +
+                                                               std::to_string(vocab));
             }
             nll -= logp[next];
             if (base_call) {
@@ -126,8 +129,12 @@ void run_perplexity(const PerplexityOptions& o) {
             ++scored;
         }
     }
-    nlohmann::json result = {{"model", o.model.model}, {"n_tokens", ids.size()}, {"ctx", o.ctx},
-                             {"n_windows", windows},   {"n_scored", scored},    {"nll_sum", nll},
+    nlohmann::json result = {{"model", o.model.model},
+                             {"n_tokens", ids.size()},
+                             {"ctx", o.ctx},
+                             {"n_windows", windows},
+                             {"n_scored", scored},
+                             {"nll_sum", nll},
                              {"ppl", std::exp(nll / static_cast<double>(scored))}};
     if (base) {
         result["kl_base"] = o.kl_base;
@@ -141,8 +148,8 @@ void run_perplexity(const PerplexityOptions& o) {
     std::cout << "perplexity " << result["ppl"].get<double>() << " over " << scored << " tokens (" << windows
               << " windows of " << o.ctx << ")\n";
     if (base) {
-        std::cout << "KL(" << o.kl_base << " || model) " << result["kl_mean"].get<double>() << " per token; same top token "
-                  << 100.0 * result["same_top_token"].get<double>() << "%\n";
+        std::cout << "KL(" << o.kl_base << " || model) " << result["kl_mean"].get<double>()
+                  << " per token; same top token " << 100.0 * result["same_top_token"].get<double>() << "%\n";
     }
 }
 
@@ -150,11 +157,13 @@ void run_perplexity(const PerplexityOptions& o) {
 
 void add_perplexity_command(CLI::App& app) {
     auto opts = std::make_shared<PerplexityOptions>();
-    auto* cmd = app.add_subcommand("perplexity", "Perplexity on a token stream (and KL divergence against a reference)");
+    auto* cmd =
+        app.add_subcommand("perplexity", "Perplexity on a token stream (and KL divergence against a reference)");
     opts->model.add_to(cmd);
     cmd->add_option("--ids-file", opts->ids_file, "Token ids: a JSON file with an \"ids\" array, or ids as text")
         ->required();
-    cmd->add_option("--ctx", opts->ctx, "Window length: each window is one pass from position 0")->capture_default_str();
+    cmd->add_option("--ctx", opts->ctx, "Window length: each window is one pass from position 0")
+        ->capture_default_str();
     cmd->add_option("--kl-base", opts->kl_base, "Reference model (folder or .gguf) for the KL divergence");
     cmd->add_flag("--json", opts->json, "Print one JSON object");
     cmd->callback([opts] { run_perplexity(*opts); });

@@ -228,9 +228,10 @@ TEST(PagedKvCache, HalfPrecisionCachesAgreeWithF32) {
 }
 
 // Weight formats: a format the backend lists packs and runs (bf16 weights from an f32
-// checkpoint agree with f32 to bf16 precision); one that no quantizer produces is refused,
-// naming what the installed quantizers offer. A model with random f32 weights: tinystories' weights are
-// bf16-exact, so packing them changes nothing a kernel that sums in the same order could show.
+// checkpoint agree with f32 to bf16 precision); others are refused, naming the part that is
+// missing (the backend's kernels, or any quantizer producing the format) and what it offers. A model with random f32
+// weights: tinystories' weights are bf16-exact, so packing them changes nothing a kernel that sums in the same order
+// could show.
 TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
     TFX_TEST_DATA_OR_SKIP(model, "tiny/llama");
     auto f32 = tfx::AutoModel::from_pretrained(model, {});
@@ -244,16 +245,23 @@ TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
     const float d = max_rel_diff(b.run({.ids = prompt}), reference);
     EXPECT_GT(d, 0.0f) << "the weights really were packed as bf16";
     EXPECT_LT(d, 0.05f);
-    tfx::LoadOptions q5k;
-    q5k.weight_format = "q5_k";
-    try {
-        tfx::AutoModel::from_pretrained(model, q5k);
-        ADD_FAILURE() << "an unknown weight format was accepted";
-    } catch (const std::exception& e) {
-        EXPECT_NE(std::string(e.what()).find("weight format 'q5_k' is not produced by any installed quantizer plugin "
-                                             "(they produce: q4_0, q4_1, q5_0, q5_1, q8_0)"),
-                  std::string::npos)
-            << e.what();
+    // A format the installed quantizer decodes (GGUF K-quants) but the backend has no kernel for,
+    // and one nothing provides.
+    for (const auto& [format, expected] :
+         {std::pair{"q5_k",
+                    "backend 'cpu' does not compute on weight format 'q5_k' (its weight_formats: f32, bf16, "
+                    "f16, q8_0, q4_0)"},
+          std::pair{"q3_k",
+                    "weight format 'q3_k' is not produced by any installed quantizer plugin (they produce: "
+                    "q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0)"}}) {
+        tfx::LoadOptions options;
+        options.weight_format = format;
+        try {
+            tfx::AutoModel::from_pretrained(model, options);
+            ADD_FAILURE() << "weight format " << format << " was accepted";
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
     }
 }
 

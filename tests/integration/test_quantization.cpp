@@ -6,6 +6,7 @@
 #include <cmath>
 #include <cstring>
 #include <fstream>
+#include <iterator>
 #include <string>
 #include <vector>
 
@@ -124,12 +125,17 @@ TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
         }
     }
     EXPECT_EQ(blockwise().row_bytes(nullptr, "q4_0", 48), 0u);
-    EXPECT_EQ(blockwise().row_bytes(nullptr, "q5_k", 256), 0u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q3_k", 256), 0u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q5_k", 256), 176u);
     shape[1] = 48;
     std::vector<uint8_t> out(1024);
     tfx_error error{};
     EXPECT_NE(blockwise().quantize(nullptr, "q8_0", &src, out.data(), out.size(), &error), TFX_OK);
     EXPECT_NE(std::string(error.message).find("multiple of 32"), std::string::npos) << error.message;
+    shape[1] = 256;
+    EXPECT_EQ(blockwise().quantize(nullptr, "q4_k", &src, out.data(), out.size(), &error), TFX_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(error.message).find("decoded (GGUF files), not produced"), std::string::npos)
+        << error.message;
 }
 
 float max_abs_diff(std::span<const float> a, std::span<const float> b) {
@@ -250,12 +256,28 @@ TEST(GgufModel, QuantizedWeightsArePackedAsStored) {
 
 TEST(GgufModel, FilesTfxCannotRunAreRefusedNamingWhy) {
     TFX_TEST_DATA_OR_SKIP(k_quants, "quant/gguf/kq-llama-256-q4_k_m.gguf");
+    std::vector<char> bytes;
+    {
+        std::ifstream in(k_quants, std::ios::binary);
+        bytes.assign(std::istreambuf_iterator<char>(in), {});
+    }
+    // blk.0.attn_q.weight (2-D) retyped Q3_K (11), a format no installed quantizer decodes; its
+    // blocks are smaller than Q4_K's, so the file still holds them.
+    const std::string name = "blk.0.attn_q.weight";
+    const auto at = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
+    ASSERT_NE(at, bytes.end());
+    const uint32_t q3_k = 11;
+    std::memcpy(&*(at + static_cast<long>(name.size()) + 4 + 16), &q3_k, 4);
+    const auto retyped = std::filesystem::temp_directory_path() / "tfx-retyped.gguf";
+    std::ofstream(retyped, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
     try {
-        tfx::AutoModel::from_pretrained(k_quants.string(), {});
+        tfx::AutoModel::from_pretrained(retyped.string(), {});
         ADD_FAILURE() << "a file with undecodable blocks loaded";
     } catch (const std::exception& e) {
-        EXPECT_NE(std::string(e.what()).find("its tensors are stored as q4_k, q6_k"), std::string::npos) << e.what();
+        EXPECT_NE(std::string(e.what()).find("its tensors are stored as q3_k, q4_k, q6_k"), std::string::npos)
+            << e.what();
     }
+    std::filesystem::remove(retyped);
     const auto truncated = std::filesystem::temp_directory_path() / "tfx-truncated.gguf";
     {
         std::ifstream in(k_quants, std::ios::binary);

@@ -15,6 +15,7 @@
 #include <cstring>
 #include <string>
 
+#include "k_quants.h"
 #include "tfx/quantizer.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
@@ -27,20 +28,27 @@ using tfx::sdk::Error;
 
 constexpr int64_t kBlock = 32;
 
-enum class Format { q8_0, q4_0, q4_1, q5_0, q5_1 };
+enum class Format { q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k };
 
 struct Layout {
     Format format;
     int64_t block_bytes;
+    int64_t block = kBlock;    // values a block
+    bool decode_only = false;  // K-quants: read from GGUF files, not produced here
 };
 
 constexpr struct {
     const char* name;
     Layout layout;
 } kFormats[] = {
-    {"q8_0", {Format::q8_0, 2 + kBlock}},         {"q4_0", {Format::q4_0, 2 + kBlock / 2}},
-    {"q4_1", {Format::q4_1, 4 + kBlock / 2}},     {"q5_0", {Format::q5_0, 2 + 4 + kBlock / 2}},
+    {"q8_0", {Format::q8_0, 2 + kBlock}},
+    {"q4_0", {Format::q4_0, 2 + kBlock / 2}},
+    {"q4_1", {Format::q4_1, 4 + kBlock / 2}},
+    {"q5_0", {Format::q5_0, 2 + 4 + kBlock / 2}},
     {"q5_1", {Format::q5_1, 4 + 4 + kBlock / 2}},
+    {"q4_k", {Format::q4_k, blockwise::kQ4KBytes, blockwise::kSuperBlock, true}},
+    {"q5_k", {Format::q5_k, blockwise::kQ5KBytes, blockwise::kSuperBlock, true}},
+    {"q6_k", {Format::q6_k, blockwise::kQ6KBytes, blockwise::kSuperBlock, true}},
 };
 
 // The format's block layout; false when the name is not ours.
@@ -58,9 +66,9 @@ bool layout_of(const char* name, Layout& out) {
 Layout require_layout(const char* name) {
     Layout layout{};
     if (!layout_of(name, layout)) {
-        throw Error(TFX_ERR_UNSUPPORTED, std::string("blockwise quantizer: unknown weight format '") +
-                                             (name != nullptr ? name : "(null)") +
-                                             "' (known: q8_0, q4_0, q4_1, q5_0, q5_1)");
+        throw Error(TFX_ERR_UNSUPPORTED,
+                    std::string("blockwise quantizer: unknown weight format '") + (name != nullptr ? name : "(null)") +
+                        "' (known: q8_0, q4_0, q4_1, q5_0, q5_1; decoding only: q4_k, q5_k, q6_k)");
     }
     return layout;
 }
@@ -163,6 +171,12 @@ void dequantize_block(Format format, const uint8_t* in, float* y) {
             for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(q[i]) + m;
             return;
         }
+        case Format::q4_k:
+            return blockwise::dequantize_q4_k(in, y);
+        case Format::q5_k:
+            return blockwise::dequantize_q5_k(in, y);
+        case Format::q6_k:
+            return blockwise::dequantize_q6_k(in, y);
         case Format::q8_0:
             break;
     }
@@ -190,12 +204,17 @@ class BlockwiseQuantizer {
 
     static uint64_t row_bytes(const char* format, int64_t cols) {
         Layout layout{};
-        if (!layout_of(format, layout) || cols <= 0 || cols % kBlock != 0) return 0;
-        return static_cast<uint64_t>(cols / kBlock * layout.block_bytes);
+        if (!layout_of(format, layout) || cols <= 0 || cols % layout.block != 0) return 0;
+        return static_cast<uint64_t>(cols / layout.block * layout.block_bytes);
     }
 
     void quantize(const char* format, const tfx_tensor* src, void* dst, uint64_t dst_bytes) {
         const Layout layout = require_layout(format);
+        if (layout.decode_only) {
+            throw Error(TFX_ERR_UNSUPPORTED, std::string("blockwise quantizer: ") + format +
+                                                 " blocks are decoded (GGUF files), not produced; quantize to q8_0, "
+                                                 "q4_0, q4_1, q5_0 or q5_1");
+        }
         if (src == nullptr || src->data == nullptr || src->ndim != 2 || src->shape[0] < 0 || src->shape[1] < 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: expected a 2-D source tensor [rows, cols]");
         }
@@ -230,14 +249,16 @@ class BlockwiseQuantizer {
         const Layout layout = require_layout(format);
         const uint64_t per_row = row_bytes(format, cols);
         if (src == nullptr || dst == nullptr || rows < 0 || (per_row == 0 && rows > 0)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT,
-                        "blockwise quantizer: dequantize needs data and rows of a multiple of " +
-                            std::to_string(kBlock) + " values");
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "blockwise quantizer: " + std::string(format) +
+                                                      " decodes rows of a multiple of " + std::to_string(layout.block) +
+                                                      " values, got " + std::to_string(cols));
         }
         const auto* in = static_cast<const uint8_t*>(src);
+        const int64_t blocks = cols / layout.block;
         for (int64_t r = 0; r < rows; ++r) {
-            for (int64_t b = 0; b < cols / kBlock; ++b) {
-                dequantize_block(layout.format, in + r * per_row + b * layout.block_bytes, dst + r * cols + b * kBlock);
+            for (int64_t b = 0; b < blocks; ++b) {
+                dequantize_block(layout.format, in + r * per_row + b * layout.block_bytes,
+                                 dst + r * cols + b * layout.block);
             }
         }
     }
