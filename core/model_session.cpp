@@ -248,6 +248,13 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         impl.quantizer = instantiate(*plugins.quantizer, &impl.services, TFX_KIND_QUANTIZER);
         impl.quantize_at_pack = {impl.quantizer->table<tfx_quantizer_table>(), impl.quantizer->self,
                                  impl.quantizer.get(), format};
+        // 4-bit weights keep the output projection at 8 bits, as llama-quantize does (tinystories:
+        // perplexity 33.93 -> 33.78, KL from f32 0.078 -> 0.062 a token).
+        if (format == "q4_0" && lists(*plugins.backend, "weight_formats", "q8_0") &&
+            lists(*plugins.quantizer, "weight_formats", "q8_0")) {
+            impl.quantize_at_pack.output_format = "q8_0";
+            impl.quantize_at_pack.output_rows = config_.get_or<int64_t>("vocab_size", 0);
+        }
         if (!format.empty() && !is_float_format(format)) impl.ops_target.quantize = &impl.quantize_at_pack;
         const auto* quantizer = impl.quantizer.get();
         impl.weights.set_dequantize(
@@ -312,8 +319,9 @@ std::string ModelSession::unused_message() const {
 // it kept as stored (rows the format's blocks do not divide).
 std::string ModelSession::quantized_message() const {
     const QuantizeAtPack& q = impl_->quantize_at_pack;
-    std::string text = "quantized " + std::to_string(q.quantized) + " linear weights to " + q.format + " (" +
-                       std::to_string(q.encoded_bytes / (1024 * 1024)) + " MiB) with " + impl_->quantizer->name;
+    std::string text = "quantized " + std::to_string(q.quantized) + " linear weights to " + q.format;
+    if (q.output_quantized > 0) text += " and the output projection to " + q.output_format;
+    text += " (" + std::to_string(q.encoded_bytes / (1024 * 1024)) + " MiB) with " + impl_->quantizer->name;
     if (q.kept > 0) {
         text += "; " + std::to_string(q.kept) + " kept as stored (rows not a whole number of " + q.format + " blocks)";
     }

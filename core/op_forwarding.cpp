@@ -142,9 +142,12 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
         return TFX_ERR_UNSUPPORTED;
     }
     const int64_t rows = w->shape[0], cols = w->shape[1];
+    // The output projection (vocabulary rows) keeps a finer format where the session names one.
+    const bool output = !q->output_format.empty() && rows == q->output_rows;
+    const char* use = output ? q->output_format.c_str() : format;
     const uint64_t row_bytes = [&] {
         plugin_guard::CallScope scope(q->plugin->name, q->plugin->plugin.library, "row_bytes()");
-        return q->table->row_bytes(q->self, format, cols);
+        return q->table->row_bytes(q->self, use, cols);
     }();
     if (row_bytes == 0) {
         ++q->kept;
@@ -160,16 +163,16 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
     if (const int32_t status =
             [&] {
                 plugin_guard::CallScope scope(q->plugin->name, q->plugin->plugin.library, "quantize()");
-                return q->table->quantize(q->self, format, w, encoded.data(), encoded.size(), error);
+                return q->table->quantize(q->self, use, w, encoded.data(), encoded.size(), error);
             }();
         status != TFX_OK) {
         return status;
     }
     int64_t shape[2] = {rows, static_cast<int64_t>(row_bytes)};
     tfx_tensor bytes = encoded_tensor(encoded.data(), shape, target->device);
-    const int32_t status = Plain::call(self, &bytes, format, out, error);
+    const int32_t status = Plain::call(self, &bytes, use, out, error);
     if (status == TFX_OK) {
-        ++q->quantized;
+        ++(output ? q->output_quantized : q->quantized);
         q->encoded_bytes += encoded.size();
         q->source_bytes += static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols) * (w->dtype.bits / 8);
     }

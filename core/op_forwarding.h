@@ -23,7 +23,13 @@ struct QuantizeAtPack {
     void* self = nullptr;
     const PluginInstance* plugin = nullptr;  // the quantizer, named if it crashes
     std::string format;
+    // Weights of `output_rows` rows (the vocabulary: the output projection) go to `output_format`
+    // instead when it is set: llama.cpp keeps the output projection finer than 4 bits, as it is
+    // the most sensitive matrix.
+    std::string output_format;
+    int64_t output_rows = 0;
     int64_t quantized = 0, kept = 0;  // weights packed in `format`, and kept as stored
+    int64_t output_quantized = 0;     // weights packed in `output_format`
     uint64_t encoded_bytes = 0;       // the quantized weights' size in `format`
     uint64_t source_bytes = 0;        // and their size as stored
 };

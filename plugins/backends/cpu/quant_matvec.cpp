@@ -342,22 +342,26 @@ void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int6
 }
 
 std::vector<QuantKernel> quant_kernels() {
-    std::vector<QuantKernel> out{QuantKernel::portable};
-    __builtin_cpu_init();
-    if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(QuantKernel::avx2);
-    if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl") &&
-        __builtin_cpu_supports("avx512dq")) {
-        out.push_back(QuantKernel::avx512);
-        if (__builtin_cpu_supports("avx512vnni")) out.push_back(QuantKernel::avx512_vnni);
-    }
-    return out;
+    // The CPU's features do not change: read once (quant_matmul asks on every call).
+    static const std::vector<QuantKernel> kernels = [] {
+        std::vector<QuantKernel> out{QuantKernel::portable};
+        __builtin_cpu_init();
+        if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) out.push_back(QuantKernel::avx2);
+        if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+            __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq")) {
+            out.push_back(QuantKernel::avx512);
+            if (__builtin_cpu_supports("avx512vnni")) out.push_back(QuantKernel::avx512_vnni);
+        }
+        return out;
+    }();
+    return kernels;
 }
 
 QuantKernel quant_kernel_in_use() {
     // The float kernels' dispatch target caps these too, so TFX_CPU_ISA=avx2 runs AVX2 code
     // everywhere (Highway's AVX3 targets all include AVX-512 F/BW/VL/DQ).
     const std::string target = isa_in_use();
-    const QuantKernel best = quant_kernels().back();
+    static const QuantKernel best = quant_kernels().back();
     QuantKernel cap = QuantKernel::portable;
     if (target.rfind("avx3", 0) == 0) {
         cap = QuantKernel::avx512_vnni;
