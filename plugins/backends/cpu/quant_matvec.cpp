@@ -43,6 +43,39 @@ struct QuantizedRows {
     int64_t pairs = 0;
 };
 
+// Where value e of block `blk` of a pair goes among the pair's 64 bytes.
+struct SlotTable {
+    uint8_t at[2][kQuantBlock];
+    constexpr SlotTable() : at{} {
+        for (int blk = 0; blk < 2; ++blk) {
+            for (int e = 0; e < kQuantBlock; ++e) {
+                const Slot s = slot_of(blk, e);
+                at[blk][e] = static_cast<uint8_t>(s.half * 32 + s.byte);
+            }
+        }
+    }
+};
+constexpr SlotTable kSlots;
+
+// One block of x in order (loops the compiler vectorizes; rounding half to even, as the
+// kernels' reference does), then placed in the pair's order.
+void quantize_block(const float* x, int64_t n, int blk, int8_t* pair, float& scale, int32_t& neg_sum) {
+    float values[kQuantBlock] = {};
+    for (int64_t e = 0; e < n; ++e) values[e] = x[e];
+    float amax = 0.0f;
+    for (float v : values) amax = std::max(amax, std::fabs(v));
+    const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+    int8_t q[kQuantBlock];
+    int32_t sum = 0;
+    for (int e = 0; e < kQuantBlock; ++e) {
+        q[e] = static_cast<int8_t>(__builtin_roundevenf(values[e] * inv));
+        sum += q[e];
+    }
+    for (int e = 0; e < kQuantBlock; ++e) pair[kSlots.at[blk][e]] = q[e];
+    scale = d;
+    neg_sum = -sum;
+}
+
 void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
     const int64_t pairs = quant_pairs(k);
     out.pairs = pairs;
@@ -51,24 +84,11 @@ void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
     out.neg_sum.resize(static_cast<size_t>(m * pairs * 2));
     parallel_for(m, m * k >= (int64_t{1} << 16), [&](int64_t row) {
         const float* xr = x + row * k;
-        for (int64_t p = 0; p < pairs; ++p) {
-            int8_t* q = out.q.data() + (row * pairs + p) * kQuantPair;
-            for (int blk = 0; blk < 2; ++blk) {
-                const int64_t begin = (2 * p + blk) * kQuantBlock, end = std::min(begin + kQuantBlock, k);
-                float amax = 0.0f;
-                for (int64_t c = begin; c < end; ++c) amax = std::max(amax, std::fabs(xr[c]));
-                const float d = amax / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
-                int32_t sum = 0;
-                for (int e = 0; e < kQuantBlock; ++e) {
-                    const int64_t c = begin + e;
-                    const auto v = static_cast<int8_t>(c < end ? std::nearbyint(xr[c] * inv) : 0.0f);
-                    const Slot s = slot_of(blk, e);
-                    q[s.half * 32 + s.byte] = v;
-                    sum += v;
-                }
-                out.scale[(row * pairs + p) * 2 + blk] = d;
-                out.neg_sum[(row * pairs + p) * 2 + blk] = -sum;
-            }
+        for (int64_t b = 0; b < 2 * pairs; ++b) {
+            const int64_t begin = b * kQuantBlock, n = std::clamp<int64_t>(k - begin, 0, kQuantBlock);
+            const size_t at = static_cast<size_t>(row * pairs * 2 + b);
+            quantize_block(xr + std::min(begin, k), n, static_cast<int>(b % 2),
+                           out.q.data() + (row * pairs + b / 2) * kQuantPair, out.scale[at], out.neg_sum[at]);
         }
     });
 }
