@@ -192,6 +192,9 @@ std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, cons
     impl.config_text = read_text_file(config_path);
     session->config_ = sdk::Config::parse(impl.config_text, config_path.string());
     impl.weights = WeightStore(model_dir);
+    if (auto method = quantized_checkpoint::method_of(session->config_.json(), config_path.string())) {
+        impl.weights.set_quantization(*method);
+    }
     impl.has_weights = true;
     session->bind_plugins(plugins, options);
     return session;

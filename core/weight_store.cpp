@@ -96,6 +96,32 @@ tfx_tensor WeightStore::get_gguf(const char* name) {
     return view(it->second.bytes.data(), it->second.dtype, it->second.shape);
 }
 
+std::optional<quantized_checkpoint::Packed> WeightStore::find_packed(const char* name) const {
+    if (!quantization_ || !checkpoint_ || name == nullptr) return std::nullopt;
+    const std::string_view full = name;
+    if (!full.ends_with(".weight") || checkpoint_->find(full)) return std::nullopt;
+    const std::string base(full.substr(0, full.size() - 7));
+    const auto qweight = checkpoint_->find(base + ".qweight");
+    if (!qweight) return std::nullopt;
+    auto part = [&](const char* suffix) {
+        auto e = checkpoint_->find(base + suffix);
+        if (!e) {
+            throw sdk::Error(TFX_ERR_NOT_FOUND,
+                             source_ + ": '" + base + ".qweight' is there but '" + base + suffix + "' is not");
+        }
+        asked_.emplace(base + suffix);
+        return *e;
+    };
+    asked_.emplace(name);
+    asked_.emplace(base + ".qweight");
+    quantized_checkpoint::Packed packed{*qweight, part(".qzeros"), part(".scales"), std::nullopt};
+    if (auto g = checkpoint_->find(base + ".g_idx")) {
+        asked_.emplace(base + ".g_idx");
+        if (quantization_->kind == quantized_checkpoint::Method::Kind::gptq) packed.g_idx = *g;
+    }
+    return packed;
+}
+
 std::optional<safetensors::Checkpoint::Entry> WeightStore::find(const char* name) const {
     if (!checkpoint_ || name == nullptr) return std::nullopt;
     auto entry = checkpoint_->find(name);
@@ -137,6 +163,11 @@ WeightStore::Usage WeightStore::usage() const {
         usage.bytes += entry->info->end - entry->info->begin;
         uint64_t elements = 1;
         for (int64_t dim : entry->info->shape) elements *= static_cast<uint64_t>(dim);
+        // A packed word holds 32 / bits weights; zeros, scales and g_idx are not parameters.
+        if (quantization_ && name.ends_with(".qweight")) elements *= static_cast<uint64_t>(32 / quantization_->bits);
+        if (quantization_ && (name.ends_with(".qzeros") || name.ends_with(".scales") || name.ends_with(".g_idx"))) {
+            elements = 0;
+        }
         usage.elements += elements;
     }
     return usage;
@@ -152,6 +183,7 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
+    if (find_packed(name)) return get_f32(name);
     const auto entry = require(name);
     auto& shape = shapes_[name];
     shape = entry.info->shape;
@@ -180,6 +212,18 @@ tfx_tensor WeightStore::get_f32(const char* name) {
             copy.data[i] = t.dtype.code == TFX_DTYPE_BFLOAT ? sdk::bf16_to_f32(half) : sdk::f16_to_f32(half);
         }
         it = f32_copies_.emplace(name, std::move(copy)).first;
+    }
+    if (it == f32_copies_.end()) {
+        if (const auto packed = find_packed(name)) {
+            F32Copy copy;
+            try {
+                copy.data = quantized_checkpoint::dequantize(
+                    *quantization_, *packed, std::string(name).substr(0, std::strlen(name) - 7), copy.shape);
+            } catch (const sdk::Error& e) {
+                throw sdk::Error(e.code(), source_ + ": " + e.what());
+            }
+            it = f32_copies_.emplace(name, std::move(copy)).first;
+        }
     }
     if (it == f32_copies_.end()) {
         const auto entry = require(name);

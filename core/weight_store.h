@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/gguf_model.h"
+#include "core/gptq_awq.h"
 #include "core/safetensors.h"
 #include "tfx/tensor.h"
 
@@ -43,7 +44,12 @@ class WeightStore {
     std::set<std::string> stored_formats() const;
 
     // Every lookup (has, get, get_f32) records the name it asked for, for unused().
-    bool has(const char* name) const { return find(name).has_value() || find_gguf(name) != nullptr; }
+    bool has(const char* name) const {
+        return find(name).has_value() || find_gguf(name) != nullptr || find_packed(name).has_value();
+    }
+    // A pre-quantized checkpoint (GPTQ / AWQ): a linear's "X.weight" is decoded from X.qweight,
+    // X.qzeros, X.scales (and X.g_idx) to f32 when asked for.
+    void set_quantization(quantized_checkpoint::Method method) { quantization_ = method; }
     // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
     tfx_tensor get(const char* name);
     // The tensor widened to f32 (from f32, bf16 or f16).
@@ -69,6 +75,7 @@ class WeightStore {
     std::optional<safetensors::Checkpoint::Entry> find(const char* name) const;
     safetensors::Checkpoint::Entry require(const char* name) const;
     const gguf::HfTensor* find_gguf(const char* name) const;
+    std::optional<quantized_checkpoint::Packed> find_packed(const char* name) const;
     tfx_tensor get_gguf(const char* name);
 
     // GGUF tensors copied out of the mapping: rows put back in order, or dequantized.
@@ -83,6 +90,7 @@ class WeightStore {
     std::map<std::string, std::vector<uint8_t>, std::less<>> reordered_encoded_;
     std::map<const void*, Encoded> encoded_;
     Dequantize dequantize_;
+    std::optional<quantized_checkpoint::Method> quantization_;
 
     std::optional<safetensors::Checkpoint> checkpoint_;
     std::map<std::string, std::vector<int64_t>, std::less<>> shapes_;  // stable storage for views

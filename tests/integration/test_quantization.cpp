@@ -296,3 +296,54 @@ TEST(GgufModel, FilesTfxCannotRunAreRefusedNamingWhy) {
 }
 
 }  // namespace
+
+namespace {
+
+// A copy of a shared GPTQ folder with config.json or one tensor changed.
+std::filesystem::path altered_gptq(const std::filesystem::path& source, const std::string& config_text,
+                                   const std::string& tensor = "", const std::vector<uint8_t>& bytes = {}) {
+    const auto dir = std::filesystem::temp_directory_path() / "tfx-altered-gptq";
+    std::filesystem::remove_all(dir);
+    std::filesystem::create_directories(dir);
+    std::ofstream(dir / "config.json") << config_text;
+    const auto checkpoint = tfx::safetensors::Checkpoint::open(source);
+    std::vector<tfx::safetensors::TensorToWrite> tensors;
+    for (const std::string& name : checkpoint.names()) {
+        const auto e = *checkpoint.find(name);
+        std::span<const uint8_t> data(e.file->data(*e.info), e.info->end - e.info->begin);
+        if (name == tensor) data = bytes;
+        tensors.push_back({name, e.info->dtype, e.info->shape, data});
+    }
+    tfx::safetensors::write(dir / "model.safetensors", tensors);
+    return dir;
+}
+
+TEST(GptqAwq, UnsupportedMethodsAndBadTensorsAreNamed) {
+    TFX_TEST_DATA_OR_SKIP(gptq, "quant/models/tinystories-656k-gptq-4bit-g32-actorder");
+    nlohmann::json config = read_json(gptq / "config.json");
+    auto refused = [](const std::filesystem::path& dir, const std::string& expected) {
+        try {
+            tfx::AutoModel::from_pretrained(dir.string(), {});
+            ADD_FAILURE() << "loaded: " << expected;
+        } catch (const std::exception& e) {
+            EXPECT_NE(std::string(e.what()).find(expected), std::string::npos) << e.what();
+        }
+    };
+    nlohmann::json bnb = config;
+    bnb["quantization_config"]["quant_method"] = "bitsandbytes";
+    refused(altered_gptq(gptq, bnb.dump()),
+            "quantization_config.quant_method is 'bitsandbytes'; tfx reads gptq and awq");
+    nlohmann::json three = config;
+    three["quantization_config"]["bits"] = 3;
+    refused(altered_gptq(gptq, three.dump()), "quantization_config.bits is 3");
+    // g_idx sending an input to a group past the last.
+    std::vector<int32_t> g_idx(128, 0);
+    g_idx[5] = 4;
+    std::vector<uint8_t> bytes(g_idx.size() * 4);
+    std::memcpy(bytes.data(), g_idx.data(), bytes.size());
+    refused(altered_gptq(gptq, config.dump(), "model.layers.0.self_attn.q_proj.g_idx", bytes),
+            "'model.layers.0.self_attn.q_proj.g_idx' sends input 5 to group 4 of 4");
+    std::filesystem::remove_all(std::filesystem::temp_directory_path() / "tfx-altered-gptq");
+}
+
+}  // namespace

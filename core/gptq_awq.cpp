@@ -1,0 +1,162 @@
+#include "core/gptq_awq.h"
+
+#include <cstring>
+
+#include "tfx/sdk/error.hpp"
+#include "tfx/sdk/half.hpp"
+
+namespace tfx::quantized_checkpoint {
+namespace {
+
+[[noreturn]] void fail(const std::string& what) {
+    throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, what);
+}
+
+// A 2-D tensor of the expected dtype, as a view of its elements.
+template <class T>
+const T* elements(const safetensors::Checkpoint::Entry& e, safetensors::DType dtype, const std::string& name,
+                  int64_t rows, int64_t cols) {
+    const auto& info = *e.info;
+    if (info.dtype != dtype || info.shape.size() != 2 || info.shape[0] != rows || info.shape[1] != cols) {
+        std::string shape;
+        for (int64_t d : info.shape) shape += (shape.empty() ? "" : ", ") + std::to_string(d);
+        fail("tensor '" + name + "' is " + std::string(safetensors::dtype_name(info.dtype)) + " [" + shape +
+             "], expected " + std::string(safetensors::dtype_name(dtype)) + " [" + std::to_string(rows) + ", " +
+             std::to_string(cols) + "]");
+    }
+    return reinterpret_cast<const T*>(e.file->data(info));
+}
+
+float f16_at(const uint16_t* p, int64_t i) {
+    uint16_t h;
+    std::memcpy(&h, p + i, 2);
+    return sdk::f16_to_f32(h);
+}
+
+int32_t i32_at(const int32_t* p, int64_t i) {
+    int32_t v;
+    std::memcpy(&v, p + i, 4);
+    return v;
+}
+
+}  // namespace
+
+std::optional<Method> method_of(const nlohmann::json& config, const std::string& source) {
+    if (!config.is_object() || !config.contains("quantization_config")) return std::nullopt;
+    const nlohmann::json& q = config.at("quantization_config");
+    auto field = [&](const char* key) { return source + ": quantization_config." + key; };
+    if (!q.is_object() || !q.contains("quant_method") || !q.at("quant_method").is_string()) {
+        fail(field("quant_method") + " is missing or not a string");
+    }
+    const std::string kind = q.at("quant_method");
+    Method m{};
+    const nlohmann::json bits = q.value("bits", q.value("w_bit", nlohmann::json()));
+    const nlohmann::json group = q.value("group_size", q.value("q_group_size", nlohmann::json(-1)));
+    if (!bits.is_number_integer()) fail(field("bits") + " is missing or not an integer");
+    if (!group.is_number_integer() || (group.get<int64_t>() <= 0 && group.get<int64_t>() != -1)) {
+        fail(field("group_size") + " must be a positive integer or -1, got " + group.dump());
+    }
+    m.bits = bits.get<int>();
+    m.group_size = group.get<int64_t>();
+    if (kind == "gptq") {
+        m.kind = Method::Kind::gptq;
+        if (m.bits != 2 && m.bits != 4 && m.bits != 8) {
+            fail(field("bits") + " is " + std::to_string(m.bits) + "; tfx reads GPTQ at 2, 4 and 8 bits");
+        }
+        const std::string format = q.value("checkpoint_format", std::string("gptq"));
+        if (format != "gptq" && format != "gptq_v2") {
+            fail(field("checkpoint_format") + " is '" + format + "' (gptq or gptq_v2 expected)");
+        }
+        m.zeros_minus_one = format == "gptq";
+    } else if (kind == "awq") {
+        m.kind = Method::Kind::awq;
+        const std::string version = q.value("version", std::string("gemm"));
+        if (version != "gemm" && version != "GEMM") {
+            fail(field("version") + " is '" + version + "'; tfx reads AWQ's gemm packing");
+        }
+        if (m.bits != 4) fail(field("bits") + " is " + std::to_string(m.bits) + "; AWQ gemm packs 4 bits");
+        if (!q.value("zero_point", true)) fail(field("zero_point") + " is false; tfx reads AWQ with zero points");
+        if (m.group_size == -1) fail(field("group_size") + " is -1; AWQ gemm needs groups");
+        m.zeros_minus_one = false;
+    } else {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, field("quant_method") + " is '" + kind +
+                                                  "'; tfx reads gptq and awq checkpoints (bitsandbytes, fp8 and "
+                                                  "others are not supported yet)");
+    }
+    return m;
+}
+
+std::vector<float> dequantize(const Method& m, const Packed& p, const std::string& name, std::vector<int64_t>& shape) {
+    const int per_word = 32 / m.bits;
+    const uint32_t mask = (1u << m.bits) - 1;
+    const auto& qshape = p.qweight.info->shape;
+    const auto& sshape = p.scales.info->shape;
+    if (qshape.size() != 2 || sshape.size() != 2) fail("tensor '" + name + ".qweight' or '.scales' is not 2-D");
+    int64_t in, out;
+    if (m.kind == Method::Kind::gptq) {
+        in = qshape[0] * per_word;
+        out = qshape[1];
+    } else {
+        in = qshape[0];
+        out = qshape[1] * per_word;
+    }
+    const int64_t groups = sshape[0];
+    if (groups <= 0 || (m.group_size > 0 && groups != (in + m.group_size - 1) / m.group_size) ||
+        (m.group_size == -1 && groups != 1)) {
+        fail("tensor '" + name + ".scales' has " + std::to_string(groups) + " groups, which does not fit " +
+             std::to_string(in) + " inputs in groups of " + std::to_string(m.group_size));
+    }
+    using safetensors::DType;
+    const auto* qweight = elements<int32_t>(p.qweight, DType::I32, name + ".qweight", qshape[0], qshape[1]);
+    const auto* scales = elements<uint16_t>(p.scales, DType::F16, name + ".scales", groups, out);
+    const auto* qzeros = elements<int32_t>(p.qzeros, DType::I32, name + ".qzeros", groups, out / per_word);
+    if (out % per_word != 0) fail("tensor '" + name + "': " + std::to_string(out) + " outputs do not pack");
+    std::vector<int32_t> group_of(static_cast<size_t>(in));
+    for (int64_t i = 0; i < in; ++i) group_of[i] = static_cast<int32_t>(m.group_size > 0 ? i / m.group_size : 0);
+    if (p.g_idx) {
+        const auto& gshape = p.g_idx->info->shape;
+        if (p.g_idx->info->dtype != DType::I32 || gshape.size() != 1 || gshape[0] != in) {
+            fail("tensor '" + name + ".g_idx' must be I32 [" + std::to_string(in) + "]");
+        }
+        const auto* g = reinterpret_cast<const int32_t*>(p.g_idx->file->data(*p.g_idx->info));
+        for (int64_t i = 0; i < in; ++i) {
+            const int32_t v = i32_at(g, i);
+            if (v < 0 || v >= groups) {
+                fail("tensor '" + name + ".g_idx' sends input " + std::to_string(i) + " to group " +
+                     std::to_string(v) + " of " + std::to_string(groups));
+            }
+            group_of[i] = v;
+        }
+    }
+    // AWQ packs eight outputs a word in this order of nibbles.
+    constexpr int kAwqOrder[8] = {0, 2, 4, 6, 1, 3, 5, 7};
+    auto packed_along_out = [&](const int32_t* words, int64_t row, int64_t o) {
+        const int64_t word = o / per_word, slot = o % per_word;
+        int shift = static_cast<int>(slot) * m.bits;
+        if (m.kind == Method::Kind::awq) {
+            for (int j = 0; j < 8; ++j) {
+                if (kAwqOrder[j] == slot) shift = 4 * j;
+            }
+        }
+        return static_cast<int32_t>((static_cast<uint32_t>(i32_at(words, row * (out / per_word) + word)) >> shift) & mask);
+    };
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (int64_t i = 0; i < in; ++i) {
+        const int64_t g = group_of[i];
+        for (int64_t o = 0; o < out; ++o) {
+            int32_t q;
+            if (m.kind == Method::Kind::gptq) {
+                const auto word = static_cast<uint32_t>(i32_at(qweight, (i / per_word) * out + o));
+                q = static_cast<int32_t>((word >> ((i % per_word) * m.bits)) & mask);
+            } else {
+                q = packed_along_out(qweight, i, o);
+            }
+            const int32_t zero = packed_along_out(qzeros, g, o) + (m.zeros_minus_one ? 1 : 0);
+            w[static_cast<size_t>(o * in + i)] = f16_at(scales, g * out + o) * static_cast<float>(q - zero);
+        }
+    }
+    shape = {out, in};
+    return w;
+}
+
+}  // namespace tfx::quantized_checkpoint
