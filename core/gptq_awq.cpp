@@ -122,8 +122,8 @@ std::vector<float> dequantize(const Method& m, const Packed& p, const std::strin
         for (int64_t i = 0; i < in; ++i) {
             const int32_t v = i32_at(g, i);
             if (v < 0 || v >= groups) {
-                fail("tensor '" + name + ".g_idx' sends input " + std::to_string(i) + " to group " +
-                     std::to_string(v) + " of " + std::to_string(groups));
+                fail("tensor '" + name + ".g_idx' sends input " + std::to_string(i) + " to group " + std::to_string(v) +
+                     " of " + std::to_string(groups));
             }
             group_of[i] = v;
         }
@@ -138,7 +138,8 @@ std::vector<float> dequantize(const Method& m, const Packed& p, const std::strin
                 if (kAwqOrder[j] == slot) shift = 4 * j;
             }
         }
-        return static_cast<int32_t>((static_cast<uint32_t>(i32_at(words, row * (out / per_word) + word)) >> shift) & mask);
+        return static_cast<int32_t>((static_cast<uint32_t>(i32_at(words, row * (out / per_word) + word)) >> shift) &
+                                    mask);
     };
     std::vector<float> w(static_cast<size_t>(out * in));
     for (int64_t i = 0; i < in; ++i) {

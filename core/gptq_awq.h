@@ -19,7 +19,7 @@ namespace tfx::quantized_checkpoint {
 struct Method {
     enum class Kind { gptq, awq } kind;
     int bits;
-    int64_t group_size;  // -1: one group over all inputs
+    int64_t group_size;    // -1: one group over all inputs
     bool zeros_minus_one;  // GPTQ's v1 checkpoints store zero - 1
 };
 

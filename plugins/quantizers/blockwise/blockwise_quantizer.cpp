@@ -236,8 +236,12 @@ class BlockwiseQuantizer {
                                                       std::to_string(per_row * rows) + " needed");
         }
         auto* out = static_cast<uint8_t*>(dst);
-        float block[kBlock];
+        // Rows are independent: split across the threads (a 0.5B model has ~500M values).
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 20))
+#endif
         for (int64_t r = 0; r < rows; ++r) {
+            float block[kBlock];
             for (int64_t b = 0; b < cols / kBlock; ++b) {
                 for (int64_t i = 0; i < kBlock; ++i) block[i] = element(src, r, b * kBlock + i);
                 quantize_block(layout.format, block, out + r * per_row + b * layout.block_bytes);
@@ -255,6 +259,9 @@ class BlockwiseQuantizer {
         }
         const auto* in = static_cast<const uint8_t*>(src);
         const int64_t blocks = cols / layout.block;
+#ifdef _OPENMP
+#pragma omp parallel for schedule(static) if (rows * cols >= (int64_t{1} << 20))
+#endif
         for (int64_t r = 0; r < rows; ++r) {
             for (int64_t b = 0; b < blocks; ++b) {
                 dequantize_block(layout.format, in + r * per_row + b * layout.block_bytes,
