@@ -253,7 +253,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
                                  impl.quantizer.get(), format};
         // 4-bit weights keep the output projection at 8 bits, as llama-quantize does (tinystories:
         // perplexity 33.93 -> 33.78, KL from f32 0.078 -> 0.062 a token).
-        if (format == "q4_0" && lists(*plugins.backend, "weight_formats", "q8_0") &&
+        if ((format == "q4_0" || format == "q4_1") && lists(*plugins.backend, "weight_formats", "q8_0") &&
             lists(*plugins.quantizer, "weight_formats", "q8_0")) {
             impl.quantize_at_pack.output_format = "q8_0";
             impl.quantize_at_pack.output_rows = config_.get_or<int64_t>("vocab_size", 0);

@@ -41,11 +41,25 @@ Encoded random_weights(QuantFormat format, int64_t n, int64_t k, std::mt19937& r
             e.bytes.push_back(static_cast<uint8_t>(d & 0xFF));
             e.bytes.push_back(static_cast<uint8_t>(d >> 8));
             float block[kQuantBlock];
+            float min = 0.0f;
+            if (format == QuantFormat::q4_1) {
+                const uint16_t m = tfx::sdk::f32_to_f16(-8.0f * scale(rng));
+                min = tfx::sdk::f16_to_f32(m);
+                e.bytes.push_back(static_cast<uint8_t>(m & 0xFF));
+                e.bytes.push_back(static_cast<uint8_t>(m >> 8));
+            }
             if (format == QuantFormat::q8_0) {
                 for (int i = 0; i < kQuantBlock; ++i) {
                     const auto q = static_cast<uint8_t>(byte(rng));  // -128 included: ggml files may hold it
                     e.bytes.push_back(q);
                     block[i] = df * static_cast<float>(static_cast<int8_t>(q));
+                }
+            } else if (format == QuantFormat::q4_1) {
+                for (int i = 0; i < kQuantBlock / 2; ++i) {
+                    const auto q = static_cast<uint8_t>(byte(rng));
+                    e.bytes.push_back(q);
+                    block[i] = df * static_cast<float>(q & 0x0F) + min;
+                    block[i + kQuantBlock / 2] = df * static_cast<float>(q >> 4) + min;
                 }
             } else {
                 for (int i = 0; i < kQuantBlock / 2; ++i) {
@@ -91,7 +105,7 @@ std::vector<float> reference(const std::vector<float>& x, const std::vector<floa
 
 struct Packed {
     std::vector<uint8_t> quants;
-    std::vector<uint16_t> scales;
+    std::vector<uint16_t> scales, mins;
     tfx::cpu::QuantizedWeight weight;
 };
 
@@ -100,8 +114,9 @@ Packed pack(QuantFormat format, const Encoded& e, int64_t n, int64_t k) {
     const int64_t pairs = tfx::cpu::quant_pairs(k);
     p.quants.resize(static_cast<size_t>(n * pairs * tfx::cpu::quant_pair_bytes(format)));
     p.scales.resize(static_cast<size_t>(n * pairs * 2));
-    tfx::cpu::repack_ggml_rows(format, e.bytes.data(), n, k, p.quants.data(), p.scales.data());
-    p.weight = {format, p.quants.data(), p.scales.data(), n, k};
+    p.mins.resize(static_cast<size_t>(n * pairs * 2));
+    tfx::cpu::repack_ggml_rows(format, e.bytes.data(), n, k, p.quants.data(), p.scales.data(), p.mins.data());
+    p.weight = {format, p.quants.data(), p.scales.data(), n, k, p.mins.data()};
     return p;
 }
 
@@ -117,7 +132,7 @@ TEST(QuantMatmul, EqualsTheReferenceOnEveryKernelFormatAndShape) {
     const auto kernels = tfx::cpu::quant_kernels();
     ASSERT_FALSE(kernels.empty());
     // k: one block (a padded pair), whole pairs, an odd block count; m: decode and prefill rows.
-    for (QuantFormat format : {QuantFormat::q8_0, QuantFormat::q4_0}) {
+    for (QuantFormat format : {QuantFormat::q8_0, QuantFormat::q4_0, QuantFormat::q4_1}) {
         for (int64_t k : {32, 64, 96, 576}) {
             for (int64_t m : {1, 3, 9}) {
                 const int64_t n = 37;
@@ -132,9 +147,11 @@ TEST(QuantMatmul, EqualsTheReferenceOnEveryKernelFormatAndShape) {
                 const auto exact = reference(x, w.values, bias, m, n, k);
                 const float scale = std::max(1.0f, largest(want));
                 for (QuantKernel kernel : kernels) {
-                    SCOPED_TRACE((format == QuantFormat::q8_0 ? "q8_0" : "q4_0") + std::string(" kernel ") +
-                                 tfx::cpu::quant_kernel_name(kernel) + " k=" + std::to_string(k) +
-                                 " m=" + std::to_string(m));
+                    const char* name = format == QuantFormat::q8_0   ? "q8_0"
+                                       : format == QuantFormat::q4_1 ? "q4_1"
+                                                                     : "q4_0";
+                    SCOPED_TRACE(name + std::string(" kernel ") + tfx::cpu::quant_kernel_name(kernel) +
+                                 " k=" + std::to_string(k) + " m=" + std::to_string(m));
                     std::vector<float> y(static_cast<size_t>(m * n), NAN);
                     tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, bias.data(), y.data(), m);
                     float diff = 0.0f, from_exact = 0.0f;
@@ -180,6 +197,7 @@ TEST(QuantMatmul, DispatchFollowsTheIsaCap) {
 TEST(QuantMatmul, GgmlRowBytes) {
     EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q8_0, 64), 68);
     EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q4_0, 64), 36);
+    EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q4_1, 64), 40);
     EXPECT_EQ(tfx::cpu::ggml_row_bytes(QuantFormat::q4_0, 48), 0);
 }
 

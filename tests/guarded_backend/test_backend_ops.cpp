@@ -385,7 +385,8 @@ TEST_P(BackendOps, ManifestDeclaresFormatsAndEveryOp) {
     // The cpu backend also computes on block-quantized weights; the guarded one (device memory
     // no one may address, so the host cannot quantize into it) lists the float formats only.
     std::vector<std::string> weight_formats = formats;
-    if (GetParam().find("guarded") == std::string::npos) weight_formats.insert(weight_formats.end(), {"q8_0", "q4_0"});
+    if (GetParam().find("guarded") == std::string::npos)
+        weight_formats.insert(weight_formats.end(), {"q8_0", "q4_0", "q4_1"});
     EXPECT_EQ(provides.at("weight_formats").get<std::vector<std::string>>(), weight_formats);
     EXPECT_EQ(provides.at("kv_dtypes").get<std::vector<std::string>>(), formats);
     EXPECT_FALSE(provides.contains("weight_dtypes"));

@@ -246,6 +246,8 @@ TEST(GgufModel, QuantizedWeightsArePackedAsStored) {
     EXPECT_EQ(quantized->architecture(), "LlamaForCausalLM");
     EXPECT_EQ(quantized->weights_packed_as_stored(), 15);
     EXPECT_TRUE(quantized->unused_weights().empty());
+    TFX_TEST_DATA_OR_SKIP(q4_1, "quant/gguf/tinystories-656k-q4_1.gguf");
+    EXPECT_EQ(tfx::AutoModel::from_pretrained(q4_1.string(), {})->weights_packed_as_stored(), 15);
     auto half = tfx::AutoModel::from_pretrained(f16.string(), {});
     EXPECT_EQ(half->weights_packed_as_stored(), 0);
     // Asked for f32 packing, the stored blocks are dequantized instead.

@@ -29,12 +29,13 @@
 #include "tfx/sdk/tensor.hpp"
 
 struct tfx_weight {
-    enum class Format { f32, bf16, f16, q8_0, q4_0 } format;
+    enum class Format { f32, bf16, f16, q8_0, q4_0, q4_1 } format;
     int64_t out_features;
     int64_t in_features;
-    // Quantized formats: the block quants [out][pairs * pair bytes] start `data`, and the f16
-    // scales [out][2 * pairs] follow at `scales_offset` bytes (quant_matvec.h's layout).
-    size_t scales_offset = 0;
+    // Quantized formats: the block quants [out][pairs * pair bytes] start `data`, the f16 scales
+    // [out][2 * pairs] follow at `scales_offset` bytes and, for q4_1, the f16 minimums at
+    // `mins_offset` (quant_matvec.h's layout).
+    size_t scales_offset = 0, mins_offset = 0;
     // [out_features, in_features] in `format`, 64-byte aligned (a cache line, an AVX-512
     // vector): malloc's 16-byte alignment split every f32 vector load across two cache lines
     // and measured 0.7x the decode bytes/s (AVX-512, Zen 5). Not zero-filled: pack_weight
@@ -48,10 +49,17 @@ struct tfx_weight {
     const uint16_t* half() const { return static_cast<const uint16_t*>(data.get()); }
     tfx::cpu::QuantizedWeight quantized() const {
         const auto* bytes = static_cast<const uint8_t*>(data.get());
-        return {format == Format::q8_0 ? tfx::cpu::QuantFormat::q8_0 : tfx::cpu::QuantFormat::q4_0, bytes,
-                reinterpret_cast<const uint16_t*>(bytes + scales_offset), out_features, in_features};
+        const tfx::cpu::QuantFormat f = format == Format::q8_0   ? tfx::cpu::QuantFormat::q8_0
+                                        : format == Format::q4_1 ? tfx::cpu::QuantFormat::q4_1
+                                                                 : tfx::cpu::QuantFormat::q4_0;
+        return {f,
+                bytes,
+                reinterpret_cast<const uint16_t*>(bytes + scales_offset),
+                out_features,
+                in_features,
+                reinterpret_cast<const uint16_t*>(bytes + mins_offset)};
     }
-    bool is_quantized() const { return format == Format::q8_0 || format == Format::q4_0; }
+    bool is_quantized() const { return format == Format::q8_0 || format == Format::q4_0 || format == Format::q4_1; }
 };
 
 namespace tfx::cpu {
@@ -289,10 +297,15 @@ class CpuBackendImpl {
         if (w == nullptr || w->data == nullptr || w->ndim != 2 || w->shape[0] < 0 || w->shape[1] < 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
         }
-        if (format != nullptr && (std::strcmp(format, "q8_0") == 0 || std::strcmp(format, "q4_0") == 0)) {
-            *out =
-                pack_quantized(w, std::strcmp(format, "q8_0") == 0 ? QuantFormat::q8_0 : QuantFormat::q4_0).release();
-            return;
+        if (format != nullptr) {
+            for (const auto& [name, quant] :
+                 {std::pair{"q8_0", QuantFormat::q8_0}, std::pair{"q4_0", QuantFormat::q4_0},
+                  std::pair{"q4_1", QuantFormat::q4_1}}) {
+                if (std::strcmp(format, name) == 0) {
+                    *out = pack_quantized(w, quant, name).release();
+                    return;
+                }
+            }
         }
         if (!(w->dtype == kF32 || w->dtype == kBF16 || w->dtype == kF16)) {
             throw Error(TFX_ERR_UNSUPPORTED, "pack_weight: dtype " + sdk::dtype_name(w->dtype) +
@@ -311,7 +324,7 @@ class CpuBackendImpl {
         } else {
             throw Error(TFX_ERR_UNSUPPORTED,
                         std::string("pack_weight: weight format '") + format +
-                            "' is not supported by the cpu backend (supported: f32, bf16, f16, q8_0, q4_0)");
+                            "' is not supported by the cpu backend (supported: f32, bf16, f16, q8_0, q4_0, q4_1)");
         }
         auto packed = std::make_unique<tfx_weight>();
         packed->format = target;
@@ -366,8 +379,7 @@ class CpuBackendImpl {
 
     // A weight already encoded in ggml's q8_0 / q4_0 blocks (the quantizer's output, a u8
     // tensor [out, row bytes]), repacked into the kernels' layout (quant_matvec.h).
-    static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format) {
-        const char* name = format == QuantFormat::q8_0 ? "q8_0" : "q4_0";
+    static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format, const char* name) {
         if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("pack_weight: ") + name +
                                                       " weights come as compact u8 bytes [out, row bytes], got " +
@@ -382,18 +394,25 @@ class CpuBackendImpl {
                                                       std::to_string(row_bytes) + " bytes");
         }
         auto packed = std::make_unique<tfx_weight>();
-        packed->format = format == QuantFormat::q8_0 ? tfx_weight::Format::q8_0 : tfx_weight::Format::q4_0;
+        packed->format = format == QuantFormat::q8_0   ? tfx_weight::Format::q8_0
+                         : format == QuantFormat::q4_1 ? tfx_weight::Format::q4_1
+                                                       : tfx_weight::Format::q4_0;
         packed->out_features = rows;
         packed->in_features = cols;
         const size_t pairs = static_cast<size_t>(quant_pairs(cols));
         const size_t quant_bytes = static_cast<size_t>(rows) * pairs * static_cast<size_t>(quant_pair_bytes(format));
+        const size_t scale_bytes = static_cast<size_t>(rows) * pairs * 2 * sizeof(uint16_t);
         packed->scales_offset = (quant_bytes + kAlignment - 1) / kAlignment * kAlignment;
-        const size_t bytes = packed->scales_offset + static_cast<size_t>(rows) * pairs * 2 * sizeof(uint16_t);
+        packed->mins_offset = packed->scales_offset + (scale_bytes + kAlignment - 1) / kAlignment * kAlignment;
+        const size_t bytes =
+            format == QuantFormat::q4_1 ? packed->mins_offset + scale_bytes : packed->scales_offset + scale_bytes;
         packed->data.reset(std::aligned_alloc(kAlignment, (bytes + kAlignment - 1) / kAlignment * kAlignment));
         if (packed->data == nullptr && bytes > 0) throw Error(TFX_ERR_OUT_OF_MEMORY, "pack_weight: out of memory");
         auto* base = static_cast<uint8_t*>(packed->data.get());
-        repack_ggml_rows(format, reinterpret_cast<const uint8_t*>(base_of(w)), rows, cols, base,
-                         reinterpret_cast<uint16_t*>(base + packed->scales_offset));
+        repack_ggml_rows(
+            format, reinterpret_cast<const uint8_t*>(base_of(w)), rows, cols, base,
+            reinterpret_cast<uint16_t*>(base + packed->scales_offset),
+            format == QuantFormat::q4_1 ? reinterpret_cast<uint16_t*>(base + packed->mins_offset) : nullptr);
         return packed;
     }
 

@@ -37,9 +37,10 @@ constexpr Slot slot_of(int blk, int e) {
 // Rows of x quantized for the kernels: int8 values in the pair order, and per block its scale
 // and minus the sum of its int8 values (q4_0 stores q + 8, so its sums take 8 x that back).
 struct QuantizedRows {
-    std::vector<int8_t> q;         // [m][pairs * 64]
-    std::vector<float> scale;      // [m][pairs * 2]
-    std::vector<int32_t> neg_sum;  // [m][pairs * 2]: minus the block's sum
+    std::vector<int8_t> q;          // [m][pairs * 64]
+    std::vector<float> scale;       // [m][pairs * 2]
+    std::vector<int32_t> neg_sum;   // [m][pairs * 2]: minus the block's sum
+    std::vector<float> scaled_sum;  // [m][pairs * 2]: scale x sum, the block's sum of x as quantized
     int64_t pairs = 0;
 };
 
@@ -59,7 +60,8 @@ constexpr SlotTable kSlots;
 
 // One block of x in order (loops the compiler vectorizes; rounding half to even, as the
 // kernels' reference does), then placed in the pair's order.
-void quantize_block(const float* x, int64_t n, int blk, int8_t* pair, float& scale, int32_t& neg_sum) {
+void quantize_block(const float* x, int64_t n, int blk, int8_t* pair, float& scale, int32_t& neg_sum,
+                    float& scaled_sum) {
     float values[kQuantBlock] = {};
     for (int64_t e = 0; e < n; ++e) values[e] = x[e];
     float amax = 0.0f;
@@ -74,6 +76,7 @@ void quantize_block(const float* x, int64_t n, int blk, int8_t* pair, float& sca
     for (int e = 0; e < kQuantBlock; ++e) pair[kSlots.at[blk][e]] = q[e];
     scale = d;
     neg_sum = -sum;
+    scaled_sum = d * static_cast<float>(sum);
 }
 
 void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
@@ -82,13 +85,15 @@ void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
     out.q.resize(static_cast<size_t>(m * pairs * kQuantPair));
     out.scale.resize(static_cast<size_t>(m * pairs * 2));
     out.neg_sum.resize(static_cast<size_t>(m * pairs * 2));
+    out.scaled_sum.resize(static_cast<size_t>(m * pairs * 2));
     parallel_for(m, m * k >= (int64_t{1} << 16), [&](int64_t row) {
         const float* xr = x + row * k;
         for (int64_t b = 0; b < 2 * pairs; ++b) {
             const int64_t begin = b * kQuantBlock, n = std::clamp<int64_t>(k - begin, 0, kQuantBlock);
             const size_t at = static_cast<size_t>(row * pairs * 2 + b);
             quantize_block(xr + std::min(begin, k), n, static_cast<int>(b % 2),
-                           out.q.data() + (row * pairs + b / 2) * kQuantPair, out.scale[at], out.neg_sum[at]);
+                           out.q.data() + (row * pairs + b / 2) * kQuantPair, out.scale[at], out.neg_sum[at],
+                           out.scaled_sum[at]);
         }
     });
 }
@@ -123,12 +128,16 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
                         v = static_cast<int8_t>(wq[p * kQuantPair + pos]);
                     } else {
                         const uint8_t byte = wq[p * 32 + pos % 32];
-                        v = (pos < 32 ? byte & 0x0F : byte >> 4) - 8;
+                        v = (pos < 32 ? byte & 0x0F : byte >> 4) - (F == QuantFormat::q4_0 ? 8 : 0);
                     }
                     sums[perm(pos) / 32] += v * xq[p * kQuantPair + pos];
                 }
                 for (int blk = 0; blk < 2; ++blk) {
                     total += sdk::f16_to_f32(ws[2 * p + blk]) * xs[2 * p + blk] * static_cast<float>(sums[blk]);
+                    if constexpr (F == QuantFormat::q4_1) {
+                        const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;
+                        total += sdk::f16_to_f32(w.mins[r * pairs * 2 + 2 * p + blk]) * xsum[2 * p + blk];
+                    }
                 }
             }
             job.y[i * w.n + r] = total + (job.bias != nullptr ? job.bias[r] : 0.0f);
@@ -152,37 +161,46 @@ constexpr int64_t kPrefetchRows = 8;
 // unsigned bytes (q4_0: the stored q + 8; q8_0: |w|, x taking w's sign), their products with
 // x summed four to a 32-bit lane (lanes alternate between the pair's two blocks), then one
 // multiply-add by the blocks' scales (weight scale x x scale, per lane).
-#define TFX_QUANT_ROWS(VEC, PAIR_SUMS, SCALES_OF_X, WEIGHT_SCALES, REDUCE)                                          \
-    const QuantizedWeight& w = *job.w;                                                                              \
-    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);                                    \
-    for (int64_t r = r0; r < r1; r += kRowsTogether) {                                                              \
-        const uint8_t* wq[kRowsTogether];                                                                           \
-        const uint16_t* ws[kRowsTogether];                                                                          \
-        for (int t = 0; t < kRowsTogether; ++t) {                                                                   \
-            const int64_t row = std::min<int64_t>(r + t, r1 - 1);                                                   \
-            wq[t] = w.quants + row * row_bytes;                                                                     \
-            ws[t] = w.scales + row * pairs * 2;                                                                     \
-        }                                                                                                           \
-        for (int64_t i = 0; i < job.m; ++i) {                                                                       \
-            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                                            \
-            const float* xs = job.x->scale.data() + i * pairs * 2;                                                  \
-            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                                              \
-            VEC acc[kRowsTogether];                                                                                 \
-            for (auto& v : acc) v = VEC##_zero();                                                                   \
-            for (int64_t p = 0; p < pairs; ++p) {                                                                   \
-                const VEC dx = SCALES_OF_X(xs + 2 * p);                                                             \
-                for (int t = 0; t < kRowsTogether; ++t) {                                                           \
-                    _mm_prefetch(                                                                                   \
-                        reinterpret_cast<const char*>(wq[t] + p * quant_pair_bytes(F) + kPrefetchRows * row_bytes), \
-                        _MM_HINT_T0);                                                                               \
-                    const VEC sums = PAIR_SUMS(wq[t] + p * quant_pair_bytes(F), xq + p * kQuantPair, xn + 2 * p);   \
-                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws[t] + 2 * p), dx), acc[t]);                \
-                }                                                                                                   \
-            }                                                                                                       \
-            for (int t = 0; t < kRowsTogether && r + t < r1; ++t) {                                                 \
-                job.y[i * w.n + r + t] = REDUCE(acc[t]) + (job.bias != nullptr ? job.bias[r + t] : 0.0f);           \
-            }                                                                                                       \
-        }                                                                                                           \
+#define TFX_QUANT_ROWS(VEC, PAIR_SUMS, SCALES_OF_X, WEIGHT_SCALES, REDUCE, LANES_PER_BLOCK)                            \
+    const QuantizedWeight& w = *job.w;                                                                                 \
+    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);                                       \
+    for (int64_t r = r0; r < r1; r += kRowsTogether) {                                                                 \
+        const uint8_t* wq[kRowsTogether];                                                                              \
+        const uint16_t* ws[kRowsTogether];                                                                             \
+        const uint16_t* wm[kRowsTogether];                                                                             \
+        for (int t = 0; t < kRowsTogether; ++t) {                                                                      \
+            const int64_t row = std::min<int64_t>(r + t, r1 - 1);                                                      \
+            wq[t] = w.quants + row * row_bytes;                                                                        \
+            ws[t] = w.scales + row * pairs * 2;                                                                        \
+            wm[t] = w.mins + row * pairs * 2;                                                                          \
+        }                                                                                                              \
+        for (int64_t i = 0; i < job.m; ++i) {                                                                          \
+            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                                               \
+            const float* xs = job.x->scale.data() + i * pairs * 2;                                                     \
+            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                                                 \
+            const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;                                              \
+            VEC acc[kRowsTogether];                                                                                    \
+            for (auto& v : acc) v = VEC##_zero();                                                                      \
+            for (int64_t p = 0; p < pairs; ++p) {                                                                      \
+                const VEC dx = SCALES_OF_X(xs + 2 * p);                                                                \
+                for (int t = 0; t < kRowsTogether; ++t) {                                                              \
+                    _mm_prefetch(                                                                                      \
+                        reinterpret_cast<const char*>(wq[t] + p * quant_pair_bytes(F) + kPrefetchRows * row_bytes),    \
+                        _MM_HINT_T0);                                                                                  \
+                    const VEC sums = PAIR_SUMS(wq[t] + p * quant_pair_bytes(F), xq + p * kQuantPair, xn + 2 * p);      \
+                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws[t] + 2 * p), dx), acc[t]);                   \
+                    if constexpr (F == QuantFormat::q4_1) {                                                            \
+                        /* + min x (sum of x): each of the block's lanes adds its share. */                            \
+                        acc[t] = VEC##_fmadd(WEIGHT_SCALES(wm[t] + 2 * p),                                             \
+                                             VEC##_mul(SCALES_OF_X(xsum + 2 * p), VEC##_set1(1.0f / LANES_PER_BLOCK)), \
+                                             acc[t]);                                                                  \
+                    }                                                                                                  \
+                }                                                                                                      \
+            }                                                                                                          \
+            for (int t = 0; t < kRowsTogether && r + t < r1; ++t) {                                                    \
+                job.y[i * w.n + r + t] = REDUCE(acc[t]) + (job.bias != nullptr ? job.bias[r + t] : 0.0f);              \
+            }                                                                                                          \
+        }                                                                                                              \
     }
 
 // ---- AVX2: 8 lanes, 4 per block ----
@@ -195,6 +213,9 @@ TFX_TARGET_AVX2 inline V8 V8_mul(V8 a, V8 b) {
 }
 TFX_TARGET_AVX2 inline V8 V8_fmadd(V8 a, V8 b, V8 c) {
     return _mm256_fmadd_ps(a, b, c);
+}
+TFX_TARGET_AVX2 inline V8 V8_set1(float v) {
+    return _mm256_set1_ps(v);
 }
 // Two 32-bit values repeated: lane j gets p[j % 2] (bit casts through intrinsic loads, which
 // may alias anything).
@@ -227,15 +248,17 @@ TFX_TARGET_AVX2 inline V8 pair_sums_256(const uint8_t* wq, const int8_t* xq, con
         const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
         sums = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones),
                                 _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones));
-        // A block's 4 lanes give back 8 x its sum of x (the + 8 stored): 2 x each.
-        const __m256i negated = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));
-        sums = _mm256_add_epi32(sums, _mm256_add_epi32(negated, negated));
+        if constexpr (F == QuantFormat::q4_0) {
+            // A block's 4 lanes give back 8 x its sum of x (the + 8 stored): 2 x each.
+            const __m256i negated = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));
+            sums = _mm256_add_epi32(sums, _mm256_add_epi32(negated, negated));
+        }
     }
     return _mm256_cvtepi32_ps(sums);
 }
 template <QuantFormat F>
 TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V8, pair_sums_256<F>, scales_of_x_256, weight_scales_256, reduce_256)
+    TFX_QUANT_ROWS(V8, pair_sums_256<F>, scales_of_x_256, weight_scales_256, reduce_256, 4)
 }
 
 // ---- AVX-512: 16 lanes, 8 per block; with VNNI, vpdpbusd does the u8 x s8 sums ----
@@ -248,6 +271,9 @@ TFX_TARGET_AVX512 inline V16 V16_mul(V16 a, V16 b) {
 }
 TFX_TARGET_AVX512 inline V16 V16_fmadd(V16 a, V16 b, V16 c) {
     return _mm512_fmadd_ps(a, b, c);
+}
+TFX_TARGET_AVX512 inline V16 V16_set1(float v) {
+    return _mm512_set1_ps(v);
 }
 TFX_TARGET_AVX512 inline V16 scales_of_x_512(const float* p) {
     return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_load_sd(reinterpret_cast<const double*>(p))));
@@ -271,8 +297,10 @@ TFX_TARGET_AVX512 inline float reduce_512(V16 v) {
         wb = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),      \
                               _mm512_set1_epi8(0x0F));                                                        \
         x = a;                                                                                                \
-        /* A block's 8 lanes start at -(its sum of x): 8 x in all, the + 8 stored. */                         \
-        start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));               \
+        /* q4_0: a block's 8 lanes start at -(its sum of x): 8 x in all, the + 8 stored. */                   \
+        if constexpr (F == QuantFormat::q4_0) {                                                               \
+            start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));           \
+        }                                                                                                     \
     }                                                                                                         \
     if constexpr (VNNI) {                                                                                     \
         return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, wb, x));                                         \
@@ -293,11 +321,11 @@ TFX_TARGET_VNNI inline V16 pair_sums_vnni(const uint8_t* wq, const int8_t* xq, c
 
 template <QuantFormat F>
 TFX_TARGET_AVX512 void rows_avx512(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V16, pair_sums_512<F>, scales_of_x_512, weight_scales_512, reduce_512)
+    TFX_QUANT_ROWS(V16, pair_sums_512<F>, scales_of_x_512, weight_scales_512, reduce_512, 8)
 }
 template <QuantFormat F>
 TFX_TARGET_VNNI void rows_vnni(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V16, pair_sums_vnni<F>, scales_of_x_512, weight_scales_512, reduce_512)
+    TFX_QUANT_ROWS(V16, pair_sums_vnni<F>, scales_of_x_512, weight_scales_512, reduce_512, 8)
 }
 #undef TFX_QUANT_ROWS
 
@@ -317,7 +345,23 @@ RowsFn rows_for(QuantKernel kernel) {
 }
 
 RowsFn rows_of(QuantKernel kernel, QuantFormat format) {
-    return format == QuantFormat::q8_0 ? rows_for<QuantFormat::q8_0>(kernel) : rows_for<QuantFormat::q4_0>(kernel);
+    switch (format) {
+        case QuantFormat::q8_0:
+            return rows_for<QuantFormat::q8_0>(kernel);
+        case QuantFormat::q4_1:
+            return rows_for<QuantFormat::q4_1>(kernel);
+        case QuantFormat::q4_0:
+            break;
+    }
+    return rows_for<QuantFormat::q4_0>(kernel);
+}
+
+// Bytes a ggml block of the format takes, and where its quants start (after d, and m for q4_1).
+int64_t ggml_block_bytes(QuantFormat format) {
+    return format == QuantFormat::q8_0 ? 2 + kQuantBlock : format == QuantFormat::q4_1 ? 4 + 16 : 2 + 16;
+}
+int64_t ggml_quants_at(QuantFormat format) {
+    return format == QuantFormat::q4_1 ? 4 : 2;
 }
 
 // Below this many weights a call runs on one thread (as the float matvec: waking the other
@@ -328,22 +372,24 @@ constexpr int64_t kParallelMinWeights = int64_t{1} << 16;
 
 int64_t ggml_row_bytes(QuantFormat format, int64_t k) {
     if (k <= 0 || k % kQuantBlock != 0) return 0;
-    return k / kQuantBlock * (2 + (format == QuantFormat::q8_0 ? kQuantBlock : kQuantBlock / 2));
+    return k / kQuantBlock * ggml_block_bytes(format);
 }
 
 void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int64_t k, uint8_t* quants,
-                      uint16_t* scales) {
+                      uint16_t* scales, uint16_t* mins) {
     const int64_t blocks = k / kQuantBlock, pairs = quant_pairs(k), pair_bytes = quant_pair_bytes(format);
-    const int64_t block_bytes = 2 + (format == QuantFormat::q8_0 ? kQuantBlock : kQuantBlock / 2);
+    const int64_t block_bytes = ggml_block_bytes(format), at = ggml_quants_at(format);
     parallel_for(rows, rows * k >= kParallelMinWeights, [&](int64_t r) {
         uint8_t* q = quants + r * pairs * pair_bytes;
         uint16_t* s = scales + r * pairs * 2;
-        // Padding: scale 0, and for q4_0 the stored 8 that means 0.
-        std::memset(q, format == QuantFormat::q8_0 ? 0 : 0x88, static_cast<size_t>(pairs * pair_bytes));
+        // Padding: scale (and min) 0, and for q4_0 the stored 8 that means 0.
+        std::memset(q, format == QuantFormat::q4_0 ? 0x88 : 0, static_cast<size_t>(pairs * pair_bytes));
         std::fill(s, s + pairs * 2, uint16_t{0});
+        if (format == QuantFormat::q4_1) std::fill(mins + r * pairs * 2, mins + (r + 1) * pairs * 2, uint16_t{0});
         for (int64_t b = 0; b < blocks; ++b) {
             const uint8_t* block = src + (r * blocks + b) * block_bytes;
             std::memcpy(&s[b], block, 2);
+            if (format == QuantFormat::q4_1) std::memcpy(&mins[r * pairs * 2 + b], block + 2, 2);
             const int64_t p = b / 2;
             const int blk = static_cast<int>(b % 2);
             for (int e = 0; e < kQuantBlock; ++e) {
@@ -351,7 +397,7 @@ void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int6
                 if (format == QuantFormat::q8_0) {
                     q[p * kQuantPair + slot.half * 32 + slot.byte] = block[2 + e];
                 } else {
-                    const uint8_t value = e < 16 ? block[2 + e] & 0x0F : block[2 + e - 16] >> 4;
+                    const uint8_t value = e < 16 ? block[at + e] & 0x0F : block[at + e - 16] >> 4;
                     uint8_t& byte = q[p * 32 + slot.byte];
                     byte = slot.half == 0 ? static_cast<uint8_t>((byte & 0xF0) | value)
                                           : static_cast<uint8_t>((byte & 0x0F) | (value << 4));

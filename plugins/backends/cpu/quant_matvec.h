@@ -1,4 +1,5 @@
-// Matmuls on block-quantized weights (q8_0, q4_0: 32 values and one f16 scale a block) that
+// Matmuls on block-quantized weights (q8_0, q4_0, q4_1: 32 values, an f16 scale and for q4_1 an
+// f16 minimum a block) that
 // never widen a weight to float: each row of x is quantized to int8 per block of 32, and the
 // kernels sum integer products (vpdpbusd on AVX-512 VNNI, vpmaddubsw + vpmaddwd on AVX2 and
 // AVX-512 without it), scaled once per block.
@@ -17,7 +18,7 @@
 
 namespace tfx::cpu {
 
-enum class QuantFormat { q8_0, q4_0 };
+enum class QuantFormat { q8_0, q4_0, q4_1 };
 
 // The kernel variants, slowest first; each runs where the CPU has its instructions.
 enum class QuantKernel { portable, avx2, avx512, avx512_vnni };
@@ -31,22 +32,24 @@ inline int64_t quant_pairs(int64_t k) {
 }
 // Bytes of packed quants a pair takes in the format (the scales are stored apart).
 inline int64_t quant_pair_bytes(QuantFormat format) {
-    return format == QuantFormat::q8_0 ? kQuantPair : kQuantPair / 2;
+    return format == QuantFormat::q8_0 ? kQuantPair : kQuantPair / 2;  // q4_0, q4_1: two values a byte
 }
 // Bytes a row of k values takes in ggml's encoding (f16 scale + quants a block); 0 when k is
 // not a multiple of 32.
 int64_t ggml_row_bytes(QuantFormat format, int64_t k);
 
 // Repacks `rows` rows of ggml-encoded blocks (k values a row) into the backend's layout: quants
-// [rows][pairs * pair_bytes] and f16 scales [rows][2 * pairs].
+// [rows][pairs * pair_bytes], f16 scales [rows][2 * pairs] and, for q4_1, f16 minimums
+// [rows][2 * pairs] (`mins`, else unused).
 void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int64_t k, uint8_t* quants,
-                      uint16_t* scales);
+                      uint16_t* scales, uint16_t* mins = nullptr);
 
 struct QuantizedWeight {
     QuantFormat format;
     const uint8_t* quants;
     const uint16_t* scales;
-    int64_t n, k;  // [n, k] as a float weight would be
+    int64_t n, k;                    // [n, k] as a float weight would be
+    const uint16_t* mins = nullptr;  // q4_1
 };
 
 // y[m, n] = x[m, k] · wᵀ (+ bias[n]) with each row of x quantized to int8 per block of 32
