@@ -1,4 +1,5 @@
-// The CPU backend: f32 compute; f32, bf16 and f16 weights. Matmuls of a few rows (decode)
+// The CPU backend: f32 compute; f32, bf16 and f16 weights, and q8_0 / q4_0 / q4_1 blocks
+// (quant_matvec.h: int8 dot products, for every row count). Matmuls of a few rows (decode)
 // stream the weights in their stored format through our matvec kernels (matvec.h: widened in
 // registers, so results equal an f32 matmul while bf16/f16 halve the bytes streamed); larger
 // ones go through oneDNN's blocked f32 GEMM. Its device is host memory: alloc hands out 64-byte aligned
@@ -377,7 +378,7 @@ class CpuBackendImpl {
         *out = packed.release();
     }
 
-    // A weight already encoded in ggml's q8_0 / q4_0 blocks (the quantizer's output, a u8
+    // A weight already encoded in ggml's q8_0 / q4_0 / q4_1 blocks (the quantizer's output, a u8
     // tensor [out, row bytes]), repacked into the kernels' layout (quant_matvec.h).
     static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format, const char* name) {
         if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
