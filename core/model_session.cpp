@@ -127,7 +127,8 @@ std::string listed(const PluginRecord& plugin, const char* field) {
 
 // Refuses a weight format or KV dtype that the chosen backend (or attention kernel) cannot run,
 // naming the part that is missing.
-void check_formats(const PluginRecord& backend, const PluginRecord& attention, const SessionOptions& options) {
+void check_formats(const PluginRecord& backend, const PluginRecord& attention, const SessionOptions& options,
+                   const std::string& format) {
     const std::string kv = sdk::dtype_name(kv_dtype_named(options.kv_dtype, "kv_dtype"));
     if (!lists(backend, "kv_dtypes", kv)) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "backend '" + backend.name + "' cannot hold a " + kv +
@@ -137,7 +138,6 @@ void check_formats(const PluginRecord& backend, const PluginRecord& attention, c
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "attention '" + attention.name + "' cannot read a " + kv +
                                                   " KV cache (its kv_dtypes: " + listed(attention, "kv_dtypes") + ")");
     }
-    const std::string format = requested_weight_format(options);
     if (!format.empty() && !lists(backend, "weight_formats", format)) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "backend '" + backend.name + "' does not compute on weight format '" +
                                                   format +
@@ -237,7 +237,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     impl.kv_dtype = kv_dtype_named(options.kv_dtype, "kv_dtype");
     const std::string format = requested_weight_format(options);
     if (!format.empty()) impl.options["weight_format"] = format;
-    check_formats(*plugins.backend, *plugins.attention, options);
+    check_formats(*plugins.backend, *plugins.attention, options, format);
     impl.services.device = device_of(*plugins.backend);
 
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);

@@ -89,9 +89,6 @@ struct Forward<Member> {
     }
 };
 
-// pack_weight, with the session's quantization at load: the weight (in host memory: quantizers
-// work on the host) is encoded by the quantizer, then packed from the encoded bytes, a u8
-// tensor [rows, row_bytes].
 // A u8 tensor [rows, row_bytes] over encoded weights, as pack_weight takes block formats.
 tfx_tensor encoded_tensor(void* bytes, int64_t* shape, tfx_device device) {
     tfx_tensor t{};
@@ -116,6 +113,9 @@ const WeightStore::Encoded* packable_as_stored(const OpsTarget& target, const tf
     return std::find(listed.begin(), listed.end(), e->format) != listed.end() ? e : nullptr;
 }
 
+// pack_weight: stored blocks packed as they are where the backend computes on them; else, with
+// the session's quantization at load, the weight (in host memory: quantizers work on the host)
+// encoded by the quantizer, then packed from the encoded bytes.
 int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
     using Plain = Forward<&tfx_backend_ops::pack_weight>;
     auto* target = static_cast<OpsTarget*>(self);

@@ -7,6 +7,35 @@
 
 namespace tfx {
 namespace fs = std::filesystem;
+namespace {
+
+// n values of an f32, bf16 or f16 tensor as f32.
+std::vector<float> widened(const uint8_t* src, safetensors::DType dtype, size_t n, const char* name) {
+    std::vector<float> out(n);
+    for (size_t i = 0; i < n; ++i) {
+        uint16_t half;
+        switch (dtype) {
+            case safetensors::DType::F32:
+                std::memcpy(&out[i], src + 4 * i, 4);
+                break;
+            case safetensors::DType::BF16:
+                std::memcpy(&half, src + 2 * i, 2);
+                out[i] = sdk::bf16_to_f32(half);
+                break;
+            case safetensors::DType::F16:
+                std::memcpy(&half, src + 2 * i, 2);
+                out[i] = sdk::f16_to_f32(half);
+                break;
+            default:
+                throw sdk::Error(TFX_ERR_UNSUPPORTED, "tensor '" + std::string(name) + "': dtype " +
+                                                          std::string(safetensors::dtype_name(dtype)) +
+                                                          " cannot be read as f32");
+        }
+    }
+    return out;
+}
+
+}  // namespace
 
 WeightStore::WeightStore(const fs::path& model_dir) : checkpoint_(safetensors::Checkpoint::open(model_dir)) {
     const auto& files = checkpoint_->files();
@@ -183,7 +212,7 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
-    if (find_packed(name)) return get_f32(name);
+    if (quantization_ && !find(name)) return get_f32(name);  // a GPTQ / AWQ linear, decoded to f32
     const auto entry = require(name);
     auto& shape = shapes_[name];
     shape = entry.info->shape;
@@ -204,13 +233,8 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
         size_t n = 1;
         for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
-        copy.data.resize(n);
-        const auto* src = static_cast<const uint8_t*>(t.data);
-        for (size_t i = 0; i < n; ++i) {
-            uint16_t half;
-            std::memcpy(&half, src + 2 * i, 2);
-            copy.data[i] = t.dtype.code == TFX_DTYPE_BFLOAT ? sdk::bf16_to_f32(half) : sdk::f16_to_f32(half);
-        }
+        const auto dtype = t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16 : safetensors::DType::F16;
+        copy.data = widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end()) {
@@ -230,28 +254,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         const auto dtype = entry.info->dtype;
         F32Copy copy{{}, entry.info->shape};
         const auto n = (entry.info->end - entry.info->begin) / safetensors::dtype_size(dtype);
-        copy.data.resize(n);
-        const uint8_t* src = entry.file->data(*entry.info);
-        for (size_t i = 0; i < n; ++i) {
-            uint16_t half;
-            switch (dtype) {
-                case safetensors::DType::F32:
-                    std::memcpy(&copy.data[i], src + 4 * i, 4);
-                    break;
-                case safetensors::DType::BF16:
-                    std::memcpy(&half, src + 2 * i, 2);
-                    copy.data[i] = sdk::bf16_to_f32(half);
-                    break;
-                case safetensors::DType::F16:
-                    std::memcpy(&half, src + 2 * i, 2);
-                    copy.data[i] = sdk::f16_to_f32(half);
-                    break;
-                default:
-                    throw sdk::Error(TFX_ERR_UNSUPPORTED, "tensor '" + std::string(name) + "': dtype " +
-                                                              std::string(safetensors::dtype_name(dtype)) +
-                                                              " cannot be read as f32");
-            }
-        }
+        copy.data = widened(entry.file->data(*entry.info), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     tfx_tensor out{};

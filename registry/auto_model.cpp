@@ -1,9 +1,8 @@
 #include "registry/auto_model.h"
 
-#include "core/gguf_model.h"
-
 #include <set>
 
+#include "core/gguf_model.h"
 #include "core/json_file.h"
 #include "core/paths.h"
 #include "registry/hub/hub.h"
@@ -16,8 +15,6 @@ std::string join(const std::set<std::string>& items) {
     for (const auto& i : items) out += (out.empty() ? "" : ", ") + i;
     return out.empty() ? "none" : out;
 }
-
-namespace {}  // namespace
 
 ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catalogue) {
     ModelChoice choice{};
@@ -146,7 +143,7 @@ const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::set<
     throw sdk::Error(TFX_ERR_NOT_FOUND, std::string(wanted.size() == 1 ? "weight format '" : "weight formats '") +
                                             join(wanted) + "' " + (wanted.size() == 1 ? "is" : "are") +
                                             " not produced by any installed quantizer plugin (they produce: " +
-                                            (known.empty() ? std::string("none") : join(known)) + ")" + reasons);
+                                            join(known) + ")" + reasons);
 }
 
 }  // namespace tfx::registry
