@@ -85,6 +85,7 @@ class File {
     const Tensor* find(std::string_view name) const;
     const uint8_t* data(const Tensor& t) const { return map_.bytes().data() + header_.data_offset + t.offset; }
     const std::filesystem::path& path() const { return map_.path(); }
+    void drop_resident_pages() const { map_.drop_resident_pages(); }
     // A metadata value, or nullptr when absent.
     const nlohmann::json* meta(std::string_view key) const;
 

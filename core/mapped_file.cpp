@@ -57,6 +57,11 @@ MappedFile::MappedFile(const std::filesystem::path& path) : path_(path) {
     ::close(fd);
 }
 
+void MappedFile::drop_resident_pages() const {
+    // A private read-only mapping was never written: dropping its pages loses nothing.
+    if (data_ != nullptr) ::madvise(const_cast<std::uint8_t*>(data_), size_, MADV_DONTNEED);
+}
+
 MappedFile::~MappedFile() {
     if (data_ != nullptr) ::munmap(const_cast<std::uint8_t*>(data_), size_);
 }

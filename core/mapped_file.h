@@ -17,6 +17,9 @@ class MappedFile {
 
     std::span<const std::uint8_t> bytes() const { return {data_, size_}; }
     const std::filesystem::path& path() const { return path_; }
+    // Gives the pages read so far back to the page cache: this process's resident memory no
+    // longer counts them, and a later read maps them in again from the file.
+    void drop_resident_pages() const;
 
   private:
     std::filesystem::path path_;

@@ -3,12 +3,15 @@
 #include <algorithm>
 #include <map>
 #include <optional>
+#include <set>
+#include <span>
 
 #include "core/json_file.h"
 #include "core/log.h"
 #include "core/op_forwarding.h"
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
+#include "core/process_memory.h"
 #include "core/weight_store.h"
 
 namespace tfx {
@@ -20,6 +23,11 @@ struct ModelSession::Impl {
     std::map<std::string, std::string, std::less<>> options;
     std::unique_ptr<PluginInstance> backend, attention, model, quantizer;
     QuantizeAtPack quantize_at_pack;
+    // Stored blocks the backend does not run (GGUF's q5_k, q6_k on cpu), re-encoded to q8_0 at
+    // pack rather than widened to f32: the stored formats, and the bytes they took.
+    QuantizeAtPack requantize;
+    std::set<std::string> requantized_formats;
+    uint64_t requantized_stored_bytes = 0;
     OpsTarget ops_target;
     AttentionTarget attention_target;
     tfx_host_services services{};
@@ -47,6 +55,53 @@ struct ModelSession::Impl {
             it = mapped.emplace(name, DeviceWeight{data, t}).first;
         }
         return it->second.tensor;
+    }
+
+    // pack_stored_weight: the stored linear weight packed once, its blocks as they are where the
+    // backend computes on them, else its values (decoded or reordered only for this call, and
+    // mapped onto the device for it) through the forwarding pack_weight.
+    tfx_weight* pack_stored(const char* name, std::span<const int64_t> expected) {
+        if (name == nullptr) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "pack_stored_weight: name is missing");
+        WeightStore::Lease lease = weights.lease(name);
+        if (!expected.empty() &&
+            !std::equal(expected.begin(), expected.end(), lease.shape().begin(), lease.shape().end())) {
+            auto dims = [](auto&& shape) {
+                std::string text;
+                for (int64_t d : shape) text += (text.empty() ? "" : ", ") + std::to_string(d);
+                return "[" + text + "]";
+            };
+            throw sdk::Error(TFX_ERR_FORMAT, weights.source() + ": tensor '" + name + "': expected shape " +
+                                                 dims(expected) + ", found " + dims(lease.shape()));
+        }
+        const auto option = options.find("weight_format");
+        const char* format = option == options.end() ? nullptr : option->second.c_str();
+        tfx_weight* out = nullptr;
+        tfx_error error = sdk::empty_error();
+        if (const WeightStore::Encoded* stored = lease.encoded();
+            stored != nullptr && packs_as_stored(ops_target, *stored, format)) {
+            sdk::check(pack_as_stored(ops_target, *stored, &out, &error), error);
+            return out;
+        }
+        const WeightStore::Encoded* stored = lease.encoded();
+        const bool requantized = stored != nullptr && format == nullptr && !requantize.format.empty();
+        tfx_tensor values = lease.values();
+        uint64_t bytes = values.dtype.bits / 8;
+        for (int i = 0; i < values.ndim; ++i) bytes *= static_cast<uint64_t>(values.shape[i]);
+        values.data = device->map_host(values.data, bytes);
+        values.device = device->device();
+        QuantizeAtPack* session_quantize = ops_target.quantize;
+        if (requantized) ops_target.quantize = &requantize;
+        const int64_t requantized_before = requantize.quantized;
+        const int32_t status = forwarding_ops()->pack_weight(
+            &ops_target, &values, requantized ? requantize.format.c_str() : format, &out, &error);
+        ops_target.quantize = session_quantize;
+        device->free(values.data);
+        sdk::check(status, error);
+        if (requantize.quantized > requantized_before) {
+            requantized_formats.insert(stored->format);
+            requantized_stored_bytes += stored->row_bytes * static_cast<uint64_t>(stored->rows);
+        }
+        return out;
     }
 
     // Teardown order matters: the model releases its packed weights through the backend, the
@@ -91,6 +146,16 @@ void fill_services(ModelSession::Impl& impl) {
         });
     };
     s.has_weight = [](void* host, const char* name) -> int32_t { return impl_of(host).weights.has(name) ? 1 : 0; };
+    s.pack_stored_weight = [](void* host, const char* name, const int64_t* shape, int32_t ndim, tfx_weight** out,
+                              tfx_error* error) {
+        return sdk::guard(error, [&] {
+            if (out == nullptr) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "pack_stored_weight: out is missing");
+            if (ndim < 0 || (ndim > 0 && shape == nullptr)) {
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "pack_stored_weight: shape is missing");
+            }
+            *out = impl_of(host).pack_stored(name, std::span<const int64_t>(shape, static_cast<size_t>(ndim)));
+        });
+    };
     s.option = [](void* host, const char* key) -> const char* {
         auto& opts = impl_of(host).options;
         auto it = opts.find(key != nullptr ? key : "");
@@ -259,6 +324,13 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
             impl.quantize_at_pack.output_rows = config_.get_or<int64_t>("vocab_size", 0);
         }
         if (!format.empty() && !is_float_format(format)) impl.ops_target.quantize = &impl.quantize_at_pack;
+        // Stored blocks the backend does not run are re-encoded to q8_0, the finest integer
+        // format it runs, rather than widened to f32 (4x the bytes): q8_0's step is about a
+        // quarter of Q6_K's or Q5_K's, so a weight moves by at most an eighth of its stored step.
+        if (format.empty() && impl.services.device.device_type == TFX_DEVICE_CPU &&
+            lists(*plugins.backend, "weight_formats", "q8_0") && lists(*plugins.quantizer, "weight_formats", "q8_0")) {
+            impl.requantize = {impl.quantize_at_pack.table, impl.quantize_at_pack.self, impl.quantizer.get(), "q8_0"};
+        }
         const auto* quantizer = impl.quantizer.get();
         impl.weights.set_dequantize(
             [quantizer](const std::string& f, const uint8_t* src, int64_t rows, int64_t cols, float* dst) {
@@ -297,9 +369,20 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
         if (impl.ops_target.quantize != nullptr) log::info(quantized_message());
+        if (impl.requantize.quantized > 0) {
+            std::string formats;
+            for (const std::string& f : impl.requantized_formats) formats += (formats.empty() ? "" : ", ") + f;
+            log::info("re-encoded " + std::to_string(impl.requantize.quantized) + " linear weights stored as " +
+                      formats + " to q8_0 (" + std::to_string(impl.requantize.encoded_bytes / (1024 * 1024)) +
+                      " MiB): the backend does not run their format");
+        }
         if (impl.ops_target.packed_as_stored > 0) {
             log::info(std::to_string(impl.ops_target.packed_as_stored) +
                       " linear weights packed from their stored blocks (no dequantization)");
+        }
+        impl.weights.drop_resident_pages();
+        if (const auto resident = resident_bytes()) {
+            log::info("resident memory after loading: " + std::to_string(*resident / (1024 * 1024)) + " MiB");
         }
         unused_weights_ = impl.weights.unused();
         if (!unused_weights_.empty()) log::write(log::Level::warn, "tfx", unused_message());
@@ -331,6 +414,10 @@ std::string ModelSession::quantized_message() const {
     return text;
 }
 
+std::vector<std::string> ModelSession::weight_copies() const {
+    return impl_->weights.copies();
+}
+
 int64_t ModelSession::weights_packed_as_stored() const {
     return impl_->ops_target.packed_as_stored;
 }
@@ -341,6 +428,8 @@ WeightStore::Usage ModelSession::weight_usage() const {
     WeightStore::Usage usage = impl_->weights.usage();
     const QuantizeAtPack& q = impl_->quantize_at_pack;
     usage.bytes = usage.bytes - std::min(usage.bytes, q.source_bytes) + q.encoded_bytes;
+    usage.bytes =
+        usage.bytes - std::min(usage.bytes, impl_->requantized_stored_bytes) + impl_->requantize.encoded_bytes;
     return usage;
 }
 

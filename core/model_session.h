@@ -89,6 +89,10 @@ class ModelSession {
     // Linear weights the backend packed from their stored block-quantized bytes (GGUF), not
     // from a dequantized copy.
     int64_t weights_packed_as_stored() const;
+    // The checkpoint tensors the host keeps its own copies of for the session (decoded,
+    // reordered or widened: embeddings, norms), sorted. Linear weights packed through
+    // pack_stored_weight are never among them.
+    std::vector<std::string> weight_copies() const;
 
     struct Impl;
 

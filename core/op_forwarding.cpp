@@ -100,17 +100,34 @@ tfx_tensor encoded_tensor(void* bytes, int64_t* shape, tfx_device device) {
     return t;
 }
 
-// A whole stored tensor handed out dequantized, when the backend computes on its format and
-// the session asks for no other: the stored bytes, packed as they are.
+}  // namespace
+
+bool packs_as_stored(const OpsTarget& target, const WeightStore::Encoded& stored, const char* format) {
+    if (format != nullptr && stored.format != format) return false;
+    const auto& listed = target.backend_formats;
+    return std::find(listed.begin(), listed.end(), stored.format) != listed.end();
+}
+
+int32_t pack_as_stored(OpsTarget& target, const WeightStore::Encoded& stored, tfx_weight** out, tfx_error* error) {
+    int64_t shape[2] = {stored.rows, static_cast<int64_t>(stored.row_bytes)};
+    tfx_tensor bytes = encoded_tensor(const_cast<uint8_t*>(stored.bytes), shape, target.device);
+    const int32_t status =
+        Forward<&tfx_backend_ops::pack_weight>::call(&target, &bytes, stored.format.c_str(), out, error);
+    if (status == TFX_OK) ++target.packed_as_stored;
+    return status;
+}
+
+namespace {
+
+// A whole stored tensor handed out dequantized (get_weight), when the backend computes on its
+// format and the session asks for no other: the stored bytes, packed as they are.
 const WeightStore::Encoded* packable_as_stored(const OpsTarget& target, const tfx_tensor* w, const char* format) {
     if (target.stored == nullptr || w == nullptr || w->ndim != 2 || w->strides != nullptr || w->byte_offset != 0) {
         return nullptr;
     }
     const WeightStore::Encoded* e = target.stored->encoded_behind(w->data);
     if (e == nullptr || w->shape[0] != e->rows || w->shape[1] != e->cols) return nullptr;
-    if (format != nullptr && e->format != format) return nullptr;
-    const auto& listed = target.backend_formats;
-    return std::find(listed.begin(), listed.end(), e->format) != listed.end() ? e : nullptr;
+    return packs_as_stored(target, *e, format) ? e : nullptr;
 }
 
 // pack_weight: stored blocks packed as they are where the backend computes on them; else, with
@@ -119,13 +136,8 @@ const WeightStore::Encoded* packable_as_stored(const OpsTarget& target, const tf
 int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
     using Plain = Forward<&tfx_backend_ops::pack_weight>;
     auto* target = static_cast<OpsTarget*>(self);
-    if (const WeightStore::Encoded* e = packable_as_stored(*target, w, format)) {
-        int64_t shape[2] = {e->rows, static_cast<int64_t>(e->row_bytes)};
-        tfx_tensor bytes = encoded_tensor(const_cast<uint8_t*>(e->bytes), shape, target->device);
-        const int32_t status = Plain::call(self, &bytes, e->format.c_str(), out, error);
-        if (status == TFX_OK) ++target->packed_as_stored;
-        return status;
-    }
+    if (const WeightStore::Encoded* e = packable_as_stored(*target, w, format))
+        return pack_as_stored(*target, *e, out, error);
     QuantizeAtPack* q = target->quantize;
     if (q == nullptr || format == nullptr || q->format != format) return Plain::call(self, w, format, out, error);
     if (const char* problem = invalid_tensor(w, target->device)) {

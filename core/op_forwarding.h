@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "core/weight_store.h"
 #include "tfx/attention.h"
 #include "tfx/backend.h"
 #include "tfx/quantizer.h"
@@ -34,8 +35,6 @@ struct QuantizeAtPack {
     uint64_t source_bytes = 0;        // and their size as stored
 };
 
-class WeightStore;
-
 struct OpsTarget {
     const tfx_backend_ops* backend = nullptr;
     void* backend_self = nullptr;
@@ -49,6 +48,11 @@ struct OpsTarget {
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();
+// Whether the backend packs `stored`'s blocks as they are for a pack asking for `format`
+// (nullptr: no format asked): it computes on their format, and no other is asked.
+bool packs_as_stored(const OpsTarget& target, const WeightStore::Encoded& stored, const char* format);
+// The stored blocks packed as they are (a u8 tensor [rows, row bytes] to pack_weight).
+int32_t pack_as_stored(OpsTarget& target, const WeightStore::Encoded& stored, tfx_weight** out, tfx_error* error);
 
 // The attention plugin, and the backend whose run_kernel runs it (where device memory is addressable).
 struct AttentionTarget {

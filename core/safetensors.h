@@ -54,6 +54,7 @@ class File {
         return map_.bytes().data() + header_.data_offset + tensor.begin;
     }
     const std::filesystem::path& path() const { return map_.path(); }
+    void drop_resident_pages() const { map_.drop_resident_pages(); }
 
   private:
     MappedFile map_;

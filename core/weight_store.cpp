@@ -92,37 +92,107 @@ tfx_tensor WeightStore::get_gguf(const char* name) {
     }
     auto it = materialized_.find(name);
     if (it == materialized_.end()) {
-        // Rows back in Hugging Face order (llama's q and k), whole rows of bytes at a time.
-        const int64_t rows = t->shape[0];
-        const uint64_t row_bytes = stored.bytes / static_cast<uint64_t>(rows);
-        const uint8_t* bytes = gguf_->data(stored);
-        if (t->permuted_heads > 0) {
-            auto& reordered = reordered_encoded_[name];
-            reordered.resize(stored.bytes);
-            for (int64_t r = 0; r < rows; ++r) {
-                std::memcpy(reordered.data() + r * row_bytes,
-                            bytes + gguf::stored_row(r, rows, t->permuted_heads) * row_bytes, row_bytes);
-            }
-            bytes = reordered.data();
-        }
+        const uint8_t* bytes = gguf_rows_in_order(*t, reordered_encoded_[name]);
         Materialized m{{}, stored_dtype, t->shape};
         if (is_float) {
             m.bytes.assign(bytes, bytes + stored.bytes);
         } else {
-            const std::string format = gguf::format_name(stored.type);
-            if (!dequantize_) {
-                throw sdk::Error(TFX_ERR_UNSUPPORTED, source_ + ": tensor '" + stored.name + "' is " + format +
-                                                          ", and no quantizer plugin decodes it");
-            }
-            const int64_t cols = stored.ne[0], all_rows = stored.rows();
-            m.bytes.resize(static_cast<size_t>(cols * all_rows) * sizeof(float));
+            decode_gguf(*t, bytes, m.bytes);
             m.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-            dequantize_(format, bytes, all_rows, cols, reinterpret_cast<float*>(m.bytes.data()));
-            encoded_[m.bytes.data()] = {format, bytes, all_rows, cols, row_bytes};
+            encoded_[m.bytes.data()] = {gguf::format_name(stored.type), bytes, stored.rows(), stored.ne[0],
+                                        stored.bytes / static_cast<uint64_t>(stored.rows())};
         }
+        if (bytes != reordered_encoded_[name].data()) reordered_encoded_.erase(name);
         it = materialized_.emplace(name, std::move(m)).first;
     }
     return view(it->second.bytes.data(), it->second.dtype, it->second.shape);
+}
+
+const uint8_t* WeightStore::gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const {
+    const gguf::Tensor& stored = *t.tensor;
+    const uint8_t* bytes = gguf_->data(stored);
+    if (t.permuted_heads == 0) return bytes;
+    // Whole rows of bytes at a time: a row of blocks is a row of values.
+    const int64_t rows = t.shape[0];
+    const uint64_t row_bytes = stored.bytes / static_cast<uint64_t>(rows);
+    scratch.resize(stored.bytes);
+    for (int64_t r = 0; r < rows; ++r) {
+        std::memcpy(scratch.data() + r * row_bytes, bytes + gguf::stored_row(r, rows, t.permuted_heads) * row_bytes,
+                    row_bytes);
+    }
+    return scratch.data();
+}
+
+void WeightStore::decode_gguf(const gguf::HfTensor& t, const uint8_t* bytes, std::vector<uint8_t>& out) const {
+    const gguf::Tensor& stored = *t.tensor;
+    const std::string format = gguf::format_name(stored.type);
+    if (!dequantize_) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, source_ + ": tensor '" + stored.name + "' is " + format +
+                                                  ", and no quantizer plugin decodes it");
+    }
+    const int64_t cols = stored.ne[0], rows = stored.rows();
+    out.resize(static_cast<size_t>(cols * rows) * sizeof(float));
+    dequantize_(format, bytes, rows, cols, reinterpret_cast<float*>(out.data()));
+}
+
+WeightStore::Lease WeightStore::lease(const char* name) {
+    Lease lease(*this, name != nullptr ? name : "");
+    if (const gguf::HfTensor* t = find_gguf(name)) {
+        lease.gguf_ = t;
+        lease.shape_ = t->shape;
+        if (!gguf::is_float(t->tensor->type) && !materialized_.contains(lease.name_)) {
+            const gguf::Tensor& stored = *t->tensor;
+            lease.encoded_ = Encoded{gguf::format_name(stored.type), gguf_rows_in_order(*t, lease.rows_in_order_),
+                                     stored.rows(), stored.ne[0], stored.bytes / static_cast<uint64_t>(stored.rows())};
+        }
+        return lease;
+    }
+    if (gguf_) throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + lease.name_ + "' not found");
+    if (!f32_copies_.contains(lease.name_) && !find(name) && find_packed(name)) {
+        lease.gptq_awq_ = true;
+        lease.values();  // the shape is known once decoded
+        return lease;
+    }
+    const tfx_tensor t = get(name);
+    lease.shape_.assign(t.shape, t.shape + t.ndim);
+    return lease;
+}
+
+tfx_tensor WeightStore::Lease::values() {
+    auto view = [this](void* data, tfx_dtype dtype) {
+        tfx_tensor out{};
+        out.data = data;
+        out.device = {TFX_DEVICE_CPU, 0};
+        out.ndim = static_cast<int32_t>(shape_.size());
+        out.dtype = dtype;
+        out.shape = shape_.data();
+        return out;
+    };
+    WeightStore& store = *store_;
+    const char* name = name_.c_str();
+    if (gguf_ != nullptr && encoded_) {
+        if (decoded_.empty()) store.decode_gguf(*gguf_, encoded_->bytes, decoded_);
+        return view(decoded_.data(), {TFX_DTYPE_FLOAT, 32, 1});
+    }
+    if (gguf_ != nullptr && gguf_->permuted_heads > 0 && !store.materialized_.contains(name_)) {
+        const uint8_t* bytes = store.gguf_rows_in_order(*gguf_, rows_in_order_);
+        const gguf::Type type = gguf_->tensor->type;
+        return view(const_cast<uint8_t*>(bytes), type == gguf::Type::F32   ? tfx_dtype{TFX_DTYPE_FLOAT, 32, 1}
+                                                 : type == gguf::Type::F16 ? tfx_dtype{TFX_DTYPE_FLOAT, 16, 1}
+                                                                           : tfx_dtype{TFX_DTYPE_BFLOAT, 16, 1});
+    }
+    if (gptq_awq_) {
+        // Decoded for this pack only.
+        if (!dequantized_.empty()) return view(dequantized_.data(), {TFX_DTYPE_FLOAT, 32, 1});
+        try {
+            dequantized_ = quantized_checkpoint::dequantize(*store.quantization_, *store.find_packed(name),
+                                                            name_.substr(0, name_.size() - 7), shape_);
+        } catch (const sdk::Error& e) {
+            throw sdk::Error(e.code(), store.source_ + ": " + e.what());
+        }
+        return view(dequantized_.data(), {TFX_DTYPE_FLOAT, 32, 1});
+    }
+    return store.get(name);
 }
 
 std::optional<quantized_checkpoint::Packed> WeightStore::find_packed(const char* name) const {
@@ -157,6 +227,20 @@ std::optional<safetensors::Checkpoint::Entry> WeightStore::find(const char* name
     asked_.emplace(name);
     if (entry) asked_.emplace(entry->info->name);  // an alias (tied weights) uses the tensor it names
     return entry;
+}
+
+void WeightStore::drop_resident_pages() const {
+    if (gguf_) gguf_->drop_resident_pages();
+    if (checkpoint_) {
+        for (const auto& file : checkpoint_->files()) file->drop_resident_pages();
+    }
+}
+
+std::vector<std::string> WeightStore::copies() const {
+    std::set<std::string> names;
+    for (const auto& [name, m] : materialized_) names.insert(name);
+    for (const auto& [name, c] : f32_copies_) names.insert(name);
+    return {names.begin(), names.end()};
 }
 
 std::vector<std::string> WeightStore::unused() const {

@@ -50,10 +50,44 @@ class WeightStore {
     // A pre-quantized checkpoint (GPTQ / AWQ): a linear's "X.weight" is decoded from X.qweight,
     // X.qzeros, X.scales (and X.g_idx) to f32 when asked for.
     void set_quantization(quantized_checkpoint::Method method) { quantization_ = method; }
+    // A linear weight handed out once, for packing (pack_stored_weight): its shape, its values,
+    // and for a GGUF block-quantized tensor its stored blocks, which a backend computing on the
+    // format packs as they are. Copies it needs (rows put back in order, values decoded) live
+    // only as long as the lease: values() decodes on first use, and nothing is cached.
+    class Lease {
+      public:
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        Lease(Lease&&) = default;
+        const std::vector<int64_t>& shape() const { return shape_; }
+        const Encoded* encoded() const { return encoded_ ? &*encoded_ : nullptr; }
+        tfx_tensor values();
+
+      private:
+        friend class WeightStore;
+        Lease(WeightStore& store, std::string name) : store_(&store), name_(std::move(name)) {}
+        WeightStore* store_;
+        std::string name_;
+        std::vector<int64_t> shape_;
+        const gguf::HfTensor* gguf_ = nullptr;
+        bool gptq_awq_ = false;
+        std::optional<Encoded> encoded_;
+        std::vector<uint8_t> rows_in_order_;  // a GGUF tensor whose rows the converter permuted
+        std::vector<uint8_t> decoded_;        // a GGUF tensor's blocks as f32
+        std::vector<float> dequantized_;      // a GPTQ / AWQ linear
+    };
+    // Throws sdk::Error when absent.
+    Lease lease(const char* name);
+
     // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
     tfx_tensor get(const char* name);
     // The tensor widened to f32 (from f32, bf16 or f16).
     tfx_tensor get_f32(const char* name);
+    // Once the model has packed its weights: the checkpoint's pages read while packing leave
+    // this process's resident memory (views handed out stay valid; they read from the file).
+    void drop_resident_pages() const;
+    // The tensors held as host copies (decoded, reordered or widened), sorted.
+    std::vector<std::string> copies() const;
     // The file named in error messages: model.safetensors, the index, or "(no weights)".
     const std::string& source() const { return source_; }
     void set_source(std::string source) { source_ = std::move(source); }
@@ -77,6 +111,11 @@ class WeightStore {
     const gguf::HfTensor* find_gguf(const char* name) const;
     std::optional<quantized_checkpoint::Packed> find_packed(const char* name) const;
     tfx_tensor get_gguf(const char* name);
+    // A GGUF tensor's stored bytes with rows in Hugging Face order: the mapping itself, or
+    // `scratch` filled with the rows put back (llama's q and k).
+    const uint8_t* gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const;
+    // A block-quantized GGUF tensor's bytes (rows in order) decoded to f32 into `out`.
+    void decode_gguf(const gguf::HfTensor& t, const uint8_t* bytes, std::vector<uint8_t>& out) const;
 
     // GGUF tensors copied out of the mapping: rows put back in order, or dequantized.
     struct Materialized {

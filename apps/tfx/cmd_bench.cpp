@@ -18,6 +18,7 @@
 #include "apps/tfx/roofline.h"
 #include "core/forward_call.h"
 #include "core/model_session.h"
+#include "core/process_memory.h"
 
 namespace tfx::cli {
 namespace {
@@ -82,6 +83,8 @@ void run_bench(const BenchOptions& o) {
         }
         thread_counts.push_back(static_cast<int32_t>(threads));
     }
+    std::optional<uint64_t> resident;
+    uint64_t weight_bytes = 0;
     for (int32_t threads : thread_counts) {
         LoadOptions so;
         so.plugin_paths = global_options().plugin_paths;
@@ -119,6 +122,10 @@ void run_bench(const BenchOptions& o) {
             prefill.push_back(static_cast<double>(o.prompt) / t.prefill_s);
             if (o.generate > 0) decode.push_back(static_cast<double>(o.generate) / t.decode_s);
         }
+        // With the model loaded and run: packed weights, caches, scratch (the checkpoint's mapped
+        // pages that loading read are given back once the weights are packed).
+        resident = resident_bytes();
+        weight_bytes = weights.bytes;
         for (auto [test, rates] :
              {std::pair{"pp" + std::to_string(o.prompt), prefill}, {"tg" + std::to_string(o.generate), decode}}) {
             if (rates.empty()) continue;
@@ -139,6 +146,7 @@ void run_bench(const BenchOptions& o) {
                                   {"parameters", weights.elements},
                                   {decode_test ? "weight_gb_per_s" : "matmul_gflop_per_s", rate},
                                   {"plugins", session->plugin_summary()}};
+            if (resident) row["resident_bytes"] = *resident;
             double limit = 0;
             if (roofline) {
                 limit = decode_test ? roofline->read_gb_per_s : roofline->fma_gflop_per_s;
@@ -156,7 +164,13 @@ void run_bench(const BenchOptions& o) {
             }
         }
     }
-    if (o.json) std::cout << rows.dump(2) << '\n';
+    if (o.json) {
+        std::cout << rows.dump(2) << '\n';
+    } else if (resident) {
+        constexpr double kMiB = 1024.0 * 1024.0;
+        std::cout << std::fixed << std::setprecision(1) << "resident memory: " << static_cast<double>(*resident) / kMiB
+                  << " MiB (weights read per token: " << static_cast<double>(weight_bytes) / kMiB << " MiB)\n";
+    }
 }
 
 }  // namespace

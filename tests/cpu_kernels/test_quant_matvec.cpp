@@ -12,6 +12,7 @@
 #include <gtest/gtest.h>
 
 #include "cpu_backend.h"
+#include "k_quant_rows.h"
 #include "matvec.h"
 #include "quant_matvec.h"
 #include "tfx/sdk/half.hpp"
@@ -192,6 +193,60 @@ TEST(QuantMatmul, DispatchFollowsTheIsaCap) {
         EXPECT_EQ(threaded, single);
     }
     tfx::cpu::use_isa("");
+}
+
+// GGUF's Q4_K rows rewritten as q4_1 blocks run on the q4_1 kernels, against the values Q4_K's
+// own decoding gives (super-blocks of 256: f16 d and dmin, 6-bit scales and minimums for 8
+// sub-blocks, 4-bit quants). The quants stay exact; a block's scale d·sc and minimum dmin·mn
+// round to f16, so a weight may move by 2^-11 of their sizes, and no more.
+TEST(QuantMatmul, Q4KRowsRunOnTheQ41Kernels) {
+    std::mt19937 rng(11);
+    std::uniform_int_distribution<int> byte(0, 255);
+    std::uniform_real_distribution<float> scale(0.0005f, 0.01f);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    const int64_t n = 19, k = 512, m = 2;
+    std::vector<uint8_t> q4_k;
+    std::vector<float> values, rounding;  // per weight: the largest move f16 rounding allows
+    for (int64_t b = 0; b < n * k / tfx::cpu::kQ4KValues; ++b) {
+        const uint16_t d = tfx::sdk::f32_to_f16(scale(rng)), dmin = tfx::sdk::f32_to_f16(scale(rng));
+        uint8_t block[tfx::cpu::kQ4KBytes];
+        std::memcpy(block, &d, 2);
+        std::memcpy(block + 2, &dmin, 2);
+        for (int i = 4; i < tfx::cpu::kQ4KBytes; ++i) block[i] = static_cast<uint8_t>(byte(rng));
+        q4_k.insert(q4_k.end(), block, block + tfx::cpu::kQ4KBytes);
+        const uint8_t* s = block + 4;
+        const uint8_t* qs = block + 16;
+        for (int j = 0; j < 8; ++j) {
+            const int sc = j < 4 ? s[j] & 63 : (s[j + 4] & 0x0F) | ((s[j - 4] >> 6) << 4);
+            const int mn = j < 4 ? s[j + 4] & 63 : (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+            const float step = tfx::sdk::f16_to_f32(d) * static_cast<float>(sc);
+            const float min = tfx::sdk::f16_to_f32(dmin) * static_cast<float>(mn);
+            for (int l = 0; l < 32; ++l) {
+                const int q = (qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0x0F;
+                values.push_back(step * static_cast<float>(q) - min);
+                rounding.push_back(std::ldexp(step * 15.0f + min, -11));
+            }
+        }
+    }
+    std::vector<uint8_t> q4_1(static_cast<size_t>(n * tfx::cpu::ggml_row_bytes(QuantFormat::q4_1, k)));
+    tfx::cpu::q4_k_rows_as_q4_1(q4_k.data(), n, k, q4_1.data());
+    const Packed packed = pack(QuantFormat::q4_1, Encoded{q4_1, {}}, n, k);
+    std::vector<float> x(static_cast<size_t>(m * k));
+    for (float& v : x) v = normal(rng);
+    const std::vector<float> xq = quantized_x(x, k);
+    const auto want = reference(xq, values, {}, m, n, k);
+    for (QuantKernel kernel : tfx::cpu::quant_kernels()) {
+        SCOPED_TRACE("kernel " + tfx::cpu::quant_kernel_name(kernel));
+        std::vector<float> y(static_cast<size_t>(m * n), NAN);
+        tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, nullptr, y.data(), m);
+        for (int64_t i = 0; i < m; ++i) {
+            for (int64_t r = 0; r < n; ++r) {
+                double bound = 2e-5 * std::max(1.0f, largest(want));
+                for (int64_t c = 0; c < k; ++c) bound += std::fabs(xq[i * k + c]) * rounding[r * k + c];
+                EXPECT_NEAR(y[i * n + r], want[i * n + r], bound) << "row " << r;
+            }
+        }
+    }
 }
 
 TEST(QuantMatmul, GgmlRowBytes) {

@@ -386,7 +386,7 @@ TEST_P(BackendOps, ManifestDeclaresFormatsAndEveryOp) {
     // no one may address, so the host cannot quantize into it) lists the float formats only.
     std::vector<std::string> weight_formats = formats;
     if (GetParam().find("guarded") == std::string::npos)
-        weight_formats.insert(weight_formats.end(), {"q8_0", "q4_0", "q4_1"});
+        weight_formats.insert(weight_formats.end(), {"q8_0", "q4_0", "q4_1", "q4_k"});
     EXPECT_EQ(provides.at("weight_formats").get<std::vector<std::string>>(), weight_formats);
     EXPECT_EQ(provides.at("kv_dtypes").get<std::vector<std::string>>(), formats);
     EXPECT_FALSE(provides.contains("weight_dtypes"));

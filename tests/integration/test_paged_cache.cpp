@@ -250,7 +250,7 @@ TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
     for (const auto& [format, expected] :
          {std::pair{"q5_k",
                     "backend 'cpu' does not compute on weight format 'q5_k' (its weight_formats: f32, bf16, "
-                    "f16, q8_0, q4_0, q4_1)"},
+                    "f16, q8_0, q4_0, q4_1, q4_k)"},
           std::pair{"q3_k",
                     "weight format 'q3_k' is not produced by any installed quantizer plugin (they produce: "
                     "q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0)"}}) {

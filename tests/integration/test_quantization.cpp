@@ -256,6 +256,49 @@ TEST(GgufModel, QuantizedWeightsArePackedAsStored) {
     EXPECT_EQ(tfx::AutoModel::from_pretrained(q4.string(), as_f32)->weights_packed_as_stored(), 0);
 }
 
+// K-quant files run on the cpu backend's integer kernels by default (Q4_K as stored, Q5_K and
+// Q6_K re-encoded to q8_0; the CLI checks hold them to transformers within 0.5). Asked for f32
+// weights, their blocks are decoded exactly instead: transformers' dequantizing loader to f32
+// rounding (1e-4; measured 1.6e-5), and nothing is re-encoded.
+TEST(GgufModel, KQuantsDecodeExactlyWhenF32IsAsked) {
+    for (const char* file : {"kq-llama-256-q4_k_m", "kq-llama-256-q5_k_m", "kq-llama-256-q6_k"}) {
+        TFX_TEST_DATA_OR_SKIP(gguf, "quant/gguf/" + std::string(file) + ".gguf");
+        TFX_TEST_DATA_OR_SKIP(golden_path, "quant/golden/gguf/" + std::string(file) + ".hf.json");
+        tfx::LoadOptions as_f32;
+        as_f32.weight_format = "f32";
+        auto session = tfx::AutoModel::from_pretrained(gguf.string(), as_f32);
+        EXPECT_EQ(session->weights_packed_as_stored(), 0) << file;
+        tfx::ForwardCall call(*session);
+        const nlohmann::json golden = read_json(golden_path);
+        int compared = 0;
+        for (const auto& prompt : golden.at("prompts")) {
+            const auto got = call.run({.ids = prompt.at("input_ids").get<std::vector<int32_t>>()});
+            EXPECT_LE(max_abs_diff(got, logits_of(prompt.at("last_logits"))), 1e-4f)
+                << file << " " << prompt.at("name");
+            ++compared;
+        }
+        EXPECT_GE(compared, 5) << file;
+    }
+}
+
+// Linear weights reach the backend without the host keeping a copy of them: stored blocks as
+// they are, and values the host must decode first (another format asked for, GPTQ's packed
+// words) only for the time of the pack. Embeddings and norms are the copies left.
+TEST(GgufModel, LinearWeightsLeaveNoHostCopy) {
+    TFX_TEST_DATA_OR_SKIP(q4, "quant/gguf/tinystories-656k-q4_0.gguf");
+    TFX_TEST_DATA_OR_SKIP(gptq, "quant/models/tinystories-656k-gptq-4bit-g32-actorder");
+    tfx::LoadOptions as_f32;
+    as_f32.weight_format = "f32";
+    auto as_stored = tfx::AutoModel::from_pretrained(q4.string(), {});
+    auto decoded = tfx::AutoModel::from_pretrained(q4.string(), as_f32);
+    auto gptq_model = tfx::AutoModel::from_pretrained(gptq.string(), {});
+    for (const auto* session : {as_stored.get(), decoded.get(), gptq_model.get()}) {
+        const std::vector<std::string> copies = session->weight_copies();
+        EXPECT_FALSE(copies.empty());  // the norms at least
+        for (const std::string& name : copies) EXPECT_EQ(name.find("_proj."), std::string::npos) << name;
+    }
+}
+
 TEST(GgufModel, FilesTfxCannotRunAreRefusedNamingWhy) {
     TFX_TEST_DATA_OR_SKIP(k_quants, "quant/gguf/kq-llama-256-q4_k_m.gguf");
     std::vector<char> bytes;

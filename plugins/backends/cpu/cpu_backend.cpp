@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "k_quant_rows.h"
 #include "kernels.h"
 #include "matvec.h"
 #include "onednn_matmul.h"
@@ -298,6 +299,10 @@ class CpuBackendImpl {
         if (w == nullptr || w->data == nullptr || w->ndim != 2 || w->shape[0] < 0 || w->shape[1] < 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: expected a 2-D weight [out, in]");
         }
+        if (format != nullptr && std::strcmp(format, "q4_k") == 0) {
+            *out = pack_q4_k(w).release();
+            return;
+        }
         if (format != nullptr) {
             for (const auto& [name, quant] :
                  {std::pair{"q8_0", QuantFormat::q8_0}, std::pair{"q4_0", QuantFormat::q4_0},
@@ -325,7 +330,8 @@ class CpuBackendImpl {
         } else {
             throw Error(TFX_ERR_UNSUPPORTED,
                         std::string("pack_weight: weight format '") + format +
-                            "' is not supported by the cpu backend (supported: f32, bf16, f16, q8_0, q4_0, q4_1)");
+                            "' is not supported by the cpu backend (supported: f32, bf16, f16, q8_0, q4_0, q4_1, "
+                            "q4_k)");
         }
         auto packed = std::make_unique<tfx_weight>();
         packed->format = target;
@@ -415,6 +421,33 @@ class CpuBackendImpl {
             reinterpret_cast<uint16_t*>(base + packed->scales_offset),
             format == QuantFormat::q4_1 ? reinterpret_cast<uint16_t*>(base + packed->mins_offset) : nullptr);
         return packed;
+    }
+
+    // GGUF's Q4_K blocks (a u8 tensor [out, row bytes]) run on the q4_1 kernels, rewritten as
+    // q4_1 blocks first (k_quant_rows.h: the quants stay as they are).
+    static std::unique_ptr<tfx_weight> pack_q4_k(const tfx_tensor* w) {
+        if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "pack_weight: q4_k weights come as compact u8 bytes [out, row bytes], got " +
+                            sdk::dtype_name(w->dtype));
+        }
+        const int64_t rows = w->shape[0], row_bytes = w->shape[1];
+        if (row_bytes == 0 || row_bytes % kQ4KBytes != 0) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: a q4_k row is a whole number of " +
+                                                      std::to_string(kQ4KBytes) + "-byte super-blocks, got " +
+                                                      std::to_string(row_bytes) + " bytes");
+        }
+        const int64_t cols = row_bytes / kQ4KBytes * kQ4KValues;
+        int64_t shape[2] = {rows, ggml_row_bytes(QuantFormat::q4_1, cols)};
+        std::vector<uint8_t> q4_1(static_cast<size_t>(rows * shape[1]));
+        q4_k_rows_as_q4_1(reinterpret_cast<const uint8_t*>(base_of(w)), rows, cols, q4_1.data());
+        tfx_tensor blocks{};
+        blocks.data = q4_1.data();
+        blocks.device = w->device;
+        blocks.ndim = 2;
+        blocks.dtype = {TFX_DTYPE_UINT, 8, 1};
+        blocks.shape = shape;
+        return pack_quantized(&blocks, QuantFormat::q4_1, "q4_k");
     }
 
     void release_weight(tfx_weight* w) noexcept { delete w; }

@@ -51,6 +51,17 @@ typedef struct tfx_host_services {
     /* The session backend's device: every tensor a model plugin hands to ops is on it (weights
      * from get_weight, memory from ops->alloc). */
     tfx_device device;
+
+    /* ABI 2.1. The stored linear weight `name`, packed by the backend into the session's weight
+     * format (the "weight_format" option; none: its stored dtype) as ops->pack_weight packs
+     * get_weight's view, without handing its values to the plugin: weights stored in blocks
+     * the backend computes on (GGUF's q4_0, ...) are packed as they are, never widened, and a
+     * copy the host must make (rows put back in order, values decoded) lives only for the call.
+     * `shape` (`ndim` dims) is the shape the plugin expects: another stored shape is
+     * TFX_ERR_FORMAT, an absent tensor TFX_ERR_NOT_FOUND. Release with ops->release_weight.
+     * NULL from a 2.0 host: get_weight then ops->pack_weight. */
+    int32_t (*pack_stored_weight)(void* host, const char* name, const int64_t* shape, int32_t ndim, tfx_weight** out,
+                                  tfx_error* error);
 } tfx_host_services;
 
 #ifdef __cplusplus
@@ -61,5 +72,6 @@ TFX_STATIC_ASSERT(offsetof(tfx_host_services, host) == 8, "tfx_host_services lay
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, attention_self) == 80, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, device) == 96, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, pack_stored_weight) == 104, "tfx_host_services layout");
 
 #endif /* TFX_HOST_H */

@@ -90,6 +90,19 @@ class Host {
         run(s_->ops->pack_weight, w.get(), format ? format->c_str() : nullptr, &out);
         return out;
     }
+    // The stored linear weight `name` packed as pack() packs weight(name), without its values
+    // passing through the plugin (block-quantized files stay packed; no host copy is kept).
+    tfx_weight* pack_stored(const std::string& name, std::span<const int64_t> expected) const {
+        if (!TFX_HAS_FIELD(s_, tfx_host_services, pack_stored_weight) || s_->pack_stored_weight == nullptr) {
+            return pack(weight(name, expected));
+        }
+        tfx_weight* out = nullptr;
+        tfx_error e = empty_error();
+        check(s_->pack_stored_weight(s_->host, name.c_str(), expected.data(), static_cast<int32_t>(expected.size()),
+                                     &out, &e),
+              e);
+        return out;
+    }
     void release(tfx_weight* w) const { s_->ops->release_weight(s_->ops_self, w); }
     void linear(const View& x, const tfx_weight* w, const View* bias, View& y) const {
         run(s_->ops->linear, x.get(), w, bias ? bias->get() : nullptr, y.get());

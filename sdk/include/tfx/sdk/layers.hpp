@@ -135,9 +135,14 @@ class WeightTable {
     }
     // `name`.weight [out, in] packed by the backend, and `name`.bias [out] when `bias`.
     Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
-        View w = tensor(name + ".weight", {out, in});
+        if (describing()) {
+            describe(name + ".weight", {out, in}, Init::normal);
+            if (bias) describe(name + ".bias", {out}, Init::zeros);
+            return Linear();
+        }
         View b = bias ? f32(name + ".bias", {out}, Init::zeros) : View();
-        return pack(w, b, bias);
+        const int64_t shape[2] = {out, in};
+        return Linear(host_, host_.pack_stored(name + ".weight", shape), std::move(b), bias, out);
     }
     // A linear layer over a tensor already declared (an lm_head tied to the embeddings, a
     // transposed Conv1D view).
