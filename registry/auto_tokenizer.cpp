@@ -288,21 +288,30 @@ std::vector<int32_t> Tokenizer::encode_chat(const nlohmann::ordered_json& messag
     return encode(apply_chat_template(messages, options), /*add_special_tokens=*/false);
 }
 
+std::string TextStreamer::window_excess(bool final) const {
+    const std::span<const int32_t> ids(ids_);
+    const std::string printed = tokenizer_.decode(ids.subspan(prefix_, read_ - prefix_), skip_special_);
+    const std::string text = tokenizer_.decode(ids.subspan(prefix_), skip_special_);
+    // A trailing U+FFFD means the last token ends inside a UTF-8 character: wait for more.
+    if (!final && text.ends_with("\xEF\xBF\xBD")) return "";
+    // A decoder that rewrites text already printed (clean-up of spaces before punctuation)
+    // cannot be streamed exactly; what follows the printed length is the best there is.
+    return text.size() > printed.size() ? text.substr(printed.size()) : "";
+}
+
 std::string TextStreamer::put(int32_t id) {
     ids_.push_back(id);
-    std::string text = tokenizer_.decode(ids_, skip_special_);
-    // A trailing U+FFFD means the last token ends inside a UTF-8 character: wait for more.
-    if (text.size() >= 3 && text.compare(text.size() - 3, 3, "\xEF\xBF\xBD") == 0) return "";
-    if (text.size() <= printed_) return "";
-    std::string piece = text.substr(printed_);
-    printed_ = text.size();
+    std::string piece = window_excess(false);
+    if (!piece.empty()) {
+        prefix_ = read_;
+        read_ = ids_.size();
+    }
     return piece;
 }
 
 std::string TextStreamer::end() {
-    std::string text = tokenizer_.decode(ids_, skip_special_);
-    std::string piece = text.size() > printed_ ? text.substr(printed_) : "";
-    printed_ = text.size();
+    std::string piece = window_excess(true);
+    prefix_ = read_ = ids_.size();
     return piece;
 }
 

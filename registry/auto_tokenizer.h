@@ -65,6 +65,8 @@ class Tokenizer {
 
 // Streams decoded text as tokens arrive: never half a UTF-8 character, and the pieces
 // concatenate to the full decode (transformers' TextStreamer, without the word buffering).
+// A put decodes only the tokens since the last piece but one, so its cost does not grow with
+// the length of the generation.
 class TextStreamer {
   public:
     TextStreamer(const Tokenizer& tokenizer, bool skip_special_tokens)
@@ -75,8 +77,12 @@ class TextStreamer {
   private:
     const Tokenizer& tokenizer_;
     bool skip_special_;
+    // Decodes of ids_[prefix_, read_) and ids_[prefix_, end) start at the same token, so a
+    // decoder that treats the first token of its input specially (SentencePiece's leading
+    // space) treats both alike, and the new text is the second's excess over the first.
+    std::string window_excess(bool final) const;
     std::vector<int32_t> ids_;
-    size_t printed_ = 0;
+    size_t prefix_ = 0, read_ = 0;
 };
 
 }  // namespace tfx
