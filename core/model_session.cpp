@@ -270,6 +270,7 @@ std::unique_ptr<ModelSession> ModelSession::open_gguf(std::shared_ptr<const gguf
     std::unique_ptr<ModelSession> session(new ModelSession());
     Impl& impl = *session->impl_;
     session->model_dir_ = file->path().parent_path();
+    session->gguf_file_ = file;
     impl.config_text = view.config_json;
     session->config_ = sdk::Config::parse(impl.config_text, file->path().string() + " (metadata)");
     impl.weights = WeightStore(std::move(file), std::move(view));

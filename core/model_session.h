@@ -89,6 +89,8 @@ class ModelSession {
     // Linear weights the backend packed from their stored block-quantized bytes (GGUF), not
     // from a dequantized copy.
     int64_t weights_packed_as_stored() const;
+    // The GGUF file the session was opened from (open_gguf), else null.
+    const std::shared_ptr<const gguf::File>& gguf_file() const { return gguf_file_; }
     // The checkpoint tensors the host keeps its own copies of for the session (decoded,
     // reordered or widened: embeddings, norms), sorted. Linear weights packed through
     // pack_stored_weight are never among them.
@@ -105,6 +107,7 @@ class ModelSession {
     std::unique_ptr<Impl> impl_;
     sdk::Config config_;
     std::filesystem::path model_dir_;
+    std::shared_ptr<const gguf::File> gguf_file_;
     std::string architecture_;
     std::vector<std::string> unused_weights_;
     tfx_model_info info_{};

@@ -9,6 +9,7 @@
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
 #include "jinja/chat_template.h"
+#include "registry/gguf_tokenizer.h"
 #include "tfx/sdk/error.hpp"
 #include "tfx/tokenizer.h"
 
@@ -148,43 +149,13 @@ struct Tokenizer::Impl {
 
 std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vector<std::string>& plugin_paths,
                                            bool raw) {
+    if (fs::is_regular_file(dir) && gguf::is_gguf(dir)) return open_gguf(gguf::File(dir), plugin_paths);
     const fs::path file = dir / "tokenizer.json";
     if (!fs::exists(file)) {
         throw sdk::Error(TFX_ERR_NOT_FOUND,
                          dir.string() + ": no tokenizer.json (only tokenizer.json-based tokenizers are supported)");
     }
-    const std::string json = read_text_file(file);
-    // The model type decides the plugin; read only that here, the plugin validates the rest.
-    ModelFields fields;
-    if (!nlohmann::json::sax_parse(json, &fields))
-        throw sdk::Error(TFX_ERR_FORMAT, file.string() + ": " + fields.error);
-    if (!fields.top_level_is_object) {
-        throw sdk::Error(TFX_ERR_FORMAT,
-                         file.string() + ": expected a JSON object at the top level, got " + fields.top_level_kind);
-    }
-    const std::string model_type = fields.model_type();
-
-    std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
-    tokenizer->impl_ = std::make_unique<Impl>();
-    Impl& impl = *tokenizer->impl_;
-    PluginCatalogue catalogue(paths::plugin_search_path(plugin_paths));
-    auto candidates = catalogue.providing("tokenizer", "tokenizer_models", model_type);
-    if (candidates.empty()) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, file.string() + ": no installed tokenizer plugin provides model type '" +
-                                                model_type + "' (see tfx-plugins list)");
-    }
-    impl.services.struct_size = sizeof(impl.services);
-    impl.services.abi_major = TFX_ABI_MAJOR;
-    impl.services.abi_minor = TFX_ABI_MINOR;
-    impl.instance = instantiate(*candidates.front(), &impl.services, TFX_KIND_TOKENIZER);
-    impl.table = impl.instance->table<tfx_tokenizer_table>();
-    impl.self = impl.instance->self;
-    tfx_error error = sdk::empty_error();
-    {
-        auto scope = impl.call("load()");
-        sdk::check(impl.table->load(impl.self, json.data(), json.size(), file.string().c_str(), &error), error);
-    }
-
+    std::unique_ptr<Tokenizer> tokenizer = load(read_text_file(file), file.string(), plugin_paths);
     if (!raw) {
         if (auto map = load_optional_json_file(dir / "special_tokens_map.json")) tokenizer->settings_ = map->json();
         if (auto config = load_optional_json_file(dir / "tokenizer_config.json")) {
@@ -196,6 +167,55 @@ std::unique_ptr<Tokenizer> Tokenizer::open(const fs::path& dir, const std::vecto
             }
             tokenizer->clean_up_spaces_ = config->get_or<bool>("clean_up_tokenization_spaces", false);
         }
+    }
+    return tokenizer;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::open_gguf(const gguf::File& file, const std::vector<std::string>& plugin_paths) {
+    GgufTokenizer converted = tokenizer_of(file);
+    std::unique_ptr<Tokenizer> tokenizer =
+        load(converted.tokenizer_json, file.path().string() + " (tokenizer metadata)", plugin_paths);
+    tokenizer->settings_ = std::move(converted.settings);
+    tokenizer->clean_up_spaces_ = converted.clean_up_spaces;
+    return tokenizer;
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::for_model(const ModelSession& session,
+                                                const std::vector<std::string>& plugin_paths) {
+    if (const auto& gguf = session.gguf_file()) return open_gguf(*gguf, plugin_paths);
+    return open(session.model_dir(), plugin_paths);
+}
+
+std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& json, const std::string& source,
+                                           const std::vector<std::string>& plugin_paths) {
+    // The model type decides the plugin; read only that here, the plugin validates the rest.
+    ModelFields fields;
+    if (!nlohmann::json::sax_parse(json, &fields)) throw sdk::Error(TFX_ERR_FORMAT, source + ": " + fields.error);
+    if (!fields.top_level_is_object) {
+        throw sdk::Error(TFX_ERR_FORMAT,
+                         source + ": expected a JSON object at the top level, got " + fields.top_level_kind);
+    }
+    const std::string model_type = fields.model_type();
+
+    std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
+    tokenizer->impl_ = std::make_unique<Impl>();
+    Impl& impl = *tokenizer->impl_;
+    PluginCatalogue catalogue(paths::plugin_search_path(plugin_paths));
+    auto candidates = catalogue.providing("tokenizer", "tokenizer_models", model_type);
+    if (candidates.empty()) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, source + ": no installed tokenizer plugin provides model type '" +
+                                                model_type + "' (see tfx-plugins list)");
+    }
+    impl.services.struct_size = sizeof(impl.services);
+    impl.services.abi_major = TFX_ABI_MAJOR;
+    impl.services.abi_minor = TFX_ABI_MINOR;
+    impl.instance = instantiate(*candidates.front(), &impl.services, TFX_KIND_TOKENIZER);
+    impl.table = impl.instance->table<tfx_tokenizer_table>();
+    impl.self = impl.instance->self;
+    tfx_error error = sdk::empty_error();
+    {
+        auto scope = impl.call("load()");
+        sdk::check(impl.table->load(impl.self, json.data(), json.size(), source.c_str(), &error), error);
     }
     return tokenizer;
 }

@@ -13,13 +13,22 @@
 
 #include <nlohmann/json.hpp>
 
+#include "core/gguf.h"
+#include "core/model_session.h"
+
 namespace tfx {
 
 class Tokenizer {
   public:
-    // raw = true: tokenizer.json alone, as tokenizers.Tokenizer.from_file reads it.
+    // raw = true: tokenizer.json alone, as tokenizers.Tokenizer.from_file reads it. `dir` may
+    // also name a .gguf file: its own vocabulary (open_gguf).
     static std::unique_ptr<Tokenizer> open(const std::filesystem::path& dir,
                                            const std::vector<std::string>& plugin_paths, bool raw = false);
+    // The tokenizer a GGUF file carries in its metadata (gguf_tokenizer.h).
+    static std::unique_ptr<Tokenizer> open_gguf(const gguf::File& file, const std::vector<std::string>& plugin_paths);
+    // The model's tokenizer: its folder's tokenizer.json, or a GGUF file's own.
+    static std::unique_ptr<Tokenizer> for_model(const ModelSession& session,
+                                                const std::vector<std::string>& plugin_paths);
     ~Tokenizer();
     Tokenizer(const Tokenizer&) = delete;
     Tokenizer& operator=(const Tokenizer&) = delete;
@@ -56,6 +65,10 @@ class Tokenizer {
 
   private:
     Tokenizer() = default;
+    // A tokenizer.json's text run by the tokenizer plugin that claims its model type; `source`
+    // names it in errors.
+    static std::unique_ptr<Tokenizer> load(const std::string& json, const std::string& source,
+                                           const std::vector<std::string>& plugin_paths);
     std::unique_ptr<Impl> impl_;
     nlohmann::json settings_ = nlohmann::json::object();
     // transformers' Llama/Gemma fast tokenizers rebuild the post-processor from these.

@@ -10,7 +10,7 @@ namespace tfx {
 
 TaskPipeline::TaskPipeline(const std::string& model, const LoadOptions& options)
     : session_(AutoModel::from_pretrained(model, options)),
-      tokenizer_(Tokenizer::open(session_->model_dir(), options.plugin_paths)) {}
+      tokenizer_(Tokenizer::for_model(*session_, options.plugin_paths)) {}
 
 TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
     if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");

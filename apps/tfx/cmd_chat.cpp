@@ -49,7 +49,7 @@ class Chat {
   public:
     explicit Chat(const ChatOptions& o)
         : session_(AutoModel::from_pretrained(o.model.model, o.model.session_options())),
-          tokenizer_(Tokenizer::open(session_->model_dir(), global_options().plugin_paths)),
+          tokenizer_(Tokenizer::for_model(*session_, global_options().plugin_paths)),
           config_(o.sampling.resolve(*session_)) {
         if (!tokenizer_->settings().contains("chat_template")) {
             throw sdk::Error(TFX_ERR_UNSUPPORTED, o.model.model +

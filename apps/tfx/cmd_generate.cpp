@@ -138,13 +138,17 @@ void run_generate(const GenerateOptions& o) {
 
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     std::unique_ptr<Tokenizer> tokenizer;
-    if (std::filesystem::exists(session->model_dir() / "tokenizer.json")) {
-        tokenizer = Tokenizer::open(session->model_dir(), global_options().plugin_paths);
+    // A folder's tokenizer.json, or a GGUF file's own vocabulary.
+    const bool has_tokenizer = session->gguf_file() ? session->gguf_file()->meta("tokenizer.ggml.model") != nullptr
+                                                    : std::filesystem::exists(session->model_dir() / "tokenizer.json");
+    if (has_tokenizer) {
+        tokenizer = Tokenizer::for_model(*session, global_options().plugin_paths);
     }
     if (prompts.empty()) {
         if (!tokenizer)
-            throw sdk::Error(TFX_ERR_NOT_FOUND,
-                             o.model.model + ": no tokenizer.json for a text prompt; pass --input-ids");
+            throw sdk::Error(
+                TFX_ERR_NOT_FOUND,
+                o.model.model + ": no tokenizer.json (or GGUF tokenizer metadata) for a text prompt; pass --input-ids");
         if (o.chat) {
             const nlohmann::ordered_json messages = {{{"role", "user"}, {"content", prompt}}};
             prompts.push_back(tokenizer->encode_chat(messages, {}));

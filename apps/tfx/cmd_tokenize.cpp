@@ -70,7 +70,9 @@ void run_detokenize(const DetokenizeOptions& o) {
 void add_tokenize_commands(CLI::App& app) {
     auto t = std::make_shared<TokenizeOptions>();
     auto* tok = app.add_subcommand("tokenize", "Text to token ids, one {\"ids\": [...]} line per input");
-    tok->add_option("--tokenizer", t->tokenizer, "Folder with tokenizer.json (a model folder)")->required();
+    tok->add_option("--tokenizer", t->tokenizer,
+                    "Folder with tokenizer.json (a model folder), or a .gguf file (its own vocabulary)")
+        ->required();
     auto* text = tok->add_option("--text", t->text, "Text to encode");
     auto* jsonl = tok->add_option("--jsonl", t->jsonl, "File of {\"text\": ...} lines");
     text->excludes(jsonl);
