@@ -301,6 +301,11 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     fill_services(impl);
 
     impl.kv_dtype = kv_dtype_named(options.kv_dtype, "kv_dtype");
+    if (options.matmul_precision != "highest" && options.matmul_precision != "medium") {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "matmul_precision: expected highest or medium, got '" + options.matmul_precision + "'");
+    }
+    impl.options["matmul_precision"] = options.matmul_precision;
     const std::string format = requested_weight_format(options);
     if (!format.empty()) impl.options["weight_format"] = format;
     check_formats(*plugins.backend, *plugins.attention, options, format);

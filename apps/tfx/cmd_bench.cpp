@@ -30,6 +30,7 @@ struct BenchOptions {
     std::string kv_dtype = "f32";
     std::string weight_format;
     std::string quantize;
+    std::string matmul_precision = "highest";
     int64_t prompt = 128;
     int64_t generate = 64;
     std::string threads = "1,2";
@@ -94,6 +95,7 @@ void run_bench(const BenchOptions& o) {
         so.kv_dtype = o.kv_dtype;
         so.weight_format = o.weight_format;
         so.quantize = o.quantize;
+        so.matmul_precision = o.matmul_precision;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
         const tfx_model_info& info = session->info();
@@ -185,6 +187,9 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--weight-format", o->weight_format, "Pack linear weights into this format (as for generate)");
     cmd->add_option("--quantize", o->quantize, "Quantize linear weights at load: int8 or int4")
         ->check(CLI::IsMember({"int8", "int4"}));
+    cmd->add_option("--matmul-precision", o->matmul_precision, "highest or medium (as for generate)")
+        ->check(CLI::IsMember({"highest", "medium"}))
+        ->capture_default_str();
     cmd->add_option("-p,--prompt-tokens", o->prompt, "Prompt length for the prefill test")
         ->capture_default_str()
         ->check(integer_at_least(1));

@@ -30,6 +30,7 @@ struct ModelOptions {
     std::string kv_dtype = "f32";
     std::string weight_format;
     std::string quantize;
+    std::string matmul_precision = "highest";
     std::string revision;
     bool offline = false;
     void add_to(CLI::App* cmd);

@@ -22,6 +22,11 @@ void ModelOptions::add_to(CLI::App* cmd) {
                     "Pack linear weights into this format (f32, bf16, f16, q8_0, q4_0; default: as stored)");
     cmd->add_option("--quantize", quantize, "Quantize linear weights at load: int8 (q8_0) or int4 (q4_0)")
         ->check(CLI::IsMember({"int8", "int4"}));
+    cmd->add_option("--matmul-precision", matmul_precision,
+                    "highest: f32 matmul inputs (the reference's accuracy); medium: bf16 weights times "
+                    "bf16-rounded activations where the CPU has bf16 dot products (faster prefill)")
+        ->check(CLI::IsMember({"highest", "medium"}))
+        ->capture_default_str();
     cmd->add_option("--revision", revision, "Hub branch, tag or commit (for a Hub id)");
     cmd->add_flag("--offline", offline, "Never touch the network; use the Hugging Face cache");
 }
@@ -35,6 +40,7 @@ LoadOptions ModelOptions::session_options() const {
     so.kv_dtype = kv_dtype;
     so.weight_format = weight_format;
     so.quantize = quantize;
+    so.matmul_precision = matmul_precision;
     if (!revision.empty()) so.revision = revision;
     so.offline = offline;
     so.on_download_progress = download_progress_reporter();

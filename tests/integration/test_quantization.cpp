@@ -20,9 +20,14 @@
 #include "core/paths.h"
 #include "core/plugin_catalogue.h"
 #include "core/safetensors.h"
+#include "golden_logits.h"
 #include "registry/auto_model.h"
 #include "tfx/quantizer.h"
 #include "tfx/sdk/tensor.hpp"
+
+using tfx::test::logits_of;
+using tfx::test::max_abs_diff;
+using tfx::test::read_json;
 
 namespace {
 
@@ -136,45 +141,6 @@ TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
     EXPECT_EQ(blockwise().quantize(nullptr, "q4_k", &src, out.data(), out.size(), &error), TFX_ERR_UNSUPPORTED);
     EXPECT_NE(std::string(error.message).find("decoded (GGUF files), not produced"), std::string::npos)
         << error.message;
-}
-
-float max_abs_diff(std::span<const float> a, std::span<const float> b) {
-    float d = 0.0f;
-    for (size_t i = 0; i < a.size(); ++i) d = std::max(d, std::fabs(a[i] - b[i]));
-    return d;
-}
-
-std::vector<float> logits_of(const nlohmann::json& value) {
-    if (value.is_array()) return value.get<std::vector<float>>();
-    // {"b64f32": base64 of little-endian f32, "shape": [...]}, as the quant goldens store them.
-    const std::string text = value.at("b64f32");
-    std::vector<uint8_t> bytes;
-    uint32_t bits = 0;
-    int count = 0;
-    for (char c : text) {
-        const char* alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-        const char* at = std::strchr(alphabet, c);
-        if (c == '=' || at == nullptr) continue;
-        bits = (bits << 6) | static_cast<uint32_t>(at - alphabet);
-        if (++count % 4 == 0) {
-            for (int shift : {16, 8, 0}) bytes.push_back(static_cast<uint8_t>(bits >> shift));
-            bits = 0;
-        }
-    }
-    if (count % 4 == 3) {
-        bytes.push_back(static_cast<uint8_t>(bits >> 10));
-        bytes.push_back(static_cast<uint8_t>(bits >> 2));
-    } else if (count % 4 == 2) {
-        bytes.push_back(static_cast<uint8_t>(bits >> 4));
-    }
-    std::vector<float> out(bytes.size() / 4);
-    std::memcpy(out.data(), bytes.data(), out.size() * 4);
-    return out;
-}
-
-nlohmann::json read_json(const std::filesystem::path& path) {
-    std::ifstream file(path);
-    return nlohmann::json::parse(file);
 }
 
 // tinystories-656k quantized at load against its f32 reference, beside llama.cpp's own Q8_0 /
