@@ -10,16 +10,19 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
 #include <tuple>
 #include <vector>
 
 #include "apps/tfx/roofline.h"
 #include "matvec.h"
+#include "quant_matvec.h"
 #include "tfx/sdk/half.hpp"
 
 namespace {
 
+using tfx::cpu::QuantFormat;
 using tfx::cpu::WeightFormat;
 
 constexpr int64_t kWorkingSetBytes = int64_t{512} << 20;  // far past any L3
@@ -85,6 +88,62 @@ void BM_Matvec(benchmark::State& state, int64_t n, int64_t k, WeightFormat f) {
     state.counters["threads"] = omp_get_max_threads();
 }
 
+// Block-quantized weights (quant_matvec.h), packed once from random ggml blocks and copied to
+// cover the working set the same way; bytes are the ggml encoding's (what a GGUF file holds).
+struct QuantSet {
+    struct Copy {
+        std::vector<uint8_t> quants;
+        std::vector<uint16_t> scales, mins;
+    };
+    std::vector<Copy> copies;
+    QuantSet(int64_t n, int64_t k, QuantFormat f) {
+        const int64_t row_bytes = tfx::cpu::ggml_row_bytes(f, k);
+        std::vector<uint8_t> ggml(static_cast<size_t>(n * row_bytes));
+        uint32_t state = 1;
+        for (auto& b : ggml) {
+            state ^= state << 13, state ^= state >> 17, state ^= state << 5;
+            b = static_cast<uint8_t>(state);
+        }
+        // Finite scales: every block's f16 scale (and q4_1 minimum) set to a small number.
+        const int64_t block_bytes = tfx::cpu::ggml_row_bytes(f, tfx::cpu::kQuantBlock);
+        const uint16_t small = tfx::sdk::f32_to_f16(0.01f);
+        for (int64_t at = 0; at < n * row_bytes; at += block_bytes) {
+            std::memcpy(&ggml[static_cast<size_t>(at)], &small, 2);
+            if (f == QuantFormat::q4_1) std::memcpy(&ggml[static_cast<size_t>(at) + 2], &small, 2);
+        }
+        Copy packed{std::vector<uint8_t>(static_cast<size_t>(tfx::cpu::quant_packed_bytes(f, n, k))),
+                    std::vector<uint16_t>(static_cast<size_t>(tfx::cpu::quant_scale_count(n, k))),
+                    std::vector<uint16_t>(static_cast<size_t>(tfx::cpu::quant_scale_count(n, k)))};
+        tfx::cpu::repack_ggml_rows(f, ggml.data(), n, k, packed.quants.data(), packed.scales.data(),
+                                   packed.mins.data());
+        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / (n * row_bytes));
+        copies.assign(static_cast<size_t>(count), packed);
+    }
+};
+
+void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f) {
+    const int64_t m = state.range(0);
+    static std::unique_ptr<QuantSet> set;
+    static std::tuple<int64_t, int64_t, QuantFormat> key;
+    if (set == nullptr || key != std::tuple{n, k, f}) {
+        set.reset();
+        set = std::make_unique<QuantSet>(n, k, f);
+        key = {n, k, f};
+    }
+    std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n));
+    for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.1f - 0.8f;
+    size_t next = 0;
+    for (auto _ : state) {
+        const QuantSet::Copy& c = set->copies[next];
+        const tfx::cpu::QuantizedWeight w{f, c.quants.data(), c.scales.data(), n, k, c.mins.data()};
+        tfx::cpu::quant_matmul(x.data(), w, nullptr, y.data(), m);
+        benchmark::DoNotOptimize(y.data());
+        next = (next + 1) % set->copies.size();
+    }
+    state.SetBytesProcessed(state.iterations() * n * tfx::cpu::ggml_row_bytes(f, k));
+    state.counters["threads"] = omp_get_max_threads();
+}
+
 void BM_ReadBandwidth(benchmark::State& state) {
     for (auto _ : state) {
         const tfx::cli::Roofline r = tfx::cli::measure_roofline(omp_get_max_threads());
@@ -103,6 +162,15 @@ TFX_MATVEC(kv_192x576, 192, 576);
 TFX_MATVEC(up_1536x576, 1536, 576);
 TFX_MATVEC(down_576x1536, 576, 1536);
 TFX_MATVEC(lm_head_49152x576, 49152, 576);
+
+#define TFX_QUANT_MATVEC(name, n, k)                                                                \
+    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q8_0, n, k, QuantFormat::q8_0)->Arg(1)->UseRealTime(); \
+    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q4_0, n, k, QuantFormat::q4_0)->Arg(1)->UseRealTime()
+
+TFX_QUANT_MATVEC(q_576x576, 576, 576);
+TFX_QUANT_MATVEC(up_1536x576, 1536, 576);
+TFX_QUANT_MATVEC(down_576x1536, 576, 1536);
+TFX_QUANT_MATVEC(lm_head_49152x576, 49152, 576);
 BENCHMARK(BM_ReadBandwidth)->Iterations(1)->UseRealTime();
 
 }  // namespace

@@ -112,10 +112,9 @@ struct Packed {
 
 Packed pack(QuantFormat format, const Encoded& e, int64_t n, int64_t k) {
     Packed p;
-    const int64_t pairs = tfx::cpu::quant_pairs(k);
-    p.quants.resize(static_cast<size_t>(n * pairs * tfx::cpu::quant_pair_bytes(format)));
-    p.scales.resize(static_cast<size_t>(n * pairs * 2));
-    p.mins.resize(static_cast<size_t>(n * pairs * 2));
+    p.quants.resize(static_cast<size_t>(tfx::cpu::quant_packed_bytes(format, n, k)));
+    p.scales.resize(static_cast<size_t>(tfx::cpu::quant_scale_count(n, k)));
+    p.mins.resize(p.scales.size());
     tfx::cpu::repack_ggml_rows(format, e.bytes.data(), n, k, p.quants.data(), p.scales.data(), p.mins.data());
     p.weight = {format, p.quants.data(), p.scales.data(), n, k, p.mins.data()};
     return p;

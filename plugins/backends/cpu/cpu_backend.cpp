@@ -34,9 +34,9 @@ struct tfx_weight {
     enum class Format { f32, bf16, f16, q8_0, q4_0, q4_1 } format;
     int64_t out_features;
     int64_t in_features;
-    // Quantized formats: the block quants [out][pairs * pair bytes] start `data`, the f16 scales
-    // [out][2 * pairs] follow at `scales_offset` bytes and, for q4_1, the f16 minimums at
-    // `mins_offset` (quant_matvec.h's layout).
+    // Quantized formats: the block quants start `data`, the f16 scales follow at `scales_offset`
+    // bytes and, for q4_1, the f16 minimums at `mins_offset` (quant_matvec.h's layout: rows in
+    // groups of four, interleaved pair by pair).
     size_t scales_offset = 0, mins_offset = 0;
     // [out_features, in_features] in `format`, 64-byte aligned (a cache line, an AVX-512
     // vector): malloc's 16-byte alignment split every f32 vector load across two cache lines
@@ -414,9 +414,8 @@ class CpuBackendImpl {
                                                        : tfx_weight::Format::q4_0;
         packed->out_features = rows;
         packed->in_features = cols;
-        const size_t pairs = static_cast<size_t>(quant_pairs(cols));
-        const size_t quant_bytes = static_cast<size_t>(rows) * pairs * static_cast<size_t>(quant_pair_bytes(format));
-        const size_t scale_bytes = static_cast<size_t>(rows) * pairs * 2 * sizeof(uint16_t);
+        const size_t quant_bytes = static_cast<size_t>(quant_packed_bytes(format, rows, cols));
+        const size_t scale_bytes = static_cast<size_t>(quant_scale_count(rows, cols)) * sizeof(uint16_t);
         packed->scales_offset = (quant_bytes + kAlignment - 1) / kAlignment * kAlignment;
         packed->mins_offset = packed->scales_offset + (scale_bytes + kAlignment - 1) / kAlignment * kAlignment;
         const size_t bytes =

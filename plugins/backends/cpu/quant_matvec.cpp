@@ -112,31 +112,34 @@ using RowsFn = void (*)(const Job&, int64_t r0, int64_t r1);
 template <QuantFormat F>
 void rows_portable(const Job& job, int64_t r0, int64_t r1) {
     const QuantizedWeight& w = *job.w;
-    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);
+    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);
     for (int64_t r = r0; r < r1; ++r) {
-        const uint8_t* wq = w.quants + r * row_bytes;
-        const uint16_t* ws = w.scales + r * pairs * 2;
+        // Row r's pair p is the (r % 4)-th of its group's pair p.
+        const int64_t group = r / kQuantRowGroup, t = r % kQuantRowGroup;
+        auto at = [&](int64_t p) { return (group * pairs + p) * kQuantRowGroup + t; };
         for (int64_t i = 0; i < job.m; ++i) {
             const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;
             const float* xs = job.x->scale.data() + i * pairs * 2;
             float total = 0.0f;
             for (int64_t p = 0; p < pairs; ++p) {
                 int32_t sums[2] = {0, 0};
+                const uint8_t* wq = w.quants + at(p) * pair_bytes;
                 for (int pos = 0; pos < kQuantPair; ++pos) {
                     int32_t v;
                     if constexpr (F == QuantFormat::q8_0) {
-                        v = static_cast<int8_t>(wq[p * kQuantPair + pos]);
+                        v = static_cast<int8_t>(wq[pos]);
                     } else {
-                        const uint8_t byte = wq[p * 32 + pos % 32];
+                        const uint8_t byte = wq[pos % 32];
                         v = (pos < 32 ? byte & 0x0F : byte >> 4) - (F == QuantFormat::q4_0 ? 8 : 0);
                     }
                     sums[perm(pos) / 32] += v * xq[p * kQuantPair + pos];
                 }
                 for (int blk = 0; blk < 2; ++blk) {
-                    total += sdk::f16_to_f32(ws[2 * p + blk]) * xs[2 * p + blk] * static_cast<float>(sums[blk]);
+                    total +=
+                        sdk::f16_to_f32(w.scales[at(p) * 2 + blk]) * xs[2 * p + blk] * static_cast<float>(sums[blk]);
                     if constexpr (F == QuantFormat::q4_1) {
                         const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;
-                        total += sdk::f16_to_f32(w.mins[r * pairs * 2 + 2 * p + blk]) * xsum[2 * p + blk];
+                        total += sdk::f16_to_f32(w.mins[at(p) * 2 + blk]) * xsum[2 * p + blk];
                     }
                 }
             }
@@ -149,12 +152,11 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
 #define TFX_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define TFX_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-// Weight rows interleaved per row of x: each x vector loaded feeds kRowsTogether rows, and
-// their sums are independent chains. The last block repeats the last row (stored once).
-constexpr int kRowsTogether = 4;
-// Each weight row's bytes are prefetched this many rows ahead, at the same column (the rows
-// are short: a few hundred bytes each, so the hardware prefetcher ramps up too late).
-constexpr int64_t kPrefetchRows = 8;
+// A group's four weight rows computed together: each x vector loaded feeds all four, and their
+// sums are independent chains.
+constexpr int kRowsTogether = static_cast<int>(kQuantRowGroup);
+// The group's stream is prefetched this many bytes ahead.
+constexpr int64_t kPrefetchBytes = 1024;
 
 // The SIMD kernels share one loop; GCC attaches instruction sets to whole functions, so the
 // loop is stamped out per target. Per pair of blocks and weight row: the 64 weights as
@@ -163,17 +165,12 @@ constexpr int64_t kPrefetchRows = 8;
 // multiply-add by the blocks' scales (weight scale x x scale, per lane).
 #define TFX_QUANT_ROWS(VEC, PAIR_SUMS, SCALES_OF_X, WEIGHT_SCALES, REDUCE, LANES_PER_BLOCK)                            \
     const QuantizedWeight& w = *job.w;                                                                                 \
-    const int64_t pairs = job.x->pairs, row_bytes = pairs * quant_pair_bytes(F);                                       \
+    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);                                              \
     for (int64_t r = r0; r < r1; r += kRowsTogether) {                                                                 \
-        const uint8_t* wq[kRowsTogether];                                                                              \
-        const uint16_t* ws[kRowsTogether];                                                                             \
-        const uint16_t* wm[kRowsTogether];                                                                             \
-        for (int t = 0; t < kRowsTogether; ++t) {                                                                      \
-            const int64_t row = std::min<int64_t>(r + t, r1 - 1);                                                      \
-            wq[t] = w.quants + row * row_bytes;                                                                        \
-            ws[t] = w.scales + row * pairs * 2;                                                                        \
-            wm[t] = w.mins + row * pairs * 2;                                                                          \
-        }                                                                                                              \
+        /* The group's stream: pair p of its row t at (p * 4 + t) pairs and scale pairs. */                            \
+        const uint8_t* wq = w.quants + r * pairs * pair_bytes;                                                         \
+        const uint16_t* ws = w.scales + r * pairs * 2;                                                                 \
+        const uint16_t* wm = w.mins + r * pairs * 2;                                                                   \
         for (int64_t i = 0; i < job.m; ++i) {                                                                          \
             const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                                               \
             const float* xs = job.x->scale.data() + i * pairs * 2;                                                     \
@@ -183,15 +180,16 @@ constexpr int64_t kPrefetchRows = 8;
             for (auto& v : acc) v = VEC##_zero();                                                                      \
             for (int64_t p = 0; p < pairs; ++p) {                                                                      \
                 const VEC dx = SCALES_OF_X(xs + 2 * p);                                                                \
+                const uint8_t* group_pair = wq + p * kRowsTogether * pair_bytes;                                       \
                 for (int t = 0; t < kRowsTogether; ++t) {                                                              \
-                    _mm_prefetch(                                                                                      \
-                        reinterpret_cast<const char*>(wq[t] + p * quant_pair_bytes(F) + kPrefetchRows * row_bytes),    \
-                        _MM_HINT_T0);                                                                                  \
-                    const VEC sums = PAIR_SUMS(wq[t] + p * quant_pair_bytes(F), xq + p * kQuantPair, xn + 2 * p);      \
-                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws[t] + 2 * p), dx), acc[t]);                   \
+                    const int64_t at = p * kRowsTogether + t;                                                          \
+                    _mm_prefetch(reinterpret_cast<const char*>(group_pair + t * pair_bytes + kPrefetchBytes),          \
+                                 _MM_HINT_T0);                                                                         \
+                    const VEC sums = PAIR_SUMS(group_pair + t * pair_bytes, xq + p * kQuantPair, xn + 2 * p);          \
+                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws + 2 * at), dx), acc[t]);                     \
                     if constexpr (F == QuantFormat::q4_1) {                                                            \
                         /* + min x (sum of x): each of the block's lanes adds its share. */                            \
-                        acc[t] = VEC##_fmadd(WEIGHT_SCALES(wm[t] + 2 * p),                                             \
+                        acc[t] = VEC##_fmadd(WEIGHT_SCALES(wm + 2 * at),                                               \
                                              VEC##_mul(SCALES_OF_X(xsum + 2 * p), VEC##_set1(1.0f / LANES_PER_BLOCK)), \
                                              acc[t]);                                                                  \
                     }                                                                                                  \
@@ -379,26 +377,32 @@ void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int6
                       uint16_t* scales, uint16_t* mins) {
     const int64_t blocks = k / kQuantBlock, pairs = quant_pairs(k), pair_bytes = quant_pair_bytes(format);
     const int64_t block_bytes = ggml_block_bytes(format), at = ggml_quants_at(format);
-    parallel_for(rows, rows * k >= kParallelMinWeights, [&](int64_t r) {
-        uint8_t* q = quants + r * pairs * pair_bytes;
-        uint16_t* s = scales + r * pairs * 2;
-        // Padding: scale (and min) 0, and for q4_0 the stored 8 that means 0.
-        std::memset(q, format == QuantFormat::q4_0 ? 0x88 : 0, static_cast<size_t>(pairs * pair_bytes));
-        std::fill(s, s + pairs * 2, uint16_t{0});
-        if (format == QuantFormat::q4_1) std::fill(mins + r * pairs * 2, mins + (r + 1) * pairs * 2, uint16_t{0});
+    parallel_for(quant_padded_rows(rows), rows * k >= kParallelMinWeights, [&](int64_t r) {
+        const int64_t group = r / kQuantRowGroup, t = r % kQuantRowGroup;
+        // Pair p of row r: its quants and its two scales (and minimums) within the group.
+        auto q = [&](int64_t p) { return quants + ((group * pairs + p) * kQuantRowGroup + t) * pair_bytes; };
+        auto s = [&](int64_t p) { return ((group * pairs + p) * kQuantRowGroup + t) * 2; };
+        for (int64_t p = 0; p < pairs; ++p) {
+            // Padding: scale (and min) 0, and for q4_0 the stored 8 that means 0.
+            std::memset(q(p), format == QuantFormat::q4_0 ? 0x88 : 0, static_cast<size_t>(pair_bytes));
+            scales[s(p)] = scales[s(p) + 1] = 0;
+            if (format == QuantFormat::q4_1) mins[s(p)] = mins[s(p) + 1] = 0;
+        }
+        if (r >= rows) return;
         for (int64_t b = 0; b < blocks; ++b) {
             const uint8_t* block = src + (r * blocks + b) * block_bytes;
-            std::memcpy(&s[b], block, 2);
-            if (format == QuantFormat::q4_1) std::memcpy(&mins[r * pairs * 2 + b], block + 2, 2);
             const int64_t p = b / 2;
             const int blk = static_cast<int>(b % 2);
+            std::memcpy(&scales[s(p) + blk], block, 2);
+            if (format == QuantFormat::q4_1) std::memcpy(&mins[s(p) + blk], block + 2, 2);
+            uint8_t* pair = q(p);
             for (int e = 0; e < kQuantBlock; ++e) {
                 const Slot slot = slot_of(blk, e);
                 if (format == QuantFormat::q8_0) {
-                    q[p * kQuantPair + slot.half * 32 + slot.byte] = block[2 + e];
+                    pair[slot.half * 32 + slot.byte] = block[2 + e];
                 } else {
                     const uint8_t value = e < 16 ? block[at + e] & 0x0F : block[at + e - 16] >> 4;
-                    uint8_t& byte = q[p * 32 + slot.byte];
+                    uint8_t& byte = pair[slot.byte];
                     byte = slot.half == 0 ? static_cast<uint8_t>((byte & 0xF0) | value)
                                           : static_cast<uint8_t>((byte & 0x0F) | (value << 4));
                 }
@@ -467,10 +471,13 @@ void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, f
     const RowsFn rows = rows_of(quant_kernel_in_use(), w.format);
     const Job job{&xq, &w, bias, y, m};
     if (!use_threads(w.n * w.k >= kParallelMinWeights)) return rows(job, 0, w.n);
+    // Threads take whole groups of rows.
+    const int64_t groups = quant_padded_rows(w.n) / kQuantRowGroup;
 #pragma omp parallel
     {
         const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t begin = w.n * t / threads, end = w.n * (t + 1) / threads;
+        const int64_t begin = groups * t / threads * kQuantRowGroup;
+        const int64_t end = std::min(w.n, groups * (t + 1) / threads * kQuantRowGroup);
         if (begin < end) rows(job, begin, end);
     }
 }

@@ -9,6 +9,11 @@
 // belong to one block and the two blocks alternate lane by lane. The pair's two f16 scales
 // then widen, broadcast as one 32-bit word, straight into the per-lane scale vector. Rows of x
 // are quantized into the same permutation, so the dot products are unchanged.
+//
+// Rows go in groups of four (the kernels' rows computed together), interleaved pair by pair:
+// a group's quants are pair 0 of its four rows, then pair 1 of them, ..., and so are its
+// scales, so a kernel reads one sequential stream of each. Streamed as four separate rows,
+// the weights came in at 0.65x the rate (q8_0 on Zen 5).
 #pragma once
 
 #include <cstdint>
@@ -24,6 +29,7 @@ enum class QuantKernel { portable, avx2, avx512, avx512_vnni };
 
 constexpr int64_t kQuantBlock = 32;
 constexpr int64_t kQuantPair = 2 * kQuantBlock;
+constexpr int64_t kQuantRowGroup = 4;
 
 // Pairs of blocks a row of k values takes (k rounded up to a multiple of 64).
 inline int64_t quant_pairs(int64_t k) {
@@ -33,13 +39,24 @@ inline int64_t quant_pairs(int64_t k) {
 inline int64_t quant_pair_bytes(QuantFormat format) {
     return format == QuantFormat::q8_0 ? kQuantPair : kQuantPair / 2;  // q4_0, q4_1: two values a byte
 }
+// Rows packed for n rows: whole groups (padding rows are zero and never written out).
+inline int64_t quant_padded_rows(int64_t n) {
+    return (n + kQuantRowGroup - 1) / kQuantRowGroup * kQuantRowGroup;
+}
+// Bytes of packed quants, and f16 scales (and q4_1 minimums) in all, for n rows of k values.
+inline int64_t quant_packed_bytes(QuantFormat format, int64_t n, int64_t k) {
+    return quant_padded_rows(n) * quant_pairs(k) * quant_pair_bytes(format);
+}
+inline int64_t quant_scale_count(int64_t n, int64_t k) {
+    return quant_padded_rows(n) * quant_pairs(k) * 2;
+}
 // Bytes a row of k values takes in ggml's encoding (f16 scale + quants a block); 0 when k is
 // not a multiple of 32.
 int64_t ggml_row_bytes(QuantFormat format, int64_t k);
 
 // Repacks `rows` rows of ggml-encoded blocks (k values a row) into the backend's layout: quants
-// [rows][pairs * pair_bytes], f16 scales [rows][2 * pairs] and, for q4_1, f16 minimums
-// [rows][2 * pairs] (`mins`, else unused).
+// [groups][pairs][4 rows][pair_bytes], f16 scales [groups][pairs][4 rows][2] and, for q4_1, f16
+// minimums as the scales (`mins`, else unused); sizes from quant_packed_bytes / quant_scale_count.
 void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int64_t k, uint8_t* quants,
                       uint16_t* scales, uint16_t* mins = nullptr);
 
