@@ -23,12 +23,16 @@ constexpr const char* kQwen2Split =
     R"((?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+)";
 
 struct Metadata {
-    const gguf::File& file;
+    const gguf::Header& header;
+    const std::string& file_name;
 
     [[noreturn]] void fail(const std::string& key, const std::string& what) const {
-        throw sdk::Error(TFX_ERR_FORMAT, file.path().string() + ": metadata '" + key + "' " + what);
+        throw sdk::Error(TFX_ERR_FORMAT, file_name + ": metadata '" + key + "' " + what);
     }
-    const nlohmann::json* find(const std::string& key) const { return file.meta(key); }
+    const nlohmann::json* find(const std::string& key) const {
+        const auto it = header.metadata.find(key);
+        return it == header.metadata.end() ? nullptr : &it->second;
+    }
     std::vector<std::string> strings(const std::string& key) const {
         const nlohmann::json* v = find(key);
         if (v == nullptr) fail(key, "is missing (the file has no tokenizer; pass --input-ids)");
@@ -137,7 +141,11 @@ nlohmann::json split_then_bytes(const char* regex, bool trim_offsets) {
 }  // namespace
 
 GgufTokenizer tokenizer_of(const gguf::File& file) {
-    const Metadata meta{file};
+    return tokenizer_of(file.header(), file.path().string());
+}
+
+GgufTokenizer tokenizer_of(const gguf::Header& header, const std::string& file_name) {
+    const Metadata meta{header, file_name};
     const std::string kind_key = "tokenizer.ggml.model";
     const std::optional<std::string> kind = meta.text(kind_key);
     if (!kind) meta.fail(kind_key, "is missing (the file has no tokenizer; pass --input-ids)");

@@ -32,5 +32,7 @@ struct GgufTokenizer {
 // Throws sdk::Error naming the file and the metadata key when the tokenizer metadata is
 // missing, malformed, or of a kind not supported.
 GgufTokenizer tokenizer_of(const gguf::File& file);
+// The same from a parsed header; `file_name` names it in errors.
+GgufTokenizer tokenizer_of(const gguf::Header& header, const std::string& file_name);
 
 }  // namespace tfx
