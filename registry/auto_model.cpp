@@ -142,7 +142,7 @@ const PluginRecord* choose_quantizer(PluginCatalogue& catalogue, const std::set<
     }
     throw sdk::Error(TFX_ERR_NOT_FOUND, std::string(wanted.size() == 1 ? "weight format '" : "weight formats '") +
                                             join(wanted) + "' " + (wanted.size() == 1 ? "is" : "are") +
-                                            " not produced by any installed quantizer plugin (they produce: " +
+                                            " not known to any installed quantizer plugin (they encode or decode: " +
                                             join(known) + ")" + reasons);
 }
 

@@ -252,7 +252,7 @@ TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
                     "backend 'cpu' does not compute on weight format 'q5_k' (its weight_formats: f32, bf16, "
                     "f16, q8_0, q4_0, q4_1, q4_k)"},
           std::pair{"q3_k",
-                    "weight format 'q3_k' is not produced by any installed quantizer plugin (they produce: "
+                    "weight format 'q3_k' is not known to any installed quantizer plugin (they encode or decode: "
                     "q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0)"}}) {
         tfx::LoadOptions options;
         options.weight_format = format;
