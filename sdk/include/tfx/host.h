@@ -45,7 +45,8 @@ typedef struct tfx_host_services {
 
     /* Session options by name ("num_threads", "device", "task_head": the head the model
      * manifest maps config.json's architecture to, "weight_format": the format to pack
-     * linear weights into, ...); NULL when not set. */
+     * linear weights into, "matmul_precision": "highest" (f32 matmul inputs) or "medium"
+     * (a backend may round activations to bf16 for bf16 weights), ...); NULL when not set. */
     const char* (*option)(void* host, const char* key);
 
     /* The session backend's device: every tensor a model plugin hands to ops is on it (weights
