@@ -420,6 +420,10 @@ std::string ModelSession::quantized_message() const {
     return text;
 }
 
+int64_t ModelSession::weights_reencoded() const {
+    return impl_->requantize.quantized;
+}
+
 std::vector<std::string> ModelSession::weight_copies() const {
     return impl_->weights.copies();
 }

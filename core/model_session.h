@@ -93,6 +93,9 @@ class ModelSession {
     // Linear weights the backend packed from their stored block-quantized bytes (GGUF), not
     // from a dequantized copy.
     int64_t weights_packed_as_stored() const;
+    // Linear weights stored in blocks the backend does not run (GGUF's q5_k, ...), re-encoded to
+    // q8_0 at load instead of widened to f32.
+    int64_t weights_reencoded() const;
     // The GGUF file the session was opened from (open_gguf), else null.
     const std::shared_ptr<const gguf::File>& gguf_file() const { return gguf_file_; }
     // The checkpoint tensors the host keeps its own copies of for the session (decoded,
