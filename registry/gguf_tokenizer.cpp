@@ -1,7 +1,6 @@
 #include "registry/gguf_tokenizer.h"
 
 #include <algorithm>
-#include <map>
 #include <optional>
 #include <unordered_map>
 #include <unordered_set>
