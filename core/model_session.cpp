@@ -77,12 +77,11 @@ struct ModelSession::Impl {
         const char* format = option == options.end() ? nullptr : option->second.c_str();
         tfx_weight* out = nullptr;
         tfx_error error = sdk::empty_error();
-        if (const WeightStore::Encoded* stored = lease.encoded();
-            stored != nullptr && packs_as_stored(ops_target, *stored, format)) {
+        const WeightStore::Encoded* stored = lease.encoded();
+        if (stored != nullptr && packs_as_stored(ops_target, *stored, format)) {
             sdk::check(pack_as_stored(ops_target, *stored, &out, &error), error);
             return out;
         }
-        const WeightStore::Encoded* stored = lease.encoded();
         const bool requantized = stored != nullptr && format == nullptr && !requantize.format.empty();
         tfx_tensor values = lease.values();
         uint64_t bytes = values.dtype.bits / 8;

@@ -35,6 +35,32 @@ std::vector<float> widened(const uint8_t* src, safetensors::DType dtype, size_t 
     return out;
 }
 
+// A host tensor over `data` with `shape` (storage that outlives the view).
+tfx_tensor host_view(const void* data, tfx_dtype dtype, const std::vector<int64_t>& shape) {
+    tfx_tensor out{};
+    out.data = const_cast<void*>(data);
+    out.device = {TFX_DEVICE_CPU, 0};
+    out.ndim = static_cast<int32_t>(shape.size());
+    out.dtype = dtype;
+    out.shape = const_cast<int64_t*>(shape.data());
+    return out;
+}
+
+constexpr tfx_dtype kF32{TFX_DTYPE_FLOAT, 32, 1};
+
+// The dtype of a float GGUF tensor (F32, F16 or BF16).
+tfx_dtype float_dtype(gguf::Type type) {
+    return type == gguf::Type::F32   ? kF32
+           : type == gguf::Type::F16 ? tfx_dtype{TFX_DTYPE_FLOAT, 16, 1}
+                                     : tfx_dtype{TFX_DTYPE_BFLOAT, 16, 1};
+}
+
+// A block-quantized GGUF tensor's blocks at `bytes` (its rows in Hugging Face order).
+WeightStore::Encoded encoded_of(const gguf::Tensor& stored, const uint8_t* bytes) {
+    return {gguf::format_name(stored.type), bytes, stored.rows(), stored.ne[0],
+            stored.bytes / static_cast<uint64_t>(stored.rows())};
+}
+
 }  // namespace
 
 WeightStore::WeightStore(const fs::path& model_dir) : checkpoint_(safetensors::Checkpoint::open(model_dir)) {
@@ -73,39 +99,25 @@ tfx_tensor WeightStore::get_gguf(const char* name) {
     if (t == nullptr) throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + std::string(name) + "' not found");
     const gguf::Tensor& stored = *t->tensor;
     const bool is_float = gguf::is_float(stored.type);
-    auto view = [&](void* data, tfx_dtype dtype, std::vector<int64_t>& shape) {
-        tfx_tensor out{};
-        out.data = data;
-        out.device = {TFX_DEVICE_CPU, 0};
-        out.ndim = static_cast<int32_t>(shape.size());
-        out.dtype = dtype;
-        out.shape = shape.data();
-        return out;
-    };
-    const tfx_dtype stored_dtype = stored.type == gguf::Type::F32   ? tfx_dtype{TFX_DTYPE_FLOAT, 32, 1}
-                                   : stored.type == gguf::Type::F16 ? tfx_dtype{TFX_DTYPE_FLOAT, 16, 1}
-                                                                    : tfx_dtype{TFX_DTYPE_BFLOAT, 16, 1};
     if (is_float && t->permuted_heads == 0) {
         auto& shape = shapes_[name];
         shape = t->shape;
-        return view(const_cast<uint8_t*>(gguf_->data(stored)), stored_dtype, shape);
+        return host_view(gguf_->data(stored), float_dtype(stored.type), shape);
     }
     auto it = materialized_.find(name);
     if (it == materialized_.end()) {
         const uint8_t* bytes = gguf_rows_in_order(*t, reordered_encoded_[name]);
-        Materialized m{{}, stored_dtype, t->shape};
+        Materialized m{{}, is_float ? float_dtype(stored.type) : kF32, t->shape};
         if (is_float) {
             m.bytes.assign(bytes, bytes + stored.bytes);
         } else {
             decode_gguf(*t, bytes, m.bytes);
-            m.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-            encoded_[m.bytes.data()] = {gguf::format_name(stored.type), bytes, stored.rows(), stored.ne[0],
-                                        stored.bytes / static_cast<uint64_t>(stored.rows())};
+            encoded_[m.bytes.data()] = encoded_of(stored, bytes);
         }
         if (bytes != reordered_encoded_[name].data()) reordered_encoded_.erase(name);
         it = materialized_.emplace(name, std::move(m)).first;
     }
-    return view(it->second.bytes.data(), it->second.dtype, it->second.shape);
+    return host_view(it->second.bytes.data(), it->second.dtype, it->second.shape);
 }
 
 const uint8_t* WeightStore::gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const {
@@ -141,9 +153,7 @@ WeightStore::Lease WeightStore::lease(const char* name) {
         lease.gguf_ = t;
         lease.shape_ = t->shape;
         if (!gguf::is_float(t->tensor->type) && !materialized_.contains(lease.name_)) {
-            const gguf::Tensor& stored = *t->tensor;
-            lease.encoded_ = Encoded{gguf::format_name(stored.type), gguf_rows_in_order(*t, lease.rows_in_order_),
-                                     stored.rows(), stored.ne[0], stored.bytes / static_cast<uint64_t>(stored.rows())};
+            lease.encoded_ = encoded_of(*t->tensor, gguf_rows_in_order(*t, lease.rows_in_order_));
         }
         return lease;
     }
@@ -159,40 +169,29 @@ WeightStore::Lease WeightStore::lease(const char* name) {
 }
 
 tfx_tensor WeightStore::Lease::values() {
-    auto view = [this](void* data, tfx_dtype dtype) {
-        tfx_tensor out{};
-        out.data = data;
-        out.device = {TFX_DEVICE_CPU, 0};
-        out.ndim = static_cast<int32_t>(shape_.size());
-        out.dtype = dtype;
-        out.shape = shape_.data();
-        return out;
-    };
     WeightStore& store = *store_;
-    const char* name = name_.c_str();
     if (gguf_ != nullptr && encoded_) {
         if (decoded_.empty()) store.decode_gguf(*gguf_, encoded_->bytes, decoded_);
-        return view(decoded_.data(), {TFX_DTYPE_FLOAT, 32, 1});
+        return host_view(decoded_.data(), kF32, shape_);
     }
     if (gguf_ != nullptr && gguf_->permuted_heads > 0 && !store.materialized_.contains(name_)) {
-        const uint8_t* bytes = store.gguf_rows_in_order(*gguf_, rows_in_order_);
-        const gguf::Type type = gguf_->tensor->type;
-        return view(const_cast<uint8_t*>(bytes), type == gguf::Type::F32   ? tfx_dtype{TFX_DTYPE_FLOAT, 32, 1}
-                                                 : type == gguf::Type::F16 ? tfx_dtype{TFX_DTYPE_FLOAT, 16, 1}
-                                                                           : tfx_dtype{TFX_DTYPE_BFLOAT, 16, 1});
+        return host_view(store.gguf_rows_in_order(*gguf_, rows_in_order_), float_dtype(gguf_->tensor->type), shape_);
     }
     if (gptq_awq_) {
         // Decoded for this pack only.
-        if (!dequantized_.empty()) return view(dequantized_.data(), {TFX_DTYPE_FLOAT, 32, 1});
-        try {
-            dequantized_ = quantized_checkpoint::dequantize(*store.quantization_, *store.find_packed(name),
-                                                            name_.substr(0, name_.size() - 7), shape_);
-        } catch (const sdk::Error& e) {
-            throw sdk::Error(e.code(), store.source_ + ": " + e.what());
-        }
-        return view(dequantized_.data(), {TFX_DTYPE_FLOAT, 32, 1});
+        if (dequantized_.empty()) dequantized_ = store.decode_gptq_awq(name_.c_str(), shape_);
+        return host_view(dequantized_.data(), kF32, shape_);
     }
-    return store.get(name);
+    return store.get(name_.c_str());
+}
+
+std::vector<float> WeightStore::decode_gptq_awq(const char* name, std::vector<int64_t>& shape) const {
+    try {
+        return quantized_checkpoint::dequantize(*quantization_, *find_packed(name),
+                                                std::string(name).substr(0, std::strlen(name) - 7), shape);
+    } catch (const sdk::Error& e) {
+        throw sdk::Error(e.code(), source_ + ": " + e.what());
+    }
 }
 
 std::optional<quantized_checkpoint::Packed> WeightStore::find_packed(const char* name) const {
@@ -300,13 +299,7 @@ tfx_tensor WeightStore::get(const char* name) {
     const auto entry = require(name);
     auto& shape = shapes_[name];
     shape = entry.info->shape;
-    tfx_tensor out{};
-    out.data = const_cast<uint8_t*>(entry.file->data(*entry.info));
-    out.device = {TFX_DEVICE_CPU, 0};
-    out.ndim = static_cast<int32_t>(shape.size());
-    out.dtype = safetensors::to_abi(entry.info->dtype);
-    out.shape = shape.data();
-    return out;
+    return host_view(entry.file->data(*entry.info), safetensors::to_abi(entry.info->dtype), shape);
 }
 
 tfx_tensor WeightStore::get_f32(const char* name) {
@@ -321,17 +314,10 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         copy.data = widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
-    if (it == f32_copies_.end()) {
-        if (const auto packed = find_packed(name)) {
-            F32Copy copy;
-            try {
-                copy.data = quantized_checkpoint::dequantize(
-                    *quantization_, *packed, std::string(name).substr(0, std::strlen(name) - 7), copy.shape);
-            } catch (const sdk::Error& e) {
-                throw sdk::Error(e.code(), source_ + ": " + e.what());
-            }
-            it = f32_copies_.emplace(name, std::move(copy)).first;
-        }
+    if (it == f32_copies_.end() && find_packed(name)) {
+        F32Copy copy;
+        copy.data = decode_gptq_awq(name, copy.shape);
+        it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end()) {
         const auto entry = require(name);
@@ -341,13 +327,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         copy.data = widened(entry.file->data(*entry.info), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
-    tfx_tensor out{};
-    out.data = it->second.data.data();
-    out.device = {TFX_DEVICE_CPU, 0};
-    out.ndim = static_cast<int32_t>(it->second.shape.size());
-    out.dtype = {TFX_DTYPE_FLOAT, 32, 1};
-    out.shape = it->second.shape.data();
-    return out;
+    return host_view(it->second.data.data(), kF32, it->second.shape);
 }
 
 }  // namespace tfx

@@ -116,6 +116,8 @@ class WeightStore {
     const uint8_t* gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const;
     // A block-quantized GGUF tensor's bytes (rows in order) decoded to f32 into `out`.
     void decode_gguf(const gguf::HfTensor& t, const uint8_t* bytes, std::vector<uint8_t>& out) const;
+    // A GPTQ / AWQ linear's `name` (X.weight) decoded to f32 from its packed tensors; sets `shape`.
+    std::vector<float> decode_gptq_awq(const char* name, std::vector<int64_t>& shape) const;
 
     // GGUF tensors copied out of the mapping: rows put back in order, or dequantized.
     struct Materialized {

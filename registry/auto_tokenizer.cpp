@@ -186,6 +186,11 @@ std::unique_ptr<Tokenizer> Tokenizer::for_model(const ModelSession& session,
     return open(session.model_dir(), plugin_paths);
 }
 
+bool Tokenizer::model_has_one(const ModelSession& session) {
+    if (const auto& gguf = session.gguf_file()) return gguf->meta("tokenizer.ggml.model") != nullptr;
+    return fs::exists(session.model_dir() / "tokenizer.json");
+}
+
 std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& json, const std::string& source,
                                            const std::vector<std::string>& plugin_paths) {
     // The model type decides the plugin; read only that here, the plugin validates the rest.

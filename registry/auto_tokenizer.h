@@ -29,6 +29,8 @@ class Tokenizer {
     // The model's tokenizer: its folder's tokenizer.json, or a GGUF file's own.
     static std::unique_ptr<Tokenizer> for_model(const ModelSession& session,
                                                 const std::vector<std::string>& plugin_paths);
+    // Whether the model has one for for_model to open (tokenizer.json, or GGUF tokenizer metadata).
+    static bool model_has_one(const ModelSession& session);
     ~Tokenizer();
     Tokenizer(const Tokenizer&) = delete;
     Tokenizer& operator=(const Tokenizer&) = delete;

@@ -138,10 +138,7 @@ void run_generate(const GenerateOptions& o) {
 
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     std::unique_ptr<Tokenizer> tokenizer;
-    // A folder's tokenizer.json, or a GGUF file's own vocabulary.
-    const bool has_tokenizer = session->gguf_file() ? session->gguf_file()->meta("tokenizer.ggml.model") != nullptr
-                                                    : std::filesystem::exists(session->model_dir() / "tokenizer.json");
-    if (has_tokenizer) {
+    if (Tokenizer::model_has_one(*session)) {
         tokenizer = Tokenizer::for_model(*session, global_options().plugin_paths);
     }
     if (prompts.empty()) {

@@ -63,12 +63,13 @@ struct WeightSet {
 
 // Google Benchmark calls a benchmark function several times while it sizes the run; the
 // weights of the latest shape are kept between calls (one shape at a time: 512 MB each).
-const WeightSet& weights_for(int64_t n, int64_t k, WeightFormat f) {
-    static std::unique_ptr<WeightSet> latest;
-    static std::tuple<int64_t, int64_t, WeightFormat> key;
+template <class Set, class Format>
+const Set& latest_set(int64_t n, int64_t k, Format f) {
+    static std::unique_ptr<Set> latest;
+    static std::tuple<int64_t, int64_t, Format> key;
     if (latest == nullptr || key != std::tuple{n, k, f}) {
         latest.reset();
-        latest = std::make_unique<WeightSet>(n, k, f);
+        latest = std::make_unique<Set>(n, k, f);
         key = {n, k, f};
     }
     return *latest;
@@ -76,7 +77,7 @@ const WeightSet& weights_for(int64_t n, int64_t k, WeightFormat f) {
 
 void BM_Matvec(benchmark::State& state, int64_t n, int64_t k, WeightFormat f) {
     const int64_t m = state.range(0);
-    const WeightSet& set = weights_for(n, k, f);
+    const WeightSet& set = latest_set<WeightSet>(n, k, f);
     std::vector<float> x(static_cast<size_t>(m * k), 0.5f), y(static_cast<size_t>(m * n));
     size_t next = 0;
     for (auto _ : state) {
@@ -123,22 +124,16 @@ struct QuantSet {
 
 void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f) {
     const int64_t m = state.range(0);
-    static std::unique_ptr<QuantSet> set;
-    static std::tuple<int64_t, int64_t, QuantFormat> key;
-    if (set == nullptr || key != std::tuple{n, k, f}) {
-        set.reset();
-        set = std::make_unique<QuantSet>(n, k, f);
-        key = {n, k, f};
-    }
+    const QuantSet& set = latest_set<QuantSet>(n, k, f);
     std::vector<float> x(static_cast<size_t>(m * k)), y(static_cast<size_t>(m * n));
     for (size_t i = 0; i < x.size(); ++i) x[i] = static_cast<float>(i % 17) * 0.1f - 0.8f;
     size_t next = 0;
     for (auto _ : state) {
-        const QuantSet::Copy& c = set->copies[next];
+        const QuantSet::Copy& c = set.copies[next];
         const tfx::cpu::QuantizedWeight w{f, c.quants.data(), c.scales.data(), n, k, c.mins.data()};
         tfx::cpu::quant_matmul(x.data(), w, nullptr, y.data(), m);
         benchmark::DoNotOptimize(y.data());
-        next = (next + 1) % set->copies.size();
+        next = (next + 1) % set.copies.size();
     }
     state.SetBytesProcessed(state.iterations() * n * tfx::cpu::ggml_row_bytes(f, k));
     state.counters["threads"] = omp_get_max_threads();

@@ -14,6 +14,7 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include "../unit/gguf_builder.h"
 #include "../unit/test_data.h"
 #include "core/gguf.h"
 #include "registry/auto_tokenizer.h"
@@ -36,57 +37,49 @@ class GgufWriter {
   public:
     void string(const std::string& key, const std::string& value) {
         entry(key, 8);
-        text(value);
+        body_.str(value);
     }
     void u32(const std::string& key, uint32_t value) {
         entry(key, 4);
-        put(value);
+        body_.put(value);
     }
     void flag(const std::string& key, bool value) {
         entry(key, 7);
-        put(static_cast<uint8_t>(value));
+        body_.put(static_cast<uint8_t>(value));
     }
     void strings(const std::string& key, const std::vector<std::string>& values) {
         entry(key, 9);
-        put(uint32_t{8});
-        put(static_cast<uint64_t>(values.size()));
-        for (const auto& v : values) text(v);
+        body_.put(uint32_t{8});
+        body_.put(static_cast<uint64_t>(values.size()));
+        for (const auto& v : values) body_.str(v);
     }
     void floats(const std::string& key, const std::vector<float>& values) { array(key, 6, values); }
     void ints(const std::string& key, const std::vector<int32_t>& values) { array(key, 5, values); }
     void write(const fs::path& path) const {
-        std::ofstream out(path, std::ios::binary);
-        out.write("GGUF", 4);
-        const uint32_t version = 3;
-        const uint64_t tensors = 0;
-        out.write(reinterpret_cast<const char*>(&version), 4);
-        out.write(reinterpret_cast<const char*>(&tensors), 8);
-        out.write(reinterpret_cast<const char*>(&count_), 8);
-        out.write(body_.data(), static_cast<std::streamsize>(body_.size()));
+        tfx::test::GgufBuilder head;
+        for (char c : std::string("GGUF")) head.put(static_cast<uint8_t>(c));
+        head.put(uint32_t{3});  // version
+        head.put(uint64_t{0});  // tensors
+        head.put(count_);
+        head.bytes.insert(head.bytes.end(), body_.bytes.begin(), body_.bytes.end());
+        std::ofstream(path, std::ios::binary)
+            .write(reinterpret_cast<const char*>(head.bytes.data()), static_cast<std::streamsize>(head.bytes.size()));
     }
 
   private:
-    template <class T>
-    void put(T value) {
-        body_.append(reinterpret_cast<const char*>(&value), sizeof value);
-    }
-    void text(const std::string& s) {
-        put(static_cast<uint64_t>(s.size()));
-        body_ += s;
-    }
     void entry(const std::string& key, uint32_t type) {
         ++count_;
-        text(key);
-        put(type);
+        body_.str(key);
+        body_.put(type);
     }
     template <class T>
     void array(const std::string& key, uint32_t element, const std::vector<T>& values) {
         entry(key, 9);
-        put(element);
-        put(static_cast<uint64_t>(values.size()));
-        for (T v : values) put(v);
+        body_.put(element);
+        body_.put(static_cast<uint64_t>(values.size()));
+        for (T v : values) body_.put(v);
     }
-    std::string body_;
+    tfx::test::GgufBuilder body_;
     uint64_t count_ = 0;
 };
 

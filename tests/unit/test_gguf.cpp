@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/gguf.h"
+#include "gguf_builder.h"
 #include "test_data.h"
 
 namespace {
@@ -50,19 +51,6 @@ TEST(Gguf, LlamaCppFilesParseAsGgufPySawThem) {
 }
 
 // A small valid file, built field by field so each test can break one field.
-struct Builder {
-    std::vector<uint8_t> bytes;
-    template <class T>
-    void put(T v) {
-        const auto* p = reinterpret_cast<const uint8_t*>(&v);
-        bytes.insert(bytes.end(), p, p + sizeof(T));
-    }
-    void str(const std::string& s) {
-        put<uint64_t>(s.size());
-        bytes.insert(bytes.end(), s.begin(), s.end());
-    }
-};
-
 struct Fields {
     uint32_t version = 3;
     uint64_t tensor_count = 1, metadata_count = 2;
@@ -77,7 +65,7 @@ struct Fields {
 };
 
 std::vector<uint8_t> build(const Fields& f) {
-    Builder b;
+    tfx::test::GgufBuilder b;
     for (char c : std::string("GGUF")) b.put<uint8_t>(static_cast<uint8_t>(c));
     b.put<uint32_t>(f.version);
     b.put<uint64_t>(f.tensor_count);

@@ -394,12 +394,15 @@ class CpuBackendImpl {
 
     // A weight already encoded in ggml's q8_0 / q4_0 / q4_1 blocks (the quantizer's output, a u8
     // tensor [out, row bytes]), repacked into the kernels' layout (quant_matvec.h).
-    static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format, const char* name) {
+    static void require_encoded_bytes(const tfx_tensor* w, const char* name) {
         if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("pack_weight: ") + name +
                                                       " weights come as compact u8 bytes [out, row bytes], got " +
                                                       sdk::dtype_name(w->dtype));
         }
+    }
+    static std::unique_ptr<tfx_weight> pack_quantized(const tfx_tensor* w, QuantFormat format, const char* name) {
+        require_encoded_bytes(w, name);
         const int64_t rows = w->shape[0], row_bytes = w->shape[1];
         const int64_t block_bytes = ggml_row_bytes(format, kQuantBlock);
         const int64_t cols = row_bytes / block_bytes * kQuantBlock;
@@ -433,11 +436,7 @@ class CpuBackendImpl {
     // GGUF's Q4_K blocks (a u8 tensor [out, row bytes]) run on the q4_1 kernels, rewritten as
     // q4_1 blocks first (k_quant_rows.h: the quants stay as they are).
     static std::unique_ptr<tfx_weight> pack_q4_k(const tfx_tensor* w) {
-        if (!(w->dtype == tfx_dtype{TFX_DTYPE_UINT, 8, 1}) || !compact(w)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT,
-                        "pack_weight: q4_k weights come as compact u8 bytes [out, row bytes], got " +
-                            sdk::dtype_name(w->dtype));
-        }
+        require_encoded_bytes(w, "q4_k");
         const int64_t rows = w->shape[0], row_bytes = w->shape[1];
         if (row_bytes == 0 || row_bytes % kQ4KBytes != 0) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "pack_weight: a q4_k row is a whole number of " +
