@@ -1,5 +1,6 @@
 #include "core/gptq_awq.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "tfx/sdk/error.hpp"
@@ -86,33 +87,34 @@ std::optional<Method> method_of(const nlohmann::json& config, const std::string&
     return m;
 }
 
-std::vector<float> dequantize(const Method& m, const Packed& p, const std::string& name, std::vector<int64_t>& shape) {
+Unpacked unpack(const Method& m, const Packed& p, const std::string& name) {
     const int per_word = 32 / m.bits;
     const uint32_t mask = (1u << m.bits) - 1;
     const auto& qshape = p.qweight.info->shape;
     const auto& sshape = p.scales.info->shape;
     if (qshape.size() != 2 || sshape.size() != 2) fail("tensor '" + name + ".qweight' or '.scales' is not 2-D");
-    int64_t in, out;
+    Unpacked u;
     if (m.kind == Method::Kind::gptq) {
-        in = qshape[0] * per_word;
-        out = qshape[1];
+        u.in = qshape[0] * per_word;
+        u.out = qshape[1];
     } else {
-        in = qshape[0];
-        out = qshape[1] * per_word;
+        u.in = qshape[0];
+        u.out = qshape[1] * per_word;
     }
-    const int64_t groups = sshape[0];
-    if (groups <= 0 || (m.group_size > 0 && groups != (in + m.group_size - 1) / m.group_size) ||
-        (m.group_size == -1 && groups != 1)) {
-        fail("tensor '" + name + ".scales' has " + std::to_string(groups) + " groups, which does not fit " +
+    const int64_t in = u.in, out = u.out;
+    u.groups = sshape[0];
+    if (u.groups <= 0 || (m.group_size > 0 && u.groups != (in + m.group_size - 1) / m.group_size) ||
+        (m.group_size == -1 && u.groups != 1)) {
+        fail("tensor '" + name + ".scales' has " + std::to_string(u.groups) + " groups, which does not fit " +
              std::to_string(in) + " inputs in groups of " + std::to_string(m.group_size));
     }
     using safetensors::DType;
     const auto* qweight = elements<int32_t>(p.qweight, DType::I32, name + ".qweight", qshape[0], qshape[1]);
-    const auto* scales = elements<uint16_t>(p.scales, DType::F16, name + ".scales", groups, out);
-    const auto* qzeros = elements<int32_t>(p.qzeros, DType::I32, name + ".qzeros", groups, out / per_word);
+    u.scales = elements<uint16_t>(p.scales, DType::F16, name + ".scales", u.groups, out);
+    const auto* qzeros = elements<int32_t>(p.qzeros, DType::I32, name + ".qzeros", u.groups, out / per_word);
     if (out % per_word != 0) fail("tensor '" + name + "': " + std::to_string(out) + " outputs do not pack");
-    std::vector<int32_t> group_of(static_cast<size_t>(in));
-    for (int64_t i = 0; i < in; ++i) group_of[i] = static_cast<int32_t>(m.group_size > 0 ? i / m.group_size : 0);
+    u.group_of.resize(static_cast<size_t>(in));
+    for (int64_t i = 0; i < in; ++i) u.group_of[i] = static_cast<int32_t>(m.group_size > 0 ? i / m.group_size : 0);
     if (p.g_idx) {
         const auto& gshape = p.g_idx->info->shape;
         if (p.g_idx->info->dtype != DType::I32 || gshape.size() != 1 || gshape[0] != in) {
@@ -121,11 +123,11 @@ std::vector<float> dequantize(const Method& m, const Packed& p, const std::strin
         const auto* g = reinterpret_cast<const int32_t*>(p.g_idx->file->data(*p.g_idx->info));
         for (int64_t i = 0; i < in; ++i) {
             const int32_t v = i32_at(g, i);
-            if (v < 0 || v >= groups) {
+            if (v < 0 || v >= u.groups) {
                 fail("tensor '" + name + ".g_idx' sends input " + std::to_string(i) + " to group " + std::to_string(v) +
-                     " of " + std::to_string(groups));
+                     " of " + std::to_string(u.groups));
             }
-            group_of[i] = v;
+            u.group_of[i] = v;
         }
     }
     // AWQ packs eight outputs a word in this order of nibbles.
@@ -141,9 +143,14 @@ std::vector<float> dequantize(const Method& m, const Packed& p, const std::strin
         return static_cast<int32_t>((static_cast<uint32_t>(i32_at(words, row * (out / per_word) + word)) >> shift) &
                                     mask);
     };
-    std::vector<float> w(static_cast<size_t>(out * in));
+    u.zeros.resize(static_cast<size_t>(u.groups * out));
+    for (int64_t g = 0; g < u.groups; ++g) {
+        for (int64_t o = 0; o < out; ++o) {
+            u.zeros[static_cast<size_t>(g * out + o)] = packed_along_out(qzeros, g, o) + (m.zeros_minus_one ? 1 : 0);
+        }
+    }
+    u.q.resize(static_cast<size_t>(out * in));
     for (int64_t i = 0; i < in; ++i) {
-        const int64_t g = group_of[i];
         for (int64_t o = 0; o < out; ++o) {
             int32_t q;
             if (m.kind == Method::Kind::gptq) {
@@ -152,12 +159,66 @@ std::vector<float> dequantize(const Method& m, const Packed& p, const std::strin
             } else {
                 q = packed_along_out(qweight, i, o);
             }
-            const int32_t zero = packed_along_out(qzeros, g, o) + (m.zeros_minus_one ? 1 : 0);
-            w[static_cast<size_t>(o * in + i)] = f16_at(scales, g * out + o) * static_cast<float>(q - zero);
+            u.q[static_cast<size_t>(o * in + i)] = static_cast<uint8_t>(q);
         }
     }
-    shape = {out, in};
+    return u;
+}
+
+std::vector<float> dequantize(const Unpacked& u) {
+    std::vector<float> w(static_cast<size_t>(u.out * u.in));
+    for (int64_t o = 0; o < u.out; ++o) {
+        for (int64_t i = 0; i < u.in; ++i) {
+            const int64_t g = u.group_of[i];
+            w[static_cast<size_t>(o * u.in + i)] =
+                f16_at(u.scales, g * u.out + o) * static_cast<float>(u.q[static_cast<size_t>(o * u.in + i)] -
+                                                                     u.zeros[static_cast<size_t>(g * u.out + o)]);
+        }
+    }
     return w;
+}
+
+std::optional<Blocks> as_blocks(const Method& m, const Unpacked& u) {
+    constexpr int64_t kBlock = 32;
+    if (m.bits != 4 && m.bits != 8) return std::nullopt;
+    if (u.in % kBlock != 0) return std::nullopt;
+    for (int64_t i = 0; i < u.in; ++i) {
+        if (u.group_of[i] != u.group_of[i / kBlock * kBlock]) return std::nullopt;  // act-order across a block
+    }
+    // Zero points at the middle of the range (GPTQ's sym=True) make the symmetric formats, which
+    // hold the values exactly; 4-bit zeros elsewhere make q4_1 (its minimum an f16 of -scale x
+    // zero: within 2^-11 of it); 8-bit ones have no exact block format.
+    const int32_t middle = 1 << (m.bits - 1);
+    const bool symmetric = std::all_of(u.zeros.begin(), u.zeros.end(), [&](int32_t z) { return z == middle; });
+    if (m.bits == 8 && !symmetric) return std::nullopt;
+    Blocks b;
+    b.format = m.bits == 8 ? "q8_0" : symmetric ? "q4_0" : "q4_1";
+    const int64_t block_bytes = m.bits == 8 ? 2 + kBlock : symmetric ? 2 + kBlock / 2 : 4 + kBlock / 2;
+    b.row_bytes = static_cast<uint64_t>(u.in / kBlock * block_bytes);
+    b.bytes.resize(b.row_bytes * static_cast<uint64_t>(u.out));
+    for (int64_t o = 0; o < u.out; ++o) {
+        for (int64_t block = 0; block < u.in / kBlock; ++block) {
+            uint8_t* at = b.bytes.data() + o * static_cast<int64_t>(b.row_bytes) + block * block_bytes;
+            const int64_t g = u.group_of[block * kBlock];
+            const uint16_t scale = u.scales[g * u.out + o];
+            std::memcpy(at, &scale, 2);
+            const uint8_t* q = u.q.data() + o * u.in + block * kBlock;
+            if (m.bits == 8) {
+                for (int64_t i = 0; i < kBlock; ++i) at[2 + i] = static_cast<uint8_t>(q[i] - middle);
+                continue;
+            }
+            uint8_t* qs = at + 2;
+            if (!symmetric) {
+                const float zero = static_cast<float>(u.zeros[static_cast<size_t>(g * u.out + o)]);
+                const uint16_t min = sdk::f32_to_f16(-f16_at(u.scales, g * u.out + o) * zero);
+                std::memcpy(at + 2, &min, 2);
+                qs = at + 4;
+            }
+            // Value i in the low nibble of byte i, value i + 16 in its high nibble.
+            for (int64_t i = 0; i < kBlock / 2; ++i) qs[i] = static_cast<uint8_t>(q[i] | (q[i + kBlock / 2] << 4));
+        }
+    }
+    return b;
 }
 
 }  // namespace tfx::quantized_checkpoint

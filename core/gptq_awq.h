@@ -27,14 +27,36 @@ struct Method {
 // naming the field for an unsupported method or setting.
 std::optional<Method> method_of(const nlohmann::json& config, const std::string& source);
 
-// The f32 weight [out, in] of the linear whose tensors `find` resolves (name suffixes
-// "qweight", "qzeros", "scales", "g_idx"), validated against each other; throws naming the
-// tensor that does not fit.
+// The tensors of one linear (`find` resolves the name suffixes "qweight", "qzeros", "scales",
+// "g_idx").
 struct Packed {
     safetensors::Checkpoint::Entry qweight, qzeros, scales;
     std::optional<safetensors::Checkpoint::Entry> g_idx;
 };
-std::vector<float> dequantize(const Method& method, const Packed& packed, const std::string& name,
-                              std::vector<int64_t>& shape);
+
+// A linear's integers unpacked and validated against each other (throws naming the tensor that
+// does not fit): value [o, i] = scale[g, o] * (q[o, i] - zero[g, o]) with g = group_of[i].
+struct Unpacked {
+    int64_t out = 0, in = 0, groups = 0;
+    std::vector<uint8_t> q;            // [out, in]
+    std::vector<int32_t> group_of;     // [in]
+    const uint16_t* scales = nullptr;  // [groups, out] f16, in the mapped checkpoint
+    std::vector<int32_t> zeros;        // [groups, out], GPTQ v1's -1 undone
+};
+Unpacked unpack(const Method& method, const Packed& packed, const std::string& name);
+
+// The f32 weight [out, in] that transformers' twin holds: f32(f16 scale) * f32(q - zero).
+std::vector<float> dequantize(const Unpacked& unpacked);
+
+// The same integers as ggml blocks of 32 inputs (the layouts of blockwise_quantizer.cpp), which
+// backends compute on natively: 4-bit as q4_0 (zeros all 8) or q4_1, 8-bit with zeros all 128
+// as q8_0. nullopt where no such format holds them: other bit widths, asymmetric 8-bit, act-order
+// groups that change inside a block of 32 inputs.
+struct Blocks {
+    std::string format;
+    std::vector<uint8_t> bytes;  // [out rows of row_bytes]
+    uint64_t row_bytes = 0;
+};
+std::optional<Blocks> as_blocks(const Method& method, const Unpacked& unpacked);
 
 }  // namespace tfx::quantized_checkpoint

@@ -23,8 +23,9 @@ struct ModelSession::Impl {
     std::map<std::string, std::string, std::less<>> options;
     std::unique_ptr<PluginInstance> backend, attention, model, quantizer;
     QuantizeAtPack quantize_at_pack;
-    // Stored blocks the backend does not run (GGUF's q5_k, q6_k on cpu), re-encoded to q8_0 at
-    // pack rather than widened to f32: the stored formats, and the bytes they took.
+    // Stored blocks the backend does not run (GGUF's q5_k, q6_k on cpu; GPTQ's act-order or
+    // 2-3 bit integers), re-encoded to q8_0 at pack rather than widened to f32: the stored
+    // formats, and the bytes they took.
     QuantizeAtPack requantize;
     std::set<std::string> requantized_formats;
     uint64_t requantized_stored_bytes = 0;
@@ -82,7 +83,7 @@ struct ModelSession::Impl {
             sdk::check(pack_as_stored(ops_target, *stored, &out, &error), error);
             return out;
         }
-        const bool requantized = stored != nullptr && format == nullptr && !requantize.format.empty();
+        const bool requantized = lease.quantized() && format == nullptr && !requantize.format.empty();
         tfx_tensor values = lease.values();
         uint64_t bytes = values.dtype.bits / 8;
         for (int i = 0; i < values.ndim; ++i) bytes *= static_cast<uint64_t>(values.shape[i]);
@@ -97,8 +98,8 @@ struct ModelSession::Impl {
         device->free(values.data);
         sdk::check(status, error);
         if (requantize.quantized > requantized_before) {
-            requantized_formats.insert(stored->format);
-            requantized_stored_bytes += stored->row_bytes * static_cast<uint64_t>(stored->rows);
+            requantized_formats.insert(lease.stored_format());
+            requantized_stored_bytes += lease.stored_bytes();
         }
         return out;
     }

@@ -154,14 +154,30 @@ WeightStore::Lease WeightStore::lease(const char* name) {
         lease.shape_ = t->shape;
         if (!gguf::is_float(t->tensor->type) && !materialized_.contains(lease.name_)) {
             lease.encoded_ = encoded_of(*t->tensor, gguf_rows_in_order(*t, lease.rows_in_order_));
+            lease.stored_bytes_ = t->tensor->bytes;
         }
         return lease;
     }
     if (gguf_) throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + lease.name_ + "' not found");
-    if (!f32_copies_.contains(lease.name_) && !find(name) && find_packed(name)) {
-        lease.gptq_awq_ = true;
-        lease.values();  // the shape is known once decoded
-        return lease;
+    if (!f32_copies_.contains(lease.name_) && !find(name)) {
+        if (const auto packed = find_packed(name)) {
+            lease.gptq_awq_ = true;
+            for (const auto* part : {&packed->qweight, &packed->qzeros, &packed->scales}) {
+                lease.stored_bytes_ += part->info->end - part->info->begin;
+            }
+            if (packed->g_idx) lease.stored_bytes_ += packed->g_idx->info->end - packed->g_idx->info->begin;
+            const quantized_checkpoint::Unpacked unpacked = unpack_gptq_awq(name);
+            lease.shape_ = {unpacked.out, unpacked.in};
+            // As ggml blocks the backend may compute on; else decoded to f32 for the pack.
+            if (auto blocks = quantized_checkpoint::as_blocks(*quantization_, unpacked)) {
+                lease.blocks_ = std::move(blocks->bytes);
+                lease.encoded_ =
+                    Encoded{blocks->format, lease.blocks_.data(), unpacked.out, unpacked.in, blocks->row_bytes};
+            } else {
+                lease.dequantized_ = quantized_checkpoint::dequantize(unpacked);
+            }
+            return lease;
+        }
     }
     const tfx_tensor t = get(name);
     lease.shape_.assign(t.shape, t.shape + t.ndim);
@@ -179,16 +195,21 @@ tfx_tensor WeightStore::Lease::values() {
     }
     if (gptq_awq_) {
         // Decoded for this pack only.
-        if (dequantized_.empty()) dequantized_ = store.decode_gptq_awq(name_.c_str(), shape_);
+        if (dequantized_.empty()) dequantized_ = quantized_checkpoint::dequantize(store.unpack_gptq_awq(name_.c_str()));
         return host_view(dequantized_.data(), kF32, shape_);
     }
     return store.get(name_.c_str());
 }
 
-std::vector<float> WeightStore::decode_gptq_awq(const char* name, std::vector<int64_t>& shape) const {
+std::string WeightStore::Lease::stored_format() const {
+    if (gptq_awq_) return store_->quantization_->kind == quantized_checkpoint::Method::Kind::gptq ? "gptq" : "awq";
+    return encoded_ ? encoded_->format : "";
+}
+
+quantized_checkpoint::Unpacked WeightStore::unpack_gptq_awq(const char* name) const {
     try {
-        return quantized_checkpoint::dequantize(*quantization_, *find_packed(name),
-                                                std::string(name).substr(0, std::strlen(name) - 7), shape);
+        return quantized_checkpoint::unpack(*quantization_, *find_packed(name),
+                                            std::string(name).substr(0, std::strlen(name) - 7));
     } catch (const sdk::Error& e) {
         throw sdk::Error(e.code(), source_ + ": " + e.what());
     }
@@ -315,8 +336,8 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end() && find_packed(name)) {
-        F32Copy copy;
-        copy.data = decode_gptq_awq(name, copy.shape);
+        const quantized_checkpoint::Unpacked unpacked = unpack_gptq_awq(name);
+        F32Copy copy{quantized_checkpoint::dequantize(unpacked), {unpacked.out, unpacked.in}};
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end()) {

@@ -47,8 +47,9 @@ class WeightStore {
     bool has(const char* name) const {
         return find(name).has_value() || find_gguf(name) != nullptr || find_packed(name).has_value();
     }
-    // A pre-quantized checkpoint (GPTQ / AWQ): a linear's "X.weight" is decoded from X.qweight,
-    // X.qzeros, X.scales (and X.g_idx) to f32 when asked for.
+    // A pre-quantized checkpoint (GPTQ / AWQ): a linear's "X.weight" comes from X.qweight,
+    // X.qzeros, X.scales (and X.g_idx): leased as ggml blocks where one holds its values, and
+    // decoded to f32 when values are asked for.
     void set_quantization(quantized_checkpoint::Method method) { quantization_ = method; }
     // A linear weight handed out once, for packing (pack_stored_weight): its shape, its values,
     // and for a GGUF block-quantized tensor its stored blocks, which a backend computing on the
@@ -60,7 +61,13 @@ class WeightStore {
         Lease& operator=(const Lease&) = delete;
         Lease(Lease&&) = default;
         const std::vector<int64_t>& shape() const { return shape_; }
+        // Blocks a backend may compute on as they are: a GGUF tensor's, or a GPTQ / AWQ linear's
+        // integers in the ggml block format that holds them exactly (quantized_checkpoint::as_blocks).
         const Encoded* encoded() const { return encoded_ ? &*encoded_ : nullptr; }
+        // Stored quantized (GGUF blocks, GPTQ / AWQ), and under which name ("q6_k", "gptq").
+        bool quantized() const { return encoded_.has_value() || gptq_awq_; }
+        std::string stored_format() const;
+        uint64_t stored_bytes() const { return stored_bytes_; }
         tfx_tensor values();
 
       private:
@@ -72,6 +79,8 @@ class WeightStore {
         const gguf::HfTensor* gguf_ = nullptr;
         bool gptq_awq_ = false;
         std::optional<Encoded> encoded_;
+        uint64_t stored_bytes_ = 0;
+        std::vector<uint8_t> blocks_;         // a GPTQ / AWQ linear as ggml blocks
         std::vector<uint8_t> rows_in_order_;  // a GGUF tensor whose rows the converter permuted
         std::vector<uint8_t> decoded_;        // a GGUF tensor's blocks as f32
         std::vector<float> dequantized_;      // a GPTQ / AWQ linear
@@ -116,8 +125,8 @@ class WeightStore {
     const uint8_t* gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const;
     // A block-quantized GGUF tensor's bytes (rows in order) decoded to f32 into `out`.
     void decode_gguf(const gguf::HfTensor& t, const uint8_t* bytes, std::vector<uint8_t>& out) const;
-    // A GPTQ / AWQ linear's `name` (X.weight) decoded to f32 from its packed tensors; sets `shape`.
-    std::vector<float> decode_gptq_awq(const char* name, std::vector<int64_t>& shape) const;
+    // A GPTQ / AWQ linear's `name` (X.weight) unpacked from its packed tensors.
+    quantized_checkpoint::Unpacked unpack_gptq_awq(const char* name) const;
 
     // GGUF tensors copied out of the mapping: rows put back in order, or dequantized.
     struct Materialized {

@@ -4,6 +4,7 @@
 
 #include "core/gguf_model.h"
 #include "core/json_file.h"
+#include "core/log.h"
 #include "core/paths.h"
 #include "registry/hub/hub.h"
 #include "tfx/sdk/error.hpp"
@@ -171,6 +172,16 @@ PluginChoice choose_plugins(const sdk::Config& config, PluginCatalogue& catalogu
     const std::string format = requested_weight_format(options);
     if (!format.empty() && !is_float_format(format)) formats.insert(format);
     if (!formats.empty()) choice.quantizer = registry::choose_quantizer(catalogue, formats);
+    // A GPTQ / AWQ checkpoint's linears that no block format holds exactly (act-order groups,
+    // asymmetric 8-bit, 2-3 bits) are re-encoded to q8_0 where a quantizer can; else decoded.
+    if (choice.quantizer == nullptr && config.json().contains("quantization_config")) {
+        try {
+            choice.quantizer = registry::choose_quantizer(catalogue, {"q8_0"});
+        } catch (const sdk::Error&) {
+            log::write(log::Level::debug, "tfx",
+                       "no quantizer plugin encodes q8_0: GPTQ / AWQ linears without a block format run as f32");
+        }
+    }
     return choice;
 }
 

@@ -251,9 +251,9 @@ TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
          {std::pair{"q5_k",
                     "backend 'cpu' does not compute on weight format 'q5_k' (its weight_formats: f32, bf16, "
                     "f16, q8_0, q4_0, q4_1, q4_k)"},
-          std::pair{"q3_k",
-                    "weight format 'q3_k' is not known to any installed quantizer plugin (they encode or decode: "
-                    "q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0)"}}) {
+          std::pair{"iq2_xxs",
+                    "weight format 'iq2_xxs' is not known to any installed quantizer plugin (they encode or decode: "
+                    "q2_k, q3_k, q4_0, q4_1, q4_k, q5_0, q5_1, q5_k, q6_k, q8_0)"}}) {
         tfx::LoadOptions options;
         options.weight_format = format;
         try {

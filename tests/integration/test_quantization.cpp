@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "../unit/test_data.h"
+#include "blockwise_plugin.h"
 #include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/gguf.h"
@@ -21,34 +22,19 @@
 #include "core/paths.h"
 #include "core/plugin_catalogue.h"
 #include "core/safetensors.h"
+#include "gguf_edit.h"
 #include "golden_logits.h"
 #include "registry/auto_model.h"
 #include "tfx/quantizer.h"
 #include "tfx/sdk/tensor.hpp"
 
+using tfx::test::blockwise;
 using tfx::test::logits_of;
 using tfx::test::max_abs_diff;
+using tfx::test::quantize;
 using tfx::test::read_json;
 
 namespace {
-
-const tfx_quantizer_table& blockwise() {
-    static const tfx::LoadedPlugin plugin = [] {
-        tfx::PluginCatalogue catalogue(tfx::paths::plugin_search_path({}));
-        const tfx::PluginRecord* record = catalogue.find("blockwise");
-        if (record == nullptr) throw std::runtime_error("the blockwise quantizer plugin is not installed");
-        return tfx::load_plugin(*record);
-    }();
-    return *static_cast<const tfx_quantizer_table*>(plugin.table);
-}
-
-std::vector<uint8_t> quantize(const char* format, const tfx_tensor& src) {
-    const uint64_t row_bytes = blockwise().row_bytes(nullptr, format, src.shape[1]);
-    std::vector<uint8_t> out(row_bytes * static_cast<uint64_t>(src.shape[0]));
-    tfx_error error{};
-    EXPECT_EQ(blockwise().quantize(nullptr, format, &src, out.data(), out.size(), &error), TFX_OK) << error.message;
-    return out;
-}
 
 // llama.cpp's converter renames the HF tensors; these keep their row order (attn_q and attn_k
 // rows are permuted for its rotary layout, so they are left out).
@@ -131,7 +117,9 @@ TEST(BlockwiseQuantizer, DequantizesWithinHalfAStepAndRefusesBadShapes) {
         }
     }
     EXPECT_EQ(blockwise().row_bytes(nullptr, "q4_0", 48), 0u);
-    EXPECT_EQ(blockwise().row_bytes(nullptr, "q3_k", 256), 0u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "iq3_s", 256), 0u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q3_k", 256), 110u);
+    EXPECT_EQ(blockwise().row_bytes(nullptr, "q2_k", 512), 168u);
     EXPECT_EQ(blockwise().row_bytes(nullptr, "q5_k", 256), 176u);
     shape[1] = 48;
     std::vector<uint8_t> out(1024);
@@ -254,19 +242,12 @@ TEST(GgufModel, KQuantsDecodeExactlyWhenF32IsAsked) {
 // shared README's 0.5 of decoding the Q5_0 blocks exactly to f32 (measured 0.16-0.21).
 TEST(GgufModel, BlocksTheBackendDoesNotRunAreReencodedToQ8) {
     TFX_TEST_DATA_OR_SKIP(q8, "quant/gguf/tinystories-656k-q8_0.gguf");
-    std::vector<char> bytes;
-    {
-        std::ifstream in(q8, std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), {});
-    }
+    std::vector<char> bytes = tfx::test::file_bytes(q8);
     int retyped = 0;
     const tfx::gguf::File source(q8);
     for (const tfx::gguf::Tensor& t : source.header().tensors) {
         if (t.ne.size() != 2 || t.type != tfx::gguf::Type::Q8_0 || t.name == "token_embd.weight") continue;
-        const auto at = std::search(bytes.begin(), bytes.end(), t.name.begin(), t.name.end());
-        ASSERT_NE(at, bytes.end()) << t.name;
-        const uint32_t q5_0 = 6;  // ggml's type number
-        std::memcpy(&*(at + static_cast<long>(t.name.size()) + 4 + 16), &q5_0, 4);
+        tfx::test::retype_2d(bytes, t.name, 6);  // ggml's Q5_0
         std::vector<int64_t> shape = {t.ne[1], t.ne[0]};
         std::vector<float> values(static_cast<size_t>(shape[0] * shape[1]));
         tfx_error error{};
@@ -286,7 +267,7 @@ TEST(GgufModel, BlocksTheBackendDoesNotRunAreReencodedToQ8) {
     }
     ASSERT_EQ(retyped, 14);
     const auto path = std::filesystem::temp_directory_path() / "tfx-q5_0.gguf";
-    std::ofstream(path, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    tfx::test::write_bytes(path, bytes);
     tfx::LoadOptions as_f32;
     as_f32.weight_format = "f32";
     auto reencoded = tfx::AutoModel::from_pretrained(path.string(), {});
@@ -326,25 +307,19 @@ TEST(GgufModel, LinearWeightsLeaveNoHostCopy) {
 
 TEST(GgufModel, FilesTfxCannotRunAreRefusedNamingWhy) {
     TFX_TEST_DATA_OR_SKIP(k_quants, "quant/gguf/kq-llama-256-q4_k_m.gguf");
-    std::vector<char> bytes;
-    {
-        std::ifstream in(k_quants, std::ios::binary);
-        bytes.assign(std::istreambuf_iterator<char>(in), {});
-    }
-    // blk.0.attn_q.weight (2-D) retyped Q3_K (11), a format no installed quantizer decodes; its
-    // blocks are smaller than Q4_K's, so the file still holds them.
+    std::vector<char> bytes = tfx::test::file_bytes(k_quants);
+    // blk.0.attn_q.weight (256 x 256) retyped Q8_1 (9), a format no installed quantizer decodes
+    // (llama.cpp's activation format, never a weight's), with its 36-byte blocks appended.
     const std::string name = "blk.0.attn_q.weight";
-    const auto at = std::search(bytes.begin(), bytes.end(), name.begin(), name.end());
-    ASSERT_NE(at, bytes.end());
-    const uint32_t q3_k = 11;
-    std::memcpy(&*(at + static_cast<long>(name.size()) + 4 + 16), &q3_k, 4);
+    tfx::test::retype_2d(bytes, name, 9);
+    tfx::test::append_blocks_2d(bytes, name, tfx::gguf::File(k_quants).header().data_offset, 256 * 8 * 36);
     const auto retyped = std::filesystem::temp_directory_path() / "tfx-retyped.gguf";
-    std::ofstream(retyped, std::ios::binary).write(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+    tfx::test::write_bytes(retyped, bytes);
     try {
         tfx::AutoModel::from_pretrained(retyped.string(), {});
         ADD_FAILURE() << "a file with undecodable blocks loaded";
     } catch (const std::exception& e) {
-        EXPECT_NE(std::string(e.what()).find("its tensors are stored as q3_k, q4_k, q6_k"), std::string::npos)
+        EXPECT_NE(std::string(e.what()).find("its tensors are stored as q4_k, q6_k, q8_1"), std::string::npos)
             << e.what();
     }
     std::filesystem::remove(retyped);

@@ -28,7 +28,7 @@ using tfx::sdk::Error;
 
 constexpr int64_t kBlock = 32;
 
-enum class Format { q8_0, q4_0, q4_1, q5_0, q5_1, q4_k, q5_k, q6_k };
+enum class Format { q8_0, q4_0, q4_1, q5_0, q5_1, q2_k, q3_k, q4_k, q5_k, q6_k };
 
 struct Layout {
     Format format;
@@ -46,6 +46,8 @@ constexpr struct {
     {"q4_1", {Format::q4_1, 4 + kBlock / 2}},
     {"q5_0", {Format::q5_0, 2 + 4 + kBlock / 2}},
     {"q5_1", {Format::q5_1, 4 + 4 + kBlock / 2}},
+    {"q2_k", {Format::q2_k, blockwise::kQ2KBytes, blockwise::kSuperBlock, true}},
+    {"q3_k", {Format::q3_k, blockwise::kQ3KBytes, blockwise::kSuperBlock, true}},
     {"q4_k", {Format::q4_k, blockwise::kQ4KBytes, blockwise::kSuperBlock, true}},
     {"q5_k", {Format::q5_k, blockwise::kQ5KBytes, blockwise::kSuperBlock, true}},
     {"q6_k", {Format::q6_k, blockwise::kQ6KBytes, blockwise::kSuperBlock, true}},
@@ -68,7 +70,7 @@ Layout require_layout(const char* name) {
     if (!layout_of(name, layout)) {
         throw Error(TFX_ERR_UNSUPPORTED,
                     std::string("blockwise quantizer: unknown weight format '") + (name != nullptr ? name : "(null)") +
-                        "' (known: q8_0, q4_0, q4_1, q5_0, q5_1; decoding only: q4_k, q5_k, q6_k)");
+                        "' (known: q8_0, q4_0, q4_1, q5_0, q5_1; decoding only: q2_k, q3_k, q4_k, q5_k, q6_k)");
     }
     return layout;
 }
@@ -171,6 +173,10 @@ void dequantize_block(Format format, const uint8_t* in, float* y) {
             for (int64_t i = 0; i < kBlock; ++i) y[i] = d * static_cast<float>(q[i]) + m;
             return;
         }
+        case Format::q2_k:
+            return blockwise::dequantize_q2_k(in, y);
+        case Format::q3_k:
+            return blockwise::dequantize_q3_k(in, y);
         case Format::q4_k:
             return blockwise::dequantize_q4_k(in, y);
         case Format::q5_k:

@@ -49,7 +49,49 @@ void dequantize_k(const uint8_t* block, const uint8_t* qh, const uint8_t* qs, fl
     }
 }
 
+// The 6-bit scale k (0..15) of a q3_k block: its low nibble is the low (k < 8) or high nibble of
+// byte k % 8, its top 2 bits are bits 2 (k / 4)..+1 of byte 8 + k % 4; stored with an offset of 32.
+int q3_k_scale(const uint8_t* scales, int k) {
+    const int low = k < 8 ? scales[k] & 0x0F : scales[k - 8] >> 4;
+    const int high = (scales[8 + k % 4] >> (2 * (k / 4))) & 3;
+    return (low | (high << 4)) - 32;
+}
+
 }  // namespace
+
+void dequantize_q2_k(const uint8_t* block, float* y) {
+    const uint8_t* scales = block;
+    const uint8_t* qs = block + 16;
+    const float d = f16_at(block + 80), dmin = f16_at(block + 82);
+    for (int half = 0; half < 2; ++half) {
+        for (int shift = 0; shift < 4; ++shift) {
+            for (int l = 0; l < 32; ++l) {
+                const uint8_t scale_min = scales[8 * half + 2 * shift + l / 16];
+                const int q = (qs[32 * half + l] >> (2 * shift)) & 3;
+                y[128 * half + 32 * shift + l] = d * static_cast<float>(scale_min & 0x0F) * static_cast<float>(q) -
+                                                 dmin * static_cast<float>(scale_min >> 4);
+            }
+        }
+    }
+}
+
+void dequantize_q3_k(const uint8_t* block, float* y) {
+    const uint8_t* hmask = block;
+    const uint8_t* qs = block + 32;
+    const uint8_t* scales = block + 96;
+    const float d = f16_at(block + 108);
+    for (int half = 0; half < 2; ++half) {
+        for (int shift = 0; shift < 4; ++shift) {
+            const int high_bit = 4 * half + shift;  // bit of hmask[l] that holds bit 2 of the value
+            for (int l = 0; l < 32; ++l) {
+                const int scale = q3_k_scale(scales, 8 * half + 2 * shift + l / 16);
+                // The stored value is q + 4 when the high bit is set: values span -4..3.
+                const int q = ((qs[32 * half + l] >> (2 * shift)) & 3) - (((hmask[l] >> high_bit) & 1) != 0 ? 0 : 4);
+                y[128 * half + 32 * shift + l] = d * static_cast<float>(scale) * static_cast<float>(q);
+            }
+        }
+    }
+}
 
 void dequantize_q4_k(const uint8_t* block, float* y) {
     dequantize_k(block, nullptr, block + 16, y);
