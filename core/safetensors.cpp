@@ -9,6 +9,7 @@
 
 #include "tfx/sdk/config.hpp"
 #include "tfx/sdk/error.hpp"
+#include "tfx/sdk/half.hpp"
 
 namespace tfx::safetensors {
 namespace {
@@ -271,6 +272,30 @@ void write(const std::filesystem::path& path, const std::vector<TensorToWrite>& 
         }
     }
     std::filesystem::rename(tmp, path);
+}
+
+std::vector<float> widened(const uint8_t* src, DType dtype, size_t n, const char* name) {
+    std::vector<float> out(n);
+    for (size_t i = 0; i < n; ++i) {
+        uint16_t half;
+        switch (dtype) {
+            case DType::F32:
+                std::memcpy(&out[i], src + 4 * i, 4);
+                break;
+            case DType::BF16:
+                std::memcpy(&half, src + 2 * i, 2);
+                out[i] = sdk::bf16_to_f32(half);
+                break;
+            case DType::F16:
+                std::memcpy(&half, src + 2 * i, 2);
+                out[i] = sdk::f16_to_f32(half);
+                break;
+            default:
+                throw sdk::Error(TFX_ERR_UNSUPPORTED, "tensor '" + std::string(name) + "': dtype " +
+                                                          std::string(dtype_name(dtype)) + " cannot be read as f32");
+        }
+    }
+    return out;
 }
 
 }  // namespace tfx::safetensors

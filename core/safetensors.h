@@ -85,6 +85,9 @@ class Checkpoint {
     std::map<std::string, std::string> metadata_;
 };
 
+// n values of an f32, bf16 or f16 tensor as f32; throws naming the tensor for other dtypes.
+std::vector<float> widened(const uint8_t* src, DType dtype, size_t n, const char* name);
+
 struct TensorToWrite {
     std::string name;
     DType dtype;

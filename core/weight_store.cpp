@@ -10,31 +10,6 @@ namespace fs = std::filesystem;
 namespace {
 
 // n values of an f32, bf16 or f16 tensor as f32.
-std::vector<float> widened(const uint8_t* src, safetensors::DType dtype, size_t n, const char* name) {
-    std::vector<float> out(n);
-    for (size_t i = 0; i < n; ++i) {
-        uint16_t half;
-        switch (dtype) {
-            case safetensors::DType::F32:
-                std::memcpy(&out[i], src + 4 * i, 4);
-                break;
-            case safetensors::DType::BF16:
-                std::memcpy(&half, src + 2 * i, 2);
-                out[i] = sdk::bf16_to_f32(half);
-                break;
-            case safetensors::DType::F16:
-                std::memcpy(&half, src + 2 * i, 2);
-                out[i] = sdk::f16_to_f32(half);
-                break;
-            default:
-                throw sdk::Error(TFX_ERR_UNSUPPORTED, "tensor '" + std::string(name) + "': dtype " +
-                                                          std::string(safetensors::dtype_name(dtype)) +
-                                                          " cannot be read as f32");
-        }
-    }
-    return out;
-}
-
 // A host tensor over `data` with `shape` (storage that outlives the view).
 tfx_tensor host_view(const void* data, tfx_dtype dtype, const std::vector<int64_t>& shape) {
     tfx_tensor out{};
@@ -332,7 +307,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         size_t n = 1;
         for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
         const auto dtype = t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16 : safetensors::DType::F16;
-        copy.data = widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
+        copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end() && find_packed(name)) {
@@ -345,7 +320,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         const auto dtype = entry.info->dtype;
         F32Copy copy{{}, entry.info->shape};
         const auto n = (entry.info->end - entry.info->begin) / safetensors::dtype_size(dtype);
-        copy.data = widened(entry.file->data(*entry.info), dtype, n, name);
+        copy.data = safetensors::widened(entry.file->data(*entry.info), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     return host_view(it->second.data.data(), kF32, it->second.shape);

@@ -229,7 +229,6 @@ std::filesystem::path resolve_model_location(const std::string& id_or_path, cons
     }
 }
 
-// A GGUF file named directly, or the one .gguf file of a folder without config.json.
 std::optional<std::filesystem::path> gguf_file_of(const std::string& id_or_path) {
     std::error_code ec;
     const std::filesystem::path path = id_or_path;

@@ -31,6 +31,10 @@ struct LoadOptions : SessionOptions {
 // downloading the files a model needs unless they are cached (or offline mode is on).
 std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options);
 
+// A GGUF file named directly, or the one .gguf file of a folder without config.json; nullopt
+// for anything else (a model folder, a Hub id). Throws for a file that is not GGUF.
+std::optional<std::filesystem::path> gguf_file_of(const std::string& id_or_path);
+
 // transformers' AutoModel: resolves the model, chooses its plugins from config.json and the
 // plugins' manifests, and opens a session on them.
 struct AutoModel {

@@ -70,6 +70,7 @@ void add_forward_command(CLI::App& app);
 void add_perplexity_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_init_model_command(CLI::App& app);
+void add_quantize_command(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_task_commands(CLI::App& app);

@@ -95,6 +95,7 @@ int main(int argc, char** argv) {
     tfx::cli::add_forward_command(app);
     tfx::cli::add_perplexity_command(app);
     tfx::cli::add_init_model_command(app);
+    tfx::cli::add_quantize_command(app);
     tfx::cli::add_bench_command(app);
     tfx::cli::add_chat_command(app);
     tfx::cli::add_chat_template_command(app);

@@ -46,6 +46,7 @@ TEST(SdkLayers, TaskHeadComesFromTheHostAndIsChecked) {
               "unsupported task head 'masked_lm' (causal_lm, base)");
 }
 
+// A linear's weight is marked "linear" (tfx quantize quantizes those).
 TEST(SdkLayers, DescribingRecordsEachTensorOnceWithItsInit) {
     MiniHost mini;
     tfx::sdk::Host host(&mini.services);
@@ -68,7 +69,8 @@ TEST(SdkLayers, DescribingRecordsEachTensorOnceWithItsInit) {
     EXPECT_EQ(specs[0],
               (nlohmann::json{{"name", "model.embed_tokens.weight"}, {"shape", {10, 4}}, {"init", "normal"}}));
     EXPECT_EQ(specs[1], (nlohmann::json{{"name", "model.norm.weight"}, {"shape", {4}}, {"init", "ones"}}));
-    EXPECT_EQ(specs[2], (nlohmann::json{{"name", "model.q_proj.weight"}, {"shape", {8, 4}}, {"init", "normal"}}));
+    EXPECT_EQ(specs[2], (nlohmann::json{
+                            {"name", "model.q_proj.weight"}, {"shape", {8, 4}}, {"init", "normal"}, {"linear", true}}));
     EXPECT_EQ(specs[3], (nlohmann::json{{"name", "model.q_proj.bias"}, {"shape", {8}}, {"init", "zeros"}}));
 }
 

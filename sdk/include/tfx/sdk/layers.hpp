@@ -96,7 +96,8 @@ struct LayerNorm {
 enum class Init { normal, ones, zeros };
 
 // The tensors of a model, declared once. Loading reads them through the host (shapes
-// checked); describing records {"name", "shape", "init"} for weight_specs() and returns
+// checked); describing records {"name", "shape", "init"} (and "linear": true for a linear's
+// weight) for weight_specs() and returns
 // empty views, so one declare() function serves both.
 class WeightTable {
   public:
@@ -136,7 +137,7 @@ class WeightTable {
     // `name`.weight [out, in] packed by the backend, and `name`.bias [out] when `bias`.
     Linear linear(const std::string& name, int64_t out, int64_t in, bool bias) {
         if (describing()) {
-            describe(name + ".weight", {out, in}, Init::normal);
+            describe(name + ".weight", {out, in}, Init::normal, true);
             if (bias) describe(name + ".bias", {out}, Init::zeros);
             return Linear();
         }
@@ -172,9 +173,10 @@ class WeightTable {
     }
 
   private:
-    View describe(const std::string& name, std::vector<int64_t> shape, Init init) {
+    View describe(const std::string& name, std::vector<int64_t> shape, Init init, bool linear = false) {
         static constexpr const char* kInitNames[] = {"normal", "ones", "zeros"};
         specs_.push_back({{"name", name}, {"shape", shape}, {"init", kInitNames[static_cast<int>(init)]}});
+        if (linear) specs_.back()["linear"] = true;
         return View(nullptr, kF32, std::span<const int64_t>(shape));
     }
 

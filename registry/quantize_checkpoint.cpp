@@ -1,0 +1,178 @@
+#include "registry/quantize_checkpoint.h"
+
+#include <unistd.h>
+#include <set>
+
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "core/gptq_awq.h"
+#include "core/gptq_writer.h"
+#include "core/json_file.h"
+#include "core/safetensors.h"
+#include "tfx/sdk/error.hpp"
+
+namespace tfx {
+namespace {
+
+namespace fs = std::filesystem;
+
+// Files of a model folder that hold weights: not copied (the quantized checkpoint replaces them).
+bool is_weight_file(const fs::path& file) {
+    const std::string name = file.filename().string();
+    for (const char* ending : {".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
+                               ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt"}) {
+        if (name.ends_with(ending)) return true;
+    }
+    return false;
+}
+
+int bits_of(const std::string& method) {
+    if (method == "int8") return 8;
+    if (method == "int4") return 4;
+    throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--method: expected int8 or int4, got '" + method + "'");
+}
+
+// The output folder, empty or absent; a sibling scratch folder is renamed onto it at the end.
+fs::path check_output(const fs::path& out) {
+    std::error_code ec;
+    if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec))) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--out: " + out.string() + " already exists and is not an empty folder; name a new one");
+    }
+    const fs::path parent = fs::absolute(out).parent_path();
+    if (!fs::is_directory(parent, ec)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, "--out: the folder " + parent.string() + " does not exist");
+    }
+    return parent / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()));
+}
+
+// Removes the scratch folder unless released (on success, after the rename).
+struct Scratch {
+    fs::path path;
+    bool released = false;
+    ~Scratch() {
+        std::error_code ec;
+        if (!released) fs::remove_all(path, ec);
+    }
+};
+
+// "model.layers.0.self_attn.q_proj.weight" -> "self_attn.q_proj" (under block "model.layers").
+std::string module_in_block(const std::string& name, const std::string& block) {
+    std::string rest = name.substr(block.size() + 1, name.size() - block.size() - 1 - 7);  // drop ".weight"
+    return rest.substr(rest.find('.') + 1);                                                // drop the layer number
+}
+
+}  // namespace
+
+QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, const fs::path& out,
+                                             const QuantizeCheckpointOptions& options) {
+    QuantizeCheckpointReport report;
+    report.bits = bits_of(options.method);
+    if (options.group_size <= 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--group-size: expected a positive number of inputs, got " +
+                                                       std::to_string(options.group_size));
+    }
+    if (gguf_file_of(id_or_path)) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, id_or_path +
+                                                  ": a GGUF file is quantized already; tfx quantize reads model "
+                                                  "folders (config.json and safetensors)");
+    }
+    report.source = resolve_model_location(id_or_path, options.load);
+    report.out = out;
+    const fs::path config_path = report.source / "config.json";
+    nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(config_path), nullptr, false);
+    if (config.is_discarded() || !config.is_object()) {
+        throw sdk::Error(TFX_ERR_FORMAT, config_path.string() + ": not a JSON object");
+    }
+    if (config.contains("quantization_config")) {
+        const auto& q = config["quantization_config"];
+        throw sdk::Error(TFX_ERR_UNSUPPORTED,
+                         config_path.string() + ": the model is quantized already (quantization_config" +
+                             (q.is_object() && q.contains("quant_method") ? ": " + q["quant_method"].dump() : "") +
+                             ")");
+    }
+    std::set<std::string> linears;
+    for (const auto& spec : AutoModel::from_config(config_path, options.load)->weight_specs()) {
+        if (spec.value("linear", false)) linears.insert(spec.at("name").get<std::string>());
+    }
+    const fs::path scratch_path = check_output(out);
+    Scratch scratch{scratch_path};
+    fs::create_directories(scratch.path);
+
+    const auto checkpoint = safetensors::Checkpoint::open(report.source);
+    std::vector<safetensors::TensorToWrite> tensors;
+    std::vector<std::vector<uint8_t>> storage;
+    std::set<std::string> blocks, modules;  // where the quantized linears live, for quantization_config
+    for (const std::string& name : checkpoint.names()) {
+        const auto entry = *checkpoint.find(name);
+        const auto& info = *entry.info;
+        report.bytes_in += info.end - info.begin;
+        const std::span<const uint8_t> stored(entry.file->data(info), info.end - info.begin);
+        std::string why_kept;
+        if (!linears.contains(name) || info.shape.size() != 2) {
+            tensors.push_back({name, info.dtype, info.shape, stored});
+            continue;
+        }
+        const int64_t rows = info.shape[0], cols = info.shape[1];
+        if (name == "lm_head.weight") {
+            why_kept = "the output projection (GPTQ leaves it unquantized)";
+        } else if (const std::string unfit = gptq_writer::unfit_reason(rows, cols, report.bits, options.group_size);
+                   !unfit.empty()) {
+            why_kept = unfit;
+        } else if (info.dtype != safetensors::DType::F32 && info.dtype != safetensors::DType::BF16 &&
+                   info.dtype != safetensors::DType::F16) {
+            why_kept = "stored as " + std::string(safetensors::dtype_name(info.dtype));
+        }
+        if (!why_kept.empty()) {
+            report.kept.push_back(name + ": " + why_kept);
+            tensors.push_back({name, info.dtype, info.shape, stored});
+            continue;
+        }
+        const std::vector<float> values =
+            safetensors::widened(stored.data(), info.dtype, static_cast<size_t>(rows * cols), name.c_str());
+        const std::string base = name.substr(0, name.size() - 7);  // drop ".weight"
+        for (auto& t : gptq_writer::quantize_linear(values, rows, cols, report.bits, options.group_size)) {
+            storage.push_back(std::move(t.bytes));
+            tensors.push_back({base + "." + t.suffix, t.dtype, t.shape, storage.back()});
+        }
+        report.quantized.push_back(name);
+        // Transformer blocks are "<block>.<layer number>.<module>.weight".
+        const size_t layers = name.find(".layers.");
+        if (layers != std::string::npos) {
+            const std::string block = name.substr(0, layers + 7);
+            blocks.insert(block);
+            modules.insert(module_in_block(name, block));
+        }
+    }
+    if (report.quantized.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         report.source.string() + ": no linear weight could be quantized at " + options.method +
+                             " in groups of " + std::to_string(options.group_size) +
+                             (report.kept.empty() ? std::string(" (the model plugin declares none)")
+                                                  : " (" + report.kept.front() + ")"));
+    }
+
+    std::map<std::string, std::string> metadata = checkpoint.metadata();
+    metadata["format"] = "pt";
+    safetensors::write(scratch.path / "model.safetensors", tensors, metadata);
+    report.bytes_out = fs::file_size(scratch.path / "model.safetensors");
+    nlohmann::json quantization = gptq_writer::quantization_config(report.bits, options.group_size);
+    if (blocks.size() == 1) {
+        quantization["block_name_to_quantize"] = *blocks.begin();
+        quantization["modules_in_block_to_quantize"] = {std::vector<std::string>(modules.begin(), modules.end())};
+    }
+    config["quantization_config"] = quantization;
+    std::ofstream(scratch.path / "config.json") << config.dump(2) << '\n';
+    for (const auto& file : fs::directory_iterator(report.source)) {
+        if (file.path().filename() == "config.json" || is_weight_file(file.path()) || !file.is_regular_file()) continue;
+        fs::copy_file(file.path(), scratch.path / file.path().filename());
+    }
+    std::error_code ec;
+    fs::remove(out, ec);  // an empty folder the rename would not replace
+    fs::rename(scratch.path, out);
+    scratch.released = true;
+    return report;
+}
+
+}  // namespace tfx
