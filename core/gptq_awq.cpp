@@ -1,7 +1,9 @@
 #include "core/gptq_awq.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
+#include <limits>
 
 #include "tfx/sdk/error.hpp"
 #include "tfx/sdk/half.hpp"
@@ -51,6 +53,22 @@ std::optional<Method> method_of(const nlohmann::json& config, const std::string&
     }
     const std::string kind = q.at("quant_method");
     Method m{};
+    if (kind == "fp8") {
+        m.kind = Method::Kind::fp8;
+        m.bits = 8;
+        m.group_size = -1;
+        const std::string format = q.value("fmt", std::string("e4m3"));
+        if (format != "e4m3") fail(field("fmt") + " is '" + format + "'; tfx reads e4m3 fp8 weights");
+        const nlohmann::json block = q.value("weight_block_size", nlohmann::json());
+        if (block.is_null()) return m;
+        if (!block.is_array() || block.size() != 2 || !block[0].is_number_integer() || !block[1].is_number_integer() ||
+            block[0].get<int64_t>() <= 0 || block[1].get<int64_t>() <= 0) {
+            fail(field("weight_block_size") + " must be two positive integers, got " + block.dump());
+        }
+        m.block_rows = block[0].get<int64_t>();
+        m.block_cols = block[1].get<int64_t>();
+        return m;
+    }
     const nlohmann::json bits = q.value("bits", q.value("w_bit", nlohmann::json()));
     const nlohmann::json group = q.value("group_size", q.value("q_group_size", nlohmann::json(-1)));
     if (!bits.is_number_integer()) fail(field("bits") + " is missing or not an integer");
@@ -81,7 +99,7 @@ std::optional<Method> method_of(const nlohmann::json& config, const std::string&
         m.zeros_minus_one = false;
     } else {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, field("quant_method") + " is '" + kind +
-                                                  "'; tfx reads gptq and awq checkpoints (bitsandbytes, fp8 and "
+                                                  "'; tfx reads gptq, awq and fp8 checkpoints (bitsandbytes and "
                                                   "others are not supported yet)");
     }
     return m;
@@ -219,6 +237,49 @@ std::optional<Blocks> as_blocks(const Method& m, const Unpacked& u) {
         }
     }
     return b;
+}
+
+float e4m3_to_f32(uint8_t bits) {
+    const int exponent = (bits >> 3) & 0x0F, mantissa = bits & 0x07;
+    if (exponent == 0x0F && mantissa == 0x07) return std::numeric_limits<float>::quiet_NaN();
+    const float magnitude = exponent == 0 ? std::ldexp(static_cast<float>(mantissa), -9)  // subnormal: m / 8 * 2^-6
+                                          : std::ldexp(static_cast<float>(8 + mantissa), exponent - 10);
+    return (bits & 0x80) != 0 ? -magnitude : magnitude;
+}
+
+std::vector<float> dequantize_fp8(const Method& m, const safetensors::Checkpoint::Entry& weight,
+                                  const safetensors::Checkpoint::Entry& scale_inv, const std::string& name) {
+    using safetensors::DType;
+    const auto& shape = weight.info->shape;
+    if (weight.info->dtype != DType::F8_E4M3 || shape.size() != 2) {
+        fail("tensor '" + name + "' must be F8_E4M3 [out, in] in an fp8 checkpoint");
+    }
+    const int64_t out = shape[0], in = shape[1];
+    const int64_t block_rows = m.block_rows > 0 ? m.block_rows : std::max<int64_t>(out, 1);
+    const int64_t block_cols = m.block_cols > 0 ? m.block_cols : std::max<int64_t>(in, 1);
+    const int64_t scale_rows = (out + block_rows - 1) / block_rows, scale_cols = (in + block_cols - 1) / block_cols;
+    const auto& sinfo = *scale_inv.info;
+    int64_t scales = 1;
+    for (int64_t d : sinfo.shape) scales *= d;
+    const bool per_tensor = m.block_rows == 0 && scales == 1;
+    if ((sinfo.dtype != DType::F32 && sinfo.dtype != DType::BF16) ||
+        (!per_tensor && (sinfo.shape.size() != 2 || sinfo.shape[0] != scale_rows || sinfo.shape[1] != scale_cols))) {
+        fail("tensor '" + sinfo.name + "' must be F32 or BF16 [" + std::to_string(scale_rows) + ", " +
+             std::to_string(scale_cols) + "]: one scale per " + std::to_string(block_rows) + " x " +
+             std::to_string(block_cols) + " block of '" + name + "'");
+    }
+    const std::vector<float> scale =
+        safetensors::widened(scale_inv.file->data(sinfo), sinfo.dtype, static_cast<size_t>(scales), sinfo.name.c_str());
+    const uint8_t* values = weight.file->data(*weight.info);
+    std::vector<float> w(static_cast<size_t>(out * in));
+    for (int64_t o = 0; o < out; ++o) {
+        for (int64_t i = 0; i < in; ++i) {
+            const float s =
+                per_tensor ? scale[0] : scale[static_cast<size_t>(o / block_rows * scale_cols + i / block_cols)];
+            w[static_cast<size_t>(o * in + i)] = e4m3_to_f32(values[o * in + i]) * s;
+        }
+    }
+    return w;
 }
 
 }  // namespace tfx::quantized_checkpoint

@@ -1,5 +1,6 @@
 // Pre-quantized Hugging Face checkpoints (config.json's quantization_config): GPTQ (AutoGPTQ /
-// optimum, 2-8 bits, any group size, act-order through g_idx) and AWQ GEMM (4 bits). A linear
+// optimum, 2-8 bits, any group size, act-order through g_idx), AWQ GEMM (4 bits) and fp8
+// (e4m3 weights with block scales). A GPTQ / AWQ linear
 // `X` is stored as X.qweight, X.qzeros, X.scales (and X.g_idx for GPTQ); these decode it to
 // the f32 weight [out, in] that transformers' twin holds: f32(f16 scale) * f32(q - zero),
 // exact in f32.
@@ -17,10 +18,14 @@
 namespace tfx::quantized_checkpoint {
 
 struct Method {
-    enum class Kind { gptq, awq } kind;
+    enum class Kind { gptq, awq, fp8 } kind;
     int bits;
     int64_t group_size;    // -1: one group over all inputs
     bool zeros_minus_one;  // GPTQ's v1 checkpoints store zero - 1
+    // fp8 (transformers' FineGrainedFP8, DeepSeek / Qwen FP8 releases): X.weight is F8_E4M3
+    // [out, in], X.weight_scale_inv [ceil(out / rows), ceil(in / cols)] its blocks' scales;
+    // 0 x 0: one scale for the whole tensor.
+    int64_t block_rows = 0, block_cols = 0;
 };
 
 // The method config.json's quantization_config names; nullopt without one. Throws sdk::Error
@@ -58,5 +63,12 @@ struct Blocks {
     uint64_t row_bytes = 0;
 };
 std::optional<Blocks> as_blocks(const Method& method, const Unpacked& unpacked);
+
+// An fp8 linear's f32 weight [out, in]: e4m3 value x its block's scale (exact in f32). Throws
+// naming the tensor whose dtype or shape does not fit.
+std::vector<float> dequantize_fp8(const Method& method, const safetensors::Checkpoint::Entry& weight,
+                                  const safetensors::Checkpoint::Entry& scale_inv, const std::string& name);
+// The f32 value of an e4m3fn byte (no infinities; S.1111.111 is NaN).
+float e4m3_to_f32(uint8_t bits);
 
 }  // namespace tfx::quantized_checkpoint

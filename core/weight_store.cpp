@@ -134,6 +134,12 @@ WeightStore::Lease WeightStore::lease(const char* name) {
         return lease;
     }
     if (gguf_) throw sdk::Error(TFX_ERR_NOT_FOUND, source_ + ": tensor '" + lease.name_ + "' not found");
+    if (const auto fp8 = find_fp8(name); fp8 && !f32_copies_.contains(lease.name_)) {
+        lease.fp8_ = true;
+        lease.shape_ = fp8->first.info->shape;
+        for (const auto* part : {&fp8->first, &fp8->second}) lease.stored_bytes_ += part->info->end - part->info->begin;
+        return lease;
+    }
     if (!f32_copies_.contains(lease.name_) && !find(name)) {
         if (const auto packed = find_packed(name)) {
             lease.gptq_awq_ = true;
@@ -168,6 +174,10 @@ tfx_tensor WeightStore::Lease::values() {
     if (gguf_ != nullptr && gguf_->permuted_heads > 0 && !store.materialized_.contains(name_)) {
         return host_view(store.gguf_rows_in_order(*gguf_, rows_in_order_), float_dtype(gguf_->tensor->type), shape_);
     }
+    if (fp8_) {
+        if (dequantized_.empty()) dequantized_ = store.decode_fp8(name_.c_str());
+        return host_view(dequantized_.data(), kF32, shape_);
+    }
     if (gptq_awq_) {
         // Decoded for this pack only.
         if (dequantized_.empty()) dequantized_ = quantized_checkpoint::dequantize(store.unpack_gptq_awq(name_.c_str()));
@@ -177,8 +187,32 @@ tfx_tensor WeightStore::Lease::values() {
 }
 
 std::string WeightStore::Lease::stored_format() const {
+    if (fp8_) return "fp8";
     if (gptq_awq_) return store_->quantization_->kind == quantized_checkpoint::Method::Kind::gptq ? "gptq" : "awq";
     return encoded_ ? encoded_->format : "";
+}
+
+std::optional<std::pair<safetensors::Checkpoint::Entry, safetensors::Checkpoint::Entry>> WeightStore::find_fp8(
+    const char* name) const {
+    if (!quantization_ || quantization_->kind != quantized_checkpoint::Method::Kind::fp8) return std::nullopt;
+    const auto weight = find(name);
+    if (!weight || weight->info->dtype != safetensors::DType::F8_E4M3) return std::nullopt;
+    const std::string scale_name = std::string(name) + "_scale_inv";
+    const auto scale = find(scale_name.c_str());
+    if (!scale) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         source_ + ": '" + name + "' is F8_E4M3 but '" + scale_name + "' is not there");
+    }
+    return std::pair{*weight, *scale};
+}
+
+std::vector<float> WeightStore::decode_fp8(const char* name) const {
+    const auto fp8 = find_fp8(name);
+    try {
+        return quantized_checkpoint::dequantize_fp8(*quantization_, fp8->first, fp8->second, name);
+    } catch (const sdk::Error& e) {
+        throw sdk::Error(e.code(), source_ + ": " + e.what());
+    }
 }
 
 quantized_checkpoint::Unpacked WeightStore::unpack_gptq_awq(const char* name) const {
@@ -273,7 +307,8 @@ WeightStore::Usage WeightStore::usage() const {
         for (int64_t dim : entry->info->shape) elements *= static_cast<uint64_t>(dim);
         // A packed word holds 32 / bits weights; zeros, scales and g_idx are not parameters.
         if (quantization_ && name.ends_with(".qweight")) elements *= static_cast<uint64_t>(32 / quantization_->bits);
-        if (quantization_ && (name.ends_with(".qzeros") || name.ends_with(".scales") || name.ends_with(".g_idx"))) {
+        if (quantization_ && (name.ends_with(".qzeros") || name.ends_with(".scales") || name.ends_with(".g_idx") ||
+                              name.ends_with("_scale_inv"))) {
             elements = 0;
         }
         usage.elements += elements;
@@ -291,7 +326,8 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
-    if (quantization_ && !find(name)) return get_f32(name);  // a GPTQ / AWQ linear, decoded to f32
+    // A GPTQ / AWQ / fp8 linear, decoded to f32.
+    if (quantization_ && (!find(name) || find_fp8(name))) return get_f32(name);
     const auto entry = require(name);
     auto& shape = shapes_[name];
     shape = entry.info->shape;
@@ -308,6 +344,10 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
         const auto dtype = t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16 : safetensors::DType::F16;
         copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
+        it = f32_copies_.emplace(name, std::move(copy)).first;
+    }
+    if (it == f32_copies_.end() && find_fp8(name)) {
+        F32Copy copy{decode_fp8(name), find(name)->info->shape};
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end() && find_packed(name)) {

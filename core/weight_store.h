@@ -49,7 +49,8 @@ class WeightStore {
     }
     // A pre-quantized checkpoint (GPTQ / AWQ): a linear's "X.weight" comes from X.qweight,
     // X.qzeros, X.scales (and X.g_idx): leased as ggml blocks where one holds its values, and
-    // decoded to f32 when values are asked for.
+    // decoded to f32 when values are asked for. fp8: an F8_E4M3 "X.weight" is decoded with
+    // X.weight_scale_inv.
     void set_quantization(quantized_checkpoint::Method method) { quantization_ = method; }
     // A linear weight handed out once, for packing (pack_stored_weight): its shape, its values,
     // and for a GGUF block-quantized tensor its stored blocks, which a backend computing on the
@@ -64,8 +65,8 @@ class WeightStore {
         // Blocks a backend may compute on as they are: a GGUF tensor's, or a GPTQ / AWQ linear's
         // integers in the ggml block format that holds them exactly (quantized_checkpoint::as_blocks).
         const Encoded* encoded() const { return encoded_ ? &*encoded_ : nullptr; }
-        // Stored quantized (GGUF blocks, GPTQ / AWQ), and under which name ("q6_k", "gptq").
-        bool quantized() const { return encoded_.has_value() || gptq_awq_; }
+        // Stored quantized (GGUF blocks, GPTQ / AWQ, fp8), and under which name ("q6_k", "gptq").
+        bool quantized() const { return encoded_.has_value() || gptq_awq_ || fp8_; }
         std::string stored_format() const;
         uint64_t stored_bytes() const { return stored_bytes_; }
         tfx_tensor values();
@@ -78,6 +79,7 @@ class WeightStore {
         std::vector<int64_t> shape_;
         const gguf::HfTensor* gguf_ = nullptr;
         bool gptq_awq_ = false;
+        bool fp8_ = false;
         std::optional<Encoded> encoded_;
         uint64_t stored_bytes_ = 0;
         std::vector<uint8_t> blocks_;         // a GPTQ / AWQ linear as ggml blocks
@@ -125,6 +127,11 @@ class WeightStore {
     const uint8_t* gguf_rows_in_order(const gguf::HfTensor& t, std::vector<uint8_t>& scratch) const;
     // A block-quantized GGUF tensor's bytes (rows in order) decoded to f32 into `out`.
     void decode_gguf(const gguf::HfTensor& t, const uint8_t* bytes, std::vector<uint8_t>& out) const;
+    // An fp8 checkpoint's F8_E4M3 weight and its X.weight_scale_inv; nullopt for any other
+    // tensor. Throws when the scales are missing.
+    std::optional<std::pair<safetensors::Checkpoint::Entry, safetensors::Checkpoint::Entry>> find_fp8(
+        const char* name) const;
+    std::vector<float> decode_fp8(const char* name) const;
     // A GPTQ / AWQ linear's `name` (X.weight) unpacked from its packed tensors.
     quantized_checkpoint::Unpacked unpack_gptq_awq(const char* name) const;
 

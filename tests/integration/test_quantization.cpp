@@ -377,7 +377,7 @@ TEST(GptqAwq, UnsupportedMethodsAndBadTensorsAreNamed) {
     nlohmann::json bnb = config;
     bnb["quantization_config"]["quant_method"] = "bitsandbytes";
     refused(altered_gptq(gptq, bnb.dump()),
-            "quantization_config.quant_method is 'bitsandbytes'; tfx reads gptq and awq");
+            "quantization_config.quant_method is 'bitsandbytes'; tfx reads gptq, awq and fp8");
     nlohmann::json three = config;
     three["quantization_config"]["bits"] = 3;
     refused(altered_gptq(gptq, three.dump()), "quantization_config.bits is 3");
