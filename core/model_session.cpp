@@ -30,6 +30,7 @@ struct ModelSession::Impl {
     std::set<std::string> requantized_formats;
     uint64_t requantized_stored_bytes = 0;
     OpsTarget ops_target;
+    tfx_backend_ops session_ops{};  // the forwarding table as the model plugin sees it
     AttentionTarget attention_target;
     tfx_host_services services{};
     std::optional<Device> device;
@@ -146,6 +147,13 @@ void fill_services(ModelSession::Impl& impl) {
         });
     };
     s.has_weight = [](void* host, const char* name) -> int32_t { return impl_of(host).weights.has(name) ? 1 : 0; };
+    s.weight_storage = [](void* host, const char* name) -> const char* {
+        try {
+            return impl_of(host).weights.storage_of(name);
+        } catch (const std::exception&) {
+            return nullptr;
+        }
+    };
     s.pack_stored_weight = [](void* host, const char* name, const int64_t* shape, int32_t ndim, tfx_weight** out,
                               tfx_error* error) {
         return sdk::guard(error, [&] {
@@ -314,6 +322,8 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);
     const auto* backend_ops = impl.backend->table<tfx_backend_ops>();
     impl.ops_target = {backend_ops, impl.backend->self, impl.services.device};
+    impl.session_ops = forwarding_ops_for(*backend_ops);
+    impl.services.ops = &impl.session_ops;
     if (!format.empty() && !is_float_format(format) && plugins.quantizer == nullptr) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
                          "weight format '" + format + "' needs a quantizer plugin, and none was chosen");

@@ -43,11 +43,32 @@ bool tracing() {
 }
 
 // Names of the ops table's entries, in table order, for traces.
-constexpr const char* kOpNames[] = {"alloc",      "release",     "map_host",       "upload",         "download",
-                                    "run_kernel", "pack_weight", "release_weight", "linear",         "embedding",
-                                    "rms_norm",   "layer_norm",  "rope",           "activation",     "gated_activation",
-                                    "add",        "mul",         "scale",          "softmax",        "softcap",
-                                    "copy",       "gather_rows", "top_k",          "linear_experts", "weighted_sum"};
+constexpr const char* kOpNames[] = {"alloc",
+                                    "release",
+                                    "map_host",
+                                    "upload",
+                                    "download",
+                                    "run_kernel",
+                                    "pack_weight",
+                                    "release_weight",
+                                    "linear",
+                                    "embedding",
+                                    "rms_norm",
+                                    "layer_norm",
+                                    "rope",
+                                    "activation",
+                                    "gated_activation",
+                                    "add",
+                                    "mul",
+                                    "scale",
+                                    "softmax",
+                                    "softcap",
+                                    "copy",
+                                    "gather_rows",
+                                    "top_k",
+                                    "linear_experts",
+                                    "weighted_sum",
+                                    "embedding_packed"};
 const char* op_name(size_t offset) {
     const size_t slot = (offset - offsetof(tfx_backend_ops, alloc)) / sizeof(void*);
     return slot < std::size(kOpNames) ? kOpNames[slot] : "op";
@@ -218,6 +239,7 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::top_k>::call,
     Forward<&tfx_backend_ops::linear_experts>::call,
     Forward<&tfx_backend_ops::weighted_sum>::call,
+    Forward<&tfx_backend_ops::embedding_packed>::call,
 };
 
 // The attention call's operands: q, k, v and out present, of rank 3 and on the device; a batch
@@ -273,6 +295,15 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
 const tfx_attention_table kForwardingAttention = {sizeof(tfx_attention_table), forward_attend};
 
 }  // namespace
+
+tfx_backend_ops forwarding_ops_for(const tfx_backend_ops& backend) {
+    tfx_backend_ops ops = kForwardingOps;
+    const size_t optional = offsetof(tfx_backend_ops, embedding_packed);
+    if (backend.struct_size < optional + sizeof(void*) || backend.embedding_packed == nullptr) {
+        ops.embedding_packed = nullptr;
+    }
+    return ops;
+}
 
 const tfx_backend_ops* forwarding_ops() {
     return &kForwardingOps;

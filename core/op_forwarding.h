@@ -48,6 +48,9 @@ struct OpsTarget {
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();
+// The same for one backend: optional ops it does not offer are NULL, so a model plugin sees
+// what it may call (embedding_packed).
+tfx_backend_ops forwarding_ops_for(const tfx_backend_ops& backend);
 // Whether the backend packs `stored`'s blocks as they are for a pack asking for `format`
 // (nullptr: no format asked): it computes on their format, and no other is asked.
 bool packs_as_stored(const OpsTarget& target, const WeightStore::Encoded& stored, const char* format);

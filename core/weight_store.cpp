@@ -1,5 +1,7 @@
 #include "core/weight_store.h"
 
+#include <cctype>
+
 #include <cstring>
 
 #include "tfx/sdk/error.hpp"
@@ -184,6 +186,24 @@ tfx_tensor WeightStore::Lease::values() {
         return host_view(dequantized_.data(), kF32, shape_);
     }
     return store.get(name_.c_str());
+}
+
+const char* WeightStore::storage_of(const char* name) const {
+    if (name == nullptr) return nullptr;
+    std::string storage;
+    if (const gguf::HfTensor* t = find_gguf(name)) {
+        storage = gguf::format_name(t->tensor->type);
+    } else if (find_fp8(name)) {
+        storage = "fp8";
+    } else if (const auto e = find(name)) {
+        storage = safetensors::dtype_name(e->info->dtype);
+        for (char& c : storage) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    } else if (find_packed(name)) {
+        storage = quantization_->kind == quantized_checkpoint::Method::Kind::gptq ? "gptq" : "awq";
+    } else {
+        return nullptr;
+    }
+    return storage_names_.insert(storage).first->c_str();
 }
 
 std::string WeightStore::Lease::stored_format() const {

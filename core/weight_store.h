@@ -90,6 +90,10 @@ class WeightStore {
     // Throws sdk::Error when absent.
     Lease lease(const char* name);
 
+    // How `name` is stored ("f32", "bf16", "q8_0", "q4_k", "gptq", "fp8", ...), valid for the
+    // store's life; nullptr when absent (host services' weight_storage).
+    const char* storage_of(const char* name) const;
+
     // A view of the stored tensor, valid for the store's life. Throws sdk::Error when absent.
     tfx_tensor get(const char* name);
     // The tensor widened to f32 (from f32, bf16 or f16).
@@ -152,7 +156,8 @@ class WeightStore {
     std::optional<safetensors::Checkpoint> checkpoint_;
     std::map<std::string, std::vector<int64_t>, std::less<>> shapes_;  // stable storage for views
     std::map<std::string, F32Copy, std::less<>> f32_copies_;
-    mutable std::set<std::string, std::less<>> asked_;  // names looked up, and the tensors they resolved to
+    mutable std::set<std::string, std::less<>> storage_names_;  // storage_of's answers
+    mutable std::set<std::string, std::less<>> asked_;          // names looked up, and the tensors they resolved to
     std::string source_;
 };
 

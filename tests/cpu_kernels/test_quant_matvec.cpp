@@ -7,6 +7,7 @@
 #include <cstring>
 #include <random>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -308,6 +309,68 @@ TEST(QuantPack, LinearOnPackedBytesAndMalformedBytesRefused) {
     EXPECT_EQ(b.pack(w.bytes.data(), n, 9, tfx::sdk::kF32, "q8_0", &out), TFX_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(b.error.message).find("compact u8 bytes"), std::string::npos) << b.error.message;
     EXPECT_EQ(out, nullptr);
+}
+
+// embedding_packed reads rows of packed weights as the values linear computes with: every
+// quantized format (k not a multiple of 64: a padding block), and the float formats.
+TEST(QuantPack, EmbeddingRowsOfPackedWeights) {
+    std::mt19937 rng(12);
+    const int64_t n = 7, k = 96;
+    const tfx_dtype u8{TFX_DTYPE_UINT, 8, 1};
+    Backend b;
+    std::vector<int32_t> ids = {6, 0, 3, 3, 5};
+    int64_t id_shape[1] = {static_cast<int64_t>(ids.size())}, y_shape[2] = {id_shape[0], k};
+    tfx_tensor idt{}, yt{};
+    idt.data = ids.data();
+    idt.device = yt.device = tfx::sdk::kHostDevice;
+    idt.ndim = 1;
+    idt.dtype = tfx::sdk::kI32;
+    idt.shape = id_shape;
+    std::vector<float> y(ids.size() * k);
+    yt.data = y.data();
+    yt.ndim = 2;
+    yt.dtype = tfx::sdk::kF32;
+    yt.shape = y_shape;
+    for (const auto& [format, name, block_bytes] :
+         {std::tuple{QuantFormat::q8_0, "q8_0", 34}, std::tuple{QuantFormat::q4_0, "q4_0", 18},
+          std::tuple{QuantFormat::q4_1, "q4_1", 20}}) {
+        Encoded w = random_weights(format, n, k, rng);
+        tfx_weight* packed = nullptr;
+        ASSERT_EQ(b.pack(w.bytes.data(), n, k / 32 * block_bytes, u8, name, &packed), TFX_OK) << b.error.message;
+        ASSERT_EQ(b.ops.embedding_packed(&b.cpu, packed, &idt, &yt, &b.error), TFX_OK) << b.error.message;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            for (int64_t c = 0; c < k; ++c) {
+                const float want = w.values[ids[i] * k + c];  // scale x q (+ min): one rounding apart at most
+                ASSERT_NEAR(y[i * k + c], want, 1e-6f * std::max(1.0f, std::fabs(want))) << name << " " << i;
+            }
+        }
+        b.ops.release_weight(&b.cpu, packed);
+    }
+    std::vector<float> table(static_cast<size_t>(n * k));
+    std::uniform_real_distribution<float> value(-2.0f, 2.0f);
+    for (float& v : table) v = value(rng);
+    for (const char* format : {"f32", "bf16", "f16"}) {
+        tfx_weight* packed = nullptr;
+        ASSERT_EQ(b.pack(table.data(), n, k, tfx::sdk::kF32, format, &packed), TFX_OK) << b.error.message;
+        ASSERT_EQ(b.ops.embedding_packed(&b.cpu, packed, &idt, &yt, &b.error), TFX_OK) << b.error.message;
+        for (size_t i = 0; i < ids.size(); ++i) {
+            for (int64_t c = 0; c < k; ++c) {
+                const float v = table[ids[i] * k + c];
+                const float want = std::string(format) == "bf16"  ? tfx::sdk::bf16_to_f32(tfx::sdk::f32_to_bf16(v))
+                                   : std::string(format) == "f16" ? tfx::sdk::f16_to_f32(tfx::sdk::f32_to_f16(v))
+                                                                  : v;
+                ASSERT_EQ(y[i * k + c], want) << format;
+            }
+        }
+        b.ops.release_weight(&b.cpu, packed);
+    }
+    ids[2] = static_cast<int32_t>(n);
+    tfx_weight* packed = nullptr;
+    ASSERT_EQ(b.pack(table.data(), n, k, tfx::sdk::kF32, "f32", &packed), TFX_OK);
+    EXPECT_EQ(b.ops.embedding_packed(&b.cpu, packed, &idt, &yt, &b.error), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(b.error.message).find("input id 7 is outside the vocabulary (size 7)"), std::string::npos)
+        << b.error.message;
+    b.ops.release_weight(&b.cpu, packed);
 }
 
 }  // namespace

@@ -157,6 +157,10 @@ class GuardedBackend {
         run("weighted_sum", {{"x", x}, {"weights", weights}, {"y", y}},
             [&](tfx_error* e) { return ops().weighted_sum(&inner_, x, weights, y, e); });
     }
+    void embedding_packed(const tfx_weight* table, const tfx_tensor* ids, tfx_tensor* y) {
+        run("embedding_packed", {{"ids", ids}, {"y", y}},
+            [&](tfx_error* e) { return ops().embedding_packed(&inner_, table, ids, y, e); });
+    }
 
   private:
     struct Block {
@@ -289,6 +293,7 @@ const tfx_backend_ops kOps = {
     op<&GuardedBackend::top_k>,
     op<&GuardedBackend::linear_experts>,
     op<&GuardedBackend::weighted_sum>,
+    op<&GuardedBackend::embedding_packed>,
 };
 
 }  // namespace

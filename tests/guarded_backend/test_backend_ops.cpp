@@ -390,12 +390,32 @@ TEST_P(BackendOps, ManifestDeclaresFormatsAndEveryOp) {
     EXPECT_EQ(provides.at("weight_formats").get<std::vector<std::string>>(), weight_formats);
     EXPECT_EQ(provides.at("kv_dtypes").get<std::vector<std::string>>(), formats);
     EXPECT_FALSE(provides.contains("weight_dtypes"));
-    const std::vector<std::string> all_ops = {
-        "alloc",      "release",     "map_host",       "upload",         "download",
-        "run_kernel", "pack_weight", "release_weight", "linear",         "embedding",
-        "rms_norm",   "layer_norm",  "rope",           "activation",     "gated_activation",
-        "add",        "mul",         "scale",          "softmax",        "softcap",
-        "copy",       "gather_rows", "top_k",          "linear_experts", "weighted_sum"};
+    const std::vector<std::string> all_ops = {"alloc",
+                                              "release",
+                                              "map_host",
+                                              "upload",
+                                              "download",
+                                              "run_kernel",
+                                              "pack_weight",
+                                              "release_weight",
+                                              "linear",
+                                              "embedding",
+                                              "rms_norm",
+                                              "layer_norm",
+                                              "rope",
+                                              "activation",
+                                              "gated_activation",
+                                              "add",
+                                              "mul",
+                                              "scale",
+                                              "softmax",
+                                              "softcap",
+                                              "copy",
+                                              "gather_rows",
+                                              "top_k",
+                                              "linear_experts",
+                                              "weighted_sum",
+                                              "embedding_packed"};
     EXPECT_EQ(provides.at("ops").get<std::vector<std::string>>(), all_ops);
     EXPECT_EQ(all_ops.size(), (sizeof(tfx_backend_ops) - 8) / sizeof(void*));
     EXPECT_EQ(b.ops().struct_size, sizeof(tfx_backend_ops));

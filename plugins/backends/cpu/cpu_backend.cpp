@@ -478,24 +478,23 @@ class CpuBackendImpl {
         matmul(in.data, w, b, out.data, in.rows);
     }
 
-    void embedding(const tfx_tensor* table, const tfx_tensor* ids, tfx_tensor* y) {
-        if (table == nullptr || table->data == nullptr || table->ndim != 2 || !compact(table) ||
-            !(table->dtype == kF32 || table->dtype == kBF16 || table->dtype == kF16)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: table must be a compact 2-D f32/bf16/f16 tensor");
-        }
+    // An embedding's ids (compact i32, each in the vocabulary) and its output rows [count, dim].
+    struct Lookup {
+        const int32_t* id;
+        int64_t count;
+        Rows out;
+    };
+    static Lookup checked_ids(const tfx_tensor* ids, tfx_tensor* y, int64_t vocab, int64_t dim, const char* op) {
         if (ids == nullptr || ids->data == nullptr || !(ids->dtype == kI32) || !compact(ids)) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: ids must be compact int32");
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": ids must be compact int32");
         }
-        Rows out = rows_of(y, "embedding", "output");
-        const int64_t vocab = table->shape[0];
-        const int64_t dim = table->shape[1];
+        Rows out = rows_of(y, op, "output");
         const int64_t count = numel(ids);
         if (out.dim != dim || out.rows != count) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: output " + shape_of(y) + " does not fit " +
+            throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(op) + ": output " + shape_of(y) + " does not fit " +
                                                       std::to_string(count) + " ids of dim " + std::to_string(dim));
         }
         const auto* id = reinterpret_cast<const int32_t*>(base_of(ids));
-        const char* base = base_of(table);
         for (int64_t i = 0; i < count; ++i) {
             if (id[i] < 0 || id[i] >= vocab) {
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id[i]) +
@@ -503,6 +502,38 @@ class CpuBackendImpl {
                                                           ")");
             }
         }
+        return {id, count, out};
+    }
+
+    // Rows of a packed weight as the kernels see them: f32 as packed, half formats widened,
+    // quantized rows dequantized (quant_matvec.h's layout).
+    void embedding_packed(const tfx_weight* table, const tfx_tensor* ids, tfx_tensor* y) {
+        if (table == nullptr) throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding_packed: the table is missing");
+        const int64_t dim = table->in_features;
+        const auto [id, count, out] = checked_ids(ids, y, table->out_features, dim, "embedding_packed");
+        using Format = tfx_weight::Format;
+        for (int64_t i = 0; i < count; ++i) {
+            float* row = out.data + i * dim;
+            const int64_t r = id[i];
+            if (table->format == Format::f32) {
+                std::memcpy(row, table->f32() + r * dim, static_cast<size_t>(dim) * sizeof(float));
+            } else if (table->format == Format::bf16 || table->format == Format::f16) {
+                widen(table->half() + r * dim, table->format == Format::bf16 ? WeightFormat::bf16 : WeightFormat::f16,
+                      row, dim);
+            } else {
+                dequantize_packed_row(table->quantized(), r, row);
+            }
+        }
+    }
+
+    void embedding(const tfx_tensor* table, const tfx_tensor* ids, tfx_tensor* y) {
+        if (table == nullptr || table->data == nullptr || table->ndim != 2 || !compact(table) ||
+            !(table->dtype == kF32 || table->dtype == kBF16 || table->dtype == kF16)) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "embedding: table must be a compact 2-D f32/bf16/f16 tensor");
+        }
+        const auto [id, count, out] = checked_ids(ids, y, table->shape[0], table->shape[1], "embedding");
+        const int64_t dim = table->shape[1];
+        const char* base = base_of(table);
         const int64_t elem = table->dtype.bits / 8;
         for (int64_t i = 0; i < count; ++i) {
             const char* row = base + id[i] * dim * elem;
@@ -918,6 +949,7 @@ const tfx_backend_ops kOps = {
     op<&CpuBackendImpl::top_k>,
     op<&CpuBackendImpl::linear_experts>,
     op<&CpuBackendImpl::weighted_sum>,
+    op<&CpuBackendImpl::embedding_packed>,
 };
 
 }  // namespace

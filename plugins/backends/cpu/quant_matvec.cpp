@@ -373,6 +373,29 @@ int64_t ggml_row_bytes(QuantFormat format, int64_t k) {
     return k / kQuantBlock * ggml_block_bytes(format);
 }
 
+void dequantize_packed_row(const QuantizedWeight& w, int64_t row, float* out) {
+    const int64_t pairs = quant_pairs(w.k), pair_bytes = quant_pair_bytes(w.format);
+    // Row r's pair p is the (r % 4)-th of its group's pair p.
+    const int64_t group = row / kQuantRowGroup, t = row % kQuantRowGroup;
+    for (int64_t p = 0; p < pairs; ++p) {
+        const int64_t at = (group * pairs + p) * kQuantRowGroup + t;
+        const uint8_t* q = w.quants + at * pair_bytes;
+        for (int pos = 0; pos < kQuantPair; ++pos) {
+            const int64_t value = p * kQuantPair + perm(pos);
+            if (value >= w.k) continue;
+            int32_t v;
+            if (w.format == QuantFormat::q8_0) {
+                v = static_cast<int8_t>(q[pos]);
+            } else {
+                v = (pos < 32 ? q[pos % 32] & 0x0F : q[pos % 32] >> 4) - (w.format == QuantFormat::q4_0 ? 8 : 0);
+            }
+            const int blk = perm(pos) / 32;
+            out[value] = sdk::f16_to_f32(w.scales[at * 2 + blk]) * static_cast<float>(v) +
+                         (w.format == QuantFormat::q4_1 ? sdk::f16_to_f32(w.mins[at * 2 + blk]) : 0.0f);
+        }
+    }
+}
+
 void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int64_t k, uint8_t* quants,
                       uint16_t* scales, uint16_t* mins) {
     const int64_t blocks = k / kQuantBlock, pairs = quant_pairs(k), pair_bytes = quant_pair_bytes(format);

@@ -68,6 +68,9 @@ struct QuantizedWeight {
     const uint16_t* mins = nullptr;  // q4_1
 };
 
+// Row `row` of w as f32 (k values): its blocks dequantized, the values linear computes with.
+void dequantize_packed_row(const QuantizedWeight& w, int64_t row, float* out);
+
 // y[m, n] = x[m, k] · wᵀ (+ bias[n]) with each row of x quantized to int8 per block of 32
 // (scale = the block's largest magnitude / 127). Rows of w split across the threads.
 void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, float* y, int64_t m);

@@ -109,6 +109,12 @@ typedef struct tfx_backend_ops {
     /* y[t] = sum over s of weights[t, s] * x[t, s], in order of s; x [n, k, dim], weights [n, k]. */
     int32_t (*weighted_sum)(void* self, const tfx_tensor* x, const tfx_tensor* weights, tfx_tensor* y,
                             tfx_error* error);
+    /* ABI 2.2. y[n, dim] = row ids[n] of a packed weight [vocab, dim] as f32: the values linear
+     * computes with (a quantized row dequantized), so one packed table serves an embedding and
+     * the LM head tied to it. ids i32 [n], each in [0, vocab). NULL (or past struct_size) when
+     * the backend cannot: models then use embedding on get_weight's table. */
+    int32_t (*embedding_packed)(void* self, const tfx_weight* table, const tfx_tensor* ids, tfx_tensor* y,
+                                tfx_error* error);
 } tfx_backend_ops;
 
 #ifdef __cplusplus

@@ -63,6 +63,13 @@ typedef struct tfx_host_services {
      * NULL from a 2.0 host: get_weight then ops->pack_weight. */
     int32_t (*pack_stored_weight)(void* host, const char* name, const int64_t* shape, int32_t ndim, tfx_weight** out,
                                   tfx_error* error);
+
+    /* ABI 2.2. How the tensor `name` is stored: "f32", "bf16", "f16", a block format ("q8_0",
+     * "q4_k", ...: get_weight then hands out a decoded f32 copy the host keeps), "gptq", "awq"
+     * or "fp8" (decoded likewise); NULL when absent. Valid for the session's life. Lets a model
+     * read a quantized embedding table from its packed weight (ops->embedding_packed) instead
+     * of the decoded copy. NULL from an older host. */
+    const char* (*weight_storage)(void* host, const char* name);
 } tfx_host_services;
 
 #ifdef __cplusplus
@@ -74,5 +81,6 @@ TFX_STATIC_ASSERT(offsetof(tfx_host_services, attention_self) == 80, "tfx_host_s
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, device) == 96, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, pack_stored_weight) == 104, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, weight_storage) == 112, "tfx_host_services layout");
 
 #endif /* TFX_HOST_H */

@@ -228,14 +228,22 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
         const DecoderConfig& c = this->config_;
         causal_lm_ = this->host_.task_head({"causal_lm", "base"}) == "causal_lm";
         const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
-        embed_ = w.embedding(pre + "embed_tokens.weight", "lm_head.weight", {c.vocab_size, c.hidden_size},
-                             c.tie_word_embeddings);
+        const std::vector<int64_t> table_shape = {c.vocab_size, c.hidden_size};
+        packed_embed_ =
+            w.packed_embedding(pre + "embed_tokens.weight", "lm_head.weight", table_shape, c.tie_word_embeddings);
+        if (!packed_embed_) {
+            embed_ = w.embedding(pre + "embed_tokens.weight", "lm_head.weight", table_shape, c.tie_word_embeddings);
+        }
         layers_.resize(static_cast<size_t>(c.num_layers));
         for (int64_t i = 0; i < c.num_layers; ++i) {
             static_cast<Model*>(this)->declare_layer(w, layers_[i], pre + "layers." + std::to_string(i) + ".", i);
         }
         final_norm_ = w.f32(pre + "norm.weight", {c.hidden_size}, kNormInit);
-        if (causal_lm_) lm_head_ = w.lm_head("lm_head", embed_, c.tie_word_embeddings);
+        // Tied to a packed table, the head is that table.
+        if (causal_lm_ && !(packed_embed_ && c.tie_word_embeddings)) {
+            lm_head_ = packed_embed_ ? w.linear("lm_head", c.vocab_size, c.hidden_size, false)
+                                     : w.lm_head("lm_head", embed_, c.tie_word_embeddings);
+        }
     }
 
     void get_info(tfx_model_info* info) { decoder_info(info, this->config_, causal_lm_); }
@@ -246,17 +254,23 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     std::pair<View, View> embed(const tfx_forward_args* a) {
         const int64_t n = forward_rows(a), h = this->config_.hidden_size;
         View x = hidden_.rows(n, h), xn = normed_.rows(n, h);
-        this->host_.embedding(embed_, input_ids(a), x);
+        if (packed_embed_) {
+            this->host_.embedding_packed(packed_embed_.handle(), input_ids(a), x);
+        } else {
+            this->host_.embedding(embed_, input_ids(a), x);
+        }
         return {x, xn};
     }
     // The last: the final hidden states through lm_head (causal_lm) or as they are (base).
     void write_output(const tfx_forward_args* a, const View& x) {
         const DecoderConfig& c = this->config_;
-        output_.write(a, x, causal_lm_ ? &lm_head_ : nullptr, causal_lm_ ? c.vocab_size : c.hidden_size);
+        const Linear& head = packed_embed_ && c.tie_word_embeddings ? packed_embed_ : lm_head_;
+        output_.write(a, x, causal_lm_ ? &head : nullptr, causal_lm_ ? c.vocab_size : c.hidden_size);
     }
 
     bool causal_lm_ = true;
     View embed_, final_norm_;
+    Linear packed_embed_;  // the table as a packed weight, when it is stored quantized (packed_embedding)
     std::vector<Layer> layers_;
     Linear lm_head_;
     SelfAttention attn_{this->host_, this->config_.num_heads, this->config_.num_kv_heads, this->config_.head_dim};

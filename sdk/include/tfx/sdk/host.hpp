@@ -110,6 +110,21 @@ class Host {
     void embedding(const View& table, const View& ids, View& y) const {
         run(s_->ops->embedding, table.get(), ids.get(), y.get());
     }
+    // Rows of a packed weight as f32 (ABI 2.2; has_embedding_packed() says whether the backend
+    // offers it).
+    bool has_embedding_packed() const {
+        return TFX_HAS_FIELD(s_->ops, tfx_backend_ops, embedding_packed) && s_->ops->embedding_packed != nullptr;
+    }
+    void embedding_packed(const tfx_weight* table, const View& ids, View& y) const {
+        run(s_->ops->embedding_packed, table, ids.get(), y.get());
+    }
+    // How the tensor `name` is stored ("f32", "bf16", "q8_0", "gptq", ...); empty when it is
+    // absent or the host predates ABI 2.2.
+    std::string weight_storage(const std::string& name) const {
+        if (!TFX_HAS_FIELD(s_, tfx_host_services, weight_storage) || s_->weight_storage == nullptr) return {};
+        const char* storage = s_->weight_storage(s_->host, name.c_str());
+        return storage != nullptr ? storage : "";
+    }
     void rms_norm(const View& x, const View& w, float eps, float weight_offset, View& y) const {
         run(s_->ops->rms_norm, x.get(), w.get(), eps, weight_offset, y.get());
     }

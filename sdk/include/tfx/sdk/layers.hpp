@@ -156,6 +156,18 @@ class WeightTable {
     View embedding(const std::string& name, const std::string& head_alias, std::vector<int64_t> shape, bool tied) {
         return tied ? tensor_or(name, head_alias, std::move(shape)) : tensor(name, std::move(shape));
     }
+    // The embedding table as a packed weight, read with embedding_packed, where get_weight would
+    // hand out a decoded f32 copy of it (stored quantized: a GGUF block format, GPTQ, fp8) and
+    // the backend reads rows of packed weights; an empty Linear otherwise (use embedding()).
+    // With `tied`, the LM head computes on the same packed weight.
+    Linear packed_embedding(const std::string& name, const std::string& head_alias, std::vector<int64_t> shape,
+                            bool tied) {
+        if (describing() || !host_.has_embedding_packed()) return Linear();
+        const std::string stored = tied && !host_.has_weight(name) ? head_alias : name;
+        const std::string storage = host_.weight_storage(stored);
+        if (storage.empty() || storage == "f32" || storage == "bf16" || storage == "f16") return Linear();
+        return Linear(host_, host_.pack_stored(stored, shape), View(), false, shape[0]);
+    }
     // The LM head over `embedding`'s rows: the embedding itself when `tied`, else `name`.weight.
     Linear lm_head(const std::string& name, const View& embedding, bool tied) {
         return tied ? pack(embedding) : linear(name, embedding.dim(0), embedding.dim(1), false);
