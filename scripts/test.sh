@@ -33,16 +33,20 @@ CC=clang CXX=clang++ cmake -S . -B build-fuzz -G Ninja -DCMAKE_BUILD_TYPE=RelWit
 fuzzers=$(cmake --build build-fuzz --target help | sed -n 's/^\(fuzz_[a-z_]*\): .*/\1/p' | sort -u)
 cmake --build build-fuzz -j "$jobs" --target $fuzzers
 # Seeds: the GGUF parser starts from the heads of the shared GGUF files (random bytes rarely
-# get past the magic number).
+# get past the magic number), the quantized-checkpoint decoders from small GPTQ / AWQ / fp8
+# files (tests/fuzz/seeds; copied, as libFuzzer adds to its first corpus folder).
 gguf_seeds=$(mktemp -d)
-trap 'rm -rf "$gguf_seeds"' EXIT
+quantized_seeds=$(mktemp -d)
+trap 'rm -rf "$gguf_seeds" "$quantized_seeds"' EXIT
 for g in "${TFX_TEST_DATA:-/nonexistent}"/quant/gguf/*.gguf; do
     [ -f "$g" ] && head -c 65536 "$g" > "$gguf_seeds/$(basename "$g")"
 done
+cp tests/fuzz/seeds/quantized_checkpoint/* "$quantized_seeds/"
 for f in $fuzzers; do
     echo "== $f: up to $fuzz_runs runs or $fuzz_seconds s"
     corpus=()
     [ "$f" = fuzz_gguf ] && corpus=("$gguf_seeds")
+    [ "$f" = fuzz_quantized_checkpoint ] && corpus=("$quantized_seeds")
     "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -max_len=65536 -print_final_stats=1 "${corpus[@]}" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$f found a crash" >&2; exit 1; }
 done
