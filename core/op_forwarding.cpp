@@ -68,7 +68,8 @@ constexpr const char* kOpNames[] = {"alloc",
                                     "top_k",
                                     "linear_experts",
                                     "weighted_sum",
-                                    "embedding_packed"};
+                                    "embedding_packed",
+                                    "linear_many"};
 const char* op_name(size_t offset) {
     const size_t slot = (offset - offsetof(tfx_backend_ops, alloc)) / sizeof(void*);
     return slot < std::size(kOpNames) ? kOpNames[slot] : "op";
@@ -212,6 +213,23 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
     return status;
 }
 
+// linear_many: every tensor of the lists checked as the single-tensor ops check theirs.
+int32_t linear_many(void* self, const tfx_tensor* x, const tfx_weight* const* ws, const tfx_tensor* const* biases,
+                    int32_t count, tfx_tensor* const* ys, tfx_error* error) {
+    auto* target = static_cast<OpsTarget*>(self);
+    const char* problem = count < 0 || ws == nullptr || ys == nullptr ? "linear_many: weights and outputs are required"
+                                                                      : invalid_tensor(x, target->device);
+    for (int32_t i = 0; problem == nullptr && i < count; ++i) {
+        problem = invalid_tensor(ys[i], target->device);
+        if (problem == nullptr && biases != nullptr) problem = invalid_tensor(biases[i], target->device);
+    }
+    if (problem != nullptr) {
+        sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
+        return TFX_ERR_INVALID_ARGUMENT;
+    }
+    return Forward<&tfx_backend_ops::linear_many>::call(self, x, ws, biases, count, ys, error);
+}
+
 const tfx_backend_ops kForwardingOps = {
     sizeof(tfx_backend_ops),
     Forward<&tfx_backend_ops::alloc>::call,
@@ -240,6 +258,7 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::linear_experts>::call,
     Forward<&tfx_backend_ops::weighted_sum>::call,
     Forward<&tfx_backend_ops::embedding_packed>::call,
+    linear_many,
 };
 
 // The attention call's operands: q, k, v and out present, of rank 3 and on the device; a batch
@@ -302,6 +321,8 @@ tfx_backend_ops forwarding_ops_for(const tfx_backend_ops& backend) {
     if (backend.struct_size < optional + sizeof(void*) || backend.embedding_packed == nullptr) {
         ops.embedding_packed = nullptr;
     }
+    const size_t many = offsetof(tfx_backend_ops, linear_many);
+    if (backend.struct_size < many + sizeof(void*) || backend.linear_many == nullptr) ops.linear_many = nullptr;
     return ops;
 }
 

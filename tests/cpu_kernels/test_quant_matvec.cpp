@@ -3,6 +3,7 @@
 // sums are exact, so only the float scaling may differ), and against the plain float matmul
 // on dequantized weights (what quantizing x costs).
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <random>
@@ -371,6 +372,104 @@ TEST(QuantPack, EmbeddingRowsOfPackedWeights) {
     EXPECT_NE(std::string(b.error.message).find("input id 7 is outside the vocabulary (size 7)"), std::string::npos)
         << b.error.message;
     b.ops.release_weight(&b.cpu, packed);
+}
+
+// linear_many gives what one linear call per weight gives, bit for bit: quantized weights of
+// every format in one shared pass (rows not a multiple of the 4-row groups included), and a mix
+// with a float weight, which runs weight by weight.
+TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
+    std::mt19937 rng(13);
+    const int64_t k = 128;
+    const tfx_dtype u8{TFX_DTYPE_UINT, 8, 1};
+    Backend b;
+    struct Part {
+        QuantFormat format;
+        const char* name;
+        int64_t n, block_bytes;
+    };
+    std::vector<tfx_weight*> weights;
+    std::vector<int64_t> rows_of = {9, 4, 13, 5};  // the weights' out features, the f32 one last
+    for (const Part& p : {Part{QuantFormat::q4_1, "q4_1", 9, 20}, Part{QuantFormat::q8_0, "q8_0", 4, 34},
+                          Part{QuantFormat::q4_0, "q4_0", 13, 18}}) {
+        Encoded w = random_weights(p.format, p.n, k, rng);
+        tfx_weight* packed = nullptr;
+        ASSERT_EQ(b.pack(w.bytes.data(), p.n, k / 32 * p.block_bytes, u8, p.name, &packed), TFX_OK) << b.error.message;
+        weights.push_back(packed);
+    }
+    std::vector<float> table(static_cast<size_t>(5 * k), 0.25f);
+    tfx_weight* f32 = nullptr;
+    ASSERT_EQ(b.pack(table.data(), 5, k, tfx::sdk::kF32, "f32", &f32), TFX_OK);
+    std::uniform_real_distribution<float> value(-1.0f, 1.0f);
+    for (int64_t m : {1, 3}) {
+        for (bool with_float : {false, true}) {
+            std::vector<tfx_weight*> ws = weights;
+            if (with_float) ws.push_back(f32);
+            std::vector<float> x(static_cast<size_t>(m * k));
+            for (float& v : x) v = value(rng);
+            int64_t x_shape[2] = {m, k};
+            tfx_tensor xt{};
+            xt.data = x.data();
+            xt.device = tfx::sdk::kHostDevice;
+            xt.ndim = 2;
+            xt.dtype = tfx::sdk::kF32;
+            xt.shape = x_shape;
+            const size_t count = ws.size();
+            std::vector<std::vector<float>> together(count), apart(count), bias(count);
+            std::vector<std::array<int64_t, 2>> y_shapes(count);
+            std::vector<std::array<int64_t, 1>> b_shapes(count);
+            std::vector<tfx_tensor> ys(count), bs(count), ys_apart(count);
+            std::vector<tfx_tensor*> y_ptrs(count);
+            std::vector<const tfx_tensor*> b_ptrs(count);
+            for (size_t i = 0; i < count; ++i) {
+                const int64_t n = rows_of[i];
+                together[i].assign(static_cast<size_t>(m * n), 0.0f);
+                apart[i].assign(static_cast<size_t>(m * n), 0.0f);
+                bias[i].resize(static_cast<size_t>(n));
+                for (float& v : bias[i]) v = value(rng);
+                y_shapes[i] = {m, n};
+                b_shapes[i] = {n};
+                for (tfx_tensor* t : {&ys[i], &ys_apart[i], &bs[i]}) {
+                    t->device = tfx::sdk::kHostDevice;
+                    t->dtype = tfx::sdk::kF32;
+                }
+                ys[i].data = together[i].data();
+                ys_apart[i].data = apart[i].data();
+                ys[i].ndim = ys_apart[i].ndim = 2;
+                ys[i].shape = ys_apart[i].shape = y_shapes[i].data();
+                bs[i].data = bias[i].data();
+                bs[i].ndim = 1;
+                bs[i].shape = b_shapes[i].data();
+                y_ptrs[i] = &ys[i];
+                b_ptrs[i] = i % 2 == 0 ? &bs[i] : nullptr;  // some with a bias, some without
+                ASSERT_EQ(b.ops.linear(&b.cpu, &xt, ws[i], b_ptrs[i], &ys_apart[i], &b.error), TFX_OK)
+                    << b.error.message;
+            }
+            std::vector<const tfx_weight*> const_ws(ws.begin(), ws.end());
+            ASSERT_EQ(b.ops.linear_many(&b.cpu, &xt, const_ws.data(), b_ptrs.data(), static_cast<int32_t>(count),
+                                        y_ptrs.data(), &b.error),
+                      TFX_OK)
+                << b.error.message;
+            for (size_t i = 0; i < count; ++i) EXPECT_EQ(together[i], apart[i]) << "weight " << i << ", m " << m;
+        }
+    }
+    // A weight that does not fit x is named.
+    int64_t bad_shape[2] = {1, 64};
+    std::vector<float> short_x(64, 1.0f), y(9);
+    int64_t y_shape[2] = {1, 9};
+    tfx_tensor xt{}, yt{};
+    xt.data = short_x.data();
+    yt.data = y.data();
+    xt.device = yt.device = tfx::sdk::kHostDevice;
+    xt.ndim = yt.ndim = 2;
+    xt.dtype = yt.dtype = tfx::sdk::kF32;
+    xt.shape = bad_shape;
+    yt.shape = y_shape;
+    tfx_tensor* y_ptr = &yt;
+    const tfx_weight* first = weights[0];
+    EXPECT_EQ(b.ops.linear_many(&b.cpu, &xt, &first, nullptr, 1, &y_ptr, &b.error), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(std::string(b.error.message).find("linear_many: input [1, 64]"), std::string::npos) << b.error.message;
+    for (tfx_weight* w : weights) b.ops.release_weight(&b.cpu, w);
+    b.ops.release_weight(&b.cpu, f32);
 }
 
 }  // namespace

@@ -157,6 +157,22 @@ class GuardedBackend {
         run("weighted_sum", {{"x", x}, {"weights", weights}, {"y", y}},
             [&](tfx_error* e) { return ops().weighted_sum(&inner_, x, weights, y, e); });
     }
+    void linear_many(const tfx_tensor* x, const tfx_weight* const* ws, const tfx_tensor* const* biases, int32_t count,
+                     tfx_tensor* const* ys) {
+        run("linear_many", {{"x", x}}, [&](tfx_error* e) {
+            for (int32_t i = 0; i < count; ++i) {
+                const tfx_tensor* output = ys != nullptr ? ys[i] : nullptr;
+                for (const tfx_tensor* t : {output, biases != nullptr ? biases[i] : nullptr}) {
+                    if (t != nullptr && !owns(t)) {
+                        throw Error(TFX_ERR_INVALID_ARGUMENT,
+                                    "guarded: linear_many: an output or bias is not "
+                                    "memory of this backend");
+                    }
+                }
+            }
+            return ops().linear_many(&inner_, x, ws, biases, count, ys, e);
+        });
+    }
     void embedding_packed(const tfx_weight* table, const tfx_tensor* ids, tfx_tensor* y) {
         run("embedding_packed", {{"ids", ids}, {"y", y}},
             [&](tfx_error* e) { return ops().embedding_packed(&inner_, table, ids, y, e); });
@@ -294,6 +310,7 @@ const tfx_backend_ops kOps = {
     op<&GuardedBackend::linear_experts>,
     op<&GuardedBackend::weighted_sum>,
     op<&GuardedBackend::embedding_packed>,
+    op<&GuardedBackend::linear_many>,
 };
 
 }  // namespace

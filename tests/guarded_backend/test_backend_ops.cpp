@@ -415,7 +415,8 @@ TEST_P(BackendOps, ManifestDeclaresFormatsAndEveryOp) {
                                               "top_k",
                                               "linear_experts",
                                               "weighted_sum",
-                                              "embedding_packed"};
+                                              "embedding_packed",
+                                              "linear_many"};
     EXPECT_EQ(provides.at("ops").get<std::vector<std::string>>(), all_ops);
     EXPECT_EQ(all_ops.size(), (sizeof(tfx_backend_ops) - 8) / sizeof(void*));
     EXPECT_EQ(b.ops().struct_size, sizeof(tfx_backend_ops));

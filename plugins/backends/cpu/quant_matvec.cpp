@@ -505,4 +505,37 @@ void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, f
     }
 }
 
+void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* const* biases, float* const* ys,
+                       int count, int64_t m) {
+    if (count <= 0) return;
+    thread_local QuantizedRows scratch;
+    QuantizedRows& xq = scratch;
+    quantize_rows(x, m, ws[0].k, xq);
+    const QuantKernel kernel = quant_kernel_in_use();
+    // The weights' row groups numbered one after another: weight i has groups
+    // [first_group[i], first_group[i + 1]).
+    int64_t first_group[kQuantMatmulMany + 1] = {};
+    int64_t weights = 0;
+    for (int i = 0; i < count; ++i) {
+        first_group[i + 1] = first_group[i] + quant_padded_rows(ws[i].n) / kQuantRowGroup;
+        weights += ws[i].n * ws[i].k;
+    }
+    auto run_groups = [&](int64_t g0, int64_t g1) {
+        for (int i = 0; i < count; ++i) {
+            const int64_t a = std::max(g0, first_group[i]), b = std::min(g1, first_group[i + 1]);
+            if (a >= b) continue;
+            const int64_t begin = (a - first_group[i]) * kQuantRowGroup;
+            const int64_t end = std::min(ws[i].n, (b - first_group[i]) * kQuantRowGroup);
+            rows_of(kernel, ws[i].format)(Job{&xq, &ws[i], biases[i], ys[i], m}, begin, end);
+        }
+    };
+    const int64_t groups = first_group[count];
+    if (!use_threads(weights >= kParallelMinWeights)) return run_groups(0, groups);
+#pragma omp parallel
+    {
+        const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
+        run_groups(groups * t / threads, groups * (t + 1) / threads);
+    }
+}
+
 }  // namespace tfx::cpu

@@ -74,6 +74,11 @@ void dequantize_packed_row(const QuantizedWeight& w, int64_t row, float* out);
 // y[m, n] = x[m, k] · wᵀ (+ bias[n]) with each row of x quantized to int8 per block of 32
 // (scale = the block's largest magnitude / 127). Rows of w split across the threads.
 void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, float* y, int64_t m);
+// quant_matmul for up to kQuantMatmulMany weights of one x (q, k and v; gate and up), every
+// ws[i].k the same: x quantized once, and one parallel region over all their rows.
+constexpr int kQuantMatmulMany = 8;
+void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* const* biases, float* const* ys,
+                       int count, int64_t m);
 // The same on one kernel variant and one thread, for the tests.
 void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight& w, const float* bias, float* y,
                        int64_t m);

@@ -115,6 +115,12 @@ typedef struct tfx_backend_ops {
      * the backend cannot: models then use embedding on get_weight's table. */
     int32_t (*embedding_packed)(void* self, const tfx_weight* table, const tfx_tensor* ids, tfx_tensor* y,
                                 tfx_error* error);
+    /* ABI 2.2. ys[i][rows, out_i] = x[rows, in] · ws[i]ᵀ (+ biases[i][out_i]) for `count` weights
+     * of one input (q, k and v; gate and up), as `count` linear calls compute them; the backend
+     * may share the work (read x once, one dispatch). biases may be NULL, or hold NULLs. NULL
+     * when the backend lacks it: models call linear per weight. */
+    int32_t (*linear_many)(void* self, const tfx_tensor* x, const tfx_weight* const* ws,
+                           const tfx_tensor* const* biases, int32_t count, tfx_tensor* const* ys, tfx_error* error);
 } tfx_backend_ops;
 
 #ifdef __cplusplus

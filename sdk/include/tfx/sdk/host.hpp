@@ -110,6 +110,15 @@ class Host {
     void embedding(const View& table, const View& ids, View& y) const {
         run(s_->ops->embedding, table.get(), ids.get(), y.get());
     }
+    // ys[i] = x · ws[i]ᵀ (+ biases[i]) in one backend call (ABI 2.2; has_linear_many() says
+    // whether the backend offers it).
+    bool has_linear_many() const {
+        return TFX_HAS_FIELD(s_->ops, tfx_backend_ops, linear_many) && s_->ops->linear_many != nullptr;
+    }
+    void linear_many(const View& x, const tfx_weight* const* ws, const tfx_tensor* const* biases, int32_t count,
+                     tfx_tensor* const* ys) const {
+        run(s_->ops->linear_many, x.get(), ws, biases, count, ys);
+    }
     // Rows of a packed weight as f32 (ABI 2.2; has_embedding_packed() says whether the backend
     // offers it).
     bool has_embedding_packed() const {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <initializer_list>
 #include <string>
@@ -71,6 +72,9 @@ class Linear {
     explicit operator bool() const { return weight_ != nullptr; }
     // The backend's packed weight (for ops over several weights, such as linear_experts).
     const tfx_weight* handle() const { return weight_; }
+    // The bias, or nullptr without one.
+    const View* bias() const { return has_bias_ ? &bias_ : nullptr; }
+    const Host* host() const { return host_; }
     // The rows of y (the weight's first dim; 0 when not given).
     int64_t out_features() const { return out_; }
 
@@ -197,6 +201,28 @@ class WeightTable {
     nlohmann::json specs_ = nlohmann::json::array();
 };
 
+// Linears of one input (q, k and v; gate and up): ys[i] = linears[i](x), in one backend call
+// where the backend can share the work (linear_many: x read once, one dispatch), else one by one.
+inline void linears_of_one_input(const View& x, std::initializer_list<std::pair<const Linear*, View*>> parts) {
+    constexpr size_t kMost = 4;
+    const Host* host = parts.begin()->first->host();
+    if (parts.size() > kMost || !host->has_linear_many()) {
+        for (const auto& [linear, y] : parts) (*linear)(x, *y);
+        return;
+    }
+    std::array<const tfx_weight*, kMost> ws{};
+    std::array<const tfx_tensor*, kMost> biases{};
+    std::array<tfx_tensor*, kMost> ys{};
+    int32_t count = 0;
+    for (const auto& [linear, y] : parts) {
+        ws[static_cast<size_t>(count)] = linear->handle();
+        biases[static_cast<size_t>(count)] = linear->bias() != nullptr ? linear->bias()->get() : nullptr;
+        ys[static_cast<size_t>(count)] = y->get();
+        ++count;
+    }
+    host->linear_many(x, ws.data(), biases.data(), count, ys.data());
+}
+
 // One self-attention call over [tokens, heads, head_dim] views for layer `layer` of a forward
 // pass (its cache and the batch's sequences). Optional settings keep their neutral values:
 // causal, scale 1/sqrt(head_dim) unless given, no softcap, no sliding window.
@@ -283,8 +309,7 @@ struct GatedMlp {
 inline void ffn_gated(const Host& host, const GatedMlp& mlp, tfx_activation act, const View& x, View& y, Scratch& gate,
                       Scratch& up) {
     View g = gate.rows(x.dim(0), mlp.gate.out_features()), u = up.rows(x.dim(0), mlp.up.out_features());
-    mlp.gate(x, g);
-    mlp.up(x, u);
+    linears_of_one_input(x, {{&mlp.gate, &g}, {&mlp.up, &u}});
     host.gated_activation(act, g, u, g);
     mlp.down(g, y);
 }
@@ -368,9 +393,7 @@ class SelfAttention {
     // q, k, v = the projections of x [rows, hidden].
     SelfAttention& project(const AttentionWeights& w, const View& x) {
         resize(x.dim(0));
-        w.q(x, q);
-        w.k(x, k);
-        w.v(x, v);
+        linears_of_one_input(x, {{&w.q, &q}, {&w.k, &k}, {&w.v, &v}});
         return *this;
     }
     // Rotates q and k by the forward's rotary tables (the first rope dims of each head).
