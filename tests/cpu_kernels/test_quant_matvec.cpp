@@ -375,8 +375,9 @@ TEST(QuantPack, EmbeddingRowsOfPackedWeights) {
 }
 
 // linear_many gives what one linear call per weight gives, bit for bit: quantized weights of
-// every format in one shared pass (rows not a multiple of the 4-row groups included), and a mix
-// with a float weight, which runs weight by weight.
+// every format in one shared pass (rows not a multiple of the 4-row groups included), float
+// weights of every format in another (and through oneDNN from 8 rows of x), a mix of both weight
+// by weight.
 TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
     std::mt19937 rng(13);
     const int64_t k = 128;
@@ -388,7 +389,6 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
         int64_t n, block_bytes;
     };
     std::vector<tfx_weight*> weights;
-    std::vector<int64_t> rows_of = {9, 4, 13, 5};  // the weights' out features, the f32 one last
     for (const Part& p : {Part{QuantFormat::q4_1, "q4_1", 9, 20}, Part{QuantFormat::q8_0, "q8_0", 4, 34},
                           Part{QuantFormat::q4_0, "q4_0", 13, 18}}) {
         Encoded w = random_weights(p.format, p.n, k, rng);
@@ -396,14 +396,24 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
         ASSERT_EQ(b.pack(w.bytes.data(), p.n, k / 32 * p.block_bytes, u8, p.name, &packed), TFX_OK) << b.error.message;
         weights.push_back(packed);
     }
-    std::vector<float> table(static_cast<size_t>(5 * k), 0.25f);
-    tfx_weight* f32 = nullptr;
-    ASSERT_EQ(b.pack(table.data(), 5, k, tfx::sdk::kF32, "f32", &f32), TFX_OK);
     std::uniform_real_distribution<float> value(-1.0f, 1.0f);
-    for (int64_t m : {1, 3}) {
-        for (bool with_float : {false, true}) {
-            std::vector<tfx_weight*> ws = weights;
-            if (with_float) ws.push_back(f32);
+    std::vector<float> table(static_cast<size_t>(7 * k));
+    for (float& v : table) v = value(rng);
+    std::vector<tfx_weight*> floats;  // f32, bf16 and f16 weights of 5, 7 and 6 rows
+    for (const auto& [format, n] : {std::pair{"f32", 5}, std::pair{"bf16", 7}, std::pair{"f16", 6}}) {
+        tfx_weight* packed = nullptr;
+        ASSERT_EQ(b.pack(table.data(), n, k, tfx::sdk::kF32, format, &packed), TFX_OK) << b.error.message;
+        floats.push_back(packed);
+    }
+    tfx_weight* f32 = floats[0];
+    // Quantized only (one shared pass), quantized and float (one by one), float only (one
+    // shared pass while x has few rows).
+    const std::vector<std::vector<tfx_weight*>> sets = {weights, {weights[0], weights[1], weights[2], f32}, floats};
+    const std::vector<std::vector<int64_t>> rows_of_set = {{9, 4, 13}, {9, 4, 13, 5}, {5, 7, 6}};
+    for (int64_t m : {1, 3, 9}) {
+        for (size_t set = 0; set < sets.size(); ++set) {
+            const std::vector<tfx_weight*>& ws = sets[set];
+            const std::vector<int64_t>& rows_of = rows_of_set[set];
             std::vector<float> x(static_cast<size_t>(m * k));
             for (float& v : x) v = value(rng);
             int64_t x_shape[2] = {m, k};
@@ -449,7 +459,9 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
                                         y_ptrs.data(), &b.error),
                       TFX_OK)
                 << b.error.message;
-            for (size_t i = 0; i < count; ++i) EXPECT_EQ(together[i], apart[i]) << "weight " << i << ", m " << m;
+            for (size_t i = 0; i < count; ++i) {
+                EXPECT_EQ(together[i], apart[i]) << "set " << set << ", weight " << i << ", m " << m;
+            }
         }
     }
     // A weight that does not fit x is named.
@@ -469,7 +481,7 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
     EXPECT_EQ(b.ops.linear_many(&b.cpu, &xt, &first, nullptr, 1, &y_ptr, &b.error), TFX_ERR_INVALID_ARGUMENT);
     EXPECT_NE(std::string(b.error.message).find("linear_many: input [1, 64]"), std::string::npos) << b.error.message;
     for (tfx_weight* w : weights) b.ops.release_weight(&b.cpu, w);
-    b.ops.release_weight(&b.cpu, f32);
+    for (tfx_weight* w : floats) b.ops.release_weight(&b.cpu, w);
 }
 
 }  // namespace

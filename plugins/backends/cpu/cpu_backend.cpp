@@ -490,35 +490,50 @@ class CpuBackendImpl {
         matmul(c.in.data, w, c.bias, c.out.data, c.in.rows);
     }
 
-    // Quantized weights share one pass (quant_matmul_many: x quantized once, one parallel
-    // region; 2 threads of SmolLM-135M q4_0 decode ran 5 regions a layer before, 3 now); any
-    // other mix runs as that many linear calls.
+    // Weights of one kind share one pass, one parallel region over all their rows (2 threads of
+    // SmolLM-135M decode ran 5 regions a layer before, 3 now): quantized ones through
+    // quant_matmul_many (x quantized once), float ones through matvec_many while x has few
+    // rows. Any other case runs as that many linear calls.
     void linear_many(const tfx_tensor* x, const tfx_weight* const* ws, const tfx_tensor* const* biases, int32_t count,
                      tfx_tensor* const* ys) {
         if (count < 0 || (count > 0 && (ws == nullptr || ys == nullptr))) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "linear_many: weights and outputs are required");
         }
-        bool shared = count <= kQuantMatmulMany;
-        for (int32_t i = 0; i < count && shared; ++i) shared = ws[i] != nullptr && ws[i]->is_quantized();
-        if (!shared) {
-            for (int32_t i = 0; i < count; ++i) linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i]);
-            return;
-        }
-        QuantizedWeight quantized[kQuantMatmulMany];
-        const float* bias[kQuantMatmulMany];
-        float* out[kQuantMatmulMany];
-        const float* in = nullptr;
-        int64_t rows = 0;
+        bool quantized = count <= kQuantMatmulMany, floats = count <= kQuantMatmulMany;
         for (int32_t i = 0; i < count; ++i) {
-            const LinearCall c =
-                checked_linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i], "linear_many");
-            quantized[i] = ws[i]->quantized();
-            bias[i] = c.bias;
-            out[i] = c.out.data;
-            in = c.in.data;
-            rows = c.in.rows;
+            quantized = quantized && ws[i] != nullptr && ws[i]->is_quantized();
+            floats = floats && ws[i] != nullptr && !ws[i]->is_quantized();
         }
-        if (rows > 0) quant_matmul_many(in, quantized, bias, out, count, rows);
+        LinearCall calls[kQuantMatmulMany];
+        for (int32_t i = 0; i < count && (quantized || floats); ++i) {
+            calls[i] = checked_linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i], "linear_many");
+        }
+        const int64_t rows = count > 0 && (quantized || floats) ? calls[0].in.rows : 0;
+        if (quantized && rows > 0) {
+            QuantizedWeight q[kQuantMatmulMany];
+            const float* bias[kQuantMatmulMany];
+            float* out[kQuantMatmulMany];
+            for (int32_t i = 0; i < count; ++i) {
+                q[i] = ws[i]->quantized();
+                bias[i] = calls[i].bias;
+                out[i] = calls[i].out.data;
+            }
+            return quant_matmul_many(calls[0].in.data, q, bias, out, count, rows);
+        }
+        if (floats && rows > 0 && rows < kBlockedGemmMinRows) {
+            MatvecWeight m[kQuantMatmulMany];
+            for (int32_t i = 0; i < count; ++i) {
+                const auto f = ws[i]->format;
+                m[i] = {ws[i]->data.get(),
+                        f == tfx_weight::Format::f32   ? WeightFormat::f32
+                        : f == tfx_weight::Format::f16 ? WeightFormat::f16
+                                                       : WeightFormat::bf16,
+                        calls[i].bias, calls[i].out.data, ws[i]->out_features};
+            }
+            return matvec_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
+        }
+        if ((quantized || floats) && rows == 0) return;
+        for (int32_t i = 0; i < count; ++i) linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i]);
     }
 
     // An embedding's ids (compact i32, each in the vocabulary) and its output rows [count, dim].

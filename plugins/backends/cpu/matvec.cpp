@@ -241,6 +241,22 @@ void matvec(const float* x, const void* w, WeightFormat format, const float* bia
                          [&](int64_t begin, int64_t end) { kernel(x, w, format, bias, y, m, n, k, begin, end); });
 }
 
+void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k) {
+    settle_dispatch();
+    const auto kernel = &HWY_DYNAMIC_DISPATCH(MatvecRows);
+    int64_t rows = 0;
+    for (int i = 0; i < count; ++i) rows += ws[i].n;
+    // Rows numbered across the weights one after another; each thread's range may span several.
+    split_across_threads(rows, rows * k >= kParallelMinWeights, [&](int64_t begin, int64_t end) {
+        int64_t first = 0;
+        for (int i = 0; i < count; ++i) {
+            const int64_t a = std::max(begin, first), b = std::min(end, first + ws[i].n);
+            if (a < b) kernel(x, ws[i].w, ws[i].format, ws[i].bias, ws[i].y, m, ws[i].n, k, a - first, b - first);
+            first += ws[i].n;
+        }
+    });
+}
+
 void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n) {
     settle_dispatch();
     const auto kernel = &HWY_DYNAMIC_DISPATCH(WidenRange);

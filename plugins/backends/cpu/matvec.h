@@ -18,6 +18,17 @@ enum class WeightFormat { f32, bf16, f16 };
 void matvec(const float* x, const void* w, WeightFormat format, const float* bias, float* y, int64_t m, int64_t n,
             int64_t k);
 
+// matvec for several weights of one x (q, k and v; gate and up), in one split across the
+// threads over all their rows.
+struct MatvecWeight {
+    const void* w;
+    WeightFormat format;
+    const float* bias;
+    float* y;   // [m, n]
+    int64_t n;  // rows of w
+};
+void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k);
+
 // dst[i] = f32(src[i]) for bf16 or f16 values (prefill widens weights once for oneDNN).
 void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n);
 
