@@ -261,6 +261,17 @@ TEST(QuantMatmul, GgmlRowBytes) {
 
 namespace {
 
+// A host tensor over `data` and `shape` (both outlive it), compact.
+tfx_tensor host_tensor(void* data, tfx_dtype dtype, int32_t ndim, int64_t* shape) {
+    tfx_tensor t{};
+    t.data = data;
+    t.device = tfx::sdk::kHostDevice;
+    t.ndim = ndim;
+    t.dtype = dtype;
+    t.shape = shape;
+    return t;
+}
+
 // pack_weight takes the quantizer's bytes (a u8 tensor [out, row bytes]) and linear multiplies
 // by them; malformed bytes are refused, naming what was expected.
 struct Backend {
@@ -269,12 +280,7 @@ struct Backend {
     tfx_error error{};
     int32_t pack(void* data, int64_t rows, int64_t row_bytes, tfx_dtype dtype, const char* format, tfx_weight** out) {
         int64_t shape[2] = {rows, row_bytes};
-        tfx_tensor t{};
-        t.data = data;
-        t.device = tfx::sdk::kHostDevice;
-        t.ndim = 2;
-        t.dtype = dtype;
-        t.shape = shape;
+        tfx_tensor t = host_tensor(data, dtype, 2, shape);
         error = {};
         return ops.pack_weight(&cpu, &t, format, out, &error);
     }
@@ -290,14 +296,7 @@ TEST(QuantPack, LinearOnPackedBytesAndMalformedBytesRefused) {
     ASSERT_EQ(b.pack(w.bytes.data(), n, k / 32 * 18, u8, "q4_0", &packed), TFX_OK) << b.error.message;
     std::vector<float> x(k, 0.5f), y(n);
     int64_t xs[2] = {1, k}, ys[2] = {1, n};
-    tfx_tensor xt{}, yt{};
-    xt.data = x.data();
-    yt.data = y.data();
-    xt.device = yt.device = tfx::sdk::kHostDevice;
-    xt.ndim = yt.ndim = 2;
-    xt.dtype = yt.dtype = tfx::sdk::kF32;
-    xt.shape = xs;
-    yt.shape = ys;
+    tfx_tensor xt = host_tensor(x.data(), tfx::sdk::kF32, 2, xs), yt = host_tensor(y.data(), tfx::sdk::kF32, 2, ys);
     ASSERT_EQ(b.ops.linear(&b.cpu, &xt, packed, nullptr, &yt, &b.error), TFX_OK) << b.error.message;
     const auto want = reference(x, w.values, {}, 1, n, k);  // 0.5 is exact in int8: no rounding of x
     for (int64_t r = 0; r < n; ++r) EXPECT_NEAR(y[r], want[r], 1e-4f * std::max(1.0f, std::fabs(want[r])));
@@ -321,17 +320,9 @@ TEST(QuantPack, EmbeddingRowsOfPackedWeights) {
     Backend b;
     std::vector<int32_t> ids = {6, 0, 3, 3, 5};
     int64_t id_shape[1] = {static_cast<int64_t>(ids.size())}, y_shape[2] = {id_shape[0], k};
-    tfx_tensor idt{}, yt{};
-    idt.data = ids.data();
-    idt.device = yt.device = tfx::sdk::kHostDevice;
-    idt.ndim = 1;
-    idt.dtype = tfx::sdk::kI32;
-    idt.shape = id_shape;
     std::vector<float> y(ids.size() * k);
-    yt.data = y.data();
-    yt.ndim = 2;
-    yt.dtype = tfx::sdk::kF32;
-    yt.shape = y_shape;
+    tfx_tensor idt = host_tensor(ids.data(), tfx::sdk::kI32, 1, id_shape);
+    tfx_tensor yt = host_tensor(y.data(), tfx::sdk::kF32, 2, y_shape);
     for (const auto& [format, name, block_bytes] :
          {std::tuple{QuantFormat::q8_0, "q8_0", 34}, std::tuple{QuantFormat::q4_0, "q4_0", 18},
           std::tuple{QuantFormat::q4_1, "q4_1", 20}}) {
@@ -417,12 +408,7 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
             std::vector<float> x(static_cast<size_t>(m * k));
             for (float& v : x) v = value(rng);
             int64_t x_shape[2] = {m, k};
-            tfx_tensor xt{};
-            xt.data = x.data();
-            xt.device = tfx::sdk::kHostDevice;
-            xt.ndim = 2;
-            xt.dtype = tfx::sdk::kF32;
-            xt.shape = x_shape;
+            tfx_tensor xt = host_tensor(x.data(), tfx::sdk::kF32, 2, x_shape);
             const size_t count = ws.size();
             std::vector<std::vector<float>> together(count), apart(count), bias(count);
             std::vector<std::array<int64_t, 2>> y_shapes(count);
@@ -438,17 +424,9 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
                 for (float& v : bias[i]) v = value(rng);
                 y_shapes[i] = {m, n};
                 b_shapes[i] = {n};
-                for (tfx_tensor* t : {&ys[i], &ys_apart[i], &bs[i]}) {
-                    t->device = tfx::sdk::kHostDevice;
-                    t->dtype = tfx::sdk::kF32;
-                }
-                ys[i].data = together[i].data();
-                ys_apart[i].data = apart[i].data();
-                ys[i].ndim = ys_apart[i].ndim = 2;
-                ys[i].shape = ys_apart[i].shape = y_shapes[i].data();
-                bs[i].data = bias[i].data();
-                bs[i].ndim = 1;
-                bs[i].shape = b_shapes[i].data();
+                ys[i] = host_tensor(together[i].data(), tfx::sdk::kF32, 2, y_shapes[i].data());
+                ys_apart[i] = host_tensor(apart[i].data(), tfx::sdk::kF32, 2, y_shapes[i].data());
+                bs[i] = host_tensor(bias[i].data(), tfx::sdk::kF32, 1, b_shapes[i].data());
                 y_ptrs[i] = &ys[i];
                 b_ptrs[i] = i % 2 == 0 ? &bs[i] : nullptr;  // some with a bias, some without
                 ASSERT_EQ(b.ops.linear(&b.cpu, &xt, ws[i], b_ptrs[i], &ys_apart[i], &b.error), TFX_OK)
@@ -468,14 +446,8 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
     int64_t bad_shape[2] = {1, 64};
     std::vector<float> short_x(64, 1.0f), y(9);
     int64_t y_shape[2] = {1, 9};
-    tfx_tensor xt{}, yt{};
-    xt.data = short_x.data();
-    yt.data = y.data();
-    xt.device = yt.device = tfx::sdk::kHostDevice;
-    xt.ndim = yt.ndim = 2;
-    xt.dtype = yt.dtype = tfx::sdk::kF32;
-    xt.shape = bad_shape;
-    yt.shape = y_shape;
+    tfx_tensor xt = host_tensor(short_x.data(), tfx::sdk::kF32, 2, bad_shape);
+    tfx_tensor yt = host_tensor(y.data(), tfx::sdk::kF32, 2, y_shape);
     tfx_tensor* y_ptr = &yt;
     const tfx_weight* first = weights[0];
     EXPECT_EQ(b.ops.linear_many(&b.cpu, &xt, &first, nullptr, 1, &y_ptr, &b.error), TFX_ERR_INVALID_ARGUMENT);

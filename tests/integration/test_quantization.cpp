@@ -24,6 +24,7 @@
 #include "core/safetensors.h"
 #include "gguf_edit.h"
 #include "golden_logits.h"
+#include "reencoded_check.h"
 #include "registry/auto_model.h"
 #include "tfx/quantizer.h"
 #include "tfx/sdk/tensor.hpp"
@@ -268,22 +269,8 @@ TEST(GgufModel, BlocksTheBackendDoesNotRunAreReencodedToQ8) {
     ASSERT_EQ(retyped, 14);
     const auto path = std::filesystem::temp_directory_path() / "tfx-q5_0.gguf";
     tfx::test::write_bytes(path, bytes);
-    tfx::LoadOptions as_f32;
-    as_f32.weight_format = "f32";
-    auto reencoded = tfx::AutoModel::from_pretrained(path.string(), {});
-    auto exact = tfx::AutoModel::from_pretrained(path.string(), as_f32);
-    EXPECT_EQ(reencoded->weights_reencoded(), 14);
-    EXPECT_EQ(exact->weights_reencoded(), 0);
-    tfx::ForwardCall fast_call(*reencoded), exact_call(*exact);
-    for (const std::vector<int32_t>& ids :
-         {std::vector<int32_t>{1, 80, 147, 201, 282}, std::vector<int32_t>{1, 33, 480, 12, 600, 9, 77, 1022, 5, 301}}) {
-        const auto fast = fast_call.run({.ids = ids});
-        const std::vector<float> got(fast.begin(), fast.end());
-        const auto want = exact_call.run({.ids = ids});
-        EXPECT_TRUE(std::all_of(got.begin(), got.end(), [](float v) { return std::isfinite(v); }));
-        EXPECT_LE(max_abs_diff(got, want), 0.5f);
-        EXPECT_GT(max_abs_diff(got, want), 0.0f);  // the q8_0 kernels ran, not the f32 ones
-    }
+    tfx::test::expect_reencoded_near_exact(path, 14,
+                                           {{1, 80, 147, 201, 282}, {1, 33, 480, 12, 600, 9, 77, 1022, 5, 301}});
     std::filesystem::remove(path);
 }
 

@@ -235,10 +235,8 @@ void split_across_threads(int64_t count, bool parallel, Fn&& fn) {
 
 void matvec(const float* x, const void* w, WeightFormat format, const float* bias, float* y, int64_t m, int64_t n,
             int64_t k) {
-    settle_dispatch();
-    const auto kernel = &HWY_DYNAMIC_DISPATCH(MatvecRows);
-    split_across_threads(n, n * k >= kParallelMinWeights,
-                         [&](int64_t begin, int64_t end) { kernel(x, w, format, bias, y, m, n, k, begin, end); });
+    const MatvecWeight one{w, format, bias, y, n};
+    matvec_many(x, &one, 1, m, k);
 }
 
 void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k) {

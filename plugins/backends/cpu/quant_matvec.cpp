@@ -486,34 +486,20 @@ void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight
 }
 
 void quant_matmul(const float* x, const QuantizedWeight& w, const float* bias, float* y, int64_t m) {
-    thread_local QuantizedRows scratch;  // grow-only: no allocation per decode step
-    // A plain reference: inside the parallel region the name `scratch` would mean each
-    // thread's own (empty) copy.
-    QuantizedRows& xq = scratch;
-    quantize_rows(x, m, w.k, xq);
-    const RowsFn rows = rows_of(quant_kernel_in_use(), w.format);
-    const Job job{&xq, &w, bias, y, m};
-    if (!use_threads(w.n * w.k >= kParallelMinWeights)) return rows(job, 0, w.n);
-    // Threads take whole groups of rows.
-    const int64_t groups = quant_padded_rows(w.n) / kQuantRowGroup;
-#pragma omp parallel
-    {
-        const int64_t threads = omp_get_num_threads(), t = omp_get_thread_num();
-        const int64_t begin = groups * t / threads * kQuantRowGroup;
-        const int64_t end = std::min(w.n, groups * (t + 1) / threads * kQuantRowGroup);
-        if (begin < end) rows(job, begin, end);
-    }
+    quant_matmul_many(x, &w, &bias, &y, 1, m);
 }
 
 void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* const* biases, float* const* ys,
                        int count, int64_t m) {
     if (count <= 0) return;
-    thread_local QuantizedRows scratch;
+    thread_local QuantizedRows scratch;  // grow-only: no allocation per decode step
+    // A plain reference: inside the parallel region the name `scratch` would mean each
+    // thread's own (empty) copy.
     QuantizedRows& xq = scratch;
     quantize_rows(x, m, ws[0].k, xq);
     const QuantKernel kernel = quant_kernel_in_use();
     // The weights' row groups numbered one after another: weight i has groups
-    // [first_group[i], first_group[i + 1]).
+    // [first_group[i], first_group[i + 1]); threads take whole groups.
     int64_t first_group[kQuantMatmulMany + 1] = {};
     int64_t weights = 0;
     for (int i = 0; i < count; ++i) {
