@@ -152,180 +152,203 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
 #define TFX_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define TFX_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
-// A group's four weight rows computed together: each x vector loaded feeds all four, and their
-// sums are independent chains.
-constexpr int kRowsTogether = static_cast<int>(kQuantRowGroup);
-// The group's stream is prefetched this many bytes ahead.
-constexpr int64_t kPrefetchBytes = 1024;
+// The SIMD kernels take a group's four weight rows together: each x vector loaded feeds all
+// four, and their sums are independent chains. Per pair of blocks p they widen the group's
+// eight f16 scales (4 rows x 2 blocks) in one instruction and multiply them by x's two scales
+// once; each row's sums then take their two scales by a lane permute (q4_1 likewise adds
+// min x (sum of x) for all four rows in one multiply-add). An int32 lane of the sums holds
+// products of one block only, and lanes alternate between the pair's two blocks.
+//
+// q4_0 and q4_1 pack a pair row in 32 bytes: byte i's low nibble is position i, its high
+// nibble position 32 + i. So x's first 32 bytes meet the low nibbles and its last 32 the high
+// ones, and (on AVX-512) one 64-byte load holds two rows' pairs: lanes 0-7 of the sums are
+// row t's, lanes 8-15 row t + 1's. That halves the unpacking and the conversions a weight
+// takes; the one-row-a-vector form was compute-bound below the read bandwidth on Zen 5.
+//
+// GCC attaches instruction sets to whole functions, so each kernel's loop is stamped out per
+// target by a macro.
 
-// The SIMD kernels share one loop; GCC attaches instruction sets to whole functions, so the
-// loop is stamped out per target. Per pair of blocks and weight row: the 64 weights as
-// unsigned bytes (q4_0: the stored q + 8; q8_0: |w|, x taking w's sign), their products with
-// x summed four to a 32-bit lane (lanes alternate between the pair's two blocks), then one
-// multiply-add by the blocks' scales (weight scale x x scale, per lane).
-#define TFX_QUANT_ROWS(VEC, PAIR_SUMS, SCALES_OF_X, WEIGHT_SCALES, REDUCE, LANES_PER_BLOCK)                            \
-    const QuantizedWeight& w = *job.w;                                                                                 \
-    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);                                              \
-    for (int64_t r = r0; r < r1; r += kRowsTogether) {                                                                 \
-        /* The group's stream: pair p of its row t at (p * 4 + t) pairs and scale pairs. */                            \
-        const uint8_t* wq = w.quants + r * pairs * pair_bytes;                                                         \
-        const uint16_t* ws = w.scales + r * pairs * 2;                                                                 \
-        const uint16_t* wm = w.mins + r * pairs * 2;                                                                   \
-        for (int64_t i = 0; i < job.m; ++i) {                                                                          \
-            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                                               \
-            const float* xs = job.x->scale.data() + i * pairs * 2;                                                     \
-            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                                                 \
-            const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;                                              \
-            VEC acc[kRowsTogether];                                                                                    \
-            for (auto& v : acc) v = VEC##_zero();                                                                      \
-            for (int64_t p = 0; p < pairs; ++p) {                                                                      \
-                const VEC dx = SCALES_OF_X(xs + 2 * p);                                                                \
-                const uint8_t* group_pair = wq + p * kRowsTogether * pair_bytes;                                       \
-                for (int t = 0; t < kRowsTogether; ++t) {                                                              \
-                    const int64_t at = p * kRowsTogether + t;                                                          \
-                    _mm_prefetch(reinterpret_cast<const char*>(group_pair + t * pair_bytes + kPrefetchBytes),          \
-                                 _MM_HINT_T0);                                                                         \
-                    const VEC sums = PAIR_SUMS(group_pair + t * pair_bytes, xq + p * kQuantPair, xn + 2 * p);          \
-                    acc[t] = VEC##_fmadd(sums, VEC##_mul(WEIGHT_SCALES(ws + 2 * at), dx), acc[t]);                     \
-                    if constexpr (F == QuantFormat::q4_1) {                                                            \
-                        /* + min x (sum of x): each of the block's lanes adds its share. */                            \
-                        acc[t] = VEC##_fmadd(WEIGHT_SCALES(wm + 2 * at),                                               \
-                                             VEC##_mul(SCALES_OF_X(xsum + 2 * p), VEC##_set1(1.0f / LANES_PER_BLOCK)), \
-                                             acc[t]);                                                                  \
-                    }                                                                                                  \
-                }                                                                                                      \
-            }                                                                                                          \
-            for (int t = 0; t < kRowsTogether && r + t < r1; ++t) {                                                    \
-                job.y[i * w.n + r + t] = REDUCE(acc[t]) + (job.bias != nullptr ? job.bias[r + t] : 0.0f);              \
-            }                                                                                                          \
-        }                                                                                                              \
+// Lane permutes: the scales of row `t` (entries 2t, 2t + 1 of the group's eight) repeated.
+constexpr int32_t kRowScales8[4][8] = {
+    {0, 1, 0, 1, 0, 1, 0, 1}, {2, 3, 2, 3, 2, 3, 2, 3}, {4, 5, 4, 5, 4, 5, 4, 5}, {6, 7, 6, 7, 6, 7, 6, 7}};
+constexpr int32_t kRowScales16[4][16] = {{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1},
+                                         {2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3, 2, 3},
+                                         {4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5, 4, 5},
+                                         {6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7, 6, 7}};
+// ... and of rows 2u and 2u + 1 in the two halves of a vector (q4 on AVX-512).
+constexpr int32_t kTwoRowScales16[2][16] = {{0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3},
+                                            {4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7}};
+
+// Per x row: the four rows' sums of the group as floats, before the bias, in `out`.
+#define TFX_QUANT_GROUP_LOOP(...)                                                                 \
+    const QuantizedWeight& w = *job.w;                                                            \
+    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);                         \
+    for (int64_t r = r0; r < r1; r += kQuantRowGroup) {                                           \
+        /* The group's stream: pair p of its row t at (p * 4 + t) pairs and scale pairs. */       \
+        const uint8_t* wq = w.quants + r * pairs * pair_bytes;                                    \
+        const uint16_t* ws = w.scales + r * pairs * 2;                                            \
+        const uint16_t* wm = w.mins + r * pairs * 2;                                              \
+        for (int64_t i = 0; i < job.m; ++i) {                                                     \
+            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                          \
+            const float* xs = job.x->scale.data() + i * pairs * 2;                                \
+            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                            \
+            const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;                         \
+            float out[kQuantRowGroup];                                                            \
+            __VA_ARGS__                                                                           \
+            for (int t = 0; t < kQuantRowGroup && r + t < r1; ++t) {                              \
+                job.y[i * w.n + r + t] = out[t] + (job.bias != nullptr ? job.bias[r + t] : 0.0f); \
+            }                                                                                     \
+        }                                                                                         \
     }
 
-// ---- AVX2: 8 lanes, 4 per block ----
-using V8 = __m256;
-TFX_TARGET_AVX2 inline V8 V8_zero() {
-    return _mm256_setzero_ps();
-}
-TFX_TARGET_AVX2 inline V8 V8_mul(V8 a, V8 b) {
-    return _mm256_mul_ps(a, b);
-}
-TFX_TARGET_AVX2 inline V8 V8_fmadd(V8 a, V8 b, V8 c) {
-    return _mm256_fmadd_ps(a, b, c);
-}
-TFX_TARGET_AVX2 inline V8 V8_set1(float v) {
-    return _mm256_set1_ps(v);
-}
-// Two 32-bit values repeated: lane j gets p[j % 2] (bit casts through intrinsic loads, which
-// may alias anything).
-TFX_TARGET_AVX2 inline V8 scales_of_x_256(const float* p) {
-    return _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(p)));
-}
-TFX_TARGET_AVX2 inline V8 weight_scales_256(const uint16_t* p) {
-    return _mm256_cvtph_ps(_mm_castps_si128(_mm_broadcast_ss(reinterpret_cast<const float*>(p))));
-}
-TFX_TARGET_AVX2 inline float reduce_256(V8 v) {
+// ---- AVX2: 8 lanes, 4 a block ----
+TFX_TARGET_AVX2 inline float reduce_256(__m256 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
     const __m128 t = _mm_add_ps(s, _mm_movehl_ps(s, s));
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
+// x's two scales (or sums) repeated over eight lanes.
+TFX_TARGET_AVX2 inline __m256 pair_of_x_256(const float* p) {
+    return _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(p)));
+}
+// One row's pair: q8_0 as |w| x (x with w's sign); q4 as nibbles whose 16-bit pair sums are
+// added before widening (15 x 127 x 4 fits in 16 bits).
 template <QuantFormat F>
-TFX_TARGET_AVX2 inline V8 pair_sums_256(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
+TFX_TARGET_AVX2 inline __m256i row_sums_256(const uint8_t* wq, __m256i x0, __m256i x1) {
     const __m256i ones = _mm256_set1_epi16(1);
-    const __m256i a0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq));
-    const __m256i a1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + 32));
-    __m256i sums;
     if constexpr (F == QuantFormat::q8_0) {
         const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));
         const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32));
-        sums = _mm256_add_epi32(
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(a0, w0)), ones),
-            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(a1, w1)), ones));
+        return _mm256_add_epi32(
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones),
+            _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), ones));
     } else {
         const __m256i low4 = _mm256_set1_epi8(0x0F);
         const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));
         const __m256i lo = _mm256_and_si256(v, low4), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), low4);
-        sums = _mm256_add_epi32(_mm256_madd_epi16(_mm256_maddubs_epi16(lo, a0), ones),
-                                _mm256_madd_epi16(_mm256_maddubs_epi16(hi, a1), ones));
-        if constexpr (F == QuantFormat::q4_0) {
-            // A block's 4 lanes give back 8 x its sum of x (the + 8 stored): 2 x each.
-            const __m256i negated = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));
-            sums = _mm256_add_epi32(sums, _mm256_add_epi32(negated, negated));
-        }
+        return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1)), ones);
     }
-    return _mm256_cvtepi32_ps(sums);
 }
 template <QuantFormat F>
 TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V8, pair_sums_256<F>, scales_of_x_256, weight_scales_256, reduce_256, 4)
+    TFX_QUANT_GROUP_LOOP({
+        __m256 acc[kQuantRowGroup], min_acc = _mm256_setzero_ps();
+        for (auto& v : acc) v = _mm256_setzero_ps();
+        for (int64_t p = 0; p < pairs; ++p) {
+            const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair));
+            const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair + 32));
+            // q4_0 stores q + 8: a block's 4 lanes give back 8 x its sum of x, 2 x each.
+            __m256i start = _mm256_setzero_si256();
+            if constexpr (F == QuantFormat::q4_0) {
+                start = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + 2 * p)));
+                start = _mm256_add_epi32(start, start);
+            }
+            const __m256 scales =
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + p * 8))),
+                              pair_of_x_256(xs + 2 * p));
+            if constexpr (F == QuantFormat::q4_1) {
+                min_acc =
+                    _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wm + p * 8))),
+                                    pair_of_x_256(xsum + 2 * p), min_acc);
+            }
+            const uint8_t* group_pair = wq + p * kQuantRowGroup * pair_bytes;
+            for (int t = 0; t < kQuantRowGroup; ++t) {
+                const __m256i sums = _mm256_add_epi32(start, row_sums_256<F>(group_pair + t * pair_bytes, x0, x1));
+                const __m256 row_scales = _mm256_permutevar8x32_ps(
+                    scales, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kRowScales8[t])));
+                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), row_scales, acc[t]);
+            }
+        }
+        alignas(32) float mins[8];
+        _mm256_store_ps(mins, min_acc);
+        for (int t = 0; t < kQuantRowGroup; ++t) out[t] = reduce_256(acc[t]) + mins[2 * t] + mins[2 * t + 1];
+    })
 }
 
-// ---- AVX-512: 16 lanes, 8 per block; with VNNI, vpdpbusd does the u8 x s8 sums ----
-using V16 = __m512;
-TFX_TARGET_AVX512 inline V16 V16_zero() {
-    return _mm512_setzero_ps();
-}
-TFX_TARGET_AVX512 inline V16 V16_mul(V16 a, V16 b) {
-    return _mm512_mul_ps(a, b);
-}
-TFX_TARGET_AVX512 inline V16 V16_fmadd(V16 a, V16 b, V16 c) {
-    return _mm512_fmadd_ps(a, b, c);
-}
-TFX_TARGET_AVX512 inline V16 V16_set1(float v) {
-    return _mm512_set1_ps(v);
-}
-TFX_TARGET_AVX512 inline V16 scales_of_x_512(const float* p) {
-    return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_load_sd(reinterpret_cast<const double*>(p))));
-}
-TFX_TARGET_AVX512 inline V16 weight_scales_512(const uint16_t* p) {
-    return _mm512_cvtph_ps(_mm256_castps_si256(_mm256_broadcast_ss(reinterpret_cast<const float*>(p))));
-}
-TFX_TARGET_AVX512 inline float reduce_512(V16 v) {
-    return _mm512_reduce_add_ps(v);
-}
+// ---- AVX-512: 16 lanes; q8_0 a row a vector (8 lanes a block), q4 two rows a vector (4) ----
+// With VNNI, vpdpbusd does the u8 x s8 sums; without it vpmaddubsw + vpmaddwd.
+#define TFX_QUANT_ROWS_512(DOT)                                                                                        \
+    TFX_QUANT_GROUP_LOOP({                                                                                             \
+        __m512 acc[kQuantRowGroup];                                                                                    \
+        __m256 min_acc = _mm256_setzero_ps();                                                                          \
+        for (auto& v : acc) v = _mm512_setzero_ps();                                                                   \
+        for (int64_t p = 0; p < pairs; ++p) {                                                                          \
+            const int8_t* xp = xq + p * kQuantPair;                                                                    \
+            const __m256 scales =                                                                                      \
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + p * 8))),          \
+                              _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xs + 2 * p))));     \
+            const __m512 scales16 = _mm512_castps256_ps512(scales);                                                    \
+            if constexpr (F == QuantFormat::q4_1) {                                                                    \
+                min_acc = _mm256_fmadd_ps(                                                                             \
+                    _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wm + p * 8))),                    \
+                    _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xsum + 2 * p))), min_acc);    \
+            }                                                                                                          \
+            const uint8_t* group_pair = wq + p * kQuantRowGroup * pair_bytes;                                          \
+            if constexpr (F == QuantFormat::q8_0) {                                                                    \
+                const __m512i x = _mm512_loadu_si512(xp);                                                              \
+                for (int t = 0; t < kQuantRowGroup; ++t) {                                                             \
+                    /* |w| times x with w's sign: unsigned x signed, as the dot products take. */                      \
+                    const __m512i raw = _mm512_loadu_si512(group_pair + t * pair_bytes);                               \
+                    const __m512i signed_x =                                                                           \
+                        _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(raw), _mm512_setzero_si512(), x);                  \
+                    const __m512i sums = DOT(_mm512_setzero_si512(), _mm512_abs_epi8(raw), signed_x);                  \
+                    const __m512i pick = _mm512_loadu_si512(kRowScales16[t]);                                          \
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, scales16), acc[t]); \
+                }                                                                                                      \
+            } else {                                                                                                   \
+                const __m512i x_low =                                                                                  \
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)));                  \
+                const __m512i x_high =                                                                                 \
+                    _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)));             \
+                /* q4_0 stores q + 8: a block's 4 lanes a row give back 8 x its sum of x, 2 x each. */                 \
+                __m512i start = _mm512_setzero_si512();                                                                \
+                if constexpr (F == QuantFormat::q4_0) {                                                                \
+                    start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + 2 * p)));    \
+                    start = _mm512_add_epi32(start, start);                                                            \
+                }                                                                                                      \
+                const __m512i low4 = _mm512_set1_epi8(0x0F);                                                           \
+                for (int u = 0; u < kQuantRowGroup / 2; ++u) {                                                         \
+                    const __m512i v = _mm512_loadu_si512(group_pair + 2 * u * pair_bytes);                             \
+                    const __m512i sums = DOT(DOT(start, _mm512_and_si512(v, low4), x_low),                             \
+                                             _mm512_and_si512(_mm512_srli_epi16(v, 4), low4), x_high);                 \
+                    const __m512i pick = _mm512_loadu_si512(kTwoRowScales16[u]);                                       \
+                    acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, scales16), acc[u]); \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        alignas(32) float mins[8];                                                                                     \
+        _mm256_store_ps(mins, min_acc);                                                                                \
+        for (int t = 0; t < kQuantRowGroup; ++t) {                                                                     \
+            if constexpr (F == QuantFormat::q8_0) {                                                                    \
+                out[t] = _mm512_reduce_add_ps(acc[t]);                                                                 \
+            } else {                                                                                                   \
+                const __m512 two_rows = acc[t / 2];                                                                    \
+                out[t] =                                                                                               \
+                    reduce_256(t % 2 == 0 ? _mm512_castps512_ps256(two_rows) : _mm512_extractf32x8_ps(two_rows, 1));   \
+            }                                                                                                          \
+            out[t] += mins[2 * t] + mins[2 * t + 1];                                                                   \
+        }                                                                                                              \
+    })
 
-#define TFX_QUANT_PAIR_SUMS_512(VNNI)                                                                         \
-    const __m512i a = _mm512_loadu_si512(xq);                                                                 \
-    __m512i wb, x, start = _mm512_setzero_si512();                                                            \
-    if constexpr (F == QuantFormat::q8_0) {                                                                   \
-        const __m512i raw = _mm512_loadu_si512(wq);                                                           \
-        wb = _mm512_abs_epi8(raw);                                                                            \
-        x = _mm512_mask_sub_epi8(a, _mm512_movepi8_mask(raw), _mm512_setzero_si512(), a);                     \
-    } else {                                                                                                  \
-        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));                           \
-        wb = _mm512_and_si512(_mm512_inserti64x4(_mm512_castsi256_si512(v), _mm256_srli_epi16(v, 4), 1),      \
-                              _mm512_set1_epi8(0x0F));                                                        \
-        x = a;                                                                                                \
-        /* q4_0: a block's 8 lanes start at -(its sum of x): 8 x in all, the + 8 stored. */                   \
-        if constexpr (F == QuantFormat::q4_0) {                                                               \
-            start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn)));           \
-        }                                                                                                     \
-    }                                                                                                         \
-    if constexpr (VNNI) {                                                                                     \
-        return _mm512_cvtepi32_ps(_mm512_dpbusd_epi32(start, wb, x));                                         \
-    } else {                                                                                                  \
-        const __m512i pairs16 = _mm512_maddubs_epi16(wb, x);                                                  \
-        return _mm512_cvtepi32_ps(_mm512_add_epi32(start, _mm512_madd_epi16(pairs16, _mm512_set1_epi16(1)))); \
-    }
-
-template <QuantFormat F>
-TFX_TARGET_AVX512 inline V16 pair_sums_512(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
-    TFX_QUANT_PAIR_SUMS_512(false)
+// vpdpbusd's sums, and the same from vpmaddubsw + vpmaddwd (pairs of products fit 16 bits:
+// 255 x 127 x 2 would not, but |w| <= 128 and nibbles <= 15 do).
+TFX_TARGET_VNNI inline __m512i dot_vnni(__m512i acc, __m512i u8, __m512i s8) {
+    return _mm512_dpbusd_epi32(acc, u8, s8);
 }
-template <QuantFormat F>
-TFX_TARGET_VNNI inline V16 pair_sums_vnni(const uint8_t* wq, const int8_t* xq, const int32_t* xn) {
-    TFX_QUANT_PAIR_SUMS_512(true)
+TFX_TARGET_AVX512 inline __m512i dot_512(__m512i acc, __m512i u8, __m512i s8) {
+    return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u8, s8), _mm512_set1_epi16(1)));
 }
-#undef TFX_QUANT_PAIR_SUMS_512
 
 template <QuantFormat F>
 TFX_TARGET_AVX512 void rows_avx512(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V16, pair_sums_512<F>, scales_of_x_512, weight_scales_512, reduce_512, 8)
+    TFX_QUANT_ROWS_512(dot_512)
 }
 template <QuantFormat F>
 TFX_TARGET_VNNI void rows_vnni(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS(V16, pair_sums_vnni<F>, scales_of_x_512, weight_scales_512, reduce_512, 8)
+    TFX_QUANT_ROWS_512(dot_vnni)
 }
-#undef TFX_QUANT_ROWS
+#undef TFX_QUANT_ROWS_512
+#undef TFX_QUANT_GROUP_LOOP
 
 template <QuantFormat F>
 RowsFn rows_for(QuantKernel kernel) {
