@@ -79,21 +79,71 @@ void quantize_block(const float* x, int64_t n, int blk, int8_t* pair, float& sca
     scaled_sum = d * static_cast<float>(sum);
 }
 
-void quantize_rows(const float* x, int64_t m, int64_t k, QuantizedRows& out) {
+#define TFX_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
+
+// A whole pair of blocks of x (64 values) with AVX2: the same values as quantize_block, in
+// ~1/10 of the time (scalar, x's quantization took a fifth of a q4_0 prefill on Zen 5).
+TFX_TARGET_AVX2 inline void quantize_pair_avx2(const float* x, int8_t* pair, float* scale, int32_t* neg_sum,
+                                               float* scaled_sum) {
+    const __m256 sign_bit = _mm256_set1_ps(-0.0f);
+    __m256i blocks[2];
+    for (int blk = 0; blk < 2; ++blk) {
+        __m256 v[4], amax = _mm256_setzero_ps();
+        for (int j = 0; j < 4; ++j) {
+            v[j] = _mm256_loadu_ps(x + blk * kQuantBlock + 8 * j);
+            amax = _mm256_max_ps(amax, _mm256_andnot_ps(sign_bit, v[j]));
+        }
+        __m128 m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        m4 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        const float largest = _mm_cvtss_f32(_mm_max_ss(m4, _mm_movehdup_ps(m4)));
+        const float d = largest / 127.0f, inv = d != 0.0f ? 1.0f / d : 0.0f;
+        __m256i q[4], sum = _mm256_setzero_si256();
+        for (int j = 0; j < 4; ++j) {
+            const __m256 scaled = _mm256_mul_ps(v[j], _mm256_set1_ps(inv));
+            q[j] = _mm256_cvtps_epi32(_mm256_round_ps(scaled, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+            sum = _mm256_add_epi32(sum, q[j]);
+        }
+        __m128i s4 = _mm_add_epi32(_mm256_castsi256_si128(sum), _mm256_extracti128_si256(sum, 1));
+        s4 = _mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0x4E));
+        const int32_t total = _mm_cvtsi128_si32(_mm_add_epi32(s4, _mm_shuffle_epi32(s4, 0xB1)));
+        scale[blk] = d;
+        neg_sum[blk] = -total;
+        scaled_sum[blk] = d * static_cast<float>(total);
+        // Packing leaves the 4-value units in the order 0 2 4 6 1 3 5 7; put them back in order.
+        const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(q[0], q[1]), _mm256_packs_epi32(q[2], q[3]));
+        blocks[blk] = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+    }
+    // The pair's order: 4-value units alternate between the blocks, units 0-3 in the first
+    // 32 bytes and 4-7 in the second.
+    const __m256i low = _mm256_unpacklo_epi32(blocks[0], blocks[1]);
+    const __m256i high = _mm256_unpackhi_epi32(blocks[0], blocks[1]);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pair), _mm256_permute2x128_si256(low, high, 0x20));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(pair + 32), _mm256_permute2x128_si256(low, high, 0x31));
+}
+
+// Quantizes the m rows of x for `kernel`; the portable kernel's way is the scalar reference.
+void quantize_rows(QuantKernel kernel, const float* x, int64_t m, int64_t k, QuantizedRows& out) {
     const int64_t pairs = quant_pairs(k);
     out.pairs = pairs;
     out.q.resize(static_cast<size_t>(m * pairs * kQuantPair));
     out.scale.resize(static_cast<size_t>(m * pairs * 2));
     out.neg_sum.resize(static_cast<size_t>(m * pairs * 2));
     out.scaled_sum.resize(static_cast<size_t>(m * pairs * 2));
+    const bool simd = kernel != QuantKernel::portable;
     parallel_for(m, m * k >= (int64_t{1} << 16), [&](int64_t row) {
         const float* xr = x + row * k;
-        for (int64_t b = 0; b < 2 * pairs; ++b) {
-            const int64_t begin = b * kQuantBlock, n = std::clamp<int64_t>(k - begin, 0, kQuantBlock);
-            const size_t at = static_cast<size_t>(row * pairs * 2 + b);
-            quantize_block(xr + std::min(begin, k), n, static_cast<int>(b % 2),
-                           out.q.data() + (row * pairs + b / 2) * kQuantPair, out.scale[at], out.neg_sum[at],
-                           out.scaled_sum[at]);
+        for (int64_t p = 0; p < pairs; ++p) {
+            const size_t at = static_cast<size_t>((row * pairs + p) * 2);
+            int8_t* pair = out.q.data() + (row * pairs + p) * kQuantPair;
+            if (simd && (p + 1) * kQuantPair <= k) {
+                quantize_pair_avx2(xr + p * kQuantPair, pair, &out.scale[at], &out.neg_sum[at], &out.scaled_sum[at]);
+                continue;
+            }
+            for (int blk = 0; blk < 2; ++blk) {  // a pair past the end of the row, or partly
+                const int64_t begin = (2 * p + blk) * kQuantBlock, n = std::clamp<int64_t>(k - begin, 0, kQuantBlock);
+                quantize_block(xr + std::min(begin, k), n, blk, pair, out.scale[at + blk], out.neg_sum[at + blk],
+                               out.scaled_sum[at + blk]);
+            }
         }
     });
 }
@@ -148,7 +198,6 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
     }
 }
 
-#define TFX_TARGET_AVX2 __attribute__((target("avx2,fma,f16c")))
 #define TFX_TARGET_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")))
 #define TFX_TARGET_VNNI __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512vnni,avx2,fma,f16c")))
 
@@ -504,7 +553,7 @@ std::string quant_kernel_name(QuantKernel kernel) {
 void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight& w, const float* bias, float* y,
                        int64_t m) {
     QuantizedRows xq;
-    quantize_rows(x, m, w.k, xq);
+    quantize_rows(kernel, x, m, w.k, xq);
     rows_of(kernel, w.format)(Job{&xq, &w, bias, y, m}, 0, w.n);
 }
 
@@ -519,8 +568,8 @@ void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* c
     // A plain reference: inside the parallel region the name `scratch` would mean each
     // thread's own (empty) copy.
     QuantizedRows& xq = scratch;
-    quantize_rows(x, m, ws[0].k, xq);
     const QuantKernel kernel = quant_kernel_in_use();
+    quantize_rows(kernel, x, m, ws[0].k, xq);
     // The weights' row groups numbered one after another: weight i has groups
     // [first_group[i], first_group[i + 1]); threads take whole groups.
     int64_t first_group[kQuantMatmulMany + 1] = {};
