@@ -16,6 +16,10 @@
 namespace tfx::cpu {
 namespace {
 
+// q8_0 values are stored plus 128, as unsigned bytes: vpdpbusd multiplies unsigned by signed
+// bytes, so w + 128 goes straight in and 128 x (sum of x) comes off.
+constexpr int kQ8Bias = 128;
+
 // Position p (0..63) of a pair in the backend's order holds value perm(p) of the pair's 64
 // (block 0's 32, then block 1's). Lane j of the integer sums covers positions 4j..4j+3 of each
 // 32-byte half: all from block j % 2.
@@ -177,7 +181,7 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
                 for (int pos = 0; pos < kQuantPair; ++pos) {
                     int32_t v;
                     if constexpr (F == QuantFormat::q8_0) {
-                        v = static_cast<int8_t>(wq[pos]);
+                        v = wq[pos] - kQ8Bias;
                     } else {
                         const uint8_t byte = wq[pos % 32];
                         v = (pos < 32 ? byte & 0x0F : byte >> 4) - (F == QuantFormat::q4_0 ? 8 : 0);
@@ -203,10 +207,10 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
 
 // The SIMD kernels take a group's four weight rows together: each x vector loaded feeds all
 // four, and their sums are independent chains. Per pair of blocks p they widen the group's
-// eight f16 scales (4 rows x 2 blocks) in one instruction and multiply them by x's two scales
-// once; each row's sums then take their two scales by a lane permute (q4_1 likewise adds
-// min x (sum of x) for all four rows in one multiply-add). An int32 lane of the sums holds
-// products of one block only, and lanes alternate between the pair's two blocks.
+// eight f16 scales (4 rows x 2 blocks) in one instruction; each row's sums take their two
+// scales (times x's) by a lane permute (q4_1 likewise adds min x (sum of x) for all four
+// rows in one multiply-add). An int32 lane of the sums holds products of one block only, and
+// lanes alternate between the pair's two blocks.
 //
 // q4_0 and q4_1 pack a pair row in 32 bytes: byte i's low nibble is position i, its high
 // nibble position 32 + i. So x's first 32 bytes meet the low nibbles and its last 32 the high
@@ -260,14 +264,15 @@ TFX_TARGET_AVX2 inline float reduce_256(__m256 v) {
 TFX_TARGET_AVX2 inline __m256 pair_of_x_256(const float* p) {
     return _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(p)));
 }
-// One row's pair: q8_0 as |w| x (x with w's sign); q4 as nibbles whose 16-bit pair sums are
-// added before widening (15 x 127 x 4 fits in 16 bits).
+// One row's pair: q8_0 as |w| x (x with w's sign), w taken back from its stored w + 128; q4 as nibbles whose 16-bit
+// pair sums are added before widening (15 x 127 x 4 fits in 16 bits).
 template <QuantFormat F>
 TFX_TARGET_AVX2 inline __m256i row_sums_256(const uint8_t* wq, __m256i x0, __m256i x1) {
     const __m256i ones = _mm256_set1_epi16(1);
     if constexpr (F == QuantFormat::q8_0) {
-        const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq));
-        const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32));
+        const __m256i unbias = _mm256_set1_epi8(static_cast<char>(0x80));
+        const __m256i w0 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq)), unbias);
+        const __m256i w1 = _mm256_xor_si256(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(wq + 32)), unbias);
         return _mm256_add_epi32(
             _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w0), _mm256_sign_epi8(x0, w0)), ones),
             _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_abs_epi8(w1), _mm256_sign_epi8(x1, w1)), ones));
@@ -316,68 +321,11 @@ TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
 
 // ---- AVX-512: 16 lanes; q8_0 a row a vector (8 lanes a block), q4 two rows a vector (4) ----
 // With VNNI, vpdpbusd does the u8 x s8 sums; without it vpmaddubsw + vpmaddwd.
-#define TFX_QUANT_ROWS_512(DOT)                                                                                        \
-    TFX_QUANT_GROUP_LOOP({                                                                                             \
-        __m512 acc[kQuantRowGroup];                                                                                    \
-        __m256 min_acc = _mm256_setzero_ps();                                                                          \
-        for (auto& v : acc) v = _mm512_setzero_ps();                                                                   \
-        for (int64_t p = 0; p < pairs; ++p) {                                                                          \
-            const int8_t* xp = xq + p * kQuantPair;                                                                    \
-            const __m256 scales =                                                                                      \
-                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + p * 8))),          \
-                              _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xs + 2 * p))));     \
-            const __m512 scales16 = _mm512_castps256_ps512(scales);                                                    \
-            if constexpr (F == QuantFormat::q4_1) {                                                                    \
-                min_acc = _mm256_fmadd_ps(                                                                             \
-                    _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wm + p * 8))),                    \
-                    _mm256_castpd_ps(_mm256_broadcast_sd(reinterpret_cast<const double*>(xsum + 2 * p))), min_acc);    \
-            }                                                                                                          \
-            const uint8_t* group_pair = wq + p * kQuantRowGroup * pair_bytes;                                          \
-            if constexpr (F == QuantFormat::q8_0) {                                                                    \
-                const __m512i x = _mm512_loadu_si512(xp);                                                              \
-                for (int t = 0; t < kQuantRowGroup; ++t) {                                                             \
-                    /* |w| times x with w's sign: unsigned x signed, as the dot products take. */                      \
-                    const __m512i raw = _mm512_loadu_si512(group_pair + t * pair_bytes);                               \
-                    const __m512i signed_x =                                                                           \
-                        _mm512_mask_sub_epi8(x, _mm512_movepi8_mask(raw), _mm512_setzero_si512(), x);                  \
-                    const __m512i sums = DOT(_mm512_setzero_si512(), _mm512_abs_epi8(raw), signed_x);                  \
-                    const __m512i pick = _mm512_loadu_si512(kRowScales16[t]);                                          \
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, scales16), acc[t]); \
-                }                                                                                                      \
-            } else {                                                                                                   \
-                const __m512i x_low =                                                                                  \
-                    _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)));                  \
-                const __m512i x_high =                                                                                 \
-                    _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)));             \
-                /* q4_0 stores q + 8: a block's 4 lanes a row give back 8 x its sum of x, 2 x each. */                 \
-                __m512i start = _mm512_setzero_si512();                                                                \
-                if constexpr (F == QuantFormat::q4_0) {                                                                \
-                    start = _mm512_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + 2 * p)));    \
-                    start = _mm512_add_epi32(start, start);                                                            \
-                }                                                                                                      \
-                const __m512i low4 = _mm512_set1_epi8(0x0F);                                                           \
-                for (int u = 0; u < kQuantRowGroup / 2; ++u) {                                                         \
-                    const __m512i v = _mm512_loadu_si512(group_pair + 2 * u * pair_bytes);                             \
-                    const __m512i sums = DOT(DOT(start, _mm512_and_si512(v, low4), x_low),                             \
-                                             _mm512_and_si512(_mm512_srli_epi16(v, 4), low4), x_high);                 \
-                    const __m512i pick = _mm512_loadu_si512(kTwoRowScales16[u]);                                       \
-                    acc[u] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_permutexvar_ps(pick, scales16), acc[u]); \
-                }                                                                                                      \
-            }                                                                                                          \
-        }                                                                                                              \
-        alignas(32) float mins[8];                                                                                     \
-        _mm256_store_ps(mins, min_acc);                                                                                \
-        for (int t = 0; t < kQuantRowGroup; ++t) {                                                                     \
-            if constexpr (F == QuantFormat::q8_0) {                                                                    \
-                out[t] = _mm512_reduce_add_ps(acc[t]);                                                                 \
-            } else {                                                                                                   \
-                const __m512 two_rows = acc[t / 2];                                                                    \
-                out[t] =                                                                                               \
-                    reduce_256(t % 2 == 0 ? _mm512_castps512_ps256(two_rows) : _mm512_extractf32x8_ps(two_rows, 1));   \
-            }                                                                                                          \
-            out[t] += mins[2 * t] + mins[2 * t + 1];                                                                   \
-        }                                                                                                              \
-    })
+//
+// Prefill takes x rows kXTile at a time: a group's weights are unpacked (and q8_0's signs
+// found) once for the tile, which leaves 5 instructions a 64 weights and x row of the 9 in
+// the one-row form; decode (one x row) runs the same code with a tile of one.
+constexpr int kXTile = 4;
 
 // vpdpbusd's sums, and the same from vpmaddubsw + vpmaddwd (pairs of products fit 16 bits:
 // 255 x 127 x 2 would not, but |w| <= 128 and nibbles <= 15 do).
@@ -387,14 +335,143 @@ TFX_TARGET_VNNI inline __m512i dot_vnni(__m512i acc, __m512i u8, __m512i s8) {
 TFX_TARGET_AVX512 inline __m512i dot_512(__m512i acc, __m512i u8, __m512i s8) {
     return _mm512_add_epi32(acc, _mm512_madd_epi16(_mm512_maddubs_epi16(u8, s8), _mm512_set1_epi16(1)));
 }
+// Two floats (x's scales or sums of a pair) repeated over 16 lanes.
+TFX_TARGET_AVX512 inline __m512 pair_of_x_512(const float* p) {
+    return _mm512_castpd_ps(_mm512_broadcastsd_pd(_mm_load_sd(reinterpret_cast<const double*>(p))));
+}
+
+// The group of weight rows [r, r + 4) against x rows [i, i + XT): y for rows below r1.
+#define TFX_QUANT_TILE_512(DOT, VNNI)                                                                                  \
+    const QuantizedWeight& w = *job.w;                                                                                 \
+    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);                                              \
+    const uint8_t* wq = w.quants + r * pairs * pair_bytes;                                                             \
+    const uint16_t* ws = w.scales + r * pairs * 2;                                                                     \
+    const uint16_t* wm = w.mins + r * pairs * 2;                                                                       \
+    const int64_t x_pairs = pairs * kQuantPair, x_blocks = pairs * 2;                                                  \
+    const int8_t* xq = job.x->q.data() + i * x_pairs;                                                                  \
+    const float* xs = job.x->scale.data() + i * x_blocks;                                                              \
+    const int32_t* xn = job.x->neg_sum.data() + i * x_blocks;                                                          \
+    const float* xsum = job.x->scaled_sum.data() + i * x_blocks;                                                       \
+    /* Sums vectors an x row: q8_0 one a weight row, q4 one for two. */                                                \
+    constexpr int kVectors = F == QuantFormat::q8_0 ? kQuantRowGroup : kQuantRowGroup / 2;                             \
+    __m512 acc[XT][kVectors];                                                                                          \
+    __m256 min_acc[XT];                                                                                                \
+    for (int j = 0; j < XT; ++j) {                                                                                     \
+        min_acc[j] = _mm256_setzero_ps();                                                                              \
+        for (auto& v : acc[j]) v = _mm512_setzero_ps();                                                                \
+    }                                                                                                                  \
+    for (int64_t p = 0; p < pairs; ++p) {                                                                              \
+        const __m512 weight_scales =                                                                                   \
+            _mm512_castps256_ps512(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + p * 8))));    \
+        __m512 x_scales[XT];                                                                                           \
+        for (int j = 0; j < XT; ++j) x_scales[j] = pair_of_x_512(xs + j * x_blocks + 2 * p);                           \
+        const uint8_t* group_pair = wq + p * kQuantRowGroup * pair_bytes;                                              \
+        if constexpr (F == QuantFormat::q8_0) {                                                                        \
+            __m512i x[XT], start[XT];                                                                                  \
+            for (int j = 0; j < XT; ++j) {                                                                             \
+                x[j] = _mm512_loadu_si512(xq + j * x_pairs + p * kQuantPair);                                          \
+                /* vpdpbusd on the stored w + 128: a block's 8 lanes give back 128 x its sum of x, 16 x each. */       \
+                const __m512i negated = _mm512_broadcastq_epi64(                                                       \
+                    _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + j * x_blocks + 2 * p)));                     \
+                start[j] = VNNI ? _mm512_slli_epi32(negated, 4) : _mm512_setzero_si512();                              \
+            }                                                                                                          \
+            for (int t = 0; t < kQuantRowGroup; ++t) {                                                                 \
+                const __m512i stored = _mm512_loadu_si512(group_pair + t * pair_bytes);                                \
+                const __m512 row_scales = _mm512_permutexvar_ps(_mm512_loadu_si512(kRowScales16[t]), weight_scales);   \
+                /* Without VNNI: |w| times x with w's sign (w + 128 times x would overflow vpmaddubsw's 16 bits). */   \
+                const __m512i w_signed = _mm512_xor_si512(stored, _mm512_set1_epi8(static_cast<char>(0x80)));          \
+                const __mmask64 negative = _mm512_movepi8_mask(w_signed);                                              \
+                const __m512i magnitude = _mm512_abs_epi8(w_signed);                                                   \
+                for (int j = 0; j < XT; ++j) {                                                                         \
+                    __m512i sums;                                                                                      \
+                    if constexpr (VNNI) {                                                                              \
+                        sums = DOT(start[j], stored, x[j]);                                                            \
+                    } else {                                                                                           \
+                        sums = DOT(start[j], magnitude,                                                                \
+                                   _mm512_mask_sub_epi8(x[j], negative, _mm512_setzero_si512(), x[j]));                \
+                    }                                                                                                  \
+                    acc[j][t] =                                                                                        \
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(row_scales, x_scales[j]), acc[j][t]);  \
+                }                                                                                                      \
+            }                                                                                                          \
+        } else {                                                                                                       \
+            __m512i x_low[XT], x_high[XT], start[XT];                                                                  \
+            for (int j = 0; j < XT; ++j) {                                                                             \
+                const int8_t* xp = xq + j * x_pairs + p * kQuantPair;                                                  \
+                x_low[j] = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp)));           \
+                x_high[j] = _mm512_broadcast_i64x4(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(xp + 32)));     \
+                /* q4_0 stores q + 8: a block's 4 lanes a row give back 8 x its sum of x, 2 x each. */                 \
+                start[j] = _mm512_setzero_si512();                                                                     \
+                if constexpr (F == QuantFormat::q4_0) {                                                                \
+                    const __m512i negated = _mm512_broadcastq_epi64(                                                   \
+                        _mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + j * x_blocks + 2 * p)));                 \
+                    start[j] = _mm512_add_epi32(negated, negated);                                                     \
+                }                                                                                                      \
+            }                                                                                                          \
+            const __m512i low4 = _mm512_set1_epi8(0x0F);                                                               \
+            for (int u = 0; u < kVectors; ++u) {                                                                       \
+                const __m512i v = _mm512_loadu_si512(group_pair + 2 * u * pair_bytes);                                 \
+                const __m512i low = _mm512_and_si512(v, low4), high = _mm512_and_si512(_mm512_srli_epi16(v, 4), low4); \
+                const __m512 row_scales =                                                                              \
+                    _mm512_permutexvar_ps(_mm512_loadu_si512(kTwoRowScales16[u]), weight_scales);                      \
+                for (int j = 0; j < XT; ++j) {                                                                         \
+                    const __m512i sums = DOT(DOT(start[j], low, x_low[j]), high, x_high[j]);                           \
+                    acc[j][u] =                                                                                        \
+                        _mm512_fmadd_ps(_mm512_cvtepi32_ps(sums), _mm512_mul_ps(row_scales, x_scales[j]), acc[j][u]);  \
+                }                                                                                                      \
+            }                                                                                                          \
+        }                                                                                                              \
+        if constexpr (F == QuantFormat::q4_1) {                                                                        \
+            /* + min x (sum of x) for the four rows' eight blocks at once. */                                          \
+            const __m256 mins = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wm + p * 8)));        \
+            for (int j = 0; j < XT; ++j) {                                                                             \
+                const __m256 sums_of_x = _mm256_castpd_ps(                                                             \
+                    _mm256_broadcast_sd(reinterpret_cast<const double*>(xsum + j * x_blocks + 2 * p)));                \
+                min_acc[j] = _mm256_fmadd_ps(mins, sums_of_x, min_acc[j]);                                             \
+            }                                                                                                          \
+        }                                                                                                              \
+    }                                                                                                                  \
+    for (int j = 0; j < XT; ++j) {                                                                                     \
+        alignas(32) float mins[8];                                                                                     \
+        _mm256_store_ps(mins, min_acc[j]);                                                                             \
+        for (int t = 0; t < kQuantRowGroup && r + t < r1; ++t) {                                                       \
+            float sum;                                                                                                 \
+            if constexpr (F == QuantFormat::q8_0) {                                                                    \
+                sum = _mm512_reduce_add_ps(acc[j][t]);                                                                 \
+            } else {                                                                                                   \
+                const __m512 two_rows = acc[j][t / 2];                                                                 \
+                sum = reduce_256(t % 2 == 0 ? _mm512_castps512_ps256(two_rows) : _mm512_extractf32x8_ps(two_rows, 1)); \
+            }                                                                                                          \
+            sum += mins[2 * t] + mins[2 * t + 1];                                                                      \
+            job.y[(i + j) * w.n + r + t] = sum + (job.bias != nullptr ? job.bias[r + t] : 0.0f);                       \
+        }                                                                                                              \
+    }
+
+template <QuantFormat F, int XT>
+TFX_TARGET_AVX512 void tile_avx512(const Job& job, int64_t r, int64_t r1, int64_t i) {
+    TFX_QUANT_TILE_512(dot_512, false)
+}
+template <QuantFormat F, int XT>
+TFX_TARGET_VNNI void tile_vnni(const Job& job, int64_t r, int64_t r1, int64_t i) {
+    TFX_QUANT_TILE_512(dot_vnni, true)
+}
+#undef TFX_QUANT_TILE_512
+
+// Every group of [r0, r1) against every x row, in tiles of kXTile x rows and then single ones.
+#define TFX_QUANT_ROWS_512(TILE)                                                 \
+    for (int64_t r = r0; r < r1; r += kQuantRowGroup) {                          \
+        int64_t i = 0;                                                           \
+        for (; i + kXTile <= job.m; i += kXTile) TILE<F, kXTile>(job, r, r1, i); \
+        for (; i < job.m; ++i) TILE<F, 1>(job, r, r1, i);                        \
+    }
 
 template <QuantFormat F>
 TFX_TARGET_AVX512 void rows_avx512(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS_512(dot_512)
+    TFX_QUANT_ROWS_512(tile_avx512)
 }
 template <QuantFormat F>
 TFX_TARGET_VNNI void rows_vnni(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_ROWS_512(dot_vnni)
+    TFX_QUANT_ROWS_512(tile_vnni)
 }
 #undef TFX_QUANT_ROWS_512
 #undef TFX_QUANT_GROUP_LOOP
@@ -457,7 +534,7 @@ void dequantize_packed_row(const QuantizedWeight& w, int64_t row, float* out) {
             if (value >= w.k) continue;
             int32_t v;
             if (w.format == QuantFormat::q8_0) {
-                v = static_cast<int8_t>(q[pos]);
+                v = q[pos] - kQ8Bias;
             } else {
                 v = (pos < 32 ? q[pos % 32] & 0x0F : q[pos % 32] >> 4) - (w.format == QuantFormat::q4_0 ? 8 : 0);
             }
@@ -478,8 +555,9 @@ void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int6
         auto q = [&](int64_t p) { return quants + ((group * pairs + p) * kQuantRowGroup + t) * pair_bytes; };
         auto s = [&](int64_t p) { return ((group * pairs + p) * kQuantRowGroup + t) * 2; };
         for (int64_t p = 0; p < pairs; ++p) {
-            // Padding: scale (and min) 0, and for q4_0 the stored 8 that means 0.
-            std::memset(q(p), format == QuantFormat::q4_0 ? 0x88 : 0, static_cast<size_t>(pair_bytes));
+            // Padding: scale (and min) 0, and the stored value that means 0 (q4_0: 8, q8_0: 128).
+            const int zero = format == QuantFormat::q4_0 ? 0x88 : format == QuantFormat::q8_0 ? kQ8Bias : 0;
+            std::memset(q(p), zero, static_cast<size_t>(pair_bytes));
             scales[s(p)] = scales[s(p) + 1] = 0;
             if (format == QuantFormat::q4_1) mins[s(p)] = mins[s(p) + 1] = 0;
         }
@@ -494,7 +572,7 @@ void repack_ggml_rows(QuantFormat format, const uint8_t* src, int64_t rows, int6
             for (int e = 0; e < kQuantBlock; ++e) {
                 const Slot slot = slot_of(blk, e);
                 if (format == QuantFormat::q8_0) {
-                    pair[slot.half * 32 + slot.byte] = block[2 + e];
+                    pair[slot.half * 32 + slot.byte] = static_cast<uint8_t>(block[2 + e] ^ 0x80);  // + kQ8Bias
                 } else {
                     const uint8_t value = e < 16 ? block[at + e] & 0x0F : block[at + e - 16] >> 4;
                     uint8_t& byte = pair[slot.byte];

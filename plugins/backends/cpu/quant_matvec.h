@@ -6,9 +6,11 @@
 // The backend's layout differs from the ggml bytes the quantizer hands to pack_weight: a row is
 // stored as pairs of blocks (k padded to a multiple of 64; padding blocks have scale 0), whose
 // 64 values are permuted so that in every 32-bit lane of the integer sums all four products
-// belong to one block and the two blocks alternate lane by lane. The pair's two f16 scales
-// then widen, broadcast as one 32-bit word, straight into the per-lane scale vector. Rows of x
-// are quantized into the same permutation, so the dot products are unchanged.
+// belong to one block and the two blocks alternate lane by lane, so a row's two scales of a
+// pair, repeated, are its per-lane scale vector. Rows of x
+// are quantized into the same permutation, so the dot products are unchanged. q8_0 values are
+// stored plus 128 as unsigned bytes (vpdpbusd's unsigned operand; the sums take 128 x the
+// block's sum of x back).
 //
 // Rows go in groups of four (the kernels' rows computed together), interleaved pair by pair:
 // a group's quants are pair 0 of its four rows, then pair 1 of them, ..., and so are its
