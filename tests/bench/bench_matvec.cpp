@@ -90,13 +90,16 @@ void BM_Matvec(benchmark::State& state, int64_t n, int64_t k, WeightFormat f) {
 }
 
 // Block-quantized weights (quant_matvec.h), packed once from random ggml blocks and copied to
-// cover the working set the same way; bytes are the ggml encoding's (what a GGUF file holds).
+// cover the working set the same way, each copy's quants and scales 64-byte aligned as the
+// backend packs them (a vector's 16-byte alignment splits every 64-byte load across two cache
+// lines); bytes are the ggml encoding's (what a GGUF file holds).
 struct QuantSet {
     struct Copy {
-        std::vector<uint8_t> quants;
-        std::vector<uint16_t> scales, mins;
+        uint8_t* quants;
+        uint16_t *scales, *mins;
     };
     std::vector<Copy> copies;
+    char* arena;
     QuantSet(int64_t n, int64_t k, QuantFormat f) {
         const int64_t row_bytes = tfx::cpu::ggml_row_bytes(f, k);
         std::vector<uint8_t> ggml(static_cast<size_t>(n * row_bytes));
@@ -112,14 +115,24 @@ struct QuantSet {
             std::memcpy(&ggml[static_cast<size_t>(at)], &small, 2);
             if (f == QuantFormat::q4_1) std::memcpy(&ggml[static_cast<size_t>(at) + 2], &small, 2);
         }
-        Copy packed{std::vector<uint8_t>(static_cast<size_t>(tfx::cpu::quant_packed_bytes(f, n, k))),
-                    std::vector<uint16_t>(static_cast<size_t>(tfx::cpu::quant_scale_count(n, k))),
-                    std::vector<uint16_t>(static_cast<size_t>(tfx::cpu::quant_scale_count(n, k)))};
-        tfx::cpu::repack_ggml_rows(f, ggml.data(), n, k, packed.quants.data(), packed.scales.data(),
-                                   packed.mins.data());
-        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / (n * row_bytes));
-        copies.assign(static_cast<size_t>(count), packed);
+        auto lines = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
+        const int64_t quant_bytes = lines(tfx::cpu::quant_packed_bytes(f, n, k));
+        const int64_t scale_bytes = lines(tfx::cpu::quant_scale_count(n, k) * 2);
+        const int64_t copy_bytes = quant_bytes + 2 * scale_bytes;
+        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / copy_bytes);
+        const size_t total = (count * copy_bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
+        arena = static_cast<char*>(std::aligned_alloc(2 << 20, total));
+        for (int64_t j = 0; j < count; ++j) {
+            char* c = arena + j * copy_bytes;
+            copies.push_back({reinterpret_cast<uint8_t*>(c), reinterpret_cast<uint16_t*>(c + quant_bytes),
+                              reinterpret_cast<uint16_t*>(c + quant_bytes + scale_bytes)});
+        }
+        tfx::cpu::repack_ggml_rows(f, ggml.data(), n, k, copies[0].quants, copies[0].scales, copies[0].mins);
+        for (int64_t j = 1; j < count; ++j) std::memcpy(arena + j * copy_bytes, arena, static_cast<size_t>(copy_bytes));
     }
+    ~QuantSet() { std::free(arena); }
+    QuantSet(const QuantSet&) = delete;
+    QuantSet& operator=(const QuantSet&) = delete;
 };
 
 void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f) {
@@ -130,7 +143,7 @@ void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f
     size_t next = 0;
     for (auto _ : state) {
         const QuantSet::Copy& c = set.copies[next];
-        const tfx::cpu::QuantizedWeight w{f, c.quants.data(), c.scales.data(), n, k, c.mins.data()};
+        const tfx::cpu::QuantizedWeight w{f, c.quants, c.scales, n, k, c.mins};
         tfx::cpu::quant_matmul(x.data(), w, nullptr, y.data(), m);
         benchmark::DoNotOptimize(y.data());
         next = (next + 1) % set.copies.size();
