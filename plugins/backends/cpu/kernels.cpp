@@ -8,29 +8,6 @@
 #include "tfx/backend.h"
 
 namespace tfx::cpu {
-namespace {
-
-float apply(int32_t act, float v) {
-    switch (act) {
-        case TFX_ACT_SILU:
-            return v / (1.0f + std::exp(-v));
-        case TFX_ACT_GELU:
-            return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
-        case TFX_ACT_GELU_TANH: {
-            const float inner = 0.7978845608028654f * (v + 0.044715f * v * v * v);
-            return 0.5f * v * (1.0f + std::tanh(inner));
-        }
-        case TFX_ACT_RELU:
-            return v > 0.0f ? v : 0.0f;
-        case TFX_ACT_TANH:
-            return std::tanh(v);
-        default:
-            return v;
-    }
-}
-
-}  // namespace
-
 void rms_norm(const float* x, const float* w, float eps, float offset, float* y, int64_t rows, int64_t dim) {
     parallel_for(rows, rows > 1, [&](int64_t r) {
         const float* xr = x + r * dim;
@@ -81,14 +58,6 @@ void rope(float* x, const int32_t* positions, const float* inv_freq, float atten
             }
         }
     });
-}
-
-void activation(int32_t act, const float* x, float* y, int64_t n) {
-    parallel_for(n, n > 4096, [&](int64_t i) { y[i] = apply(act, x[i]); });
-}
-
-void gated_activation(int32_t act, const float* gate, const float* up, float* y, int64_t n) {
-    parallel_for(n, n > 4096, [&](int64_t i) { y[i] = apply(act, gate[i]) * up[i]; });
 }
 
 void softmax(const float* x, float* y, int64_t rows, int64_t dim) {

@@ -12,6 +12,7 @@ void layer_norm(const float* x, const float* w, const float* b, float eps, float
 // by the angles positions[t] * inv_freq[i] (f32), cos and sin scaled by attention_scaling.
 void rope(float* x, const int32_t* positions, const float* inv_freq, float attention_scaling, int64_t tokens,
           int64_t heads, int64_t head_dim, int64_t half);
+// y = act(x), and y = act(gate) * up (the gated MLP); activation.cpp, vectorized per ISA.
 void activation(int32_t act, const float* x, float* y, int64_t n);
 void gated_activation(int32_t act, const float* gate, const float* up, float* y, int64_t n);
 void softmax(const float* x, float* y, int64_t rows, int64_t dim);

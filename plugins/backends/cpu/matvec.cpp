@@ -208,9 +208,9 @@ std::string lower(std::string s) {
     return s;
 }
 
-// The chosen target, settled before any thread reads the dispatch tables (the first dispatch
-// would otherwise initialize them from several threads at once). TFX_CPU_ISA applies here.
-void settle_dispatch() {
+}  // namespace
+
+void settle_isa_dispatch() {
     static const bool settled = [] {
         const char* cap = std::getenv("TFX_CPU_ISA");
         use_isa(cap != nullptr ? cap : "");
@@ -218,6 +218,8 @@ void settle_dispatch() {
     }();
     (void)settled;
 }
+
+namespace {
 
 // Splits [0, count) into one contiguous range per thread (each streams its own rows of w).
 template <class Fn>
@@ -240,7 +242,7 @@ void matvec(const float* x, const void* w, WeightFormat format, const float* bia
 }
 
 void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k) {
-    settle_dispatch();
+    settle_isa_dispatch();
     const auto kernel = &HWY_DYNAMIC_DISPATCH(MatvecRows);
     int64_t rows = 0;
     for (int i = 0; i < count; ++i) rows += ws[i].n;
@@ -256,7 +258,7 @@ void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, i
 }
 
 void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n) {
-    settle_dispatch();
+    settle_isa_dispatch();
     const auto kernel = &HWY_DYNAMIC_DISPATCH(WidenRange);
     constexpr int64_t kChunk = 4096;  // whole vectors per thread
     const int64_t chunks = (n + kChunk - 1) / kChunk;
@@ -266,14 +268,14 @@ void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n) {
 }
 
 std::vector<std::string> isa_targets() {
-    settle_dispatch();
+    settle_isa_dispatch();
     std::vector<std::string> names;
     for (int64_t target : runnable_targets()) names.push_back(lower(hwy::TargetName(target)));
     return names;
 }
 
 std::string isa_in_use() {
-    settle_dispatch();
+    settle_isa_dispatch();
     return lower(hwy::TargetName(HWY_DYNAMIC_DISPATCH(CompiledTarget)()));
 }
 

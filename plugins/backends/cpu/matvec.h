@@ -36,6 +36,10 @@ void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n);
 // the one in use.
 std::vector<std::string> isa_targets();
 std::string isa_in_use();
+// Settles the dispatch target (TFX_CPU_ISA's cap) once, before any thread reads Highway's
+// dispatch tables (a first dispatch would otherwise initialize them from several threads at
+// once). Every Highway kernel calls it first.
+void settle_isa_dispatch();
 // Runs the kernels on `target` (one of isa_targets()) from now on, as TFX_CPU_ISA does at
 // load; "" restores the best. Throws std::invalid_argument for a target this CPU cannot run.
 void use_isa(const std::string& target);
