@@ -161,7 +161,11 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
     if (const WeightStore::Encoded* e = packable_as_stored(*target, w, format))
         return pack_as_stored(*target, *e, out, error);
     QuantizeAtPack* q = target->quantize;
-    if (q == nullptr || format == nullptr || q->format != format) return Plain::call(self, w, format, out, error);
+    // The session's format for every linear, or (no format asked for) its output format alone.
+    const bool every_linear = q != nullptr && format != nullptr && q->format == format;
+    const bool output_alone = q != nullptr && format == nullptr && q->format.empty() && !q->output_format.empty() &&
+                              w != nullptr && w->ndim == 2 && w->shape[0] == q->output_rows;
+    if (!every_linear && !output_alone) return Plain::call(self, w, format, out, error);
     if (const char* problem = invalid_tensor(w, target->device)) {
         sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
         return TFX_ERR_INVALID_ARGUMENT;

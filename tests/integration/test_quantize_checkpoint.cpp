@@ -81,6 +81,26 @@ TEST(QuantizeCheckpoint, GroupsOf32HoldLlamaCppsBlocks) {
     }
 }
 
+// A quantized checkpoint's float output projection (here tied to the f32 embeddings) is packed
+// q8_0 at load, as --quantize int4 packs it: the f32 table would be most of a small model's
+// bytes a token.
+TEST(QuantizeCheckpoint, TheTiedOutputProjectionRunsAtQ8_0) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    const fs::path out = fresh_dir("tfx-quantized-head");
+    quantize(model, out, "int4", 32);
+    auto session = tfx::AutoModel::from_pretrained(out.string(), {});
+    const tfx_model_info& info = session->info();
+    const uint64_t f32_head = static_cast<uint64_t>(info.vocab_size) * 128 * 4;  // hidden_size 128
+    const uint64_t q8_0_head = f32_head / 4 / 32 * 34;
+    // Every tensor of the folder is used, each at its stored size but the head's.
+    uint64_t stored = 0;
+    const auto written = tfx::safetensors::Checkpoint::open(out);
+    for (const std::string& name : written.names())
+        stored += written.find(name)->info->end - written.find(name)->info->begin;
+    EXPECT_EQ(session->weight_usage().bytes, stored - f32_head + q8_0_head);
+    fs::remove_all(out);
+}
+
 // Larger groups (fewer scales) run from blocks too; the logits stay near the f32 model's, as
 // --quantize int4 does (tinystories: 0.9-3.4 at 4 bits, llama.cpp's Q4_0 alike; bound 5).
 TEST(QuantizeCheckpoint, LargerGroupsRunAndStayNearTheFloatModel) {
