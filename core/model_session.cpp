@@ -460,6 +460,8 @@ WeightStore::Usage ModelSession::weight_usage() const {
     usage.bytes = usage.bytes - std::min(usage.bytes, q.source_bytes) + q.encoded_bytes;
     usage.bytes =
         usage.bytes - std::min(usage.bytes, impl_->requantized_stored_bytes) + impl_->requantize.encoded_bytes;
+    const OpsTarget& t = impl_->ops_target;
+    usage.bytes = usage.bytes - std::min(usage.bytes, t.refloat_source_bytes) + t.refloat_packed_bytes;
     return usage;
 }
 

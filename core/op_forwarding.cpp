@@ -4,6 +4,7 @@
 #include <cstddef>
 #include <iterator>
 #include <string>
+#include <string_view>
 #include <tuple>
 #include <type_traits>
 #include <vector>
@@ -165,7 +166,20 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
     const bool every_linear = q != nullptr && format != nullptr && q->format == format;
     const bool output_alone = q != nullptr && format == nullptr && q->format.empty() && !q->output_format.empty() &&
                               w != nullptr && w->ndim == 2 && w->shape[0] == q->output_rows;
-    if (!every_linear && !output_alone) return Plain::call(self, w, format, out, error);
+    if (!every_linear && !output_alone) {
+        const int32_t status = Plain::call(self, w, format, out, error);
+        const int bits = format == nullptr                                                         ? 0
+                         : std::string_view(format) == "f32"                                       ? 32
+                         : std::string_view(format) == "bf16" || std::string_view(format) == "f16" ? 16
+                                                                                                   : 0;
+        if (status == TFX_OK && bits > 0 && w != nullptr && w->dtype.bits != bits) {
+            uint64_t elements = 1;
+            for (int i = 0; i < w->ndim; ++i) elements *= static_cast<uint64_t>(w->shape[i]);
+            target->refloat_source_bytes += elements * (w->dtype.bits / 8);
+            target->refloat_packed_bytes += elements * static_cast<uint64_t>(bits / 8);
+        }
+        return status;
+    }
     if (const char* problem = invalid_tensor(w, target->device)) {
         sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
         return TFX_ERR_INVALID_ARGUMENT;

@@ -45,6 +45,9 @@ struct OpsTarget {
     const WeightStore* stored = nullptr;
     std::vector<std::string> backend_formats;
     int64_t packed_as_stored = 0;
+    // Float weights packed into another float width (--weight-format bf16 on an f32
+    // checkpoint): their bytes as handed to pack_weight, and as packed.
+    uint64_t refloat_source_bytes = 0, refloat_packed_bytes = 0;
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();

@@ -15,6 +15,7 @@
 #include "../unit/test_data.h"
 #include "core/forward_call.h"
 #include "core/generation.h"
+#include "core/safetensors.h"
 #include "registry/auto_model.h"
 
 namespace {
@@ -245,6 +246,14 @@ TEST(WeightFormat, TheBackendsFormatsRunAndOthersAreRefused) {
     const float d = max_rel_diff(b.run({.ids = prompt}), reference);
     EXPECT_GT(d, 0.0f) << "the weights really were packed as bf16";
     EXPECT_LT(d, 0.05f);
+    // The bytes held (and read a token, tfx bench's figure) are the linear weights' at 2 bytes.
+    uint64_t linear_bytes = 0;
+    const auto checkpoint = tfx::safetensors::Checkpoint::open(model);
+    for (const std::string& name : checkpoint.names()) {
+        const auto& info = *checkpoint.find(name)->info;
+        if (info.shape.size() == 2 && name != "model.embed_tokens.weight") linear_bytes += info.end - info.begin;
+    }
+    EXPECT_EQ(f32->weight_usage().bytes - bf16->weight_usage().bytes, linear_bytes / 2);
     // A format the installed quantizer decodes (GGUF K-quants) but the backend has no kernel for,
     // and one nothing provides.
     for (const auto& [format, expected] :
