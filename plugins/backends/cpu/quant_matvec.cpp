@@ -232,28 +232,6 @@ constexpr int32_t kRowScales16[4][16] = {{0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0, 1, 0,
 constexpr int32_t kTwoRowScales16[2][16] = {{0, 1, 0, 1, 0, 1, 0, 1, 2, 3, 2, 3, 2, 3, 2, 3},
                                             {4, 5, 4, 5, 4, 5, 4, 5, 6, 7, 6, 7, 6, 7, 6, 7}};
 
-// Per x row: the four rows' sums of the group as floats, before the bias, in `out`.
-#define TFX_QUANT_GROUP_LOOP(...)                                                                 \
-    const QuantizedWeight& w = *job.w;                                                            \
-    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);                         \
-    for (int64_t r = r0; r < r1; r += kQuantRowGroup) {                                           \
-        /* The group's stream: pair p of its row t at (p * 4 + t) pairs and scale pairs. */       \
-        const uint8_t* wq = w.quants + r * pairs * pair_bytes;                                    \
-        const uint16_t* ws = w.scales + r * pairs * 2;                                            \
-        const uint16_t* wm = w.mins + r * pairs * 2;                                              \
-        for (int64_t i = 0; i < job.m; ++i) {                                                     \
-            const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;                          \
-            const float* xs = job.x->scale.data() + i * pairs * 2;                                \
-            const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;                            \
-            const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;                         \
-            float out[kQuantRowGroup];                                                            \
-            __VA_ARGS__                                                                           \
-            for (int t = 0; t < kQuantRowGroup && r + t < r1; ++t) {                              \
-                job.y[i * w.n + r + t] = out[t] + (job.bias != nullptr ? job.bias[r + t] : 0.0f); \
-            }                                                                                     \
-        }                                                                                         \
-    }
-
 // ---- AVX2: 8 lanes, 4 a block ----
 TFX_TARGET_AVX2 inline float reduce_256(__m256 v) {
     const __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -283,40 +261,81 @@ TFX_TARGET_AVX2 inline __m256i row_sums_256(const uint8_t* wq, __m256i x0, __m25
         return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1)), ones);
     }
 }
-template <QuantFormat F>
-TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
-    TFX_QUANT_GROUP_LOOP({
-        __m256 acc[kQuantRowGroup], min_acc = _mm256_setzero_ps();
-        for (auto& v : acc) v = _mm256_setzero_ps();
-        for (int64_t p = 0; p < pairs; ++p) {
-            const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair));
-            const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair + 32));
-            // q4_0 stores q + 8: a block's 4 lanes give back 8 x its sum of x, 2 x each.
-            __m256i start = _mm256_setzero_si256();
-            if constexpr (F == QuantFormat::q4_0) {
-                start = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + 2 * p)));
-                start = _mm256_add_epi32(start, start);
-            }
+// Decode streams on AVX2 (see kDecodeStreams below): two, as four groups' sums would not fit
+// its 16 vector registers.
+constexpr int kDecodeStreams256 = 2;
+
+// G groups of weight rows [r[g], r[g] + 4) against x row i: y for rows below r1.
+template <QuantFormat F, int G>
+TFX_TARGET_AVX2 void groups_avx2(const Job& job, const int64_t* r, int64_t r1, int64_t i) {
+    const QuantizedWeight& w = *job.w;
+    const int64_t pairs = job.x->pairs, pair_bytes = quant_pair_bytes(F);
+    const int8_t* xq = job.x->q.data() + i * pairs * kQuantPair;
+    const float* xs = job.x->scale.data() + i * pairs * 2;
+    const int32_t* xn = job.x->neg_sum.data() + i * pairs * 2;
+    const float* xsum = job.x->scaled_sum.data() + i * pairs * 2;
+    __m256 acc[G][kQuantRowGroup], min_acc[G];
+    for (int g = 0; g < G; ++g) {
+        min_acc[g] = _mm256_setzero_ps();
+        for (auto& v : acc[g]) v = _mm256_setzero_ps();
+    }
+    for (int64_t p = 0; p < pairs; ++p) {
+        const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair));
+        const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + p * kQuantPair + 32));
+        // q4_0 stores q + 8: a block's 4 lanes give back 8 x its sum of x, 2 x each.
+        __m256i start = _mm256_setzero_si256();
+        if constexpr (F == QuantFormat::q4_0) {
+            start = _mm256_broadcastq_epi64(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(xn + 2 * p)));
+            start = _mm256_add_epi32(start, start);
+        }
+        for (int g = 0; g < G; ++g) {
+            const int64_t at = r[g] * pairs * 2 + p * 8;  // the group's eight scales of pair p
             const __m256 scales =
-                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(ws + p * 8))),
+                _mm256_mul_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.scales + at))),
                               pair_of_x_256(xs + 2 * p));
             if constexpr (F == QuantFormat::q4_1) {
-                min_acc =
-                    _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(wm + p * 8))),
-                                    pair_of_x_256(xsum + 2 * p), min_acc);
+                min_acc[g] =
+                    _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(w.mins + at))),
+                                    pair_of_x_256(xsum + 2 * p), min_acc[g]);
             }
-            const uint8_t* group_pair = wq + p * kQuantRowGroup * pair_bytes;
+            const uint8_t* group_pair = w.quants + (r[g] * pairs + p * kQuantRowGroup) * pair_bytes;
             for (int t = 0; t < kQuantRowGroup; ++t) {
                 const __m256i sums = _mm256_add_epi32(start, row_sums_256<F>(group_pair + t * pair_bytes, x0, x1));
                 const __m256 row_scales = _mm256_permutevar8x32_ps(
                     scales, _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kRowScales8[t])));
-                acc[t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), row_scales, acc[t]);
+                acc[g][t] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), row_scales, acc[g][t]);
             }
         }
+    }
+    for (int g = 0; g < G; ++g) {
         alignas(32) float mins[8];
-        _mm256_store_ps(mins, min_acc);
-        for (int t = 0; t < kQuantRowGroup; ++t) out[t] = reduce_256(acc[t]) + mins[2 * t] + mins[2 * t + 1];
-    })
+        _mm256_store_ps(mins, min_acc[g]);
+        for (int t = 0; t < kQuantRowGroup && r[g] + t < r1; ++t) {
+            const float sum = reduce_256(acc[g][t]) + mins[2 * t] + mins[2 * t + 1];
+            job.y[i * w.n + r[g] + t] = sum + (job.bias != nullptr ? job.bias[r[g] + t] : 0.0f);
+        }
+    }
+}
+
+// Every group of [r0, r1) against every x row (a group's weights stay in cache across the x
+// rows); one x row takes kDecodeStreams256 equal spans of the groups in lockstep.
+template <QuantFormat F>
+TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
+    const int64_t groups = (r1 - r0 + kQuantRowGroup - 1) / kQuantRowGroup;
+    int64_t first_single = 0;
+    if (job.m == 1) {
+        const int64_t span = groups / kDecodeStreams256;
+        for (int64_t k = 0; k < span; ++k) {
+            int64_t rows[kDecodeStreams256];
+            for (int g = 0; g < kDecodeStreams256; ++g) rows[g] = r0 + (g * span + k) * kQuantRowGroup;
+            groups_avx2<F, kDecodeStreams256>(job, rows, r1, 0);
+        }
+        first_single = span * kDecodeStreams256;
+    }
+    for (int64_t group = first_single; group < groups; ++group) {
+        const int64_t r = r0 + group * kQuantRowGroup;
+        for (int64_t i = 0; i < job.m; ++i) groups_avx2<F, 1>(job, &r, r1, i);
+    }
 }
 
 // ---- AVX-512: 16 lanes; q8_0 a row a vector (8 lanes a block), q4 two rows a vector (4) ----
@@ -514,7 +533,6 @@ TFX_TARGET_VNNI void rows_vnni(const Job& job, int64_t r0, int64_t r1) {
     TFX_QUANT_ROWS_512(tile_vnni)
 }
 #undef TFX_QUANT_ROWS_512
-#undef TFX_QUANT_GROUP_LOOP
 
 template <QuantFormat F>
 RowsFn rows_for(QuantKernel kernel) {
