@@ -218,8 +218,8 @@ void rows_portable(const Job& job, int64_t r0, int64_t r1) {
 // row t's, lanes 8-15 row t + 1's. That halves the unpacking and the conversions a weight
 // takes; the one-row-a-vector form was compute-bound below the read bandwidth on Zen 5.
 //
-// GCC attaches instruction sets to whole functions, so each kernel's loop is stamped out per
-// target by a macro.
+// GCC attaches instruction sets to whole functions, so the AVX-512 loop is stamped out by a
+// macro for its two targets (with and without VNNI).
 
 // Lane permutes: the scales of row `t` (entries 2t, 2t + 1 of the group's eight) repeated.
 constexpr int32_t kRowScales8[4][8] = {
