@@ -261,6 +261,22 @@ TFX_TARGET_AVX2 inline __m256i row_sums_256(const uint8_t* wq, __m256i x0, __m25
         return _mm256_madd_epi16(_mm256_add_epi16(_mm256_maddubs_epi16(lo, x0), _mm256_maddubs_epi16(hi, x1)), ones);
     }
 }
+// The groups of rows [r0, r1) (r0 a group's first row): with one x row, `streams(rows)` for
+// S groups at a time, taken from S equal spans of them in lockstep (several streams of
+// weights in flight; see kDecodeStreams); then `single(r)` for each group left, or for every
+// group when x has more rows.
+template <int S, class Streams, class Single>
+void walk_groups(int64_t r0, int64_t r1, int64_t m, Streams&& streams, Single&& single) {
+    const int64_t groups = (r1 - r0 + kQuantRowGroup - 1) / kQuantRowGroup;
+    const int64_t span = m == 1 ? groups / S : 0;
+    for (int64_t k = 0; k < span; ++k) {
+        int64_t rows[S];
+        for (int g = 0; g < S; ++g) rows[g] = r0 + (g * span + k) * kQuantRowGroup;
+        streams(rows);
+    }
+    for (int64_t group = span * S; group < groups; ++group) single(r0 + group * kQuantRowGroup);
+}
+
 // Decode streams on AVX2 (see kDecodeStreams below): two, as four groups' sums would not fit
 // its 16 vector registers.
 constexpr int kDecodeStreams256 = 2;
@@ -318,24 +334,14 @@ TFX_TARGET_AVX2 void groups_avx2(const Job& job, const int64_t* r, int64_t r1, i
 }
 
 // Every group of [r0, r1) against every x row (a group's weights stay in cache across the x
-// rows); one x row takes kDecodeStreams256 equal spans of the groups in lockstep.
+// rows); one x row takes kDecodeStreams256 groups at a time.
 template <QuantFormat F>
 TFX_TARGET_AVX2 void rows_avx2(const Job& job, int64_t r0, int64_t r1) {
-    const int64_t groups = (r1 - r0 + kQuantRowGroup - 1) / kQuantRowGroup;
-    int64_t first_single = 0;
-    if (job.m == 1) {
-        const int64_t span = groups / kDecodeStreams256;
-        for (int64_t k = 0; k < span; ++k) {
-            int64_t rows[kDecodeStreams256];
-            for (int g = 0; g < kDecodeStreams256; ++g) rows[g] = r0 + (g * span + k) * kQuantRowGroup;
-            groups_avx2<F, kDecodeStreams256>(job, rows, r1, 0);
-        }
-        first_single = span * kDecodeStreams256;
-    }
-    for (int64_t group = first_single; group < groups; ++group) {
-        const int64_t r = r0 + group * kQuantRowGroup;
-        for (int64_t i = 0; i < job.m; ++i) groups_avx2<F, 1>(job, &r, r1, i);
-    }
+    walk_groups<kDecodeStreams256>(
+        r0, r1, job.m, [&](const int64_t* rows) { groups_avx2<F, kDecodeStreams256>(job, rows, r1, 0); },
+        [&](int64_t r) {
+            for (int64_t i = 0; i < job.m; ++i) groups_avx2<F, 1>(job, &r, r1, i);
+        });
 }
 
 // ---- AVX-512: 16 lanes; q8_0 a row a vector (8 lanes a block), q4 two rows a vector (4) ----
@@ -412,11 +418,15 @@ TFX_TARGET_AVX512 inline __m512 pair_of_x_512(const float* p) {
                     const __m512i stored = _mm512_loadu_si512(group_pair + t * pair_bytes);                            \
                     const __m512 row_scales =                                                                          \
                         _mm512_permutexvar_ps(_mm512_loadu_si512(kRowScales16[t]), weight_scales);                     \
-                    /* Without VNNI: |w| times x with w's sign (w + 128 times x would overflow vpmaddubsw's 16 bits).  \
-                     */                                                                                                \
-                    const __m512i w_signed = _mm512_xor_si512(stored, _mm512_set1_epi8(static_cast<char>(0x80)));      \
-                    const __mmask64 negative = _mm512_movepi8_mask(w_signed);                                          \
-                    const __m512i magnitude = _mm512_abs_epi8(w_signed);                                               \
+                    /* Without VNNI: |w| times x with w's sign (w + 128 times x would overflow */                      \
+                    /* vpmaddubsw's 16 bits). */                                                                       \
+                    __m512i magnitude = stored;                                                                        \
+                    __mmask64 negative = 0;                                                                            \
+                    if constexpr (!VNNI) {                                                                             \
+                        const __m512i w_signed = _mm512_xor_si512(stored, _mm512_set1_epi8(static_cast<char>(0x80)));  \
+                        negative = _mm512_movepi8_mask(w_signed);                                                      \
+                        magnitude = _mm512_abs_epi8(w_signed);                                                         \
+                    }                                                                                                  \
                     for (int j = 0; j < XT; ++j) {                                                                     \
                         __m512i sums;                                                                                  \
                         if constexpr (VNNI) {                                                                          \
@@ -504,25 +514,15 @@ TFX_TARGET_VNNI void tile_vnni(const Job& job, const int64_t* r, int64_t r1, int
 #undef TFX_GROUP_PAIR
 
 // Every group of [r0, r1) against every x row, in tiles of kXTile x rows and then single ones;
-// one x row takes kDecodeStreams equal spans of the groups in lockstep (the rest one by one).
-#define TFX_QUANT_ROWS_512(TILE)                                                                     \
-    const int64_t groups = (r1 - r0 + kQuantRowGroup - 1) / kQuantRowGroup;                          \
-    int64_t first_single = 0;                                                                        \
-    if (job.m == 1) {                                                                                \
-        const int64_t span = groups / kDecodeStreams;                                                \
-        for (int64_t k = 0; k < span; ++k) {                                                         \
-            int64_t rows[kDecodeStreams];                                                            \
-            for (int g = 0; g < kDecodeStreams; ++g) rows[g] = r0 + (g * span + k) * kQuantRowGroup; \
-            TILE<F, 1, kDecodeStreams>(job, rows, r1, 0);                                            \
-        }                                                                                            \
-        first_single = span * kDecodeStreams;                                                        \
-    }                                                                                                \
-    for (int64_t group = first_single; group < groups; ++group) {                                    \
-        const int64_t r = r0 + group * kQuantRowGroup;                                               \
-        int64_t i = 0;                                                                               \
-        for (; i + kXTile <= job.m; i += kXTile) TILE<F, kXTile, 1>(job, &r, r1, i);                 \
-        for (; i < job.m; ++i) TILE<F, 1, 1>(job, &r, r1, i);                                        \
-    }
+// one x row takes kDecodeStreams groups at a time.
+#define TFX_QUANT_ROWS_512(TILE)                                                                   \
+    walk_groups<kDecodeStreams>(                                                                   \
+        r0, r1, job.m, [&](const int64_t* rows) { TILE<F, 1, kDecodeStreams>(job, rows, r1, 0); }, \
+        [&](int64_t r) {                                                                           \
+            int64_t i = 0;                                                                         \
+            for (; i + kXTile <= job.m; i += kXTile) TILE<F, kXTile, 1>(job, &r, r1, i);           \
+            for (; i < job.m; ++i) TILE<F, 1, 1>(job, &r, r1, i);                                  \
+        });
 
 template <QuantFormat F>
 TFX_TARGET_AVX512 void rows_avx512(const Job& job, int64_t r0, int64_t r1) {
