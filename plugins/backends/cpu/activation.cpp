@@ -37,6 +37,10 @@ inline float activate_scalar(int32_t act, float v) {
             return v;
     }
 }
+// y[i] = act(x[i]) * (up ? up[i] : 1) for i in [begin, end), one value at a time.
+inline void activate_range_scalar(int32_t act, const float* x, const float* up, float* y, int64_t begin, int64_t end) {
+    for (int64_t i = begin; i < end; ++i) y[i] = activate_scalar(act, x[i]) * (up != nullptr ? up[i] : 1.0f);
+}
 }  // namespace tfx::cpu
 #endif
 
@@ -74,26 +78,22 @@ void ActivateRangeOf(const float* x, const float* up, float* y, int64_t begin, i
         if (up != nullptr) v = hn::Mul(v, hn::LoadU(d, up + i));
         hn::StoreU(v, d, y + i);
     }
-    for (; i < end; ++i) y[i] = activate_scalar(Act, x[i]) * (up != nullptr ? up[i] : 1.0f);
+    activate_range_scalar(Act, x, up, y, i, end);
 }
 
-// false where act has no vector form here (the caller runs the scalar definition).
-bool ActivateRange(int32_t act, const float* x, const float* up, float* y, int64_t begin, int64_t end) {
+// The same for any act: the scalar definition where act has no vector form here.
+void ActivateRange(int32_t act, const float* x, const float* up, float* y, int64_t begin, int64_t end) {
     switch (act) {
         case TFX_ACT_SILU:
-            ActivateRangeOf<TFX_ACT_SILU>(x, up, y, begin, end);
-            return true;
+            return ActivateRangeOf<TFX_ACT_SILU>(x, up, y, begin, end);
         case TFX_ACT_GELU_TANH:
-            ActivateRangeOf<TFX_ACT_GELU_TANH>(x, up, y, begin, end);
-            return true;
+            return ActivateRangeOf<TFX_ACT_GELU_TANH>(x, up, y, begin, end);
         case TFX_ACT_RELU:
-            ActivateRangeOf<TFX_ACT_RELU>(x, up, y, begin, end);
-            return true;
+            return ActivateRangeOf<TFX_ACT_RELU>(x, up, y, begin, end);
         case TFX_ACT_TANH:
-            ActivateRangeOf<TFX_ACT_TANH>(x, up, y, begin, end);
-            return true;
+            return ActivateRangeOf<TFX_ACT_TANH>(x, up, y, begin, end);
         default:
-            return false;
+            return activate_range_scalar(act, x, up, y, begin, end);
     }
 }
 
@@ -117,12 +117,11 @@ constexpr int64_t kChunk = 4096;
 
 void activate(int32_t act, const float* x, const float* up, float* y, int64_t n) {
     settle_isa_dispatch();
-    const auto vectorized = &HWY_DYNAMIC_DISPATCH(ActivateRange);
+    const auto range = &HWY_DYNAMIC_DISPATCH(ActivateRange);
     const int64_t chunks = (n + kChunk - 1) / kChunk;
     parallel_for(chunks, chunks > 1, [&](int64_t c) {
-        const int64_t begin = c * kChunk, end = std::min(n, begin + kChunk);
-        if (vectorized(act, x, up, y, begin, end)) return;
-        for (int64_t i = begin; i < end; ++i) y[i] = activate_scalar(act, x[i]) * (up != nullptr ? up[i] : 1.0f);
+        const int64_t begin = c * kChunk;
+        range(act, x, up, y, begin, std::min(n, begin + kChunk));
     });
 }
 
