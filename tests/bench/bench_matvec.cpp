@@ -31,18 +31,30 @@ int64_t bytes_per_weight(WeightFormat f) {
     return f == WeightFormat::f32 ? 4 : 2;
 }
 
+// Room for `count` copies of `bytes` (a multiple of 64) each, 2 MiB aligned.
+struct Arena {
+    char* base;
+    Arena(int64_t count, int64_t bytes) {
+        const size_t total = (count * bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
+        base = static_cast<char*>(std::aligned_alloc(2 << 20, total));
+    }
+    ~Arena() { std::free(base); }
+    Arena(const Arena&) = delete;
+    Arena& operator=(const Arena&) = delete;
+};
+
 // Copies of one [n, k] weight, enough to cover the working set, in format f.
 struct WeightSet {
     std::vector<char*> copies;
-    char* arena;
-    WeightSet(int64_t n, int64_t k, WeightFormat f) {
-        const int64_t bytes = (n * k * bytes_per_weight(f) + 63) / 64 * 64;
-        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / bytes);
-        const size_t total = (count * bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
-        arena = static_cast<char*>(std::aligned_alloc(2 << 20, total));
+    const int64_t bytes, count;
+    Arena arena;
+    WeightSet(int64_t n, int64_t k, WeightFormat f)
+        : bytes((n * k * bytes_per_weight(f) + 63) / 64 * 64),
+          count(std::max<int64_t>(2, kWorkingSetBytes / bytes)),
+          arena(count, bytes) {
         uint32_t state = 1;  // xorshift: filling 512 MB with std::mt19937 takes seconds
         for (int64_t j = 0; j < count; ++j) {
-            char* c = arena + j * bytes;
+            char* c = arena.base + j * bytes;
             copies.push_back(c);
             for (int64_t i = 0; i < n * k; ++i) {
                 state ^= state << 13, state ^= state >> 17, state ^= state << 5;
@@ -56,9 +68,6 @@ struct WeightSet {
             }
         }
     }
-    ~WeightSet() { std::free(arena); }
-    WeightSet(const WeightSet&) = delete;
-    WeightSet& operator=(const WeightSet&) = delete;
 };
 
 // Google Benchmark calls a benchmark function several times while it sizes the run; the
@@ -98,9 +107,21 @@ struct QuantSet {
         uint8_t* quants;
         uint16_t *scales, *mins;
     };
+    // A copy: quants, then scales and minimums, each from a cache line's start.
+    struct Layout {
+        int64_t quant_bytes, scale_bytes, copy_bytes, count;
+    };
+    static Layout layout_of(int64_t n, int64_t k, QuantFormat f) {
+        auto lines = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
+        Layout l{lines(tfx::cpu::quant_packed_bytes(f, n, k)), lines(tfx::cpu::quant_scale_count(n, k) * 2), 0, 0};
+        l.copy_bytes = l.quant_bytes + 2 * l.scale_bytes;
+        l.count = std::max<int64_t>(2, kWorkingSetBytes / l.copy_bytes);
+        return l;
+    }
+    const Layout layout;
+    Arena arena;
     std::vector<Copy> copies;
-    char* arena;
-    QuantSet(int64_t n, int64_t k, QuantFormat f) {
+    QuantSet(int64_t n, int64_t k, QuantFormat f) : layout(layout_of(n, k, f)), arena(layout.count, layout.copy_bytes) {
         const int64_t row_bytes = tfx::cpu::ggml_row_bytes(f, k);
         std::vector<uint8_t> ggml(static_cast<size_t>(n * row_bytes));
         uint32_t state = 1;
@@ -115,24 +136,17 @@ struct QuantSet {
             std::memcpy(&ggml[static_cast<size_t>(at)], &small, 2);
             if (f == QuantFormat::q4_1) std::memcpy(&ggml[static_cast<size_t>(at) + 2], &small, 2);
         }
-        auto lines = [](int64_t bytes) { return (bytes + 63) / 64 * 64; };
-        const int64_t quant_bytes = lines(tfx::cpu::quant_packed_bytes(f, n, k));
-        const int64_t scale_bytes = lines(tfx::cpu::quant_scale_count(n, k) * 2);
-        const int64_t copy_bytes = quant_bytes + 2 * scale_bytes;
-        const int64_t count = std::max<int64_t>(2, kWorkingSetBytes / copy_bytes);
-        const size_t total = (count * copy_bytes + (2 << 20) - 1) / (2 << 20) * (2 << 20);
-        arena = static_cast<char*>(std::aligned_alloc(2 << 20, total));
-        for (int64_t j = 0; j < count; ++j) {
-            char* c = arena + j * copy_bytes;
-            copies.push_back({reinterpret_cast<uint8_t*>(c), reinterpret_cast<uint16_t*>(c + quant_bytes),
-                              reinterpret_cast<uint16_t*>(c + quant_bytes + scale_bytes)});
+        const Layout& l = layout;
+        for (int64_t j = 0; j < l.count; ++j) {
+            char* c = arena.base + j * l.copy_bytes;
+            copies.push_back({reinterpret_cast<uint8_t*>(c), reinterpret_cast<uint16_t*>(c + l.quant_bytes),
+                              reinterpret_cast<uint16_t*>(c + l.quant_bytes + l.scale_bytes)});
         }
         tfx::cpu::repack_ggml_rows(f, ggml.data(), n, k, copies[0].quants, copies[0].scales, copies[0].mins);
-        for (int64_t j = 1; j < count; ++j) std::memcpy(arena + j * copy_bytes, arena, static_cast<size_t>(copy_bytes));
+        for (int64_t j = 1; j < l.count; ++j) {
+            std::memcpy(arena.base + j * l.copy_bytes, arena.base, static_cast<size_t>(l.copy_bytes));
+        }
     }
-    ~QuantSet() { std::free(arena); }
-    QuantSet(const QuantSet&) = delete;
-    QuantSet& operator=(const QuantSet&) = delete;
 };
 
 void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f) {
