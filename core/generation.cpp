@@ -1,19 +1,27 @@
 #include "core/generation.h"
 
 #include <algorithm>
+#include <cmath>
+#include <numeric>
 
 namespace tfx {
 
-Generator::Generator(ModelSession& session, int32_t block_size)
-    : session_(session), cache_(session.make_cache(block_size)), call_(session, cache_.get()) {
+Generator::Generator(ModelSession& session, GeneratorOptions options)
+    : session_(session),
+      options_(options),
+      cache_(session.make_cache(options.block_size)),
+      call_(session, cache_.get()) {
     if (session.info().output_kind != TFX_OUTPUT_LOGITS) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "generation needs a language-model head; " + session.architecture() +
                                                   " outputs hidden states");
     }
+    if (options.max_step_tokens < 0)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "max_step_tokens must be >= 0 (0: no limit), got " + std::to_string(options.max_step_tokens));
 }
 
-Generator::RequestId Generator::add(std::vector<int32_t> prompt, const GenerationConfig& config,
-                                    int64_t max_new_tokens) {
+Generator::RequestId Generator::add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
+                                    int32_t top_logprobs) {
     config.validate();
     const tfx_model_info& info = session_.info();
     if (prompt.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
@@ -31,64 +39,108 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
                                                        ") exceed the model's max_position_embeddings (" +
                                                        std::to_string(info.max_positions) + ")");
     }
+    const RequestId id = next_id_++;
+    if (max_new_tokens <= 0) return id;  // nothing to generate: done before it starts
     Request r;
+    r.prompt_length = prompt.size();
     r.context = std::move(prompt);
     r.config = config;
     r.max_new = max_new_tokens;
+    r.top_logprobs = top_logprobs;
     r.rng.seed(config.seed);
-    const RequestId id = requests_.size();
-    requests_.push_back(std::move(r));
-    if (max_new_tokens > 0) {
-        requests_[id].seq = cache_->add();
-        live_.push_back(id);
-    }
+    r.seq = cache_->add();
+    requests_.emplace(id, std::move(r));
+    live_.push_back(id);
     return id;
 }
 
 void Generator::finish(RequestId id) {
-    Request& r = requests_[id];
-    if (r.seq >= 0) cache_->release(r.seq);
-    r.seq = -1;
+    const auto it = requests_.find(id);
+    if (it == requests_.end()) return;
+    cache_->release(it->second.seq);
+    requests_.erase(it);
     live_.erase(std::remove(live_.begin(), live_.end(), id), live_.end());
 }
 
 void Generator::cancel(RequestId id) {
-    if (id < requests_.size() && requests_[id].seq >= 0) finish(id);
+    finish(id);
+}
+
+void Generator::fill_logprobs(std::span<const float> logits, int32_t chosen, int32_t count, Event& event) {
+    const float max = *std::max_element(logits.begin(), logits.end());
+    double sum = 0.0;
+    for (float v : logits) sum += std::exp(static_cast<double>(v - max));
+    const auto log_norm = static_cast<float>(static_cast<double>(max) + std::log(sum));
+    event.logprob = logits[static_cast<size_t>(chosen)] - log_norm;
+    if (count <= 0) return;
+    std::vector<int32_t> order(logits.size());
+    std::iota(order.begin(), order.end(), 0);
+    const auto k = std::min<size_t>(static_cast<size_t>(count), order.size());
+    std::partial_sort(
+        order.begin(), order.begin() + static_cast<std::ptrdiff_t>(k), order.end(),
+        [&](int32_t a, int32_t b) { return logits[static_cast<size_t>(a)] > logits[static_cast<size_t>(b)]; });
+    for (size_t i = 0; i < k; ++i) event.top.push_back({order[i], logits[static_cast<size_t>(order[i])] - log_norm});
 }
 
 std::vector<Generator::Event> Generator::step() {
     std::vector<Event> events;
+    last_rows_.clear();
     if (live_.empty()) return events;
-    inputs_.clear();
+    // Running sequences first (one token each), then prompts in arrival order from what is left.
+    int64_t budget = options_.max_step_tokens > 0 ? options_.max_step_tokens : INT64_MAX;
     for (RequestId id : live_) {
-        Request& r = requests_[id];
+        if (requests_.at(id).fed == requests_.at(id).context.size() - 1) --budget;
+    }
+    inputs_.clear();
+    std::vector<RequestId> stepped;
+    std::vector<size_t> feeding;  // tokens each stepped request feeds
+    bool prompt_advanced = false;
+    for (RequestId id : live_) {
+        Request& r = requests_.at(id);
+        auto count = static_cast<int64_t>(r.context.size() - r.fed);
+        if (count > 1) {  // (part of) a prompt
+            if (budget <= 0 && prompt_advanced) continue;
+            count = std::max<int64_t>(1, std::min(count, budget));
+            budget -= count;
+            prompt_advanced = true;
+        }
         SequenceInput in;
-        in.ids = r.prefilled ? std::span<const int32_t>(&r.context.back(), 1) : std::span<const int32_t>(r.context);
+        in.ids = std::span<const int32_t>(r.context).subspan(r.fed, static_cast<size_t>(count));
         in.cache_seq = r.seq;
+        in.output = r.fed + static_cast<size_t>(count) == r.context.size() ? SequenceInput::Output::last
+                                                                           : SequenceInput::Output::none;
         inputs_.push_back(in);
+        stepped.push_back(id);
+        feeding.push_back(static_cast<size_t>(count));
     }
     call_.run(inputs_);
-    const std::vector<RequestId> stepped = live_;
+    int64_t row = 0;
     for (size_t i = 0; i < stepped.size(); ++i) {
-        Request& r = requests_[stepped[i]];
-        r.prefilled = true;
-        r.row = static_cast<int64_t>(i);
-        const int32_t token = choose_next_token(call_.row(r.row), r.context, r.config, r.rng);
-        r.context.push_back(token);
-        r.new_tokens.push_back(token);
+        Request& r = requests_.at(stepped[i]);
+        r.fed += feeding[i];
+        if (inputs_[i].output == SequenceInput::Output::none) continue;
+        last_rows_[stepped[i]] = row;
+        std::span<float> logits = call_.row(row++);
+        Event event{stepped[i], 0, false};
+        if (r.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
+        event.token = choose_next_token(logits, r.context, r.prompt_length, r.config, r.rng);
+        if (r.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, r.top_logprobs, event);
+        r.context.push_back(event.token);
+        r.new_tokens.push_back(event.token);
         const auto& eos = r.config.eos_token_ids;
-        const bool done = (!r.config.ignore_eos && std::find(eos.begin(), eos.end(), token) != eos.end()) ||
-                          static_cast<int64_t>(r.new_tokens.size()) >= r.max_new;
-        events.push_back({stepped[i], token, done});
-        if (done) finish(stepped[i]);
+        event.eos = !r.config.ignore_eos && std::find(eos.begin(), eos.end(), event.token) != eos.end();
+        event.finished = event.eos || static_cast<int64_t>(r.new_tokens.size()) >= r.max_new;
+        if (event.finished) finish(stepped[i]);
+        events.push_back(std::move(event));
     }
     return events;
 }
 
 std::span<const float> Generator::last_logits(RequestId id) const {
-    const int64_t row = requests_.at(id).row;
-    if (row < 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "request " + std::to_string(id) + " has not run yet");
-    return const_cast<ForwardCall&>(call_).row(row);
+    const auto it = last_rows_.find(id);
+    if (it == last_rows_.end())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "request " + std::to_string(id) + " gave no token in the last step");
+    return const_cast<ForwardCall&>(call_).row(it->second);
 }
 
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
@@ -104,6 +156,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     const int64_t max_new =
         config.max_length ? std::max<int64_t>(0, *config.max_length - longest) : config.max_new_tokens;
     for (const auto& p : prompts) generator.add(p, config, max_new);
+    if (max_new <= 0) return result;
     while (!generator.idle()) {
         for (const Generator::Event& e : generator.step()) {
             result.new_tokens[e.request].push_back(e.token);

@@ -8,6 +8,7 @@
 #include <functional>
 #include <memory>
 #include <random>
+#include <unordered_map>
 #include <vector>
 
 #include "core/forward_call.h"
@@ -26,25 +27,49 @@ using TokenCallback = std::function<void(size_t sequence, int32_t token)>;
 // Asked after each token; true stops that sequence (stop strings live here).
 using StopCondition = std::function<bool(size_t sequence, const std::vector<int32_t>& new_tokens)>;
 
+struct GeneratorOptions {
+    int32_t block_size = 16;
+    // Tokens one step feeds at most, summed over the batch (0: no limit). A running sequence
+    // takes one; prompts share the rest in arrival order, a long one in chunks over several
+    // steps (chunked prefill), so running sequences keep getting a token every step. The
+    // oldest prompt always advances, even past the budget, so none waits for ever.
+    int64_t max_step_tokens = 0;
+};
+
 class Generator {
   public:
     using RequestId = size_t;
+    // One of the `top` most likely tokens of a step, with its log-probability.
+    struct TokenLogprob {
+        int32_t token;
+        float logprob;
+    };
     struct Event {
         RequestId request;
         int32_t token;
-        bool finished;  // the request is done (eos, max_new_tokens or a stop) and has left the batch
+        bool finished;     // the request is done (eos, max_new_tokens or a stop) and has left the batch
+        bool eos = false;  // it finished on an end-of-sequence token (else on max_new_tokens)
+        // Asked for with add(..., top_logprobs >= 0): log-softmax of the model's raw logits (before
+        // penalties, temperature and truncation, as vLLM reports them) for the chosen token, and
+        // the top_logprobs most likely tokens, best first.
+        float logprob = 0.0f;
+        std::vector<TokenLogprob> top;
     };
 
-    explicit Generator(ModelSession& session, int32_t block_size = 16);
+    explicit Generator(ModelSession& session, GeneratorOptions options = {});
 
-    // Admits a prompt; it is prefilled at the next step(). `max_new_tokens` counts from its
-    // prompt; the config's other settings (sampling, eos, seed) are its own.
-    RequestId add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens);
+    // Admits a prompt; it is prefilled from the next step() on. `max_new_tokens` counts from its
+    // prompt; the config's other settings (sampling, eos, seed) are its own. top_logprobs >= 0
+    // asks for its Event::logprob and that many top tokens.
+    RequestId add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
+                  int32_t top_logprobs = -1);
     // Stops a request now (its blocks are freed); no-op for a finished one.
     void cancel(RequestId request);
-    // One forward over every live request: one new token each.
+    // One forward over every live request: one new token each, except prompts still being fed
+    // in chunks (they give none until their last chunk).
     std::vector<Event> step();
     bool idle() const { return live_.empty(); }
+    size_t live() const { return live_.size(); }
 
     // Logits of the last step's row for `request` (for tests and logit processors' reports).
     std::span<const float> last_logits(RequestId request) const;
@@ -53,22 +78,31 @@ class Generator {
   private:
     struct Request {
         std::vector<int32_t> context;  // prompt + generated
+        size_t prompt_length = 0;
+        size_t fed = 0;  // tokens of the context the cache holds
         std::vector<int32_t> new_tokens;
         GenerationConfig config;
         int64_t max_new = 0;
+        int32_t top_logprobs = -1;
         PagedKvCache::SeqId seq = -1;
-        bool prefilled = false;
-        int64_t row = -1;  // its output row in the last step
         std::mt19937_64 rng;
     };
     void finish(RequestId id);
+    // The chosen token's log-probability and the best `count` tokens, from raw logits.
+    static void fill_logprobs(std::span<const float> logits, int32_t chosen, int32_t count, Event& event);
 
     ModelSession& session_;
+    GeneratorOptions options_;
     std::unique_ptr<PagedKvCache> cache_;
     ForwardCall call_;
-    std::vector<Request> requests_;
-    std::vector<RequestId> live_;
+    // Live requests only: a finished one is forgotten, so a long-running server holds nothing
+    // per request once it is done.
+    std::unordered_map<RequestId, Request> requests_;
+    RequestId next_id_ = 0;
+    std::vector<RequestId> live_;                       // in arrival order
+    std::unordered_map<RequestId, int64_t> last_rows_;  // output row of each request the last step sampled
     std::vector<SequenceInput> inputs_;
+    std::vector<float> raw_logits_;
 };
 
 // Generates for each prompt; max_new_tokens (or max_length, counted from the longest prompt as

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <sstream>
 #include <string>
+#include <utility>
 
 #include "tfx/sdk/error.hpp"
 
@@ -68,6 +69,11 @@ void GenerationConfig::validate() const {
     if (max_new_tokens < 0) fail("max_new_tokens must be >= 0, got " + std::to_string(max_new_tokens));
     if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f))
         fail("repetition_penalty must be a finite number > 0 (1: off), got " + number(repetition_penalty));
+    for (const auto& [name, value] :
+         {std::pair{"presence_penalty", presence_penalty}, std::pair{"frequency_penalty", frequency_penalty}}) {
+        if (!(value >= -2.0f && value <= 2.0f))
+            fail(std::string(name) + " must be a number in [-2, 2] (0: off), got " + number(value));
+    }
     if (!do_sample) return;
     if (!(std::isfinite(temperature) && temperature >= kMinTemperature)) {
         fail("temperature must be a finite number >= " + number(kMinTemperature) + " when sampling, got " +

@@ -19,6 +19,10 @@ struct GenerationConfig {
     float top_p = 1.0f;
     float min_p = 0.0f;
     float repetition_penalty = 1.0f;
+    // OpenAI's penalties, over the generated tokens only (not the prompt): each token's logit
+    // less frequency_penalty x its count, less presence_penalty once it has appeared.
+    float presence_penalty = 0.0f;
+    float frequency_penalty = 0.0f;
     std::vector<int32_t> eos_token_ids;
     std::optional<int32_t> pad_token_id;
     uint64_t seed = 0;

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <limits>
 #include <numeric>
+#include <unordered_map>
 #include <unordered_set>
 
 namespace tfx {
@@ -56,14 +57,22 @@ void min_p(std::span<float> logits, float m) {
 
 }  // namespace
 
-int32_t choose_next_token(std::span<float> logits, std::span<const int32_t> context, const GenerationConfig& g,
-                          std::mt19937_64& rng) {
+int32_t choose_next_token(std::span<float> logits, std::span<const int32_t> context, size_t prompt_length,
+                          const GenerationConfig& g, std::mt19937_64& rng) {
     if (g.repetition_penalty != 1.0f) {
         std::unordered_set<int32_t> seen(context.begin(), context.end());
         for (int32_t id : seen) {
             if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
             float& v = logits[static_cast<size_t>(id)];
             v = v < 0.0f ? v * g.repetition_penalty : v / g.repetition_penalty;
+        }
+    }
+    if (g.presence_penalty != 0.0f || g.frequency_penalty != 0.0f) {
+        std::unordered_map<int32_t, int32_t> counts;
+        for (int32_t id : context.subspan(std::min(prompt_length, context.size()))) ++counts[id];
+        for (const auto& [id, count] : counts) {
+            if (id < 0 || static_cast<size_t>(id) >= logits.size()) continue;
+            logits[static_cast<size_t>(id)] -= g.frequency_penalty * static_cast<float>(count) + g.presence_penalty;
         }
     }
     if (!g.do_sample) {

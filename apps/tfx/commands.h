@@ -75,6 +75,7 @@ void add_bench_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_task_commands(CLI::App& app);
 void add_chat_command(CLI::App& app);
+void add_serve_command(CLI::App& app);
 void add_chat_template_command(CLI::App& app);
 void add_hub_commands(CLI::App& app);
 // Download progress for stderr: a bar on a terminal, one line per file otherwise.

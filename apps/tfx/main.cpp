@@ -98,6 +98,7 @@ int main(int argc, char** argv) {
     tfx::cli::add_quantize_command(app);
     tfx::cli::add_bench_command(app);
     tfx::cli::add_chat_command(app);
+    tfx::cli::add_serve_command(app);
     tfx::cli::add_chat_template_command(app);
     tfx::cli::add_task_commands(app);
     tfx::cli::add_tokenize_commands(app);

@@ -1,0 +1,160 @@
+#include "apps/tfx/serve/engine.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+
+namespace tfx::serve {
+
+Engine::Engine(ModelSession& session, EngineOptions options)
+    : session_(session),
+      options_(options),
+      generator_(session, GeneratorOptions{options.block_size, options.max_step_tokens}) {
+    if (options.kv_cache_bytes > 0)
+        kv_blocks_ = std::max<int64_t>(1, options.kv_cache_bytes / generator_.cache().block_bytes());
+    thread_ = std::thread([this] { run(); });
+}
+
+Engine::~Engine() {
+    {
+        std::lock_guard lock(mutex_);
+        stopping_ = true;
+    }
+    wake_.notify_all();
+    thread_.join();
+    for (auto& [ticket, job] : queue_) {
+        if (job.on_error) job.on_error("the server is shutting down");
+    }
+    for (auto& [ticket, running] : running_) {
+        if (running.job.on_error) running.job.on_error("the server is shutting down");
+    }
+}
+
+int64_t Engine::blocks_for(int64_t positions) const {
+    return (positions + options_.block_size - 1) / options_.block_size;
+}
+
+std::vector<Engine::Ticket> Engine::submit(std::vector<SequenceJob> jobs) {
+    int64_t largest = 0;
+    for (const SequenceJob& job : jobs) {
+        largest = std::max(largest, blocks_for(static_cast<int64_t>(job.prompt.size()) + job.max_new_tokens));
+    }
+    if (kv_blocks_ > 0 && largest > kv_blocks_) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "the prompt and max_tokens need " + std::to_string(largest) +
+                             " KV cache blocks, more than the server's whole cache (" + std::to_string(kv_blocks_) +
+                             " blocks of " + std::to_string(options_.block_size) + " positions); ask for fewer tokens");
+    }
+    std::vector<Ticket> tickets;
+    {
+        std::lock_guard lock(mutex_);
+        if (stopping_) throw QueueFull("the server is shutting down");
+        if (static_cast<int64_t>(queue_.size() + jobs.size()) > options_.max_queue)
+            throw QueueFull("the queue is full (" + std::to_string(options_.max_queue) + " sequences waiting)");
+        for (SequenceJob& job : jobs) {
+            tickets.push_back(next_ticket_++);
+            queue_.emplace_back(tickets.back(), std::move(job));
+        }
+        stats_.queued = static_cast<int64_t>(queue_.size());
+    }
+    wake_.notify_all();
+    return tickets;
+}
+
+void Engine::cancel(Ticket ticket) {
+    {
+        std::lock_guard lock(mutex_);
+        cancelled_.insert(ticket);
+    }
+    wake_.notify_all();
+}
+
+Engine::Stats Engine::stats() const {
+    std::lock_guard lock(mutex_);
+    return stats_;
+}
+
+void Engine::admit_locked() {
+    for (Ticket ticket : cancelled_) {
+        if (auto it = running_.find(ticket); it != running_.end()) {
+            generator_.cancel(it->second.request);
+            reserved_blocks_ -= it->second.blocks;
+            ticket_of_.erase(it->second.request);
+            running_.erase(it);
+        } else {
+            std::erase_if(queue_, [&](const auto& queued) { return queued.first == ticket; });
+        }
+    }
+    cancelled_.clear();
+    // First come, first served: the head of the queue waits for room rather than be overtaken.
+    while (!queue_.empty() && static_cast<int64_t>(running_.size()) < options_.max_batch) {
+        SequenceJob& job = queue_.front().second;
+        const int64_t blocks = blocks_for(static_cast<int64_t>(job.prompt.size()) + job.max_new_tokens);
+        if (kv_blocks_ > 0 && reserved_blocks_ + blocks > kv_blocks_) break;
+        const Ticket ticket = queue_.front().first;
+        try {
+            const Generator::RequestId request =
+                generator_.add(job.prompt, job.config, job.max_new_tokens, job.top_logprobs);
+            reserved_blocks_ += blocks;
+            ticket_of_[request] = ticket;
+            running_.emplace(ticket, Running{std::move(job), request, blocks});
+        } catch (const std::exception& e) {
+            if (job.on_error) job.on_error(e.what());
+        }
+        queue_.pop_front();
+    }
+    stats_.queued = static_cast<int64_t>(queue_.size());
+    stats_.running = static_cast<int64_t>(running_.size());
+}
+
+void Engine::run() {
+    for (;;) {
+        {
+            std::unique_lock lock(mutex_);
+            wake_.wait(lock, [&] { return stopping_ || !cancelled_.empty() || !queue_.empty() || !generator_.idle(); });
+            if (stopping_) return;
+            admit_locked();
+            if (generator_.idle()) {
+                // Nothing could be admitted: wait for a cancel or a new request, not spin.
+                if (!queue_.empty()) wake_.wait(lock, [&] { return stopping_ || !cancelled_.empty(); });
+                continue;
+            }
+        }
+        std::vector<Generator::Event> events;
+        try {
+            events = generator_.step();
+        } catch (const std::exception& e) {
+            log::write(log::Level::error, "serve", std::string("a step failed: ") + e.what());
+            std::lock_guard lock(mutex_);
+            for (auto& [ticket, running] : running_) {
+                generator_.cancel(running.request);
+                if (running.job.on_error) running.job.on_error(std::string("generation failed: ") + e.what());
+            }
+            running_.clear();
+            ticket_of_.clear();
+            reserved_blocks_ = 0;
+            continue;
+        }
+        std::vector<Ticket> finished;
+        for (const Generator::Event& event : events) {
+            const Ticket ticket = ticket_of_.at(event.request);
+            Running& running = running_.at(ticket);
+            if (running.job.on_logits) running.job.on_logits(generator_.last_logits(event.request));
+            running.job.on_token(event);
+            if (event.finished) finished.push_back(ticket);
+        }
+        std::lock_guard lock(mutex_);
+        for (Ticket ticket : finished) {
+            reserved_blocks_ -= running_.at(ticket).blocks;
+            ticket_of_.erase(running_.at(ticket).request);
+            running_.erase(ticket);
+        }
+        ++stats_.steps;
+        stats_.running = static_cast<int64_t>(running_.size());
+        stats_.kv_blocks_in_use = generator_.cache().blocks_in_use();
+        stats_.kv_blocks_allocated = generator_.cache().blocks_allocated();
+        stats_.kv_block_bytes = generator_.cache().block_bytes();
+    }
+}
+
+}  // namespace tfx::serve

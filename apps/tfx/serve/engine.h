@@ -1,0 +1,106 @@
+// The batching side of `tfx serve`: one thread that owns the model session and steps a
+// Generator over every running sequence (continuous batching). Sequences wait in a queue
+// until the running batch has room for them in sequences (--max-batch) and in KV cache
+// blocks (each is admitted with the blocks its prompt and max_tokens can fill, so a running
+// sequence never runs out of cache: no preemption is needed, and none can crash the step).
+// Tokens go back through each sequence's callback, on the engine thread.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <span>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "core/generation.h"
+
+namespace tfx::serve {
+
+struct EngineOptions {
+    int64_t max_batch = 32;         // sequences in the running batch
+    int64_t max_queue = 256;        // sequences waiting; more are refused (HTTP 429)
+    int64_t max_step_tokens = 256;  // tokens one step feeds (chunked prefill; 0: no limit)
+    int64_t kv_cache_bytes = 0;     // KV cache the running batch may hold (0: no limit)
+    int32_t block_size = 16;
+};
+
+// One sequence to generate.
+struct SequenceJob {
+    std::vector<int32_t> prompt;
+    GenerationConfig config;
+    int64_t max_new_tokens = 16;
+    int32_t top_logprobs = -1;  // >= 0: report log-probabilities (Generator::add)
+    // Each token as it is chosen (on the engine thread); Event::finished ends the sequence.
+    std::function<void(const Generator::Event&)> on_token;
+    // The sequence could not run (its step failed, or the engine stopped first).
+    std::function<void(const std::string& message)> on_error;
+    // Given the step's logits before each token's event (GET /health checks they are finite).
+    std::function<void(std::span<const float> logits)> on_logits;
+};
+
+class QueueFull : public std::runtime_error {
+  public:
+    using std::runtime_error::runtime_error;
+};
+
+class Engine {
+  public:
+    using Ticket = uint64_t;
+    struct Stats {
+        int64_t queued = 0, running = 0;
+        int64_t kv_blocks_in_use = 0, kv_blocks_allocated = 0, kv_block_bytes = 0;
+        int64_t steps = 0;
+    };
+
+    Engine(ModelSession& session, EngineOptions options);
+    ~Engine();  // stops at once: running and queued sequences get on_error
+    Engine(const Engine&) = delete;
+    Engine& operator=(const Engine&) = delete;
+
+    // Queues the sequences of one request together (all or none): throws QueueFull when the
+    // queue has no room for them, or sdk::Error when one can never fit the KV budget.
+    std::vector<Ticket> submit(std::vector<SequenceJob> jobs);
+    // Drops a queued or running sequence (its blocks are freed before the next step).
+    void cancel(Ticket ticket);
+    Stats stats() const;
+    // Blocks needed for `positions` cached positions.
+    int64_t blocks_for(int64_t positions) const;
+    // The KV budget in blocks (0: no limit).
+    int64_t kv_blocks() const { return kv_blocks_; }
+
+  private:
+    struct Running {
+        SequenceJob job;
+        Generator::RequestId request;
+        int64_t blocks;  // reserved for its prompt + max_new_tokens
+    };
+    void run();
+    // Moves cancelled sequences out and queued ones in; under the lock.
+    void admit_locked();
+
+    ModelSession& session_;
+    EngineOptions options_;
+    Generator generator_;
+
+    mutable std::mutex mutex_;
+    std::condition_variable wake_;
+    bool stopping_ = false;
+    Ticket next_ticket_ = 0;
+    std::deque<std::pair<Ticket, SequenceJob>> queue_;
+    std::unordered_set<Ticket> cancelled_;
+    // The engine thread's own; stats() reads the counters under the lock.
+    std::unordered_map<Ticket, Running> running_;
+    std::unordered_map<Generator::RequestId, Ticket> ticket_of_;
+    int64_t kv_blocks_ = 0;
+    int64_t reserved_blocks_ = 0;
+    Stats stats_;
+    std::thread thread_;
+};
+
+}  // namespace tfx::serve

@@ -1,0 +1,251 @@
+#include "apps/tfx/serve/openai_server.h"
+
+#include <cmath>
+
+#include <boost/asio/post.hpp>
+
+#include <nlohmann/json.hpp>
+
+#include "apps/tfx/serve/completion_run.h"
+#include "apps/tfx/serve/openai_request.h"
+#include "core/json_file.h"
+
+namespace tfx::serve {
+namespace {
+
+using Json = nlohmann::ordered_json;
+
+std::string path_of(const HttpRequest& request) {
+    const std::string target(request.target());
+    return target.substr(0, target.find('?'));
+}
+
+}  // namespace
+
+OpenAiServer::OpenAiServer(ModelSession& session, const Tokenizer& tokenizer, Engine& engine, ServerOptions options)
+    : session_(session), tokenizer_(tokenizer), engine_(engine), options_(std::move(options)) {
+    model_defaults_ = GenerationConfig::from_model(
+        session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
+    const int64_t model_limit = session.info().max_positions;
+    if (options_.context_length <= 0 || (model_limit > 0 && options_.context_length > model_limit))
+        options_.context_length = model_limit > 0 ? model_limit : 4096;
+}
+
+void OpenAiServer::error(const std::shared_ptr<Exchange>& exchange, const std::string& route, http::status status,
+                         const std::string& message, const std::string& type, const std::string& param,
+                         const HttpHeaders& headers) {
+    metrics_.request_done(route, static_cast<int>(status));
+    const Json body = {{"error",
+                        {{"message", message},
+                         {"type", type},
+                         {"param", param.empty() ? Json(nullptr) : Json(param)},
+                         {"code", nullptr}}}};
+    exchange->respond(status, "application/json", body.dump(-1, ' ', false, Json::error_handler_t::replace), headers);
+}
+
+void OpenAiServer::handle(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
+    const std::string path = path_of(request);
+    const bool post = request.method() == http::verb::post, get = request.method() == http::verb::get;
+    struct Route {
+        const char* path;
+        bool post;
+    };
+    static constexpr Route kRoutes[] = {{"/v1/chat/completions", true},
+                                        {"/v1/completions", true},
+                                        {"/v1/models", false},
+                                        {"/health", false},
+                                        {"/metrics", false}};
+    const Route* route = nullptr;
+    for (const Route& r : kRoutes) {
+        if (path == r.path) route = &r;
+    }
+    if (!route) {
+        return error(exchange, "other", http::status::not_found,
+                     "Invalid URL (" + std::string(request.method_string()) + " " + path + ")",
+                     "invalid_request_error");
+    }
+    if (route->post ? !post : !get) {
+        return error(exchange, path, http::status::method_not_allowed,
+                     std::string("method ") + std::string(request.method_string()) + " not allowed on " + path +
+                         " (use " + (route->post ? "POST" : "GET") + ")",
+                     "invalid_request_error", "", {{"Allow", route->post ? "POST" : "GET"}});
+    }
+    if (!options_.api_key.empty() && path.starts_with("/v1/") &&
+        request[http::field::authorization] != "Bearer " + options_.api_key) {
+        return error(exchange, path, http::status::unauthorized,
+                     request[http::field::authorization].empty()
+                         ? "missing API key: send the header 'Authorization: Bearer KEY'"
+                         : "incorrect API key provided",
+                     "invalid_request_error");
+    }
+    if (path == "/v1/chat/completions") return chat(request, exchange);
+    if (path == "/v1/completions") return completions(request, exchange);
+    if (path == "/v1/models") return models(exchange);
+    if (path == "/health") return health(exchange);
+    metrics_.request_done(path, 200);
+    exchange->respond(http::status::ok, "text/plain; version=0.0.4", metrics_.render(engine_.stats()));
+}
+
+void OpenAiServer::models(const std::shared_ptr<Exchange>& exchange) {
+    metrics_.request_done("/v1/models", 200);
+    const Json body = {{"object", "list"},
+                       {"data",
+                        {{{"id", options_.model_name},
+                          {"object", "model"},
+                          {"created", 0},
+                          {"owned_by", "tfx"},
+                          {"max_model_len", options_.context_length}}}}};
+    exchange->respond(http::status::ok, "application/json", body.dump());
+}
+
+// A one-token forward through the running engine: a model whose weights give NaNs fails it.
+void OpenAiServer::health(const std::shared_ptr<Exchange>& exchange) {
+    SequenceJob job;
+    job.prompt = {model_defaults_.eos_token_ids.empty() ? 0 : model_defaults_.eos_token_ids.front()};
+    if (const auto bos = tokenizer_.special_id("bos_token")) job.prompt = {*bos};
+    job.config = model_defaults_;
+    job.config.do_sample = false;
+    job.config.repetition_penalty = 1.0f;
+    job.max_new_tokens = 1;
+    auto finite = std::make_shared<bool>(true);
+    auto executor = exchange->executor();
+    job.on_logits = [finite](std::span<const float> logits) {
+        for (float v : logits) *finite = *finite && std::isfinite(v);
+    };
+    job.on_token = [this, exchange, executor, finite](const Generator::Event&) {
+        net::post(executor, [this, exchange, finite] {
+            if (*finite) {
+                metrics_.request_done("/health", 200);
+                exchange->respond(http::status::ok, "application/json", R"({"status":"ok"})");
+            } else {
+                error(exchange, "/health", http::status::service_unavailable,
+                      "the model's logits are not finite (NaN or infinity)", "internal_error");
+            }
+        });
+    };
+    job.on_error = [this, exchange, executor](const std::string& message) {
+        net::post(executor, [this, exchange, message] {
+            error(exchange, "/health", http::status::service_unavailable, message, "internal_error");
+        });
+    };
+    try {
+        engine_.submit({std::move(job)});
+    } catch (const std::exception& e) {
+        error(exchange, "/health", http::status::service_unavailable, e.what(), "internal_error");
+    }
+}
+
+GenerationConfig OpenAiServer::generation_config(const SamplingFields& f) const {
+    GenerationConfig g = model_defaults_;
+    g.max_length.reset();
+    g.do_sample = f.temperature > 0.0f;
+    g.temperature = f.temperature > 0.0f ? f.temperature : 1.0f;
+    g.top_p = f.top_p;
+    g.top_k = f.top_k;
+    g.min_p = f.min_p;
+    g.repetition_penalty = f.repetition_penalty;
+    g.presence_penalty = f.presence_penalty;
+    g.frequency_penalty = f.frequency_penalty;
+    g.ignore_eos = f.ignore_eos;
+    return g;
+}
+
+int64_t OpenAiServer::max_new_tokens(const SamplingFields& f, int64_t prompt_tokens) const {
+    const int64_t room = options_.context_length - prompt_tokens;
+    if (room <= 0 || (f.max_tokens && *f.max_tokens > room)) {
+        throw RequestError(f.max_tokens ? "max_tokens" : "messages",
+                           "This model's maximum context length is " + std::to_string(options_.context_length) +
+                               " tokens. However, you requested " +
+                               std::to_string(prompt_tokens + f.max_tokens.value_or(0)) + " tokens (" +
+                               std::to_string(prompt_tokens) + " in the prompt, " +
+                               std::to_string(f.max_tokens.value_or(0)) +
+                               " for the completion). Please reduce the prompt or max_tokens.");
+    }
+    return f.max_tokens.value_or(room);
+}
+
+void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
+    const std::string route = "/v1/chat/completions";
+    try {
+        const ChatRequest r = parse_chat_request(request.body());
+        if (r.model != options_.model_name) {
+            return error(
+                exchange, route, http::status::not_found,
+                "The model '" + r.model + "' does not exist (this server serves '" + options_.model_name + "')",
+                "invalid_request_error", "model");
+        }
+        if (draining_)
+            return error(exchange, route, http::status::service_unavailable, "the server is shutting down",
+                         "unavailable");
+        Tokenizer::ChatOptions chat_options;
+        chat_options.tools = r.tools;
+        std::vector<int32_t> ids;
+        try {
+            ids = tokenizer_.encode_chat(r.messages, chat_options);
+        } catch (const std::exception& e) {
+            throw RequestError("messages", std::string("the chat template could not render the messages: ") + e.what());
+        }
+        const int64_t max_new = max_new_tokens(r, static_cast<int64_t>(ids.size()));
+        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(),
+                                                   options_.model_name, tokenizer_, engine_, metrics_, exchange);
+        run->start({{std::move(ids), ""}}, generation_config(r), max_new);
+    } catch (const RequestError& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error", e.param);
+    } catch (const QueueFull& e) {
+        error(exchange, route, http::status::too_many_requests, std::string(e.what()) + "; retry later",
+              "rate_limit_error", "", {{"Retry-After", "1"}});
+    } catch (const sdk::Error& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error");
+    }
+}
+
+void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
+    const std::string route = "/v1/completions";
+    try {
+        const CompletionRequest r = parse_completion_request(request.body());
+        if (r.model != options_.model_name) {
+            return error(
+                exchange, route, http::status::not_found,
+                "The model '" + r.model + "' does not exist (this server serves '" + options_.model_name + "')",
+                "invalid_request_error", "model");
+        }
+        if (draining_)
+            return error(exchange, route, http::status::service_unavailable, "the server is shutting down",
+                         "unavailable");
+        std::vector<CompletionRun::Prompt> prompts;
+        int64_t longest = 0;
+        const int64_t vocab = session_.info().vocab_size;
+        for (const auto& prompt : r.prompts) {
+            CompletionRun::Prompt p;
+            if (const auto* text = std::get_if<std::string>(&prompt)) {
+                p.ids = tokenizer_.encode(*text, true);
+                if (r.echo) p.echo = *text;
+            } else {
+                p.ids = std::get<std::vector<int32_t>>(prompt);
+                for (int32_t id : p.ids) {
+                    if (id >= vocab)
+                        throw RequestError("prompt", "token id " + std::to_string(id) +
+                                                         " is outside the vocabulary (size " + std::to_string(vocab) +
+                                                         ")");
+                }
+                if (r.echo) p.echo = tokenizer_.decode(p.ids, true);
+            }
+            if (p.ids.empty()) throw RequestError("prompt", "the prompt encodes to no tokens");
+            longest = std::max<int64_t>(longest, static_cast<int64_t>(p.ids.size()));
+            prompts.push_back(std::move(p));
+        }
+        const int64_t max_new = max_new_tokens(r, longest);
+        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, options_.model_name,
+                                                   tokenizer_, engine_, metrics_, exchange);
+        run->start(prompts, generation_config(r), max_new);
+    } catch (const RequestError& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error", e.param);
+    } catch (const QueueFull& e) {
+        error(exchange, route, http::status::too_many_requests, std::string(e.what()) + "; retry later",
+              "rate_limit_error", "", {{"Retry-After", "1"}});
+    } catch (const sdk::Error& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error");
+    }
+}
+
+}  // namespace tfx::serve
