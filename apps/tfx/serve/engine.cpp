@@ -103,8 +103,15 @@ void Engine::admit_locked() {
         }
         queue_.pop_front();
     }
+    refresh_stats_locked();
+}
+
+void Engine::refresh_stats_locked() {
     stats_.queued = static_cast<int64_t>(queue_.size());
     stats_.running = static_cast<int64_t>(running_.size());
+    stats_.kv_blocks_in_use = generator_.cache().blocks_in_use();
+    stats_.kv_blocks_allocated = generator_.cache().blocks_allocated();
+    stats_.kv_block_bytes = generator_.cache().block_bytes();
 }
 
 void Engine::run() {
@@ -150,10 +157,7 @@ void Engine::run() {
             running_.erase(ticket);
         }
         ++stats_.steps;
-        stats_.running = static_cast<int64_t>(running_.size());
-        stats_.kv_blocks_in_use = generator_.cache().blocks_in_use();
-        stats_.kv_blocks_allocated = generator_.cache().blocks_allocated();
-        stats_.kv_block_bytes = generator_.cache().block_bytes();
+        refresh_stats_locked();
     }
 }
 

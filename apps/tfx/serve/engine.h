@@ -83,6 +83,7 @@ class Engine {
     void run();
     // Moves cancelled sequences out and queued ones in; under the lock.
     void admit_locked();
+    void refresh_stats_locked();
 
     ModelSession& session_;
     EngineOptions options_;

@@ -43,8 +43,10 @@ std::optional<int64_t> integer_in(const Json& j, const char* name, int64_t low, 
     const Json* v = field(j, name);
     if (!v) return std::nullopt;
     if (!v->is_number_integer()) throw RequestError(name, std::string(name) + " must be an integer, got " + v->dump());
-    if (v->is_number_unsigned() ? v->get<uint64_t>() > static_cast<uint64_t>(high)
-                                : (v->get<int64_t>() < low || v->get<int64_t>() > high)) {
+    const bool in_range = v->is_number_unsigned() ? v->get<uint64_t>() <= static_cast<uint64_t>(high) &&
+                                                        (low <= 0 || v->get<uint64_t>() >= static_cast<uint64_t>(low))
+                                                  : v->get<int64_t>() >= low && v->get<int64_t>() <= high;
+    if (!in_range) {
         throw RequestError(name, std::string(name) + " must be an integer from " + std::to_string(low) + " to " +
                                      std::to_string(high) + ", got " + v->dump());
     }
