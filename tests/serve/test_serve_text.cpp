@@ -52,6 +52,7 @@ TEST(OpenAiRequest, BadFieldsAreNamed) {
     EXPECT_EQ(param_of("{" + ok + "}"), "(accepted)");
     EXPECT_EQ(param_of("{not json"), "");
     EXPECT_EQ(param_of("[1]"), "");
+    EXPECT_EQ(param_of(R"({"model": "m", "n": 2e999})"), "");  // a number past a double: not JSON we take
     EXPECT_EQ(param_of(R"({"messages": [{"role": "user", "content": "hi"}]})"), "model");
     EXPECT_EQ(param_of(R"({"model": "m", "messages": []})"), "messages");
     EXPECT_EQ(param_of(R"({"model": "m", "messages": [{"content": "hi"}]})"), "messages[0].role");

@@ -15,6 +15,8 @@ Json parse_object(const std::string& body) {
     } catch (const nlohmann::json::parse_error& e) {
         throw RequestError(
             "", "the request body is not valid JSON (at byte " + std::to_string(e.byte) + "): expected a JSON object");
+    } catch (const nlohmann::json::exception& e) {  // a number too large for a double, ...
+        throw RequestError("", std::string("the request body is not valid JSON: ") + e.what());
     }
     if (!j.is_object())
         throw RequestError("", "the request body must be a JSON object, got " + std::string(j.type_name()));
