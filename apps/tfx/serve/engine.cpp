@@ -142,22 +142,30 @@ void Engine::run() {
             reserved_blocks_ = 0;
             continue;
         }
-        std::vector<Ticket> finished;
+        // Finished sequences leave the books before anyone hears of their last token, so a
+        // client that reads /metrics after its answer sees their blocks freed.
+        std::vector<Running> finished;
+        {
+            std::lock_guard lock(mutex_);
+            for (const Generator::Event& event : events) {
+                if (!event.finished) continue;
+                const Ticket ticket = ticket_of_.at(event.request);
+                reserved_blocks_ -= running_.at(ticket).blocks;
+                finished.push_back(std::move(running_.at(ticket)));
+                running_.erase(ticket);
+            }
+            ++stats_.steps;
+            refresh_stats_locked();
+        }
         for (const Generator::Event& event : events) {
             const Ticket ticket = ticket_of_.at(event.request);
-            Running& running = running_.at(ticket);
+            auto done = std::find_if(finished.begin(), finished.end(),
+                                     [&](const Running& r) { return r.request == event.request; });
+            Running& running = done != finished.end() ? *done : running_.at(ticket);
             if (running.job.on_logits) running.job.on_logits(generator_.last_logits(event.request));
             running.job.on_token(event);
-            if (event.finished) finished.push_back(ticket);
+            if (event.finished) ticket_of_.erase(event.request);
         }
-        std::lock_guard lock(mutex_);
-        for (Ticket ticket : finished) {
-            reserved_blocks_ -= running_.at(ticket).blocks;
-            ticket_of_.erase(running_.at(ticket).request);
-            running_.erase(ticket);
-        }
-        ++stats_.steps;
-        refresh_stats_locked();
     }
 }
 
