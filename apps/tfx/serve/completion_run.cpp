@@ -151,15 +151,13 @@ void CompletionRun::on_token(size_t index, const Generator::Event& event) {
     if (event.finished && !c.text.stopped()) piece += c.text.end();
     Json logprobs = nullptr;
     if (fields_.logprobs >= 0) {
-        const size_t before =
-            c.logprobs.is_null() ? 0 : (kind_ == Kind::chat ? c.logprobs.size() : c.logprobs["tokens"].size());
         add_logprobs(c, event, piece);
-        if (fields_.stream) {
+        if (fields_.stream) {  // this token's entry alone
             logprobs = kind_ == Kind::chat ? Json{{"content", Json::array({c.logprobs.back()})}}
-                                           : Json{{"tokens", {c.logprobs["tokens"][before]}},
-                                                  {"token_logprobs", {c.logprobs["token_logprobs"][before]}},
-                                                  {"top_logprobs", {c.logprobs["top_logprobs"][before]}},
-                                                  {"text_offset", {c.logprobs["text_offset"][before]}}};
+                                           : Json{{"tokens", {c.logprobs["tokens"].back()}},
+                                                  {"token_logprobs", {c.logprobs["token_logprobs"].back()}},
+                                                  {"top_logprobs", {c.logprobs["top_logprobs"].back()}},
+                                                  {"text_offset", {c.logprobs["text_offset"].back()}}};
         }
     }
     if (fields_.stream && !(parse_tools_ && kind_ == Kind::chat) && (!piece.empty() || !logprobs.is_null())) {

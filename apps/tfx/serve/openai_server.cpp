@@ -164,19 +164,40 @@ int64_t OpenAiServer::max_new_tokens(const SamplingFields& f, int64_t prompt_tok
     return f.max_tokens.value_or(room);
 }
 
+bool OpenAiServer::refused(const SamplingFields& fields, const std::string& route,
+                           const std::shared_ptr<Exchange>& exchange) {
+    if (fields.model != options_.model_name) {
+        error(exchange, route, http::status::not_found,
+              "The model '" + fields.model + "' does not exist (this server serves '" + options_.model_name + "')",
+              "invalid_request_error", "model");
+        return true;
+    }
+    if (draining_) {
+        error(exchange, route, http::status::service_unavailable, "the server is shutting down", "unavailable");
+        return true;
+    }
+    return false;
+}
+
+void OpenAiServer::answer_errors(const std::string& route, const std::shared_ptr<Exchange>& exchange,
+                                 const std::function<void()>& handle) {
+    try {
+        handle();
+    } catch (const RequestError& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error", e.param);
+    } catch (const QueueFull& e) {
+        error(exchange, route, http::status::too_many_requests, std::string(e.what()) + "; retry later",
+              "rate_limit_error", "", {{"Retry-After", "1"}});
+    } catch (const sdk::Error& e) {
+        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error");
+    }
+}
+
 void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
     const std::string route = "/v1/chat/completions";
-    try {
+    answer_errors(route, exchange, [&] {
         const ChatRequest r = parse_chat_request(request.body());
-        if (r.model != options_.model_name) {
-            return error(
-                exchange, route, http::status::not_found,
-                "The model '" + r.model + "' does not exist (this server serves '" + options_.model_name + "')",
-                "invalid_request_error", "model");
-        }
-        if (draining_)
-            return error(exchange, route, http::status::service_unavailable, "the server is shutting down",
-                         "unavailable");
+        if (refused(r, route, exchange)) return;
         Tokenizer::ChatOptions chat_options;
         chat_options.tools = r.tools;
         std::vector<int32_t> ids;
@@ -189,29 +210,14 @@ void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchan
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(),
                                                    options_.model_name, tokenizer_, engine_, metrics_, exchange);
         run->start({{std::move(ids), ""}}, generation_config(r), max_new);
-    } catch (const RequestError& e) {
-        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error", e.param);
-    } catch (const QueueFull& e) {
-        error(exchange, route, http::status::too_many_requests, std::string(e.what()) + "; retry later",
-              "rate_limit_error", "", {{"Retry-After", "1"}});
-    } catch (const sdk::Error& e) {
-        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error");
-    }
+    });
 }
 
 void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
     const std::string route = "/v1/completions";
-    try {
+    answer_errors(route, exchange, [&] {
         const CompletionRequest r = parse_completion_request(request.body());
-        if (r.model != options_.model_name) {
-            return error(
-                exchange, route, http::status::not_found,
-                "The model '" + r.model + "' does not exist (this server serves '" + options_.model_name + "')",
-                "invalid_request_error", "model");
-        }
-        if (draining_)
-            return error(exchange, route, http::status::service_unavailable, "the server is shutting down",
-                         "unavailable");
+        if (refused(r, route, exchange)) return;
         std::vector<CompletionRun::Prompt> prompts;
         int64_t longest = 0;
         const int64_t vocab = session_.info().vocab_size;
@@ -238,14 +244,7 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, options_.model_name,
                                                    tokenizer_, engine_, metrics_, exchange);
         run->start(prompts, generation_config(r), max_new);
-    } catch (const RequestError& e) {
-        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error", e.param);
-    } catch (const QueueFull& e) {
-        error(exchange, route, http::status::too_many_requests, std::string(e.what()) + "; retry later",
-              "rate_limit_error", "", {{"Retry-After", "1"}});
-    } catch (const sdk::Error& e) {
-        error(exchange, route, http::status::bad_request, e.what(), "invalid_request_error");
-    }
+    });
 }
 
 }  // namespace tfx::serve

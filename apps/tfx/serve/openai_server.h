@@ -4,6 +4,7 @@
 // Engine through a CompletionRun.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 
@@ -35,6 +36,13 @@ class OpenAiServer {
     // The sampling fields as a GenerationConfig, and the new-token limit for a prompt.
     GenerationConfig generation_config(const struct SamplingFields& fields) const;
     int64_t max_new_tokens(const struct SamplingFields& fields, int64_t prompt_tokens) const;
+    // Answers 404 for another model's name or 503 while draining; true when it answered.
+    bool refused(const struct SamplingFields& fields, const std::string& route,
+                 const std::shared_ptr<Exchange>& exchange);
+    // Runs a generation route's handler, answering its errors: 400 for a bad request, 429 for a
+    // full queue (with Retry-After).
+    void answer_errors(const std::string& route, const std::shared_ptr<Exchange>& exchange,
+                       const std::function<void()>& handle);
     void error(const std::shared_ptr<Exchange>& exchange, const std::string& route, http::status status,
                const std::string& message, const std::string& type, const std::string& param = {},
                const HttpHeaders& headers = {});
