@@ -23,3 +23,11 @@ if ((${#missing[@]})); then
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
+
+# The official OpenAI client from the npm registry, for tests/serve/node (pinned by its
+# package-lock.json). Node.js itself is the machine's.
+if command -v npm >/dev/null; then
+    npm ci --prefix "$(dirname "$0")/../tests/serve/node" --no-audit --no-fund --loglevel=error
+else
+    echo "warning: npm not found; the openai client test (serve.openai_client) will be skipped" >&2
+fi
