@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "core/forward_call.h"
+#include "core/json_file.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -24,14 +25,19 @@ std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
                          session_->architecture() + " has a task head; feature extraction needs a base model");
     }
-    Outputs out = run(tokenizer_->encode(text));
-    const auto width = static_cast<size_t>(session_->info().output_size);
-    std::vector<float> vector(out.values.begin(), out.values.begin() + static_cast<std::ptrdiff_t>(width));
+    const Outputs out = run(tokenizer_->encode(text));
+    return pool_hidden_states(out.values, out.rows, session_->info().output_size, pooling, normalize);
+}
+
+std::vector<float> pool_hidden_states(std::span<const float> hidden, int64_t rows, int64_t width, Pooling pooling,
+                                      bool normalize) {
+    const auto w = static_cast<size_t>(width);
+    std::vector<float> vector(hidden.begin(), hidden.begin() + static_cast<std::ptrdiff_t>(w));
     if (pooling == Pooling::mean) {
-        for (int64_t r = 1; r < out.rows; ++r) {
-            for (size_t i = 0; i < width; ++i) vector[i] += out.values[r * width + i];
+        for (int64_t r = 1; r < rows; ++r) {
+            for (size_t i = 0; i < w; ++i) vector[i] += hidden[r * w + i];
         }
-        for (float& v : vector) v /= static_cast<float>(out.rows);
+        for (float& v : vector) v /= static_cast<float>(rows);
     }
     if (normalize) {
         float norm = 0.0f;
@@ -40,6 +46,17 @@ std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text
         for (float& v : vector) v /= norm;
     }
     return vector;
+}
+
+std::optional<Pooling> sentence_transformers_pooling(const std::filesystem::path& model_dir) {
+    const auto path = model_dir / "1_Pooling" / "config.json";
+    const std::optional<sdk::Config> config = load_optional_json_file(path);
+    if (!config) return std::nullopt;
+    if (config->get_or("pooling_mode_cls_token", false)) return Pooling::cls;
+    if (config->get_or("pooling_mode_mean_tokens", false)) return Pooling::mean;
+    throw sdk::Error(TFX_ERR_UNSUPPORTED, path.string() +
+                                              ": only pooling_mode_mean_tokens and pooling_mode_cls_token are "
+                                              "supported (max, last-token and weighted-mean pooling are not)");
 }
 
 std::vector<TextClassificationPipeline::Score> TextClassificationPipeline::operator()(const std::string& text) {

@@ -5,6 +5,8 @@
 
 #include <filesystem>
 #include <memory>
+#include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -37,6 +39,15 @@ class TaskPipeline {
 };
 
 enum class Pooling { mean, cls };
+
+// One sequence's hidden states [rows, width] pooled to one vector: their mean or the first
+// row, optionally L2-normalized (with torch.nn.functional.normalize's eps).
+std::vector<float> pool_hidden_states(std::span<const float> hidden, int64_t rows, int64_t width, Pooling pooling,
+                                      bool normalize);
+
+// The pooling a sentence-transformers model folder names in 1_Pooling/config.json (mean or
+// CLS); nullopt when it has none. Throws for a mode tfx does not implement.
+std::optional<Pooling> sentence_transformers_pooling(const std::filesystem::path& model_dir);
 
 // feature-extraction: one vector per text (mean over tokens or the first token).
 class FeatureExtractionPipeline : public TaskPipeline {

@@ -1,5 +1,6 @@
 // `tfx serve`: an OpenAI-compatible HTTP server over one model (apps/tfx/serve/). The engine
-// thread batches every request's sequences; one I/O thread runs HTTP. SIGINT / SIGTERM stop
+// thread batches every request's sequences (the embedder's, for a base encoder model); one
+// I/O thread runs HTTP. SIGINT / SIGTERM stop
 // accepting, let requests in progress finish, then exit; a second signal exits at once.
 #include <cstdlib>
 #include <iostream>
@@ -8,10 +9,12 @@
 #include <boost/asio/steady_timer.hpp>
 
 #include "apps/tfx/commands.h"
+#include "apps/tfx/serve/embedder.h"
 #include "apps/tfx/serve/engine.h"
 #include "apps/tfx/serve/http_server.h"
 #include "apps/tfx/serve/openai_server.h"
 #include "core/log.h"
+#include "registry/pipelines.h"
 
 namespace tfx::cli {
 namespace {
@@ -52,17 +55,28 @@ void run_serve(ServeOptions o) {
                                                 ": no tokenizer.json (or GGUF tokenizer metadata); "
                                                 "the server takes text");
     const auto tokenizer = Tokenizer::for_model(*session, global_options().plugin_paths);
-    serve::EngineOptions engine_options;
-    engine_options.max_batch = o.max_batch;
-    engine_options.max_queue = o.max_queue;
-    engine_options.max_step_tokens = o.step_tokens;
-    engine_options.kv_cache_bytes = o.kv_cache_mib << 20;
-    serve::Engine engine(*session, engine_options);
+    // A language model generates (the Engine); a base encoder model embeds (the Embedder).
+    std::unique_ptr<serve::Engine> engine;
+    std::unique_ptr<serve::Embedder> embedder;
+    if (session->info().output_kind == TFX_OUTPUT_HIDDEN_STATE) {
+        serve::EmbedderOptions embedder_options;
+        embedder_options.max_queue = o.max_queue;
+        embedder_options.max_step_tokens = o.step_tokens;
+        embedder_options.pooling = sentence_transformers_pooling(session->model_dir()).value_or(Pooling::mean);
+        embedder = std::make_unique<serve::Embedder>(*session, embedder_options);
+    } else {
+        serve::EngineOptions engine_options;
+        engine_options.max_batch = o.max_batch;
+        engine_options.max_queue = o.max_queue;
+        engine_options.max_step_tokens = o.step_tokens;
+        engine_options.kv_cache_bytes = o.kv_cache_mib << 20;
+        engine = std::make_unique<serve::Engine>(*session, engine_options);
+    }
     serve::ServerOptions server_options;
     server_options.model_name = o.served_model_name.empty() ? o.model.model : o.served_model_name;
     server_options.api_key = o.api_key;
     server_options.context_length = o.ctx;
-    serve::OpenAiServer api(*session, *tokenizer, engine, server_options);
+    serve::OpenAiServer api(*session, *tokenizer, engine.get(), embedder.get(), server_options);
 
     serve::net::io_context io(1);
     serve::HttpServerOptions http_options;

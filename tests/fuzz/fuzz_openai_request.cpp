@@ -18,6 +18,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         tfx::serve::parse_completion_request(body);
     } catch (const tfx::serve::RequestError&) {
     }
+    try {
+        tfx::serve::parse_embedding_request(body);
+    } catch (const tfx::serve::RequestError&) {
+    }
     tfx::serve::parse_tool_calls(body, "call_");
     return 0;
 }

@@ -36,7 +36,7 @@ struct Server {
         : session(tfx::AutoModel::from_pretrained(model.string(), {})),
           tokenizer(tfx::Tokenizer::for_model(*session, {})),
           engine(*session, engine_options),
-          api(*session, *tokenizer, engine, with_name(server_options)),
+          api(*session, *tokenizer, &engine, nullptr, with_name(server_options)),
           http(io, serve::HttpServerOptions{"127.0.0.1", 0, max_body},
                [this](const serve::HttpRequest& r, const std::shared_ptr<serve::Exchange>& e) { api.handle(r, e); }) {
         thread = std::thread([this] { io.run(); });

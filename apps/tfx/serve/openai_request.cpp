@@ -123,6 +123,43 @@ Json message_content(const Json& content, const std::string& where) {
     return text;
 }
 
+// A field holding a string, a list of strings, token ids or lists of token ids (a prompt,
+// embeddings' input): one entry per text or id list.
+std::vector<TextOrTokenIds> texts_or_token_ids(const Json& j, const std::string& name) {
+    const Json* value = field(j, name.c_str());
+    const std::string expected = name + " is required: a string, a list of strings, token ids or lists of token ids";
+    if (!value) throw RequestError(name, expected);
+    auto ids_of = [&](const Json& list) {
+        std::vector<int32_t> ids;
+        for (const Json& id : list) {
+            if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
+                id.get<int64_t>() > std::numeric_limits<int32_t>::max())
+                throw RequestError(name, name + " token ids must be integers >= 0, got " + id.dump());
+            ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
+        }
+        if (ids.empty()) throw RequestError(name, "a list of token ids in " + name + " must not be empty");
+        return ids;
+    };
+    std::vector<TextOrTokenIds> items;
+    if (value->is_string()) {
+        items.emplace_back(value->get<std::string>());
+    } else if (value->is_array() && !value->empty() && (*value)[0].is_number()) {
+        items.emplace_back(ids_of(*value));
+    } else if (value->is_array() && !value->empty()) {
+        for (const Json& item : *value) {
+            if (item.is_string())
+                items.emplace_back(item.get<std::string>());
+            else if (item.is_array())
+                items.emplace_back(ids_of(item));
+            else
+                throw RequestError(name, expected + ", got an item " + item.dump());
+        }
+    } else {
+        throw RequestError(name, expected);
+    }
+    return items;
+}
+
 }  // namespace
 
 ChatRequest parse_chat_request(const std::string& body) {
@@ -162,39 +199,31 @@ CompletionRequest parse_completion_request(const std::string& body) {
     CompletionRequest r;
     read_sampling(j, r);
     if (!field(j, "max_tokens") && !field(j, "max_completion_tokens")) r.max_tokens = 16;  // OpenAI's default
-    const Json* prompt = field(j, "prompt");
-    const std::string expected = "prompt is required: a string, a list of strings, token ids or lists of token ids";
-    if (!prompt) throw RequestError("prompt", expected);
-    auto ids_of = [&](const Json& list) {
-        std::vector<int32_t> ids;
-        for (const Json& id : list) {
-            if (!id.is_number_integer() || id.get<int64_t>() < 0 ||
-                id.get<int64_t>() > std::numeric_limits<int32_t>::max())
-                throw RequestError("prompt", "prompt token ids must be integers >= 0, got " + id.dump());
-            ids.push_back(static_cast<int32_t>(id.get<int64_t>()));
-        }
-        if (ids.empty()) throw RequestError("prompt", "a prompt of token ids must not be empty");
-        return ids;
-    };
-    if (prompt->is_string()) {
-        r.prompts.emplace_back(prompt->get<std::string>());
-    } else if (prompt->is_array() && !prompt->empty() && (*prompt)[0].is_number()) {
-        r.prompts.emplace_back(ids_of(*prompt));
-    } else if (prompt->is_array() && !prompt->empty()) {
-        for (const Json& item : *prompt) {
-            if (item.is_string())
-                r.prompts.emplace_back(item.get<std::string>());
-            else if (item.is_array())
-                r.prompts.emplace_back(ids_of(item));
-            else
-                throw RequestError("prompt", expected + ", got an item " + item.dump());
-        }
-    } else {
-        throw RequestError("prompt", expected);
-    }
+    r.prompts = texts_or_token_ids(j, "prompt");
     r.echo = flag(j, "echo");
     if (const std::optional<int64_t> logprobs = integer_in(j, "logprobs", 0, 20))
         r.logprobs = static_cast<int32_t>(*logprobs);
+    return r;
+}
+
+EmbeddingRequest parse_embedding_request(const std::string& body) {
+    const Json j = parse_object(body);
+    EmbeddingRequest r;
+    const Json* model = field(j, "model");
+    if (!model || !model->is_string()) throw RequestError("model", "model is required: the served model's name");
+    r.model = model->get<std::string>();
+    r.inputs = texts_or_token_ids(j, "input");
+    if (r.inputs.size() > kMaxEmbeddingInputs) {
+        throw RequestError("input", "input holds " + std::to_string(r.inputs.size()) + " items; at most " +
+                                        std::to_string(kMaxEmbeddingInputs) + " per request");
+    }
+    if (const Json* format = field(j, "encoding_format")) {
+        if (*format != "float" && *format != "base64")
+            throw RequestError("encoding_format",
+                               "encoding_format must be \"float\" or \"base64\", got " + format->dump());
+        r.base64 = *format == "base64";
+    }
+    r.dimensions = integer_in(j, "dimensions", 1, std::numeric_limits<int32_t>::max());
     return r;
 }
 

@@ -1,6 +1,6 @@
 // The request bodies of OpenAI's API as `tfx serve` reads them: /v1/chat/completions and
-// /v1/completions (with vLLM's extensions top_k, min_p, repetition_penalty, ignore_eos),
-// validated field by field. A bad field throws RequestError naming it, which the server
+// /v1/completions (with vLLM's extensions top_k, min_p, repetition_penalty, ignore_eos) and
+// /v1/embeddings, validated field by field. A bad field throws RequestError naming it, which the server
 // answers with HTTP 400 and OpenAI's error body ({"error": {"message", "type", "param"}}).
 #pragma once
 
@@ -47,14 +47,26 @@ struct ChatRequest : SamplingFields {
     nlohmann::ordered_json tools;     // null: none
 };
 
+using TextOrTokenIds = std::variant<std::string, std::vector<int32_t>>;
+
 struct CompletionRequest : SamplingFields {
     // Each prompt is text or token ids; several make several choices (n each), as OpenAI does.
-    std::vector<std::variant<std::string, std::vector<int32_t>>> prompts;
+    std::vector<TextOrTokenIds> prompts;
     bool echo = false;
 };
+
+// /v1/embeddings.
+struct EmbeddingRequest {
+    std::string model;
+    std::vector<TextOrTokenIds> inputs;  // one vector each
+    bool base64 = false;                 // encoding_format "base64": little-endian f32 bytes
+    std::optional<int64_t> dimensions;   // must be the model's own (no Matryoshka truncation)
+};
+inline constexpr size_t kMaxEmbeddingInputs = 2048;  // OpenAI's limit per request
 
 // Throws RequestError for malformed JSON, a missing or mistyped field, or a value out of range.
 ChatRequest parse_chat_request(const std::string& body);
 CompletionRequest parse_completion_request(const std::string& body);
+EmbeddingRequest parse_embedding_request(const std::string& body);
 
 }  // namespace tfx::serve

@@ -1,5 +1,6 @@
 #include "apps/tfx/serve/openai_server.h"
 
+#include <bit>
 #include <cmath>
 
 #include <boost/asio/post.hpp>
@@ -15,6 +16,25 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
+// encoding_format "base64": the vector's little-endian f32 bytes in standard base64.
+std::string base64_of_floats(const std::vector<float>& v) {
+    static constexpr char kAlphabet[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    static_assert(std::endian::native == std::endian::little, "embeddings are sent as little-endian f32");
+    const auto* bytes = reinterpret_cast<const unsigned char*>(v.data());
+    const size_t n = v.size() * sizeof(float);
+    std::string out;
+    out.reserve((n + 2) / 3 * 4);
+    for (size_t i = 0; i < n; i += 3) {
+        const uint32_t chunk = (uint32_t{bytes[i]} << 16) | (i + 1 < n ? uint32_t{bytes[i + 1]} << 8 : 0) |
+                               (i + 2 < n ? uint32_t{bytes[i + 2]} : 0);
+        out += kAlphabet[(chunk >> 18) & 63];
+        out += kAlphabet[(chunk >> 12) & 63];
+        out += i + 1 < n ? kAlphabet[(chunk >> 6) & 63] : '=';
+        out += i + 2 < n ? kAlphabet[chunk & 63] : '=';
+    }
+    return out;
+}
+
 std::string path_of(const HttpRequest& request) {
     const std::string target(request.target());
     return target.substr(0, target.find('?'));
@@ -22,8 +42,9 @@ std::string path_of(const HttpRequest& request) {
 
 }  // namespace
 
-OpenAiServer::OpenAiServer(ModelSession& session, const Tokenizer& tokenizer, Engine& engine, ServerOptions options)
-    : session_(session), tokenizer_(tokenizer), engine_(engine), options_(std::move(options)) {
+OpenAiServer::OpenAiServer(ModelSession& session, const Tokenizer& tokenizer, Engine* engine, Embedder* embedder,
+                           ServerOptions options)
+    : session_(session), tokenizer_(tokenizer), engine_(engine), embedder_(embedder), options_(std::move(options)) {
     model_defaults_ = GenerationConfig::from_model(
         session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
     const int64_t model_limit = session.info().max_positions;
@@ -50,11 +71,9 @@ void OpenAiServer::handle(const HttpRequest& request, const std::shared_ptr<Exch
         const char* path;
         bool post;
     };
-    static constexpr Route kRoutes[] = {{"/v1/chat/completions", true},
-                                        {"/v1/completions", true},
-                                        {"/v1/models", false},
-                                        {"/health", false},
-                                        {"/metrics", false}};
+    static constexpr Route kRoutes[] = {
+        {"/v1/chat/completions", true}, {"/v1/completions", true}, {"/v1/embeddings", true},
+        {"/v1/models", false},          {"/health", false},        {"/metrics", false}};
     const Route* route = nullptr;
     for (const Route& r : kRoutes) {
         if (path == r.path) route = &r;
@@ -80,10 +99,11 @@ void OpenAiServer::handle(const HttpRequest& request, const std::shared_ptr<Exch
     }
     if (path == "/v1/chat/completions") return chat(request, exchange);
     if (path == "/v1/completions") return completions(request, exchange);
+    if (path == "/v1/embeddings") return embeddings(request, exchange);
     if (path == "/v1/models") return models(exchange);
     if (path == "/health") return health(exchange);
     metrics_.request_done(path, 200);
-    exchange->respond(http::status::ok, "text/plain; version=0.0.4", metrics_.render(engine_.stats()));
+    exchange->respond(http::status::ok, "text/plain; version=0.0.4", metrics_.render(stats()));
 }
 
 void OpenAiServer::models(const std::shared_ptr<Exchange>& exchange) {
@@ -98,41 +118,62 @@ void OpenAiServer::models(const std::shared_ptr<Exchange>& exchange) {
     exchange->respond(http::status::ok, "application/json", body.dump());
 }
 
-// A one-token forward through the running engine: a model whose weights give NaNs fails it.
+// A one-token forward through the running engine or embedder: a model whose weights give
+// NaNs fails it.
 void OpenAiServer::health(const std::shared_ptr<Exchange>& exchange) {
-    SequenceJob job;
-    job.prompt = {model_defaults_.eos_token_ids.empty() ? 0 : model_defaults_.eos_token_ids.front()};
-    if (const auto bos = tokenizer_.special_id("bos_token")) job.prompt = {*bos};
-    job.config = model_defaults_;
-    job.config.do_sample = false;
-    job.config.repetition_penalty = 1.0f;
-    job.max_new_tokens = 1;
-    auto finite = std::make_shared<bool>(true);
     auto executor = exchange->executor();
-    job.on_logits = [finite](std::span<const float> logits) {
-        for (float v : logits) *finite = *finite && std::isfinite(v);
-    };
-    job.on_token = [this, exchange, executor, finite](const Generator::Event&) {
-        net::post(executor, [this, exchange, finite] {
-            if (*finite) {
+    auto answer = [this, exchange, executor](bool finite, const std::string& message) {
+        net::post(executor, [this, exchange, finite, message] {
+            if (finite) {
                 metrics_.request_done("/health", 200);
                 exchange->respond(http::status::ok, "application/json", R"({"status":"ok"})");
             } else {
-                error(exchange, "/health", http::status::service_unavailable,
-                      "the model's logits are not finite (NaN or infinity)", "internal_error");
+                error(exchange, "/health", http::status::service_unavailable, message, "internal_error");
             }
         });
     };
-    job.on_error = [this, exchange, executor](const std::string& message) {
-        net::post(executor, [this, exchange, message] {
-            error(exchange, "/health", http::status::service_unavailable, message, "internal_error");
-        });
-    };
+    const std::string not_finite = "the model's outputs are not finite (NaN or infinity)";
+    std::vector<int32_t> one_token = {model_defaults_.eos_token_ids.empty() ? 0
+                                                                            : model_defaults_.eos_token_ids.front()};
+    if (const auto bos = tokenizer_.special_id("bos_token")) one_token = {*bos};
     try {
-        engine_.submit({std::move(job)});
+        if (embedder_) {
+            EmbeddingJob job;
+            job.inputs = {one_token};
+            job.on_done = [answer, not_finite](std::vector<std::vector<float>> vectors) {
+                bool finite = true;
+                for (float v : vectors.front()) finite = finite && std::isfinite(v);
+                answer(finite, not_finite);
+            };
+            job.on_error = [answer](const std::string& message) { answer(false, message); };
+            return embedder_->submit(std::move(job));
+        }
+        SequenceJob job;
+        job.prompt = one_token;
+        job.config = model_defaults_;
+        job.config.do_sample = false;
+        job.config.repetition_penalty = 1.0f;
+        job.max_new_tokens = 1;
+        auto finite = std::make_shared<bool>(true);
+        job.on_logits = [finite](std::span<const float> logits) {
+            for (float v : logits) *finite = *finite && std::isfinite(v);
+        };
+        job.on_token = [answer, finite, not_finite](const Generator::Event&) { answer(*finite, not_finite); };
+        job.on_error = [answer](const std::string& message) { answer(false, message); };
+        engine_->submit({std::move(job)});
     } catch (const std::exception& e) {
         error(exchange, "/health", http::status::service_unavailable, e.what(), "internal_error");
     }
+}
+
+Engine::Stats OpenAiServer::stats() const {
+    if (engine_) return engine_->stats();
+    const Embedder::Stats e = embedder_->stats();
+    Engine::Stats s;
+    s.queued = e.queued;
+    s.running = e.running;
+    s.steps = e.steps;
+    return s;
 }
 
 GenerationConfig OpenAiServer::generation_config(const SamplingFields& f) const {
@@ -164,11 +205,21 @@ int64_t OpenAiServer::max_new_tokens(const SamplingFields& f, int64_t prompt_tok
     return f.max_tokens.value_or(room);
 }
 
-bool OpenAiServer::refused(const SamplingFields& fields, const std::string& route,
+bool OpenAiServer::refused(const std::string& model, const std::string& route,
                            const std::shared_ptr<Exchange>& exchange) {
-    if (fields.model != options_.model_name) {
+    if (model != options_.model_name) {
         error(exchange, route, http::status::not_found,
-              "The model '" + fields.model + "' does not exist (this server serves '" + options_.model_name + "')",
+              "The model '" + model + "' does not exist (this server serves '" + options_.model_name + "')",
+              "invalid_request_error", "model");
+        return true;
+    }
+    const bool embedding_route = route == "/v1/embeddings";
+    if (embedding_route ? !embedder_ : !engine_) {
+        error(exchange, route, http::status::bad_request,
+              "'" + model + "' (" + session_.architecture() + ") " +
+                  (embedding_route ? "is a language model: it serves /v1/chat/completions and /v1/completions; "
+                                     "embeddings need a base encoder model"
+                                   : "is an embedding model: it serves /v1/embeddings only"),
               "invalid_request_error", "model");
         return true;
     }
@@ -197,7 +248,7 @@ void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchan
     const std::string route = "/v1/chat/completions";
     answer_errors(route, exchange, [&] {
         const ChatRequest r = parse_chat_request(request.body());
-        if (refused(r, route, exchange)) return;
+        if (refused(r.model, route, exchange)) return;
         Tokenizer::ChatOptions chat_options;
         chat_options.tools = r.tools;
         std::vector<int32_t> ids;
@@ -208,7 +259,7 @@ void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchan
         }
         const int64_t max_new = max_new_tokens(r, static_cast<int64_t>(ids.size()));
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(),
-                                                   options_.model_name, tokenizer_, engine_, metrics_, exchange);
+                                                   options_.model_name, tokenizer_, *engine_, metrics_, exchange);
         run->start({{std::move(ids), ""}}, generation_config(r), max_new);
     });
 }
@@ -217,7 +268,7 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
     const std::string route = "/v1/completions";
     answer_errors(route, exchange, [&] {
         const CompletionRequest r = parse_completion_request(request.body());
-        if (refused(r, route, exchange)) return;
+        if (refused(r.model, route, exchange)) return;
         std::vector<CompletionRun::Prompt> prompts;
         int64_t longest = 0;
         const int64_t vocab = session_.info().vocab_size;
@@ -242,8 +293,73 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
         }
         const int64_t max_new = max_new_tokens(r, longest);
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, options_.model_name,
-                                                   tokenizer_, engine_, metrics_, exchange);
+                                                   tokenizer_, *engine_, metrics_, exchange);
         run->start(prompts, generation_config(r), max_new);
+    });
+}
+
+void OpenAiServer::embeddings(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
+    const std::string route = "/v1/embeddings";
+    answer_errors(route, exchange, [&] {
+        const EmbeddingRequest r = parse_embedding_request(request.body());
+        if (refused(r.model, route, exchange)) return;
+        if (r.dimensions && *r.dimensions != embedder_->dimensions()) {
+            throw RequestError("dimensions", "this model's embeddings have " + std::to_string(embedder_->dimensions()) +
+                                                 " dimensions and it cannot shorten them; got " +
+                                                 std::to_string(*r.dimensions));
+        }
+        EmbeddingJob job;
+        int64_t tokens = 0;
+        const int64_t vocab = session_.info().vocab_size;
+        for (size_t i = 0; i < r.inputs.size(); ++i) {
+            const std::string at = "input[" + std::to_string(i) + "]";
+            std::vector<int32_t> ids;
+            if (const auto* text = std::get_if<std::string>(&r.inputs[i]))
+                ids = tokenizer_.encode(*text, true);
+            else
+                ids = std::get<std::vector<int32_t>>(r.inputs[i]);
+            for (int32_t id : ids) {
+                if (id >= vocab)
+                    throw RequestError("input", at + ": token id " + std::to_string(id) +
+                                                    " is outside the vocabulary (size " + std::to_string(vocab) + ")");
+            }
+            if (ids.empty()) throw RequestError("input", at + " encodes to no tokens");
+            if (static_cast<int64_t>(ids.size()) > options_.context_length) {
+                throw RequestError("input", at + " has " + std::to_string(ids.size()) +
+                                                " tokens; this model takes at most " +
+                                                std::to_string(options_.context_length));
+            }
+            tokens += static_cast<int64_t>(ids.size());
+            job.inputs.push_back(std::move(ids));
+        }
+        auto executor = exchange->executor();
+        job.on_done = [this, exchange, executor, route, tokens,
+                       base64 = r.base64](std::vector<std::vector<float>> vectors) {
+            auto shared = std::make_shared<std::vector<std::vector<float>>>(std::move(vectors));
+            net::post(executor, [this, exchange, route, tokens, base64, shared] {
+                Json data = Json::array();
+                for (size_t i = 0; i < shared->size(); ++i) {
+                    const std::vector<float>& v = (*shared)[i];
+                    data.push_back({{"object", "embedding"},
+                                    {"index", i},
+                                    {"embedding", base64 ? Json(base64_of_floats(v)) : Json(v)}});
+                }
+                const Json body = {{"object", "list"},
+                                   {"data", std::move(data)},
+                                   {"model", options_.model_name},
+                                   {"usage", {{"prompt_tokens", tokens}, {"total_tokens", tokens}}}};
+                metrics_.tokens(tokens, 0);
+                metrics_.request_done(route, 200);
+                exchange->note("prompt_tokens=" + std::to_string(tokens));
+                exchange->respond(http::status::ok, "application/json", body.dump());
+            });
+        };
+        job.on_error = [this, exchange, executor, route](const std::string& message) {
+            net::post(executor, [this, exchange, route, message] {
+                error(exchange, route, http::status::internal_server_error, message, "internal_error");
+            });
+        };
+        embedder_->submit(std::move(job));
     });
 }
 

@@ -3,7 +3,8 @@
 // checked against `tfx generate` run alone on the same prompt.
 //
 // usage: node openai_client.test.mjs TFX      (ctest runs it; exit 77 = skipped)
-// Needs $TFX_TEST_DATA (models/tinystories-656k, chat_templates/qwen2_5, tiny/bert) and
+// Needs $TFX_TEST_DATA (models/tinystories-656k, chat_templates/qwen2_5, tiny/bert and its
+// golden) and
 // `npm ci` in this folder (scripts/install-deps.sh runs it).
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -23,7 +24,9 @@ const data = process.env.TFX_TEST_DATA ?? '';
 if (!tfx) throw new Error('usage: node openai_client.test.mjs TFX');
 const tinystories = path.join(data, 'models/tinystories-656k');
 const qwenTemplate = path.join(data, 'chat_templates/qwen2_5/tokenizer_config.json');
-for (const p of [tinystories, qwenTemplate]) {
+const tinyBert = path.join(data, 'tiny/bert');
+const bertGolden = path.join(data, 'golden/tiny/bert.json');
+for (const p of [tinystories, qwenTemplate, tinyBert, bertGolden]) {
     if (!data || !fs.existsSync(p)) skip(`TFX_TEST_DATA does not hold ${p}`);
 }
 let OpenAI;
@@ -42,6 +45,19 @@ function modelWithChatTemplate() {
     const config = JSON.parse(fs.readFileSync(path.join(dir, 'tokenizer_config.json'), 'utf8'));
     config.chat_template = JSON.parse(fs.readFileSync(qwenTemplate, 'utf8')).chat_template;
     fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(config));
+    return dir;
+}
+
+// tiny/bert with a WordLevel tokenizer for its 384-token vocabulary ("w0" .. "w383": "w1 w17" is [1, 17]).
+function bertWithTokenizer() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfx-openai-bert-'));
+    for (const f of fs.readdirSync(tinyBert)) fs.copyFileSync(path.join(tinyBert, f), path.join(dir, f));
+    const vocab = Object.fromEntries(Array.from({ length: 384 }, (_, i) => [`w${i}`, i]));
+    fs.writeFileSync(path.join(dir, 'tokenizer.json'), JSON.stringify({
+        version: '1.0', added_tokens: [], normalizer: null, pre_tokenizer: { type: 'Whitespace' },
+        post_processor: null, decoder: null, model: { type: 'WordLevel', vocab, unk_token: 'w0' },
+    }));
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify({ tokenizer_class: 'PreTrainedTokenizerFast' }));
     return dir;
 }
 
@@ -255,5 +271,59 @@ describe('tfx serve on SIGTERM', () => {
         assert.equal(text, generateAlone(tinystories, 'Once upon a time', 400, ['--ignore-eos']).text);
         assert.equal(await exited, 0, log.join('\n'));
         assert.ok(log.some((line) => /SIGTERM, finishing 1 request/.test(line)), log.join('\n'));
+    });
+});
+
+describe('tfx serve /v1/embeddings with the openai client (a base encoder model)', () => {
+    let model, running, client;
+    const golden = JSON.parse(fs.readFileSync(bertGolden, 'utf8')).prompts;
+    const unit = (v) => {
+        const norm = Math.sqrt(v.reduce((a, x) => a + x * x, 0));
+        return v.map((x) => x / norm);
+    };
+    const assertClose = (actual, expected, what) => {
+        assert.equal(actual.length, expected.length, what);
+        actual.forEach((x, i) => assert.ok(Math.abs(x - expected[i]) < 1e-4, `${what}[${i}]: ${x} vs ${expected[i]}`));
+    };
+    before(async () => {
+        model = bertWithTokenizer();
+        running = await startServer(['--model', model, '--served-model-name', 'bert', '--step-tokens', '16']);
+        client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 60000 });
+    });
+    after(async () => {
+        if (running) assert.equal(await stopServer(running.server), 0, running.log.join('\n'));
+        fs.rmSync(model, { recursive: true, force: true });
+    });
+
+    test('texts, in one request and several at once, embed as transformers mean-pools, unit length', async () => {
+        const texts = golden.map((p) => p.input_ids.map((id) => `w${id}`).join(' '));
+        const expected = golden.map((p) => unit(p.mean_pooled));
+        // The client asks for base64 by default and decodes it; float is asked for explicitly.
+        for (const encoding_format of [undefined, 'float']) {
+            const r = await client.embeddings.create({ model: 'bert', input: texts, encoding_format });
+            assert.equal(r.data.length, texts.length);
+            r.data.forEach((d, i) => {
+                assert.equal(d.index, i);
+                assertClose(d.embedding, expected[i], `${golden[i].name} (${encoding_format ?? 'base64'})`);
+            });
+            assert.equal(r.usage.prompt_tokens, golden.reduce((a, p) => a + p.input_ids.length, 0));
+        }
+        // One request per input, all in flight together (batched across requests, 16 tokens a pass).
+        const answers = await Promise.all(golden.map((p) => client.embeddings.create({ model: 'bert', input: p.input_ids })));
+        answers.forEach((r, i) => assertClose(r.data[0].embedding, expected[i], `${golden[i].name} alone`));
+    });
+
+    test('bad input and generation routes get typed errors naming the field', async () => {
+        await assert.rejects(client.embeddings.create({ model: 'bert', input: [] }),
+            (e) => e instanceof OpenAI.BadRequestError && e.param === 'input');
+        await assert.rejects(client.embeddings.create({ model: 'bert', input: [[1, 384]] }),
+            (e) => e instanceof OpenAI.BadRequestError && e.param === 'input' && /vocabulary/.test(e.message));
+        await assert.rejects(client.embeddings.create({ model: 'bert', input: Array(300).fill('w1').join(' ') }),
+            (e) => e instanceof OpenAI.BadRequestError && e.param === 'input' && /at most 256/.test(e.message));
+        await assert.rejects(client.embeddings.create({ model: 'bert', input: 'w1', dimensions: 8 }),
+            (e) => e instanceof OpenAI.BadRequestError && e.param === 'dimensions');
+        await assert.rejects(client.completions.create({ model: 'bert', prompt: 'w1' }),
+            (e) => e instanceof OpenAI.BadRequestError && e.param === 'model' && /embeddings/.test(e.message));
+        assert.equal((await fetch(`${running.url}/health`)).status, 200);
     });
 });
