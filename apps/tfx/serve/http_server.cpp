@@ -17,8 +17,8 @@
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/read.hpp>
 #include <boost/beast/http/write.hpp>
-#include <nlohmann/json.hpp>
 
+#include "apps/tfx/serve/error_body.h"
 #include "core/log.h"
 #include "tfx/sdk/error.hpp"
 
@@ -40,15 +40,6 @@ struct HttpServer::State {
     State(net::io_context& context, HttpServerOptions o, Handler h)
         : io(context), options(std::move(o)), handler(std::move(h)), acceptor(context) {}
 };
-
-namespace {
-
-std::string error_body(std::string_view message, std::string_view type) {
-    return nlohmann::json{{"error", {{"message", message}, {"type", type}, {"param", nullptr}, {"code", nullptr}}}}
-        .dump();
-}
-
-}  // namespace
 
 // A client connection: reads requests one after another; each gets a RequestExchange that
 // lives until its answer is written.
@@ -223,7 +214,7 @@ void Connection::on_read(beast::error_code ec) {
         server->handler(request, exchange);
     } catch (const std::exception& e) {
         exchange->respond(http::status::internal_server_error, "application/json",
-                          error_body(std::string("internal error: ") + e.what(), "internal_error"));
+                          openai_error_body(std::string("internal error: ") + e.what(), "internal_error"));
     }
 }
 
@@ -232,7 +223,7 @@ void Connection::refuse(http::status status, std::string_view message) {
     response->set(http::field::server, "tfx");
     response->set(http::field::content_type, "application/json");
     response->keep_alive(false);
-    response->body() = error_body(message, "invalid_request_error");
+    response->body() = openai_error_body(message, "invalid_request_error");
     response->prepare_payload();
     log::info("serve: refused a request: " + std::to_string(static_cast<int>(status)) + " " + std::string(message));
     stream_.expires_after(std::chrono::seconds(5));

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/serve/completion_run.h"
+#include "apps/tfx/serve/error_body.h"
 #include "apps/tfx/serve/openai_request.h"
 #include "core/json_file.h"
 
@@ -56,12 +57,7 @@ void OpenAiServer::error(const std::shared_ptr<Exchange>& exchange, const std::s
                          const std::string& message, const std::string& type, const std::string& param,
                          const HttpHeaders& headers) {
     metrics_.request_done(route, static_cast<int>(status));
-    const Json body = {{"error",
-                        {{"message", message},
-                         {"type", type},
-                         {"param", param.empty() ? Json(nullptr) : Json(param)},
-                         {"code", nullptr}}}};
-    exchange->respond(status, "application/json", body.dump(-1, ' ', false, Json::error_handler_t::replace), headers);
+    exchange->respond(status, "application/json", openai_error_body(message, type, param), headers);
 }
 
 void OpenAiServer::handle(const HttpRequest& request, const std::shared_ptr<Exchange>& exchange) {
