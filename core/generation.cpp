@@ -9,7 +9,7 @@ namespace tfx {
 Generator::Generator(ModelSession& session, GeneratorOptions options)
     : session_(session),
       options_(options),
-      cache_(session.make_cache(options.block_size)),
+      cache_(session.make_cache(options.block_size, options.prefix_caching)),
       call_(session, cache_.get()) {
     if (session.info().output_kind != TFX_OUTPUT_LOGITS) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "generation needs a language-model head; " + session.architecture() +
@@ -48,7 +48,8 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
     r.max_new = max_new_tokens;
     r.top_logprobs = top_logprobs;
     r.rng.seed(config.seed);
-    r.seq = cache_->add();
+    r.seq = cache_->add(r.context);
+    r.fed = static_cast<size_t>(cache_->length(r.seq));  // positions found in the prefix cache
     requests_.emplace(id, std::move(r));
     live_.push_back(id);
     return id;
@@ -118,6 +119,7 @@ std::vector<Generator::Event> Generator::step() {
     for (size_t i = 0; i < stepped.size(); ++i) {
         Request& r = requests_.at(stepped[i]);
         r.fed += feeding[i];
+        cache_->publish(r.seq, r.context);
         if (inputs_[i].output == SequenceInput::Output::none) continue;
         last_rows_[stepped[i]] = row;
         std::span<float> logits = call_.row(row++);

@@ -34,6 +34,8 @@ struct GeneratorOptions {
     // steps (chunked prefill), so running sequences keep getting a token every step. The
     // oldest prompt always advances, even past the budget, so none waits for ever.
     int64_t max_step_tokens = 0;
+    // Share cached blocks between prompts that begin alike (PagedKvCache's prefix caching).
+    bool prefix_caching = false;
 };
 
 class Generator {

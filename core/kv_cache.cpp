@@ -45,13 +45,79 @@ const PagedKvCache::Sequence& PagedKvCache::sequence(SeqId seq) const {
     return const_cast<PagedKvCache*>(this)->sequence(seq);
 }
 
-PagedKvCache::SeqId PagedKvCache::add() {
-    sequences_.emplace(next_id_, Sequence{});
+size_t PagedKvCache::BlockKeyHash::operator()(const BlockKey& key) const {
+    // FNV-1a over the parent's content id and the tokens; equality is checked on the whole key.
+    uint64_t h = 1469598103934665603ULL;
+    const auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
+    mix(key.parent_content);
+    for (int32_t t : key.tokens) mix(static_cast<uint32_t>(t));
+    return static_cast<size_t>(h);
+}
+
+PagedKvCache::SeqId PagedKvCache::add(std::span<const int32_t> prompt) {
+    Sequence s;
+    if (options_.prefix_caching && !prompt.empty()) {
+        const auto bs = static_cast<size_t>(options_.block_size);
+        queried_tokens_ += static_cast<int64_t>(prompt.size());
+        BlockKey key{0, {}};
+        for (size_t b = 0; (b + 1) * bs < prompt.size(); ++b) {  // never the block of the last token
+            key.tokens.assign(prompt.begin() + static_cast<std::ptrdiff_t>(b * bs),
+                              prompt.begin() + static_cast<std::ptrdiff_t>((b + 1) * bs));
+            const auto found = index_.find(key);
+            if (found == index_.end()) break;
+            share_block(found->second);
+            s.blocks.push_back(found->second);
+            key.parent_content = content_id_[static_cast<size_t>(found->second)];
+        }
+        s.published = s.blocks.size();
+        s.last_content = key.parent_content;
+        s.length = static_cast<int64_t>(s.blocks.size() * bs);
+        hit_tokens_ += s.length;
+    }
+    sequences_.emplace(next_id_, std::move(s));
     return next_id_++;
 }
 
+void PagedKvCache::publish(SeqId seq, std::span<const int32_t> tokens) {
+    if (!options_.prefix_caching) return;
+    Sequence& s = sequence(seq);
+    const auto bs = static_cast<size_t>(options_.block_size);
+    const size_t full = std::min(static_cast<size_t>(s.length), tokens.size()) / bs;
+    for (; s.published < full; ++s.published) {
+        const int32_t block = s.blocks[s.published];
+        if (content_id_[static_cast<size_t>(block)] == 0) {
+            BlockKey key{s.last_content,
+                         std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(s.published * bs),
+                                              tokens.begin() + static_cast<std::ptrdiff_t>((s.published + 1) * bs))};
+            const auto [at, added] = index_.try_emplace(key, block);
+            if (added) {
+                content_id_[static_cast<size_t>(block)] = ++next_content_;
+                key_of_[static_cast<size_t>(block)] = std::move(key);
+            }
+            // When another sequence indexed the same tokens first, this block stays private and
+            // the chain goes on from the indexed one (same tokens, same content).
+            s.last_content = content_id_[static_cast<size_t>(at->second)];
+        } else {
+            s.last_content = content_id_[static_cast<size_t>(block)];
+        }
+    }
+}
+
+void PagedKvCache::share_block(int32_t block) {
+    const auto b = static_cast<size_t>(block);
+    if (refcount_[b]++ == 0) evictable_.erase(evictable_at_[b]);
+}
+
+void PagedKvCache::unpublish(int32_t block) {
+    const auto b = static_cast<size_t>(block);
+    if (content_id_[b] == 0) return;
+    index_.erase(key_of_[b]);
+    key_of_[b] = {};
+    content_id_[b] = 0;
+}
+
 PagedKvCache::SeqId PagedKvCache::fork(SeqId seq) {
-    Sequence copy = sequence(seq);
+    Sequence copy = sequence(seq);  // published blocks stay published
     for (int32_t b : copy.blocks) ++refcount_[b];
     sequences_.emplace(next_id_, std::move(copy));
     return next_id_++;
@@ -59,7 +125,8 @@ PagedKvCache::SeqId PagedKvCache::fork(SeqId seq) {
 
 void PagedKvCache::release(SeqId seq) {
     Sequence& s = sequence(seq);
-    for (int32_t b : s.blocks) drop_block(b);
+    // Last block first: a prefix's tail is evicted before its head, which more prompts share.
+    for (auto b = s.blocks.rbegin(); b != s.blocks.rend(); ++b) drop_block(*b);
     sequences_.erase(seq);
 }
 
@@ -97,15 +164,31 @@ void PagedKvCache::advance(SeqId seq, int64_t count) {
 }
 
 int32_t PagedKvCache::take_block() {
-    if (free_.empty()) grow(std::max<int64_t>(capacity_ + 1, capacity_ + capacity_ / 2));
-    const int32_t b = free_.back();
-    free_.pop_back();
-    refcount_[b] = 1;
+    int32_t b = 0;
+    if (!free_.empty()) {
+        b = free_.back();
+        free_.pop_back();
+    } else if (!evictable_.empty()) {
+        b = evictable_.front();
+        evictable_.pop_front();
+        unpublish(b);
+    } else {
+        grow(std::max<int64_t>(capacity_ + 1, capacity_ + capacity_ / 2));
+        b = free_.back();
+        free_.pop_back();
+    }
+    refcount_[static_cast<size_t>(b)] = 1;
     return b;
 }
 
 void PagedKvCache::drop_block(int32_t block) {
-    if (--refcount_[block] == 0) free_.push_back(block);
+    const auto b = static_cast<size_t>(block);
+    if (--refcount_[b] != 0) return;
+    if (content_id_[b] != 0) {
+        evictable_at_[b] = evictable_.insert(evictable_.end(), block);
+    } else {
+        free_.push_back(block);
+    }
 }
 
 sdk::View PagedKvCache::pool_view(int layer, bool values, int64_t first, int64_t count) const {
@@ -140,6 +223,9 @@ void PagedKvCache::grow(int64_t blocks) {
         shapes_[i][0] = blocks;
     }
     refcount_.resize(static_cast<size_t>(blocks), 0);
+    content_id_.resize(static_cast<size_t>(blocks), 0);
+    key_of_.resize(static_cast<size_t>(blocks));
+    evictable_at_.resize(static_cast<size_t>(blocks));
     // Growing happens with no block free; the lowest new id goes on top of the stack, so a fresh
     // cache hands out blocks 0, 1, 2, ...
     for (int64_t b = blocks - 1; b >= capacity_; --b) free_.push_back(static_cast<int32_t>(b));

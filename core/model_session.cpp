@@ -476,9 +476,9 @@ void ModelSession::forward(const tfx_forward_args& args) {
     sdk::check(impl_->model->table<tfx_model_table>()->forward(impl_->model->self, &args, &error), error);
 }
 
-std::unique_ptr<PagedKvCache> ModelSession::make_cache(int32_t block_size) const {
+std::unique_ptr<PagedKvCache> ModelSession::make_cache(int32_t block_size, bool prefix_caching) const {
     return std::make_unique<PagedKvCache>(*impl_->device, info_.num_layers, info_.num_kv_heads, info_.head_dim,
-                                          KvCacheOptions{impl_->kv_dtype, block_size});
+                                          KvCacheOptions{impl_->kv_dtype, block_size, prefix_caching});
 }
 
 const Device& ModelSession::device() const {

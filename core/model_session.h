@@ -79,7 +79,7 @@ class ModelSession {
     // the arguments with ForwardCall (core/forward_call.h).
     void forward(const tfx_forward_args& args);
     // A paged KV cache for this model on the session's device, in the session's KV dtype.
-    std::unique_ptr<PagedKvCache> make_cache(int32_t block_size = 16) const;
+    std::unique_ptr<PagedKvCache> make_cache(int32_t block_size = 16, bool prefix_caching = false) const;
     // The backend's memory (allocations and transfers for host code).
     const Device& device() const;
     // The tensors the model would load, as the model plugin declares them.

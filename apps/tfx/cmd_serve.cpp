@@ -31,6 +31,7 @@ struct ServeOptions {
     int64_t step_tokens = 256;
     int64_t kv_cache_mib = 2048;
     int64_t max_body_mib = 8;
+    bool no_prefix_cache = false;
 };
 
 // Polls until no request is in progress, then stops the I/O loop.
@@ -70,6 +71,7 @@ void run_serve(ServeOptions o) {
         engine_options.max_queue = o.max_queue;
         engine_options.max_step_tokens = o.step_tokens;
         engine_options.kv_cache_bytes = o.kv_cache_mib << 20;
+        engine_options.prefix_caching = !o.no_prefix_cache;
         engine = std::make_unique<serve::Engine>(*session, engine_options);
     }
     serve::ServerOptions server_options;
@@ -142,6 +144,8 @@ void add_serve_command(CLI::App& app) {
                     "KV cache the running sequences may hold, MiB (0: no limit); sequences wait for room")
         ->check(integer_at_least(0))
         ->capture_default_str();
+    cmd->add_flag("--no-prefix-cache", o->no_prefix_cache,
+                  "Compute every prompt in full instead of sharing the KV blocks of prompts that begin alike");
     cmd->add_option("--max-body-mib", o->max_body_mib, "Largest request body, MiB; larger ones get HTTP 413")
         ->check(integer_at_least(1))
         ->capture_default_str();

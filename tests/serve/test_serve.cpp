@@ -398,4 +398,41 @@ TEST(Serve, HealthModelsAndMetrics) {
     }
 }
 
+// The prefix-cache counter of GET /metrics.
+int64_t prefix_hits(const Server& s) {
+    const std::string metrics = request(s.url("/metrics")).body;
+    const std::string name = "\ntfx_prefix_cache_hits_total ";
+    const size_t at = metrics.find(name);
+    EXPECT_NE(at, std::string::npos) << metrics;
+    return at == std::string::npos ? -1 : std::stoll(metrics.substr(at + name.size()));
+}
+
+TEST(Serve, PromptsThatBeginAlikeShareCachedBlocksAndAnswerTheSame) {
+    const std::string story =
+        "Once upon a time, there was a little girl named Lily. She loved to play outside in the sun with her "
+        "dog Max. One day, Lily and Max went to the park to play with a big red ball. The ball rolled away and "
+        "Max ran after it. Lily laughed and ran too. They played until the sun went down, then they went home "
+        "to eat dinner with mom and dad.";
+    for (const bool prefix_caching : {true, false}) {
+        TINY_SERVER(s, serve::EngineOptions{.prefix_caching = prefix_caching});
+        int64_t hits_before = prefix_hits(s);
+        for (const std::string ending : {" Then", " Later that day,", " Then"}) {
+            const std::string prompt = story + ending;
+            const Expected expected = alone(s, s.tokenizer->encode(prompt, true), 12);
+            const Reply r = post(s, "/v1/completions",
+                                 {{"model", "tiny"}, {"prompt", prompt}, {"max_tokens", 12}, {"temperature", 0}});
+            ASSERT_EQ(r.status, 200) << r.body;
+            EXPECT_EQ(json::parse(r.body)["choices"][0]["text"], expected.text) << ending;
+        }
+        const int64_t story_blocks = static_cast<int64_t>(s.tokenizer->encode(story, true).size()) / 16;
+        ASSERT_GE(story_blocks, 2);
+        if (prefix_caching) {
+            // The second and third prompts found at least the story's full blocks.
+            EXPECT_GE(prefix_hits(s) - hits_before, 2 * story_blocks * 16);
+        } else {
+            EXPECT_EQ(prefix_hits(s), 0) << "--no-prefix-cache computes every prompt";
+        }
+    }
+}
+
 }  // namespace

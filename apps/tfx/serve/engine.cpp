@@ -9,7 +9,7 @@ namespace tfx::serve {
 Engine::Engine(ModelSession& session, EngineOptions options)
     : session_(session),
       options_(options),
-      generator_(session, GeneratorOptions{options.block_size, options.max_step_tokens}) {
+      generator_(session, GeneratorOptions{options.block_size, options.max_step_tokens, options.prefix_caching}) {
     if (options.kv_cache_bytes > 0)
         kv_blocks_ = std::max<int64_t>(1, options.kv_cache_bytes / generator_.cache().block_bytes());
     thread_ = std::thread([this] { run(); });
@@ -112,6 +112,7 @@ void Engine::refresh_stats_locked() {
     stats_.kv_blocks_in_use = generator_.cache().blocks_in_use();
     stats_.kv_blocks_allocated = generator_.cache().blocks_allocated();
     stats_.kv_block_bytes = generator_.cache().block_bytes();
+    stats_.prefix = generator_.cache().prefix_stats();
 }
 
 void Engine::run() {

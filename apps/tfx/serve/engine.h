@@ -28,6 +28,7 @@ struct EngineOptions {
     int64_t max_step_tokens = 256;  // tokens one step feeds (chunked prefill; 0: no limit)
     int64_t kv_cache_bytes = 0;     // KV cache the running batch may hold (0: no limit)
     int32_t block_size = 16;
+    bool prefix_caching = true;  // prompts that begin alike share KV blocks (PagedKvCache)
 };
 
 // One sequence to generate.
@@ -56,6 +57,7 @@ class Engine {
         int64_t queued = 0, running = 0;
         int64_t kv_blocks_in_use = 0, kv_blocks_allocated = 0, kv_block_bytes = 0;
         int64_t steps = 0;
+        PagedKvCache::PrefixStats prefix;
     };
 
     Engine(ModelSession& session, EngineOptions options);

@@ -55,6 +55,12 @@ std::string Metrics::render(const Engine::Stats& engine) const {
     line("tfx_kv_blocks_in_use", "gauge", "KV cache blocks held by running sequences.", engine.kv_blocks_in_use);
     line("tfx_kv_blocks_allocated", "gauge", "KV cache blocks allocated.", engine.kv_blocks_allocated);
     line("tfx_kv_block_bytes", "gauge", "Bytes of one KV cache block over all layers.", engine.kv_block_bytes);
+    line("tfx_prefix_cache_queries_total", "counter", "Prompt tokens looked up in the prefix cache.",
+         engine.prefix.queried_tokens);
+    line("tfx_prefix_cache_hits_total", "counter", "Prompt tokens found in the prefix cache (not computed).",
+         engine.prefix.hit_tokens);
+    line("tfx_prefix_cache_blocks", "gauge", "KV cache blocks indexed for prefix sharing (held or reusable).",
+         engine.prefix.cached_blocks);
     line("tfx_engine_steps_total", "counter", "Forward steps of the running batch.", engine.steps);
     out << ttft_.render("tfx_time_to_first_token_seconds", "Time from a request's arrival to its first token.");
     out << itl_.render("tfx_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
