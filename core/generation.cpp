@@ -58,9 +58,50 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
 void Generator::finish(RequestId id) {
     const auto it = requests_.find(id);
     if (it == requests_.end()) return;
-    cache_->release(it->second.seq);
+    if (it->second.seq >= 0) cache_->release(it->second.seq);
     requests_.erase(it);
-    live_.erase(std::remove(live_.begin(), live_.end(), id), live_.end());
+    std::erase(live_, id);
+    std::erase(paused_, id);
+}
+
+int64_t Generator::blocks_for(size_t positions) const {
+    const auto bs = static_cast<size_t>(options_.block_size);
+    return static_cast<int64_t>((positions + bs - 1) / bs);
+}
+
+int64_t Generator::blocks_for_contexts() const {
+    int64_t blocks = 0;
+    for (RequestId id : live_) blocks += blocks_for(requests_.at(id).context.size());
+    return blocks;
+}
+
+void Generator::preempt_newest() {
+    if (live_.size() <= 1) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a sequence needs more KV cache blocks than max_cache_blocks (" +
+                                                       std::to_string(options_.max_cache_blocks) + ") on its own");
+    }
+    const RequestId id = live_.back();
+    live_.pop_back();
+    Request& r = requests_.at(id);
+    cache_->release(r.seq);  // with prefix caching its full blocks stay indexed, and may come back
+    r.seq = -1;
+    r.fed = 0;
+    paused_.insert(std::upper_bound(paused_.begin(), paused_.end(), id), id);
+    ++preemptions_;
+}
+
+void Generator::resume_paused() {
+    while (!paused_.empty()) {
+        Request& r = requests_.at(paused_.front());
+        const bool fits = options_.max_cache_blocks <= 0 ||
+                          cache_->blocks_in_use() + blocks_for(r.context.size()) <= options_.max_cache_blocks;
+        if (!fits && !live_.empty()) return;
+        r.seq = cache_->add(r.context);
+        r.fed = static_cast<size_t>(cache_->length(r.seq));
+        // Back in its place by arrival, so it is not the first to be preempted again.
+        live_.insert(std::upper_bound(live_.begin(), live_.end(), paused_.front()), paused_.front());
+        paused_.erase(paused_.begin());
+    }
 }
 
 void Generator::cancel(RequestId id) {
@@ -83,36 +124,62 @@ void Generator::fill_logprobs(std::span<const float> logits, int32_t chosen, int
     for (size_t i = 0; i < k; ++i) event.top.push_back({order[i], logits[static_cast<size_t>(order[i])] - log_norm});
 }
 
+bool Generator::plan(std::vector<RequestId>& stepped, std::vector<size_t>& feeding) const {
+    stepped.clear();
+    feeding.clear();
+    int64_t budget = options_.max_step_tokens > 0 ? options_.max_step_tokens : INT64_MAX;
+    int64_t room = options_.max_cache_blocks > 0 ? options_.max_cache_blocks - cache_->blocks_in_use() : INT64_MAX;
+    // Running sequences first (one token each), then prompts in arrival order from what is left.
+    for (RequestId id : live_) {
+        const Request& r = requests_.at(id);
+        if (r.context.size() - r.fed != 1) continue;
+        --budget;
+        room -= cache_->blocks_needed(r.seq, 1);
+        stepped.push_back(id);
+        feeding.push_back(1);
+    }
+    if (room < 0) return false;
+    bool prompt_advanced = false;
+    for (RequestId id : live_) {
+        const Request& r = requests_.at(id);
+        auto count = static_cast<int64_t>(r.context.size() - r.fed);
+        if (count <= 1) continue;
+        // The oldest prompt advances even past the token budget, so none waits for ever.
+        if (budget <= 0 && prompt_advanced) continue;
+        count = std::max<int64_t>(1, std::min(count, budget));
+        if (room != INT64_MAX) {  // as far as the free positions of its last block and `room` blocks go
+            const int64_t held = static_cast<int64_t>(cache_->blocks(r.seq).size()) * options_.block_size;
+            count = std::min(count, held - cache_->length(r.seq) + room * options_.block_size);
+            if (count <= 0 || cache_->blocks_needed(r.seq, count) > room) {
+                if (!prompt_advanced && stepped.empty()) return false;  // nothing could run at all
+                continue;
+            }
+            room -= cache_->blocks_needed(r.seq, count);
+        }
+        budget -= count;
+        prompt_advanced = true;
+        stepped.push_back(id);
+        feeding.push_back(static_cast<size_t>(count));
+    }
+    return !stepped.empty();
+}
+
 std::vector<Generator::Event> Generator::step() {
     std::vector<Event> events;
     last_rows_.clear();
+    resume_paused();
     if (live_.empty()) return events;
-    // Running sequences first (one token each), then prompts in arrival order from what is left.
-    int64_t budget = options_.max_step_tokens > 0 ? options_.max_step_tokens : INT64_MAX;
-    for (RequestId id : live_) {
-        if (requests_.at(id).fed == requests_.at(id).context.size() - 1) --budget;
-    }
-    inputs_.clear();
     std::vector<RequestId> stepped;
     std::vector<size_t> feeding;  // tokens each stepped request feeds
-    bool prompt_advanced = false;
-    for (RequestId id : live_) {
-        Request& r = requests_.at(id);
-        auto count = static_cast<int64_t>(r.context.size() - r.fed);
-        if (count > 1) {  // (part of) a prompt
-            if (budget <= 0 && prompt_advanced) continue;
-            count = std::max<int64_t>(1, std::min(count, budget));
-            budget -= count;
-            prompt_advanced = true;
-        }
+    while (!plan(stepped, feeding)) preempt_newest();
+    inputs_.clear();
+    for (size_t i = 0; i < stepped.size(); ++i) {
+        const Request& r = requests_.at(stepped[i]);
         SequenceInput in;
-        in.ids = std::span<const int32_t>(r.context).subspan(r.fed, static_cast<size_t>(count));
+        in.ids = std::span<const int32_t>(r.context).subspan(r.fed, feeding[i]);
         in.cache_seq = r.seq;
-        in.output = r.fed + static_cast<size_t>(count) == r.context.size() ? SequenceInput::Output::last
-                                                                           : SequenceInput::Output::none;
+        in.output = r.fed + feeding[i] == r.context.size() ? SequenceInput::Output::last : SequenceInput::Output::none;
         inputs_.push_back(in);
-        stepped.push_back(id);
-        feeding.push_back(static_cast<size_t>(count));
     }
     call_.run(inputs_);
     int64_t row = 0;

@@ -36,6 +36,12 @@ struct GeneratorOptions {
     int64_t max_step_tokens = 0;
     // Share cached blocks between prompts that begin alike (PagedKvCache's prefix caching).
     bool prefix_caching = false;
+    // KV cache blocks the live requests may hold (0: no limit). A step feeds prompt chunks only
+    // as far as the blocks left allow; when the running sequences' next tokens do not fit, the
+    // newest request is preempted: its blocks are freed, its tokens and sampling state kept,
+    // and it is prefilled again (recompute, as vLLM does) once the blocks its context needs are
+    // free, before any newer request advances.
+    int64_t max_cache_blocks = 0;
 };
 
 class Generator {
@@ -70,8 +76,14 @@ class Generator {
     // One forward over every live request: one new token each, except prompts still being fed
     // in chunks (they give none until their last chunk).
     std::vector<Event> step();
-    bool idle() const { return live_.empty(); }
+    bool idle() const { return live_.empty() && paused_.empty(); }
     size_t live() const { return live_.size(); }
+    // Requests preempted and waiting for cache blocks to be recomputed.
+    size_t paused() const { return paused_.size(); }
+    // Preemptions so far.
+    int64_t preemptions() const { return preemptions_; }
+    // Blocks the live requests need to hold all of their contexts (prompt + generated so far).
+    int64_t blocks_for_contexts() const;
 
     // Logits of the last step's row for `request` (for tests and logit processors' reports).
     std::span<const float> last_logits(RequestId request) const;
@@ -90,6 +102,14 @@ class Generator {
         std::mt19937_64 rng;
     };
     void finish(RequestId id);
+    // Chooses what each live request feeds this step within the token and block budgets;
+    // false when the running sequences' next tokens (or the oldest prompt) cannot get blocks.
+    bool plan(std::vector<RequestId>& stepped, std::vector<size_t>& feeding) const;
+    // Frees the newest live request's blocks; it waits in paused_ with its tokens.
+    void preempt_newest();
+    // Re-admits paused requests, oldest first, while the blocks of their contexts are free.
+    void resume_paused();
+    int64_t blocks_for(size_t positions) const;
     // The chosen token's log-probability and the best `count` tokens, from raw logits.
     static void fill_logprobs(std::span<const float> logits, int32_t chosen, int32_t count, Event& event);
 
@@ -101,7 +121,9 @@ class Generator {
     // per request once it is done.
     std::unordered_map<RequestId, Request> requests_;
     RequestId next_id_ = 0;
-    std::vector<RequestId> live_;                       // in arrival order
+    std::vector<RequestId> live_;    // in arrival order
+    std::vector<RequestId> paused_;  // preempted, in arrival order
+    int64_t preemptions_ = 0;
     std::unordered_map<RequestId, int64_t> last_rows_;  // output row of each request the last step sampled
     std::vector<SequenceInput> inputs_;
     std::vector<float> raw_logits_;

@@ -155,6 +155,16 @@ void PagedKvCache::reserve(SeqId seq, int64_t count) {
     while (static_cast<int64_t>(s.blocks.size()) < needed) s.blocks.push_back(take_block());
 }
 
+int64_t PagedKvCache::blocks_needed(SeqId seq, int64_t count) const {
+    const Sequence& s = sequence(seq);
+    const int64_t bs = options_.block_size;
+    int64_t needed = std::max<int64_t>(0, (s.length + count + bs - 1) / bs - static_cast<int64_t>(s.blocks.size()));
+    if (count > 0 && s.length % bs != 0 &&
+        refcount_[static_cast<size_t>(s.blocks[static_cast<size_t>(s.length / bs)])] > 1)
+        ++needed;
+    return needed;
+}
+
 void PagedKvCache::advance(SeqId seq, int64_t count) {
     Sequence& s = sequence(seq);
     if (s.length + count > static_cast<int64_t>(s.blocks.size()) * options_.block_size) {

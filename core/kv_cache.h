@@ -57,6 +57,8 @@ class PagedKvCache {
     // Makes room for `count` more positions of `seq`: new blocks, and a private copy of a shared
     // last block. Call before the forward that writes them, then advance().
     void reserve(SeqId seq, int64_t count);
+    // Blocks reserve(seq, count) would take: new ones, and a copy of a shared last block.
+    int64_t blocks_needed(SeqId seq, int64_t count) const;
     // The forward wrote `count` more positions of `seq`.
     void advance(SeqId seq, int64_t count);
     // Block ids of `seq`, in position order (covering reserved positions too).

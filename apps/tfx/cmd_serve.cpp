@@ -141,7 +141,8 @@ void add_serve_command(CLI::App& app) {
         ->check(integer_at_least(0))
         ->capture_default_str();
     cmd->add_option("--kv-cache-mib", o->kv_cache_mib,
-                    "KV cache the running sequences may hold, MiB (0: no limit); sequences wait for room")
+                    "KV cache the running sequences may hold, MiB (0: no limit); new sequences wait for room, and the "
+                    "newest running one is preempted and recomputed when it runs out")
         ->check(integer_at_least(0))
         ->capture_default_str();
     cmd->add_flag("--no-prefix-cache", o->no_prefix_cache,

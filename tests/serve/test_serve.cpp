@@ -398,6 +398,22 @@ TEST(Serve, HealthModelsAndMetrics) {
     }
 }
 
+TEST(Serve, ATightKvBudgetPreemptsAndStillAnswersAsAlone) {
+    TFX_TEST_DATA_OR_SKIP(model_dir, "models/tinystories-656k");
+    // 10 blocks of 16 positions: 16 requests of up to 5 + 32 positions outgrow it as they
+    // generate, so the newest are preempted and recomputed.
+    const int64_t block_bytes = tfx::AutoModel::from_pretrained(model_dir.string(), {})->make_cache(16)->block_bytes();
+    Server s(model_dir,
+             serve::EngineOptions{.max_batch = 32, .max_step_tokens = 8, .kv_cache_bytes = 10 * block_bytes});
+    check_concurrent(s, 16);
+    const serve::Engine::Stats stats = s.engine.stats();
+    EXPECT_GT(stats.preemptions, 0);
+    EXPECT_EQ(stats.kv_blocks_in_use, 0);
+    EXPECT_LE(stats.kv_blocks_allocated, 10 + 5) << "the pools grow by half at most past the budget they never exceed";
+    EXPECT_NE(request(s.url("/metrics")).body.find("tfx_preemptions_total " + std::to_string(stats.preemptions)),
+              std::string::npos);
+}
+
 // The prefix-cache counter of GET /metrics.
 int64_t prefix_hits(const Server& s) {
     const std::string metrics = request(s.url("/metrics")).body;

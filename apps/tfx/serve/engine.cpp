@@ -6,12 +6,23 @@
 
 namespace tfx::serve {
 
+namespace {
+
+// The KV budget in blocks (0: no limit). An empty cache allocates nothing: it only says how
+// large one block is.
+int64_t kv_blocks_of(const ModelSession& session, const EngineOptions& options) {
+    if (options.kv_cache_bytes <= 0) return 0;
+    return std::max<int64_t>(1, options.kv_cache_bytes / session.make_cache(options.block_size)->block_bytes());
+}
+
+}  // namespace
+
 Engine::Engine(ModelSession& session, EngineOptions options)
     : session_(session),
       options_(options),
-      generator_(session, GeneratorOptions{options.block_size, options.max_step_tokens, options.prefix_caching}) {
-    if (options.kv_cache_bytes > 0)
-        kv_blocks_ = std::max<int64_t>(1, options.kv_cache_bytes / generator_.cache().block_bytes());
+      kv_blocks_(kv_blocks_of(session, options)),
+      generator_(session,
+                 GeneratorOptions{options.block_size, options.max_step_tokens, options.prefix_caching, kv_blocks_}) {
     thread_ = std::thread([this] { run(); });
 }
 
@@ -78,7 +89,6 @@ void Engine::admit_locked() {
     for (Ticket ticket : cancelled_) {
         if (auto it = running_.find(ticket); it != running_.end()) {
             generator_.cancel(it->second.request);
-            reserved_blocks_ -= it->second.blocks;
             ticket_of_.erase(it->second.request);
             running_.erase(it);
         } else {
@@ -89,15 +99,16 @@ void Engine::admit_locked() {
     // First come, first served: the head of the queue waits for room rather than be overtaken.
     while (!queue_.empty() && static_cast<int64_t>(running_.size()) < options_.max_batch) {
         SequenceJob& job = queue_.front().second;
-        const int64_t blocks = blocks_for(static_cast<int64_t>(job.prompt.size()) + job.max_new_tokens);
-        if (kv_blocks_ > 0 && reserved_blocks_ + blocks > kv_blocks_) break;
+        if (kv_blocks_ > 0 &&
+            (generator_.paused() > 0 ||
+             generator_.blocks_for_contexts() + blocks_for(static_cast<int64_t>(job.prompt.size())) > kv_blocks_))
+            break;
         const Ticket ticket = queue_.front().first;
         try {
             const Generator::RequestId request =
                 generator_.add(job.prompt, job.config, job.max_new_tokens, job.top_logprobs);
-            reserved_blocks_ += blocks;
             ticket_of_[request] = ticket;
-            running_.emplace(ticket, Running{std::move(job), request, blocks});
+            running_.emplace(ticket, Running{std::move(job), request});
         } catch (const std::exception& e) {
             if (job.on_error) job.on_error(e.what());
         }
@@ -113,6 +124,7 @@ void Engine::refresh_stats_locked() {
     stats_.kv_blocks_allocated = generator_.cache().blocks_allocated();
     stats_.kv_block_bytes = generator_.cache().block_bytes();
     stats_.prefix = generator_.cache().prefix_stats();
+    stats_.preemptions = generator_.preemptions();
 }
 
 void Engine::run() {
@@ -140,7 +152,6 @@ void Engine::run() {
             }
             running_.clear();
             ticket_of_.clear();
-            reserved_blocks_ = 0;
             continue;
         }
         // Finished sequences leave the books before anyone hears of their last token, so a
@@ -151,7 +162,6 @@ void Engine::run() {
             for (const Generator::Event& event : events) {
                 if (!event.finished) continue;
                 const Ticket ticket = ticket_of_.at(event.request);
-                reserved_blocks_ -= running_.at(ticket).blocks;
                 finished.push_back(std::move(running_.at(ticket)));
                 running_.erase(ticket);
             }

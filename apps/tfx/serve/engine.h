@@ -1,8 +1,10 @@
 // The batching side of `tfx serve`: one thread that owns the model session and steps a
 // Generator over every running sequence (continuous batching). Sequences wait in a queue
 // until the running batch has room for them in sequences (--max-batch) and in KV cache
-// blocks (each is admitted with the blocks its prompt and max_tokens can fill, so a running
-// sequence never runs out of cache: no preemption is needed, and none can crash the step).
+// blocks: one is admitted when the blocks of its prompt fit beside the contexts of those
+// running, and none is admitted while a preempted one waits. Sequences grow into the cache
+// as they generate; when the budget runs out, the Generator preempts the newest and
+// recomputes it later, so the cache never overflows and no step fails for want of blocks.
 // Tokens go back through each sequence's callback, on the engine thread.
 #pragma once
 
@@ -56,7 +58,7 @@ class Engine {
     struct Stats {
         int64_t queued = 0, running = 0;
         int64_t kv_blocks_in_use = 0, kv_blocks_allocated = 0, kv_block_bytes = 0;
-        int64_t steps = 0;
+        int64_t steps = 0, preemptions = 0;
         PagedKvCache::PrefixStats prefix;
     };
 
@@ -80,7 +82,6 @@ class Engine {
     struct Running {
         SequenceJob job;
         Generator::RequestId request;
-        int64_t blocks;  // reserved for its prompt + max_new_tokens
     };
     void run();
     // Moves cancelled sequences out and queued ones in; under the lock.
@@ -89,6 +90,7 @@ class Engine {
 
     ModelSession& session_;
     EngineOptions options_;
+    int64_t kv_blocks_ = 0;
     Generator generator_;
 
     mutable std::mutex mutex_;
@@ -100,8 +102,6 @@ class Engine {
     // The engine thread's own; stats() reads the counters under the lock.
     std::unordered_map<Ticket, Running> running_;
     std::unordered_map<Generator::RequestId, Ticket> ticket_of_;
-    int64_t kv_blocks_ = 0;
-    int64_t reserved_blocks_ = 0;
     Stats stats_;
     std::thread thread_;
 };

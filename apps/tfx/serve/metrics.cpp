@@ -61,6 +61,8 @@ std::string Metrics::render(const Engine::Stats& engine) const {
          engine.prefix.hit_tokens);
     line("tfx_prefix_cache_blocks", "gauge", "KV cache blocks indexed for prefix sharing (held or reusable).",
          engine.prefix.cached_blocks);
+    line("tfx_preemptions_total", "counter",
+         "Sequences preempted when the KV cache budget ran out (freed, recomputed later).", engine.preemptions);
     line("tfx_engine_steps_total", "counter", "Forward steps of the running batch.", engine.steps);
     out << ttft_.render("tfx_time_to_first_token_seconds", "Time from a request's arrival to its first token.");
     out << itl_.render("tfx_inter_token_latency_seconds", "Time between consecutive tokens of a sequence.");
