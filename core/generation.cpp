@@ -55,6 +55,36 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
     return id;
 }
 
+std::vector<Generator::RequestId> Generator::add_group(std::vector<int32_t> prompt,
+                                                       std::span<const GenerationConfig> configs,
+                                                       int64_t max_new_tokens, int32_t top_logprobs) {
+    if (configs.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a group of requests needs at least one config");
+    for (const GenerationConfig& config : configs) config.validate();
+    std::vector<RequestId> ids = {add(prompt, configs[0], max_new_tokens, top_logprobs)};
+    const bool leader_waits = requests_.contains(ids[0]);  // false when nothing is to be generated
+    for (size_t i = 1; i < configs.size(); ++i) {
+        ids.push_back(next_id_++);
+        if (!leader_waits) continue;
+        Request r;
+        r.prompt_length = prompt.size();
+        r.context = prompt;
+        r.config = configs[i];
+        r.max_new = max_new_tokens;
+        r.top_logprobs = top_logprobs;
+        r.rng.seed(configs[i].seed);
+        requests_.emplace(ids.back(), std::move(r));
+        followers_[ids[0]].push_back(ids.back());
+    }
+    return ids;
+}
+
+void Generator::make_live(RequestId id) {
+    Request& r = requests_.at(id);
+    r.seq = cache_->add(r.context);
+    r.fed = static_cast<size_t>(cache_->length(r.seq));
+    live_.insert(std::upper_bound(live_.begin(), live_.end(), id), id);
+}
+
 void Generator::finish(RequestId id) {
     const auto it = requests_.find(id);
     if (it == requests_.end()) return;
@@ -62,6 +92,15 @@ void Generator::finish(RequestId id) {
     requests_.erase(it);
     std::erase(live_, id);
     std::erase(paused_, id);
+    for (auto& [leader, waiting] : followers_) std::erase(waiting, id);
+    // A leader that leaves before its prompt is done hands its followers to the first of them.
+    if (const auto group = followers_.find(id); group != followers_.end()) {
+        std::vector<RequestId> rest = std::move(group->second);
+        followers_.erase(group);
+        if (rest.empty()) return;
+        make_live(rest.front());
+        if (rest.size() > 1) followers_[rest.front()].assign(rest.begin() + 1, rest.end());
+    }
 }
 
 int64_t Generator::blocks_for(size_t positions) const {
@@ -92,14 +131,12 @@ void Generator::preempt_newest() {
 
 void Generator::resume_paused() {
     while (!paused_.empty()) {
-        Request& r = requests_.at(paused_.front());
+        const Request& r = requests_.at(paused_.front());
         const bool fits = options_.max_cache_blocks <= 0 ||
                           cache_->blocks_in_use() + blocks_for(r.context.size()) <= options_.max_cache_blocks;
         if (!fits && !live_.empty()) return;
-        r.seq = cache_->add(r.context);
-        r.fed = static_cast<size_t>(cache_->length(r.seq));
         // Back in its place by arrival, so it is not the first to be preempted again.
-        live_.insert(std::upper_bound(live_.begin(), live_.end(), paused_.front()), paused_.front());
+        make_live(paused_.front());
         paused_.erase(paused_.begin());
     }
 }
@@ -189,20 +226,43 @@ std::vector<Generator::Event> Generator::step() {
         cache_->publish(r.seq, r.context);
         if (inputs_[i].output == SequenceInput::Output::none) continue;
         last_rows_[stepped[i]] = row;
-        std::span<float> logits = call_.row(row++);
-        Event event{stepped[i], 0, false};
-        if (r.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
-        event.token = choose_next_token(logits, r.context, r.prompt_length, r.config, r.rng);
-        if (r.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, r.top_logprobs, event);
-        r.context.push_back(event.token);
-        r.new_tokens.push_back(event.token);
-        const auto& eos = r.config.eos_token_ids;
-        event.eos = !r.config.ignore_eos && std::find(eos.begin(), eos.end(), event.token) != eos.end();
-        event.finished = event.eos || static_cast<int64_t>(r.new_tokens.size()) >= r.max_new;
-        if (event.finished) finish(stepped[i]);
-        events.push_back(std::move(event));
+        std::span<float> logits = call_.row(row);
+        if (followers_.contains(stepped[i])) fork_followers(stepped[i], logits, row, events);
+        ++row;
+        events.push_back(sample(stepped[i], r, logits));
+        if (events.back().finished) finish(stepped[i]);
     }
     return events;
+}
+
+Generator::Event Generator::sample(RequestId id, Request& r, std::span<float> logits) {
+    Event event{id, 0, false};
+    if (r.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
+    event.token = choose_next_token(logits, r.context, r.prompt_length, r.config, r.rng);
+    if (r.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, r.top_logprobs, event);
+    r.context.push_back(event.token);
+    r.new_tokens.push_back(event.token);
+    const auto& eos = r.config.eos_token_ids;
+    event.eos = !r.config.ignore_eos && std::find(eos.begin(), eos.end(), event.token) != eos.end();
+    event.finished = event.eos || static_cast<int64_t>(r.new_tokens.size()) >= r.max_new;
+    return event;
+}
+
+void Generator::fork_followers(RequestId leader, std::span<const float> logits, int64_t row,
+                               std::vector<Event>& events) {
+    const std::vector<RequestId> waiting = std::move(followers_.at(leader));
+    followers_.erase(leader);
+    const Request& lead = requests_.at(leader);
+    for (RequestId id : waiting) {
+        Request& r = requests_.at(id);
+        r.seq = cache_->fork(lead.seq);
+        r.fed = lead.fed;
+        live_.insert(std::upper_bound(live_.begin(), live_.end(), id), id);
+        last_rows_[id] = row;
+        follower_logits_.assign(logits.begin(), logits.end());
+        events.push_back(sample(id, r, follower_logits_));
+        if (events.back().finished) finish(id);
+    }
 }
 
 std::span<const float> Generator::last_logits(RequestId id) const {

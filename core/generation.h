@@ -71,6 +71,12 @@ class Generator {
     // asks for its Event::logprob and that many top tokens.
     RequestId add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
                   int32_t top_logprobs = -1);
+    // Admits one prompt for several requests (n choices, each with its own config and seed): the
+    // prompt is prefilled once, then the others fork its cache (its blocks shared; a shared last
+    // block is copied when first written) and sample their own first tokens from the same
+    // logits. Each gets what add() alone would give it.
+    std::vector<RequestId> add_group(std::vector<int32_t> prompt, std::span<const GenerationConfig> configs,
+                                     int64_t max_new_tokens, int32_t top_logprobs = -1);
     // Stops a request now (its blocks are freed); no-op for a finished one.
     void cancel(RequestId request);
     // One forward over every live request: one new token each, except prompts still being fed
@@ -102,6 +108,13 @@ class Generator {
         std::mt19937_64 rng;
     };
     void finish(RequestId id);
+    // Chooses `r`'s next token from its step's logits (processed in place) and records it.
+    Event sample(RequestId id, Request& r, std::span<float> logits);
+    // The requests waiting on `leader`'s prompt join the batch on forks of its cache, each with
+    // its own first token from the leader's raw `logits`.
+    void fork_followers(RequestId leader, std::span<const float> logits, int64_t row, std::vector<Event>& events);
+    // Makes `id` live again, in arrival order, on a new cache sequence (prefix hits included).
+    void make_live(RequestId id);
     // Chooses what each live request feeds this step within the token and block budgets;
     // false when the running sequences' next tokens (or the oldest prompt) cannot get blocks.
     bool plan(std::vector<RequestId>& stepped, std::vector<size_t>& feeding) const;
@@ -123,6 +136,9 @@ class Generator {
     RequestId next_id_ = 0;
     std::vector<RequestId> live_;    // in arrival order
     std::vector<RequestId> paused_;  // preempted, in arrival order
+    // add_group()'s requests waiting for their leader's prompt, by leader.
+    std::unordered_map<RequestId, std::vector<RequestId>> followers_;
+    std::vector<float> follower_logits_;
     int64_t preemptions_ = 0;
     std::unordered_map<RequestId, int64_t> last_rows_;  // output row of each request the last step sampled
     std::vector<SequenceInput> inputs_;

@@ -261,6 +261,14 @@ TEST(Serve, SeededSamplingRepeatsAndNGivesSeveralChoices) {
     ASSERT_EQ(a["choices"].size(), 3u);
     EXPECT_EQ(a["choices"], b["choices"]);
     EXPECT_EQ(a["usage"]["completion_tokens"], 36);
+    // The n choices share one prefill and fork; each is what one choice with its seed gives.
+    for (int i = 0; i < 3; ++i) {
+        json single = body;
+        single["n"] = 1;
+        single["seed"] = 7 + i;
+        const json one = json::parse(post(s, "/v1/completions", single).body);
+        EXPECT_EQ(one["choices"][0]["text"], a["choices"][i]["text"]) << "choice " << i;
+    }
 }
 
 TEST(Serve, ChatRunsThroughTheChatTemplate) {

@@ -33,7 +33,7 @@ Engine::~Engine() {
     }
     wake_.notify_all();
     thread_.join();
-    for (auto& [ticket, job] : queue_) {
+    for (auto& [ticket, submission, job] : queue_) {
         if (job.on_error) job.on_error("the server is shutting down");
     }
     for (auto& [ticket, running] : running_) {
@@ -64,8 +64,9 @@ std::vector<Engine::Ticket> Engine::submit(std::vector<SequenceJob> jobs) {
             throw QueueFull("the queue is full (" + std::to_string(options_.max_queue) + " sequences waiting)");
         for (SequenceJob& job : jobs) {
             tickets.push_back(next_ticket_++);
-            queue_.emplace_back(tickets.back(), std::move(job));
+            queue_.push_back({tickets.back(), next_submission_, std::move(job)});
         }
+        ++next_submission_;
         stats_.queued = static_cast<int64_t>(queue_.size());
     }
     wake_.notify_all();
@@ -92,29 +93,48 @@ void Engine::admit_locked() {
             ticket_of_.erase(it->second.request);
             running_.erase(it);
         } else {
-            std::erase_if(queue_, [&](const auto& queued) { return queued.first == ticket; });
+            std::erase_if(queue_, [&](const Queued& queued) { return queued.ticket == ticket; });
         }
     }
     cancelled_.clear();
     // First come, first served: the head of the queue waits for room rather than be overtaken.
     while (!queue_.empty() && static_cast<int64_t>(running_.size()) < options_.max_batch) {
-        SequenceJob& job = queue_.front().second;
-        if (kv_blocks_ > 0 &&
-            (generator_.paused() > 0 ||
-             generator_.blocks_for_contexts() + blocks_for(static_cast<int64_t>(job.prompt.size())) > kv_blocks_))
+        const size_t group = head_group_size(static_cast<size_t>(options_.max_batch) - running_.size());
+        const SequenceJob& head = queue_.front().job;
+        // The group's prompt, and a private last block for each fork.
+        const int64_t blocks = blocks_for(static_cast<int64_t>(head.prompt.size())) + static_cast<int64_t>(group) - 1;
+        if (kv_blocks_ > 0 && (generator_.paused() > 0 || generator_.blocks_for_contexts() + blocks > kv_blocks_))
             break;
-        const Ticket ticket = queue_.front().first;
+        std::vector<GenerationConfig> configs;
+        for (size_t i = 0; i < group; ++i) configs.push_back(queue_[i].job.config);
         try {
-            const Generator::RequestId request =
-                generator_.add(job.prompt, job.config, job.max_new_tokens, job.top_logprobs);
-            ticket_of_[request] = ticket;
-            running_.emplace(ticket, Running{std::move(job), request});
+            const std::vector<Generator::RequestId> requests =
+                generator_.add_group(head.prompt, configs, head.max_new_tokens, head.top_logprobs);
+            for (size_t i = 0; i < group; ++i) {
+                ticket_of_[requests[i]] = queue_[i].ticket;
+                running_.emplace(queue_[i].ticket, Running{std::move(queue_[i].job), requests[i]});
+            }
         } catch (const std::exception& e) {
-            if (job.on_error) job.on_error(e.what());
+            for (size_t i = 0; i < group; ++i) {
+                if (queue_[i].job.on_error) queue_[i].job.on_error(e.what());
+            }
         }
-        queue_.pop_front();
+        queue_.erase(queue_.begin(), queue_.begin() + static_cast<std::ptrdiff_t>(group));
     }
     refresh_stats_locked();
+}
+
+size_t Engine::head_group_size(size_t limit) const {
+    const Queued& head = queue_.front();
+    size_t size = 1;
+    while (size < std::min(limit, queue_.size())) {
+        const Queued& next = queue_[size];
+        if (next.submission != head.submission || next.job.prompt != head.job.prompt ||
+            next.job.max_new_tokens != head.job.max_new_tokens || next.job.top_logprobs != head.job.top_logprobs)
+            break;
+        ++size;
+    }
+    return size;
 }
 
 void Engine::refresh_stats_locked() {

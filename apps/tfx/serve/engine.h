@@ -84,8 +84,11 @@ class Engine {
         Generator::RequestId request;
     };
     void run();
-    // Moves cancelled sequences out and queued ones in; under the lock.
+    // Moves cancelled sequences out and queued ones in; under the lock. The n choices of one
+    // request (same prompt) go in as one Generator group, so their prompt is computed once.
     void admit_locked();
+    // Queued jobs from the head on that form one group (at most `limit`).
+    size_t head_group_size(size_t limit) const;
     void refresh_stats_locked();
 
     ModelSession& session_;
@@ -97,7 +100,13 @@ class Engine {
     std::condition_variable wake_;
     bool stopping_ = false;
     Ticket next_ticket_ = 0;
-    std::deque<std::pair<Ticket, SequenceJob>> queue_;
+    struct Queued {
+        Ticket ticket;
+        uint64_t submission;  // jobs of one submit() share it
+        SequenceJob job;
+    };
+    std::deque<Queued> queue_;
+    uint64_t next_submission_ = 0;
     std::unordered_set<Ticket> cancelled_;
     // The engine thread's own; stats() reads the counters under the lock.
     std::unordered_map<Ticket, Running> running_;
