@@ -201,6 +201,16 @@ int64_t OpenAiServer::max_new_tokens(const SamplingFields& f, int64_t prompt_tok
     return f.max_tokens.value_or(room);
 }
 
+void OpenAiServer::check_in_vocabulary(std::span<const int32_t> ids, const std::string& field,
+                                       const std::string& where) const {
+    const int64_t vocab = session_.info().vocab_size;
+    for (int32_t id : ids) {
+        if (id < 0 || id >= vocab)
+            throw RequestError(field, where + "token id " + std::to_string(id) + " is outside the vocabulary (size " +
+                                          std::to_string(vocab) + ")");
+    }
+}
+
 bool OpenAiServer::refused(const std::string& model, const std::string& route,
                            const std::shared_ptr<Exchange>& exchange) {
     if (model != options_.model_name) {
@@ -267,7 +277,6 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
         if (refused(r.model, route, exchange)) return;
         std::vector<CompletionRun::Prompt> prompts;
         int64_t longest = 0;
-        const int64_t vocab = session_.info().vocab_size;
         for (const auto& prompt : r.prompts) {
             CompletionRun::Prompt p;
             if (const auto* text = std::get_if<std::string>(&prompt)) {
@@ -275,12 +284,7 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
                 if (r.echo) p.echo = *text;
             } else {
                 p.ids = std::get<std::vector<int32_t>>(prompt);
-                for (int32_t id : p.ids) {
-                    if (id >= vocab)
-                        throw RequestError("prompt", "token id " + std::to_string(id) +
-                                                         " is outside the vocabulary (size " + std::to_string(vocab) +
-                                                         ")");
-                }
+                check_in_vocabulary(p.ids, "prompt", "");
                 if (r.echo) p.echo = tokenizer_.decode(p.ids, true);
             }
             if (p.ids.empty()) throw RequestError("prompt", "the prompt encodes to no tokens");
@@ -306,7 +310,6 @@ void OpenAiServer::embeddings(const HttpRequest& request, const std::shared_ptr<
         }
         EmbeddingJob job;
         int64_t tokens = 0;
-        const int64_t vocab = session_.info().vocab_size;
         for (size_t i = 0; i < r.inputs.size(); ++i) {
             const std::string at = "input[" + std::to_string(i) + "]";
             std::vector<int32_t> ids;
@@ -314,11 +317,7 @@ void OpenAiServer::embeddings(const HttpRequest& request, const std::shared_ptr<
                 ids = tokenizer_.encode(*text, true);
             else
                 ids = std::get<std::vector<int32_t>>(r.inputs[i]);
-            for (int32_t id : ids) {
-                if (id >= vocab)
-                    throw RequestError("input", at + ": token id " + std::to_string(id) +
-                                                    " is outside the vocabulary (size " + std::to_string(vocab) + ")");
-            }
+            check_in_vocabulary(ids, "input", at + ": ");
             if (ids.empty()) throw RequestError("input", at + " encodes to no tokens");
             if (static_cast<int64_t>(ids.size()) > options_.context_length) {
                 throw RequestError("input", at + " has " + std::to_string(ids.size()) +

@@ -7,6 +7,7 @@
 
 #include <functional>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "apps/tfx/serve/embedder.h"
@@ -44,6 +45,8 @@ class OpenAiServer {
     // Answers 404 for another model's name, 400 for a route this kind of model does not
     // serve, or 503 while draining; true when it answered.
     bool refused(const std::string& model, const std::string& route, const std::shared_ptr<Exchange>& exchange);
+    // Throws a RequestError naming `field` (and `where`, e.g. "input[2]: ") for an id the model has no row for.
+    void check_in_vocabulary(std::span<const int32_t> ids, const std::string& field, const std::string& where) const;
     // The queue and batch gauges of whichever runs the model.
     Engine::Stats stats() const;
     // Runs a generation route's handler, answering its errors: 400 for a bad request, 429 for a
