@@ -309,6 +309,31 @@ TEST(Serve, ChatRunsThroughTheChatTemplate) {
         }
         EXPECT_EQ(text, expected.text);
         EXPECT_EQ(json::parse(events[events.size() - 2])["choices"][0]["finish_reason"], expected.finish_reason);
+
+        // With tools, a reply that holds no call streams as it comes (not held to the end), and
+        // adds up to the whole answer's content.
+        const json tools = json::array(
+            {{{"type", "function"},
+              {"function",
+               {{"name", "get_weather"}, {"parameters", {{"type", "object"}, {"properties", json::object()}}}}}}});
+        const json with_tools = {
+            {"model", "tiny"}, {"messages", messages}, {"max_tokens", 16}, {"temperature", 0}, {"tools", tools}};
+        const json whole = json::parse(post(s, "/v1/chat/completions", with_tools).body);
+        json streamed_request = with_tools;
+        streamed_request["stream"] = true;
+        std::string streamed;
+        int content_chunks = 0;
+        for (const std::string& event : events_of(post(s, "/v1/chat/completions", streamed_request).body)) {
+            if (event == "[DONE]") continue;
+            const json delta = json::parse(event)["choices"][0]["delta"];
+            EXPECT_FALSE(delta.contains("tool_calls")) << event;
+            if (delta.contains("content") && !delta["content"].get<std::string>().empty()) {
+                streamed += delta["content"].get<std::string>();
+                ++content_chunks;
+            }
+        }
+        EXPECT_EQ(streamed, whole["choices"][0]["message"]["content"]);
+        EXPECT_GT(content_chunks, 3) << "the content was held back";
     }
     std::filesystem::remove_all(dir);
 }

@@ -39,6 +39,75 @@ TEST(ToolCalls, OtherTextStaysContent) {
     }
 }
 
+// Feeds `text` a few characters at a time, as tokens arrive; returns the content and calls sent,
+// and at which feed (characters seen) the first call went out.
+struct Streamed {
+    std::string content;
+    nlohmann::ordered_json calls = nlohmann::ordered_json::array();
+    size_t first_call_at = 0;
+    size_t content_before_end = 0;  // content characters sent before the reply was whole
+};
+Streamed stream(const std::string& text, size_t step) {
+    tfx::serve::ToolCallStream parser("c");
+    Streamed out;
+    for (size_t seen = 0; seen < text.size();) {
+        seen = std::min(text.size(), seen + step);
+        const bool finished = seen == text.size();
+        const auto delta = parser.update(text.substr(0, seen), finished);
+        out.content += delta.content;
+        if (!finished) out.content_before_end = out.content.size();
+        for (const auto& call : delta.tool_calls) {
+            EXPECT_EQ(call["index"], out.calls.size()) << text;
+            if (out.calls.empty()) out.first_call_at = seen;
+            auto whole = call;
+            whole.erase("index");
+            out.calls.push_back(whole);
+        }
+    }
+    EXPECT_EQ(parser.made_calls(), !out.calls.empty());
+    return out;
+}
+
+TEST(ToolCalls, StreamedDeltasAddUpToTheWholeReplysParse) {
+    const std::string hermes =
+        "Let me look.\n<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Paris\"}}\n</tool_call>\n"
+        "<tool_call>{\"name\": \"get_time\", \"arguments\": {}}</tool_call>";
+    const std::vector<std::string> replies = {
+        hermes,
+        "<tool_call>{\"name\": \"f\", \"arguments\": {\"a\": \"<tool_call>\"}}</tool_call>",
+        R"({"name": "f", "parameters": {}}; {"name": "g", "parameters": {"x": 1}})",
+        "  {\"name\": \"f\"}",
+        "Hello there, no calls < here <tool",
+        "{not json",
+        "<tool_call>{broken</tool_call>",
+        "   \n ",
+        "Text then an unclosed <tool_call>{\"name\": \"f\", \"arguments\": {}}"};
+    for (const std::string& text : replies) {
+        const auto whole = parse_tool_calls(text, "c");
+        for (size_t step : {1, 3, 7, 1000}) {
+            const Streamed s = stream(text, step);
+            EXPECT_EQ(s.content, whole.content) << "step " << step << ": " << text;
+            EXPECT_EQ(s.calls, whole.tool_calls) << "step " << step << ": " << text;
+        }
+    }
+}
+
+TEST(ToolCalls, ContentAndEachCallAreSentAsSoonAsTheyAreKnown) {
+    const std::string first_call = "<tool_call>{\"name\": \"a\", \"arguments\": {}}</tool_call>";
+    const std::string text = "Checking the weather now." + std::string("\n") + first_call +
+                             "<tool_call>{\"name\": \"b\", \"arguments\": {}}</tool_call>";
+    const Streamed s = stream(text, 1);
+    EXPECT_EQ(s.content_before_end, std::string("Checking the weather now.").size());
+    EXPECT_EQ(s.first_call_at, text.find(first_call) + first_call.size()) << "the first call waits for nothing else";
+    ASSERT_EQ(s.calls.size(), 2u);
+    // A malformed block after a good one: the good one stays sent, the rest becomes content.
+    const Streamed broken = stream(first_call + " <tool_call>{oops</tool_call>", 4);
+    EXPECT_EQ(broken.calls.size(), 1u);
+    EXPECT_EQ(broken.content, " <tool_call>{oops</tool_call>");
+    // A Llama 3 JSON reply is sent whole, at its end.
+    EXPECT_EQ(stream(R"({"name": "f", "parameters": {}})", 2).first_call_at, 31u);
+}
+
 TEST(OpenAiRequest, BadFieldsAreNamed) {
     auto param_of = [](const std::string& body) {
         try {

@@ -60,6 +60,8 @@ void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationCo
             const size_t index = choices_.size();
             choices_.emplace_back(ChoiceText(tokenizer_, fields_.stop));
             choices_.back().prompt = p;
+            if (fields_.stream && parse_tools_ && kind_ == Kind::chat)
+                choices_.back().tools.emplace(tool_call_id_prefix(index));
             SequenceJob job;
             job.prompt = prompts[p].ids;
             job.config = config;
@@ -95,6 +97,10 @@ void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationCo
             }
         }
     }
+}
+
+std::string CompletionRun::tool_call_id_prefix(size_t choice) const {
+    return "call_" + id_.substr(id_.find('-') + 1) + "_" + std::to_string(choice) + "_";
 }
 
 void CompletionRun::cancel_all() {
@@ -160,7 +166,11 @@ void CompletionRun::on_token(size_t index, const Generator::Event& event) {
                                                   {"text_offset", {c.logprobs["text_offset"].back()}}};
         }
     }
-    if (fields_.stream && !(parse_tools_ && kind_ == Kind::chat) && (!piece.empty() || !logprobs.is_null())) {
+    if (fields_.stream && c.tools) {
+        const ToolCallStream::Delta delta = c.tools->update(c.text.text(), event.finished || c.text.stopped());
+        if (!delta.content.empty() || !delta.tool_calls.empty() || !logprobs.is_null())
+            stream_piece(index, delta.content, logprobs, delta.tool_calls.empty() ? Json(nullptr) : delta.tool_calls);
+    } else if (fields_.stream && !c.tools && (!piece.empty() || !logprobs.is_null())) {
         stream_piece(index, piece, logprobs);
     }
     if (c.text.stopped()) {
@@ -209,13 +219,14 @@ Json CompletionRun::chunk(Json choices) const {
     return j;
 }
 
-void CompletionRun::stream_piece(size_t index, const std::string& piece, const Json& logprobs) {
+void CompletionRun::stream_piece(size_t index, const std::string& piece, const Json& logprobs, const Json& tool_calls) {
     Choice& c = choices_[index];
     Json choice = {{"index", index}};
     if (kind_ == Kind::chat) {
         Json delta = Json::object();
         if (!c.started) delta["role"] = "assistant";
-        delta["content"] = piece;
+        if (!piece.empty() || tool_calls.is_null()) delta["content"] = piece;
+        if (!tool_calls.is_null()) delta["tool_calls"] = tool_calls;
         c.started = true;
         choice["delta"] = delta;
     } else {
@@ -232,19 +243,11 @@ void CompletionRun::stream_finish(size_t index) {
     std::string reason = c.finish_reason;
     if (kind_ == Kind::chat) {
         Json delta = Json::object();
-        if (parse_tools_) {  // held back until the reply was whole
-            const ParsedReply reply = parse_tool_calls(c.text.text(), "call_" + id_.substr(9) + "_");
-            if (!reply.content.empty() || reply.tool_calls.empty()) delta["content"] = reply.content;
-            if (!reply.tool_calls.empty()) {
-                Json calls = Json::array();
-                for (size_t k = 0; k < reply.tool_calls.size(); ++k) {
-                    Json call = reply.tool_calls[k];
-                    call["index"] = k;
-                    calls.push_back(call);
-                }
-                delta["tool_calls"] = calls;
-                reason = "tool_calls";
-            }
+        if (c.tools) {  // what the parser held back until the reply was whole
+            const ToolCallStream::Delta rest = c.tools->update(c.text.text(), true);
+            if (!rest.content.empty()) delta["content"] = rest.content;
+            if (!rest.tool_calls.empty()) delta["tool_calls"] = rest.tool_calls;
+            if (c.tools->made_calls()) reason = "tool_calls";
         }
         choice["delta"] = delta;
     } else {
@@ -290,7 +293,7 @@ void CompletionRun::complete() {
         if (kind_ == Kind::chat) {
             Json message = {{"role", "assistant"}, {"content", c.text.text()}};
             if (parse_tools_) {
-                const ParsedReply reply = parse_tool_calls(c.text.text(), "call_" + id_.substr(9) + "_");
+                const ParsedReply reply = parse_tool_calls(c.text.text(), tool_call_id_prefix(i));
                 if (!reply.tool_calls.empty()) {
                     message["content"] = reply.content.empty() ? Json(nullptr) : Json(reply.content);
                     message["tool_calls"] = reply.tool_calls;

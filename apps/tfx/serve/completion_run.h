@@ -17,6 +17,7 @@
 #include "apps/tfx/serve/http_server.h"
 #include "apps/tfx/serve/metrics.h"
 #include "apps/tfx/serve/openai_request.h"
+#include "apps/tfx/serve/tool_calls.h"
 
 namespace tfx::serve {
 
@@ -38,6 +39,7 @@ class CompletionRun : public std::enable_shared_from_this<CompletionRun> {
     struct Choice {
         explicit Choice(ChoiceText decoded) : text(std::move(decoded)) {}
         ChoiceText text;
+        std::optional<ToolCallStream> tools;  // a streamed chat reply with `tools`: parsed as it comes
         Engine::Ticket ticket = 0;
         size_t prompt = 0;
         int64_t tokens = 0;
@@ -48,12 +50,15 @@ class CompletionRun : public std::enable_shared_from_this<CompletionRun> {
         std::chrono::steady_clock::time_point last_token;
     };
 
+    // Ids of a choice's tool calls: this prefix + the call's index.
+    std::string tool_call_id_prefix(size_t choice) const;
     void on_token(size_t choice, const Generator::Event& event);
     void on_error(size_t choice, const std::string& message);
     void finish_choice(size_t choice, std::string reason);
     void add_logprobs(Choice& c, const Generator::Event& event, const std::string& piece);
-    // Streaming: one chunk for `choice` with this text (and logprobs), or its finish.
-    void stream_piece(size_t choice, const std::string& piece, const nlohmann::ordered_json& logprobs);
+    // Streaming: one chunk for `choice` with this text (and logprobs, tool calls), or its finish.
+    void stream_piece(size_t choice, const std::string& piece, const nlohmann::ordered_json& logprobs,
+                      const nlohmann::ordered_json& tool_calls = nullptr);
     void stream_finish(size_t choice);
     nlohmann::ordered_json chunk(nlohmann::ordered_json choices) const;
     nlohmann::ordered_json usage() const;

@@ -1,16 +1,35 @@
 #include "apps/tfx/serve/tool_calls.h"
 
+#include <algorithm>
 #include <optional>
+#include <string_view>
 
 namespace tfx::serve {
 namespace {
 
 using Json = nlohmann::ordered_json;
 
+constexpr const char* kSpace = " \t\r\n";
+const std::string kOpen = "<tool_call>", kClose = "</tool_call>";
+
 std::string trim(const std::string& s) {
-    const size_t first = s.find_first_not_of(" \t\r\n");
+    const size_t first = s.find_first_not_of(kSpace);
     if (first == std::string::npos) return {};
-    return s.substr(first, s.find_last_not_of(" \t\r\n") - first + 1);
+    return s.substr(first, s.find_last_not_of(kSpace) - first + 1);
+}
+
+// The end of text[0, end) without its trailing whitespace.
+size_t trimmed_end(const std::string& text, size_t end) {
+    while (end > 0 && std::string_view(kSpace).find(text[end - 1]) != std::string_view::npos) --end;
+    return end;
+}
+
+// Length of the longest end of `text` that begins `tag` (it may become the tag).
+size_t partial_tag_at_end(const std::string& text, const std::string& tag) {
+    for (size_t k = std::min(text.size(), tag.size() - 1); k > 0; --k) {
+        if (text.compare(text.size() - k, k, tag, 0, k) == 0) return k;
+    }
+    return 0;
 }
 
 // {"name": string, "arguments" | "parameters": object} as a tool_calls item, else nothing.
@@ -32,7 +51,7 @@ std::optional<Json> as_call(const std::string& text, const std::string& id) {
 
 ParsedReply parse_tool_calls(const std::string& text, const std::string& id_prefix) {
     ParsedReply reply;
-    const std::string open = "<tool_call>", close = "</tool_call>";
+    const std::string &open = kOpen, &close = kClose;
     if (const size_t first = text.find(open); first != std::string::npos) {
         size_t at = first;
         while (at != std::string::npos) {
@@ -45,7 +64,7 @@ ParsedReply parse_tool_calls(const std::string& text, const std::string& id_pref
             reply.tool_calls.push_back(*call);
             at = end == std::string::npos ? end : text.find(open, end + close.size());
         }
-        reply.content = trim(text.substr(0, first));
+        reply.content = text.substr(0, trimmed_end(text, first));
         return reply;
     }
     const std::string whole = trim(text);
@@ -66,6 +85,62 @@ ParsedReply parse_tool_calls(const std::string& text, const std::string& id_pref
         start = end == std::string::npos ? whole.size() : end + 1;
     }
     return reply;
+}
+
+void ToolCallStream::add_calls(const Json& parsed, Delta& delta) {
+    for (; calls_sent_ < parsed.size(); ++calls_sent_) {
+        Json call = parsed[calls_sent_];
+        call["index"] = calls_sent_;
+        delta.tool_calls.push_back(std::move(call));
+    }
+}
+
+ToolCallStream::Delta ToolCallStream::update(const std::string& text, bool finished) {
+    Delta delta;
+    if (mode_ == Mode::undecided) {
+        const size_t first = text.find_first_not_of(kSpace);
+        if (first == std::string::npos && !finished) return delta;  // only whitespace so far
+        mode_ = first == std::string::npos ? Mode::plain : text[first] == '{' ? Mode::json : Mode::hermes;
+    }
+    if (mode_ == Mode::json) {
+        if (!finished) return delta;
+        const ParsedReply reply = parse_tool_calls(text, id_prefix_);
+        mode_ = Mode::plain;
+        if (!reply.tool_calls.empty()) {
+            add_calls(reply.tool_calls, delta);
+            sent_ = text.size();
+        }
+    }
+    if (mode_ == Mode::hermes) {
+        const size_t open = text.find(kOpen);
+        // Content up to the first block, or up to what may still become one.
+        size_t end = open != std::string::npos ? trimmed_end(text, open)
+                     : finished                ? text.size()
+                                               : trimmed_end(text, text.size() - partial_tag_at_end(text, kOpen));
+        if (end > sent_) {
+            delta.content = text.substr(sent_, end - sent_);
+            sent_ = end;
+        }
+        if (open == std::string::npos) return delta;
+        // Every closed block (every block, once the reply is whole).
+        const size_t last_close = text.rfind(kClose);
+        const size_t parse_to = finished                                               ? text.size()
+                                : last_close == std::string::npos || last_close < open ? 0
+                                                                                       : last_close + kClose.size();
+        if (parse_to == 0) return delta;
+        const ParsedReply reply = parse_tool_calls(text.substr(0, parse_to), id_prefix_);
+        if (!reply.tool_calls.empty()) {
+            add_calls(reply.tool_calls, delta);
+            sent_ = parse_to;  // the calls' text is sent; text between blocks is not content
+            return delta;
+        }
+        mode_ = Mode::plain;  // a malformed block: the text from it on is content
+    }
+    if (mode_ == Mode::plain && text.size() > sent_) {
+        delta.content += text.substr(sent_);
+        sent_ = text.size();
+    }
+    return delta;
 }
 
 }  // namespace tfx::serve

@@ -24,4 +24,33 @@ struct ParsedReply {
 // `id_prefix` + the call's index makes each call's id.
 ParsedReply parse_tool_calls(const std::string& text, const std::string& id_prefix);
 
+// A streamed reply that may hold tool calls, sent as early as it is known: content as soon as
+// it cannot be the start of a <tool_call> block (whitespace right before one is dropped, as
+// parse_tool_calls drops it), each Hermes/Qwen call as soon as its block closes, a Llama 3
+// JSON reply (it begins with '{') when it is whole. The deltas add up to parse_tool_calls of the
+// whole text, except that a malformed block after well-formed ones turns only the text from
+// it on into content (what was sent is not taken back).
+class ToolCallStream {
+  public:
+    explicit ToolCallStream(std::string id_prefix) : id_prefix_(std::move(id_prefix)) {}
+    struct Delta {
+        std::string content;
+        // Calls not sent before, each with its "index" among the reply's calls (OpenAI's delta).
+        nlohmann::ordered_json tool_calls = nlohmann::ordered_json::array();
+    };
+    // `text`: the reply so far, each call's extending the last's; `finished`: it is whole.
+    Delta update(const std::string& text, bool finished);
+    bool made_calls() const { return calls_sent_ > 0; }
+
+  private:
+    enum class Mode { undecided, hermes, json, plain };
+    // Sends `parsed`'s calls from calls_sent_ on.
+    void add_calls(const nlohmann::ordered_json& parsed, Delta& delta);
+
+    std::string id_prefix_;
+    Mode mode_ = Mode::undecided;
+    size_t sent_ = 0;  // characters of the text sent (as content, or as the calls they hold)
+    size_t calls_sent_ = 0;
+};
+
 }  // namespace tfx::serve
