@@ -177,9 +177,14 @@ void BM_ReadBandwidth(benchmark::State& state) {
     }
 }
 
-#define TFX_MATVEC(name, n, k)                                                                          \
-    BENCHMARK_CAPTURE(BM_Matvec, name##_f32, n, k, WeightFormat::f32)->Arg(1)->Arg(4)->UseRealTime();   \
-    BENCHMARK_CAPTURE(BM_Matvec, name##_bf16, n, k, WeightFormat::bf16)->Arg(1)->Arg(4)->UseRealTime(); \
+#define TFX_MATVEC(name, n, k)                                                                                         \
+    BENCHMARK_CAPTURE(BM_Matvec, name##_f32, n, k, WeightFormat::f32)->Arg(1)->Arg(4)->Arg(8)->Arg(16)->UseRealTime(); \
+    BENCHMARK_CAPTURE(BM_Matvec, name##_bf16, n, k, WeightFormat::bf16)                                                \
+        ->Arg(1)                                                                                                       \
+        ->Arg(4)                                                                                                       \
+        ->Arg(8)                                                                                                       \
+        ->Arg(16)                                                                                                      \
+        ->UseRealTime();                                                                                               \
     BENCHMARK_CAPTURE(BM_Matvec, name##_f16, n, k, WeightFormat::f16)->Arg(1)->Arg(4)->UseRealTime()
 
 TFX_MATVEC(q_576x576, 576, 576);

@@ -64,9 +64,10 @@ TEST(Matvec, EqualsTheReferenceOnEveryTargetFormatAndShape) {
         int64_t m, n, k;
     };
     // Tails in every dimension: rows of x past a tile of 4, output rows past a block of 4,
-    // columns past a vector (and past a bf16 pair step); the last two run on several threads.
-    const Shape shapes[] = {{1, 1, 1},  {1, 3, 7},   {2, 5, 16},   {3, 4, 31},    {4, 17, 32},
-                            {5, 9, 33}, {7, 6, 100}, {1, 64, 576}, {1, 256, 576}, {6, 130, 1000}};
+    // columns past a vector (and past a bf16 pair step); the last four run on several threads,
+    // the last three over several L2 tiles of weight rows (more than 4 rows of x).
+    const Shape shapes[] = {{1, 1, 1},   {1, 3, 7},    {2, 5, 16},    {3, 4, 31},     {4, 17, 32},   {5, 9, 33},
+                            {7, 6, 100}, {1, 64, 576}, {1, 256, 576}, {6, 130, 1000}, {9, 301, 576}, {16, 70, 2048}};
     on_every_target([&] {
         for (WeightFormat format : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16}) {
             for (const Shape& s : shapes) {

@@ -127,14 +127,24 @@ void with_rows(int64_t mm, Fn&& fn) {
     }
 }
 
+// More than kRows rows of x (a batch of decodes) pass over the weights in tiles of about this
+// many bytes: every group of kRows rows goes over a tile while it is in L2, so the weights
+// stream from memory once per call, not once per group.
+constexpr int64_t kTileBytes = int64_t{128} << 10;
+
 template <WeightFormat F>
 void matvec_rows(const float* x, const void* w, const float* bias, float* y, int64_t m, int64_t n, int64_t k,
                  int64_t r0, int64_t r1) {
-    for (int64_t m0 = 0; m0 < m; m0 += kRows) {
-        with_rows(std::min(kRows, m - m0), [&]<int64_t MM>() {
-            constexpr int64_t R = MM <= 2 ? 1 : 4;
-            rows_of_w<F, MM, R>(x + m0 * k, w, bias, y + m0 * n, n, k, r0, r1);
-        });
+    const int64_t row_bytes = k * (F == WeightFormat::f32 ? 4 : 2);
+    const int64_t tile = m <= kRows ? r1 - r0 : std::max<int64_t>(4, kTileBytes / row_bytes / 4 * 4);
+    for (int64_t t0 = r0; t0 < r1; t0 += tile) {
+        const int64_t t1 = std::min(r1, t0 + tile);
+        for (int64_t m0 = 0; m0 < m; m0 += kRows) {
+            with_rows(std::min(kRows, m - m0), [&]<int64_t MM>() {
+                constexpr int64_t R = MM <= 2 ? 1 : 4;
+                rows_of_w<F, MM, R>(x + m0 * k, w, bias, y + m0 * n, n, k, t0, t1);
+            });
+        }
     }
 }
 
