@@ -26,7 +26,8 @@ std::string Histogram::render(const std::string& name, const std::string& help) 
 }
 
 Metrics::Metrics()
-    : ttft_({0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30}),
+    // vLLM's time-to-first-token buckets: fine between 10 and 100 ms, where load changes it.
+    : ttft_({0.001, 0.005, 0.01, 0.02, 0.04, 0.06, 0.08, 0.1, 0.25, 0.5, 0.75, 1, 2.5, 5, 7.5, 10, 20, 40, 80}),
       itl_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1}) {}
 
 void Metrics::request_done(const std::string& route, int status) {
