@@ -97,6 +97,7 @@ endfunction()
 # The in-tree plugins: adding a model family adds one directory and one line here.
 macro(tfx_add_in_tree_plugins)
     add_subdirectory(plugins/backends/cpu)
+    add_subdirectory(plugins/backends/torch)
     add_subdirectory(plugins/attention/eager)
     add_subdirectory(plugins/quantizers/blockwise)
     add_subdirectory(plugins/models/llama)

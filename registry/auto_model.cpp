@@ -66,15 +66,31 @@ ModelChoice choose_model(const sdk::Config& config, const PluginCatalogue& catal
     return choice;
 }
 
+// The highest score a backend's manifest says it can report ("max_score", default 100).
+int32_t max_score(const PluginRecord& r) {
+    const nlohmann::json& value = r.provides().value("max_score", nlohmann::json(100));
+    return value.is_number_integer() ? value.get<int32_t>() : 100;
+}
+
+// The candidates are loaded (probed) in order of the score their manifests promise, and no
+// more once one scored at least what the rest promise: a backend that cannot win (a heavy
+// libtorch) is never loaded into a run that does not ask for it.
 const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device) {
-    const PluginRecord* best = nullptr;
-    std::string reasons;
+    std::vector<PluginRecord*> candidates;
     for (auto& r : catalogue.records()) {
         if (r.kind != "backend") continue;
         const auto& devices = r.provides().value("devices", nlohmann::json::array());
         const bool wanted =
             device == "auto" || device == r.name || std::find(devices.begin(), devices.end(), device) != devices.end();
-        if (!wanted) continue;
+        if (wanted) candidates.push_back(&r);
+    }
+    std::stable_sort(candidates.begin(), candidates.end(),
+                     [](const PluginRecord* a, const PluginRecord* b) { return max_score(*a) > max_score(*b); });
+    const PluginRecord* best = nullptr;
+    std::string reasons;
+    for (PluginRecord* candidate : candidates) {
+        PluginRecord& r = *candidate;
+        if (best != nullptr && best->score >= max_score(r)) break;
         if (r.status == PluginStatus::unknown) probe_in_process(r, false);
         if (r.status != PluginStatus::ok) {
             reasons += "\n  " + r.name + ": " + std::string(to_string(r.status)) + ": " + r.reason;

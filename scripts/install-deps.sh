@@ -8,6 +8,7 @@ packages=(
     nlohmann-json3-dev libcli11-dev
     libdnnl-dev                         # CPU backend matmuls
     libhwy-dev                          # CPU backend kernels: portable SIMD, runtime ISA dispatch
+    libtorch-dev                        # the torch backend (plugins/backends/torch)
     libcurl4-openssl-dev                # Hub client
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev

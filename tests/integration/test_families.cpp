@@ -41,20 +41,23 @@ float max_abs_diff(const std::vector<float>& a, const nlohmann::json& b) {
     return d;
 }
 
-// A family's tiny model on a backend: the cpu backend, or the guarded test backend whose memory
-// nothing but its own ops may touch (every family's goldens run on both).
-class Family : public ::testing::TestWithParam<std::tuple<const char*, bool>> {};
+// A family's tiny model on a backend: the cpu backend, the guarded test backend whose memory
+// nothing but its own ops may touch, and the torch backend (every family's goldens run on each).
+class Family : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
 
 }  // namespace
 
 TEST_P(Family, MatchesReference) {
-    const auto [family, guarded] = GetParam();
+    const auto [family, backend] = GetParam();
     const std::string name = family;
+    if (const std::string missing = tfx::test::backend_missing(backend); !missing.empty()) GTEST_SKIP() << missing;
     TFX_TEST_DATA_OR_SKIP(model, "tiny/" + name);
     TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/" + name + ".json");
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(guarded));
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(backend));
+    ASSERT_NE(session->plugin_summary().find(std::string(backend) + " (backend)"), std::string::npos)
+        << session->plugin_summary();
     const std::string task = golden.value("task", "causal_lm");
     for (const auto& prompt : golden["prompts"]) {
         SCOPED_TRACE(prompt.value("name", "prompt"));
@@ -87,8 +90,32 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                          ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
                                                               "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
                                                               "gpt_neox", "bert", "bert_cls"),
-                                            ::testing::Bool()),
+                                            ::testing::Values("cpu", "guarded", "torch")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +
-                                    (std::get<1>(case_info.param) ? "_Guarded" : "");
+                                    tfx::test::backend_suffix(std::get<1>(case_info.param));
                          });
+
+namespace {
+
+bool torch_backend_loaded() {
+    std::ifstream maps("/proc/self/maps");
+    for (std::string line; std::getline(maps, line);) {
+        if (line.find("libtfx-backend-torch.so") != std::string::npos) return true;
+    }
+    return false;
+}
+
+}  // namespace
+
+// The torch backend promises at most score 50 in its manifest, below the cpu backend's 100: a run
+// that does not name it never loads libtorch (0.7 s and hundreds of MB of libraries).
+TEST(BackendChoice, ABackendThatCannotWinIsNotLoaded) {
+    if (const std::string missing = tfx::test::backend_missing("torch"); !missing.empty()) GTEST_SKIP() << missing;
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto automatic = tfx::AutoModel::from_pretrained(model, {});
+    EXPECT_NE(automatic->plugin_summary().find("cpu (backend)"), std::string::npos) << automatic->plugin_summary();
+    EXPECT_FALSE(torch_backend_loaded()) << "--device auto loaded the torch backend";
+    auto torch = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options("torch"));
+    EXPECT_TRUE(torch_backend_loaded());
+}

@@ -53,11 +53,11 @@ fs::path scratch(const std::string& name) {
     return dir;
 }
 
-// A model and its golden, on the cpu backend or (guarded) the guarded test backend.
+// A model and its golden, on a backend (backend_options.h).
 struct GoldenCase {
     const char* model;
     const char* golden;
-    bool guarded;
+    const char* backend;
 };
 class LlamaGolden : public ::testing::TestWithParam<GoldenCase> {};
 
@@ -68,7 +68,11 @@ TEST_P(LlamaGolden, MatchesReference) {
     TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().golden);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().guarded));
+    if (const std::string missing = tfx::test::backend_missing(GetParam().backend); !missing.empty())
+        GTEST_SKIP() << missing;
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().backend));
+    ASSERT_NE(session->plugin_summary().find(std::string(GetParam().backend) + " (backend)"), std::string::npos)
+        << session->plugin_summary();
     tfx::GenerationConfig greedy;
     greedy.ignore_eos = true;
     for (const auto& prompt : golden["prompts"]) {
@@ -92,7 +96,11 @@ TEST_P(LlamaGolden, BatchEqualsUnbatched) {
     TFX_TEST_DATA_OR_SKIP(golden_path, GetParam().golden);
     std::ifstream in(golden_path);
     const nlohmann::json golden = nlohmann::json::parse(in);
-    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().guarded));
+    if (const std::string missing = tfx::test::backend_missing(GetParam().backend); !missing.empty())
+        GTEST_SKIP() << missing;
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam().backend));
+    ASSERT_NE(session->plugin_summary().find(std::string(GetParam().backend) + " (backend)"), std::string::npos)
+        << session->plugin_summary();
     std::vector<std::vector<int32_t>> prompts;
     for (const auto& p : golden["prompts"]) prompts.push_back(p["input_ids"].get<std::vector<int32_t>>());
     tfx::GenerationConfig greedy;
@@ -112,21 +120,22 @@ TEST_P(LlamaGolden, BatchEqualsUnbatched) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Models, LlamaGolden,
-    ::testing::Values(GoldenCase{"tiny/llama", "golden/tiny/llama.json", false},
-                      GoldenCase{"tiny/llama3_tied", "golden/tiny/llama3_tied.json", false},
-                      GoldenCase{"models/tinystories-656k", "golden/tinystories-656k.json", false},
-                      GoldenCase{"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json", false},
-                      GoldenCase{"tiny/llama", "golden/tiny/llama.json", true},
-                      GoldenCase{"tiny/llama3_tied", "golden/tiny/llama3_tied.json", true},
-                      GoldenCase{"models/tinystories-656k", "golden/tinystories-656k.json", true},
-                      GoldenCase{"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json", true}),
-    [](const auto& case_info) {
-        std::string name = case_info.param.model;
-        for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
-        return name + (case_info.param.guarded ? "_Guarded" : "");
-    });
+std::vector<GoldenCase> golden_cases() {
+    std::vector<GoldenCase> cases;
+    for (const char* backend : {"cpu", "guarded", "torch"}) {
+        cases.push_back({"tiny/llama", "golden/tiny/llama.json", backend});
+        cases.push_back({"tiny/llama3_tied", "golden/tiny/llama3_tied.json", backend});
+        cases.push_back({"models/tinystories-656k", "golden/tinystories-656k.json", backend});
+        cases.push_back({"models/tinystories-656k-bf16", "golden/tinystories-656k-bf16.json", backend});
+    }
+    return cases;
+}
+
+INSTANTIATE_TEST_SUITE_P(Models, LlamaGolden, ::testing::ValuesIn(golden_cases()), [](const auto& case_info) {
+    std::string name = case_info.param.model;
+    for (char& c : name) c = std::isalnum(static_cast<unsigned char>(c)) ? c : '_';
+    return name + tfx::test::backend_suffix(case_info.param.backend);
+});
 
 TEST(LlamaSampling, SeededSamplingIsReproducibleAndRespectsTopK) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
