@@ -9,6 +9,8 @@ packages=(
     libdnnl-dev                         # CPU backend matmuls
     libhwy-dev                          # CPU backend kernels: portable SIMD, runtime ISA dispatch
     libtorch-dev                        # the torch backend (plugins/backends/torch)
+    libopenblas0-openmp                 # its matmuls: Debian's default libblas is the reference one
+                                        # (4 GFLOP/s); OpenMP's variant shares ATen's thread pool
     libcurl4-openssl-dev                # Hub client
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev
