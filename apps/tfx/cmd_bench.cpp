@@ -181,7 +181,9 @@ void add_bench_command(CLI::App& app) {
     auto o = std::make_shared<BenchOptions>();
     auto* cmd = app.add_subcommand("bench", "Prefill and decode throughput (llama-bench style)");
     cmd->add_option("--model", o->model, "Model folder")->required();
-    cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name")->capture_default_str();
+    cmd->add_option("--device", o->device, "auto, cpu, or a backend plugin name (torch, ...)")
+        ->envname("TFX_DEVICE")
+        ->capture_default_str();
     cmd->add_option("--attn-implementation", o->attn_implementation, "Attention plugin");
     cmd->add_option("--kv-dtype", o->kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();
     cmd->add_option("--weight-format", o->weight_format, "Pack linear weights into this format (as for generate)");

@@ -67,6 +67,16 @@ void run_env() {
     for (const auto& [kind, n] : per_kind)
         counts += (counts.find('(') == std::string::npos ? " (" : ", ") + kind + " " + std::to_string(n);
     line("Plugins", per_kind.empty() ? counts : counts + ")");
+    // Each backend as --device auto weighs it: its score, or why it cannot run here.
+    std::string backends;
+    for (auto& r : catalogue.records()) {
+        if (r.kind != "backend") continue;
+        if (r.status == PluginStatus::unknown) probe_in_process(r, false);
+        backends += (backends.empty() ? "" : ", ") + r.name +
+                    (r.status == PluginStatus::ok ? " (score " + std::to_string(r.score) + ")"
+                                                  : " (unavailable here: " + r.reason + ")");
+    }
+    line("Backends", backends.empty() ? "(none installed)" : backends);
 
     const std::string home = env_or("HOME", "~");
     const std::string hf_home = env_or("HF_HOME", env_or("XDG_CACHE_HOME", home + "/.cache") + "/huggingface");

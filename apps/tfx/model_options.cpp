@@ -14,7 +14,9 @@ namespace tfx::cli {
 
 void ModelOptions::add_to(CLI::App* cmd) {
     cmd->add_option("--model", model, "Model folder, or Hub id org/name[@revision]")->required();
-    cmd->add_option("--device", device, "auto, cpu, or a backend plugin name")->capture_default_str();
+    cmd->add_option("--device", device, "auto, cpu, or a backend plugin name (torch, ...)")
+        ->envname("TFX_DEVICE")
+        ->capture_default_str();
     cmd->add_option("--attn-implementation", attn_implementation, "Attention plugin (default: config's, else eager)");
     cmd->add_option("--threads", threads, "Compute threads (default: all cores)");
     cmd->add_option("--kv-dtype", kv_dtype, "KV cache dtype: f32, bf16 or f16")->capture_default_str();

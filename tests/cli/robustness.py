@@ -180,6 +180,16 @@ def case_subcommands(tmp):
            '--plugin-path is a global option', 'before the subcommand')
 
 
+def case_device_choice(tmp):
+    need(STORIES)
+    expect('tfx env lists each backend with its score', run('env'), 0, 'Backends: cpu (score 100)', stream='stdout')
+    bad = dict(os.environ, TFX_DEVICE='nosuchdevice')
+    p = subprocess.run([tfx, 'generate', '--model', STORIES, 'hi', '--max-new-tokens', '1'], capture_output=True,
+                       text=True, timeout=60, env=bad)
+    expect('TFX_DEVICE names the device', (p.returncode, p.stdout, p.stderr), 1,
+           "no usable backend plugin for device 'nosuchdevice'")
+
+
 def case_local_folder(tmp):
     for path in ('./modles/x', 'modles/x/y', os.path.join(tmp, 'nope', 'model')):
         expect(f'--model {path}', run('generate', '--model', path, 'hi', timeout=60), 1, 'no such local folder',
