@@ -4,7 +4,7 @@
 # it the files are rewritten in place.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-mapfile -t files < <(git ls-files '*.c' '*.cpp' '*.h' '*.hpp' ':!:tests/abi/v1.0/**')
+mapfile -t files < <(git ls-files '*.c' '*.cpp' '*.h' '*.hpp' '*.cu' ':!:tests/abi/v1.0/**')
 if [ "${1:-}" = "--check" ]; then
     clang-format --dry-run --Werror "${files[@]}"
     echo "format: ok (${#files[@]} files)"

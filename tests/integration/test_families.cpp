@@ -90,7 +90,7 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                          ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
                                                               "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
                                                               "gpt_neox", "bert", "bert_cls"),
-                                            ::testing::Values("cpu", "guarded", "torch")),
+                                            ::testing::Values("cpu", "guarded", "torch", "cuda")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +
                                     tfx::test::backend_suffix(std::get<1>(case_info.param));

@@ -122,7 +122,7 @@ TEST_P(LlamaGolden, BatchEqualsUnbatched) {
 
 std::vector<GoldenCase> golden_cases() {
     std::vector<GoldenCase> cases;
-    for (const char* backend : {"cpu", "guarded", "torch"}) {
+    for (const char* backend : {"cpu", "guarded", "torch", "cuda"}) {
         cases.push_back({"tiny/llama", "golden/tiny/llama.json", backend});
         cases.push_back({"tiny/llama3_tied", "golden/tiny/llama3_tied.json", backend});
         cases.push_back({"models/tinystories-656k", "golden/tinystories-656k.json", backend});
