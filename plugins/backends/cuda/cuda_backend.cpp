@@ -1,14 +1,15 @@
 // The cuda backend: activations, KV blocks and weights in device memory (cudaMalloc), weights
 // moved to the device once at load (map_host), matmuls by cuBLAS (f32, without TF32 so results
 // stay within the goldens' 1e-4), every other op by this plugin's kernels (cuda_kernels.cu), all
-// on the default stream in call order. Weights are packed as f32 holding the values of their
-// format (bf16/f16 rounded), as on the cpu backend. score() is 0 where no driver or device is
-// present, so the host never picks it there (and never fails because of it).
+// on the default stream in call order (cuBLAS opened at run time, see Cublas). Weights are packed as f32 holding the
+// values of their format (bf16/f16 rounded), as on the cpu backend. score() is 0 where no driver or device is present,
+// so the host never picks it there (and never fails because of it).
 //
 // First version: correct before fast. It has been compiled, not yet run on a GPU; the golden
 // tests run on it where a device exists (tests/integration, backend "cuda").
 #include <cublas_v2.h>
 #include <cuda_runtime.h>
+#include <dlfcn.h>
 
 #include <algorithm>
 #include <cstring>
@@ -128,18 +129,50 @@ Elem elem_of(tfx_dtype d, const char* op) {
     throw Error(TFX_ERR_UNSUPPORTED, std::string(op) + ": dtype " + sdk::dtype_name(d) + " is not f32, bf16 or f16");
 }
 
+// cuBLAS, opened when a backend is created (so where a device is): linked, its 600 MB of
+// libraries would load into every run, GPU or not, just to learn there is no device (67 ms).
+class Cublas {
+  public:
+    Cublas() {
+        const std::string name = "libcublas.so." + std::to_string(CUBLAS_VER_MAJOR);
+        library_ = dlopen(name.c_str(), RTLD_NOW | RTLD_LOCAL);
+        if (library_ == nullptr) throw Error(TFX_ERR_NOT_FOUND, "cuda backend: cannot open " + name + ": " + dlerror());
+        create = symbol<decltype(&cublasCreate_v2)>("cublasCreate_v2");
+        destroy = symbol<decltype(&cublasDestroy_v2)>("cublasDestroy_v2");
+        set_math_mode = symbol<decltype(&cublasSetMathMode)>("cublasSetMathMode");
+        sgemm = symbol<decltype(&cublasSgemm_v2)>("cublasSgemm_v2");
+    }
+    ~Cublas() { dlclose(library_); }
+    Cublas(const Cublas&) = delete;
+    Cublas& operator=(const Cublas&) = delete;
+
+    decltype(&cublasCreate_v2) create;
+    decltype(&cublasDestroy_v2) destroy;
+    decltype(&cublasSetMathMode) set_math_mode;
+    decltype(&cublasSgemm_v2) sgemm;
+
+  private:
+    template <class Fn>
+    Fn symbol(const char* name) {
+        void* address = dlsym(library_, name);
+        if (address == nullptr) throw Error(TFX_ERR_NOT_FOUND, std::string("cuda backend: cuBLAS lacks ") + name);
+        return reinterpret_cast<Fn>(address);
+    }
+    void* library_ = nullptr;
+};
+
 class CudaBackend {
   public:
     explicit CudaBackend(const tfx_host_services*) {
         check(cudaSetDevice(0), "cuda backend: cudaSetDevice");
-        check(cublasCreate(&blas_), "cuda backend: cublasCreate");
+        check(cublas_.create(&blas_), "cuda backend: cublasCreate");
         // Plain f32 FMA: TF32 tensor cores would be 1e-3 off the goldens.
-        check(cublasSetMathMode(blas_, CUBLAS_PEDANTIC_MATH), "cuda backend: cublasSetMathMode");
+        check(cublas_.set_math_mode(blas_, CUBLAS_PEDANTIC_MATH), "cuda backend: cublasSetMathMode");
     }
     ~CudaBackend() {
         for (void* p : owned_) cudaFree(p);
         cudaFree(scratch_);
-        cublasDestroy(blas_);
+        cublas_.destroy(blas_);
     }
     CudaBackend(const CudaBackend&) = delete;
     CudaBackend& operator=(const CudaBackend&) = delete;
@@ -468,9 +501,9 @@ class CudaBackend {
     void matmul(const float* x, const tfx_weight* w, float* y, int64_t rows) {
         if (rows == 0) return;
         const float one = 1.0f, zero = 0.0f;
-        check(cublasSgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w->out_features), static_cast<int>(rows),
-                          static_cast<int>(w->in_features), &one, w->data, static_cast<int>(w->in_features), x,
-                          static_cast<int>(w->in_features), &zero, y, static_cast<int>(w->out_features)),
+        check(cublas_.sgemm(blas_, CUBLAS_OP_T, CUBLAS_OP_N, static_cast<int>(w->out_features), static_cast<int>(rows),
+                            static_cast<int>(w->in_features), &one, w->data, static_cast<int>(w->in_features), x,
+                            static_cast<int>(w->in_features), &zero, y, static_cast<int>(w->out_features)),
               "linear: cublasSgemm");
     }
 
@@ -507,6 +540,7 @@ class CudaBackend {
         return static_cast<char*>(scratch_);
     }
 
+    Cublas cublas_;
     cublasHandle_t blas_ = nullptr;
     void* scratch_ = nullptr;
     size_t scratch_bytes_ = 0;
