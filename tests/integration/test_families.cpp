@@ -88,8 +88,9 @@ TEST_P(Family, MatchesReference) {
 
 INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                          ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
-                                                              "mistral", "gemma", "gemma2", "gemma3", "phi3", "gpt2",
-                                                              "gpt_neox", "bert", "bert_cls"),
+                                                              "mistral", "gemma", "gemma2", "gemma3", "granite", "phi3",
+                                                              "starcoder2", "olmo2", "mixtral", "gpt2", "gpt_neox",
+                                                              "bert", "bert_cls"),
                                             ::testing::Values("cpu", "guarded", "torch", "cuda")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +
