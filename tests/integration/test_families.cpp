@@ -89,8 +89,8 @@ TEST_P(Family, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                          ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
                                                               "mistral", "gemma", "gemma2", "gemma3", "granite", "phi3",
-                                                              "starcoder2", "olmo2", "mixtral", "gpt2", "gpt_neox",
-                                                              "bert", "bert_cls"),
+                                                              "starcoder2", "olmo2", "mixtral", "qwen2_moe", "phi",
+                                                              "cohere", "gpt2", "gpt_neox", "bert", "bert_cls"),
                                             ::testing::Values("cpu", "guarded", "torch", "cuda")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +
