@@ -11,9 +11,16 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
       options_(options),
       cache_(session.make_cache(options.block_size, options.prefix_caching)),
       call_(session, cache_.get()) {
-    if (session.info().output_kind != TFX_OUTPUT_LOGITS) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED, "generation needs a language-model head; " + session.architecture() +
-                                                  " outputs hidden states");
+    const tfx_model_info& info = session.info();
+    if (info.output_kind != TFX_OUTPUT_LOGITS || info.output_size != info.vocab_size) {
+        // Hidden states, class logits, or per-token label / span logits (token classification,
+        // question answering): nothing to choose a next token from.
+        throw sdk::Error(
+            TFX_ERR_UNSUPPORTED,
+            "generation needs a language-model head; " + session.architecture() + " outputs " +
+                (info.output_kind == TFX_OUTPUT_LOGITS ? std::to_string(info.output_size) + " logits per token, not " +
+                                                             std::to_string(info.vocab_size) + " vocabulary logits"
+                                                       : std::string("no vocabulary logits")));
     }
     if (options.max_step_tokens < 0)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,

@@ -1,6 +1,7 @@
 // Every tiny reference model of ../shared/tiny against its Hugging Face golden: causal LMs
 // (last-position logits within 1e-4, identical per-position argmax, identical greedy
-// continuation), the base encoder (hidden states and pooler) and the sequence classifier.
+// continuation), masked LMs (the same, without generation), the base encoder (hidden states and
+// pooler), the sequence and token classifiers and question answering (start and end logits).
 #include <fstream>
 
 #include <gtest/gtest.h>
@@ -22,9 +23,9 @@ struct Outputs {
     std::vector<float> pooled;
 };
 
-Outputs forward(tfx::ModelSession& s, const std::vector<int32_t>& ids) {
+Outputs forward(tfx::ModelSession& s, const std::vector<int32_t>& ids, const std::vector<int32_t>& token_types = {}) {
     tfx::ForwardCall call(s);
-    call.run({.ids = ids, .output = tfx::SequenceInput::Output::all});
+    call.run({.ids = ids, .token_type_ids = token_types, .output = tfx::SequenceInput::Output::all});
     Outputs result;
     for (int64_t i = 0; i < call.rows(); ++i) {
         const auto row = call.row(i);
@@ -62,7 +63,8 @@ TEST_P(Family, MatchesReference) {
     for (const auto& prompt : golden["prompts"]) {
         SCOPED_TRACE(prompt.value("name", "prompt"));
         const auto ids = prompt["input_ids"].get<std::vector<int32_t>>();
-        Outputs out = forward(*session, ids);
+        const auto token_types = prompt.value("token_type_ids", std::vector<int32_t>{});
+        Outputs out = forward(*session, ids, token_types);
         if (task == "encoder") {
             ASSERT_EQ(out.rows.size(), prompt["last_hidden_state"].size());
             for (size_t t = 0; t < out.rows.size(); ++t)
@@ -74,9 +76,29 @@ TEST_P(Family, MatchesReference) {
             EXPECT_LE(max_abs_diff(out.rows[0], prompt["logits"]), kTolerance);
             continue;
         }
-        EXPECT_LE(max_abs_diff(out.rows.back(), prompt["last_logits"]), kTolerance);
+        if (task == "qa") {  // per token: (start, end) logits
+            ASSERT_EQ(out.rows.size(), prompt["start_logits"].size());
+            std::vector<float> start, end;
+            for (const auto& r : out.rows) start.push_back(r[0]), end.push_back(r[1]);
+            EXPECT_LE(max_abs_diff(start, prompt["start_logits"]), kTolerance);
+            EXPECT_LE(max_abs_diff(end, prompt["end_logits"]), kTolerance);
+            continue;
+        }
         std::vector<int64_t> argmax;
         for (const auto& r : out.rows) argmax.push_back(std::max_element(r.begin(), r.end()) - r.begin());
+        if (task == "token_cls") {  // per token: the labels' logits
+            ASSERT_EQ(out.rows.size(), prompt["logits"].size());
+            for (size_t t = 0; t < out.rows.size(); ++t)
+                EXPECT_LE(max_abs_diff(out.rows[t], prompt["logits"][t]), kTolerance) << "token " << t;
+            EXPECT_EQ(argmax, prompt["argmax_per_position"].get<std::vector<int64_t>>());
+            continue;
+        }
+        if (task == "masked_lm") {  // every position's vocabulary logits; no generation
+            EXPECT_LE(max_abs_diff(out.rows.back(), prompt["last_logits"]), kTolerance);
+            EXPECT_EQ(argmax, prompt["argmax_per_position"].get<std::vector<int64_t>>());
+            continue;
+        }
+        EXPECT_LE(max_abs_diff(out.rows.back(), prompt["last_logits"]), kTolerance);
         EXPECT_EQ(argmax, prompt["argmax_per_position"].get<std::vector<int64_t>>());
         tfx::GenerationConfig greedy;
         greedy.ignore_eos = true;
@@ -90,7 +112,8 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                          ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
                                                               "mistral", "gemma", "gemma2", "gemma3", "granite", "phi3",
                                                               "starcoder2", "olmo2", "mixtral", "qwen2_moe", "phi",
-                                                              "cohere", "gpt2", "gpt_neox", "bert", "bert_cls"),
+                                                              "cohere", "gpt2", "gpt_neox", "bert", "bert_cls",
+                                                              "bert_token_cls", "bert_qa", "roberta", "xlm_roberta"),
                                             ::testing::Values("cpu", "guarded", "torch", "cuda")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +

@@ -1,8 +1,9 @@
-// BERT (BertModel, BertForSequenceClassification, BertForMaskedLM), mirroring transformers'
-// modeling_bert.py:
+// BERT (BertModel, BertForSequenceClassification, BertForMaskedLM, BertForTokenClassification,
+// BertForQuestionAnswering), mirroring transformers' modeling_bert.py:
 //   LayerNorm(word + position + token_type embeddings)
 //   -> N x post-norm layers [x = LN(x + attn(x)); x = LN(x + ffn(x))], bidirectional attention
-//   -> heads: pooler tanh(dense(x[CLS])) -> classifier; or the MLM transform -> tied decoder.
+//   -> heads: pooler tanh(dense(x[CLS])) -> classifier; or the MLM transform -> tied decoder; or
+//      per token: classifier (token classification), qa_outputs (start and end logits).
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -13,7 +14,7 @@ namespace {
 
 using namespace tfx::sdk;
 
-enum class Head { base, sequence_classification, masked_lm };
+enum class Head { base, sequence_classification, masked_lm, token_classification, question_answering };
 
 // ---- config.json ---------------------------------------------------------------------------
 struct BertConfig {
@@ -63,9 +64,12 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
     // Every tensor of the checkpoint, for load() and weight_specs() alike.
     void declare(WeightTable& w) {
         const auto& c = config_;
-        const std::string head = host_.task_head({"base", "sequence_classification", "masked_lm"});
+        const std::string head = host_.task_head(
+            {"base", "sequence_classification", "masked_lm", "token_classification", "question_answering"});
         head_ = head == "masked_lm"                 ? Head::masked_lm
                 : head == "sequence_classification" ? Head::sequence_classification
+                : head == "token_classification"    ? Head::token_classification
+                : head == "question_answering"      ? Head::question_answering
                                                     : Head::base;
         const int64_t h = c.hidden_size;
         // Checkpoints of a task model prefix the encoder with "bert."; a bare BertModel does not.
@@ -88,11 +92,15 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
             l.ffn.down = w.linear(p + "output.dense", h, c.intermediate_size, true);
             l.output_norm = w.layer_norm(p + "output.LayerNorm", h);
         }
-        // BertForMaskedLM has no pooler; a base model may have been saved without one.
-        has_pooler_ =
-            head_ == Head::sequence_classification || w.has(pre + "pooler.dense.weight", head_ != Head::masked_lm);
+        // BertForMaskedLM and the per-token heads have no pooler; a base model may have been saved
+        // without one.
+        const bool per_token = head_ == Head::token_classification || head_ == Head::question_answering;
+        has_pooler_ = head_ == Head::sequence_classification ||
+                      (!per_token && w.has(pre + "pooler.dense.weight", head_ != Head::masked_lm));
         if (has_pooler_) pooler_ = w.linear(pre + "pooler.dense", h, h, true);
-        if (head_ == Head::sequence_classification) classifier_ = w.linear("classifier", c.num_labels, h, true);
+        if (head_ == Head::sequence_classification || head_ == Head::token_classification)
+            classifier_ = w.linear("classifier", c.num_labels, h, true);
+        if (head_ == Head::question_answering) classifier_ = w.linear("qa_outputs", 2, h, true);
         if (head_ == Head::masked_lm) {
             mlm_transform_ = w.linear("cls.predictions.transform.dense", h, h, true);
             mlm_norm_ = w.layer_norm("cls.predictions.transform.LayerNorm", h);
@@ -106,14 +114,13 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
 
     void get_info(tfx_model_info* info) {
         const auto& c = config_;
-        info->output_kind = head_ == Head::masked_lm                 ? TFX_OUTPUT_LOGITS
-                            : head_ == Head::sequence_classification ? TFX_OUTPUT_CLASS_LOGITS
-                                                                     : TFX_OUTPUT_HIDDEN_STATE;
+        // Per-token heads give logits rows: labels per token, or (start, end) per token.
+        info->output_kind = head_ == Head::sequence_classification ? TFX_OUTPUT_CLASS_LOGITS
+                            : head_ == Head::base                  ? TFX_OUTPUT_HIDDEN_STATE
+                                                                   : TFX_OUTPUT_LOGITS;
         info->vocab_size = static_cast<int32_t>(c.vocab_size);
         info->hidden_size = static_cast<int32_t>(c.hidden_size);
-        info->output_size = static_cast<int32_t>(head_ == Head::masked_lm                 ? c.vocab_size
-                                                 : head_ == Head::sequence_classification ? c.num_labels
-                                                                                          : c.hidden_size);
+        info->output_size = static_cast<int32_t>(head_output_size());
         info->num_layers = 0;  // bidirectional encoder: no KV cache
         info->num_kv_heads = static_cast<int32_t>(c.num_heads);
         info->head_dim = static_cast<int32_t>(c.hidden_size / c.num_heads);
@@ -170,6 +177,20 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
         host_.activation(TFX_ACT_TANH, pooled, pooled);
     }
 
+    int64_t head_output_size() const {
+        switch (head_) {
+            case Head::masked_lm:
+                return config_.vocab_size;
+            case Head::sequence_classification:
+            case Head::token_classification:
+                return config_.num_labels;
+            case Head::question_answering:
+                return 2;  // start and end logits
+            default:
+                return config_.hidden_size;
+        }
+    }
+
     static void require_f32(const View& v, int64_t elements, const char* what) {
         if (v.dtype() != kF32 || v.numel() != elements) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, std::string("forward: ") + what + " must be f32 with " +
@@ -195,6 +216,10 @@ class Bert : public ModelPlugin<Bert, BertConfig> {
             host_.activation(c.act, y, y);
             layer_norm(host_, y, mlm_norm_, c.layer_norm_eps, y);
             output_.write(a, y, &mlm_decoder_, c.vocab_size);
+            return;
+        }
+        if (head_ == Head::token_classification || head_ == Head::question_answering) {
+            output_.write(a, x, &classifier_, head_output_size());
             return;
         }
         output_.write(a, x, nullptr, h);

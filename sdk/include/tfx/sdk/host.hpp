@@ -81,6 +81,8 @@ class Host {
         if (data != nullptr && s_->ops != nullptr) s_->ops->release(s_->ops_self, data);
     }
     void upload(const void* host, View& dst) const { run(s_->ops->upload, host, dst.get()); }
+    // The bytes of a compact device tensor, into host memory (a few ids a forward needs on the host).
+    void download(const View& src, void* host) const { run(s_->ops->download, src.get(), host); }
 
     // Compute, forwarded by the host to the session's backend. Linear weights are packed into
     // the session's weight format ("weight_format" option), else kept in their stored dtype.
