@@ -30,10 +30,7 @@ struct MixtralConfig : DecoderConfig {
 };
 
 struct Layer : DecoderLayer {
-    Linear router;  // block_sparse_moe.gate, [num_experts, hidden]
-    std::vector<GatedMlp> experts;
-    // The experts' packed projections, indexed by expert, for the backend's linear_experts.
-    std::vector<const tfx_weight*> expert_gate, expert_up, expert_down;
+    RoutedExperts moe;  // block_sparse_moe
 };
 
 class Mixtral : public DecoderModel<Mixtral, MixtralConfig, Init::ones, Layer> {
@@ -46,15 +43,8 @@ class Mixtral : public DecoderModel<Mixtral, MixtralConfig, Init::ones, Layer> {
         l.input_norm = w.f32(p + "input_layernorm.weight", {h});
         l.post_attention_norm = w.f32(p + "post_attention_layernorm.weight", {h});
         l.attn = attention_weights(w, p + "self_attn.", {"q_proj", "k_proj", "v_proj", "o_proj"}, c, false, false);
-        l.router = w.linear(p + "block_sparse_moe.gate", c.num_experts, h, false);
-        l.experts.resize(static_cast<size_t>(c.num_experts));
-        for (int64_t j = 0; j < c.num_experts; ++j) {
-            const std::string e = p + "block_sparse_moe.experts." + std::to_string(j) + ".";
-            l.experts[j] = gated_mlp(w, e, {"w1", "w3", "w2"}, h, c.intermediate_size, false);
-            l.expert_gate.push_back(l.experts[j].gate.handle());
-            l.expert_up.push_back(l.experts[j].up.handle());
-            l.expert_down.push_back(l.experts[j].down.handle());
-        }
+        l.moe = routed_experts(w, p + "block_sparse_moe.gate", p + "block_sparse_moe.experts.", {"w1", "w3", "w2"},
+                               c.num_experts, h, c.intermediate_size);
     }
 
     void forward(const tfx_forward_args* a) {
@@ -68,7 +58,7 @@ class Mixtral : public DecoderModel<Mixtral, MixtralConfig, Init::ones, Layer> {
             attn_.project(l.attn, xn).rope(rope_).attend(a, i, {.sliding_window = c.sliding_window}).output(l.attn, xn);
             host_.add(x, xn, x);
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
-            sparse_moe(l, xn, moe_out);
+            routed_ffn(host_, l.moe, c.act, c.num_experts_per_tok, true, xn, moe_out, gate_, up_, routed_);
             host_.add(x, moe_out, x);
         }
         host_.rms_norm(x, final_norm_, c.rms_norm_eps, 0.0f, xn);
@@ -76,30 +66,9 @@ class Mixtral : public DecoderModel<Mixtral, MixtralConfig, Init::ones, Layer> {
     }
 
   private:
-    // The backend routes (softmax, top_k renormalized), runs each token through its experts
-    // (linear_experts) and sums them weighted (weighted_sum).
-    void sparse_moe(const Layer& l, const View& xn, View& y) {
-        const auto& c = config_;
-        const int64_t n = xn.dim(0), h = c.hidden_size, k = c.num_experts_per_tok, inter = c.intermediate_size;
-        View probs = router_.rows(n, c.num_experts);
-        l.router(xn, probs);
-        host_.softmax(probs, probs);
-        View ids = choice_.view(kI32, {n, k}), weights = weights_.rows(n, k);
-        host_.top_k(probs, static_cast<int32_t>(k), true, ids, weights);
-        View gate = gate_.rows(n * k, inter), up = up_.rows(n * k, inter), down = expert_out_.rows(n * k, h);
-        View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
-        const View x3 = xn.reshape({n, 1, h});
-        host_.linear_experts(x3, l.expert_gate, ids, gate3);
-        host_.linear_experts(x3, l.expert_up, ids, up3);
-        host_.gated_activation(c.act, gate, up, gate);
-        host_.linear_experts(gate3, l.expert_down, ids, down3);
-        host_.weighted_sum(down3, weights, y);
-    }
-
     Rope rope_{host_, rope_settings(config_, config_.rope)};
-    // Mixture-of-experts scratch: the layer's output, router probabilities, the routing, expert outputs.
-    Scratch moe_out_{host_}, router_{host_}, weights_{host_}, expert_out_{host_};
-    DeviceBuffer choice_{host_};
+    Scratch moe_out_{host_};
+    RoutedScratch routed_{host_};
 };
 
 }  // namespace

@@ -55,11 +55,9 @@ struct Qwen2MoeConfig : DecoderConfig {
 
 struct Layer : DecoderLayer {
     bool sparse = false;
-    Linear router;       // mlp.gate [num_experts, hidden]
+    RoutedExperts moe;   // mlp.gate and mlp.experts.{j}
     Linear shared_gate;  // mlp.shared_expert_gate [1, hidden]
     GatedMlp shared;     // mlp.shared_expert
-    std::vector<GatedMlp> experts;
-    std::vector<const tfx_weight*> expert_gate, expert_up, expert_down;
 };
 
 class Qwen2Moe : public DecoderModel<Qwen2Moe, Qwen2MoeConfig, Init::ones, Layer> {
@@ -77,18 +75,11 @@ class Qwen2Moe : public DecoderModel<Qwen2Moe, Qwen2MoeConfig, Init::ones, Layer
             l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, false);
             return;
         }
-        l.router = w.linear(p + "mlp.gate", c.num_experts, h, false);
+        l.moe = routed_experts(w, p + "mlp.gate", p + "mlp.experts.", {"gate_proj", "up_proj", "down_proj"},
+                               c.num_experts, h, c.moe_intermediate_size);
         l.shared_gate = w.linear(p + "mlp.shared_expert_gate", 1, h, false);
         l.shared = gated_mlp(w, p + "mlp.shared_expert.", {"gate_proj", "up_proj", "down_proj"}, h,
                              c.shared_expert_intermediate_size, false);
-        l.experts.resize(static_cast<size_t>(c.num_experts));
-        for (int64_t j = 0; j < c.num_experts; ++j) {
-            const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
-            l.experts[j] = gated_mlp(w, e, {"gate_proj", "up_proj", "down_proj"}, h, c.moe_intermediate_size, false);
-            l.expert_gate.push_back(l.experts[j].gate.handle());
-            l.expert_up.push_back(l.experts[j].up.handle());
-            l.expert_down.push_back(l.experts[j].down.handle());
-        }
     }
 
     void forward(const tfx_forward_args* a) {
@@ -128,23 +119,11 @@ class Qwen2Moe : public DecoderModel<Qwen2Moe, Qwen2MoeConfig, Init::ones, Layer
     // y = sum over the top-k experts of w * expert(x) + sigmoid(shared_gate(x)) * shared(x).
     void sparse_moe(const Layer& l, const View& xn, View& y) {
         const auto& c = config_;
-        const int64_t n = xn.dim(0), h = c.hidden_size, k = c.num_experts_per_tok, inter = c.moe_intermediate_size;
-        View probs = router_.rows(n, c.num_experts);
-        l.router(xn, probs);
-        host_.softmax(probs, probs);
-        View ids = choice_.view(kI32, {n, k}), weights = weights_.rows(n, k);
-        host_.top_k(probs, static_cast<int32_t>(k), c.norm_topk_prob, ids, weights);
-        View gate = gate_.rows(n * k, inter), up = up_.rows(n * k, inter), down = expert_out_.rows(n * k, h);
-        View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
-        const View x3 = xn.reshape({n, 1, h});
-        host_.linear_experts(x3, l.expert_gate, ids, gate3);
-        host_.linear_experts(x3, l.expert_up, ids, up3);
-        host_.gated_activation(c.act, gate, up, gate);
-        host_.linear_experts(gate3, l.expert_down, ids, down3);
-        host_.weighted_sum(down3, weights, y);
+        const int64_t n = xn.dim(0), h = c.hidden_size;
+        routed_ffn(host_, l.moe, c.act, c.num_experts_per_tok, c.norm_topk_prob, xn, y, gate_, up_, routed_);
         // The shared expert, scaled per token by its gate (a one-slot weighted sum).
         View shared = shared_out_.rows(n, h), scaled = shared_scaled_.rows(n, h), g = shared_gate_.rows(n, 1);
-        ffn_gated(host_, l.shared, c.act, xn, shared, shared_inner_gate_, shared_inner_up_);
+        ffn_gated(host_, l.shared, c.act, xn, shared, gate_, up_);
         l.shared_gate(xn, g);
         host_.scale(g, 0.5f, g);
         host_.activation(TFX_ACT_TANH, g, g);
@@ -155,10 +134,9 @@ class Qwen2Moe : public DecoderModel<Qwen2Moe, Qwen2MoeConfig, Init::ones, Layer
     }
 
     Rope rope_{host_, rope_settings(config_, config_.rope)};
-    Scratch moe_out_{host_}, router_{host_}, weights_{host_}, expert_out_{host_};
-    Scratch shared_out_{host_}, shared_scaled_{host_}, shared_gate_{host_}, shared_inner_gate_{host_},
-        shared_inner_up_{host_};
-    DeviceBuffer choice_{host_}, half_buffer_{host_};
+    Scratch moe_out_{host_}, shared_out_{host_}, shared_scaled_{host_}, shared_gate_{host_};
+    RoutedScratch routed_{host_};
+    DeviceBuffer half_buffer_{host_};
     View half_;
     bool half_uploaded_ = false;
 };

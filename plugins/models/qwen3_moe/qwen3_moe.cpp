@@ -72,10 +72,7 @@ struct Qwen3MoeConfig : DecoderConfig {
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
 struct Layer : DecoderLayer {
     bool sparse = false;
-    Linear router;                  // sparse layers: mlp.gate, [num_experts, hidden]
-    std::vector<GatedMlp> experts;  // sparse layers: mlp.experts.{j}
-    // The experts' packed projections, indexed by expert, for the backend's linear_experts.
-    std::vector<const tfx_weight*> expert_gate, expert_up, expert_down;
+    RoutedExperts moe;  // sparse layers: mlp.gate and mlp.experts.{j}
 };
 
 class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer> {
@@ -98,15 +95,8 @@ class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer
             l.mlp = gated_mlp(w, p + "mlp.", {"gate_proj", "up_proj", "down_proj"}, h, c.intermediate_size, false);
             return;
         }
-        l.router = w.linear(p + "mlp.gate", c.num_experts, h, false);
-        l.experts.resize(static_cast<size_t>(c.num_experts));
-        for (int64_t j = 0; j < c.num_experts; ++j) {
-            const std::string e = p + "mlp.experts." + std::to_string(j) + ".";
-            l.experts[j] = gated_mlp(w, e, {"gate_proj", "up_proj", "down_proj"}, h, c.moe_intermediate_size, false);
-            l.expert_gate.push_back(l.experts[j].gate.handle());
-            l.expert_up.push_back(l.experts[j].up.handle());
-            l.expert_down.push_back(l.experts[j].down.handle());
-        }
+        l.moe = routed_experts(w, p + "mlp.gate", p + "mlp.experts.", {"gate_proj", "up_proj", "down_proj"},
+                               c.num_experts, h, c.moe_intermediate_size);
     }
 
     void forward(const tfx_forward_args* a) {
@@ -126,7 +116,8 @@ class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer
             // MLP block: the routed experts on sparse layers, else down(act(gate(x)) * up(x)).
             host_.rms_norm(x, l.post_attention_norm, c.rms_norm_eps, 0.0f, xn);
             if (l.sparse) {
-                sparse_moe(l, xn, moe_out);
+                routed_ffn(host_, l.moe, c.act, c.num_experts_per_tok, c.norm_topk_prob, xn, moe_out, gate_, up_,
+                           routed_);
                 host_.add(x, moe_out, x);
             } else {
                 ffn_gated(host_, l.mlp, c.act, xn, xn, gate_, up_);
@@ -138,33 +129,9 @@ class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer
     }
 
   private:
-    // Qwen3MoeSparseMoeBlock: y[t] = sum over the top-k experts e of token t of
-    // w[t, e] * down_e(act(gate_e(x[t])) * up_e(x[t])), with w the router's softmax (f32)
-    // restricted to the top-k and, with norm_topk_prob, renormalized to sum to one. The backend
-    // routes (top_k), runs each token through its experts (linear_experts) and sums (weighted_sum).
-    void sparse_moe(const Layer& l, const View& xn, View& y) {
-        const auto& c = config_;
-        const int64_t n = xn.dim(0), h = c.hidden_size, k = c.num_experts_per_tok, inter = c.moe_intermediate_size;
-        View probs = router_.rows(n, c.num_experts);
-        l.router(xn, probs);
-        host_.softmax(probs, probs);
-        View ids = choice_.view(kI32, {n, k}), weights = weights_.rows(n, k);
-        host_.top_k(probs, static_cast<int32_t>(k), c.norm_topk_prob, ids, weights);
-
-        View gate = gate_.rows(n * k, inter), up = up_.rows(n * k, inter), down = expert_out_.rows(n * k, h);
-        View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
-        const View x3 = xn.reshape({n, 1, h});
-        host_.linear_experts(x3, l.expert_gate, ids, gate3);
-        host_.linear_experts(x3, l.expert_up, ids, up3);
-        host_.gated_activation(c.act, gate, up, gate);
-        host_.linear_experts(gate3, l.expert_down, ids, down3);
-        host_.weighted_sum(down3, weights, y);
-    }
-
     Rope rope_{host_, rope_settings(config_, config_.rope)};
-    // Mixture-of-experts scratch: the layer's output, router probabilities, the routing, expert outputs.
-    Scratch moe_out_{host_}, router_{host_}, weights_{host_}, expert_out_{host_};
-    DeviceBuffer choice_{host_};
+    Scratch moe_out_{host_};  // a sparse layer's output
+    RoutedScratch routed_{host_};
 };
 
 }  // namespace

@@ -198,6 +198,60 @@ inline GatedMlp gated_mlp(WeightTable& w, const std::string& prefix, std::array<
     return m;
 }
 
+// A sparse mixture of SwiGLU experts (Mixtral, Qwen2-MoE, Qwen3-MoE): the router and the
+// experts, with the experts' packed projections by expert for the backend's linear_experts.
+struct RoutedExperts {
+    Linear router;  // [experts, hidden]
+    std::vector<GatedMlp> experts;
+    std::vector<const tfx_weight*> gate, up, down;
+};
+
+// The router `router_name` and `count` experts `experts_prefix`{j}.{names}, without biases.
+inline RoutedExperts routed_experts(WeightTable& w, const std::string& router_name, const std::string& experts_prefix,
+                                    std::array<const char*, 3> names, int64_t count, int64_t hidden,
+                                    int64_t intermediate) {
+    RoutedExperts r;
+    r.router = w.linear(router_name, count, hidden, false);
+    r.experts.resize(static_cast<size_t>(count));
+    for (int64_t j = 0; j < count; ++j) {
+        r.experts[j] = gated_mlp(w, experts_prefix + std::to_string(j) + ".", names, hidden, intermediate, false);
+        r.gate.push_back(r.experts[j].gate.handle());
+        r.up.push_back(r.experts[j].up.handle());
+        r.down.push_back(r.experts[j].down.handle());
+    }
+    return r;
+}
+
+// Scratch of routed_ffn beyond ffn_gated's gate and up: router probabilities, the routing
+// (expert ids and weights) and the experts' outputs.
+struct RoutedScratch {
+    explicit RoutedScratch(const Host& host) : probs(host), weights(host), out(host), choice(host) {}
+    Scratch probs, weights, out;
+    DeviceBuffer choice;
+};
+
+// y[t] = sum over the k experts of largest router softmax (f32) of weight * down(act(gate(x)) *
+// up(x)), the k weights renormalized to sum to one when `normalize`. The backend routes (top_k),
+// runs each token through its experts (linear_experts) and sums them weighted (weighted_sum).
+inline void routed_ffn(const Host& host, const RoutedExperts& moe, tfx_activation act, int64_t k, bool normalize,
+                       const View& x, View& y, Scratch& gate_scratch, Scratch& up_scratch, RoutedScratch& s) {
+    const int64_t n = x.dim(0), h = x.dim(1), inter = moe.experts.front().gate.out_features();
+    const auto count = static_cast<int64_t>(moe.experts.size());
+    View probs = s.probs.rows(n, count);
+    moe.router(x, probs);
+    host.softmax(probs, probs);
+    View ids = s.choice.view(kI32, {n, k}), weights = s.weights.rows(n, k);
+    host.top_k(probs, static_cast<int32_t>(k), normalize, ids, weights);
+    View gate = gate_scratch.rows(n * k, inter), up = up_scratch.rows(n * k, inter), down = s.out.rows(n * k, h);
+    View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
+    const View x3 = x.reshape({n, 1, h});
+    host.linear_experts(x3, moe.gate, ids, gate3);
+    host.linear_experts(x3, moe.up, ids, up3);
+    host.gated_activation(act, gate, up, gate);
+    host.linear_experts(gate3, moe.down, ids, down3);
+    host.weighted_sum(down3, weights, y);
+}
+
 // The tensors of one decoder layer, as llama.cpp's llama_layer: every slot the llama lineage uses;
 // a family fills those its layers have.
 struct DecoderLayer {
