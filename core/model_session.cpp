@@ -379,6 +379,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
                              impl.attention.get()};
     impl.model = instantiate(*plugins.model, &impl.services, TFX_KIND_MODEL);
     architecture_ = plugins.architecture;
+    task_head_ = plugins.head;
     log::info("model " + architecture_ + " via " + plugin_summary());
     if (impl.has_weights) {
         const auto* table = impl.model->table<tfx_model_table>();

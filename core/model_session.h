@@ -72,6 +72,8 @@ class ModelSession {
     const sdk::Config& config() const { return config_; }
     const std::filesystem::path& model_dir() const { return model_dir_; }
     const std::string& architecture() const { return architecture_; }
+    // The task head the model's manifest maps the architecture to ("causal_lm", "question_answering").
+    const std::string& task_head() const { return task_head_; }
     // "llama (model) + cpu (backend) + eager (attention)" for reports.
     std::string plugin_summary() const;
 
@@ -115,7 +117,7 @@ class ModelSession {
     sdk::Config config_;
     std::filesystem::path model_dir_;
     std::shared_ptr<const gguf::File> gguf_file_;
-    std::string architecture_;
+    std::string architecture_, task_head_;
     std::vector<std::string> unused_weights_;
     tfx_model_info info_{};
 };

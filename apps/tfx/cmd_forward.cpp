@@ -1,6 +1,7 @@
 // `tfx forward`: one forward pass, printed for comparison with the reference (porting and
-// debugging tool). Causal LMs: last-position logits and per-position argmax; base models:
-// last_hidden_state.
+// debugging tool). Causal and masked LMs: last-position logits and per-position argmax; token
+// classifiers: every position's label logits; question answering: start and end logits per
+// position; sequence classifiers: the logits; base models: last_hidden_state.
 #include <algorithm>
 #include <iostream>
 
@@ -16,6 +17,7 @@ namespace {
 struct ForwardOptions {
     ModelOptions model;
     std::string input_ids;
+    std::string token_type_ids;
     bool json = false;
 };
 
@@ -25,16 +27,41 @@ void run_forward(const ForwardOptions& o) {
     const tfx_model_info& info = session->info();
     const auto tokens = static_cast<int64_t>(ids.size());
     const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
+    std::vector<int32_t> token_types;
+    if (!o.token_type_ids.empty()) {
+        token_types = parse_ids(o.token_type_ids, "--token-type-ids");
+        if (token_types.size() != ids.size()) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--token-type-ids: expected " + std::to_string(ids.size()) +
+                                                           " ids (one per input id), got " +
+                                                           std::to_string(token_types.size()));
+        }
+    }
     ForwardCall call(*session);
-    call.run({.ids = ids, .output = SequenceInput::Output::all});
+    call.run({.ids = ids, .token_type_ids = token_types, .output = SequenceInput::Output::all});
     auto row = [&](int64_t t) {
         auto r = call.row(t);
         return std::vector<float>(r.begin(), r.end());
     };
     const std::vector<float> pooled(call.pooled().begin(), call.pooled().end());
     nlohmann::json result;
+    const std::string& head = session->task_head();
     if (classifier) {
         result["logits"] = row(0);
+    } else if (head == "question_answering") {
+        std::vector<float> start, end;
+        for (int64_t t = 0; t < tokens; ++t) start.push_back(row(t)[0]), end.push_back(row(t)[1]);
+        result["start_logits"] = start;
+        result["end_logits"] = end;
+    } else if (head == "token_classification") {
+        nlohmann::json logits = nlohmann::json::array();
+        std::vector<int64_t> argmax;
+        for (int64_t t = 0; t < tokens; ++t) {
+            auto r = row(t);
+            argmax.push_back(std::max_element(r.begin(), r.end()) - r.begin());
+            logits.push_back(std::move(r));
+        }
+        result["logits"] = logits;
+        result["argmax_per_position"] = argmax;
     } else if (info.output_kind == TFX_OUTPUT_LOGITS) {
         result["logits"] = row(tokens - 1);
         std::vector<int64_t> argmax;
@@ -54,7 +81,9 @@ void run_forward(const ForwardOptions& o) {
         return;
     }
     std::cout << session->architecture() << " via " << session->plugin_summary() << '\n';
-    if (classifier) {
+    if (head == "question_answering" || head == "token_classification") {
+        for (const auto& [name, value] : result.items()) std::cout << name << ": " << value.dump() << '\n';
+    } else if (classifier) {
         std::cout << "logits: " << result["logits"].dump() << '\n';
     } else if (info.output_kind == TFX_OUTPUT_LOGITS) {
         auto last = row(tokens - 1);
@@ -75,9 +104,12 @@ void run_forward(const ForwardOptions& o) {
 
 void add_forward_command(CLI::App& app) {
     auto opts = std::make_shared<ForwardOptions>();
-    auto* cmd = app.add_subcommand("forward", "One forward pass: logits (causal LM) or hidden states (base model)");
+    auto* cmd =
+        app.add_subcommand("forward", "One forward pass: logits (LM and task heads) or hidden states (base model)");
     opts->model.add_to(cmd);
     cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids")->required();
+    cmd->add_option("--token-type-ids", opts->token_type_ids,
+                    "Comma-separated segment ids, one per input id (default: all 0)");
     cmd->add_flag("--json", opts->json, "Print one JSON object");
     cmd->callback([opts] { run_forward(*opts); });
 }
