@@ -1,6 +1,9 @@
 #include "core/generation.h"
 
+#include "core/beam_search.h"
+
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <numeric>
 
@@ -29,8 +32,15 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
 
 Generator::RequestId Generator::add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
                                     int32_t top_logprobs) {
-    config.validate();
+    return add(std::move(prompt), config, max_new_tokens, RequestOptions{.top_logprobs = top_logprobs});
+}
+
+Generator::Request Generator::make_request(std::vector<int32_t> prompt, const GenerationConfig& config,
+                                           int64_t max_new_tokens, const RequestOptions& options) const {
     const tfx_model_info& info = session_.info();
+    if (config.num_beams > 1)
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "the Generator decodes one sequence per request; num_beams " +
+                                                  std::to_string(config.num_beams) + " needs beam_search()");
     if (prompt.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
     for (int32_t id : prompt) {
         if (id < 0 || id >= info.vocab_size) {
@@ -46,15 +56,21 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
                                                        ") exceed the model's max_position_embeddings (" +
                                                        std::to_string(info.max_positions) + ")");
     }
-    const RequestId id = next_id_++;
-    if (max_new_tokens <= 0) return id;  // nothing to generate: done before it starts
     Request r;
+    r.processing = std::make_shared<const LogitsProcessing>(config, info.vocab_size);
     r.prompt_length = prompt.size();
     r.context = std::move(prompt);
-    r.config = config;
-    r.max_new = max_new_tokens;
-    r.top_logprobs = top_logprobs;
+    r.max_new = options.teacher_force.empty() ? max_new_tokens : static_cast<int64_t>(options.teacher_force.size());
+    r.options = options;
     r.rng.seed(config.seed);
+    return r;
+}
+
+Generator::RequestId Generator::add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
+                                    const RequestOptions& options) {
+    Request r = make_request(std::move(prompt), config, max_new_tokens, options);
+    const RequestId id = next_id_++;
+    if (r.max_new <= 0) return id;  // nothing to generate: done before it starts
     r.seq = cache_->add(r.context);
     r.fed = static_cast<size_t>(cache_->length(r.seq));  // positions found in the prefix cache
     requests_.emplace(id, std::move(r));
@@ -64,21 +80,16 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
 
 std::vector<Generator::RequestId> Generator::add_group(std::vector<int32_t> prompt,
                                                        std::span<const GenerationConfig> configs,
-                                                       int64_t max_new_tokens, int32_t top_logprobs) {
+                                                       int64_t max_new_tokens, const RequestOptions& options) {
     if (configs.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a group of requests needs at least one config");
-    for (const GenerationConfig& config : configs) config.validate();
-    std::vector<RequestId> ids = {add(prompt, configs[0], max_new_tokens, top_logprobs)};
+    std::vector<Request> followers;
+    for (size_t i = 1; i < configs.size(); ++i)
+        followers.push_back(make_request(prompt, configs[i], max_new_tokens, options));
+    std::vector<RequestId> ids = {add(prompt, configs[0], max_new_tokens, options)};
     const bool leader_waits = requests_.contains(ids[0]);  // false when nothing is to be generated
-    for (size_t i = 1; i < configs.size(); ++i) {
+    for (Request& r : followers) {
         ids.push_back(next_id_++);
         if (!leader_waits) continue;
-        Request r;
-        r.prompt_length = prompt.size();
-        r.context = prompt;
-        r.config = configs[i];
-        r.max_new = max_new_tokens;
-        r.top_logprobs = top_logprobs;
-        r.rng.seed(configs[i].seed);
         requests_.emplace(ids.back(), std::move(r));
         followers_[ids[0]].push_back(ids.back());
     }
@@ -244,13 +255,25 @@ std::vector<Generator::Event> Generator::step() {
 
 Generator::Event Generator::sample(RequestId id, Request& r, std::span<float> logits) {
     Event event{id, 0, false};
-    if (r.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
-    event.token = choose_next_token(logits, r.context, r.prompt_length, r.config, r.rng);
-    if (r.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, r.top_logprobs, event);
+    const RequestOptions& o = r.options;
+    if (o.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
+    const auto input_length = o.pads + static_cast<int64_t>(r.prompt_length);
+    const TokenContext context{r.context, o.pads, input_length, input_length + r.max_new};
+    if (o.teacher_force.empty()) {
+        event.token = r.processing->choose(logits, context, r.rng);
+    } else {
+        r.processing->process(logits, context);
+        r.processing->warp(logits);
+        event.token = o.teacher_force[r.new_tokens.size()];
+    }
+    if (o.output_scores >= 0) event.scores = step_scores(logits, event.token, o.output_scores);
+    if (o.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, o.top_logprobs, event);
     r.context.push_back(event.token);
     r.new_tokens.push_back(event.token);
-    const auto& eos = r.config.eos_token_ids;
-    event.eos = !r.config.ignore_eos && std::find(eos.begin(), eos.end(), event.token) != eos.end();
+    const GenerationConfig& config = r.processing->config();
+    const auto& eos = config.eos_token_ids;
+    event.eos =
+        !config.ignore_eos && o.teacher_force.empty() && std::find(eos.begin(), eos.end(), event.token) != eos.end();
     event.finished = event.eos || static_cast<int64_t>(r.new_tokens.size()) >= r.max_new;
     return event;
 }
@@ -280,29 +303,58 @@ std::span<const float> Generator::last_logits(RequestId id) const {
 }
 
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
-                          const GenerationConfig& config, const TokenCallback& on_token,
-                          const StopCondition& should_stop) {
+                          const GenerationConfig& config, const GenerateOptions& options) {
     config.validate();
+    if (config.num_beams > 1) return beam_search(session, prompts, config);
+    if (!options.teacher_force.empty() && prompts.size() != 1)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "teacher forcing takes one prompt, got " + std::to_string(prompts.size()));
+    const auto per_prompt = static_cast<size_t>(config.num_return_sequences);
     GenerationResult result;
-    result.new_tokens.resize(prompts.size());
+    result.new_tokens.resize(prompts.size() * per_prompt);
+    if (options.output_scores >= 0) result.scores.resize(result.new_tokens.size());
     if (prompts.empty()) return result;
     Generator generator(session);
     int64_t longest = 0;
     for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    // As transformers pads a batch: max_length counts from the longest prompt, and each row's
+    // lengths count its left pads.
     const int64_t max_new =
         config.max_length ? std::max<int64_t>(0, *config.max_length - longest) : config.max_new_tokens;
-    for (const auto& p : prompts) generator.add(p, config, max_new);
-    if (max_new <= 0) return result;
+    std::unordered_map<Generator::RequestId, size_t> row_of;
+    for (size_t p = 0; p < prompts.size(); ++p) {
+        Generator::RequestOptions request_options{.output_scores = options.output_scores,
+                                                  .pads = longest - static_cast<int64_t>(prompts[p].size()),
+                                                  .teacher_force = options.teacher_force};
+        std::vector<GenerationConfig> configs(per_prompt, config);
+        for (size_t i = 0; i < per_prompt; ++i) configs[i].seed = config.seed + i;
+        const auto ids = generator.add_group(prompts[p], configs, max_new, request_options);
+        for (size_t i = 0; i < ids.size(); ++i) row_of[ids[i]] = p * per_prompt + i;
+    }
+    using Clock = std::chrono::steady_clock;
+    const auto deadline =
+        config.max_time ? Clock::now() + std::chrono::duration<double>(*config.max_time) : Clock::time_point::max();
     while (!generator.idle()) {
-        for (const Generator::Event& e : generator.step()) {
-            result.new_tokens[e.request].push_back(e.token);
-            if (on_token) on_token(e.request, e.token);
-            if (!e.finished && should_stop && should_stop(e.request, result.new_tokens[e.request])) {
+        for (Generator::Event& e : generator.step()) {
+            const size_t row = row_of.at(e.request);
+            result.new_tokens[row].push_back(e.token);
+            if (e.scores) result.scores[row].push_back(std::move(*e.scores));
+            if (options.on_token) options.on_token(row, e.token);
+            if (!e.finished && options.should_stop && options.should_stop(row, result.new_tokens[row])) {
                 generator.cancel(e.request);
             }
         }
+        if (Clock::now() > deadline) {  // transformers' MaxTimeCriteria: every sequence stops
+            for (const auto& [id, row] : row_of) generator.cancel(id);
+        }
     }
     return result;
+}
+
+GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
+                          const GenerationConfig& config, const TokenCallback& on_token,
+                          const StopCondition& should_stop) {
+    return generate(session, prompts, config, GenerateOptions{.on_token = on_token, .should_stop = should_stop});
 }
 
 }  // namespace tfx

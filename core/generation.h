@@ -7,25 +7,44 @@
 
 #include <functional>
 #include <memory>
+#include <optional>
 #include <random>
 #include <unordered_map>
 #include <vector>
 
 #include "core/forward_call.h"
 #include "core/kv_cache.h"
+#include "core/logits_processing.h"
 #include "core/model_session.h"
-#include "core/sampling.h"
 
 namespace tfx {
 
 struct GenerationResult {
-    std::vector<std::vector<int32_t>> new_tokens;  // per sequence, eos included when hit
+    // Per returned sequence (num_return_sequences per prompt, in prompt order, best first for
+    // beam search): the new tokens, eos included when hit.
+    std::vector<std::vector<int32_t>> new_tokens;
+    // Beam search: each sequence's score (sum of log-probabilities / length ** length_penalty).
+    std::vector<float> sequences_scores;
+    // Asked for with GenerateOptions::output_scores: per sequence, per step, the processed
+    // scores' report (not for beam search).
+    std::vector<std::vector<StepScores>> scores;
 };
 
 // Called for each new token of each sequence as it is chosen (streaming).
 using TokenCallback = std::function<void(size_t sequence, int32_t token)>;
 // Asked after each token; true stops that sequence (stop strings live here).
 using StopCondition = std::function<bool(size_t sequence, const std::vector<int32_t>& new_tokens)>;
+
+struct GenerateOptions {
+    TokenCallback on_token;
+    StopCondition should_stop;
+    // >= 0: report each step's processed scores (GenerationResult::scores) with this many top
+    // tokens.
+    int32_t output_scores = -1;
+    // Teacher forcing (one prompt): each step processes the logits as usual, then takes the
+    // next of these tokens instead of choosing one; the run is exactly this long.
+    std::vector<int32_t> teacher_force;
+};
 
 struct GeneratorOptions {
     int32_t block_size = 16;
@@ -42,6 +61,16 @@ struct GeneratorOptions {
     // and it is prefilled again (recompute, as vLLM does) once the blocks its context needs are
     // free, before any newer request advances.
     int64_t max_cache_blocks = 0;
+};
+
+// What a request to a Generator asks for besides its prompt and config.
+struct GenerationRequestOptions {
+    int32_t top_logprobs = -1;   // >= 0: Event::logprob and that many top tokens (raw logits)
+    int32_t output_scores = -1;  // >= 0: Event::scores with that many top tokens
+    // Left pads this prompt would have in transformers' padded batch: lengths count them
+    // (min_length, forced EOS, ...), as its processors do.
+    int64_t pads = 0;
+    std::vector<int32_t> teacher_force;  // tokens to take instead of choosing (see GenerateOptions)
 };
 
 class Generator {
@@ -62,7 +91,10 @@ class Generator {
         // the top_logprobs most likely tokens, best first.
         float logprob = 0.0f;
         std::vector<TokenLogprob> top;
+        // Asked for with RequestOptions::output_scores: the step's processed scores.
+        std::optional<StepScores> scores;
     };
+    using RequestOptions = GenerationRequestOptions;
 
     explicit Generator(ModelSession& session, GeneratorOptions options = {});
 
@@ -71,12 +103,14 @@ class Generator {
     // asks for its Event::logprob and that many top tokens.
     RequestId add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
                   int32_t top_logprobs = -1);
+    RequestId add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
+                  const RequestOptions& options);
     // Admits one prompt for several requests (n choices, each with its own config and seed): the
     // prompt is prefilled once, then the others fork its cache (its blocks shared; a shared last
     // block is copied when first written) and sample their own first tokens from the same
     // logits. Each gets what add() alone would give it.
     std::vector<RequestId> add_group(std::vector<int32_t> prompt, std::span<const GenerationConfig> configs,
-                                     int64_t max_new_tokens, int32_t top_logprobs = -1);
+                                     int64_t max_new_tokens, const RequestOptions& options = {});
     // Stops a request now (its blocks are freed); no-op for a finished one.
     void cancel(RequestId request);
     // One forward over every live request: one new token each, except prompts still being fed
@@ -101,9 +135,9 @@ class Generator {
         size_t prompt_length = 0;
         size_t fed = 0;  // tokens of the context the cache holds
         std::vector<int32_t> new_tokens;
-        GenerationConfig config;
+        std::shared_ptr<const LogitsProcessing> processing;
         int64_t max_new = 0;
-        int32_t top_logprobs = -1;
+        RequestOptions options;
         PagedKvCache::SeqId seq = -1;
         std::mt19937_64 rng;
     };
@@ -123,6 +157,9 @@ class Generator {
     // Re-admits paused requests, oldest first, while the blocks of their contexts are free.
     void resume_paused();
     int64_t blocks_for(size_t positions) const;
+    // A request's state before its prompt is fed (add() and add_group()'s followers).
+    Request make_request(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
+                         const RequestOptions& options) const;
     // The chosen token's log-probability and the best `count` tokens, from raw logits.
     static void fill_logprobs(std::span<const float> logits, int32_t chosen, int32_t count, Event& event);
 
@@ -147,6 +184,11 @@ class Generator {
 
 // Generates for each prompt; max_new_tokens (or max_length, counted from the longest prompt as
 // transformers does for a padded batch) bounds every sequence.
+// A batch is padded as transformers pads it (lengths count each row's left pads). Sampling with
+// num_return_sequences > 1 draws that many sequences per prompt, each from its own seed
+// (seed, seed + 1, ...); num_beams > 1 runs beam_search().
+GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
+                          const GenerationConfig& config, const GenerateOptions& options);
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
                           const GenerationConfig& config, const TokenCallback& on_token = {},
                           const StopCondition& should_stop = {});

@@ -267,6 +267,14 @@ std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_to
     return clean_up_spaces.value_or(clean_up_spaces_) ? clean_up_tokenization(std::move(text)) : text;
 }
 
+std::string Tokenizer::piece_after_text(int32_t id) const {
+    std::vector<int32_t> ids = encode("abcdef", false);
+    const size_t before = decode(ids).size();
+    ids.push_back(id);
+    const std::string text = decode(ids);
+    return text.size() > before ? text.substr(before) : std::string();
+}
+
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
     const int32_t id = impl_->table->token_to_id(impl_->self, token.data(), token.size());
     return id < 0 ? std::nullopt : std::optional<int32_t>(id);

@@ -41,6 +41,9 @@ class Tokenizer {
     std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false,
                        std::optional<bool> clean_up_spaces = std::nullopt) const;
     std::optional<int32_t> token_to_id(std::string_view token) const;
+    // A token's text as it reads after other text (a leading space kept): decode("abcdef" +
+    // token) less "abcdef", as transformers' StopStringCriteria sees tokens.
+    std::string piece_after_text(int32_t id) const;
     int64_t vocab_size() const;
 
     // transformers' apply_chat_template(messages, tools, add_generation_prompt, **extra):

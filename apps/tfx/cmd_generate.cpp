@@ -13,12 +13,13 @@
 #include "apps/tfx/interrupt.h"
 #include "core/generation.h"
 #include "core/json_file.h"
+#include "core/stop_strings.h"
 #include "registry/auto_tokenizer.h"
 
 namespace tfx::cli {
 namespace {
 
-struct GenerateOptions {
+struct GenerateCommand {
     ModelOptions model;
     std::string prompt;
     std::string prompt_file;
@@ -28,12 +29,15 @@ struct GenerateOptions {
     bool chat = false;
     bool json = false;
     std::vector<std::string> stop_strings;
+    std::string teacher_force;
+    bool output_scores = false;
+    int32_t top_scores = 20;
     // The prompt sources, of which exactly one must be given.
     std::vector<CLI::Option*> sources;
 };
 
 // Exactly one of PROMPT, --prompt-file, --input-ids, --batch; checked before the model loads.
-void check_arguments(const GenerateOptions& o) {
+void check_arguments(const GenerateCommand& o) {
     std::vector<std::string> given;
     for (const CLI::Option* source : o.sources) {
         if (source->count() > 0) given.push_back(source->get_name());
@@ -55,6 +59,48 @@ void check_arguments(const GenerateOptions& o) {
     for (const std::string& stop : o.stop_strings) {
         if (stop.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--stop: expected a non-empty string, got ''");
     }
+    if (!o.teacher_force.empty() && !o.batch_file.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--teacher-force takes one prompt, not --batch");
+}
+
+// One returned sequence as a JSON object: its new tokens, text, and (with --output-scores) each
+// step's processed log-probabilities.
+nlohmann::json sequence_json(const GenerationResult& result, size_t row, const Tokenizer* tokenizer) {
+    const std::vector<int32_t>& tokens = result.new_tokens[row];
+    nlohmann::json out = {
+        {"new_tokens", tokens},
+        {"text", tokenizer ? nlohmann::json(tokenizer->decode(tokens, true)) : nlohmann::json(nullptr)}};
+    if (row < result.scores.size()) {
+        nlohmann::json steps = nlohmann::json::array();
+        for (size_t t = 0; t < result.scores[row].size(); ++t) {
+            const StepScores& s = result.scores[row][t];
+            steps.push_back({{"token", tokens[t]},
+                             {"logprob", s.chosen_logprob},
+                             {"n_finite", s.n_finite},
+                             {"top_ids", s.top_ids},
+                             {"top_logprobs", s.top_logprobs}});
+        }
+        out["scores"] = std::move(steps);
+    }
+    return out;
+}
+
+// --json: one line per returned sequence; then, when there are several, a last line with all of
+// them ("sequences", and "sequences_scores" for beam search). With one, its line holds those too.
+void print_json(const GenerationResult& result, const Tokenizer* tokenizer) {
+    nlohmann::json summary = {{"sequences", result.new_tokens}};
+    if (!result.sequences_scores.empty()) summary["sequences_scores"] = result.sequences_scores;
+    auto print = [](const nlohmann::json& j) {
+        std::cout << j.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace) << '\n';
+    };
+    if (result.new_tokens.size() == 1) {
+        nlohmann::json line = sequence_json(result, 0, tokenizer);
+        line.update(summary);
+        print(line);
+        return;
+    }
+    for (size_t row = 0; row < result.new_tokens.size(); ++row) print(sequence_json(result, row, tokenizer));
+    print(summary);
 }
 
 // The whole file (or stdin for "-"), less one trailing newline, as llama.cpp's --file reads it.
@@ -122,7 +168,7 @@ std::vector<std::vector<int32_t>> read_batch(const std::string& path) {
     return batch;
 }
 
-void run_generate(const GenerateOptions& o) {
+void run_generate(const GenerateCommand& o) {
     check_arguments(o);
     std::vector<std::vector<int32_t>> prompts;
     // Everything that can be checked without the model is, before it loads.
@@ -170,28 +216,36 @@ void run_generate(const GenerateOptions& o) {
             }
         };
     }
-    if (!o.stop_strings.empty() && !tokenizer)
-        throw sdk::Error(TFX_ERR_UNSUPPORTED, "--stop needs the model's tokenizer.json");
+    // Stop strings (--stop and the config's stop_strings) as transformers' StopStringCriteria
+    // reads them, over each token's text.
+    std::vector<std::string> stops = config.stop_strings;
+    stops.insert(stops.end(), o.stop_strings.begin(), o.stop_strings.end());
+    if (!stops.empty() && !tokenizer)
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "stop strings (--stop, stop_strings) need the model's tokenizer.json");
+    std::optional<StopStrings> stop_strings;
+    if (!stops.empty()) {
+        stop_strings.emplace(stops, [&tokenizer](int32_t token) { return tokenizer->piece_after_text(token); });
+    }
     // Ctrl-C stops every sequence after its next token; what was generated is printed, then
     // the command exits 130.
     const InterruptScope interrupt_scope;
-    const StopCondition stop = [&](size_t, const std::vector<int32_t>& tokens) {
+    const size_t per_prompt = config.num_beams > 1 ? 1 : static_cast<size_t>(config.num_return_sequences);
+    std::vector<int32_t> context;
+    tfx::GenerateOptions options;
+    options.on_token = on_token;
+    options.should_stop = [&](size_t row, const std::vector<int32_t>& tokens) {
         if (interrupted()) return true;
-        if (o.stop_strings.empty()) return false;
-        const std::string text = tokenizer->decode(tokens, true);
-        return std::any_of(o.stop_strings.begin(), o.stop_strings.end(),
-                           [&](const std::string& s) { return text.find(s) != std::string::npos; });
+        if (!stop_strings) return false;
+        const std::vector<int32_t>& row_prompt = prompts[row / per_prompt];
+        context.assign(row_prompt.begin(), row_prompt.end());
+        context.insert(context.end(), tokens.begin(), tokens.end());
+        return stop_strings->matches(context);
     };
-    GenerationResult result = generate(*session, prompts, config, on_token, stop);
+    if (o.output_scores) options.output_scores = o.top_scores;
+    if (!o.teacher_force.empty()) options.teacher_force = parse_ids(o.teacher_force, "--teacher-force");
+    GenerationResult result = generate(*session, prompts, config, options);
     if (!json) std::cout << (streamer ? streamer->end() : "") << '\n';
-    if (json) {
-        for (const auto& tokens : result.new_tokens) {
-            nlohmann::json text = tokenizer ? nlohmann::json(tokenizer->decode(tokens, true)) : nlohmann::json(nullptr);
-            std::cout << nlohmann::json{{"new_tokens", tokens}, {"text", text}}.dump(
-                             -1, ' ', false, nlohmann::json::error_handler_t::replace)
-                      << '\n';
-        }
-    }
+    if (json) print_json(result, tokenizer.get());
     std::cout << std::flush;
     if (interrupted()) throw Interrupted();
 }
@@ -199,7 +253,7 @@ void run_generate(const GenerateOptions& o) {
 }  // namespace
 
 void add_generate_command(CLI::App& app) {
-    auto o = std::make_shared<GenerateOptions>();
+    auto o = std::make_shared<GenerateCommand>();
     auto* cmd = app.add_subcommand("generate", "Generate tokens from a prompt (streamed)");
     o->model.add_to(cmd);
     o->sources = {
@@ -214,7 +268,16 @@ void add_generate_command(CLI::App& app) {
     cmd->add_flag("--chat", o->chat, "Send PROMPT as a user message through the model's chat template");
     cmd->add_option("--stop", o->stop_strings, "Stop a sequence once its text contains this string (repeatable)");
     cmd->add_flag("--json", o->json,
-                  "Print {\"new_tokens\": [...], \"text\": ...} per sequence (always so with --batch)");
+                  "Print {\"new_tokens\": [...], \"text\": ...} per sequence, then with several sequences a last "
+                  "line {\"sequences\": [...], \"sequences_scores\": [...]} (always so with --batch)");
+    cmd->add_option("--teacher-force", o->teacher_force,
+                    "Take these comma-separated ids as the new tokens instead of choosing them (the logits are "
+                    "processed as usual; see --output-scores)");
+    cmd->add_flag("--output-scores", o->output_scores,
+                  "With --json: each step's processed log-probabilities (the chosen token's, the best --top-scores "
+                  "and how many tokens remain allowed)");
+    cmd->add_option("--top-scores", o->top_scores, "Alternatives per step for --output-scores")
+        ->check(integer_at_least(0));
     cmd->callback([o] { run_generate(*o); });
 }
 

@@ -9,8 +9,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "core/generation_config.h"
 #include "core/model_session.h"
-#include "core/sampling.h"
 #include "registry/auto_model.h"
 
 namespace tfx::cli {
@@ -46,6 +46,7 @@ struct SamplingOptions {
     int64_t top_k = 0;
     uint64_t seed = 0;
     bool ignore_eos = false;
+    std::string generation_config_file;
     void add_to(CLI::App* cmd);
     // generation_config.json of the model (else config.json defaults), then these options;
     // validated, naming the option (or generation_config.json) at fault. When sampling without

@@ -8,6 +8,7 @@
 
 #include "apps/tfx/commands.h"
 #include "core/json_file.h"
+#include "core/log.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -61,11 +62,35 @@ void SamplingOptions::add_to(CLI::App* cmd) {
     penalty_opt_ =
         cmd->add_option("--repetition-penalty", repetition_penalty, "Penalty for tokens already seen (1: off)");
     cmd->add_flag("--ignore-eos", ignore_eos, "Do not stop at end-of-sequence tokens");
+    cmd->add_option("--generation-config", generation_config_file,
+                    "A generation_config.json to decode with instead of the model's (its special tokens fill in "
+                    "what FILE leaves unset), as transformers' generate(generation_config=...)");
 }
 
+namespace {
+
+// A generation config's fields that tfx does not act on are named, never silently ignored.
+void warn_unsupported(const sdk::Config& file, const std::string& path) {
+    const std::vector<std::string> fields = GenerationConfig::unsupported_fields(file);
+    if (fields.empty()) return;
+    std::string list;
+    for (const std::string& f : fields) list += (list.empty() ? "" : ", ") + f;
+    log::write(log::Level::warn, "tfx", path + ": ignoring fields tfx does not act on: " + list);
+}
+
+}  // namespace
+
 GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
-    const std::filesystem::path generation_config = session.model_dir() / "generation_config.json";
-    GenerationConfig g = GenerationConfig::from_model(session.config(), load_optional_json_file(generation_config));
+    std::string generation_config = (session.model_dir() / "generation_config.json").string();
+    const std::optional<sdk::Config> model_file = load_optional_json_file(generation_config);
+    if (model_file) warn_unsupported(*model_file, generation_config);
+    GenerationConfig g = GenerationConfig::from_model(session.config(), model_file);
+    if (!generation_config_file.empty()) {
+        const sdk::Config file = load_json_file(generation_config_file);
+        warn_unsupported(file, generation_config_file);
+        g = GenerationConfig::from_file(file, g);
+        generation_config = generation_config_file;
+    }
     const bool sampling = *temperature_opt_ || *top_k_opt_ || *top_p_opt_ || *min_p_opt_ || *seed_opt_;
     if (greedy && sampling) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
@@ -106,9 +131,9 @@ GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
         for (const auto& [field, option] : fields) {
             if (message.rfind(std::string(field) + " ", 0) != 0) continue;
             if (*option) throw sdk::Error(e.code(), option->get_name() + ": " + message);
-            throw sdk::Error(e.code(), generation_config.string() + ": " + message);
+            throw sdk::Error(e.code(), generation_config + ": " + message);
         }
-        throw;
+        throw sdk::Error(e.code(), generation_config + ": " + message);
     }
     if (g.do_sample) std::cerr << "seed: " << g.seed << '\n';
     return g;

@@ -123,15 +123,21 @@ def case_batch_output_form(tmp):
         json.dump(rows, open(path, 'w'))
         rc, out, err = generate('--batch', path, '--max-new-tokens', '3', '--greedy')
         lines = out.strip().splitlines()
+        # One line per row; with several, a last line holding them all ("sequences").
         try:
             parsed = [json.loads(line) for line in lines]
-            good = rc == 0 and len(parsed) == len(rows) and all(len(p['new_tokens']) == 3 for p in parsed)
-        except (ValueError, KeyError, TypeError):
+            per_row = parsed[:len(rows)]
+            summary = parsed[-1]
+            good = (rc == 0 and len(parsed) == len(rows) + (len(rows) > 1)
+                    and all(len(p['new_tokens']) == 3 for p in per_row)
+                    and summary['sequences'] == [p['new_tokens'] for p in per_row])
+        except (ValueError, KeyError, TypeError, IndexError):
             good = False
         if good:
-            print(f'ok   --batch with {len(rows)} row(s) prints {len(rows)} JSON line(s)')
+            print(f'ok   --batch with {len(rows)} row(s) prints a JSON line per row and the sequences last')
         else:
-            failures.append(f'--batch with {len(rows)} row(s): exit {rc}, stdout {out!r}, want one JSON line per row')
+            failures.append(f'--batch with {len(rows)} row(s): exit {rc}, stdout {out!r}, want one JSON line per row '
+                            'and, with several, a last line {"sequences": [...]}')
 
 
 def case_interrupt(tmp):
