@@ -305,7 +305,14 @@ std::span<const float> Generator::last_logits(RequestId id) const {
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options) {
     config.validate();
-    if (config.num_beams > 1) return beam_search(session, prompts, config);
+    if (config.num_beams > 1) {
+        // Beams are known only at the end: their tokens are handed over then.
+        GenerationResult result = beam_search(session, prompts, config);
+        for (size_t row = 0; row < result.new_tokens.size() && options.on_token; ++row) {
+            for (int32_t token : result.new_tokens[row]) options.on_token(row, token);
+        }
+        return result;
+    }
     if (!options.teacher_force.empty() && prompts.size() != 1)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "teacher forcing takes one prompt, got " + std::to_string(prompts.size()));

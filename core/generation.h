@@ -30,7 +30,8 @@ struct GenerationResult {
     std::vector<std::vector<StepScores>> scores;
 };
 
-// Called for each new token of each sequence as it is chosen (streaming).
+// Called for each new token of each sequence as it is chosen (streaming; beam search hands
+// over its sequences when it ends).
 using TokenCallback = std::function<void(size_t sequence, int32_t token)>;
 // Asked after each token; true stops that sequence (stop strings live here).
 using StopCondition = std::function<bool(size_t sequence, const std::vector<int32_t>& new_tokens)>;

@@ -171,6 +171,7 @@ class Chat {
         GenerationConfig config = config_;
         config.max_length.reset();
         config.max_new_tokens = fitted.max_new_tokens;
+        config.num_return_sequences = 1;  // a reply is one sequence
         TextStreamer streamer(*tokenizer_, /*skip_special_tokens=*/true);
         std::vector<int32_t> reply;
         try {

@@ -201,9 +201,9 @@ void run_generate(const GenerateCommand& o) {
     }
     const GenerationConfig config = o.sampling.resolve(*session);
 
-    // The output form follows the flags alone: --json and --batch print one JSON line per
-    // sequence; otherwise the one sequence streams as text (token ids without a tokenizer).
-    const bool json = o.json || !o.batch_file.empty();
+    // --json, --batch and several returned sequences print JSON lines (print_json); otherwise
+    // the one sequence streams as text (token ids without a tokenizer).
+    const bool json = o.json || !o.batch_file.empty() || config.num_return_sequences > 1;
     std::optional<TextStreamer> streamer;
     if (tokenizer) streamer.emplace(*tokenizer, /*skip_special_tokens=*/true);
     TokenCallback on_token;

@@ -11,6 +11,7 @@
 #include "apps/tfx/serve/error_body.h"
 #include "apps/tfx/serve/openai_request.h"
 #include "core/json_file.h"
+#include "core/log.h"
 
 namespace tfx::serve {
 namespace {
@@ -48,6 +49,17 @@ OpenAiServer::OpenAiServer(ModelSession& session, const Tokenizer& tokenizer, En
     : session_(session), tokenizer_(tokenizer), engine_(engine), embedder_(embedder), options_(std::move(options)) {
     model_defaults_ = GenerationConfig::from_model(
         session.config(), load_optional_json_file(session.model_dir() / "generation_config.json"));
+    // Each choice is one sampled or greedy sequence (OpenAI's API has no beams); the request's
+    // own `stop` replaces the model's stop strings.
+    if (model_defaults_.num_beams > 1 || !model_defaults_.stop_strings.empty() || model_defaults_.max_time) {
+        log::write(log::Level::warn, "tfx serve",
+                   "generation_config.json: num_beams, num_return_sequences, stop_strings and max_time are not used "
+                   "by the server (one sequence per choice; requests give their own stop strings)");
+    }
+    model_defaults_.num_beams = 1;
+    model_defaults_.num_return_sequences = 1;
+    model_defaults_.stop_strings.clear();
+    model_defaults_.max_time.reset();
     const int64_t model_limit = session.info().max_positions;
     if (options_.context_length <= 0 || (model_limit > 0 && options_.context_length > model_limit))
         options_.context_length = model_limit > 0 ? model_limit : 4096;
