@@ -1,5 +1,6 @@
 #include "core/generation.h"
 
+#include "core/assisted_generation.h"
 #include "core/beam_search.h"
 
 #include <algorithm>
@@ -313,6 +314,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         }
         return result;
     }
+    if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
+        return assisted_generate(session, prompts, config, options);
     if (!options.teacher_force.empty() && prompts.size() != 1)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "teacher forcing takes one prompt, got " + std::to_string(prompts.size()));

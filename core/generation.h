@@ -28,6 +28,8 @@ struct GenerationResult {
     // Asked for with GenerateOptions::output_scores: per sequence, per step, the processed
     // scores' report (not for beam search).
     std::vector<std::vector<StepScores>> scores;
+    // Assisted decoding: draft tokens proposed and accepted, and the model's forward passes.
+    int64_t draft_proposed = 0, draft_accepted = 0, forwards = 0;
 };
 
 // Called for each new token of each sequence as it is chosen (streaming; beam search hands
@@ -45,6 +47,10 @@ struct GenerateOptions {
     // Teacher forcing (one prompt): each step processes the logits as usual, then takes the
     // next of these tokens instead of choosing one; the run is exactly this long.
     std::vector<int32_t> teacher_force;
+    // Assisted (speculative) greedy decoding with a smaller model of the same tokenizer as the
+    // draft (see assisted_generation.h; GenerationConfig::prompt_lookup_num_tokens drafts
+    // without one).
+    ModelSession* assistant_model = nullptr;
 };
 
 struct GeneratorOptions {

@@ -128,7 +128,7 @@ const std::set<std::string, std::less<>> kHandled = {
     "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
     "begin_suppress_tokens", "renormalize_logits", "temperature", "top_k", "top_p", "min_p", "typical_p",
     "epsilon_cutoff", "eta_cutoff", "stop_strings", "eos_token_id", "pad_token_id", "bos_token_id",
-    "decoder_start_token_id",
+    "decoder_start_token_id", "num_assistant_tokens", "prompt_lookup_num_tokens", "max_matching_ngram_size",
     // Bookkeeping: the output form of a Python call, or where the file came from.
     "transformers_version", "_from_model_config", "output_scores", "output_logits", "output_attentions",
     "output_hidden_states", "return_dict_in_generate", "use_cache", "return_legacy_cache", "cache_implementation",
@@ -148,10 +148,7 @@ const std::vector<std::pair<std::string, nlohmann::json>> kUnsupportedDefaults =
     {"guidance_scale", nullptr},
     {"low_memory", nullptr},
     {"watermarking_config", nullptr},
-    {"num_assistant_tokens", 20},
-    {"num_assistant_tokens_schedule", "constant"},
-    {"prompt_lookup_num_tokens", nullptr},
-    {"max_matching_ngram_size", nullptr},
+    {"num_assistant_tokens_schedule", "heuristic"},
     {"dola_layers", nullptr},
     {"token_healing", false},
 };
@@ -225,6 +222,9 @@ void GenerationConfig::read(const sdk::Config& c) {
     epsilon_cutoff = c.get_or<float>("epsilon_cutoff", epsilon_cutoff);
     eta_cutoff = c.get_or<float>("eta_cutoff", eta_cutoff);
     if (c.has("stop_strings")) stop_strings = strings(c, "stop_strings");
+    num_assistant_tokens = c.get_or<int64_t>("num_assistant_tokens", num_assistant_tokens);
+    prompt_lookup_num_tokens = c.get_or<int64_t>("prompt_lookup_num_tokens", prompt_lookup_num_tokens);
+    max_matching_ngram_size = c.get_or<int64_t>("max_matching_ngram_size", max_matching_ngram_size);
 }
 
 GenerationConfig GenerationConfig::from_model(const sdk::Config& config, const std::optional<sdk::Config>& generation) {
@@ -286,6 +286,12 @@ void GenerationConfig::validate() const {
              std::to_string(num_return_sequences));
     if (num_beams > 1 && do_sample)
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "num_beams > 1 with do_sample (beam sampling) is not supported");
+    if (num_assistant_tokens < 1)
+        fail("num_assistant_tokens must be >= 1, got " + std::to_string(num_assistant_tokens));
+    if (prompt_lookup_num_tokens < 0)
+        fail("prompt_lookup_num_tokens must be >= 0 (0: off), got " + std::to_string(prompt_lookup_num_tokens));
+    if (max_matching_ngram_size < 1)
+        fail("max_matching_ngram_size must be >= 1, got " + std::to_string(max_matching_ngram_size));
     if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f))
         fail("repetition_penalty must be a finite number > 0 (1: off), got " + number(repetition_penalty));
     for (const auto& [name, value] :

@@ -58,6 +58,14 @@ struct GenerationConfig {
     float epsilon_cutoff = 0.0f;
     float eta_cutoff = 0.0f;
 
+    // Assisted decoding (greedy): draft tokens per round from an assistant model at first (then
+    // +2 after a round that accepted them all, -1 otherwise: transformers' "heuristic"
+    // schedule), or, with prompt_lookup_num_tokens > 0 and no assistant model, up to that many
+    // tokens that followed the latest n-gram (n <= max_matching_ngram_size) earlier on.
+    int64_t num_assistant_tokens = 5;
+    int64_t prompt_lookup_num_tokens = 0;
+    int64_t max_matching_ngram_size = 2;
+
     // Stopping.
     std::vector<std::string> stop_strings;  // needs the model's tokenizer (see StopStrings)
     bool ignore_eos = false;

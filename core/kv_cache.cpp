@@ -155,6 +155,25 @@ void PagedKvCache::reserve(SeqId seq, int64_t count) {
     while (static_cast<int64_t>(s.blocks.size()) < needed) s.blocks.push_back(take_block());
 }
 
+void PagedKvCache::truncate(SeqId seq, int64_t length) {
+    Sequence& s = sequence(seq);
+    const int64_t bs = options_.block_size;
+    if (length < 0 || length > s.length) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "KV cache: cannot truncate a sequence of " +
+                                                       std::to_string(s.length) + " positions to " +
+                                                       std::to_string(length));
+    }
+    // A published block's content is in the prefix index; writing over it would corrupt it.
+    if (length < static_cast<int64_t>(s.published) * bs)
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "KV cache: cannot truncate into blocks published for prefix caching");
+    const auto keep = static_cast<size_t>((length + bs - 1) / bs);
+    while (s.blocks.size() > keep) {
+        drop_block(s.blocks.back());
+        s.blocks.pop_back();
+    }
+    s.length = length;
+}
+
 int64_t PagedKvCache::blocks_needed(SeqId seq, int64_t count) const {
     const Sequence& s = sequence(seq);
     const int64_t bs = options_.block_size;

@@ -61,6 +61,9 @@ class PagedKvCache {
     int64_t blocks_needed(SeqId seq, int64_t count) const;
     // The forward wrote `count` more positions of `seq`.
     void advance(SeqId seq, int64_t count);
+    // Forgets `seq`'s positions from `length` on (rejected draft tokens of assisted decoding);
+    // blocks past it are dropped. Positions in published blocks cannot be taken back.
+    void truncate(SeqId seq, int64_t length);
     // Block ids of `seq`, in position order (covering reserved positions too).
     std::span<const int32_t> blocks(SeqId seq) const;
     // Offers `seq`'s full blocks to later prompts (no-op without prefix caching); `tokens` are

@@ -30,6 +30,9 @@ struct GenerateCommand {
     bool json = false;
     std::vector<std::string> stop_strings;
     std::string teacher_force;
+    std::string assistant_model;
+    int64_t prompt_lookup_tokens = 0;
+    int64_t assistant_tokens = 0;
     bool output_scores = false;
     int32_t top_scores = 20;
     // The prompt sources, of which exactly one must be given.
@@ -199,7 +202,12 @@ void run_generate(const GenerateCommand& o) {
             prompts.push_back(tokenizer->encode(prompt, true));
         }
     }
-    const GenerationConfig config = o.sampling.resolve(*session);
+    GenerationConfig config = o.sampling.resolve(*session);
+    if (o.prompt_lookup_tokens > 0) config.prompt_lookup_num_tokens = o.prompt_lookup_tokens;
+    if (o.assistant_tokens > 0) config.num_assistant_tokens = o.assistant_tokens;
+    std::unique_ptr<ModelSession> assistant;
+    if (!o.assistant_model.empty())
+        assistant = AutoModel::from_pretrained(o.assistant_model, o.model.session_options());
 
     // --json, --batch and several returned sequences print JSON lines (print_json); otherwise
     // the one sequence streams as text (token ids without a tokenizer).
@@ -243,7 +251,14 @@ void run_generate(const GenerateCommand& o) {
     };
     if (o.output_scores) options.output_scores = o.top_scores;
     if (!o.teacher_force.empty()) options.teacher_force = parse_ids(o.teacher_force, "--teacher-force");
+    options.assistant_model = assistant.get();
     GenerationResult result = generate(*session, prompts, config, options);
+    if (result.forwards > 0) {
+        size_t generated = 0;
+        for (const auto& row : result.new_tokens) generated += row.size();
+        std::cerr << "assisted decoding: " << result.forwards << " forward passes for " << generated << " tokens; "
+                  << result.draft_accepted << " of " << result.draft_proposed << " draft tokens accepted\n";
+    }
     if (!json) std::cout << (streamer ? streamer->end() : "") << '\n';
     if (json) print_json(result, tokenizer.get());
     std::cout << std::flush;
@@ -273,6 +288,16 @@ void add_generate_command(CLI::App& app) {
     cmd->add_option("--teacher-force", o->teacher_force,
                     "Take these comma-separated ids as the new tokens instead of choosing them (the logits are "
                     "processed as usual; see --output-scores)");
+    cmd->add_option("--assistant-model", o->assistant_model,
+                    "Assisted (speculative) greedy decoding with this smaller model of the same tokenizer as the "
+                    "draft: the tokens are plain greedy decoding's, in fewer forward passes");
+    cmd->add_option("--num-assistant-tokens", o->assistant_tokens,
+                    "Draft tokens per round at first (then +2 after a round that accepted all, -1 otherwise)")
+        ->check(integer_at_least(1));
+    cmd->add_option("--prompt-lookup-num-tokens", o->prompt_lookup_tokens,
+                    "Assisted greedy decoding with prompt lookup: draft up to N tokens that followed the latest "
+                    "n-gram earlier in the context")
+        ->check(integer_at_least(1));
     cmd->add_flag("--output-scores", o->output_scores,
                   "With --json: each step's processed log-probabilities (the chosen token's, the best --top-scores "
                   "and how many tokens remain allowed)");

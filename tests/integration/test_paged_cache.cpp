@@ -159,6 +159,31 @@ TEST(PagedKvCache, ForkSharesBlocksAndCopiesOnWrite) {
     EXPECT_EQ(cache->blocks_in_use(), 0);
 }
 
+TEST(PagedKvCache, TruncateForgetsRejectedPositionsAndTheirBlocks) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto cache = session->make_cache(4);
+    tfx::ForwardCall call(*session, cache.get());
+    const std::vector<int32_t> prompt = {1, 80, 147, 201, 282, 57};
+    const std::vector<int32_t> rejected = {5, 6, 7, 8};  // positions 6..9: into a third block
+    const auto seq = cache->add();
+    call.run({.ids = prompt, .cache_seq = seq});
+    call.run({.ids = rejected, .cache_seq = seq});
+    EXPECT_EQ(cache->blocks_in_use(), 3);
+    cache->truncate(seq, 6);
+    EXPECT_EQ(cache->length(seq), 6);
+    EXPECT_EQ(cache->blocks_in_use(), 2);
+    // Writing after the cut gives what a run that never saw the rejected tokens gives.
+    const int32_t next = 99;
+    const auto out = call.run({.ids = std::span(&next, 1), .cache_seq = seq});
+    const std::vector<float> got(out.begin(), out.end());
+    std::vector<int32_t> full = prompt;
+    full.push_back(next);
+    tfx::ForwardCall fresh(*session);
+    EXPECT_LE(max_abs_diff(got, fresh.run({.ids = full})), 1e-5f);
+    EXPECT_THROW(cache->truncate(seq, 8), tfx::sdk::Error) << "past the cached length";
+}
+
 // bf16 and f16 KV caches: on every causal-LM golden (the tiny families and TinyStories), greedy
 // tokens agree with the f32 cache, unless the f32 run's top two logits are within the caches'
 // logit difference of each other at the step where they part (a near-tie); the largest logit
