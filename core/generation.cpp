@@ -63,6 +63,7 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     r.context = std::move(prompt);
     r.max_new = options.teacher_force.empty() ? max_new_tokens : static_cast<int64_t>(options.teacher_force.size());
     r.options = options;
+    if (options.constraint) r.constraint.emplace(options.constraint);
     r.rng.seed(config.seed);
     return r;
 }
@@ -260,15 +261,18 @@ Generator::Event Generator::sample(RequestId id, Request& r, std::span<float> lo
     if (o.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
     const auto input_length = o.pads + static_cast<int64_t>(r.prompt_length);
     const TokenContext context{r.context, o.pads, input_length, input_length + r.max_new};
+    const TokenConstraint* constraint = r.constraint ? &*r.constraint : nullptr;
     if (o.teacher_force.empty()) {
-        event.token = r.processing->choose(logits, context, r.rng);
+        event.token = r.processing->choose(logits, context, r.rng, constraint);
     } else {
         r.processing->process(logits, context);
+        if (constraint) constraint->mask(logits);
         r.processing->warp(logits);
         event.token = o.teacher_force[r.new_tokens.size()];
     }
     if (o.output_scores >= 0) event.scores = step_scores(logits, event.token, o.output_scores);
     if (o.top_logprobs >= 0) fill_logprobs(raw_logits_, event.token, o.top_logprobs, event);
+    if (r.constraint) r.constraint->advance(event.token);
     r.context.push_back(event.token);
     r.new_tokens.push_back(event.token);
     const GenerationConfig& config = r.processing->config();
@@ -306,6 +310,10 @@ std::span<const float> Generator::last_logits(RequestId id) const {
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
                           const GenerationConfig& config, const GenerateOptions& options) {
     config.validate();
+    if (options.constraint && (config.num_beams > 1 || options.assistant_model || config.prompt_lookup_num_tokens > 0))
+        throw sdk::Error(
+            TFX_ERR_UNSUPPORTED,
+            "constrained decoding runs with greedy or sampled decoding, not with beams or assisted decoding");
     if (config.num_beams > 1) {
         // Beams are known only at the end: their tokens are handed over then.
         GenerationResult result = beam_search(session, prompts, config);
@@ -335,7 +343,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     for (size_t p = 0; p < prompts.size(); ++p) {
         Generator::RequestOptions request_options{.output_scores = options.output_scores,
                                                   .pads = longest - static_cast<int64_t>(prompts[p].size()),
-                                                  .teacher_force = options.teacher_force};
+                                                  .teacher_force = options.teacher_force,
+                                                  .constraint = options.constraint};
         std::vector<GenerationConfig> configs(per_prompt, config);
         for (size_t i = 0; i < per_prompt; ++i) configs[i].seed = config.seed + i;
         const auto ids = generator.add_group(prompts[p], configs, max_new, request_options);

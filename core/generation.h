@@ -51,6 +51,9 @@ struct GenerateOptions {
     // draft (see assisted_generation.h; GenerationConfig::prompt_lookup_num_tokens drafts
     // without one).
     ModelSession* assistant_model = nullptr;
+    // Constrained decoding (token_constraint.h): every sequence's text matches this automaton's
+    // pattern (a JSON schema's, say) when it ends with EOS.
+    std::shared_ptr<ConstraintAutomaton> constraint;
 };
 
 struct GeneratorOptions {
@@ -78,6 +81,8 @@ struct GenerationRequestOptions {
     // (min_length, forced EOS, ...), as its processors do.
     int64_t pads = 0;
     std::vector<int32_t> teacher_force;  // tokens to take instead of choosing (see GenerateOptions)
+    // Constrained decoding: the output must match this automaton (token_constraint.h).
+    std::shared_ptr<ConstraintAutomaton> constraint;
 };
 
 class Generator {
@@ -145,6 +150,7 @@ class Generator {
         std::shared_ptr<const LogitsProcessing> processing;
         int64_t max_new = 0;
         RequestOptions options;
+        std::optional<TokenConstraint> constraint;
         PagedKvCache::SeqId seq = -1;
         std::mt19937_64 rng;
     };

@@ -276,8 +276,10 @@ void LogitsProcessing::warp(std::span<float> scores) const {
     if (g.renormalize_logits) renormalize(scores);
 }
 
-int32_t LogitsProcessing::choose(std::span<float> scores, const TokenContext& context, std::mt19937_64& rng) const {
+int32_t LogitsProcessing::choose(std::span<float> scores, const TokenContext& context, std::mt19937_64& rng,
+                                 const TokenConstraint* constraint) const {
     process(scores, context);
+    if (constraint) constraint->mask(scores);
     if (!config_.do_sample)
         return static_cast<int32_t>(std::max_element(scores.begin(), scores.end()) - scores.begin());
     warp(scores);

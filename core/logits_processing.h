@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/generation_config.h"
+#include "core/token_constraint.h"
 
 namespace tfx {
 
@@ -34,8 +35,10 @@ class LogitsProcessing {
     void process(std::span<float> scores, const TokenContext& context) const;
     // The warpers, in place, when sampling (else nothing).
     void warp(std::span<float> scores) const;
-    // process(), warp(), then argmax (the first on ties) or a draw from softmax(scores).
-    int32_t choose(std::span<float> scores, const TokenContext& context, std::mt19937_64& rng) const;
+    // process(), the constraint's mask (constrained decoding), warp(), then argmax (the first
+    // on ties) or a draw from softmax(scores).
+    int32_t choose(std::span<float> scores, const TokenContext& context, std::mt19937_64& rng,
+                   const TokenConstraint* constraint = nullptr) const;
 
     const GenerationConfig& config() const { return config_; }
 

@@ -275,6 +275,76 @@ std::string Tokenizer::piece_after_text(int32_t id) const {
     return text.size() > before ? text.substr(before) : std::string();
 }
 
+std::optional<std::string> Tokenizer::id_to_token(int32_t id) const {
+    std::string token;
+    tfx_error error = sdk::empty_error();
+    auto scope = impl_->call("id_to_token()");
+    if (impl_->table->id_to_token(impl_->self, id, string_sink(token), &error) != TFX_OK) return std::nullopt;
+    return token;
+}
+
+namespace {
+
+// GPT-2's byte-level alphabet backwards: the byte a code point stands for, or -1.
+int byte_level_byte(uint32_t cp) {
+    auto printable = [](uint32_t b) { return (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || b >= 174; };
+    if (cp < 256 && printable(cp)) return static_cast<int>(cp);
+    uint32_t n = 0;
+    for (uint32_t b = 0; b < 256; ++b) {
+        if (printable(b)) continue;
+        if (cp == 256 + n) return static_cast<int>(b);
+        ++n;
+    }
+    return -1;
+}
+
+// A byte-level token string back to its bytes; nullopt if it is not one.
+std::optional<std::string> byte_level_bytes(const std::string& token) {
+    std::string out;
+    for (size_t i = 0; i < token.size();) {
+        const auto c = static_cast<unsigned char>(token[i]);
+        const int len = c < 0x80 ? 1 : (c >> 5) == 6 ? 2 : (c >> 4) == 14 ? 3 : 4;
+        if (i + static_cast<size_t>(len) > token.size()) return std::nullopt;
+        uint32_t cp = len == 1 ? c : c & (0x3F >> (len - 1));
+        for (int k = 1; k < len; ++k) cp = (cp << 6) | (static_cast<unsigned char>(token[i + k]) & 0x3F);
+        const int b = byte_level_byte(cp);
+        if (b < 0) return std::nullopt;
+        out += static_cast<char>(b);
+        i += static_cast<size_t>(len);
+    }
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::optional<std::string>> Tokenizer::token_bytes() const {
+    const auto n = static_cast<int32_t>(vocab_size());
+    std::vector<std::optional<std::string>> table(static_cast<size_t>(n));
+    std::vector<int32_t> ids = encode("abcdef", false);
+    const size_t before = decode(ids, false, false).size();
+    const std::string replacement = "\xEF\xBF\xBD";
+    for (int32_t id = 0; id < n; ++id) {
+        ids.push_back(id);
+        const std::string text = decode(ids, false, false);
+        const bool special = decode(ids, true, false).size() <= before;  // skip_special_tokens drops it
+        ids.pop_back();
+        if (special || text.size() <= before) continue;
+        const std::optional<std::string> token = id_to_token(id);
+        if (token && token->size() == 6 && token->rfind("<0x", 0) == 0 && token->back() == '>') {
+            table[static_cast<size_t>(id)] =
+                std::string(1, static_cast<char>(std::stoi(token->substr(3, 2), nullptr, 16)));
+            continue;
+        }
+        std::string piece = text.substr(before);
+        if (piece.find(replacement) != std::string::npos && token && token->find(replacement) == std::string::npos) {
+            table[static_cast<size_t>(id)] = byte_level_bytes(*token);  // part of a character
+            continue;
+        }
+        table[static_cast<size_t>(id)] = std::move(piece);
+    }
+    return table;
+}
+
 std::optional<int32_t> Tokenizer::token_to_id(std::string_view token) const {
     const int32_t id = impl_->table->token_to_id(impl_->self, token.data(), token.size());
     return id < 0 ? std::nullopt : std::optional<int32_t>(id);

@@ -45,6 +45,13 @@ class Tokenizer {
     // token) less "abcdef", as transformers' StopStringCriteria sees tokens.
     std::string piece_after_text(int32_t id) const;
     int64_t vocab_size() const;
+    // The token's string in the vocabulary ("▁the", "Ġthe", "<0x0A>"); nullopt outside it.
+    std::optional<std::string> id_to_token(int32_t id) const;
+    // Every token's bytes as it adds them to decoded text (after other text), for constrained
+    // decoding; nullopt for special tokens and tokens that decode to nothing. Byte-fallback
+    // (<0xHH>) and byte-level (GPT-2) tokens that hold part of a UTF-8 character give their
+    // raw bytes, not U+FFFD.
+    std::vector<std::optional<std::string>> token_bytes() const;
 
     // transformers' apply_chat_template(messages, tools, add_generation_prompt, **extra):
     // the chat_template of tokenizer_config.json rendered with the special tokens as variables.

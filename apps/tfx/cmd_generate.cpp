@@ -13,6 +13,7 @@
 #include "apps/tfx/interrupt.h"
 #include "core/generation.h"
 #include "core/json_file.h"
+#include "core/json_schema_regex.h"
 #include "core/stop_strings.h"
 #include "registry/auto_tokenizer.h"
 
@@ -31,6 +32,8 @@ struct GenerateCommand {
     std::vector<std::string> stop_strings;
     std::string teacher_force;
     std::string assistant_model;
+    std::string json_schema;
+    std::string regex;
     int64_t prompt_lookup_tokens = 0;
     int64_t assistant_tokens = 0;
     bool output_scores = false;
@@ -62,6 +65,8 @@ void check_arguments(const GenerateCommand& o) {
     for (const std::string& stop : o.stop_strings) {
         if (stop.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--stop: expected a non-empty string, got ''");
     }
+    if (!o.json_schema.empty() && !o.regex.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--json-schema and --regex cannot be combined: give one constraint");
     if (!o.teacher_force.empty() && !o.batch_file.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--teacher-force takes one prompt, not --batch");
 }
@@ -252,6 +257,23 @@ void run_generate(const GenerateCommand& o) {
     if (o.output_scores) options.output_scores = o.top_scores;
     if (!o.teacher_force.empty()) options.teacher_force = parse_ids(o.teacher_force, "--teacher-force");
     options.assistant_model = assistant.get();
+    if (!o.json_schema.empty() || !o.regex.empty()) {
+        if (!tokenizer)
+            throw sdk::Error(TFX_ERR_UNSUPPORTED, "--json-schema and --regex need the model's tokenizer.json");
+        std::string pattern = o.regex;
+        if (!o.json_schema.empty()) {
+            load_json_file(o.json_schema);  // names the file when it is missing or not JSON
+            // Read again keeping the key order: properties are written in the schema's order.
+            const auto schema = nlohmann::ordered_json::parse(read_text_file(o.json_schema));
+            try {
+                pattern = json_schema_regex(schema);
+            } catch (const sdk::Error& e) {
+                throw sdk::Error(e.code(), "--json-schema " + o.json_schema + ": " + e.what());
+            }
+        }
+        options.constraint = std::make_shared<ConstraintAutomaton>(
+            pattern, std::make_shared<const TokenBytes>(tokenizer->token_bytes()), config.eos_token_ids);
+    }
     GenerationResult result = generate(*session, prompts, config, options);
     if (result.forwards > 0) {
         size_t generated = 0;
@@ -288,6 +310,10 @@ void add_generate_command(CLI::App& app) {
     cmd->add_option("--teacher-force", o->teacher_force,
                     "Take these comma-separated ids as the new tokens instead of choosing them (the logits are "
                     "processed as usual; see --output-scores)");
+    cmd->add_option("--json-schema", o->json_schema,
+                    "Constrained decoding: the output is JSON valid against this JSON Schema file (see "
+                    "core/json_schema_regex.h for the keywords)");
+    cmd->add_option("--regex", o->regex, "Constrained decoding: the output matches this regular expression");
     cmd->add_option("--assistant-model", o->assistant_model,
                     "Assisted (speculative) greedy decoding with this smaller model of the same tokenizer as the "
                     "draft: the tokens are plain greedy decoding's, in fewer forward passes");
