@@ -50,7 +50,8 @@ CompletionRun::CompletionRun(Kind kind, const SamplingFields& fields, bool parse
       exchange_(std::move(exchange)),
       arrival_(Clock::now()) {}
 
-void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens) {
+void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens,
+                          std::shared_ptr<ConstraintAutomaton> constraint) {
     prompts_ = prompts;
     std::vector<SequenceJob> jobs;
     const uint64_t seed = fields_.seed.value_or(std::random_device{}());
@@ -68,6 +69,7 @@ void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationCo
             job.config.seed = seed + index;
             job.max_new_tokens = max_new_tokens;
             job.top_logprobs = fields_.logprobs;
+            job.constraint = constraint;
             // The engine's thread posts to the I/O thread, which owns this run.
             auto self = shared_from_this();
             auto executor = exchange_->executor();

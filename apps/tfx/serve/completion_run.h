@@ -33,7 +33,8 @@ class CompletionRun : public std::enable_shared_from_this<CompletionRun> {
                   const Tokenizer& tokenizer, Engine& engine, Metrics& metrics, std::shared_ptr<Exchange> exchange);
     // Submits n sequences per prompt (choice index = prompt x n + sample). Throws QueueFull or
     // sdk::Error (the KV budget) before anything is sent.
-    void start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens);
+    void start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens,
+               std::shared_ptr<ConstraintAutomaton> constraint = nullptr);
 
   private:
     struct Choice {

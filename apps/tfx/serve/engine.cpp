@@ -109,7 +109,8 @@ void Engine::admit_locked() {
         for (size_t i = 0; i < group; ++i) configs.push_back(queue_[i].job.config);
         try {
             const std::vector<Generator::RequestId> requests =
-                generator_.add_group(head.prompt, configs, head.max_new_tokens, {.top_logprobs = head.top_logprobs});
+                generator_.add_group(head.prompt, configs, head.max_new_tokens,
+                                     {.top_logprobs = head.top_logprobs, .constraint = head.constraint});
             for (size_t i = 0; i < group; ++i) {
                 ticket_of_[requests[i]] = queue_[i].ticket;
                 running_.emplace(queue_[i].ticket, Running{std::move(queue_[i].job), requests[i]});

@@ -38,7 +38,8 @@ struct SequenceJob {
     std::vector<int32_t> prompt;
     GenerationConfig config;
     int64_t max_new_tokens = 16;
-    int32_t top_logprobs = -1;  // >= 0: report log-probabilities (Generator::add)
+    int32_t top_logprobs = -1;                        // >= 0: report log-probabilities (Generator::add)
+    std::shared_ptr<ConstraintAutomaton> constraint;  // constrained decoding (shared by a request's choices)
     // Each token as it is chosen (on the engine thread); Event::finished ends the sequence.
     std::function<void(const Generator::Event&)> on_token;
     // The sequence could not run (its step failed, or the engine stopped first).

@@ -3,6 +3,10 @@
 #include <cmath>
 #include <limits>
 
+#include "core/json_schema_regex.h"
+#include "core/regex_automaton.h"
+#include "tfx/sdk/error.hpp"
+
 namespace tfx::serve {
 namespace {
 
@@ -62,6 +66,66 @@ bool flag(const Json& j, const char* name) {
     return v->get<bool>();
 }
 
+// A JSON Schema's regex; schema errors become a 400 naming `where`.
+std::string schema_pattern(const Json& schema, const std::string& where) {
+    if (!schema.is_object() && !schema.is_boolean())
+        throw RequestError(where, where + " must be a JSON Schema object, got " + schema.dump());
+    try {
+        return json_schema_regex(schema);
+    } catch (const sdk::Error& e) {
+        throw RequestError(where, e.what());
+    }
+}
+
+// Constrained decoding: OpenAI's response_format (json_object, json_schema), or vLLM's
+// guided_json / guided_regex. Empty: none.
+std::string constraint_pattern(const Json& j) {
+    std::string pattern;
+    if (const Json* format = field(j, "response_format")) {
+        const Json* type = format->is_object() ? field(*format, "type") : nullptr;
+        const std::string kind = type && type->is_string() ? type->get<std::string>() : "";
+        if (kind == "json_object") {
+            pattern = json_object_regex();
+        } else if (kind == "json_schema") {
+            const Json* spec = field(*format, "json_schema");
+            const Json* schema = spec && spec->is_object() ? field(*spec, "schema") : nullptr;
+            if (!schema)
+                throw RequestError("response_format.json_schema",
+                                   "response_format.json_schema must be an object with a schema");
+            pattern = schema_pattern(*schema, "response_format.json_schema.schema");
+        } else if (kind != "text") {
+            throw RequestError(
+                "response_format",
+                "response_format must be {\"type\": \"text\"}, {\"type\": \"json_object\"} or {\"type\": "
+                "\"json_schema\", \"json_schema\": {\"schema\": ...}}, got " +
+                    format->dump());
+        }
+    }
+    if (const Json* schema = field(j, "guided_json")) {
+        if (!pattern.empty()) throw RequestError("guided_json", "guided_json cannot be combined with response_format");
+        if (schema->is_string()) {
+            const Json parsed = Json::parse(schema->get<std::string>(), nullptr, false);
+            if (parsed.is_discarded()) throw RequestError("guided_json", "guided_json is not valid JSON");
+            pattern = schema_pattern(parsed, "guided_json");
+        } else {
+            pattern = schema_pattern(*schema, "guided_json");
+        }
+    }
+    if (const Json* regex = field(j, "guided_regex")) {
+        if (!pattern.empty())
+            throw RequestError("guided_regex", "guided_regex cannot be combined with another constraint");
+        if (!regex->is_string() || regex->get<std::string>().empty())
+            throw RequestError("guided_regex", "guided_regex must be a non-empty string");
+        pattern = regex->get<std::string>();
+        try {
+            RegexAutomaton check(pattern);
+        } catch (const sdk::Error& e) {
+            throw RequestError("guided_regex", e.what());
+        }
+    }
+    return pattern;
+}
+
 void read_sampling(const Json& j, SamplingFields& s) {
     const Json* model = field(j, "model");
     if (!model || !model->is_string()) throw RequestError("model", "model is required: the served model's name");
@@ -105,6 +169,7 @@ void read_sampling(const Json& j, SamplingFields& s) {
         s.include_usage = flag(*options, "include_usage");
     }
     s.ignore_eos = flag(j, "ignore_eos");
+    s.constraint_pattern = constraint_pattern(j);
 }
 
 // A message's content as the chat template takes it: text, or text parts joined.

@@ -40,6 +40,8 @@ struct SamplingFields {
     bool include_usage = false;  // stream_options.include_usage
     bool ignore_eos = false;
     int32_t logprobs = -1;  // -1: none; k >= 0: the chosen token's and the k most likely
+    // Constrained decoding's regex (response_format, guided_json, guided_regex); empty: none.
+    std::string constraint_pattern;
 };
 
 struct ChatRequest : SamplingFields {

@@ -184,6 +184,20 @@ Engine::Stats OpenAiServer::stats() const {
     return s;
 }
 
+std::shared_ptr<ConstraintAutomaton> OpenAiServer::constraint_for(const SamplingFields& f) {
+    if (f.constraint_pattern.empty()) return nullptr;
+    // Patterns kept at most; a server seeing many distinct schemas compiles them again.
+    constexpr size_t kKeptPatterns = 64;
+    const std::lock_guard lock(constraints_mutex_);
+    if (const auto it = constraints_.find(f.constraint_pattern); it != constraints_.end()) return it->second;
+    if (!token_bytes_) token_bytes_ = std::make_shared<const TokenBytes>(tokenizer_.token_bytes());
+    if (constraints_.size() >= kKeptPatterns) constraints_.clear();
+    auto automaton =
+        std::make_shared<ConstraintAutomaton>(f.constraint_pattern, token_bytes_, model_defaults_.eos_token_ids);
+    constraints_.emplace(f.constraint_pattern, automaton);
+    return automaton;
+}
+
 GenerationConfig OpenAiServer::generation_config(const SamplingFields& f) const {
     GenerationConfig g = model_defaults_;
     g.max_length.reset();
@@ -278,7 +292,7 @@ void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchan
         const int64_t max_new = max_new_tokens(r, static_cast<int64_t>(ids.size()));
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(),
                                                    options_.model_name, tokenizer_, *engine_, metrics_, exchange);
-        run->start({{std::move(ids), ""}}, generation_config(r), max_new);
+        run->start({{std::move(ids), ""}}, generation_config(r), max_new, constraint_for(r));
     });
 }
 
@@ -306,7 +320,7 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
         const int64_t max_new = max_new_tokens(r, longest);
         auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, options_.model_name,
                                                    tokenizer_, *engine_, metrics_, exchange);
-        run->start(prompts, generation_config(r), max_new);
+        run->start(prompts, generation_config(r), max_new, constraint_for(r));
     });
 }
 

@@ -7,8 +7,10 @@
 
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
+#include <unordered_map>
 
 #include "apps/tfx/serve/embedder.h"
 #include "apps/tfx/serve/engine.h"
@@ -47,6 +49,9 @@ class OpenAiServer {
     bool refused(const std::string& model, const std::string& route, const std::shared_ptr<Exchange>& exchange);
     // Throws a RequestError naming `field` (and `where`, e.g. "input[2]: ") for an id the model has no row for.
     void check_in_vocabulary(std::span<const int32_t> ids, const std::string& field, const std::string& where) const;
+    // The compiled automaton of a request's constraint (nullptr: none), kept per pattern so a
+    // schema sent again reuses the token masks found for it.
+    std::shared_ptr<ConstraintAutomaton> constraint_for(const struct SamplingFields& fields);
     // The queue and batch gauges of whichever runs the model.
     Engine::Stats stats() const;
     // Runs a generation route's handler, answering its errors: 400 for a bad request, 429 for a
@@ -65,6 +70,10 @@ class OpenAiServer {
     Metrics metrics_;
     GenerationConfig model_defaults_;
     bool draining_ = false;
+    // Constrained decoding: the vocabulary's bytes (found on first use) and compiled patterns.
+    std::mutex constraints_mutex_;
+    std::shared_ptr<const TokenBytes> token_bytes_;
+    std::unordered_map<std::string, std::shared_ptr<ConstraintAutomaton>> constraints_;
 };
 
 }  // namespace tfx::serve

@@ -25,8 +25,9 @@ if (!tfx) throw new Error('usage: node openai_client.test.mjs TFX');
 const tinystories = path.join(data, 'models/tinystories-656k');
 const qwenTemplate = path.join(data, 'chat_templates/qwen2_5/tokenizer_config.json');
 const tinyBert = path.join(data, 'tiny/bert');
+const llama2Tokenizer = path.join(data, 'tokenizers/llama2');
 const bertGolden = path.join(data, 'golden/tiny/bert.json');
-for (const p of [tinystories, qwenTemplate, tinyBert, bertGolden]) {
+for (const p of [tinystories, qwenTemplate, tinyBert, bertGolden, llama2Tokenizer]) {
     if (!data || !fs.existsSync(p)) skip(`TFX_TEST_DATA does not hold ${p}`);
 }
 let OpenAI;
@@ -246,6 +247,95 @@ describe('tfx serve with the openai client', () => {
         assert.match(text, /^tfx_kv_blocks_in_use 0$/m);
         assert.match(text, /^tfx_running_sequences 0$/m);
         assert.match(text, /tfx_requests_total\{route="\/v1\/completions",status="499"\} 1/);
+    });
+});
+
+// TinyStories' shape with the llama2 tokenizer's 32000 tokens (random weights: JSON's brackets and
+// quotes are all in its vocabulary) and Qwen2.5's chat template, made with `tfx init-model`.
+function modelForStructuredOutput() {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'tfx-openai-structured-'));
+    const config = JSON.parse(fs.readFileSync(path.join(tinystories, 'config.json'), 'utf8'));
+    config.vocab_size = 32000;
+    fs.writeFileSync(path.join(dir, 'config.json'), JSON.stringify(config));
+    const r = spawnSync(tfx, ['init-model', '--config', path.join(dir, 'config.json'), '--out', dir, '--force', '--seed', '5'],
+                        { encoding: 'utf8' });
+    assert.equal(r.status, 0, r.stderr);
+    fs.copyFileSync(path.join(llama2Tokenizer, 'tokenizer.json'), path.join(dir, 'tokenizer.json'));
+    const tokenizerConfig = JSON.parse(fs.readFileSync(path.join(llama2Tokenizer, 'tokenizer_config.json'), 'utf8'));
+    tokenizerConfig.chat_template = JSON.parse(fs.readFileSync(qwenTemplate, 'utf8')).chat_template;
+    fs.writeFileSync(path.join(dir, 'tokenizer_config.json'), JSON.stringify(tokenizerConfig));
+    return dir;
+}
+
+describe('tfx serve structured output (response_format) with the openai client', () => {
+    let model, running, client;
+    before(async () => {
+        model = modelForStructuredOutput();
+        running = await startServer(['--model', model, '--served-model-name', 'tiny']);
+        client = new OpenAI({ baseURL: `${running.url}/v1`, apiKey: 'none', maxRetries: 0, timeout: 120000 });
+    });
+    after(async () => {
+        if (running) assert.equal(await stopServer(running.server), 0, running.log.join('\n'));
+        fs.rmSync(model, { recursive: true, force: true });
+    });
+    const messages = [{ role: 'user', content: 'Describe a pet as JSON.' }];
+
+    test('json_schema: every sampled choice parses and has the schema\'s types', async () => {
+        const schema = {
+            type: 'object',
+            properties: {
+                name: { type: 'string', maxLength: 10 }, legs: { type: 'integer' },
+                kind: { enum: ['dog', 'cat'] }, tags: { type: 'array', items: { type: 'boolean' }, maxItems: 3 },
+            },
+            required: ['name', 'legs', 'kind', 'tags'], additionalProperties: false,
+        };
+        for (const seed of [1, 2]) {
+            const r = await client.chat.completions.create({
+                model: 'tiny', messages, temperature: 1, seed, n: 8, max_tokens: 200,
+                response_format: { type: 'json_schema', json_schema: { name: 'pet', schema, strict: true } },
+            });
+            assert.equal(r.choices.length, 8);
+            for (const c of r.choices) {
+                const pet = JSON.parse(c.message.content);
+                assert.deepEqual(Object.keys(pet), ['name', 'legs', 'kind', 'tags']);
+                assert.ok(typeof pet.name === 'string' && pet.name.length <= 10, c.message.content);
+                assert.ok(Number.isInteger(pet.legs), c.message.content);
+                assert.ok(['dog', 'cat'].includes(pet.kind), c.message.content);
+                assert.ok(Array.isArray(pet.tags) && pet.tags.length <= 3 && pet.tags.every((t) => typeof t === 'boolean'));
+                assert.equal(c.finish_reason, 'stop');
+            }
+        }
+    });
+
+    test('json_object: a JSON object, streamed too', async () => {
+        const stream = await client.chat.completions.create({
+            model: 'tiny', messages, temperature: 1, seed: 3, max_tokens: 300, stream: true,
+            response_format: { type: 'json_object' },
+        });
+        let text = '', finish = null;
+        for await (const chunk of stream) {
+            for (const c of chunk.choices) {
+                text += c.delta.content ?? '';
+                finish = c.finish_reason ?? finish;
+            }
+        }
+        if (finish === 'stop') {
+            const value = JSON.parse(text);
+            assert.ok(value !== null && typeof value === 'object' && !Array.isArray(value), text);
+        } else {
+            assert.equal(finish, 'length');  // an unbounded object may run out of tokens
+        }
+    });
+
+    test('a schema it cannot honour is a 400 naming the keyword', async () => {
+        await assert.rejects(
+            client.chat.completions.create({
+                model: 'tiny', messages, max_tokens: 8,
+                response_format: { type: 'json_schema', json_schema: { name: 'n', schema: { type: 'integer', minimum: 3 } } },
+            }),
+            (e) => e instanceof OpenAI.BadRequestError && /minimum is not supported/.test(e.message)
+                && e.param === 'response_format.json_schema.schema',
+        );
     });
 });
 
