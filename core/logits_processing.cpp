@@ -1,6 +1,8 @@
 #include "core/logits_processing.h"
 
 #include <algorithm>
+#include <array>
+#include <bit>
 #include <cmath>
 #include <limits>
 #include <numeric>
@@ -36,11 +38,35 @@ std::vector<float> log_softmax(std::span<const float> scores) {
     return out;
 }
 
-// Token ids ordered by score, ascending (stable: equal scores keep id order).
+// A float's bits as an unsigned integer in the same order (negatives flipped whole, positives
+// with the sign bit set).
+uint32_t sortable(float v) {
+    const auto bits = std::bit_cast<uint32_t>(v);
+    return (bits & 0x80000000u) ? ~bits : bits | 0x80000000u;
+}
+
+// Token ids ordered by key, ascending (equal keys in id order): an LSD radix sort, four 8-bit
+// passes, several times faster than a comparison sort over a whole vocabulary.
 std::vector<int32_t> ascending(std::span<const float> keys) {
-    std::vector<int32_t> order(keys.size());
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return keys[a] < keys[b]; });
+    const size_t n = keys.size();
+    std::vector<uint32_t> key(n), key_tmp(n);
+    std::vector<int32_t> order(n), order_tmp(n);
+    for (size_t i = 0; i < n; ++i) {
+        key[i] = sortable(keys[i]);
+        order[i] = static_cast<int32_t>(i);
+    }
+    for (int shift = 0; shift < 32; shift += 8) {
+        std::array<size_t, 257> start{};
+        for (uint32_t k : key) ++start[((k >> shift) & 0xFF) + 1];
+        for (size_t b = 1; b < start.size(); ++b) start[b] += start[b - 1];
+        for (size_t i = 0; i < n; ++i) {
+            const size_t at = start[(key[i] >> shift) & 0xFF]++;
+            key_tmp[at] = key[i];
+            order_tmp[at] = order[i];
+        }
+        key.swap(key_tmp);
+        order.swap(order_tmp);
+    }
     return order;
 }
 
@@ -54,8 +80,9 @@ void top_k(std::span<float> scores, int64_t k) {
     }
 }
 
-// Drops the least likely tokens whose probabilities sum to at most 1 - top_p; the most likely
-// one always stays. torch's cumsum accumulates f32 in double on the CPU.
+// Drops the least likely tokens whose probabilities sum to at most 1 - top_p (summed from the
+// least likely up, as transformers does); the most likely one always stays. torch's cumsum
+// accumulates f32 in double on the CPU.
 void top_p(std::span<float> scores, double p) {
     const std::vector<int32_t> order = ascending(scores);
     const std::vector<float> probs = softmax(scores);
@@ -87,19 +114,17 @@ void typical(std::span<float> scores, double mass) {
     std::vector<float> shift(scores.size());
     for (size_t i = 0; i < scores.size(); ++i) shift[i] = std::abs(-logp[i] - entropy);
     const std::vector<int32_t> order = ascending(shift);
-    std::vector<float> sorted(scores.size());
-    for (size_t i = 0; i < order.size(); ++i) sorted[i] = scores[order[i]];
-    const std::vector<float> probs = softmax(sorted);
+    const std::vector<float> probs = softmax(scores);
     size_t last = 0;
     double cumulative = 0.0;
-    for (float pr : probs) {
-        cumulative += pr;
+    for (int32_t id : order) {
+        cumulative += probs[id];
         if (static_cast<float>(cumulative) < static_cast<float>(mass)) ++last;
     }
-    last = std::min(last, order.size() - 1);
+    last = std::min(last, scores.size() - 1);
     const float limit = shift[order[last]];
-    for (size_t i = 1; i < order.size(); ++i) {  // the first (most typical) token always stays
-        if (shift[order[i]] > limit) scores[order[i]] = kRemoved;
+    for (size_t i = 0; i < scores.size(); ++i) {  // the most typical token always stays
+        if (shift[i] > limit && static_cast<int32_t>(i) != order[0]) scores[i] = kRemoved;
     }
 }
 
