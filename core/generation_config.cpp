@@ -128,7 +128,8 @@ const std::set<std::string, std::less<>> kHandled = {
     "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
     "begin_suppress_tokens", "renormalize_logits", "temperature", "top_k", "top_p", "min_p", "typical_p",
     "epsilon_cutoff", "eta_cutoff", "stop_strings", "eos_token_id", "pad_token_id", "bos_token_id",
-    "decoder_start_token_id", "num_assistant_tokens", "prompt_lookup_num_tokens", "max_matching_ngram_size",
+    "decoder_start_token_id", "num_assistant_tokens", "prompt_lookup_num_tokens", "max_matching_ngram_size", "seed",
+    "ignore_eos",
     // Bookkeeping: the output form of a Python call, or where the file came from.
     "transformers_version", "_from_model_config", "output_scores", "output_logits", "output_attentions",
     "output_hidden_states", "return_dict_in_generate", "use_cache", "return_legacy_cache", "cache_implementation",
@@ -225,6 +226,9 @@ void GenerationConfig::read(const sdk::Config& c) {
     num_assistant_tokens = c.get_or<int64_t>("num_assistant_tokens", num_assistant_tokens);
     prompt_lookup_num_tokens = c.get_or<int64_t>("prompt_lookup_num_tokens", prompt_lookup_num_tokens);
     max_matching_ngram_size = c.get_or<int64_t>("max_matching_ngram_size", max_matching_ngram_size);
+    // tfx's own: a sampling seed, and decoding past EOS.
+    if (c.has("seed")) seed = static_cast<uint64_t>(c.get<int64_t>("seed"));
+    ignore_eos = c.get_or<bool>("ignore_eos", ignore_eos);
 }
 
 GenerationConfig GenerationConfig::from_model(const sdk::Config& config, const std::optional<sdk::Config>& generation) {

@@ -1,0 +1,204 @@
+// The C host API (sdk/include/tfx/host_api.h) over the C++ one: every call is guarded, so no
+// exception crosses into C; errors arrive as a status and a message.
+#include "tfx/host_api.h"
+
+#include <cstring>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "core/forward_call.h"
+#include "core/generation.h"
+#include "core/json_file.h"
+#include "registry/auto_model.h"
+#include "registry/auto_tokenizer.h"
+#include "tfx/sdk/error.hpp"
+
+struct tfx_api_model {
+    std::unique_ptr<tfx::ModelSession> session;
+    std::unique_ptr<tfx::Tokenizer> tokenizer;  // null when the model has none
+    tfx::GenerationConfig defaults;             // its generation_config.json (else config.json's tokens)
+};
+
+namespace {
+
+using tfx::sdk::Error;
+
+template <class T>
+void write(tfx_sink sink, std::span<const T> values) {
+    if (sink.write) sink.write(sink.ctx, values.data(), values.size_bytes());
+}
+
+void write_text(tfx_sink sink, const std::string& text) {
+    if (sink.write) sink.write(sink.ctx, text.data(), text.size());
+}
+
+const tfx::Tokenizer& tokenizer_of(const tfx_api_model* model) {
+    if (!model->tokenizer)
+        throw Error(TFX_ERR_NOT_FOUND, "this model has no tokenizer (tokenizer.json or GGUF tokenizer metadata)");
+    return *model->tokenizer;
+}
+
+void need(const void* p, const char* what) {
+    if (!p) throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
+}
+
+std::string text_or(const char* value, const char* fallback) {
+    return value ? std::string(value) : std::string(fallback);
+}
+
+}  // namespace
+
+extern "C" {
+
+uint32_t tfx_api_version(void) {
+    return TFX_HOST_API_VERSION;
+}
+
+int32_t tfx_api_open(const char* model, const tfx_api_open_options* options, tfx_api_model** out, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        need(out, "out");
+        *out = nullptr;
+        tfx::LoadOptions load;
+        if (options) {
+            if (options->struct_size < sizeof(uint32_t) * 2)
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "tfx_api_open_options.struct_size is not set");
+            load.num_threads = options->num_threads;
+            load.device = text_or(options->device, "auto");
+            if (options->quantize) load.quantize = options->quantize;
+            load.kv_dtype = text_or(options->kv_dtype, "f32");
+            if (options->revision) load.revision = options->revision;
+            load.offline = options->offline != 0;
+            if (options->plugin_paths) {
+                std::stringstream paths(options->plugin_paths);
+                for (std::string p; std::getline(paths, p, ':');) {
+                    if (!p.empty()) load.plugin_paths.push_back(p);
+                }
+            }
+        }
+        auto m = std::make_unique<tfx_api_model>();
+        m->session = tfx::AutoModel::from_pretrained(model, load);
+        if (tfx::Tokenizer::model_has_one(*m->session))
+            m->tokenizer = tfx::Tokenizer::for_model(*m->session, load.plugin_paths);
+        m->defaults = tfx::GenerationConfig::from_model(
+            m->session->config(), tfx::load_optional_json_file(m->session->model_dir() / "generation_config.json"));
+        *out = m.release();
+    });
+}
+
+void tfx_api_close(tfx_api_model* model) {
+    delete model;
+}
+
+int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        need(info, "info");
+        *info = model->session->info();
+    });
+}
+
+int32_t tfx_api_encode(const tfx_api_model* model, const char* text, size_t size, int32_t add_special_tokens,
+                       tfx_sink ids, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        if (size > 0) need(text, "text");
+        const std::vector<int32_t> out =
+            tokenizer_of(model).encode(std::string_view(text ? text : "", size), add_special_tokens != 0);
+        write<int32_t>(ids, out);
+    });
+}
+
+int32_t tfx_api_decode(const tfx_api_model* model, const int32_t* ids, size_t count, int32_t skip_special_tokens,
+                       tfx_sink text, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        if (count > 0) need(ids, "ids");
+        const tfx::Tokenizer& tokenizer = tokenizer_of(model);
+        for (size_t i = 0; i < count; ++i) {
+            if (ids[i] < 0 || ids[i] >= tokenizer.vocab_size())
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                                                          " is outside the vocabulary (size " +
+                                                          std::to_string(tokenizer.vocab_size()) + ")");
+        }
+        write_text(text, tokenizer.decode(std::span(ids, count), skip_special_tokens != 0));
+    });
+}
+
+int32_t tfx_api_apply_chat_template(const tfx_api_model* model, const char* messages_json,
+                                    int32_t add_generation_prompt, tfx_sink text, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        need(messages_json, "messages_json");
+        const auto messages = nlohmann::ordered_json::parse(messages_json, nullptr, false);
+        if (messages.is_discarded() || !messages.is_array())
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "messages_json: expected a JSON list of {\"role\", \"content\"} objects");
+        tfx::Tokenizer::ChatOptions chat;
+        chat.add_generation_prompt = add_generation_prompt != 0;
+        write_text(text, tokenizer_of(model).apply_chat_template(messages, chat));
+    });
+}
+
+int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, int32_t all_positions, tfx_sink output,
+                        tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        need(ids, "ids");
+        if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
+        const int64_t vocab = model->session->info().vocab_size;
+        for (size_t i = 0; i < count; ++i) {
+            if (ids[i] < 0 || ids[i] >= vocab)
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
+                                                          " is outside the vocabulary (size " + std::to_string(vocab) +
+                                                          ")");
+        }
+        tfx::ForwardCall call(*model->session);
+        tfx::SequenceInput in;
+        in.ids = std::span(ids, count);
+        in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
+        write<float>(output, call.run(in));
+    });
+}
+
+int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, const size_t* lengths, size_t num_prompts,
+                         const char* generation_config_json, tfx_api_token_callback on_token, void* user,
+                         tfx_sink result, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        if (num_prompts == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "num_prompts: no prompts given");
+        need(prompts, "prompts");
+        need(lengths, "lengths");
+        std::vector<std::vector<int32_t>> batch;
+        for (size_t p = 0; p < num_prompts; ++p) {
+            if (lengths[p] > 0) need(prompts[p], "prompts[i]");
+            batch.emplace_back(prompts[p], prompts[p] + lengths[p]);
+        }
+        tfx::GenerationConfig config = model->defaults;
+        if (generation_config_json && *generation_config_json) {
+            const auto json = nlohmann::json::parse(generation_config_json, nullptr, false);
+            if (json.is_discarded() || !json.is_object())
+                throw Error(TFX_ERR_INVALID_ARGUMENT, "generation_config_json: expected a JSON object");
+            const tfx::sdk::Config file(json, "generation_config_json");
+            if (!json.empty()) config = tfx::GenerationConfig::from_file(file, model->defaults);
+        }
+        tfx::GenerateOptions options;
+        std::vector<bool> stopped;
+        if (on_token) {
+            options.on_token = [&](size_t sequence, int32_t token) {
+                if (stopped.size() <= sequence) stopped.resize(sequence + 1);
+                if (on_token(user, sequence, token) != 0) stopped[sequence] = true;
+            };
+            options.should_stop = [&](size_t sequence, const std::vector<int32_t>&) {
+                return sequence < stopped.size() && stopped[sequence];
+            };
+        }
+        const tfx::GenerationResult out = tfx::generate(*model->session, batch, config, options);
+        nlohmann::json j = {{"sequences", out.new_tokens}};
+        if (!out.sequences_scores.empty()) j["sequences_scores"] = out.sequences_scores;
+        write_text(result, j.dump());
+    });
+}
+
+}  // extern "C"

@@ -1,0 +1,88 @@
+/* The tfx host API in plain C: what programs in any language call to load a model and run it
+ * (libtfx exports it). Versioned and laid out under the same rules as the plugin ABI: structs
+ * open with struct_size, fields are only ever appended, layouts are pinned below, and every
+ * call reports failure as a status code plus a message in a tfx_error.
+ *
+ * Variable-length results are written through a tfx_sink (the caller's storage). Token ids
+ * are int32, logits f32, texts UTF-8 (not NUL-terminated in sinks).
+ *
+ * Threads: a model may be used from any thread, by one thread at a time (calls on one model
+ * must not overlap; calls on different models may). tfx_api_version may be called any time. */
+#ifndef TFX_HOST_API_H
+#define TFX_HOST_API_H
+
+#include "tfx/model.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define TFX_HOST_API_VERSION 1
+
+/* The TFX_HOST_API_VERSION libtfx was built with: a program compiled against a newer header
+ * checks it before calling functions the library may lack. */
+uint32_t tfx_api_version(void);
+
+typedef struct tfx_api_model tfx_api_model; /* a loaded model and its tokenizer */
+
+typedef struct tfx_api_open_options {
+    uint32_t struct_size;     /* sizeof(tfx_api_open_options) */
+    int32_t num_threads;      /* 0: the backend's default (all cores) */
+    const char* device;       /* NULL: the best backend that can run the model; "cpu", "torch", "cuda" */
+    const char* quantize;     /* NULL: weights as stored; "int8" or "int4" (q8_0 / q4_0 at load) */
+    const char* kv_dtype;     /* NULL: "f32"; "bf16" or "f16" */
+    const char* revision;     /* NULL: "main" (a Hub id's branch, tag or commit) */
+    const char* plugin_paths; /* NULL: the default search; else folders separated by ':' */
+    int32_t offline;          /* 1: never download (a Hub id must be cached) */
+    int32_t reserved;
+} tfx_api_open_options;
+
+/* Opens a model folder, a GGUF file or a Hub id (downloaded unless cached). `options` may be
+ * NULL. TFX_ERR_NOT_FOUND for a missing model, TFX_ERR_FORMAT for a bad config or weights,
+ * TFX_ERR_UNSUPPORTED for an architecture no plugin runs. Release with tfx_api_close. */
+int32_t tfx_api_open(const char* model, const tfx_api_open_options* options, tfx_api_model** out, tfx_error* error);
+void tfx_api_close(tfx_api_model* model);
+
+/* The model's shape: output kind and size, vocabulary, layers, context length. */
+int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error);
+
+/* Text -> token ids (int32 written to `ids`), as transformers' tokenizer(text) with
+ * add_special_tokens. TFX_ERR_NOT_FOUND when the model has no tokenizer. */
+int32_t tfx_api_encode(const tfx_api_model* model, const char* text, size_t size, int32_t add_special_tokens,
+                       tfx_sink ids, tfx_error* error);
+/* Token ids -> text (UTF-8), as tokenizer.decode(ids, skip_special_tokens). */
+int32_t tfx_api_decode(const tfx_api_model* model, const int32_t* ids, size_t count, int32_t skip_special_tokens,
+                       tfx_sink text, tfx_error* error);
+/* A JSON list of {"role", "content"} messages -> the prompt text the model's chat template
+ * renders (tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt)). */
+int32_t tfx_api_apply_chat_template(const tfx_api_model* model, const char* messages_json,
+                                    int32_t add_generation_prompt, tfx_sink text, tfx_error* error);
+
+/* One forward pass over `count` ids: the outputs (f32, info.output_size per row) of the last
+ * position, or of every position when `all_positions` is 1. */
+int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, int32_t all_positions, tfx_sink output,
+                        tfx_error* error);
+
+/* Called with each new token of each sequence as it is chosen (beam search: when it ends).
+ * Return 0 to go on, anything else to stop that sequence (cancellation). */
+typedef int32_t (*tfx_api_token_callback)(void* user, size_t sequence, int32_t token);
+
+/* generate(): `num_prompts` prompts (ids and lengths), decoded as transformers' generate()
+ * with `generation_config_json` (a generation_config.json's fields; NULL or "{}": the model's
+ * own generation_config.json). tfx's fields beside transformers': "seed" (sampling) and
+ * "ignore_eos". `on_token` may be NULL. The result is JSON written to `result`:
+ * {"sequences": [[new ids], ...], "sequences_scores": [...] (beam search)}, num_return_sequences
+ * rows per prompt. */
+int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, const size_t* lengths, size_t num_prompts,
+                         const char* generation_config_json, tfx_api_token_callback on_token, void* user,
+                         tfx_sink result, tfx_error* error);
+
+#ifdef __cplusplus
+} /* extern "C" */
+#endif
+
+TFX_STATIC_ASSERT(sizeof(tfx_api_open_options) == 56, "tfx_api_open_options layout");
+TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, device) == 8, "tfx_api_open_options layout");
+TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, offline) == 48, "tfx_api_open_options layout");
+
+#endif /* TFX_HOST_API_H */
