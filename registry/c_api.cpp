@@ -180,8 +180,7 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
             const auto json = nlohmann::json::parse(generation_config_json, nullptr, false);
             if (json.is_discarded() || !json.is_object())
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "generation_config_json: expected a JSON object");
-            const tfx::sdk::Config file(json, "generation_config_json");
-            if (!json.empty()) config = tfx::GenerationConfig::from_file(file, model->defaults);
+            config.read(tfx::sdk::Config(json, "generation_config_json"));
         }
         tfx::GenerateOptions options;
         std::vector<bool> stopped;

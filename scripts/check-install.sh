@@ -10,7 +10,7 @@ prefix="$work/prefix"
 model="${TFX_TEST_DATA:?TFX_TEST_DATA must point at the shared test data}/models/tinystories-656k"
 
 cmake --install build --prefix "$prefix" >/dev/null
-for example in third_party_plugin host_app; do
+for example in third_party_plugin host_app c_host; do
     cmake -S "examples/$example" -B "$work/build-$example" -G Ninja -DCMAKE_PREFIX_PATH="$prefix" >/dev/null
     cmake --build "$work/build-$example"
 done
@@ -25,6 +25,9 @@ TFX_PLUGIN_PATH="$plugin_dir" "$prefix/bin/tfx" generate --model "$model" "Once 
     --greedy --attn-implementation online-softmax --json | grep -F '"new_tokens":[313,598,303,1049'
 echo "== the host app"
 "$work/build-host_app/host_app" "$model" "Once upon a time" 16 | grep -F "Once upon a time, a little girl named Lily"
+
+echo "== the C host"
+"$work/build-c_host/c_host" "$model" "Once upon a time" 16 | grep -F "Once upon a time, a little girl named Lily"
 
 echo "== the install tree after a move"
 mv "$prefix" "$work/moved"

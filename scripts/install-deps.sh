@@ -15,6 +15,8 @@ packages=(
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format                        # scripts/format.sh --check (CI)
+    pybind11-dev python3-dev            # the Python package (python/)
+    python3-pytest python3-numpy        # its tests (tests/python)
 )
 missing=()
 for p in "${packages[@]}"; do

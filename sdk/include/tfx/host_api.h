@@ -67,10 +67,11 @@ int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, 
  * Return 0 to go on, anything else to stop that sequence (cancellation). */
 typedef int32_t (*tfx_api_token_callback)(void* user, size_t sequence, int32_t token);
 
-/* generate(): `num_prompts` prompts (ids and lengths), decoded as transformers' generate()
- * with `generation_config_json` (a generation_config.json's fields; NULL or "{}": the model's
- * own generation_config.json). tfx's fields beside transformers': "seed" (sampling) and
- * "ignore_eos". `on_token` may be NULL. The result is JSON written to `result`:
+/* generate(): `num_prompts` prompts (ids and lengths), decoded as transformers'
+ * generate(**kwargs): the model's own generation_config.json updated with the fields of
+ * `generation_config_json` (a JSON object in generation_config.json's names; NULL: none).
+ * tfx's fields beside transformers': "seed" (sampling) and "ignore_eos". `on_token` may be
+ * NULL. The result is JSON written to `result`:
  * {"sequences": [[new ids], ...], "sequences_scores": [...] (beam search)}, num_return_sequences
  * rows per prompt. */
 int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, const size_t* lengths, size_t num_prompts,

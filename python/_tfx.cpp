@@ -1,0 +1,183 @@
+// The Python extension `tfx._tfx`: the C host API (tfx/host_api.h) with Python types. The
+// transformers-shaped classes live in python/tfx/*.py on top of it.
+#include <pybind11/functional.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <cstring>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "tfx/host_api.h"
+
+namespace py = pybind11;
+
+namespace {
+
+// A status other than TFX_OK raised as tfx.TfxError(code, message) (python/tfx/errors.py maps
+// codes to subclasses).
+void check(int32_t status, const tfx_error& error) {
+    if (status == TFX_OK) return;
+    static py::object raise = py::module_::import("tfx.errors").attr("raise_status");
+    raise(status, std::string(error.message));
+    throw py::error_already_set();
+}
+
+tfx_error fresh_error() {
+    tfx_error e{};
+    e.struct_size = sizeof e;
+    return e;
+}
+
+tfx_sink bytes_sink(std::string& out) {
+    return {&out, [](void* ctx, const void* data, size_t bytes) {
+                static_cast<std::string*>(ctx)->append(static_cast<const char*>(data), bytes);
+            }};
+}
+
+template <class T>
+std::vector<T> as_vector(const std::string& bytes) {
+    std::vector<T> out(bytes.size() / sizeof(T));
+    std::memcpy(out.data(), bytes.data(), out.size() * sizeof(T));
+    return out;
+}
+
+class Model {
+  public:
+    Model(const std::string& path, int32_t num_threads, std::optional<std::string> device,
+          std::optional<std::string> quantize, std::optional<std::string> kv_dtype, std::optional<std::string> revision,
+          bool offline) {
+        tfx_api_open_options o{};
+        o.struct_size = sizeof o;
+        o.num_threads = num_threads;
+        o.device = device ? device->c_str() : nullptr;
+        o.quantize = quantize ? quantize->c_str() : nullptr;
+        o.kv_dtype = kv_dtype ? kv_dtype->c_str() : nullptr;
+        o.revision = revision ? revision->c_str() : nullptr;
+        o.offline = offline ? 1 : 0;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_open(path.c_str(), &o, &model_, &e);
+        }
+        check(status, e);
+    }
+    ~Model() { tfx_api_close(model_); }
+    Model(const Model&) = delete;
+    Model& operator=(const Model&) = delete;
+
+    py::dict info() const {
+        tfx_model_info i{};
+        i.struct_size = sizeof i;
+        tfx_error e = fresh_error();
+        check(tfx_api_info(model_, &i, &e), e);
+        py::dict d;
+        d["output_kind"] = i.output_kind == TFX_OUTPUT_LOGITS         ? "logits"
+                           : i.output_kind == TFX_OUTPUT_HIDDEN_STATE ? "hidden_state"
+                                                                      : "class_logits";
+        d["vocab_size"] = i.vocab_size;
+        d["hidden_size"] = i.hidden_size;
+        d["output_size"] = i.output_size;
+        d["num_layers"] = i.num_layers;
+        d["max_positions"] = i.max_positions;
+        return d;
+    }
+
+    std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(tfx_api_encode(model_, text.data(), text.size(), add_special_tokens, bytes_sink(out), &e), e);
+        return as_vector<int32_t>(out);
+    }
+
+    std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(tfx_api_decode(model_, ids.data(), ids.size(), skip_special_tokens, bytes_sink(out), &e), e);
+        return out;
+    }
+
+    std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(tfx_api_apply_chat_template(model_, messages_json.c_str(), add_generation_prompt, bytes_sink(out), &e),
+              e);
+        return out;
+    }
+
+    // Outputs as f32 bytes (the Python layer views them with numpy).
+    py::bytes forward(const std::vector<int32_t>& ids, bool all_positions) {
+        std::string out;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_forward(model_, ids.data(), ids.size(), all_positions, bytes_sink(out), &e);
+        }
+        check(status, e);
+        return py::bytes(out);
+    }
+
+    // generate(): the result JSON; on_token(sequence, token) -> truthy to stop that sequence.
+    std::string generate(const std::vector<std::vector<int32_t>>& prompts, const std::string& config_json,
+                         const std::function<bool(size_t, int32_t)>& on_token) {
+        std::vector<const int32_t*> pointers;
+        std::vector<size_t> lengths;
+        for (const auto& p : prompts) {
+            pointers.push_back(p.data());
+            lengths.push_back(p.size());
+        }
+        struct Callback {
+            const std::function<bool(size_t, int32_t)>* on_token;
+            bool failed = false;
+        } callback{on_token ? &on_token : nullptr};
+        auto trampoline = [](void* user, size_t sequence, int32_t token) -> int32_t {
+            auto* c = static_cast<Callback*>(user);
+            if (c->failed) return 1;
+            py::gil_scoped_acquire locked;
+            try {
+                return (*c->on_token)(sequence, token) ? 1 : 0;
+            } catch (py::error_already_set& e) {
+                c->failed = true;  // the callback raised: stop, and re-raise after generate
+                e.restore();
+                return 1;
+            }
+        };
+        std::string out;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_generate(model_, pointers.data(), lengths.data(), prompts.size(), config_json.c_str(),
+                                      callback.on_token ? +trampoline : nullptr, &callback, bytes_sink(out), &e);
+        }
+        if (callback.failed) throw py::error_already_set();
+        check(status, e);
+        return out;
+    }
+
+  private:
+    tfx_api_model* model_ = nullptr;
+};
+
+}  // namespace
+
+PYBIND11_MODULE(_tfx, m) {
+    m.doc() = "tfx's C host API (tfx/host_api.h) for Python; use the classes of the tfx package";
+    m.attr("HOST_API_VERSION") = tfx_api_version();
+    py::class_<Model>(m, "Model")
+        .def(py::init<const std::string&, int32_t, std::optional<std::string>, std::optional<std::string>,
+                      std::optional<std::string>, std::optional<std::string>, bool>(),
+             py::arg("path"), py::arg("num_threads") = 0, py::arg("device") = py::none(),
+             py::arg("quantize") = py::none(), py::arg("kv_dtype") = py::none(), py::arg("revision") = py::none(),
+             py::arg("offline") = false)
+        .def("info", &Model::info)
+        .def("encode", &Model::encode, py::arg("text"), py::arg("add_special_tokens") = true)
+        .def("decode", &Model::decode, py::arg("ids"), py::arg("skip_special_tokens") = false)
+        .def("apply_chat_template", &Model::apply_chat_template, py::arg("messages_json"),
+             py::arg("add_generation_prompt") = false)
+        .def("forward", &Model::forward, py::arg("ids"), py::arg("all_positions") = false)
+        .def("generate", &Model::generate, py::arg("prompts"), py::arg("config_json"), py::arg("on_token") = nullptr);
+}

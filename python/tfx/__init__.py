@@ -1,0 +1,287 @@
+"""tfx from Python, shaped like transformers: AutoTokenizer, AutoModelForCausalLM (generate with
+transformers' generation kwargs), AutoModel (hidden states), TextStreamer /
+TextIteratorStreamer, and pipeline("text-generation" | "feature-extraction").
+
+Everything runs in the tfx engine through its C host API (tfx/host_api.h); engine errors are
+raised as tfx.errors.TfxError subclasses (a missing model is also a FileNotFoundError, a bad
+argument a ValueError).
+
+    import tfx
+    tok = tfx.AutoTokenizer.from_pretrained("path/to/model")
+    model = tfx.AutoModelForCausalLM.from_pretrained("path/to/model")
+    out = model.generate(tok("Once upon a time")["input_ids"], max_new_tokens=20)
+    print(tok.decode(out[0]))
+"""
+from __future__ import annotations
+
+import json
+import queue
+import threading
+import weakref
+from typing import Any, Iterable, Iterator, Sequence
+
+from . import _tfx
+from .errors import FormatError, InvalidArgumentError, NotFoundError, TfxError, UnsupportedError
+
+__all__ = [
+    "AutoModel", "AutoModelForCausalLM", "AutoTokenizer", "CausalLM", "FormatError", "InvalidArgumentError",
+    "Model", "NotFoundError", "TextIteratorStreamer", "TextStreamer", "TfxError", "Tokenizer", "UnsupportedError",
+    "pipeline",
+]
+
+# One engine model per folder and options: AutoTokenizer and AutoModel* on the same folder share it.
+_open_models: "weakref.WeakValueDictionary[tuple, _tfx.Model]" = weakref.WeakValueDictionary()
+
+
+def _open(path: str, num_threads: int = 0, device: str | None = None, quantize: str | None = None,
+          kv_dtype: str | None = None, revision: str | None = None, offline: bool = False) -> _tfx.Model:
+    key = (str(path), num_threads, device, quantize, kv_dtype, revision, offline)
+    model = _open_models.get(key)
+    if model is None:
+        model = _tfx.Model(str(path), num_threads, device, quantize, kv_dtype, revision, offline)
+        _open_models[key] = model
+    return model
+
+
+def _id_rows(input_ids: Any, attention_mask: Any = None) -> tuple[list[list[int]], bool]:
+    """Token ids as a list of rows (pads, where attention_mask is 0, left out); and whether
+    they came as a single row."""
+    if hasattr(input_ids, "tolist"):
+        input_ids = input_ids.tolist()
+    if attention_mask is not None and hasattr(attention_mask, "tolist"):
+        attention_mask = attention_mask.tolist()
+    single = len(input_ids) > 0 and not isinstance(input_ids[0], (list, tuple))
+    rows = [list(input_ids)] if single else [list(r) for r in input_ids]
+    if attention_mask is not None:
+        masks = [list(attention_mask)] if single else [list(m) for m in attention_mask]
+        rows = [[t for t, m in zip(r, mk) if m] for r, mk in zip(rows, masks)]
+    for r in rows:
+        if not all(isinstance(t, int) for t in r):
+            raise InvalidArgumentError(1, "input_ids must hold integer token ids")
+    return rows, single
+
+
+class BatchEncoding(dict):
+    """What a tokenizer call returns: input_ids and attention_mask, also as attributes."""
+
+    def __getattr__(self, name: str) -> Any:
+        try:
+            return self[name]
+        except KeyError as e:
+            raise AttributeError(name) from e
+
+
+class Tokenizer:
+    """A model's tokenizer (tokenizer.json with tokenizer_config.json), as transformers' fast
+    tokenizers encode, decode and render chat templates."""
+
+    def __init__(self, model: _tfx.Model):
+        self._model = model
+
+    def __call__(self, text: str | Sequence[str], add_special_tokens: bool = True,
+                 return_tensors: str | None = None) -> BatchEncoding:
+        """input_ids and attention_mask of one text (lists) or several (a list per text);
+        return_tensors="np" gives numpy arrays (the texts must encode to equal lengths)."""
+        single = isinstance(text, str)
+        ids = [self._model.encode(t, add_special_tokens) for t in ([text] if single else text)]
+        masks = [[1] * len(r) for r in ids]
+        if return_tensors == "np":
+            import numpy as np
+            if len({len(r) for r in ids}) > 1:
+                raise InvalidArgumentError(1, "return_tensors='np' needs texts of equal token lengths")
+            return BatchEncoding(input_ids=np.array(ids, dtype=np.int64), attention_mask=np.array(masks, dtype=np.int64))
+        if return_tensors is not None:
+            raise InvalidArgumentError(1, f"return_tensors={return_tensors!r}: only 'np' (or None) is supported")
+        return BatchEncoding(input_ids=ids[0] if single else ids, attention_mask=masks[0] if single else masks)
+
+    def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
+        return self._model.encode(text, add_special_tokens)
+
+    def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
+        if hasattr(token_ids, "tolist"):
+            token_ids = token_ids.tolist()
+        return self._model.decode([int(t) for t in token_ids], skip_special_tokens)
+
+    def batch_decode(self, sequences: Iterable[Any], skip_special_tokens: bool = False) -> list[str]:
+        return [self.decode(s, skip_special_tokens) for s in sequences]
+
+    def apply_chat_template(self, conversation: list[dict], tokenize: bool = True,
+                            add_generation_prompt: bool = False) -> list[int] | str:
+        """The chat template rendered over the messages: its text, or (tokenize=True) its ids
+        without adding special tokens again."""
+        text = self._model.apply_chat_template(json.dumps(conversation), add_generation_prompt)
+        return self._model.encode(text, False) if tokenize else text
+
+
+class AutoTokenizer:
+    @staticmethod
+    def from_pretrained(path: str, **options: Any) -> Tokenizer:
+        """The tokenizer of a model folder, GGUF file or Hub id (options as Model's)."""
+        return Tokenizer(_open(path, **options))
+
+
+class Model:
+    """A model's forward pass: AutoModel.from_pretrained(...)(input_ids) -> its outputs."""
+
+    def __init__(self, model: _tfx.Model):
+        self._model = model
+        self.config = model.info()
+
+    def __call__(self, input_ids: Any) -> dict:
+        """Every position's outputs for one sequence: {"logits" or "last_hidden_state": array
+        [1, tokens, output_size]} (numpy)."""
+        import numpy as np
+        rows, _ = _id_rows(input_ids)
+        if len(rows) != 1:
+            raise InvalidArgumentError(1, "the forward pass takes one sequence")
+        out = np.frombuffer(self._model.forward(rows[0], True), dtype=np.float32)
+        out = out.reshape(1, len(rows[0]), self.config["output_size"])
+        name = "logits" if self.config["output_kind"] == "logits" else "last_hidden_state"
+        return {name: out}
+
+
+class CausalLM(Model):
+    """A causal language model: forward (logits) and generate()."""
+
+    def generate(self, input_ids: Any, generation_config: dict | None = None, streamer: Any = None,
+                 attention_mask: Any = None, **kwargs: Any) -> list[list[int]] | Any:
+        """transformers' generate(): the model's generation_config.json updated with
+        `generation_config` (a dict of its fields) and kwargs. Returns each prompt's sequences
+        (num_return_sequences per prompt), prompt included; numpy when input_ids was numpy and
+        the rows have equal lengths. eos_token_id=None disables stopping at EOS; seed=N makes
+        sampling repeatable. `streamer` gets put(prompt ids), then put([token]) per new token,
+        then end(), as transformers' streamers do (one prompt)."""
+        numpy_in = hasattr(input_ids, "tolist")
+        rows, _ = _id_rows(input_ids, attention_mask)
+        fields = dict(generation_config or {})
+        fields.update(kwargs)
+        if "eos_token_id" in fields and fields["eos_token_id"] is None:
+            del fields["eos_token_id"]
+            fields["ignore_eos"] = True
+        if streamer is not None:
+            if len(rows) != 1:
+                raise InvalidArgumentError(1, "a streamer takes one prompt")
+            streamer.put(list(rows[0]))
+        def on_token(sequence: int, token: int) -> bool:
+            streamer.put([token])
+            return False  # go on
+
+        try:
+            result = json.loads(self._model.generate(rows, json.dumps(fields), on_token if streamer else None))
+        finally:
+            if streamer is not None:
+                streamer.end()
+        per_prompt = len(result["sequences"]) // max(len(rows), 1)
+        sequences = [rows[i // per_prompt] + new for i, new in enumerate(result["sequences"])]
+        if numpy_in and len({len(s) for s in sequences}) == 1:
+            import numpy as np
+            return np.array(sequences, dtype=np.int64)
+        return sequences
+
+
+class AutoModel:
+    @staticmethod
+    def from_pretrained(path: str, **options: Any) -> Model:
+        """A model folder, GGUF file or Hub id. Options: num_threads, device ("cpu", "torch",
+        "cuda"), quantize ("int8", "int4"), kv_dtype, revision, offline."""
+        return Model(_open(path, **options))
+
+
+class AutoModelForCausalLM:
+    @staticmethod
+    def from_pretrained(path: str, **options: Any) -> CausalLM:
+        """As AutoModel.from_pretrained, for a model with a language-model head."""
+        model = CausalLM(_open(path, **options))
+        if model.config["output_kind"] != "logits":
+            raise UnsupportedError(3, f"{path} has no language-model head ({model.config['output_kind']} outputs)")
+        return model
+
+
+class TextStreamer:
+    """Prints the new text as it is generated (transformers' TextStreamer). skip_prompt leaves
+    the prompt out; text is written once its characters are complete."""
+
+    def __init__(self, tokenizer: Tokenizer, skip_prompt: bool = False, skip_special_tokens: bool = True):
+        self.tokenizer, self.skip_prompt, self.skip_special_tokens = tokenizer, skip_prompt, skip_special_tokens
+        self._tokens: list[int] = []
+        self._shown = 0
+        self._prompt_pending = True
+
+    def put(self, value: Sequence[int]) -> None:
+        if self._prompt_pending:
+            self._prompt_pending = False
+            if self.skip_prompt:
+                return
+        self._tokens.extend(int(t) for t in value)
+        text = self.tokenizer.decode(self._tokens, self.skip_special_tokens)
+        if text.endswith("\ufffd"):  # a character still being spelt in bytes
+            return
+        self.on_text(text[self._shown:])
+        self._shown = len(text)
+
+    def end(self) -> None:
+        text = self.tokenizer.decode(self._tokens, self.skip_special_tokens)
+        self.on_text(text[self._shown:], stream_end=True)
+        self._tokens, self._shown, self._prompt_pending = [], 0, True
+
+    def on_text(self, text: str, stream_end: bool = False) -> None:
+        print(text, end="" if not stream_end else "\n", flush=True)
+
+
+class TextIteratorStreamer(TextStreamer):
+    """The new text as an iterator (transformers' TextIteratorStreamer): run generate() in
+    another thread and iterate here."""
+
+    def __init__(self, tokenizer: Tokenizer, skip_prompt: bool = False, timeout: float | None = None,
+                 skip_special_tokens: bool = True):
+        super().__init__(tokenizer, skip_prompt, skip_special_tokens)
+        self._queue: queue.Queue = queue.Queue()
+        self._timeout = timeout
+
+    def on_text(self, text: str, stream_end: bool = False) -> None:
+        if text:
+            self._queue.put(text)
+        if stream_end:
+            self._queue.put(None)
+
+    def __iter__(self) -> Iterator[str]:
+        while (text := self._queue.get(timeout=self._timeout)) is not None:
+            yield text
+
+
+class _TextGenerationPipeline:
+    def __init__(self, model: CausalLM, tokenizer: Tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    def __call__(self, text: str | list[str], return_full_text: bool = True, **generate_kwargs: Any) -> list:
+        """[{"generated_text": ...}] per text (a list of such lists for several texts)."""
+        texts = [text] if isinstance(text, str) else text
+        outputs = []
+        for t in texts:
+            ids = self.tokenizer.encode(t)
+            rows = self.model.generate(ids, **generate_kwargs)
+            outputs.append([{"generated_text": (t if return_full_text else "") +
+                             self.tokenizer.decode(r[len(ids):], skip_special_tokens=True)} for r in rows])
+        return outputs[0] if isinstance(text, str) else outputs
+
+
+class _FeatureExtractionPipeline:
+    def __init__(self, model: Model, tokenizer: Tokenizer):
+        self.model, self.tokenizer = model, tokenizer
+
+    def __call__(self, text: str | list[str]) -> list:
+        """Every token's hidden state, [1][tokens][hidden] per text, as transformers returns them."""
+        texts = [text] if isinstance(text, str) else text
+        out = [self.model(self.tokenizer.encode(t))["last_hidden_state"].tolist() for t in texts]
+        return out[0] if isinstance(text, str) else out
+
+
+def pipeline(task: str, model: str, **options: Any):
+    """transformers.pipeline for "text-generation" and "feature-extraction" on a model folder,
+    GGUF file or Hub id (options as AutoModel.from_pretrained's)."""
+    tokenizer = AutoTokenizer.from_pretrained(model, **options)
+    if task == "text-generation":
+        return _TextGenerationPipeline(AutoModelForCausalLM.from_pretrained(model, **options), tokenizer)
+    if task == "feature-extraction":
+        return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
+    raise UnsupportedError(3, f"pipeline task {task!r}: tfx's Python package has text-generation and feature-extraction")

@@ -1,0 +1,134 @@
+"""The Python package against the goldens, through its transformers-shaped API: tinystories'
+greedy tokens (generate, pipeline), streaming, BERT's hidden states, chat templates, numpy in
+and out, and clean exceptions for bad input. Data from $TFX_TEST_DATA (skipped without it)."""
+import json
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+import tfx
+
+DATA = os.environ.get("TFX_TEST_DATA", "")
+
+
+def data(relative):
+    path = os.path.join(DATA, relative)
+    if not DATA or not os.path.exists(path):
+        pytest.skip(f"TFX_TEST_DATA does not hold {relative}")
+    return path
+
+
+@pytest.fixture(scope="module")
+def stories():
+    return data("models/tinystories-656k")
+
+
+@pytest.fixture(scope="module")
+def golden():
+    with open(data("golden/tinystories-656k.json")) as f:
+        return json.load(f)["prompts"]
+
+
+def test_generate_reproduces_the_golden_greedy_tokens(stories, golden):
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    for prompt in golden:
+        want = prompt["greedy"]["new_tokens"]
+        out = model.generate(prompt["input_ids"], max_new_tokens=len(want), do_sample=False, eos_token_id=None)
+        assert out[0] == prompt["input_ids"] + want, prompt["name"]
+
+
+def test_numpy_in_numpy_out_and_logits(stories, golden):
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    prompt = golden[0]
+    out = model.generate(np.array([prompt["input_ids"]]), max_new_tokens=4, eos_token_id=None)
+    assert isinstance(out, np.ndarray) and out.shape == (1, len(prompt["input_ids"]) + 4)
+    logits = model(prompt["input_ids"])["logits"]
+    assert logits.shape == (1, len(prompt["input_ids"]), 2048)
+    assert list(logits[0].argmax(axis=-1)) == prompt["argmax_per_position"]
+    assert np.allclose(logits[0, -1], prompt["last_logits"], atol=1e-4)
+
+
+def test_tokenizer_and_text_generation_pipeline(stories):
+    tok = tfx.AutoTokenizer.from_pretrained(stories)
+    enc = tok("Once upon a time")
+    assert enc.input_ids == enc["input_ids"] and enc.attention_mask == [1] * len(enc.input_ids)
+    assert tok.decode(enc.input_ids, skip_special_tokens=True) == "Once upon a time"
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    new = model.generate(enc.input_ids, max_new_tokens=8, do_sample=False)[0][len(enc.input_ids):]
+    generator = tfx.pipeline("text-generation", model=stories)
+    out = generator("Once upon a time", max_new_tokens=8, do_sample=False)
+    assert out == [{"generated_text": "Once upon a time" + tok.decode(new, skip_special_tokens=True)}]
+
+
+def test_streamed_text_is_the_whole_text(stories):
+    tok = tfx.AutoTokenizer.from_pretrained(stories)
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    ids = tok("Once upon a time").input_ids
+    streamer = tfx.TextIteratorStreamer(tok, skip_prompt=True, timeout=60)
+    result = {}
+    thread = threading.Thread(target=lambda: result.update(out=model.generate(ids, max_new_tokens=24, streamer=streamer)))
+    thread.start()
+    chunks = list(streamer)
+    thread.join()
+    assert len(chunks) > 5
+    assert "".join(chunks) == tok.decode(result["out"][0][len(ids):], skip_special_tokens=True)
+
+
+def test_sampling_repeats_with_a_seed_and_beams_return_several(stories):
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    ids = [1, 80, 147, 201, 282, 57]
+    a = model.generate(ids, max_new_tokens=12, do_sample=True, seed=11, top_k=0)
+    assert a == model.generate(ids, max_new_tokens=12, do_sample=True, seed=11, top_k=0)
+    assert len(model.generate(ids, max_new_tokens=6, num_beams=3, num_return_sequences=2)) == 2
+
+
+def test_feature_extraction_matches_bert_hidden_states(tmp_path):
+    bert, golden = data("tiny/bert"), data("golden/tiny/bert.json")
+    for f in os.listdir(bert):
+        shutil.copy(os.path.join(bert, f), tmp_path)
+    # A WordLevel tokenizer for its 384 ids: "w1 w17" is [1, 17].
+    vocab = {f"w{i}": i for i in range(384)}
+    (tmp_path / "tokenizer.json").write_text(json.dumps({
+        "version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None, "decoder": None, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "w0"}}))
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
+    extractor = tfx.pipeline("feature-extraction", model=str(tmp_path))
+    for prompt in json.load(open(golden))["prompts"]:
+        features = np.array(extractor(" ".join(f"w{i}" for i in prompt["input_ids"])))
+        assert features.shape == (1, len(prompt["input_ids"]), prompt["hidden_size"])
+        assert np.allclose(features[0].mean(axis=0), prompt["mean_pooled"], atol=1e-4), prompt["name"]
+
+
+def test_chat_template_renders_messages(stories, tmp_path):
+    template = data("chat_templates/qwen2_5/tokenizer_config.json")
+    for f in os.listdir(stories):
+        shutil.copy(os.path.join(stories, f), tmp_path)
+    config = json.load(open(tmp_path / "tokenizer_config.json"))
+    config["chat_template"] = json.load(open(template))["chat_template"]
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps(config))
+    tok = tfx.AutoTokenizer.from_pretrained(str(tmp_path))
+    messages = [{"role": "user", "content": "Tell me a story"}]
+    text = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    assert "<|im_start|>user\nTell me a story<|im_end|>" in text and text.endswith("<|im_start|>assistant\n")
+    assert tok.apply_chat_template(messages, add_generation_prompt=True) == tok.encode(text, add_special_tokens=False)
+
+
+def test_bad_input_raises_clean_python_exceptions(stories, tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such local folder"):
+        tfx.AutoModelForCausalLM.from_pretrained(str(tmp_path / "missing"))
+    (tmp_path / "config.json").write_text('{"model_type": "llama", "hidden_size": ')
+    with pytest.raises(tfx.TfxError, match="config.json"):
+        tfx.AutoModelForCausalLM.from_pretrained(str(tmp_path))
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    with pytest.raises(ValueError, match="outside the vocabulary"):
+        model.generate([1, 5000], max_new_tokens=2)
+    with pytest.raises(ValueError, match="top_p"):
+        model.generate([1, 80], max_new_tokens=2, do_sample=True, top_p=7)
+    with pytest.raises(ValueError, match="integer token ids"):
+        model.generate([[1, "a"]], max_new_tokens=2)
+    tok = tfx.AutoTokenizer.from_pretrained(stories)
+    with pytest.raises(FileNotFoundError, match="chat_template"):
+        tok.apply_chat_template([{"role": "user", "content": "hi"}])
