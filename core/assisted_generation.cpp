@@ -98,21 +98,8 @@ GenerationResult assisted_generate(ModelSession& session, const std::vector<std:
         config.max_time ? Clock::now() + std::chrono::duration<double>(*config.max_time) : Clock::time_point::max();
     for (size_t row = 0; row < prompts.size(); ++row) {
         const std::vector<int32_t>& prompt = prompts[row];
-        if (prompt.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
-        for (int32_t id : prompt) {
-            if (id < 0 || id >= info.vocab_size)
-                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
-                                                               " is outside the vocabulary (size " +
-                                                               std::to_string(info.vocab_size) + ")");
-        }
-        const int64_t max_new = config.max_length
-                                    ? std::max<int64_t>(0, *config.max_length - static_cast<int64_t>(prompt.size()))
-                                    : config.max_new_tokens;
-        if (info.max_positions > 0 && static_cast<int64_t>(prompt.size()) + max_new > info.max_positions)
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "prompt (" + std::to_string(prompt.size()) + ") + new tokens (" +
-                                                           std::to_string(max_new) +
-                                                           ") exceed the model's max_position_embeddings (" +
-                                                           std::to_string(info.max_positions) + ")");
+        const int64_t max_new = config.new_tokens_after(static_cast<int64_t>(prompt.size()));
+        check_prompt(info, prompt, max_new);
         std::unique_ptr<PagedKvCache> cache = session.make_cache(16, false);
         ForwardCall call(session, cache.get());
         const PagedKvCache::SeqId seq = cache->add();

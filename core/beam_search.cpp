@@ -95,24 +95,9 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
     GenerationResult result;
     if (prompts.empty()) return result;
     int64_t longest = 0;
-    for (const auto& p : prompts) {
-        if (p.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
-        for (int32_t id : p) {
-            if (id < 0 || id >= info.vocab_size)
-                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
-                                                               " is outside the vocabulary (size " +
-                                                               std::to_string(info.vocab_size) + ")");
-        }
-        longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
-    }
-    const int64_t max_new =
-        config.max_length ? std::max<int64_t>(0, *config.max_length - longest) : config.max_new_tokens;
-    if (info.max_positions > 0 && longest + max_new > info.max_positions) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "prompt (" + std::to_string(longest) + ") + new tokens (" +
-                                                       std::to_string(max_new) +
-                                                       ") exceed the model's max_position_embeddings (" +
-                                                       std::to_string(info.max_positions) + ")");
-    }
+    for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    const int64_t max_new = config.new_tokens_after(longest);
+    for (const auto& p : prompts) check_prompt(info, p, max_new);
     const std::vector<int32_t>& eos = config.eos_token_ids;
     const auto is_eos = [&](int32_t t) { return std::find(eos.begin(), eos.end(), t) != eos.end(); };
     // Candidates per row and step: enough that num_beams survive even if the best are all EOS.

@@ -10,6 +10,24 @@
 
 namespace tfx {
 
+void check_prompt(const tfx_model_info& info, std::span<const int32_t> prompt, int64_t max_new_tokens) {
+    if (prompt.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
+    for (int32_t id : prompt) {
+        if (id < 0 || id >= info.vocab_size) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
+                                                           " is outside the vocabulary (size " +
+                                                           std::to_string(info.vocab_size) + ")");
+        }
+    }
+    const auto length = static_cast<int64_t>(prompt.size());
+    if (info.max_positions > 0 && length + max_new_tokens > info.max_positions) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "prompt (" + std::to_string(length) + ") + new tokens (" +
+                                                       std::to_string(max_new_tokens) +
+                                                       ") exceed the model's max_position_embeddings (" +
+                                                       std::to_string(info.max_positions) + ")");
+    }
+}
+
 Generator::Generator(ModelSession& session, GeneratorOptions options)
     : session_(session),
       options_(options),
@@ -42,21 +60,7 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     if (config.num_beams > 1)
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "the Generator decodes one sequence per request; num_beams " +
                                                   std::to_string(config.num_beams) + " needs beam_search()");
-    if (prompt.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a prompt has no tokens");
-    for (int32_t id : prompt) {
-        if (id < 0 || id >= info.vocab_size) {
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
-                                                           " is outside the vocabulary (size " +
-                                                           std::to_string(info.vocab_size) + ")");
-        }
-    }
-    const auto prompt_len = static_cast<int64_t>(prompt.size());
-    if (info.max_positions > 0 && prompt_len + max_new_tokens > info.max_positions) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "prompt (" + std::to_string(prompt_len) + ") + new tokens (" +
-                                                       std::to_string(max_new_tokens) +
-                                                       ") exceed the model's max_position_embeddings (" +
-                                                       std::to_string(info.max_positions) + ")");
-    }
+    check_prompt(info, prompt, max_new_tokens);
     Request r;
     r.processing = std::make_shared<const LogitsProcessing>(config, info.vocab_size);
     r.prompt_length = prompt.size();
@@ -337,8 +341,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
     // As transformers pads a batch: max_length counts from the longest prompt, and each row's
     // lengths count its left pads.
-    const int64_t max_new =
-        config.max_length ? std::max<int64_t>(0, *config.max_length - longest) : config.max_new_tokens;
+    const int64_t max_new = config.new_tokens_after(longest);
     std::unordered_map<Generator::RequestId, size_t> row_of;
     for (size_t p = 0; p < prompts.size(); ++p) {
         Generator::RequestOptions request_options{.output_scores = options.output_scores,

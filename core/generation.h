@@ -197,6 +197,10 @@ class Generator {
 
 // Generates for each prompt; max_new_tokens (or max_length, counted from the longest prompt as
 // transformers does for a padded batch) bounds every sequence.
+// Throws naming the first id outside the model's vocabulary, an empty prompt, or a prompt that
+// with max_new_tokens would outgrow the model's context (max_position_embeddings).
+void check_prompt(const tfx_model_info& info, std::span<const int32_t> prompt, int64_t max_new_tokens);
+
 // A batch is padded as transformers pads it (lengths count each row's left pads). Sampling with
 // num_return_sequences > 1 draws that many sequences per prompt, each from its own seed
 // (seed, seed + 1, ...); num_beams > 1 runs beam_search().

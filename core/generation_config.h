@@ -3,6 +3,7 @@
 // config.json). Field names and defaults are transformers'.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -95,6 +96,12 @@ struct GenerationConfig {
     // tfx lacks such as num_beam_groups); bookkeeping fields (transformers_version, output_*)
     // are not listed.
     static std::vector<std::string> unsupported_fields(const sdk::Config& file);
+
+    // New tokens allowed after a prompt of `prompt_length` (a padded batch's longest):
+    // max_length less the prompt when max_length is what was given, else max_new_tokens.
+    int64_t new_tokens_after(int64_t prompt_length) const {
+        return max_length ? std::max<int64_t>(0, *max_length - prompt_length) : max_new_tokens;
+    }
 
     // Smallest temperature accepted when sampling: below it logits / temperature overflows.
     static constexpr float kMinTemperature = 1e-6f;

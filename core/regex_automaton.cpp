@@ -11,6 +11,11 @@ namespace {
 // NFA states a pattern may compile to: {n,m} copies its atom, so a pattern can be small and its
 // automaton huge.
 constexpr size_t kMaxNfaStates = 400000;
+// Groups nested deeper than this are refused: the parser recurses once per level.
+constexpr int kMaxDepth = 200;
+// DFA states built at most: some patterns ((a|b)*a(a|b){20}) have exponentially many, and an
+// untrusted pattern must not take the memory (each state holds a 256-entry table).
+constexpr size_t kMaxDfaStates = 100000;
 }  // namespace
 
 // Recursive descent over the pattern, building Thompson fragments in the automaton's NFA.
@@ -239,11 +244,13 @@ class RegexParser {
         if (pos_ >= p_.size()) fail("expected an atom");
         const char c = p_[pos_];
         if (c == '(') {
+            if (++depth_ > kMaxDepth) fail("groups nested more than " + std::to_string(kMaxDepth) + " deep");
             ++pos_;
             if (p_.substr(pos_, 2) == "?:") pos_ += 2;
             const Fragment f = alternation();
             if (!at(')')) fail("expected ')'");
             ++pos_;
+            --depth_;
             return f;
         }
         if (c == '[') return byte_class();
@@ -310,6 +317,7 @@ class RegexParser {
     RegexAutomaton& a_;
     std::string_view p_;
     size_t pos_ = 0;
+    int depth_ = 0;
 };
 
 RegexAutomaton::RegexAutomaton(std::string_view pattern) {
@@ -347,6 +355,9 @@ void RegexAutomaton::close(std::vector<int32_t>& states) const {
 int32_t RegexAutomaton::dfa_state(std::vector<int32_t> closure) {
     const auto it = dfa_ids_.find(closure);
     if (it != dfa_ids_.end()) return it->second;
+    if (dfa_.size() >= kMaxDfaStates)
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "regex: the pattern's automaton grew past " +
+                                                  std::to_string(kMaxDfaStates) + " states; simplify the pattern");
     DfaState d;
     d.accepting = std::binary_search(closure.begin(), closure.end(), accept_);
     d.nfa = closure;

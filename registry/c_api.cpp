@@ -147,13 +147,6 @@ int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, 
         need(model, "model");
         need(ids, "ids");
         if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
-        const int64_t vocab = model->session->info().vocab_size;
-        for (size_t i = 0; i < count; ++i) {
-            if (ids[i] < 0 || ids[i] >= vocab)
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
-                                                          " is outside the vocabulary (size " + std::to_string(vocab) +
-                                                          ")");
-        }
         tfx::ForwardCall call(*model->session);
         tfx::SequenceInput in;
         in.ids = std::span(ids, count);

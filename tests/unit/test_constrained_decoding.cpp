@@ -1,6 +1,7 @@
 // Constrained decoding's parts: the byte regex automaton, JSON Schema -> regex (texts valid
 // against the schema match, invalid ones do not), and the token mask over a small vocabulary.
 #include <cmath>
+#include <random>
 
 #include <gtest/gtest.h>
 
@@ -56,6 +57,17 @@ TEST(RegexAutomaton, SyntaxErrorsNameTheirOffset) {
     EXPECT_NE(error_of([] { tfx::RegexAutomaton("[z-a]"); }).find("range"), std::string::npos);
     EXPECT_NE(error_of([] { tfx::RegexAutomaton("a**"); }).find("quantifier after a quantifier"), std::string::npos);
     EXPECT_NE(error_of([] { tfx::RegexAutomaton("(a{1000}){1000}"); }).find("too large"), std::string::npos);
+    EXPECT_NE(error_of([] { tfx::RegexAutomaton(std::string(100000, '(')); }).find("nested more than"),
+              std::string::npos);
+    // Exponentially many DFA states: refused once they pass the cap, never unbounded memory.
+    tfx::RegexAutomaton blowup("(?:a|b)*a(?:a|b){40}");
+    EXPECT_NE(error_of([&] {
+                  std::mt19937 rng(1);
+                  int32_t s = blowup.start();
+                  for (int i = 0; i < 1000000 && s != tfx::RegexAutomaton::kDead; ++i)
+                      s = blowup.next(s, "ab"[rng() % 2]);
+              }).find("grew past"),
+              std::string::npos);
 }
 
 TEST(JsonSchemaRegex, ValidTextsMatchAndInvalidOnesDoNot) {
