@@ -43,6 +43,67 @@ std::vector<T> as_vector(const std::string& bytes) {
     return out;
 }
 
+// A tokenizer: opened alone (owned) or the one a model holds (borrowed; Python keeps the
+// model alive while it lives).
+class Tokenizer {
+  public:
+    Tokenizer(const std::string& path, std::optional<std::string> revision, bool offline) {
+        tfx_api_open_options o{};
+        o.struct_size = sizeof o;
+        o.revision = revision ? revision->c_str() : nullptr;
+        o.offline = offline ? 1 : 0;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_open_tokenizer(path.c_str(), &o, &owned_, &e);
+        }
+        check(status, e);
+        tokenizer_ = owned_;
+    }
+    explicit Tokenizer(const tfx_api_tokenizer* borrowed) : tokenizer_(borrowed) {}
+    ~Tokenizer() { tfx_api_close_tokenizer(owned_); }
+    Tokenizer(const Tokenizer&) = delete;
+    Tokenizer& operator=(const Tokenizer&) = delete;
+
+    std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(tfx_api_encode(tokenizer_, text.data(), text.size(), add_special_tokens, bytes_sink(out), &e), e);
+        return as_vector<int32_t>(out);
+    }
+
+    std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(tfx_api_decode(tokenizer_, ids.data(), ids.size(), skip_special_tokens, bytes_sink(out), &e), e);
+        return out;
+    }
+
+    std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt) const {
+        std::string out;
+        tfx_error e = fresh_error();
+        check(
+            tfx_api_apply_chat_template(tokenizer_, messages_json.c_str(), add_generation_prompt, bytes_sink(out), &e),
+            e);
+        return out;
+    }
+
+    // The id of a special token ("pad_token", ...), or None.
+    std::optional<int32_t> special_token_id(const std::string& name) const {
+        int32_t id = -1;
+        tfx_error e = fresh_error();
+        const int32_t status = tfx_api_special_token_id(tokenizer_, name.c_str(), &id, &e);
+        if (status == TFX_ERR_NOT_FOUND) return std::nullopt;
+        check(status, e);
+        return id;
+    }
+
+  private:
+    tfx_api_tokenizer* owned_ = nullptr;
+    const tfx_api_tokenizer* tokenizer_ = nullptr;
+};
+
 class Model {
   public:
     Model(const std::string& path, int32_t num_threads, std::optional<std::string> device,
@@ -85,26 +146,10 @@ class Model {
         return d;
     }
 
-    std::vector<int32_t> encode(const std::string& text, bool add_special_tokens) const {
-        std::string out;
-        tfx_error e = fresh_error();
-        check(tfx_api_encode(model_, text.data(), text.size(), add_special_tokens, bytes_sink(out), &e), e);
-        return as_vector<int32_t>(out);
-    }
-
-    std::string decode(const std::vector<int32_t>& ids, bool skip_special_tokens) const {
-        std::string out;
-        tfx_error e = fresh_error();
-        check(tfx_api_decode(model_, ids.data(), ids.size(), skip_special_tokens, bytes_sink(out), &e), e);
-        return out;
-    }
-
-    std::string apply_chat_template(const std::string& messages_json, bool add_generation_prompt) const {
-        std::string out;
-        tfx_error e = fresh_error();
-        check(tfx_api_apply_chat_template(model_, messages_json.c_str(), add_generation_prompt, bytes_sink(out), &e),
-              e);
-        return out;
+    // Its tokenizer, or None (py::keep_alive keeps this model open while it lives).
+    std::unique_ptr<Tokenizer> tokenizer() const {
+        const tfx_api_tokenizer* t = tfx_api_model_tokenizer(model_);
+        return t ? std::make_unique<Tokenizer>(t) : nullptr;
     }
 
     // Outputs as f32 bytes (the Python layer views them with numpy).
@@ -167,6 +212,14 @@ class Model {
 PYBIND11_MODULE(_tfx, m) {
     m.doc() = "tfx's C host API (tfx/host_api.h) for Python; use the classes of the tfx package";
     m.attr("HOST_API_VERSION") = tfx_api_version();
+    py::class_<Tokenizer>(m, "Tokenizer")
+        .def(py::init<const std::string&, std::optional<std::string>, bool>(), py::arg("path"),
+             py::arg("revision") = py::none(), py::arg("offline") = false)
+        .def("encode", &Tokenizer::encode, py::arg("text"), py::arg("add_special_tokens") = true)
+        .def("decode", &Tokenizer::decode, py::arg("ids"), py::arg("skip_special_tokens") = false)
+        .def("apply_chat_template", &Tokenizer::apply_chat_template, py::arg("messages_json"),
+             py::arg("add_generation_prompt") = false)
+        .def("special_token_id", &Tokenizer::special_token_id, py::arg("name"));
     py::class_<Model>(m, "Model")
         .def(py::init<const std::string&, int32_t, std::optional<std::string>, std::optional<std::string>,
                       std::optional<std::string>, std::optional<std::string>, bool>(),
@@ -174,10 +227,7 @@ PYBIND11_MODULE(_tfx, m) {
              py::arg("quantize") = py::none(), py::arg("kv_dtype") = py::none(), py::arg("revision") = py::none(),
              py::arg("offline") = false)
         .def("info", &Model::info)
-        .def("encode", &Model::encode, py::arg("text"), py::arg("add_special_tokens") = true)
-        .def("decode", &Model::decode, py::arg("ids"), py::arg("skip_special_tokens") = false)
-        .def("apply_chat_template", &Model::apply_chat_template, py::arg("messages_json"),
-             py::arg("add_generation_prompt") = false)
+        .def("tokenizer", &Model::tokenizer, py::keep_alive<0, 1>())
         .def("forward", &Model::forward, py::arg("ids"), py::arg("all_positions") = false)
         .def("generate", &Model::generate, py::arg("prompts"), py::arg("config_json"), py::arg("on_token") = nullptr);
 }

@@ -14,10 +14,14 @@
 #include "registry/auto_tokenizer.h"
 #include "tfx/sdk/error.hpp"
 
+struct tfx_api_tokenizer {
+    std::unique_ptr<tfx::Tokenizer> tokenizer;
+};
+
 struct tfx_api_model {
     std::unique_ptr<tfx::ModelSession> session;
-    std::unique_ptr<tfx::Tokenizer> tokenizer;  // null when the model has none
-    tfx::GenerationConfig defaults;             // its generation_config.json (else config.json's tokens)
+    tfx_api_tokenizer tokenizer;     // empty when the model has none
+    tfx::GenerationConfig defaults;  // its generation_config.json (else config.json's tokens)
 };
 
 namespace {
@@ -33,18 +37,33 @@ void write_text(tfx_sink sink, const std::string& text) {
     if (sink.write) sink.write(sink.ctx, text.data(), text.size());
 }
 
-const tfx::Tokenizer& tokenizer_of(const tfx_api_model* model) {
-    if (!model->tokenizer)
-        throw Error(TFX_ERR_NOT_FOUND, "this model has no tokenizer (tokenizer.json or GGUF tokenizer metadata)");
-    return *model->tokenizer;
+const tfx::Tokenizer& tokenizer_of(const tfx_api_tokenizer* tokenizer) {
+    if (!tokenizer || !tokenizer->tokenizer) throw Error(TFX_ERR_INVALID_ARGUMENT, "tokenizer is NULL");
+    return *tokenizer->tokenizer;
+}
+
+tfx::LoadOptions load_options(const tfx_api_open_options* options) {
+    tfx::LoadOptions load;
+    if (!options) return load;
+    if (options->struct_size < sizeof(uint32_t) * 2)
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "tfx_api_open_options.struct_size is not set");
+    load.num_threads = options->num_threads;
+    load.device = options->device ? options->device : "auto";
+    if (options->quantize) load.quantize = options->quantize;
+    load.kv_dtype = options->kv_dtype ? options->kv_dtype : "f32";
+    if (options->revision) load.revision = options->revision;
+    load.offline = options->offline != 0;
+    if (options->plugin_paths) {
+        std::stringstream paths(options->plugin_paths);
+        for (std::string p; std::getline(paths, p, ':');) {
+            if (!p.empty()) load.plugin_paths.push_back(p);
+        }
+    }
+    return load;
 }
 
 void need(const void* p, const char* what) {
     if (!p) throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
-}
-
-std::string text_or(const char* value, const char* fallback) {
-    return value ? std::string(value) : std::string(fallback);
 }
 
 }  // namespace
@@ -60,27 +79,11 @@ int32_t tfx_api_open(const char* model, const tfx_api_open_options* options, tfx
         need(model, "model");
         need(out, "out");
         *out = nullptr;
-        tfx::LoadOptions load;
-        if (options) {
-            if (options->struct_size < sizeof(uint32_t) * 2)
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "tfx_api_open_options.struct_size is not set");
-            load.num_threads = options->num_threads;
-            load.device = text_or(options->device, "auto");
-            if (options->quantize) load.quantize = options->quantize;
-            load.kv_dtype = text_or(options->kv_dtype, "f32");
-            if (options->revision) load.revision = options->revision;
-            load.offline = options->offline != 0;
-            if (options->plugin_paths) {
-                std::stringstream paths(options->plugin_paths);
-                for (std::string p; std::getline(paths, p, ':');) {
-                    if (!p.empty()) load.plugin_paths.push_back(p);
-                }
-            }
-        }
+        const tfx::LoadOptions load = load_options(options);
         auto m = std::make_unique<tfx_api_model>();
         m->session = tfx::AutoModel::from_pretrained(model, load);
         if (tfx::Tokenizer::model_has_one(*m->session))
-            m->tokenizer = tfx::Tokenizer::for_model(*m->session, load.plugin_paths);
+            m->tokenizer.tokenizer = tfx::Tokenizer::for_model(*m->session, load.plugin_paths);
         m->defaults = tfx::GenerationConfig::from_model(
             m->session->config(), tfx::load_optional_json_file(m->session->model_dir() / "generation_config.json"));
         *out = m.release();
@@ -99,23 +102,53 @@ int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error
     });
 }
 
-int32_t tfx_api_encode(const tfx_api_model* model, const char* text, size_t size, int32_t add_special_tokens,
-                       tfx_sink ids, tfx_error* error) {
+int32_t tfx_api_open_tokenizer(const char* model, const tfx_api_open_options* options, tfx_api_tokenizer** out,
+                               tfx_error* error) {
     return tfx::sdk::guard(error, [&] {
         need(model, "model");
+        need(out, "out");
+        *out = nullptr;
+        const tfx::LoadOptions load = load_options(options);
+        auto t = std::make_unique<tfx_api_tokenizer>();
+        const auto gguf = tfx::gguf_file_of(model);
+        t->tokenizer = tfx::Tokenizer::open(gguf ? *gguf : tfx::resolve_model_location(model, load), load.plugin_paths);
+        *out = t.release();
+    });
+}
+
+void tfx_api_close_tokenizer(tfx_api_tokenizer* tokenizer) {
+    delete tokenizer;
+}
+
+const tfx_api_tokenizer* tfx_api_model_tokenizer(const tfx_api_model* model) {
+    return model && model->tokenizer.tokenizer ? &model->tokenizer : nullptr;
+}
+
+int32_t tfx_api_special_token_id(const tfx_api_tokenizer* tokenizer, const char* name, int32_t* id, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(name, "name");
+        need(id, "id");
+        const std::optional<int32_t> found = tokenizer_of(tokenizer).special_id(name);
+        if (!found) throw Error(TFX_ERR_NOT_FOUND, std::string("the tokenizer has no ") + name);
+        *id = *found;
+    });
+}
+
+int32_t tfx_api_encode(const tfx_api_tokenizer* tokenizer, const char* text, size_t size, int32_t add_special_tokens,
+                       tfx_sink ids, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
         if (size > 0) need(text, "text");
         const std::vector<int32_t> out =
-            tokenizer_of(model).encode(std::string_view(text ? text : "", size), add_special_tokens != 0);
+            tokenizer_of(tokenizer).encode(std::string_view(text ? text : "", size), add_special_tokens != 0);
         write<int32_t>(ids, out);
     });
 }
 
-int32_t tfx_api_decode(const tfx_api_model* model, const int32_t* ids, size_t count, int32_t skip_special_tokens,
-                       tfx_sink text, tfx_error* error) {
+int32_t tfx_api_decode(const tfx_api_tokenizer* tokenizer_handle, const int32_t* ids, size_t count,
+                       int32_t skip_special_tokens, tfx_sink text, tfx_error* error) {
     return tfx::sdk::guard(error, [&] {
-        need(model, "model");
         if (count > 0) need(ids, "ids");
-        const tfx::Tokenizer& tokenizer = tokenizer_of(model);
+        const tfx::Tokenizer& tokenizer = tokenizer_of(tokenizer_handle);
         for (size_t i = 0; i < count; ++i) {
             if (ids[i] < 0 || ids[i] >= tokenizer.vocab_size())
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "ids[" + std::to_string(i) + "] = " + std::to_string(ids[i]) +
@@ -126,10 +159,9 @@ int32_t tfx_api_decode(const tfx_api_model* model, const int32_t* ids, size_t co
     });
 }
 
-int32_t tfx_api_apply_chat_template(const tfx_api_model* model, const char* messages_json,
+int32_t tfx_api_apply_chat_template(const tfx_api_tokenizer* tokenizer, const char* messages_json,
                                     int32_t add_generation_prompt, tfx_sink text, tfx_error* error) {
     return tfx::sdk::guard(error, [&] {
-        need(model, "model");
         need(messages_json, "messages_json");
         const auto messages = nlohmann::ordered_json::parse(messages_json, nullptr, false);
         if (messages.is_discarded() || !messages.is_array())
@@ -137,7 +169,7 @@ int32_t tfx_api_apply_chat_template(const tfx_api_model* model, const char* mess
                         "messages_json: expected a JSON list of {\"role\", \"content\"} objects");
         tfx::Tokenizer::ChatOptions chat;
         chat.add_generation_prompt = add_generation_prompt != 0;
-        write_text(text, tokenizer_of(model).apply_chat_template(messages, chat));
+        write_text(text, tokenizer_of(tokenizer).apply_chat_template(messages, chat));
     });
 }
 

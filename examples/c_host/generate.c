@@ -33,7 +33,8 @@ static int32_t on_token(void* user, size_t sequence, int32_t token) {
     tfx_error error = {sizeof error, 0, {0}};
     (void)sequence;
     if (s->count < 4096) s->tokens[s->count++] = token;
-    if (tfx_api_decode(s->model, s->tokens, s->count, 1, (tfx_sink){&text, append}, &error) == TFX_OK &&
+    if (tfx_api_decode(tfx_api_model_tokenizer(s->model), s->tokens, s->count, 1, (tfx_sink){&text, append}, &error) ==
+            TFX_OK &&
         text.size > s->printed) {
         fputs(text.data + s->printed, stdout);
         fflush(stdout);
@@ -58,7 +59,8 @@ int main(int argc, char** argv) {
     char config[96];
     snprintf(config, sizeof config, "{\"max_new_tokens\": %d, \"do_sample\": false}", argc > 3 ? atoi(argv[3]) : 32);
     stream s = {model, {0}, 0, 0};
-    int status = tfx_api_encode(model, argv[2], strlen(argv[2]), 1, (tfx_sink){&ids, append}, &error);
+    int status =
+        tfx_api_encode(tfx_api_model_tokenizer(model), argv[2], strlen(argv[2]), 1, (tfx_sink){&ids, append}, &error);
     if (status == TFX_OK) {
         const int32_t* prompt = (const int32_t*)ids.data;
         const size_t length = ids.size / sizeof(int32_t);

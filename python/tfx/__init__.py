@@ -73,34 +73,54 @@ class BatchEncoding(dict):
 
 class Tokenizer:
     """A model's tokenizer (tokenizer.json with tokenizer_config.json), as transformers' fast
-    tokenizers encode, decode and render chat templates."""
+    tokenizers encode, pad, decode and render chat templates."""
 
-    def __init__(self, model: _tfx.Model):
-        self._model = model
+    def __init__(self, tokenizer: _tfx.Tokenizer):
+        self._tokenizer = tokenizer
+        self.padding_side = "right"
+        self.pad_token_id = tokenizer.special_token_id("pad_token")
+        self.eos_token_id = tokenizer.special_token_id("eos_token")
+        self.bos_token_id = tokenizer.special_token_id("bos_token")
 
-    def __call__(self, text: str | Sequence[str], add_special_tokens: bool = True,
+    def __call__(self, text: str | Sequence[str], add_special_tokens: bool = True, padding: bool | str = False,
+                 truncation: bool = False, max_length: int | None = None,
                  return_tensors: str | None = None) -> BatchEncoding:
-        """input_ids and attention_mask of one text (lists) or several (a list per text);
-        return_tensors="np" gives numpy arrays (the texts must encode to equal lengths)."""
+        """input_ids and attention_mask of one text (lists) or several (a list per text).
+        truncation with max_length cuts each text's ids; padding=True / "longest" pads to the
+        longest, "max_length" to max_length, with pad_token_id on padding_side.
+        return_tensors="np" gives numpy arrays (the rows must then have equal lengths)."""
         single = isinstance(text, str)
-        ids = [self._model.encode(t, add_special_tokens) for t in ([text] if single else text)]
+        ids = [self._tokenizer.encode(t, add_special_tokens) for t in ([text] if single else text)]
+        if truncation and max_length is not None:
+            ids = [r[:max_length] for r in ids]
         masks = [[1] * len(r) for r in ids]
+        if padding:
+            if self.pad_token_id is None:
+                raise InvalidArgumentError(1, "Asking to pad but the tokenizer does not have a padding token "
+                                              "(set tokenizer.pad_token_id, e.g. to tokenizer.eos_token_id)")
+            if padding == "max_length" and max_length is None:
+                raise InvalidArgumentError(1, "padding='max_length' needs max_length")
+            width = max_length if padding == "max_length" else max(len(r) for r in ids)
+            pad = lambda row, fill: ([fill] * (width - len(row)) + row if self.padding_side == "left"
+                                     else row + [fill] * (width - len(row)))
+            ids = [pad(r, self.pad_token_id) for r in ids]
+            masks = [pad(m, 0) for m in masks]
         if return_tensors == "np":
             import numpy as np
             if len({len(r) for r in ids}) > 1:
-                raise InvalidArgumentError(1, "return_tensors='np' needs texts of equal token lengths")
+                raise InvalidArgumentError(1, "return_tensors='np' needs rows of equal length (use padding=True)")
             return BatchEncoding(input_ids=np.array(ids, dtype=np.int64), attention_mask=np.array(masks, dtype=np.int64))
         if return_tensors is not None:
             raise InvalidArgumentError(1, f"return_tensors={return_tensors!r}: only 'np' (or None) is supported")
         return BatchEncoding(input_ids=ids[0] if single else ids, attention_mask=masks[0] if single else masks)
 
     def encode(self, text: str, add_special_tokens: bool = True) -> list[int]:
-        return self._model.encode(text, add_special_tokens)
+        return self._tokenizer.encode(text, add_special_tokens)
 
     def decode(self, token_ids: Any, skip_special_tokens: bool = False) -> str:
         if hasattr(token_ids, "tolist"):
             token_ids = token_ids.tolist()
-        return self._model.decode([int(t) for t in token_ids], skip_special_tokens)
+        return self._tokenizer.decode([int(t) for t in token_ids], skip_special_tokens)
 
     def batch_decode(self, sequences: Iterable[Any], skip_special_tokens: bool = False) -> list[str]:
         return [self.decode(s, skip_special_tokens) for s in sequences]
@@ -109,15 +129,19 @@ class Tokenizer:
                             add_generation_prompt: bool = False) -> list[int] | str:
         """The chat template rendered over the messages: its text, or (tokenize=True) its ids
         without adding special tokens again."""
-        text = self._model.apply_chat_template(json.dumps(conversation), add_generation_prompt)
-        return self._model.encode(text, False) if tokenize else text
+        text = self._tokenizer.apply_chat_template(json.dumps(conversation), add_generation_prompt)
+        return self._tokenizer.encode(text, False) if tokenize else text
 
 
 class AutoTokenizer:
     @staticmethod
-    def from_pretrained(path: str, **options: Any) -> Tokenizer:
-        """The tokenizer of a model folder, GGUF file or Hub id (options as Model's)."""
-        return Tokenizer(_open(path, **options))
+    def from_pretrained(path: str, revision: str | None = None, offline: bool = False, **options: Any) -> Tokenizer:
+        """The tokenizer of a model folder, GGUF file or Hub id, without loading its weights
+        (or the one a model already open on the same folder holds)."""
+        for key, model in list(_open_models.items()):
+            if key[0] == str(path) and (tokenizer := model.tokenizer()) is not None:
+                return Tokenizer(tokenizer)
+        return Tokenizer(_tfx.Tokenizer(str(path), revision, offline))
 
 
 class Model:

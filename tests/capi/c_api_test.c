@@ -90,14 +90,31 @@ int main(int argc, char** argv) {
     tfx_model_info info;
     check(tfx_api_info(model, &info, &error) == TFX_OK && info.vocab_size > 0, "info", NULL);
 
-    /* Text -> ids -> text. */
+    /* Text -> ids -> text, with the model's tokenizer. */
+    const tfx_api_tokenizer* tokenizer = tfx_api_model_tokenizer(model);
+    check(tokenizer != NULL, "the model holds its tokenizer", NULL);
     buffer ids = {NULL, 0}, text = {NULL, 0};
     const char* story = "Once upon a time";
-    status = tfx_api_encode(model, story, strlen(story), 1, sink_of(&ids), &error);
+    status = tfx_api_encode(tokenizer, story, strlen(story), 1, sink_of(&ids), &error);
     const size_t n_ids = ids.size / sizeof(int32_t);
     check(status == TFX_OK && n_ids > 1, "encode", NULL);
-    status = tfx_api_decode(model, (const int32_t*)ids.data, n_ids, 1, sink_of(&text), &error);
+    status = tfx_api_decode(tokenizer, (const int32_t*)ids.data, n_ids, 1, sink_of(&text), &error);
     check(status == TFX_OK && text.data && strcmp(text.data, story) == 0, "decode gives the text back", text.data);
+
+    /* The tokenizer alone (no weights): the same ids, and its special tokens. */
+    tfx_api_tokenizer* alone = NULL;
+    buffer ids_alone = {NULL, 0};
+    status = tfx_api_open_tokenizer(argv[1], NULL, &alone, &error);
+    if (status == TFX_OK) status = tfx_api_encode(alone, story, strlen(story), 1, sink_of(&ids_alone), &error);
+    check(status == TFX_OK && ids_alone.size == ids.size && memcmp(ids_alone.data, ids.data, ids.size) == 0,
+          "a tokenizer opened alone encodes alike", status == TFX_OK ? NULL : error.message);
+    int32_t eos = -1;
+    status = tfx_api_special_token_id(alone, "eos_token", &eos, &error);
+    check(status == TFX_OK && eos == 2, "its eos_token id", status == TFX_OK ? NULL : error.message);
+    status = tfx_api_special_token_id(alone, "sep_token", &eos, &error);
+    check(status == TFX_ERR_NOT_FOUND, "a special token it lacks is TFX_ERR_NOT_FOUND", error.message);
+    tfx_api_close_tokenizer(alone);
+    free(ids_alone.data);
 
     /* Forward: the last position's logits pick the first greedy token. */
     buffer logits = {NULL, 0};
@@ -144,8 +161,8 @@ int main(int argc, char** argv) {
           "a bad generation config names the field", error.message);
     status = tfx_api_generate(model, prompts, lengths, 1, "{not json", NULL, NULL, sink_of(&result), &error);
     check(status == TFX_ERR_INVALID_ARGUMENT, "generation_config_json that is not JSON", error.message);
-    status =
-        tfx_api_apply_chat_template(model, "[{\"role\": \"user\", \"content\": \"hi\"}]", 1, sink_of(&text), &error);
+    status = tfx_api_apply_chat_template(tokenizer, "[{\"role\": \"user\", \"content\": \"hi\"}]", 1, sink_of(&text),
+                                         &error);
     check(status != TFX_OK && error.message[0] != '\0', "a model without a chat template says so", error.message);
 
     tfx_api_close(model);

@@ -63,6 +63,26 @@ def test_tokenizer_and_text_generation_pipeline(stories):
     assert out == [{"generated_text": "Once upon a time" + tok.decode(new, skip_special_tokens=True)}]
 
 
+def test_tokenizer_pads_and_truncates_as_transformers(stories):
+    tok = tfx.AutoTokenizer.from_pretrained(stories)
+    assert tok.eos_token_id == 2 and tok.bos_token_id == 1
+    texts = ["Once upon a time", "The dog found his ball. He was happy again."]
+    plain = tok(texts).input_ids
+    tok.pad_token_id = None
+    with pytest.raises(ValueError, match="padding token"):
+        tok(texts, padding=True)
+    tok.pad_token_id = tok.eos_token_id
+    batch = tok(texts, padding=True, return_tensors="np")
+    width = max(len(r) for r in plain)
+    assert batch.input_ids.shape == (2, width)
+    assert batch.input_ids[0].tolist() == plain[0] + [2] * (width - len(plain[0]))
+    assert batch.attention_mask[0].tolist() == [1] * len(plain[0]) + [0] * (width - len(plain[0]))
+    tok.padding_side = "left"
+    left = tok(texts, padding="max_length", truncation=True, max_length=8)
+    assert left.input_ids[0] == [2] * (8 - len(plain[0])) + plain[0] and left.input_ids[1] == plain[1][:8]
+    assert left.attention_mask[1] == [1] * 8
+
+
 def test_streamed_text_is_the_whole_text(stories):
     tok = tfx.AutoTokenizer.from_pretrained(stories)
     model = tfx.AutoModelForCausalLM.from_pretrained(stories)

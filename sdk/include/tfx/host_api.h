@@ -23,7 +23,8 @@ extern "C" {
  * checks it before calling functions the library may lack. */
 uint32_t tfx_api_version(void);
 
-typedef struct tfx_api_model tfx_api_model; /* a loaded model and its tokenizer */
+typedef struct tfx_api_model tfx_api_model;         /* a loaded model (and its tokenizer) */
+typedef struct tfx_api_tokenizer tfx_api_tokenizer; /* a tokenizer (with its chat template) */
 
 typedef struct tfx_api_open_options {
     uint32_t struct_size;     /* sizeof(tfx_api_open_options) */
@@ -46,17 +47,29 @@ void tfx_api_close(tfx_api_model* model);
 /* The model's shape: output kind and size, vocabulary, layers, context length. */
 int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error);
 
+/* A model's tokenizer alone (tokenizer.json and tokenizer_config.json, or a GGUF file's
+ * vocabulary), without loading weights; `options` may be NULL (plugin_paths, revision and
+ * offline apply). Release with tfx_api_close_tokenizer. */
+int32_t tfx_api_open_tokenizer(const char* model, const tfx_api_open_options* options, tfx_api_tokenizer** out,
+                               tfx_error* error);
+void tfx_api_close_tokenizer(tfx_api_tokenizer* tokenizer);
+/* The tokenizer an open model holds (valid while the model is open; NULL when it has none). */
+const tfx_api_tokenizer* tfx_api_model_tokenizer(const tfx_api_model* model);
+
 /* Text -> token ids (int32 written to `ids`), as transformers' tokenizer(text) with
- * add_special_tokens. TFX_ERR_NOT_FOUND when the model has no tokenizer. */
-int32_t tfx_api_encode(const tfx_api_model* model, const char* text, size_t size, int32_t add_special_tokens,
+ * add_special_tokens. */
+int32_t tfx_api_encode(const tfx_api_tokenizer* tokenizer, const char* text, size_t size, int32_t add_special_tokens,
                        tfx_sink ids, tfx_error* error);
 /* Token ids -> text (UTF-8), as tokenizer.decode(ids, skip_special_tokens). */
-int32_t tfx_api_decode(const tfx_api_model* model, const int32_t* ids, size_t count, int32_t skip_special_tokens,
-                       tfx_sink text, tfx_error* error);
-/* A JSON list of {"role", "content"} messages -> the prompt text the model's chat template
- * renders (tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt)). */
-int32_t tfx_api_apply_chat_template(const tfx_api_model* model, const char* messages_json,
+int32_t tfx_api_decode(const tfx_api_tokenizer* tokenizer, const int32_t* ids, size_t count,
+                       int32_t skip_special_tokens, tfx_sink text, tfx_error* error);
+/* A JSON list of {"role", "content"} messages -> the prompt text the chat template renders
+ * (tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt)). */
+int32_t tfx_api_apply_chat_template(const tfx_api_tokenizer* tokenizer, const char* messages_json,
                                     int32_t add_generation_prompt, tfx_sink text, tfx_error* error);
+/* The id of a special token the tokenizer's settings name ("bos_token", "eos_token",
+ * "pad_token", "unk_token", ...); TFX_ERR_NOT_FOUND when it has none. */
+int32_t tfx_api_special_token_id(const tfx_api_tokenizer* tokenizer, const char* name, int32_t* id, tfx_error* error);
 
 /* One forward pass over `count` ids: the outputs (f32, info.output_size per row) of the last
  * position, or of every position when `all_positions` is 1. */
