@@ -207,6 +207,42 @@ class Model {
     tfx_api_model* model_ = nullptr;
 };
 
+// transformers.pipeline(task, model): JSON in, JSON out (tfx_api_pipeline_run).
+class Pipeline {
+  public:
+    Pipeline(const std::string& task, const std::string& path, int32_t num_threads, std::optional<std::string> device) {
+        tfx_api_open_options o{};
+        o.struct_size = sizeof o;
+        o.num_threads = num_threads;
+        o.device = device ? device->c_str() : nullptr;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_pipeline_open(task.c_str(), path.c_str(), &o, &pipeline_, &e);
+        }
+        check(status, e);
+    }
+    ~Pipeline() { tfx_api_pipeline_close(pipeline_); }
+    Pipeline(const Pipeline&) = delete;
+    Pipeline& operator=(const Pipeline&) = delete;
+
+    std::string run(const std::string& input_json) {
+        std::string out;
+        tfx_error e = fresh_error();
+        int32_t status = TFX_OK;
+        {
+            py::gil_scoped_release unlocked;
+            status = tfx_api_pipeline_run(pipeline_, input_json.c_str(), bytes_sink(out), &e);
+        }
+        check(status, e);
+        return out;
+    }
+
+  private:
+    tfx_api_pipeline* pipeline_ = nullptr;
+};
+
 }  // namespace
 
 PYBIND11_MODULE(_tfx, m) {
@@ -220,6 +256,10 @@ PYBIND11_MODULE(_tfx, m) {
         .def("apply_chat_template", &Tokenizer::apply_chat_template, py::arg("messages_json"),
              py::arg("add_generation_prompt") = false)
         .def("special_token_id", &Tokenizer::special_token_id, py::arg("name"));
+    py::class_<Pipeline>(m, "Pipeline")
+        .def(py::init<const std::string&, const std::string&, int32_t, std::optional<std::string>>(), py::arg("task"),
+             py::arg("path"), py::arg("num_threads") = 0, py::arg("device") = py::none())
+        .def("run", &Pipeline::run, py::arg("input_json"));
     py::class_<Model>(m, "Model")
         .def(py::init<const std::string&, int32_t, std::optional<std::string>, std::optional<std::string>,
                       std::optional<std::string>, std::optional<std::string>, bool>(),

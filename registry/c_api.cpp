@@ -6,16 +6,24 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <variant>
 
 #include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/json_file.h"
 #include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
+#include "registry/pipelines.h"
 #include "tfx/sdk/error.hpp"
 
 struct tfx_api_tokenizer {
     std::unique_ptr<tfx::Tokenizer> tokenizer;
+};
+
+struct tfx_api_pipeline {
+    std::variant<std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
+                 std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>>
+        pipeline;
 };
 
 struct tfx_api_model {
@@ -222,6 +230,90 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
         nlohmann::json j = {{"sequences", out.new_tokens}};
         if (!out.sequences_scores.empty()) j["sequences_scores"] = out.sequences_scores;
         write_text(result, j.dump());
+    });
+}
+
+int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
+                              tfx_api_pipeline** out, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(task, "task");
+        need(model, "model");
+        need(out, "out");
+        *out = nullptr;
+        const tfx::LoadOptions load = load_options(options);
+        auto p = std::make_unique<tfx_api_pipeline>();
+        const std::string name = task;
+        if (name == "feature-extraction") {
+            p->pipeline = std::make_unique<tfx::FeatureExtractionPipeline>(model, load);
+        } else if (name == "text-classification") {
+            p->pipeline = std::make_unique<tfx::TextClassificationPipeline>(model, load);
+        } else if (name == "fill-mask") {
+            p->pipeline = std::make_unique<tfx::FillMaskPipeline>(model, load);
+        } else if (name == "text-generation") {
+            p->pipeline = std::make_unique<tfx::TextGenerationPipeline>(model, load);
+        } else {
+            throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
+                                                 "': expected feature-extraction, text-classification, fill-mask or "
+                                                 "text-generation");
+        }
+        *out = p.release();
+    });
+}
+
+void tfx_api_pipeline_close(tfx_api_pipeline* pipeline) {
+    delete pipeline;
+}
+
+int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(pipeline, "pipeline");
+        need(input_json, "input_json");
+        auto input = nlohmann::json::parse(input_json, nullptr, false);
+        if (input.is_discarded() || !input.is_object() || !input.contains("text") || !input["text"].is_string())
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: expected a JSON object with a \"text\" string");
+        const std::string text = input["text"].get<std::string>();
+        const tfx::sdk::Config fields(input, "input_json");
+        nlohmann::json out;
+        auto& which = pipeline->pipeline;
+        if (auto* p = std::get_if<std::unique_ptr<tfx::FeatureExtractionPipeline>>(&which)) {
+            auto& features = **p;
+            tfx::Pooling pooling =
+                tfx::sentence_transformers_pooling(features.session().model_dir()).value_or(tfx::Pooling::mean);
+            if (fields.has("pooling")) {
+                const std::string name = fields.get<std::string>("pooling");
+                if (name != "mean" && name != "cls")
+                    fields.fail("pooling", "expected \"mean\" or \"cls\", got '" + name + "'");
+                pooling = name == "cls" ? tfx::Pooling::cls : tfx::Pooling::mean;
+            }
+            out["embedding"] = features(text, pooling, fields.get_or<bool>("normalize", false));
+        } else if (auto* classifier = std::get_if<std::unique_ptr<tfx::TextClassificationPipeline>>(&which)) {
+            out = nlohmann::json::array();
+            for (const auto& score : (**classifier)(text)) {
+                nlohmann::json entry;
+                entry["label"] = score.label;
+                entry["score"] = score.score;
+                out.push_back(std::move(entry));
+            }
+        } else if (auto* fill = std::get_if<std::unique_ptr<tfx::FillMaskPipeline>>(&which)) {
+            out = nlohmann::json::array();
+            for (const auto& c : (**fill)(text, fields.get_or<int>("top_k", 5))) {
+                nlohmann::json entry;
+                entry["token"] = c.token;
+                entry["token_str"] = c.token_str;
+                entry["score"] = c.score;
+                entry["sequence"] = c.sequence;
+                out.push_back(std::move(entry));
+            }
+        } else {
+            auto& generation = *std::get<std::unique_ptr<tfx::TextGenerationPipeline>>(which);
+            input.erase("text");
+            tfx::GenerationConfig config = tfx::GenerationConfig::from_model(
+                generation.session().config(),
+                tfx::load_optional_json_file(generation.session().model_dir() / "generation_config.json"));
+            config.read(tfx::sdk::Config(input, "input_json"));
+            out["generated_text"] = text + generation(text, config);
+        }
+        write_text(output, out.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
     });
 }
 

@@ -300,12 +300,44 @@ class _FeatureExtractionPipeline:
         return out[0] if isinstance(text, str) else out
 
 
+class _EnginePipeline:
+    """A pipeline the engine runs whole (tfx_api_pipeline_run)."""
+
+    def __init__(self, task: str, model: str, num_threads: int = 0, device: str | None = None):
+        self.task = task
+        self._pipeline = _tfx.Pipeline(task, str(model), num_threads, device)
+
+    def _run(self, text: str, **fields: Any) -> Any:
+        return json.loads(self._pipeline.run(json.dumps({"text": text, **fields})))
+
+
+class _TextClassificationPipeline(_EnginePipeline):
+    def __call__(self, text: str | list[str], top_k: int | None = 1) -> list:
+        """[{"label", "score"}] per text, best first: the top_k labels (None: all), as
+        transformers' text-classification pipeline returns them."""
+        texts = [text] if isinstance(text, str) else text
+        out = [self._run(t)[:top_k] if top_k is not None else self._run(t) for t in texts]
+        return out[0] if isinstance(text, str) and top_k is None else [o[0] if top_k == 1 else o for o in out]
+
+
+class _FillMaskPipeline(_EnginePipeline):
+    def __call__(self, text: str, top_k: int = 5) -> list[dict]:
+        """The top_k fillers of the text's one mask token: [{"score", "token", "token_str", "sequence"}]."""
+        return self._run(text, top_k=top_k)
+
+
 def pipeline(task: str, model: str, **options: Any):
-    """transformers.pipeline for "text-generation" and "feature-extraction" on a model folder,
-    GGUF file or Hub id (options as AutoModel.from_pretrained's)."""
+    """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
+    "text-classification" and "fill-mask" on a model folder, GGUF file or Hub id (options as
+    AutoModel.from_pretrained's)."""
+    if task == "text-classification":
+        return _TextClassificationPipeline(task, model, options.get("num_threads", 0), options.get("device"))
+    if task == "fill-mask":
+        return _FillMaskPipeline(task, model, options.get("num_threads", 0), options.get("device"))
     tokenizer = AutoTokenizer.from_pretrained(model, **options)
     if task == "text-generation":
         return _TextGenerationPipeline(AutoModelForCausalLM.from_pretrained(model, **options), tokenizer)
     if task == "feature-extraction":
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
-    raise UnsupportedError(3, f"pipeline task {task!r}: tfx's Python package has text-generation and feature-extraction")
+    raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
+                              "text-classification or fill-mask")

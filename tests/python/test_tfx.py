@@ -105,17 +105,35 @@ def test_sampling_repeats_with_a_seed_and_beams_return_several(stories):
     assert len(model.generate(ids, max_new_tokens=6, num_beams=3, num_return_sequences=2)) == 2
 
 
-def test_feature_extraction_matches_bert_hidden_states(tmp_path):
-    bert, golden = data("tiny/bert"), data("golden/tiny/bert.json")
-    for f in os.listdir(bert):
-        shutil.copy(os.path.join(bert, f), tmp_path)
-    # A WordLevel tokenizer for its 384 ids: "w1 w17" is [1, 17].
+def with_word_tokenizer(model_dir, tmp_path):
+    """A copy of a tiny model with a WordLevel tokenizer for its 384 ids: "w1 w17" is [1, 17]."""
+    for f in os.listdir(model_dir):
+        shutil.copy(os.path.join(model_dir, f), tmp_path)
     vocab = {f"w{i}": i for i in range(384)}
     (tmp_path / "tokenizer.json").write_text(json.dumps({
         "version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {"type": "Whitespace"},
         "post_processor": None, "decoder": None, "model": {"type": "WordLevel", "vocab": vocab, "unk_token": "w0"}}))
     (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "PreTrainedTokenizerFast"}))
-    extractor = tfx.pipeline("feature-extraction", model=str(tmp_path))
+    return str(tmp_path)
+
+
+def test_text_classification_scores_are_the_softmax_of_the_golden_logits(tmp_path):
+    model = with_word_tokenizer(data("tiny/bert_cls"), tmp_path)
+    classifier = tfx.pipeline("text-classification", model=model)
+    for prompt in json.load(open(data("golden/tiny/bert_cls.json")))["prompts"]:
+        text = " ".join(f"w{i}" for i in prompt["input_ids"])
+        logits = np.array(prompt["logits"], dtype=np.float64).reshape(-1)
+        want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        scores = classifier(text, top_k=None)
+        assert len(scores) == len(want) and scores[0]["score"] == max(s["score"] for s in scores)
+        for s in scores:
+            assert abs(s["score"] - want[int(s["label"].split("_")[-1])]) < 1e-5, prompt["name"]
+        assert classifier(text) == [scores[0]]
+
+
+def test_feature_extraction_matches_bert_hidden_states(tmp_path):
+    golden = data("golden/tiny/bert.json")
+    extractor = tfx.pipeline("feature-extraction", model=with_word_tokenizer(data("tiny/bert"), tmp_path))
     for prompt in json.load(open(golden))["prompts"]:
         features = np.array(extractor(" ".join(f"w{i}" for i in prompt["input_ids"])))
         assert features.shape == (1, len(prompt["input_ids"]), prompt["hidden_size"])

@@ -91,6 +91,20 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
                          const char* generation_config_json, tfx_api_token_callback on_token, void* user,
                          tfx_sink result, tfx_error* error);
 
+/* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
+ * "fill-mask" and "text-generation": a model and tokenizer behind one call per input. */
+typedef struct tfx_api_pipeline tfx_api_pipeline;
+int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
+                              tfx_api_pipeline** out, tfx_error* error);
+void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
+/* One input, as a JSON object, to JSON written to `output`:
+ *   feature-extraction: {"text", "pooling": "mean" | "cls" (default: the folder's
+ *     sentence-transformers pooling, else mean), "normalize": false} -> {"embedding": [...]}
+ *   text-classification: {"text"} -> [{"label", "score"}, ...], best first
+ *   fill-mask: {"text", "top_k": 5} -> [{"token", "token_str", "score", "sequence"}, ...]
+ *   text-generation: {"text", any generation_config field} -> {"generated_text": text + new text} */
+int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
+
 #ifdef __cplusplus
 } /* extern "C" */
 #endif
