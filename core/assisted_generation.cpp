@@ -81,10 +81,10 @@ std::vector<int32_t> look_up(const std::vector<int32_t>& context, int64_t count,
 
 GenerationResult assisted_generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
                                    const GenerationConfig& config, const GenerateOptions& options) {
-    if (config.do_sample || config.num_beams > 1)
+    if (config.num_beams > 1 || config.num_return_sequences > 1)
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
-                         "assisted decoding (an assistant model or prompt lookup) is greedy only: "
-                         "do_sample must be false and num_beams 1");
+                         "assisted decoding (an assistant model or prompt lookup) runs one "
+                         "sequence per prompt: num_beams and num_return_sequences must be 1");
     if (!options.teacher_force.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "teacher forcing cannot be combined with assisted decoding");
     config.validate();
@@ -110,13 +110,13 @@ GenerationResult assisted_generate(ModelSession& session, const std::vector<std:
         const TokenContext where{
             {}, 0, static_cast<int64_t>(prompt.size()), static_cast<int64_t>(prompt.size()) + max_new};
         int64_t draft_tokens = config.num_assistant_tokens;
+        std::mt19937_64 rng(config.seed);  // one draw per token taken, in order: plain sampling's draws
         bool done = max_new <= 0;
         // Takes the model's choice from one output row; false once the sequence is finished.
         auto take = [&](std::span<float> logits) {
             TokenContext ctx = where;
             ctx.ids = context;
-            processing.process(logits, ctx);
-            const int32_t token = argmax(logits);
+            const int32_t token = processing.choose(logits, ctx, rng);
             if (options.output_scores >= 0)
                 result.scores[row].push_back(step_scores(logits, token, options.output_scores));
             context.push_back(token);

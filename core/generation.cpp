@@ -318,6 +318,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         throw sdk::Error(
             TFX_ERR_UNSUPPORTED,
             "constrained decoding runs with greedy or sampled decoding, not with beams or assisted decoding");
+    if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
+        return assisted_generate(session, prompts, config, options);
     if (config.num_beams > 1) {
         // Beams are known only at the end: their tokens are handed over then.
         GenerationResult result = beam_search(session, prompts, config);
@@ -326,8 +328,6 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         }
         return result;
     }
-    if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
-        return assisted_generate(session, prompts, config, options);
     if (!options.teacher_force.empty() && prompts.size() != 1)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "teacher forcing takes one prompt, got " + std::to_string(prompts.size()));

@@ -47,7 +47,7 @@ struct GenerateOptions {
     // Teacher forcing (one prompt): each step processes the logits as usual, then takes the
     // next of these tokens instead of choosing one; the run is exactly this long.
     std::vector<int32_t> teacher_force;
-    // Assisted (speculative) greedy decoding with a smaller model of the same tokenizer as the
+    // Assisted (speculative) decoding with a smaller model of the same tokenizer as the
     // draft (see assisted_generation.h; GenerationConfig::prompt_lookup_num_tokens drafts
     // without one).
     ModelSession* assistant_model = nullptr;

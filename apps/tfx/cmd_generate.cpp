@@ -315,13 +315,13 @@ void add_generate_command(CLI::App& app) {
                     "core/json_schema_regex.h for the keywords)");
     cmd->add_option("--regex", o->regex, "Constrained decoding: the output matches this regular expression");
     cmd->add_option("--assistant-model", o->assistant_model,
-                    "Assisted (speculative) greedy decoding with this smaller model of the same tokenizer as the "
-                    "draft: the tokens are plain greedy decoding's, in fewer forward passes");
+                    "Assisted (speculative) decoding with this smaller model of the same tokenizer as the draft: the "
+                    "tokens are plain decoding's (greedy, or sampled with the same seed), in fewer forward passes");
     cmd->add_option("--num-assistant-tokens", o->assistant_tokens,
                     "Draft tokens per round at first (then +2 after a round that accepted all, -1 otherwise)")
         ->check(integer_at_least(1));
     cmd->add_option("--prompt-lookup-num-tokens", o->prompt_lookup_tokens,
-                    "Assisted greedy decoding with prompt lookup: draft up to N tokens that followed the latest "
+                    "Assisted decoding with prompt lookup: draft up to N tokens that followed the latest "
                     "n-gram earlier in the context")
         ->check(integer_at_least(1));
     cmd->add_flag("--output-scores", o->output_scores,

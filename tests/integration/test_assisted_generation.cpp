@@ -1,7 +1,7 @@
-// Assisted (speculative) greedy decoding gives exactly plain greedy decoding's tokens, whatever
-// the draft proposes: the model itself as its own draft (every proposal accepted), a different
-// model (bf16 weights: some rejected), prompt lookup; with processors acting on the context,
-// an EOS inside an accepted run, and a batch.
+// Assisted (speculative) decoding gives exactly plain decoding's tokens, whatever the draft
+// proposes: the model itself as its own draft (every proposal accepted), a different model
+// (bf16 weights: some rejected), prompt lookup; with processors acting on the context, an EOS
+// inside an accepted run, a batch, and sampling with the same seed.
 #include <gtest/gtest.h>
 
 #include "../unit/test_data.h"
@@ -73,11 +73,33 @@ TEST(AssistedGeneration, StopsAtEosInsideAnAcceptedRun) {
     EXPECT_EQ(got.new_tokens, plain.new_tokens);
 }
 
-TEST(AssistedGeneration, SamplingIsRefused) {
+TEST(AssistedGeneration, SampledTokensAreThoseOfPlainSamplingWithTheSameSeed) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    TFX_TEST_DATA_OR_SKIP(bf16, "models/tinystories-656k-bf16");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    auto other = tfx::AutoModel::from_pretrained(bf16, {});
+    tfx::GenerationConfig config = greedy(48);
+    config.do_sample = true;
+    config.top_k = 0;
+    config.top_p = 0.95;
+    config.temperature = 0.8f;
+    for (uint64_t seed : {1u, 2u, 3u}) {
+        config.seed = seed;
+        const auto plain = tfx::generate(*session, {kPrompts[1]}, config);
+        const auto drafted = tfx::generate(*session, {kPrompts[1]}, config, {.assistant_model = other.get()});
+        EXPECT_EQ(drafted.new_tokens, plain.new_tokens) << "seed " << seed;
+        EXPECT_GT(drafted.draft_accepted, 0);
+        tfx::GenerationConfig lookup = config;
+        lookup.prompt_lookup_num_tokens = 6;
+        EXPECT_EQ(tfx::generate(*session, {kPrompts[1]}, lookup).new_tokens, plain.new_tokens) << "seed " << seed;
+    }
+}
+
+TEST(AssistedGeneration, BeamsAreRefused) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
     auto session = tfx::AutoModel::from_pretrained(model, {});
     tfx::GenerationConfig config = greedy(8);
-    config.do_sample = true;
+    config.num_beams = 2;
     config.prompt_lookup_num_tokens = 4;
     EXPECT_THROW(tfx::generate(*session, {kPrompts[0]}, config), tfx::sdk::Error);
 }
