@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <iostream>
+#include <optional>
 #include <stdexcept>
 #include <string>
 
@@ -20,6 +21,7 @@
 #include "apps/tfx/chat_input.h"
 #include "apps/tfx/commands.h"
 #include "core/generation.h"
+#include "core/stop_strings.h"
 #include "registry/auto_tokenizer.h"
 #include "tfx/sdk/error.hpp"
 
@@ -51,6 +53,10 @@ class Chat {
         : session_(AutoModel::from_pretrained(o.model.model, o.model.session_options())),
           tokenizer_(Tokenizer::for_model(*session_, global_options().plugin_paths)),
           config_(o.sampling.resolve(*session_)) {
+        if (!config_.stop_strings.empty()) {
+            stop_strings_.emplace(config_.stop_strings,
+                                  [this](int32_t token) { return tokenizer_->piece_after_text(token); });
+        }
         if (!tokenizer_->settings().contains("chat_template")) {
             throw sdk::Error(TFX_ERR_UNSUPPORTED, o.model.model +
                                                       ": tokenizer_config.json has no chat_template, so this model "
@@ -174,14 +180,20 @@ class Chat {
         config.num_return_sequences = 1;  // a reply is one sequence
         TextStreamer streamer(*tokenizer_, /*skip_special_tokens=*/true);
         std::vector<int32_t> reply;
+        // The model's stop_strings end a reply as they end generate()'s output (token boundaries,
+        // the prompt counting).
+        std::vector<int32_t> context = fitted.prompt;
         try {
             generate(
                 *session_, {fitted.prompt}, config,
                 [&](size_t, int32_t token) {
                     reply.push_back(token);
+                    context.push_back(token);
                     std::cout << streamer.put(token) << std::flush;
                 },
-                [&](size_t, const std::vector<int32_t>&) { return interrupts.pending(); });
+                [&](size_t, const std::vector<int32_t>&) {
+                    return interrupts.pending() || (stop_strings_ && stop_strings_->matches(context));
+                });
         } catch (const std::exception& e) {
             std::cout << '\n' << std::flush;
             report(std::string("error: ") + e.what() + "; the message was not sent");
@@ -197,6 +209,7 @@ class Chat {
     std::unique_ptr<ModelSession> session_;
     std::unique_ptr<Tokenizer> tokenizer_;
     GenerationConfig config_;
+    std::optional<StopStrings> stop_strings_;
     nlohmann::ordered_json history_ = nlohmann::ordered_json::array();
 };
 

@@ -324,6 +324,32 @@ def scenario_save_load(tfx, tmp):
         chat.close()
 
 
+def scenario_stop_strings(tfx, tmp):
+    # The model's generation_config.json stop_strings end a reply at the token that completes one.
+    model = make_model(tmp, 512)
+    replies = []
+    for stop in (None, "SET"):
+        if stop:
+            full = replies[0]
+            stop = full[len(full) // 3: len(full) // 3 + 6]
+            with open(os.path.join(model, "generation_config.json")) as f:
+                config = json.load(f)
+            config["stop_strings"] = [stop]
+            with open(os.path.join(model, "generation_config.json"), "w") as f:
+                json.dump(config, f)
+        chat = Chat(tfx, ["--model", model, "--greedy", "--max-new-tokens", "30"], tmp)
+        try:
+            chat.prompt()
+            chat.say(b"Tell me a story")
+            replies.append(saved(chat, tmp, "stop%d.json" % len(replies))[-1]["content"])
+            exits_cleanly(chat, b"\x04")
+        finally:
+            chat.close()
+    full, cut = replies
+    check(len(cut) < len(full) and full.startswith(cut) and stop in cut,
+          "stop string %r: reply %r (without it: %r)" % (stop, cut, full))
+
+
 def scenario_exit(tfx, tmp):
     model = make_model(tmp, 512)
     for key in (b"\x03", b"\x04"):
