@@ -36,6 +36,36 @@ tfx_sink bytes_sink(std::string& out) {
             }};
 }
 
+// Runs a C API call (given the error to fill) without the GIL, so other Python threads run
+// while a model loads or generates, then raises its error.
+template <class Call>
+void call_unlocked(Call&& call) {
+    tfx_error e = fresh_error();
+    int32_t status = TFX_OK;
+    {
+        py::gil_scoped_release unlocked;
+        status = call(&e);
+    }
+    check(status, e);
+}
+
+// Open options over strings the caller keeps alive (nullopt: the engine's default).
+tfx_api_open_options open_options(int32_t num_threads, const std::optional<std::string>& device,
+                                  const std::optional<std::string>& quantize,
+                                  const std::optional<std::string>& kv_dtype,
+                                  const std::optional<std::string>& revision, bool offline) {
+    auto text = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
+    tfx_api_open_options o{};
+    o.struct_size = sizeof o;
+    o.num_threads = num_threads;
+    o.device = text(device);
+    o.quantize = text(quantize);
+    o.kv_dtype = text(kv_dtype);
+    o.revision = text(revision);
+    o.offline = offline ? 1 : 0;
+    return o;
+}
+
 template <class T>
 std::vector<T> as_vector(const std::string& bytes) {
     std::vector<T> out(bytes.size() / sizeof(T));
@@ -48,17 +78,8 @@ std::vector<T> as_vector(const std::string& bytes) {
 class Tokenizer {
   public:
     Tokenizer(const std::string& path, std::optional<std::string> revision, bool offline) {
-        tfx_api_open_options o{};
-        o.struct_size = sizeof o;
-        o.revision = revision ? revision->c_str() : nullptr;
-        o.offline = offline ? 1 : 0;
-        tfx_error e = fresh_error();
-        int32_t status = TFX_OK;
-        {
-            py::gil_scoped_release unlocked;
-            status = tfx_api_open_tokenizer(path.c_str(), &o, &owned_, &e);
-        }
-        check(status, e);
+        const tfx_api_open_options o = open_options(0, std::nullopt, std::nullopt, std::nullopt, revision, offline);
+        call_unlocked([&](tfx_error* e) { return tfx_api_open_tokenizer(path.c_str(), &o, &owned_, e); });
         tokenizer_ = owned_;
     }
     explicit Tokenizer(const tfx_api_tokenizer* borrowed) : tokenizer_(borrowed) {}
@@ -109,21 +130,8 @@ class Model {
     Model(const std::string& path, int32_t num_threads, std::optional<std::string> device,
           std::optional<std::string> quantize, std::optional<std::string> kv_dtype, std::optional<std::string> revision,
           bool offline) {
-        tfx_api_open_options o{};
-        o.struct_size = sizeof o;
-        o.num_threads = num_threads;
-        o.device = device ? device->c_str() : nullptr;
-        o.quantize = quantize ? quantize->c_str() : nullptr;
-        o.kv_dtype = kv_dtype ? kv_dtype->c_str() : nullptr;
-        o.revision = revision ? revision->c_str() : nullptr;
-        o.offline = offline ? 1 : 0;
-        tfx_error e = fresh_error();
-        int32_t status = TFX_OK;
-        {
-            py::gil_scoped_release unlocked;
-            status = tfx_api_open(path.c_str(), &o, &model_, &e);
-        }
-        check(status, e);
+        const tfx_api_open_options o = open_options(num_threads, device, quantize, kv_dtype, revision, offline);
+        call_unlocked([&](tfx_error* e) { return tfx_api_open(path.c_str(), &o, &model_, e); });
     }
     ~Model() { tfx_api_close(model_); }
     Model(const Model&) = delete;
@@ -155,13 +163,9 @@ class Model {
     // Outputs as f32 bytes (the Python layer views them with numpy).
     py::bytes forward(const std::vector<int32_t>& ids, bool all_positions) {
         std::string out;
-        tfx_error e = fresh_error();
-        int32_t status = TFX_OK;
-        {
-            py::gil_scoped_release unlocked;
-            status = tfx_api_forward(model_, ids.data(), ids.size(), all_positions, bytes_sink(out), &e);
-        }
-        check(status, e);
+        call_unlocked([&](tfx_error* e) {
+            return tfx_api_forward(model_, ids.data(), ids.size(), all_positions, bytes_sink(out), e);
+        });
         return py::bytes(out);
     }
 
@@ -211,17 +215,10 @@ class Model {
 class Pipeline {
   public:
     Pipeline(const std::string& task, const std::string& path, int32_t num_threads, std::optional<std::string> device) {
-        tfx_api_open_options o{};
-        o.struct_size = sizeof o;
-        o.num_threads = num_threads;
-        o.device = device ? device->c_str() : nullptr;
-        tfx_error e = fresh_error();
-        int32_t status = TFX_OK;
-        {
-            py::gil_scoped_release unlocked;
-            status = tfx_api_pipeline_open(task.c_str(), path.c_str(), &o, &pipeline_, &e);
-        }
-        check(status, e);
+        const tfx_api_open_options o =
+            open_options(num_threads, device, std::nullopt, std::nullopt, std::nullopt, false);
+        call_unlocked(
+            [&](tfx_error* e) { return tfx_api_pipeline_open(task.c_str(), path.c_str(), &o, &pipeline_, e); });
     }
     ~Pipeline() { tfx_api_pipeline_close(pipeline_); }
     Pipeline(const Pipeline&) = delete;
@@ -229,13 +226,8 @@ class Pipeline {
 
     std::string run(const std::string& input_json) {
         std::string out;
-        tfx_error e = fresh_error();
-        int32_t status = TFX_OK;
-        {
-            py::gil_scoped_release unlocked;
-            status = tfx_api_pipeline_run(pipeline_, input_json.c_str(), bytes_sink(out), &e);
-        }
-        check(status, e);
+        call_unlocked(
+            [&](tfx_error* e) { return tfx_api_pipeline_run(pipeline_, input_json.c_str(), bytes_sink(out), e); });
         return out;
     }
 

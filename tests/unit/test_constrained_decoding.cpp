@@ -8,9 +8,12 @@
 #include "core/json_schema_regex.h"
 #include "core/regex_automaton.h"
 #include "core/token_constraint.h"
+#include "error_of.h"
 #include "tfx/sdk/error.hpp"
 
 namespace {
+
+using tfx::test::error_of;
 
 bool matches(tfx::RegexAutomaton& a, std::string_view text) {
     int32_t s = a.start();
@@ -24,15 +27,6 @@ bool matches(tfx::RegexAutomaton& a, std::string_view text) {
 bool schema_matches(const char* schema, std::string_view text) {
     tfx::RegexAutomaton a(tfx::json_schema_regex(nlohmann::ordered_json::parse(schema)));
     return matches(a, text);
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const tfx::sdk::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 }  // namespace

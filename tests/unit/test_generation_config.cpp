@@ -10,21 +10,15 @@
 #include "core/generation_config.h"
 #include "core/logits_processing.h"
 #include "core/stop_strings.h"
+#include "error_of.h"
 #include "tfx/sdk/error.hpp"
 
 namespace {
 
+using tfx::test::error_of;
+
 tfx::sdk::Config file(const char* json) {
     return tfx::sdk::Config(nlohmann::json::parse(json), "generation_config.json");
-}
-
-std::string error_of(const std::function<void()>& f) {
-    try {
-        f();
-    } catch (const tfx::sdk::Error& e) {
-        return e.what();
-    }
-    return "(no error)";
 }
 
 constexpr float kInf = INFINITY;
