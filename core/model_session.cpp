@@ -269,6 +269,7 @@ std::unique_ptr<ModelSession> ModelSession::open(const fs::path& model_dir, cons
         impl.weights.set_quantization(*method);
     }
     impl.has_weights = true;
+    session->load_lora(options);
     session->bind_plugins(plugins, options);
     return session;
 }
@@ -283,6 +284,7 @@ std::unique_ptr<ModelSession> ModelSession::open_gguf(std::shared_ptr<const gguf
     session->config_ = sdk::Config::parse(impl.config_text, file->path().string() + " (metadata)");
     impl.weights = WeightStore(std::move(file), std::move(view));
     impl.has_weights = true;
+    session->load_lora(options);
     session->bind_plugins(plugins, options);
     return session;
 }
@@ -296,6 +298,24 @@ std::unique_ptr<ModelSession> ModelSession::for_config(const fs::path& config_pa
     impl.weights.set_source(config_path.string() + " (no weights)");
     session->bind_plugins(plugins, options);
     return session;
+}
+
+void ModelSession::load_lora(const SessionOptions& options) {
+    if (options.lora.empty()) return;
+    Impl& impl = *impl_;
+    std::vector<lora::Adapter> adapters;
+    for (const lora::AdapterSpec& spec : options.lora) {
+        adapters.push_back(lora::load(spec, [&](const std::string& name) { return impl.weights.stored_shape(name); }));
+    }
+    if (!options.merge_lora) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, "LoRA adapters are merged at load for now: add --merge-lora");
+    }
+    impl.weights.merge_lora(adapters);
+    for (const lora::Adapter& a : adapters) {
+        log::write(log::Level::info, "tfx",
+                   "LoRA adapter '" + a.name + "' merged: " + std::to_string(a.modules.size()) + " modules, r " +
+                       std::to_string(a.rank) + ", scaling " + std::to_string(a.scaling));
+    }
 }
 
 void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOptions& options) {

@@ -13,6 +13,7 @@
 
 #include "core/device.h"
 #include "core/kv_cache.h"
+#include "core/lora_adapter.h"
 #include "core/plugin_catalogue.h"
 #include "core/weight_store.h"
 #include "tfx/sdk/config.hpp"
@@ -32,6 +33,10 @@ struct SessionOptions {
     // reference's accuracy); "medium" lets backends multiply bf16 weights by bf16-rounded
     // activations where the CPU has bf16 dot products (prefill 1.5x faster, ~1e-2 relative).
     std::string matmul_precision = "highest";
+    // PEFT LoRA adapters on the base weights, in order; merged into the weights at load with
+    // merge_lora, else applied beside each adapted linear at run time.
+    std::vector<lora::AdapterSpec> lora;
+    bool merge_lora = false;
 };
 
 // The weight format the options ask for: weight_format, or the format --quantize names.
@@ -110,6 +115,7 @@ class ModelSession {
   private:
     ModelSession();
     void bind_plugins(const PluginChoice& plugins, const SessionOptions& options);
+    void load_lora(const SessionOptions& options);
     std::string unused_message() const;
     std::string quantized_message() const;
 

@@ -298,4 +298,23 @@ std::vector<float> widened(const uint8_t* src, DType dtype, size_t n, const char
     return out;
 }
 
+std::vector<uint8_t> narrowed(std::span<const float> values, DType dtype) {
+    std::vector<uint8_t> out(values.size() * dtype_size(dtype));
+    switch (dtype) {
+        case DType::F32:
+            std::memcpy(out.data(), values.data(), out.size());
+            break;
+        case DType::BF16:
+        case DType::F16:
+            for (size_t i = 0; i < values.size(); ++i) {
+                const uint16_t half = dtype == DType::BF16 ? sdk::f32_to_bf16(values[i]) : sdk::f32_to_f16(values[i]);
+                std::memcpy(out.data() + 2 * i, &half, 2);
+            }
+            break;
+        default:
+            throw sdk::Error(TFX_ERR_UNSUPPORTED, "f32 values cannot be stored as " + std::string(dtype_name(dtype)));
+    }
+    return out;
+}
+
 }  // namespace tfx::safetensors

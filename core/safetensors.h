@@ -88,6 +88,10 @@ class Checkpoint {
 // n values of an f32, bf16 or f16 tensor as f32; throws naming the tensor for other dtypes.
 std::vector<float> widened(const uint8_t* src, DType dtype, size_t n, const char* name);
 
+// f32 values stored as `dtype` (F32, BF16 or F16; rounded to nearest even), as torch's .to()
+// does; throws for other dtypes.
+std::vector<uint8_t> narrowed(std::span<const float> values, DType dtype);
+
 struct TensorToWrite {
     std::string name;
     DType dtype;

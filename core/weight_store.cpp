@@ -336,6 +336,42 @@ WeightStore::Usage WeightStore::usage() const {
     return usage;
 }
 
+std::optional<std::vector<int64_t>> WeightStore::stored_shape(const std::string& name) const {
+    if (!checkpoint_) return std::nullopt;
+    const auto entry = checkpoint_->find(name);
+    if (!entry) return std::nullopt;
+    return entry->info->shape;
+}
+
+void WeightStore::merge_lora(std::span<const lora::Adapter> adapters) {
+    if (gguf_ || quantization_ || !checkpoint_) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, source_ +
+                                                  ": LoRA adapters apply to unquantized safetensors checkpoints "
+                                                  "(f32, bf16 or f16 weights), not to a GGUF or quantized one");
+    }
+    std::map<std::string, std::vector<float>> values;  // accumulated in f32, narrowed once
+    for (const lora::Adapter& adapter : adapters) {
+        for (const lora::Module& m : adapter.modules) {
+            auto it = values.find(m.weight);
+            if (it == values.end()) {
+                const auto entry = require(m.weight.c_str());
+                const size_t n = static_cast<size_t>(m.in * m.out);
+                it = values
+                         .emplace(m.weight, safetensors::widened(entry.file->data(*entry.info), entry.info->dtype, n,
+                                                                 m.weight.c_str()))
+                         .first;
+            }
+            lora::merge_into(m, adapter.scaling, it->second);
+        }
+    }
+    for (auto& [name, merged] : values) {
+        const auto entry = require(name.c_str());
+        Materialized m{{}, safetensors::to_abi(entry.info->dtype), entry.info->shape};
+        m.bytes = safetensors::narrowed(merged, entry.info->dtype);
+        merged_.insert_or_assign(name, std::move(m));
+    }
+}
+
 safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
     auto entry = find(name);
     if (!entry) {
@@ -346,6 +382,10 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
+    if (const auto merged = merged_.find(name != nullptr ? name : ""); merged != merged_.end()) {
+        find(name);  // counted as used
+        return host_view(merged->second.bytes.data(), merged->second.dtype, merged->second.shape);
+    }
     // A GPTQ / AWQ / fp8 linear, decoded to f32.
     if (quantization_ && (!find(name) || find_fp8(name))) return get_f32(name);
     const auto entry = require(name);
@@ -373,6 +413,17 @@ tfx_tensor WeightStore::get_f32(const char* name) {
     if (it == f32_copies_.end() && find_packed(name)) {
         const quantized_checkpoint::Unpacked unpacked = unpack_gptq_awq(name);
         F32Copy copy{quantized_checkpoint::dequantize(unpacked), {unpacked.out, unpacked.in}};
+        it = f32_copies_.emplace(name, std::move(copy)).first;
+    }
+    if (it == f32_copies_.end() && merged_.contains(name)) {
+        const tfx_tensor t = get(name);
+        F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
+        size_t n = 1;
+        for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
+        const auto dtype = t.dtype.bits == 32                 ? safetensors::DType::F32
+                           : t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16
+                                                              : safetensors::DType::F16;
+        copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end()) {

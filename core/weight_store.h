@@ -13,6 +13,7 @@
 
 #include "core/gguf_model.h"
 #include "core/gptq_awq.h"
+#include "core/lora_adapter.h"
 #include "core/safetensors.h"
 #include "tfx/tensor.h"
 
@@ -90,6 +91,13 @@ class WeightStore {
     // Throws sdk::Error when absent.
     Lease lease(const char* name);
 
+    // Merges LoRA adapters into the weights handed out from now on (W += scaling · B·A), kept
+    // as copies in each weight's stored dtype. Throws for a quantized or GGUF checkpoint.
+    void merge_lora(std::span<const lora::Adapter> adapters);
+    // The stored shape of checkpoint tensor `name` (nullopt when absent), without counting it
+    // as used.
+    std::optional<std::vector<int64_t>> stored_shape(const std::string& name) const;
+
     // How `name` is stored ("f32", "bf16", "q8_0", "q4_k", "gptq", "fp8", ...), valid for the
     // store's life; nullptr when absent (host services' weight_storage).
     const char* storage_of(const char* name) const;
@@ -148,6 +156,7 @@ class WeightStore {
     std::shared_ptr<const gguf::File> gguf_;
     gguf::HfView gguf_view_;
     std::map<std::string, Materialized, std::less<>> materialized_;
+    std::map<std::string, Materialized, std::less<>> merged_;  // weights with LoRA adapters merged in
     std::map<std::string, std::vector<uint8_t>, std::less<>> reordered_encoded_;
     std::map<const void*, Encoded> encoded_;
     Dequantize dequantize_;

@@ -1,6 +1,5 @@
 #include "registry/quantize_checkpoint.h"
 
-#include <unistd.h>
 #include <set>
 
 #include <fstream>
@@ -10,6 +9,7 @@
 #include "core/gptq_writer.h"
 #include "core/json_file.h"
 #include "core/safetensors.h"
+#include "registry/model_folder_writer.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -17,45 +17,11 @@ namespace {
 
 namespace fs = std::filesystem;
 
-// Files of a model folder that hold weights: not copied (the quantized checkpoint replaces them).
-bool is_weight_file(const fs::path& file) {
-    const std::string name = file.filename().string();
-    for (const char* ending : {".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
-                               ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt"}) {
-        if (name.ends_with(ending)) return true;
-    }
-    return false;
-}
-
 int bits_of(const std::string& method) {
     if (method == "int8") return 8;
     if (method == "int4") return 4;
     throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--method: expected int8 or int4, got '" + method + "'");
 }
-
-// The output folder, empty or absent; a sibling scratch folder is renamed onto it at the end.
-fs::path check_output(const fs::path& out) {
-    std::error_code ec;
-    if (fs::exists(out, ec) && (!fs::is_directory(out, ec) || !fs::is_empty(out, ec))) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "--out: " + out.string() + " already exists and is not an empty folder; name a new one");
-    }
-    const fs::path parent = fs::absolute(out).parent_path();
-    if (!fs::is_directory(parent, ec)) {
-        throw sdk::Error(TFX_ERR_NOT_FOUND, "--out: the folder " + parent.string() + " does not exist");
-    }
-    return parent / ("." + out.filename().string() + ".tmp-" + std::to_string(::getpid()));
-}
-
-// Removes the scratch folder unless released (on success, after the rename).
-struct Scratch {
-    fs::path path;
-    bool released = false;
-    ~Scratch() {
-        std::error_code ec;
-        if (!released) fs::remove_all(path, ec);
-    }
-};
 
 // "model.layers.0.self_attn.q_proj.weight" -> "self_attn.q_proj" (under block "model.layers").
 std::string module_in_block(const std::string& name, const std::string& block) {
@@ -96,9 +62,7 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
     for (const auto& spec : AutoModel::from_config(config_path, options.load)->weight_specs()) {
         if (spec.value("linear", false)) linears.insert(spec.at("name").get<std::string>());
     }
-    const fs::path scratch_path = check_output(out);
-    Scratch scratch{scratch_path};
-    fs::create_directories(scratch.path);
+    ModelFolderWriter folder(out, "--out");
 
     const auto checkpoint = safetensors::Checkpoint::open(report.source);
     std::vector<safetensors::TensorToWrite> tensors;
@@ -155,23 +119,17 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
 
     std::map<std::string, std::string> metadata = checkpoint.metadata();
     metadata["format"] = "pt";
-    safetensors::write(scratch.path / "model.safetensors", tensors, metadata);
-    report.bytes_out = fs::file_size(scratch.path / "model.safetensors");
+    safetensors::write(folder.scratch() / "model.safetensors", tensors, metadata);
+    report.bytes_out = fs::file_size(folder.scratch() / "model.safetensors");
     nlohmann::json quantization = gptq_writer::quantization_config(report.bits, options.group_size);
     if (blocks.size() == 1) {
         quantization["block_name_to_quantize"] = *blocks.begin();
         quantization["modules_in_block_to_quantize"] = {std::vector<std::string>(modules.begin(), modules.end())};
     }
     config["quantization_config"] = quantization;
-    std::ofstream(scratch.path / "config.json") << config.dump(2) << '\n';
-    for (const auto& file : fs::directory_iterator(report.source)) {
-        if (file.path().filename() == "config.json" || is_weight_file(file.path()) || !file.is_regular_file()) continue;
-        fs::copy_file(file.path(), scratch.path / file.path().filename());
-    }
-    std::error_code ec;
-    fs::remove(out, ec);  // an empty folder the rename would not replace
-    fs::rename(scratch.path, out);
-    scratch.released = true;
+    std::ofstream(folder.scratch() / "config.json") << config.dump(2) << '\n';
+    folder.copy_model_files(report.source, {"config.json"});
+    folder.commit();
     return report;
 }
 

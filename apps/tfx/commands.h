@@ -33,6 +33,8 @@ struct ModelOptions {
     std::string matmul_precision = "highest";
     std::string revision;
     bool offline = false;
+    std::vector<std::string> lora;  // DIR[=NAME][:SCALE] each
+    bool merge_lora = false;
     void add_to(CLI::App* cmd);
     LoadOptions session_options() const;
 };
@@ -72,6 +74,7 @@ void add_perplexity_command(CLI::App& app);
 void add_generate_command(CLI::App& app);
 void add_init_model_command(CLI::App& app);
 void add_quantize_command(CLI::App& app);
+void add_convert_commands(CLI::App& app);
 void add_bench_command(CLI::App& app);
 void add_tokenize_commands(CLI::App& app);
 void add_task_commands(CLI::App& app);

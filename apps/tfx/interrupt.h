@@ -33,25 +33,30 @@ extern "C" inline void tfx_cli_on_sigint(int) {
     interrupt_flag() = 1;
 }
 
+// With `also_sigterm`, SIGTERM is caught the same way (commands that must clean up what they
+// were writing, such as tfx convert).
 class InterruptScope {
   public:
-    InterruptScope() {
+    explicit InterruptScope(bool also_sigterm = false) {
         interrupt_flag() = 0;
         struct sigaction action {};
         action.sa_handler = tfx_cli_on_sigint;
         sigemptyset(&action.sa_mask);
         action.sa_flags = SA_RESETHAND;  // the second Ctrl-C gets the default action: terminate
-        installed_ = sigaction(SIGINT, &action, &previous_) == 0;
+        installed_int_ = sigaction(SIGINT, &action, &previous_int_) == 0;
+        if (also_sigterm) installed_term_ = sigaction(SIGTERM, &action, &previous_term_) == 0;
     }
     ~InterruptScope() {
-        if (installed_) sigaction(SIGINT, &previous_, nullptr);
+        if (installed_int_) sigaction(SIGINT, &previous_int_, nullptr);
+        if (installed_term_) sigaction(SIGTERM, &previous_term_, nullptr);
     }
     InterruptScope(const InterruptScope&) = delete;
     InterruptScope& operator=(const InterruptScope&) = delete;
 
   private:
-    struct sigaction previous_ {};
-    bool installed_ = false;
+    struct sigaction previous_int_ {
+    }, previous_term_{};
+    bool installed_int_ = false, installed_term_ = false;
 };
 
 }  // namespace tfx::cli

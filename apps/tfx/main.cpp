@@ -96,6 +96,7 @@ int main(int argc, char** argv) {
     tfx::cli::add_perplexity_command(app);
     tfx::cli::add_init_model_command(app);
     tfx::cli::add_quantize_command(app);
+    tfx::cli::add_convert_commands(app);
     tfx::cli::add_bench_command(app);
     tfx::cli::add_chat_command(app);
     tfx::cli::add_serve_command(app);

@@ -32,6 +32,10 @@ void ModelOptions::add_to(CLI::App* cmd) {
         ->capture_default_str();
     cmd->add_option("--revision", revision, "Hub branch, tag or commit (for a Hub id)");
     cmd->add_flag("--offline", offline, "Never touch the network; use the Hugging Face cache");
+    cmd->add_option("--lora", lora,
+                    "A PEFT LoRA adapter folder, DIR[=NAME][:SCALE] (SCALE multiplies its lora_alpha scaling); "
+                    "repeatable");
+    cmd->add_flag("--merge-lora", merge_lora, "Merge the --lora adapters into the weights at load");
 }
 
 LoadOptions ModelOptions::session_options() const {
@@ -46,6 +50,9 @@ LoadOptions ModelOptions::session_options() const {
     so.matmul_precision = matmul_precision;
     if (!revision.empty()) so.revision = revision;
     so.offline = offline;
+    for (const std::string& spec : lora) so.lora.push_back(lora::parse_spec(spec, "--lora"));
+    so.merge_lora = merge_lora;
+    if (merge_lora && lora.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--merge-lora: no --lora adapter given");
     so.on_download_progress = download_progress_reporter();
     return so;
 }

@@ -1,0 +1,223 @@
+#include "core/lora_adapter.h"
+
+#include <charconv>
+#include <cmath>
+#include <map>
+
+#include "core/json_file.h"
+#include "core/safetensors.h"
+#include "tfx/sdk/error.hpp"
+
+namespace tfx::lora {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr std::string_view kPrefix = "base_model.model.";
+constexpr std::string_view kA = ".lora_A.weight";
+constexpr std::string_view kB = ".lora_B.weight";
+
+[[noreturn]] void fail(int32_t code, const std::string& message) {
+    throw sdk::Error(code, message);
+}
+
+std::string shape_text(const std::vector<int64_t>& shape) {
+    std::string s = "[";
+    for (size_t i = 0; i < shape.size(); ++i) s += (i ? ", " : "") + std::to_string(shape[i]);
+    return s + "]";
+}
+
+// A setting PEFT would act on and tfx does not: refused rather than silently computed without.
+void refuse_unless(bool neutral, const fs::path& config, const std::string& field, const std::string& why) {
+    if (!neutral) fail(TFX_ERR_UNSUPPORTED, config.string() + ": " + field + " " + why);
+}
+
+bool is_null_or_empty(const nlohmann::json& j) {
+    return j.is_null() || ((j.is_array() || j.is_object()) && j.empty());
+}
+
+struct Settings {
+    int64_t rank;
+    double alpha;
+    bool rslora, fan_in_fan_out;
+};
+
+Settings read_settings(const fs::path& config_path) {
+    const sdk::Config c = load_json_file(config_path);
+    const nlohmann::json& j = c.json();
+    const std::string peft_type = c.get_or<std::string>("peft_type", "LORA");
+    if (peft_type != "LORA") {
+        fail(TFX_ERR_UNSUPPORTED,
+             config_path.string() + ": peft_type is '" + peft_type + "'; tfx applies LORA adapters");
+    }
+    refuse_unless(!c.get_or<bool>("use_dora", false), config_path, "use_dora", "is true: DoRA is not supported");
+    const std::string bias = c.get_or<std::string>("bias", "none");
+    refuse_unless(bias == "none", config_path, "bias",
+                  "is '" + bias + "': adapters with trained biases are not supported");
+    for (const char* field : {"modules_to_save", "rank_pattern", "alpha_pattern", "layer_replication"}) {
+        refuse_unless(!j.contains(field) || is_null_or_empty(j[field]), config_path, field,
+                      "is set: not supported (tfx applies one r and lora_alpha to every module)");
+    }
+    Settings s{c.get<int64_t>("r"), c.get<double>("lora_alpha"), c.get_or<bool>("use_rslora", false),
+               c.get_or<bool>("fan_in_fan_out", false)};
+    if (s.rank <= 0) c.fail("r", "must be a positive rank");
+    if (!std::isfinite(s.alpha)) c.fail("lora_alpha", "must be a finite number");
+    return s;
+}
+
+struct Pair {
+    const safetensors::TensorInfo* a = nullptr;
+    const safetensors::TensorInfo* b = nullptr;
+};
+
+}  // namespace
+
+AdapterSpec parse_spec(const std::string& text, const std::string& option) {
+    AdapterSpec spec;
+    std::string rest = text;
+    if (const size_t colon = rest.rfind(':'); colon != std::string::npos) {
+        const std::string number = rest.substr(colon + 1);
+        float scale = 0;
+        const auto [end, ec] = std::from_chars(number.data(), number.data() + number.size(), scale);
+        if (ec == std::errc() && end == number.data() + number.size() && !number.empty()) {
+            if (!std::isfinite(scale)) fail(TFX_ERR_INVALID_ARGUMENT, option + " " + text + ": SCALE must be finite");
+            spec.scale = scale;
+            rest.resize(colon);
+        }
+    }
+    if (const size_t eq = rest.rfind('='); eq != std::string::npos) {
+        spec.name = rest.substr(eq + 1);
+        rest.resize(eq);
+        if (spec.name.empty()) fail(TFX_ERR_INVALID_ARGUMENT, option + " " + text + ": NAME after '=' is empty");
+    }
+    if (rest.empty()) fail(TFX_ERR_INVALID_ARGUMENT, option + " " + text + ": expected DIR[=NAME][:SCALE]");
+    spec.dir = rest;
+    return spec;
+}
+
+const Module* Adapter::module_for(const std::string& weight) const {
+    for (const Module& m : modules) {
+        if (m.weight == weight) return &m;
+    }
+    return nullptr;
+}
+
+Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
+    Adapter adapter;
+    adapter.dir = spec.dir;
+    adapter.name = spec.name;
+    if (adapter.name.empty()) {
+        fs::path dir = fs::absolute(spec.dir).lexically_normal();
+        if (dir.filename().empty()) dir = dir.parent_path();  // "adapters/a1/"
+        adapter.name = dir.filename().string();
+    }
+    if (!fs::is_directory(spec.dir)) {
+        fail(TFX_ERR_NOT_FOUND, spec.dir.string() + ": not a LoRA adapter folder (it does not exist)");
+    }
+    const fs::path config_path = spec.dir / "adapter_config.json";
+    if (!fs::exists(config_path)) {
+        fail(TFX_ERR_NOT_FOUND, spec.dir.string() + ": no adapter_config.json (is this a PEFT adapter folder?)");
+    }
+    const Settings settings = read_settings(config_path);
+    adapter.rank = settings.rank;
+    adapter.alpha = settings.alpha;
+    adapter.rslora = settings.rslora;
+    const double r = static_cast<double>(settings.rank);
+    adapter.scaling = static_cast<float>(settings.alpha / (settings.rslora ? std::sqrt(r) : r) * spec.scale);
+
+    const fs::path weights_path = spec.dir / "adapter_model.safetensors";
+    if (!fs::exists(weights_path)) {
+        fail(TFX_ERR_NOT_FOUND, spec.dir.string() + ": no adapter_model.safetensors" +
+                                    (fs::exists(spec.dir / "adapter_model.bin")
+                                         ? " (adapter_model.bin is a pickle tfx does not read; save the adapter "
+                                           "with safe_serialization=True)"
+                                         : ""));
+    }
+    const safetensors::File file(weights_path);
+    const std::string where = weights_path.string() + ": tensor '";
+    std::map<std::string, Pair> pairs;  // by module path
+    for (const auto& t : file.header().tensors) {
+        const bool is_a = t.name.ends_with(kA), is_b = t.name.ends_with(kB);
+        if (!t.name.starts_with(kPrefix) || (!is_a && !is_b)) {
+            fail(TFX_ERR_UNSUPPORTED, where + t.name +
+                                          "' is not a LoRA matrix of a linear layer (expected base_model.model.<module>"
+                                          ".lora_A.weight / .lora_B.weight; embedding LoRA is not supported)");
+        }
+        const std::string module = t.name.substr(kPrefix.size(), t.name.size() - kPrefix.size() - kA.size());
+        (is_a ? pairs[module].a : pairs[module].b) = &t;
+    }
+    if (pairs.empty()) fail(TFX_ERR_FORMAT, weights_path.string() + ": holds no LoRA tensors");
+
+    for (const auto& [module_path, pair] : pairs) {
+        if (pair.a == nullptr || pair.b == nullptr) {
+            fail(TFX_ERR_FORMAT, where + std::string(kPrefix) + module_path +
+                                     (pair.a ? std::string(kB) : std::string(kA)) +
+                                     "' is missing (every module needs lora_A and lora_B)");
+        }
+        const auto& a = *pair.a;
+        const auto& b = *pair.b;
+        if (a.shape.size() != 2 || b.shape.size() != 2 || a.shape[0] != settings.rank || b.shape[1] != settings.rank) {
+            fail(TFX_ERR_FORMAT, where + a.name + "' / '" + b.name + "': expected [r, in] and [out, r] with r = " +
+                                     std::to_string(settings.rank) + " (adapter_config.json), got " +
+                                     shape_text(a.shape) + " and " + shape_text(b.shape));
+        }
+        Module m;
+        m.module = module_path;
+        m.rank = settings.rank;
+        m.in = a.shape[1];
+        m.out = b.shape[0];
+        // The checkpoint may store the bare base model (GPT-2: "h.0.attn.c_attn.weight").
+        std::optional<std::vector<int64_t>> stored;
+        for (std::string candidate = module_path + ".weight";;) {
+            if ((stored = base_shape(candidate))) {
+                m.weight = candidate;
+                break;
+            }
+            const size_t dot = candidate.find('.');
+            if (candidate != module_path + ".weight" || dot == std::string::npos) break;
+            candidate = candidate.substr(dot + 1);
+        }
+        if (!stored) {
+            fail(TFX_ERR_INVALID_ARGUMENT, where + a.name + "' adapts module '" + module_path +
+                                               "', which the base model does not have (no tensor " + module_path +
+                                               ".weight): is the adapter for another base model?");
+        }
+        const std::vector<int64_t> linear{m.out, m.in}, conv1d{m.in, m.out};
+        if (*stored == linear && *stored == conv1d) {
+            m.transposed = settings.fan_in_fan_out;  // square: the config says how the base stores it
+        } else if (*stored == linear || *stored == conv1d) {
+            m.transposed = *stored == conv1d;
+        } else {
+            fail(TFX_ERR_INVALID_ARGUMENT, where + a.name + "': the base tensor " + m.weight + " is " +
+                                               shape_text(*stored) + ", which does not fit lora_A " +
+                                               shape_text(a.shape) + " and lora_B " + shape_text(b.shape) +
+                                               ": is the adapter for another base model?");
+        }
+        m.a = safetensors::widened(file.data(a), a.dtype, static_cast<size_t>(m.rank * m.in), a.name.c_str());
+        m.b = safetensors::widened(file.data(b), b.dtype, static_cast<size_t>(m.out * m.rank), b.name.c_str());
+        adapter.modules.push_back(std::move(m));
+    }
+    return adapter;
+}
+
+void merge_into(const Module& m, float scaling, std::span<float> w) {
+    if (w.size() != static_cast<size_t>(m.in * m.out)) {
+        fail(TFX_ERR_INTERNAL, "LoRA merge: " + m.weight + " has " + std::to_string(w.size()) + " values, expected " +
+                                   std::to_string(m.in * m.out));
+    }
+    std::vector<float> delta_row(static_cast<size_t>(m.in));
+    for (int64_t o = 0; o < m.out; ++o) {
+        std::fill(delta_row.begin(), delta_row.end(), 0.0f);
+        for (int64_t k = 0; k < m.rank; ++k) {
+            const float bk = m.b[static_cast<size_t>(o * m.rank + k)];
+            const float* a_row = &m.a[static_cast<size_t>(k * m.in)];
+            for (int64_t i = 0; i < m.in; ++i) delta_row[static_cast<size_t>(i)] += bk * a_row[i];
+        }
+        for (int64_t i = 0; i < m.in; ++i) {
+            const size_t at = static_cast<size_t>(m.transposed ? i * m.out + o : o * m.in + i);
+            w[at] += delta_row[static_cast<size_t>(i)] * scaling;
+        }
+    }
+}
+
+}  // namespace tfx::lora

@@ -1,0 +1,62 @@
+// LoRA adapters in PEFT's on-disk format (adapter_config.json + adapter_model.safetensors):
+// read, validated against the base model, and applied either merged into the weights
+// (W += scaling · B·A, transposed for a Conv1D stored [in, out]) or beside them at run time
+// (y = W x + b + scaling · B (A x)), as PEFT's lora.Linear does.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+namespace tfx::lora {
+
+// One `--lora DIR[=NAME][:SCALE]`: SCALE multiplies the adapter's own scaling (default 1).
+struct AdapterSpec {
+    std::filesystem::path dir;
+    std::string name;  // empty: the folder's name
+    float scale = 1.0f;
+};
+// Parses the command-line form; throws sdk::Error naming `option` when malformed.
+AdapterSpec parse_spec(const std::string& text, const std::string& option);
+
+// One adapted module of the base model.
+struct Module {
+    std::string module;  // PEFT's module path: "model.layers.0.self_attn.q_proj"
+    std::string weight;  // the base checkpoint's tensor it adapts: "model.layers.0.self_attn.q_proj.weight"
+    int64_t rank = 0, in = 0, out = 0;
+    bool transposed = false;  // the base weight is stored [in, out] (GPT-2's Conv1D)
+    std::vector<float> a;     // lora_A [rank, in]
+    std::vector<float> b;     // lora_B [out, rank]
+};
+
+struct Adapter {
+    std::string name;
+    std::filesystem::path dir;
+    int64_t rank = 0;
+    double alpha = 0;
+    bool rslora = false;
+    float scaling = 0;  // lora_alpha / r (or / sqrt(r) with use_rslora), times the spec's scale
+    std::vector<Module> modules;
+
+    // The module adapting checkpoint tensor `weight`, or nullptr.
+    const Module* module_for(const std::string& weight) const;
+};
+
+// How the base model stores a tensor: its shape, or nullopt when it has no such tensor.
+using BaseShape = std::function<std::optional<std::vector<int64_t>>(const std::string& name)>;
+
+// Reads the adapter and matches every module to a base tensor (`<module>.weight`, or without
+// the module path's first component where the checkpoint stores the bare base model, as GPT-2
+// checkpoints do). Throws sdk::Error naming the file, field or tensor for anything PEFT would
+// compute differently: other peft types, DoRA, trained biases, modules_to_save, rank or alpha
+// patterns, a module the base lacks, shapes that do not fit.
+Adapter load(const AdapterSpec& spec, const BaseShape& base_shape);
+
+// w (the base weight as stored, f32) += scaling · B·A (transposed for a transposed module).
+void merge_into(const Module& module, float scaling, std::span<float> w);
+
+}  // namespace tfx::lora

@@ -1,0 +1,89 @@
+#include "registry/model_folder_writer.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <cerrno>
+
+#include "tfx/sdk/error.hpp"
+
+namespace tfx {
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr const char* kScratchTag = ".tmp-";
+
+// ".NAME.tmp-PID" for output NAME.
+std::string scratch_name(const fs::path& out, pid_t pid) {
+    return "." + out.filename().string() + kScratchTag + std::to_string(pid);
+}
+
+// Scratch folders of this output whose writer process no longer exists (killed mid-write).
+void remove_abandoned_scratch(const fs::path& parent, const fs::path& out) {
+    const std::string prefix = "." + out.filename().string() + kScratchTag;
+    std::error_code ec;
+    for (const auto& entry : fs::directory_iterator(parent, ec)) {
+        const std::string name = entry.path().filename().string();
+        if (!name.starts_with(prefix)) continue;
+        const std::string pid_text = name.substr(prefix.size());
+        if (pid_text.empty() || pid_text.find_first_not_of("0123456789") != std::string::npos) continue;
+        const pid_t pid = static_cast<pid_t>(std::stol(pid_text));
+        const bool alive = ::kill(pid, 0) == 0 || errno == EPERM;
+        if (!alive) fs::remove_all(entry.path(), ec);
+    }
+}
+
+}  // namespace
+
+bool is_weight_file(const fs::path& file) {
+    const std::string name = file.filename().string();
+    for (const char* ending : {".safetensors", ".safetensors.index.json", ".bin", ".bin.index.json", ".pt", ".pth",
+                               ".gguf", ".h5", ".msgpack", ".onnx", ".ckpt"}) {
+        if (name.ends_with(ending)) return true;
+    }
+    return false;
+}
+
+ModelFolderWriter::ModelFolderWriter(fs::path out, const std::string& option) : out_(std::move(out)) {
+    std::error_code ec;
+    if (out_.filename().empty()) out_ = out_.parent_path();  // "dir/" names "dir"
+    if (fs::exists(out_, ec) && (!fs::is_directory(out_, ec) || !fs::is_empty(out_, ec))) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         option + ": " + out_.string() + " already exists and is not an empty folder; name a new one");
+    }
+    const fs::path parent = fs::absolute(out_).parent_path();
+    if (!fs::is_directory(parent, ec)) {
+        throw sdk::Error(TFX_ERR_NOT_FOUND, option + ": the folder " + parent.string() + " does not exist");
+    }
+    remove_abandoned_scratch(parent, out_);
+    scratch_ = parent / scratch_name(out_, ::getpid());
+    fs::remove_all(scratch_, ec);
+    if (!fs::create_directory(scratch_, ec)) {
+        throw sdk::Error(TFX_ERR_IO, option + ": cannot create " + scratch_.string() + ": " + ec.message());
+    }
+}
+
+ModelFolderWriter::~ModelFolderWriter() {
+    std::error_code ec;
+    if (!committed_) fs::remove_all(scratch_, ec);
+}
+
+void ModelFolderWriter::copy_model_files(const fs::path& source, const std::set<std::string>& skip) const {
+    for (const auto& file : fs::directory_iterator(source)) {
+        const std::string name = file.path().filename().string();
+        if (skip.contains(name) || is_weight_file(file.path()) || !file.is_regular_file()) continue;
+        fs::copy_file(file.path(), scratch_ / name);
+        // A copy of a read-only source (a Hub cache snapshot) is the user's to edit, as a written file is.
+        fs::permissions(scratch_ / name, fs::perms::owner_write, fs::perm_options::add);
+    }
+}
+
+void ModelFolderWriter::commit() {
+    std::error_code ec;
+    fs::remove(out_, ec);  // an empty folder the rename would not replace
+    fs::rename(scratch_, out_);
+    committed_ = true;
+}
+
+}  // namespace tfx

@@ -1,0 +1,38 @@
+// Writing a model folder (tfx quantize, tfx convert, tfx merge-lora) so that a failure never
+// leaves half of one: everything goes into a hidden scratch folder beside the output, which is
+// renamed onto it only when complete.
+#pragma once
+
+#include <filesystem>
+#include <set>
+#include <string>
+
+namespace tfx {
+
+// Files of a model folder that hold weights (a written checkpoint replaces them).
+bool is_weight_file(const std::filesystem::path& file);
+
+class ModelFolderWriter {
+  public:
+    // `out` must be absent or an empty folder, in an existing parent; throws sdk::Error naming
+    // `option` (the command's argument) otherwise. Scratch folders left by writers that were
+    // killed (their process is gone) are removed first.
+    ModelFolderWriter(std::filesystem::path out, const std::string& option);
+    ~ModelFolderWriter();
+    ModelFolderWriter(const ModelFolderWriter&) = delete;
+    ModelFolderWriter& operator=(const ModelFolderWriter&) = delete;
+
+    // Where files go until commit().
+    const std::filesystem::path& scratch() const { return scratch_; }
+    // Copies the source folder's regular files that are not weights and not in `skip`
+    // (config.json when the writer rewrites it): tokenizer, generation and other files.
+    void copy_model_files(const std::filesystem::path& source, const std::set<std::string>& skip) const;
+    // Moves the scratch folder onto the output; without it the destructor removes the scratch.
+    void commit();
+
+  private:
+    std::filesystem::path out_, scratch_;
+    bool committed_ = false;
+};
+
+}  // namespace tfx
