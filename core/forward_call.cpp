@@ -92,6 +92,20 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
                                  return in.output == SequenceInput::Output::all;
                              });
     rows_ = classifier ? num_seqs : static_cast<int64_t>(output_rows_.size());
+    if (session_.applies_lora()) {
+        // Each token row, and each output row, applies its sequence's adapters.
+        token_lora_.clear();
+        output_lora_.clear();
+        for (int32_t s = 0; s < num_seqs; ++s) {
+            token_lora_.insert(token_lora_.end(), static_cast<size_t>(seq_start_[s + 1] - seq_start_[s]),
+                               sequences[s].adapter);
+            if (classifier) output_lora_.push_back(sequences[s].adapter);
+        }
+        for (int32_t row : output_rows_) {
+            if (!classifier) output_lora_.push_back(token_lora_[static_cast<size_t>(row)]);
+        }
+        session_.set_lora_rows(token_lora_, output_lora_);
+    }
 
     // One upload: the arrays back to back, then views of them on the device.
     struct Section {

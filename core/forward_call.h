@@ -21,6 +21,7 @@ struct SequenceInput {
     std::span<const int32_t> positions;       // empty: cached length + 0, 1, ...
     std::span<const int32_t> token_type_ids;  // empty: all segment 0
     PagedKvCache::SeqId cache_seq = -1;       // its sequence in the call's cache (-1: no cache)
+    int32_t adapter = lora::kActiveAdapters;  // LoRA applied at run time: the session's active set, none, or one
     enum class Output { last, all, none } output = Output::last;
 };
 
@@ -50,6 +51,7 @@ class ForwardCall {
     // Host side of the batch: every i32 array in one buffer (one upload), sections at offsets.
     std::vector<int32_t> ids_, positions_, types_, seq_start_, context_len_, slots_, block_table_, output_rows_;
     std::vector<int32_t> staging_;
+    std::vector<int32_t> token_lora_, output_lora_;  // each row's LoRA choice
     DeviceAllocation device_batch_, device_output_, device_pooled_;
     std::vector<float> output_, pooled_;
 };

@@ -61,6 +61,12 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "the Generator decodes one sequence per request; num_beams " +
                                                   std::to_string(config.num_beams) + " needs beam_search()");
     check_prompt(info, prompt, max_new_tokens);
+    if (options.adapter != lora::kActiveAdapters &&
+        (options.adapter < lora::kNoAdapter ||
+         options.adapter >= static_cast<int32_t>(session_.lora_adapters().size()))) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "LoRA adapter number " + std::to_string(options.adapter) +
+                                                       " is not one of the session's run-time adapters");
+    }
     Request r;
     r.processing = std::make_shared<const LogitsProcessing>(config, info.vocab_size);
     r.prompt_length = prompt.size();
@@ -77,7 +83,7 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
     Request r = make_request(std::move(prompt), config, max_new_tokens, options);
     const RequestId id = next_id_++;
     if (r.max_new <= 0) return id;  // nothing to generate: done before it starts
-    r.seq = cache_->add(r.context);
+    r.seq = cache_->add(r.context, session_.lora_cache_salt(r.options.adapter));
     r.fed = static_cast<size_t>(cache_->length(r.seq));  // positions found in the prefix cache
     requests_.emplace(id, std::move(r));
     live_.push_back(id);
@@ -104,7 +110,7 @@ std::vector<Generator::RequestId> Generator::add_group(std::vector<int32_t> prom
 
 void Generator::make_live(RequestId id) {
     Request& r = requests_.at(id);
-    r.seq = cache_->add(r.context);
+    r.seq = cache_->add(r.context, session_.lora_cache_salt(r.options.adapter));
     r.fed = static_cast<size_t>(cache_->length(r.seq));
     live_.insert(std::upper_bound(live_.begin(), live_.end(), id), id);
 }
@@ -239,6 +245,7 @@ std::vector<Generator::Event> Generator::step() {
         SequenceInput in;
         in.ids = std::span<const int32_t>(r.context).subspan(r.fed, feeding[i]);
         in.cache_seq = r.seq;
+        in.adapter = r.options.adapter;
         in.output = r.fed + feeding[i] == r.context.size() ? SequenceInput::Output::last : SequenceInput::Output::none;
         inputs_.push_back(in);
     }

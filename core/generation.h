@@ -83,6 +83,8 @@ struct GenerationRequestOptions {
     std::vector<int32_t> teacher_force;  // tokens to take instead of choosing (see GenerateOptions)
     // Constrained decoding: the output must match this automaton (token_constraint.h).
     std::shared_ptr<ConstraintAutomaton> constraint;
+    // LoRA applied at run time: the session's active adapters, none, or adapter number i.
+    int32_t adapter = lora::kActiveAdapters;
 };
 
 class Generator {

@@ -50,16 +50,18 @@ size_t PagedKvCache::BlockKeyHash::operator()(const BlockKey& key) const {
     uint64_t h = 1469598103934665603ULL;
     const auto mix = [&](uint64_t v) { h = (h ^ v) * 1099511628211ULL; };
     mix(key.parent_content);
+    mix(key.salt);
     for (int32_t t : key.tokens) mix(static_cast<uint32_t>(t));
     return static_cast<size_t>(h);
 }
 
-PagedKvCache::SeqId PagedKvCache::add(std::span<const int32_t> prompt) {
+PagedKvCache::SeqId PagedKvCache::add(std::span<const int32_t> prompt, uint64_t salt) {
     Sequence s;
+    s.salt = salt;
     if (options_.prefix_caching && !prompt.empty()) {
         const auto bs = static_cast<size_t>(options_.block_size);
         queried_tokens_ += static_cast<int64_t>(prompt.size());
-        BlockKey key{0, {}};
+        BlockKey key{0, salt, {}};
         for (size_t b = 0; (b + 1) * bs < prompt.size(); ++b) {  // never the block of the last token
             key.tokens.assign(prompt.begin() + static_cast<std::ptrdiff_t>(b * bs),
                               prompt.begin() + static_cast<std::ptrdiff_t>((b + 1) * bs));
@@ -86,7 +88,7 @@ void PagedKvCache::publish(SeqId seq, std::span<const int32_t> tokens) {
     for (; s.published < full; ++s.published) {
         const int32_t block = s.blocks[s.published];
         if (content_id_[static_cast<size_t>(block)] == 0) {
-            BlockKey key{s.last_content,
+            BlockKey key{s.last_content, s.salt,
                          std::vector<int32_t>(tokens.begin() + static_cast<std::ptrdiff_t>(s.published * bs),
                                               tokens.begin() + static_cast<std::ptrdiff_t>((s.published + 1) * bs))};
             const auto [at, added] = index_.try_emplace(key, block);

@@ -45,8 +45,10 @@ class PagedKvCache {
 
     // A new sequence. With prefix caching, it starts holding the longest run of published
     // blocks that `prompt` begins with, always leaving the prompt's last token to compute (its
-    // logits are needed): length() says how many positions it starts with.
-    SeqId add(std::span<const int32_t> prompt = {});
+    // logits are needed): length() says how many positions it starts with. Blocks are shared
+    // only between sequences of the same `salt`: what else than the tokens decides the keys and
+    // values (the LoRA adapters a sequence runs with).
+    SeqId add(std::span<const int32_t> prompt = {}, uint64_t salt = 0);
     // A new sequence sharing all of `seq`'s cached positions (no copy until one of them writes).
     SeqId fork(SeqId seq);
     // Ends a sequence; its blocks return to the free list once no other sequence holds them.
@@ -97,11 +99,13 @@ class PagedKvCache {
         int64_t length = 0;
         size_t published = 0;       // leading blocks already in the index (or shared from it)
         uint64_t last_content = 0;  // content id of the last of them (0: none)
+        uint64_t salt = 0;
     };
     // What a published block holds: its tokens, after the content of the block before it. The
     // content id, not the block id, names the parent, so a reused block cannot alias old ones.
     struct BlockKey {
         uint64_t parent_content;
+        uint64_t salt;
         std::vector<int32_t> tokens;
         bool operator==(const BlockKey&) const = default;
     };

@@ -95,6 +95,13 @@ AdapterSpec parse_spec(const std::string& text, const std::string& option) {
     return spec;
 }
 
+std::string load_name(const AdapterSpec& spec) {
+    if (!spec.name.empty()) return spec.name;
+    fs::path dir = fs::absolute(spec.dir).lexically_normal();
+    if (dir.filename().empty()) dir = dir.parent_path();  // "adapters/a1/"
+    return dir.filename().string();
+}
+
 const Module* Adapter::module_for(const std::string& weight) const {
     for (const Module& m : modules) {
         if (m.weight == weight) return &m;
@@ -105,12 +112,7 @@ const Module* Adapter::module_for(const std::string& weight) const {
 Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
     Adapter adapter;
     adapter.dir = spec.dir;
-    adapter.name = spec.name;
-    if (adapter.name.empty()) {
-        fs::path dir = fs::absolute(spec.dir).lexically_normal();
-        if (dir.filename().empty()) dir = dir.parent_path();  // "adapters/a1/"
-        adapter.name = dir.filename().string();
-    }
+    adapter.name = load_name(spec);
     if (!fs::is_directory(spec.dir)) {
         fail(TFX_ERR_NOT_FOUND, spec.dir.string() + ": not a LoRA adapter folder (it does not exist)");
     }

@@ -14,6 +14,11 @@
 
 namespace tfx::lora {
 
+// What a row of a forward applies: the session's active adapters, none (the bare base), or
+// adapter number i (>= 0) of the session.
+inline constexpr int32_t kActiveAdapters = -2;
+inline constexpr int32_t kNoAdapter = -1;
+
 // One `--lora DIR[=NAME][:SCALE]`: SCALE multiplies the adapter's own scaling (default 1).
 struct AdapterSpec {
     std::filesystem::path dir;
@@ -22,6 +27,8 @@ struct AdapterSpec {
 };
 // Parses the command-line form; throws sdk::Error naming `option` when malformed.
 AdapterSpec parse_spec(const std::string& text, const std::string& option);
+// The name an adapter loaded from `spec` gets: its own, else its folder's.
+std::string load_name(const AdapterSpec& spec);
 
 // One adapted module of the base model.
 struct Module {

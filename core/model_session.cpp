@@ -8,6 +8,7 @@
 
 #include "core/json_file.h"
 #include "core/log.h"
+#include "core/lora_runtime.h"
 #include "core/op_forwarding.h"
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
@@ -42,6 +43,9 @@ struct ModelSession::Impl {
     };
     std::map<std::string, DeviceWeight, std::less<>> device_weights, device_weights_f32;
     bool has_weights = false;
+    // LoRA adapters applied at run time (read before the backend exists, then handed to it).
+    std::vector<lora::Adapter> runtime_adapters;
+    std::unique_ptr<LoraRuntime> lora;
 
     // A host tensor of the store mapped onto the device once; views of it stay valid for the session.
     tfx_tensor on_device(std::map<std::string, DeviceWeight, std::less<>>& mapped, const char* name,
@@ -109,6 +113,7 @@ struct ModelSession::Impl {
     // mapped weights go back to the backend, and the backend goes last.
     ~Impl() {
         model.reset();
+        lora.reset();
         for (auto* mapped : {&device_weights, &device_weights_f32}) {
             for (auto& [name, w] : *mapped) device->free(w.data);
         }
@@ -138,6 +143,7 @@ void fill_services(ModelSession::Impl& impl) {
         return sdk::guard(error, [&] {
             auto& session = impl_of(host);
             *out = session.on_device(session.device_weights, name, session.weights.get(name));
+            if (session.lora) session.lora->note_weight(name, *out);
         });
     };
     s.get_weight_f32 = [](void* host, const char* name, tfx_tensor* out, tfx_error* error) {
@@ -161,7 +167,9 @@ void fill_services(ModelSession::Impl& impl) {
             if (ndim < 0 || (ndim > 0 && shape == nullptr)) {
                 throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "pack_stored_weight: shape is missing");
             }
-            *out = impl_of(host).pack_stored(name, std::span<const int64_t>(shape, static_cast<size_t>(ndim)));
+            auto& session = impl_of(host);
+            *out = session.pack_stored(name, std::span<const int64_t>(shape, static_cast<size_t>(ndim)));
+            if (session.lora) session.lora->attach_named(name, *out);
         });
     };
     s.option = [](void* host, const char* key) -> const char* {
@@ -307,15 +315,84 @@ void ModelSession::load_lora(const SessionOptions& options) {
     for (const lora::AdapterSpec& spec : options.lora) {
         adapters.push_back(lora::load(spec, [&](const std::string& name) { return impl.weights.stored_shape(name); }));
     }
-    if (!options.merge_lora) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED, "LoRA adapters are merged at load for now: add --merge-lora");
+    for (size_t i = 0; i < adapters.size(); ++i) {
+        for (size_t j = 0; j < i; ++j) {
+            if (adapters[i].name == adapters[j].name) {
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--lora: two adapters are named '" + adapters[i].name +
+                                                               "'; name them apart with DIR=NAME");
+            }
+        }
+        log::info("LoRA adapter '" + adapters[i].name + "' (" + adapters[i].dir.string() +
+                  "): " + std::to_string(adapters[i].modules.size()) + " modules, r " +
+                  std::to_string(adapters[i].rank) + ", scaling " + std::to_string(adapters[i].scaling) +
+                  (options.merge_lora ? ", merged into the weights" : ", applied at run time"));
     }
-    impl.weights.merge_lora(adapters);
-    for (const lora::Adapter& a : adapters) {
-        log::write(log::Level::info, "tfx",
-                   "LoRA adapter '" + a.name + "' merged: " + std::to_string(a.modules.size()) + " modules, r " +
-                       std::to_string(a.rank) + ", scaling " + std::to_string(a.scaling));
+    if (options.merge_lora) {
+        impl.weights.merge_lora(adapters);
+    } else {
+        impl.runtime_adapters = std::move(adapters);
     }
+}
+
+std::vector<std::string> ModelSession::lora_adapters() const {
+    std::vector<std::string> names;
+    if (impl_->lora) {
+        for (const lora::Adapter& a : impl_->lora->adapters()) names.push_back(a.name);
+    }
+    return names;
+}
+
+uint64_t ModelSession::lora_cache_salt(int32_t adapter) const {
+    if (!impl_->lora) return 0;
+    const uint64_t set = adapter == lora::kActiveAdapters ? impl_->lora->active()
+                         : adapter == lora::kNoAdapter    ? 0
+                                                          : 1ull << adapter;
+    return set * 2 + 1;  // never 0, the salt of sessions without adapters
+}
+
+std::vector<std::pair<std::string, std::string>> ModelSession::lora_adapter_dirs() const {
+    std::vector<std::pair<std::string, std::string>> out;
+    if (impl_->lora) {
+        for (const lora::Adapter& a : impl_->lora->adapters()) out.emplace_back(a.name, a.dir.string());
+    }
+    return out;
+}
+
+bool ModelSession::applies_lora() const {
+    return impl_->lora != nullptr;
+}
+
+int32_t ModelSession::lora_adapter_index(const std::string& name) const {
+    const std::vector<std::string> names = lora_adapters();
+    const auto it = std::find(names.begin(), names.end(), name);
+    if (it == names.end()) {
+        std::string known;
+        for (const std::string& n : names) known += (known.empty() ? "" : ", ") + n;
+        throw sdk::Error(TFX_ERR_NOT_FOUND,
+                         "no LoRA adapter named '" + name + "' in this session (" +
+                             (known.empty() ? std::string("it applies none at run time") : "it has " + known) + ")");
+    }
+    return static_cast<int32_t>(it - names.begin());
+}
+
+void ModelSession::set_active_lora(const std::vector<std::string>& names) {
+    uint64_t set = 0;
+    for (const std::string& name : names) set |= 1ull << lora_adapter_index(name);
+    if (impl_->lora) impl_->lora->set_active(set);
+}
+
+void ModelSession::set_lora_rows(std::span<const int32_t> token_rows, std::span<const int32_t> output_rows) {
+    if (!impl_->lora) return;
+    const auto count = static_cast<int32_t>(impl_->lora->adapters().size());
+    for (auto rows : {token_rows, output_rows}) {
+        for (int32_t choice : rows) {
+            if (choice >= count || choice < lora::kActiveAdapters) {
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                                 "LoRA adapter number " + std::to_string(choice) + " is not one of this session's");
+            }
+        }
+    }
+    impl_->lora->set_rows(token_rows, output_rows);
 }
 
 void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOptions& options) {
@@ -342,6 +419,11 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);
     const auto* backend_ops = impl.backend->table<tfx_backend_ops>();
     impl.ops_target = {backend_ops, impl.backend->self, impl.services.device};
+    if (!impl.runtime_adapters.empty()) {
+        impl.lora = std::make_unique<LoraRuntime>(std::move(impl.runtime_adapters), *backend_ops, impl.backend->self,
+                                                  impl.services.device);
+        impl.ops_target.lora = impl.lora.get();
+    }
     impl.session_ops = forwarding_ops_for(*backend_ops);
     impl.services.ops = &impl.session_ops;
     if (!format.empty() && !is_float_format(format) && plugins.quantizer == nullptr) {
@@ -413,6 +495,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         }
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
+        if (impl.lora) impl.lora->check_attached();
         if (impl.ops_target.quantize != nullptr) log::info(quantized_message());
         if (impl.requantize.quantized > 0) {
             std::string formats;

@@ -6,6 +6,7 @@
 
 #include <filesystem>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -85,6 +86,21 @@ class ModelSession {
     // One forward pass; output rows are f32 [rows, info().output_size]. Host code builds
     // the arguments with ForwardCall (core/forward_call.h).
     void forward(const tfx_forward_args& args);
+
+    // LoRA adapters applied at run time (--lora without --merge-lora), in load order.
+    std::vector<std::string> lora_adapters() const;
+    // The same with each adapter's folder.
+    std::vector<std::pair<std::string, std::string>> lora_adapter_dirs() const;
+    bool applies_lora() const;
+    // Throws naming the adapters there are when `name` is not one.
+    int32_t lora_adapter_index(const std::string& name) const;
+    // The adapters rows choosing lora::kActiveAdapters apply (all at load), as PEFT's set_adapter.
+    void set_active_lora(const std::vector<std::string>& names);
+    // The next forward's choice per token row and per output row (ForwardCall sets it).
+    void set_lora_rows(std::span<const int32_t> token_rows, std::span<const int32_t> output_rows);
+    // What tells apart the KV of a sequence running with LoRA choice `adapter` from one with
+    // another choice (a prefix cache salt): 0 without run-time adapters.
+    uint64_t lora_cache_salt(int32_t adapter) const;
     // A paged KV cache for this model on the session's device, in the session's KV dtype.
     std::unique_ptr<PagedKvCache> make_cache(int32_t block_size = 16, bool prefix_caching = false) const;
     // The backend's memory (allocations and transfers for host code).

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/log.h"
+#include "core/lora_runtime.h"
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
 #include "core/weight_store.h"
@@ -156,7 +157,7 @@ const WeightStore::Encoded* packable_as_stored(const OpsTarget& target, const tf
 // pack_weight: stored blocks packed as they are where the backend computes on them; else, with
 // the session's quantization at load, the weight (in host memory: quantizers work on the host)
 // encoded by the quantizer, then packed from the encoded bytes.
-int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
+int32_t pack_weight_as_asked(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
     using Plain = Forward<&tfx_backend_ops::pack_weight>;
     auto* target = static_cast<OpsTarget*>(self);
     if (const WeightStore::Encoded* e = packable_as_stored(*target, w, format))
@@ -231,6 +232,41 @@ int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_wei
     return status;
 }
 
+// The forwarding table's pack_weight: then LoRA adapters attach to what was packed.
+int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
+    const int32_t status = pack_weight_as_asked(self, w, format, out, error);
+    auto* target = static_cast<OpsTarget*>(self);
+    if (status != TFX_OK || target->lora == nullptr || w == nullptr) return status;
+    return sdk::guard(error, [&] { target->lora->attach_view(*w, *out); });
+}
+
+void release_weight(void* self, tfx_weight* w) {
+    auto* target = static_cast<OpsTarget*>(self);
+    if (target->lora != nullptr) target->lora->detach(w);
+    Forward<&tfx_backend_ops::release_weight>::call(self, w);
+}
+
+int32_t linear(void* self, const tfx_tensor* x, const tfx_weight* w, const tfx_tensor* bias, tfx_tensor* y,
+               tfx_error* error) {
+    const int32_t status = Forward<&tfx_backend_ops::linear>::call(self, x, w, bias, y, error);
+    auto* target = static_cast<OpsTarget*>(self);
+    if (status != TFX_OK || target->lora == nullptr) return status;
+    return target->lora->apply(x, w, y, error);
+}
+
+int32_t linear_experts(void* self, const tfx_tensor* x, const tfx_weight* const* experts, int32_t count,
+                       const tfx_tensor* ids, tfx_tensor* y, tfx_error* error) {
+    auto* target = static_cast<OpsTarget*>(self);
+    for (int32_t i = 0; target->lora != nullptr && experts != nullptr && i < count; ++i) {
+        if (target->lora->adapts(experts[i])) {
+            sdk::fill_error(error, TFX_ERR_UNSUPPORTED,
+                            "LoRA on mixture-of-experts weights runs merged only (--merge-lora)");
+            return TFX_ERR_UNSUPPORTED;
+        }
+    }
+    return Forward<&tfx_backend_ops::linear_experts>::call(self, x, experts, count, ids, y, error);
+}
+
 // linear_many: every tensor of the lists checked as the single-tensor ops check theirs.
 int32_t linear_many(void* self, const tfx_tensor* x, const tfx_weight* const* ws, const tfx_tensor* const* biases,
                     int32_t count, tfx_tensor* const* ys, tfx_error* error) {
@@ -245,7 +281,11 @@ int32_t linear_many(void* self, const tfx_tensor* x, const tfx_weight* const* ws
         sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, problem);
         return TFX_ERR_INVALID_ARGUMENT;
     }
-    return Forward<&tfx_backend_ops::linear_many>::call(self, x, ws, biases, count, ys, error);
+    const int32_t status = Forward<&tfx_backend_ops::linear_many>::call(self, x, ws, biases, count, ys, error);
+    for (int32_t i = 0; status == TFX_OK && target->lora != nullptr && i < count; ++i) {
+        if (const int32_t applied = target->lora->apply(x, ws[i], ys[i], error); applied != TFX_OK) return applied;
+    }
+    return status;
 }
 
 const tfx_backend_ops kForwardingOps = {
@@ -257,8 +297,8 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::download>::call,
     Forward<&tfx_backend_ops::run_kernel>::call,
     pack_weight,
-    Forward<&tfx_backend_ops::release_weight>::call,
-    Forward<&tfx_backend_ops::linear>::call,
+    release_weight,
+    linear,
     Forward<&tfx_backend_ops::embedding>::call,
     Forward<&tfx_backend_ops::rms_norm>::call,
     Forward<&tfx_backend_ops::layer_norm>::call,
@@ -273,7 +313,7 @@ const tfx_backend_ops kForwardingOps = {
     Forward<&tfx_backend_ops::copy>::call,
     Forward<&tfx_backend_ops::gather_rows>::call,
     Forward<&tfx_backend_ops::top_k>::call,
-    Forward<&tfx_backend_ops::linear_experts>::call,
+    linear_experts,
     Forward<&tfx_backend_ops::weighted_sum>::call,
     Forward<&tfx_backend_ops::embedding_packed>::call,
     linear_many,

@@ -15,6 +15,7 @@
 namespace tfx {
 
 struct PluginInstance;
+class LoraRuntime;
 
 // Quantization at load: a pack_weight asking for `format` gets the weight encoded by the
 // quantizer on the host first, and the backend packs the encoded bytes. A weight whose rows
@@ -48,6 +49,9 @@ struct OpsTarget {
     // Float weights packed into another float width (--weight-format bf16 on an f32
     // checkpoint): their bytes as handed to pack_weight, and as packed.
     uint64_t refloat_source_bytes = 0, refloat_packed_bytes = 0;
+    // LoRA adapters applied at run time: attached to weights as they are packed, added to the
+    // output of every linear over an adapted weight.
+    LoraRuntime* lora = nullptr;
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();

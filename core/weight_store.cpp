@@ -337,6 +337,11 @@ WeightStore::Usage WeightStore::usage() const {
 }
 
 std::optional<std::vector<int64_t>> WeightStore::stored_shape(const std::string& name) const {
+    if (gguf_) {
+        const auto it = gguf_view_.tensors.find(name);
+        if (it == gguf_view_.tensors.end()) return std::nullopt;
+        return it->second.shape;
+    }
     if (!checkpoint_) return std::nullopt;
     const auto entry = checkpoint_->find(name);
     if (!entry) return std::nullopt;

@@ -30,6 +30,8 @@ struct BenchOptions {
     std::string kv_dtype = "f32";
     std::string weight_format;
     std::string quantize;
+    std::vector<std::string> lora;  // DIR[=NAME][:SCALE] each
+    bool merge_lora = false;
     std::string matmul_precision = "highest";
     int64_t prompt = 128;
     int64_t generate = 64;
@@ -96,6 +98,8 @@ void run_bench(const BenchOptions& o) {
         so.weight_format = o.weight_format;
         so.quantize = o.quantize;
         so.matmul_precision = o.matmul_precision;
+        for (const std::string& spec : o.lora) so.lora.push_back(lora::parse_spec(spec, "--lora"));
+        so.merge_lora = o.merge_lora;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
         const tfx_model_info& info = session->info();
@@ -189,6 +193,8 @@ void add_bench_command(CLI::App& app) {
     cmd->add_option("--weight-format", o->weight_format, "Pack linear weights into this format (as for generate)");
     cmd->add_option("--quantize", o->quantize, "Quantize linear weights at load: int8 or int4")
         ->check(CLI::IsMember({"int8", "int4"}));
+    cmd->add_option("--lora", o->lora, "PEFT LoRA adapters, DIR[=NAME][:SCALE] (as for generate): their run-time cost");
+    cmd->add_flag("--merge-lora", o->merge_lora, "Merge the --lora adapters at load");
     cmd->add_option("--matmul-precision", o->matmul_precision, "highest or medium (as for generate)")
         ->check(CLI::IsMember({"highest", "medium"}))
         ->capture_default_str();

@@ -32,6 +32,7 @@ struct ServeOptions {
     int64_t kv_cache_mib = 2048;
     int64_t max_body_mib = 8;
     bool no_prefix_cache = false;
+    std::vector<std::string> lora_modules;  // NAME=DIR each
 };
 
 // Polls until no request is in progress, then stops the I/O loop.
@@ -50,7 +51,24 @@ void run_serve(ServeOptions o) {
     if (o.api_key.empty()) {
         if (const char* key = std::getenv("TFX_API_KEY"); key && *key) o.api_key = key;
     }
-    auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
+    LoadOptions load = o.model.session_options();
+    // --lora adapters apply to requests naming the model; --lora-modules ones to requests naming them.
+    std::vector<std::string> active;
+    for (const lora::AdapterSpec& spec : load.lora) active.push_back(lora::load_name(spec));
+    for (const std::string& module : o.lora_modules) {
+        const size_t eq = module.find('=');
+        if (eq == 0 || eq == std::string::npos || eq + 1 == module.size()) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--lora-modules " + module + ": expected NAME=DIR");
+        }
+        if (load.merge_lora) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             "--lora-modules: adapters chosen per request cannot be merged "
+                             "(--merge-lora merges --lora adapters only)");
+        }
+        load.lora.push_back({module.substr(eq + 1), module.substr(0, eq), 1.0f});
+    }
+    auto session = AutoModel::from_pretrained(o.model.model, load);
+    if (!load.merge_lora) session->set_active_lora(active);
     if (!Tokenizer::model_has_one(*session))
         throw sdk::Error(TFX_ERR_NOT_FOUND, o.model.model +
                                                 ": no tokenizer.json (or GGUF tokenizer metadata); "
@@ -126,6 +144,9 @@ void add_serve_command(CLI::App& app) {
         ->capture_default_str();
     cmd->add_option("--api-key", o->api_key,
                     "Require 'Authorization: Bearer KEY' on /v1/ routes (default: $TFX_API_KEY, else none)");
+    cmd->add_option("--lora-modules", o->lora_modules,
+                    "LoRA adapters requests choose by name in `model`, NAME=DIR (a PEFT folder); repeatable. "
+                    "Requests naming the model itself get the --lora adapters, if any");
     cmd->add_option("--served-model-name", o->served_model_name,
                     "The model's name in the API (default: --model as given)");
     cmd->add_option("--max-batch", o->max_batch, "Sequences in the running batch at most")

@@ -32,8 +32,8 @@ namespace serve = tfx::serve;
 // The server stack of `tfx serve`, running on its own I/O thread.
 struct Server {
     Server(const std::filesystem::path& model, serve::EngineOptions engine_options = {},
-           serve::ServerOptions server_options = {}, uint64_t max_body = 1u << 20)
-        : session(tfx::AutoModel::from_pretrained(model.string(), {})),
+           serve::ServerOptions server_options = {}, uint64_t max_body = 1u << 20, tfx::LoadOptions load = {})
+        : session(tfx::AutoModel::from_pretrained(model.string(), load)),
           tokenizer(tfx::Tokenizer::for_model(*session, {})),
           engine(*session, engine_options),
           api(*session, *tokenizer, &engine, nullptr, with_name(server_options)),
@@ -119,13 +119,16 @@ struct Expected {
     size_t tokens;
     std::string finish_reason;
 };
-Expected alone(Server& s, const std::vector<int32_t>& prompt, int64_t max_new) {
+Expected alone(Server& s, const std::vector<int32_t>& prompt, int64_t max_new,
+               int32_t adapter = tfx::lora::kActiveAdapters) {
     tfx::GenerationConfig greedy =
         tfx::GenerationConfig::from_model(s.session->config(), std::nullopt);  // eos from config.json
     greedy.do_sample = false;
     greedy.max_new_tokens = max_new;
     tfx::Generator g(*s.session);
-    g.add(prompt, greedy, max_new);
+    tfx::GenerationRequestOptions request;
+    request.adapter = adapter;
+    g.add(prompt, greedy, max_new, request);
     std::vector<int32_t> tokens;
     bool eos = false;
     while (!g.idle()) {
@@ -482,6 +485,53 @@ TEST(Serve, PromptsThatBeginAlikeShareCachedBlocksAndAnswerTheSame) {
             EXPECT_EQ(prefix_hits(s), 0) << "--no-prefix-cache computes every prompt";
         }
     }
+}
+
+// LoRA adapters chosen by name in `model` (vLLM's --lora-modules): requests for three adapters
+// and the bare base run in one batch, each answering what it answers alone; the base's cached
+// prompt blocks never serve an adapter's request; /v1/models lists the adapters.
+TEST(Serve, LoraAdaptersChosenByModelNameShareOneBatch) {
+    TFX_TEST_DATA_OR_SKIP(adapters, "lora/tinystories-656k/adapters");
+    TFX_TEST_DATA_OR_SKIP(model_dir, "models/tinystories-656k");
+    tfx::LoadOptions load;
+    load.lora = {{adapters / "a1", "a1", 1.0f}, {adapters / "a2", "a2", 1.0f}, {adapters / "a1", "a1-half", 0.5f}};
+    Server s(model_dir, {.block_size = 4}, {}, 1u << 20, load);
+    s.session->set_active_lora({});  // the model's own name: the bare base
+    const std::vector<std::string> names{"tiny", "a1", "a2", "a1-half"};
+    const std::string prompt = "Once upon a time, there was a little girl";
+    constexpr int64_t kTokens = 20;
+    std::vector<Expected> expected;
+    for (size_t i = 0; i < names.size(); ++i) {
+        expected.push_back(alone(s, s.tokenizer->encode(prompt, true), kTokens,
+                                 i == 0 ? tfx::lora::kNoAdapter : static_cast<int32_t>(i - 1)));
+    }
+    for (size_t i = 1; i < 3; ++i) EXPECT_NE(expected[i].text, expected[0].text) << names[i];
+    const auto ask = [&](const std::string& model) {
+        return post(
+            s, "/v1/completions",
+            {{"model", model}, {"prompt", prompt}, {"max_tokens", kTokens}, {"temperature", 0}, {"ignore_eos", true}});
+    };
+    // The base first, so its prompt blocks are cached before the adapters' requests arrive.
+    ASSERT_EQ(ask("tiny").status, 200);
+    std::vector<std::future<Reply>> replies;
+    for (int round = 0; round < 2; ++round) {
+        for (const std::string& name : names) replies.push_back(std::async(std::launch::async, ask, name));
+    }
+    for (size_t i = 0; i < replies.size(); ++i) {
+        const Reply r = replies[i].get();
+        ASSERT_EQ(r.status, 200) << r.body;
+        const json j = json::parse(r.body);
+        EXPECT_EQ(j["model"], names[i % names.size()]);
+        EXPECT_EQ(j["choices"][0]["text"], expected[i % names.size()].text) << names[i % names.size()];
+    }
+    const json models = json::parse(request(s.url("/v1/models")).body);
+    ASSERT_EQ(models["data"].size(), 4u) << models.dump();
+    EXPECT_EQ(models["data"][1]["id"], "a1");
+    EXPECT_EQ(models["data"][1]["parent"], "tiny");
+    EXPECT_EQ(models["data"][3]["id"], "a1-half");
+    const Reply unknown = ask("a3");
+    EXPECT_EQ(unknown.status, 404);
+    EXPECT_NE(unknown.body.find("'a2'"), std::string::npos) << unknown.body;
 }
 
 }  // namespace

@@ -51,7 +51,7 @@ CompletionRun::CompletionRun(Kind kind, const SamplingFields& fields, bool parse
       arrival_(Clock::now()) {}
 
 void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens,
-                          std::shared_ptr<ConstraintAutomaton> constraint) {
+                          std::shared_ptr<ConstraintAutomaton> constraint, int32_t adapter) {
     prompts_ = prompts;
     std::vector<SequenceJob> jobs;
     const uint64_t seed = fields_.seed.value_or(std::random_device{}());
@@ -70,6 +70,7 @@ void CompletionRun::start(const std::vector<Prompt>& prompts, const GenerationCo
             job.max_new_tokens = max_new_tokens;
             job.top_logprobs = fields_.logprobs;
             job.constraint = constraint;
+            job.adapter = adapter;
             // The engine's thread posts to the I/O thread, which owns this run.
             auto self = shared_from_this();
             auto executor = exchange_->executor();

@@ -34,7 +34,7 @@ class CompletionRun : public std::enable_shared_from_this<CompletionRun> {
     // Submits n sequences per prompt (choice index = prompt x n + sample). Throws QueueFull or
     // sdk::Error (the KV budget) before anything is sent.
     void start(const std::vector<Prompt>& prompts, const GenerationConfig& config, int64_t max_new_tokens,
-               std::shared_ptr<ConstraintAutomaton> constraint = nullptr);
+               std::shared_ptr<ConstraintAutomaton> constraint = nullptr, int32_t adapter = lora::kActiveAdapters);
 
   private:
     struct Choice {

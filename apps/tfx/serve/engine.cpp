@@ -108,9 +108,9 @@ void Engine::admit_locked() {
         std::vector<GenerationConfig> configs;
         for (size_t i = 0; i < group; ++i) configs.push_back(queue_[i].job.config);
         try {
-            const std::vector<Generator::RequestId> requests =
-                generator_.add_group(head.prompt, configs, head.max_new_tokens,
-                                     {.top_logprobs = head.top_logprobs, .constraint = head.constraint});
+            const std::vector<Generator::RequestId> requests = generator_.add_group(
+                head.prompt, configs, head.max_new_tokens,
+                {.top_logprobs = head.top_logprobs, .constraint = head.constraint, .adapter = head.adapter});
             for (size_t i = 0; i < group; ++i) {
                 ticket_of_[requests[i]] = queue_[i].ticket;
                 running_.emplace(queue_[i].ticket, Running{std::move(queue_[i].job), requests[i]});
@@ -131,7 +131,8 @@ size_t Engine::head_group_size(size_t limit) const {
     while (size < std::min(limit, queue_.size())) {
         const Queued& next = queue_[size];
         if (next.submission != head.submission || next.job.prompt != head.job.prompt ||
-            next.job.max_new_tokens != head.job.max_new_tokens || next.job.top_logprobs != head.job.top_logprobs)
+            next.job.max_new_tokens != head.job.max_new_tokens || next.job.top_logprobs != head.job.top_logprobs ||
+            next.job.adapter != head.job.adapter)
             break;
         ++size;
     }

@@ -40,6 +40,7 @@ struct SequenceJob {
     int64_t max_new_tokens = 16;
     int32_t top_logprobs = -1;                        // >= 0: report log-probabilities (Generator::add)
     std::shared_ptr<ConstraintAutomaton> constraint;  // constrained decoding (shared by a request's choices)
+    int32_t adapter = lora::kActiveAdapters;          // the LoRA adapter the request's model names
     // Each token as it is chosen (on the engine thread); Event::finished ends the sequence.
     std::function<void(const Generator::Event&)> on_token;
     // The sequence could not run (its step failed, or the engine stopped first).

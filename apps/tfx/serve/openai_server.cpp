@@ -114,15 +114,26 @@ void OpenAiServer::handle(const HttpRequest& request, const std::shared_ptr<Exch
     exchange->respond(http::status::ok, "text/plain; version=0.0.4", metrics_.render(stats()));
 }
 
+// The model, then each LoRA adapter a request may name instead (as vLLM lists them: root is
+// the adapter's folder, parent the base model).
 void OpenAiServer::models(const std::shared_ptr<Exchange>& exchange) {
     metrics_.request_done("/v1/models", 200);
-    const Json body = {{"object", "list"},
-                       {"data",
-                        {{{"id", options_.model_name},
-                          {"object", "model"},
-                          {"created", 0},
-                          {"owned_by", "tfx"},
-                          {"max_model_len", options_.context_length}}}}};
+    Json data = Json::array();
+    data.push_back({{"id", options_.model_name},
+                    {"object", "model"},
+                    {"created", 0},
+                    {"owned_by", "tfx"},
+                    {"max_model_len", options_.context_length}});
+    for (const auto& [name, dir] : session_.lora_adapter_dirs()) {
+        data.push_back({{"id", name},
+                        {"object", "model"},
+                        {"created", 0},
+                        {"owned_by", "tfx"},
+                        {"root", dir},
+                        {"parent", options_.model_name},
+                        {"max_model_len", options_.context_length}});
+    }
+    const Json body = {{"object", "list"}, {"data", data}};
     exchange->respond(http::status::ok, "application/json", body.dump());
 }
 
@@ -237,15 +248,31 @@ void OpenAiServer::check_in_vocabulary(std::span<const int32_t> ids, const std::
     }
 }
 
+std::optional<int32_t> OpenAiServer::adapter_of(const std::string& model) const {
+    if (model == options_.model_name) return lora::kActiveAdapters;
+    const std::vector<std::string> adapters = session_.lora_adapters();
+    const auto it = std::find(adapters.begin(), adapters.end(), model);
+    if (it == adapters.end()) return std::nullopt;
+    return static_cast<int32_t>(it - adapters.begin());
+}
+
 bool OpenAiServer::refused(const std::string& model, const std::string& route,
                            const std::shared_ptr<Exchange>& exchange) {
-    if (model != options_.model_name) {
+    if (!adapter_of(model)) {
+        std::string served = "'" + options_.model_name + "'";
+        for (const std::string& name : session_.lora_adapters()) served += ", '" + name + "'";
         error(exchange, route, http::status::not_found,
-              "The model '" + model + "' does not exist (this server serves '" + options_.model_name + "')",
-              "invalid_request_error", "model");
+              "The model '" + model + "' does not exist (this server serves " + served + ")", "invalid_request_error",
+              "model");
         return true;
     }
     const bool embedding_route = route == "/v1/embeddings";
+    if (embedding_route && model != options_.model_name) {
+        error(exchange, route, http::status::bad_request,
+              "'" + model + "' is a LoRA adapter; adapters serve /v1/chat/completions and /v1/completions",
+              "invalid_request_error", "model");
+        return true;
+    }
     if (embedding_route ? !embedder_ : !engine_) {
         error(exchange, route, http::status::bad_request,
               "'" + model + "' (" + session_.architecture() + ") " +
@@ -290,9 +317,9 @@ void OpenAiServer::chat(const HttpRequest& request, const std::shared_ptr<Exchan
             throw RequestError("messages", std::string("the chat template could not render the messages: ") + e.what());
         }
         const int64_t max_new = max_new_tokens(r, static_cast<int64_t>(ids.size()));
-        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(),
-                                                   options_.model_name, tokenizer_, *engine_, metrics_, exchange);
-        run->start({{std::move(ids), ""}}, generation_config(r), max_new, constraint_for(r));
+        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::chat, r, !r.tools.is_null(), r.model,
+                                                   tokenizer_, *engine_, metrics_, exchange);
+        run->start({{std::move(ids), ""}}, generation_config(r), max_new, constraint_for(r), *adapter_of(r.model));
     });
 }
 
@@ -318,9 +345,9 @@ void OpenAiServer::completions(const HttpRequest& request, const std::shared_ptr
             prompts.push_back(std::move(p));
         }
         const int64_t max_new = max_new_tokens(r, longest);
-        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, options_.model_name,
-                                                   tokenizer_, *engine_, metrics_, exchange);
-        run->start(prompts, generation_config(r), max_new, constraint_for(r));
+        auto run = std::make_shared<CompletionRun>(CompletionRun::Kind::completion, r, false, r.model, tokenizer_,
+                                                   *engine_, metrics_, exchange);
+        run->start(prompts, generation_config(r), max_new, constraint_for(r), *adapter_of(r.model));
     });
 }
 

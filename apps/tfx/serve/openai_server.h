@@ -47,6 +47,9 @@ class OpenAiServer {
     // Answers 404 for another model's name, 400 for a route this kind of model does not
     // serve, or 503 while draining; true when it answered.
     bool refused(const std::string& model, const std::string& route, const std::shared_ptr<Exchange>& exchange);
+    // What a request naming `model` runs with: the model itself (its session's active LoRA
+    // adapters) or one run-time adapter by name; nullopt for a name the server does not serve.
+    std::optional<int32_t> adapter_of(const std::string& model) const;
     // Throws a RequestError naming `field` (and `where`, e.g. "input[2]: ") for an id the model has no row for.
     void check_in_vocabulary(std::span<const int32_t> ids, const std::string& field, const std::string& where) const;
     // The compiled automaton of a request's constraint (nullptr: none), kept per pattern so a
