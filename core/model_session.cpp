@@ -496,6 +496,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
         if (impl.lora) impl.lora->check_attached();
+        impl.weights.release_packed_merges();
         if (impl.ops_target.quantize != nullptr) log::info(quantized_message());
         if (impl.requantize.quantized > 0) {
             std::string formats;

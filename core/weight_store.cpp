@@ -162,7 +162,7 @@ WeightStore::Lease WeightStore::lease(const char* name) {
             return lease;
         }
     }
-    const tfx_tensor t = get(name);
+    const tfx_tensor t = merged_.contains(lease.name_) ? merged_view(name) : get(name);
     lease.shape_.assign(t.shape, t.shape + t.ndim);
     return lease;
 }
@@ -185,6 +185,8 @@ tfx_tensor WeightStore::Lease::values() {
         if (dequantized_.empty()) dequantized_ = quantized_checkpoint::dequantize(store.unpack_gptq_awq(name_.c_str()));
         return host_view(dequantized_.data(), kF32, shape_);
     }
+    // A merged weight is read for this pack only (release_packed_merges frees it after load).
+    if (store.merged_.contains(name_)) return store.merged_view(name_.c_str());
     return store.get(name_.c_str());
 }
 
@@ -336,6 +338,16 @@ WeightStore::Usage WeightStore::usage() const {
     return usage;
 }
 
+tfx_tensor WeightStore::merged_view(const char* name) {
+    find(name);  // counted as used
+    const Materialized& m = merged_.find(name)->second;
+    return host_view(m.bytes.data(), m.dtype, m.shape);
+}
+
+void WeightStore::release_packed_merges() {
+    std::erase_if(merged_, [&](const auto& entry) { return !viewed_merges_.contains(entry.first); });
+}
+
 std::optional<std::vector<int64_t>> WeightStore::stored_shape(const std::string& name) const {
     if (gguf_) {
         const auto it = gguf_view_.tensors.find(name);
@@ -388,8 +400,8 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
     if (const auto merged = merged_.find(name != nullptr ? name : ""); merged != merged_.end()) {
-        find(name);  // counted as used
-        return host_view(merged->second.bytes.data(), merged->second.dtype, merged->second.shape);
+        viewed_merges_.insert(merged->first);  // the model may keep this view: it stays
+        return merged_view(name);
     }
     // A GPTQ / AWQ / fp8 linear, decoded to f32.
     if (quantization_ && (!find(name) || find_fp8(name))) return get_f32(name);
@@ -421,7 +433,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end() && merged_.contains(name)) {
-        const tfx_tensor t = get(name);
+        const tfx_tensor t = merged_view(name);
         F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
         size_t n = 1;
         for (int64_t d : copy.shape) n *= static_cast<size_t>(d);

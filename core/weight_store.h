@@ -94,6 +94,9 @@ class WeightStore {
     // Merges LoRA adapters into the weights handed out from now on (W += scaling · B·A), kept
     // as copies in each weight's stored dtype. Throws for a quantized or GGUF checkpoint.
     void merge_lora(std::span<const lora::Adapter> adapters);
+    // Once the model is loaded: frees the merged weights it only packed (backends keep their own
+    // copy of what they pack); those handed out as views (get) stay.
+    void release_packed_merges();
     // The stored shape of checkpoint tensor `name` (nullopt when absent), without counting it
     // as used.
     std::optional<std::vector<int64_t>> stored_shape(const std::string& name) const;
@@ -157,6 +160,8 @@ class WeightStore {
     gguf::HfView gguf_view_;
     std::map<std::string, Materialized, std::less<>> materialized_;
     std::map<std::string, Materialized, std::less<>> merged_;  // weights with LoRA adapters merged in
+    std::set<std::string, std::less<>> viewed_merges_;         // merged weights get() handed out
+    tfx_tensor merged_view(const char* name);
     std::map<std::string, std::vector<uint8_t>, std::less<>> reordered_encoded_;
     std::map<const void*, Encoded> encoded_;
     Dequantize dequantize_;
