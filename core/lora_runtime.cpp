@@ -149,8 +149,8 @@ void LoraRuntime::attach_view(const tfx_tensor& view, tfx_weight* packed) {
         // [in, out]) the transposed view of its columns.
         const bool row_block = !m->transposed && cols == m->in && offset % m->in == 0 &&
                                (view.strides == nullptr || (view.strides[0] == m->in && view.strides[1] == 1));
-        const bool column_block = m->transposed && cols == m->in && view.strides != nullptr &&
-                                  view.strides[0] == 1 && view.strides[1] == m->out && offset < m->out;
+        const bool column_block = m->transposed && cols == m->in && view.strides != nullptr && view.strides[0] == 1 &&
+                                  view.strides[1] == m->out && offset < m->out;
         if (!row_block && !column_block) {
             throw sdk::Error(TFX_ERR_UNSUPPORTED, "LoRA module " + m->module + ": the model packs " + noted.name +
                                                       " in a layout the adapter cannot follow at run time; merge it "
@@ -178,8 +178,8 @@ void LoraRuntime::check_attached() const {
             const auto it = covered_.find({static_cast<int32_t>(i), m.weight});
             if (it == covered_.end() || it->second != m.out) {
                 throw sdk::Error(TFX_ERR_UNSUPPORTED,
-                                 "LoRA adapter '" + adapters_[i].name + "': module " + m.module +
-                                     " adapts " + m.weight +
+                                 "LoRA adapter '" + adapters_[i].name + "': module " + m.module + " adapts " +
+                                     m.weight +
                                      ", which the model plugin does not run as a linear layer of its own (an "
                                      "embedding, an expert, a fused weight); merge the adapter instead (--merge-lora)");
             }

@@ -53,9 +53,12 @@ void call_unlocked(Call&& call) {
 tfx_api_open_options open_options(int32_t num_threads, const std::optional<std::string>& device,
                                   const std::optional<std::string>& quantize,
                                   const std::optional<std::string>& kv_dtype,
-                                  const std::optional<std::string>& revision, bool offline) {
+                                  const std::optional<std::string>& revision, bool offline,
+                                  const std::string* lora = nullptr, bool merge_lora = false) {
     auto text = [](const std::optional<std::string>& v) { return v ? v->c_str() : nullptr; };
     tfx_api_open_options o{};
+    o.lora = lora != nullptr && !lora->empty() ? lora->c_str() : nullptr;
+    o.merge_lora = merge_lora ? 1 : 0;
     o.struct_size = sizeof o;
     o.num_threads = num_threads;
     o.device = text(device);
@@ -129,13 +132,23 @@ class Model {
   public:
     Model(const std::string& path, int32_t num_threads, std::optional<std::string> device,
           std::optional<std::string> quantize, std::optional<std::string> kv_dtype, std::optional<std::string> revision,
-          bool offline) {
-        const tfx_api_open_options o = open_options(num_threads, device, quantize, kv_dtype, revision, offline);
+          bool offline, const std::vector<std::string>& lora, bool merge_lora) {
+        std::string lora_lines;
+        for (const std::string& spec : lora) lora_lines += spec + "\n";
+        const tfx_api_open_options o =
+            open_options(num_threads, device, quantize, kv_dtype, revision, offline, &lora_lines, merge_lora);
         call_unlocked([&](tfx_error* e) { return tfx_api_open(path.c_str(), &o, &model_, e); });
     }
     ~Model() { tfx_api_close(model_); }
     Model(const Model&) = delete;
     Model& operator=(const Model&) = delete;
+
+    // The run-time LoRA adapters applied from now on, by name (none: the bare model).
+    void set_lora(const std::vector<std::string>& names) {
+        std::string lines;
+        for (const std::string& name : names) lines += name + "\n";
+        call_unlocked([&](tfx_error* e) { return tfx_api_set_lora(model_, lines.c_str(), e); });
+    }
 
     py::dict info() const {
         tfx_model_info i{};
@@ -254,10 +267,12 @@ PYBIND11_MODULE(_tfx, m) {
         .def("run", &Pipeline::run, py::arg("input_json"));
     py::class_<Model>(m, "Model")
         .def(py::init<const std::string&, int32_t, std::optional<std::string>, std::optional<std::string>,
-                      std::optional<std::string>, std::optional<std::string>, bool>(),
+                      std::optional<std::string>, std::optional<std::string>, bool, const std::vector<std::string>&,
+                      bool>(),
              py::arg("path"), py::arg("num_threads") = 0, py::arg("device") = py::none(),
              py::arg("quantize") = py::none(), py::arg("kv_dtype") = py::none(), py::arg("revision") = py::none(),
-             py::arg("offline") = false)
+             py::arg("offline") = false, py::arg("lora") = std::vector<std::string>{}, py::arg("merge_lora") = false)
+        .def("set_lora", &Model::set_lora, py::arg("names"))
         .def("info", &Model::info)
         .def("tokenizer", &Model::tokenizer, py::keep_alive<0, 1>())
         .def("forward", &Model::forward, py::arg("ids"), py::arg("all_positions") = false)

@@ -50,6 +50,17 @@ const tfx::Tokenizer& tokenizer_of(const tfx_api_tokenizer* tokenizer) {
     return *tokenizer->tokenizer;
 }
 
+// The non-empty lines of `text` (NULL: none).
+std::vector<std::string> lines(const char* text) {
+    std::vector<std::string> out;
+    if (!text) return out;
+    std::stringstream in(text);
+    for (std::string line; std::getline(in, line);) {
+        if (!line.empty()) out.push_back(line);
+    }
+    return out;
+}
+
 tfx::LoadOptions load_options(const tfx_api_open_options* options) {
     tfx::LoadOptions load;
     if (!options) return load;
@@ -66,6 +77,12 @@ tfx::LoadOptions load_options(const tfx_api_open_options* options) {
         for (std::string p; std::getline(paths, p, ':');) {
             if (!p.empty()) load.plugin_paths.push_back(p);
         }
+    }
+    if (TFX_HAS_FIELD(options, tfx_api_open_options, merge_lora)) {
+        for (const std::string& spec : lines(options->lora)) {
+            load.lora.push_back(tfx::lora::parse_spec(spec, "tfx_api_open_options.lora"));
+        }
+        load.merge_lora = options->merge_lora != 0;
     }
     return load;
 }
@@ -100,6 +117,13 @@ int32_t tfx_api_open(const char* model, const tfx_api_open_options* options, tfx
 
 void tfx_api_close(tfx_api_model* model) {
     delete model;
+}
+
+int32_t tfx_api_set_lora(tfx_api_model* model, const char* names, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        model->session->set_active_lora(lines(names));
+    });
 }
 
 int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error) {

@@ -34,11 +34,16 @@ _open_models: "weakref.WeakValueDictionary[tuple, _tfx.Model]" = weakref.WeakVal
 
 
 def _open(path: str, num_threads: int = 0, device: str | None = None, quantize: str | None = None,
-          kv_dtype: str | None = None, revision: str | None = None, offline: bool = False) -> _tfx.Model:
-    key = (str(path), num_threads, device, quantize, kv_dtype, revision, offline)
+          kv_dtype: str | None = None, revision: str | None = None, offline: bool = False,
+          lora: Sequence[str] = (), merge_lora: bool = False) -> _tfx.Model:
+    lora = [str(spec) for spec in lora]
+    if lora and not merge_lora:
+        # Run-time adapters carry a choice (set_adapter) each handle makes on its own.
+        return _tfx.Model(str(path), num_threads, device, quantize, kv_dtype, revision, offline, lora, merge_lora)
+    key = (str(path), num_threads, device, quantize, kv_dtype, revision, offline, tuple(lora), merge_lora)
     model = _open_models.get(key)
     if model is None:
-        model = _tfx.Model(str(path), num_threads, device, quantize, kv_dtype, revision, offline)
+        model = _tfx.Model(str(path), num_threads, device, quantize, kv_dtype, revision, offline, lora, merge_lora)
         _open_models[key] = model
     return model
 
@@ -151,6 +156,11 @@ class Model:
         self._model = model
         self.config = model.info()
 
+    def set_adapter(self, names: str | Sequence[str] | None) -> None:
+        """The LoRA adapters (opened with lora=[...]) that apply from now on, by name; None for
+        the bare model (PEFT's set_adapter / disable_adapter)."""
+        self._model.set_lora([] if names is None else [names] if isinstance(names, str) else list(names))
+
     def __call__(self, input_ids: Any) -> dict:
         """Every position's outputs for one sequence: {"logits" or "last_hidden_state": array
         [1, tokens, output_size]} (numpy)."""
@@ -207,7 +217,8 @@ class AutoModel:
     @staticmethod
     def from_pretrained(path: str, **options: Any) -> Model:
         """A model folder, GGUF file or Hub id. Options: num_threads, device ("cpu", "torch",
-        "cuda"), quantize ("int8", "int4"), kv_dtype, revision, offline."""
+        "cuda"), quantize ("int8", "int4"), kv_dtype, revision, offline, lora (PEFT adapter
+        folders, "DIR[=NAME][:SCALE]" each; all active until set_adapter), merge_lora."""
         return Model(_open(path, **options))
 
 

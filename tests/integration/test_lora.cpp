@@ -189,7 +189,8 @@ TEST(LoraErrors, AdaptersThatDoNotFitAreRefusedByName) {
     // An adapter for another base.
     tfx::LoadOptions other;
     other.lora = {{root / "tinystories-656k" / "adapters" / "a1", "", 1.0f}};
-    std::string message = tfx::test::error_of([&] { tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), other); });
+    std::string message =
+        tfx::test::error_of([&] { tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), other); });
     EXPECT_NE(message.find("lora_A.weight"), std::string::npos) << message;
     EXPECT_NE(message.find("another base model"), std::string::npos) << message;
     // Two adapters of one name.
@@ -207,7 +208,8 @@ TEST(LoraErrors, AdaptersThatDoNotFitAreRefusedByName) {
     std::ofstream(dora / "adapter_config.json") << config.dump();
     tfx::LoadOptions with_dora;
     with_dora.lora = {{dora, "", 1.0f}};
-    message = tfx::test::error_of([&] { tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), with_dora); });
+    message =
+        tfx::test::error_of([&] { tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), with_dora); });
     EXPECT_NE(message.find("use_dora"), std::string::npos) << message;
     fs::remove_all(dora);
     // An unknown adapter name.

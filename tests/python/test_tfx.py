@@ -51,6 +51,33 @@ def test_numpy_in_numpy_out_and_logits(stories, golden):
     assert np.allclose(logits[0, -1], prompt["last_logits"], atol=1e-4)
 
 
+def test_lora_adapters_at_run_time_merged_and_switched(stories):
+    lora = data("lora/tinystories-656k")
+
+    def golden_of(name):
+        with open(os.path.join(lora, "golden", name)) as f:
+            return json.load(f)["prompts"]
+
+    def check(model, prompts):
+        for prompt in prompts:
+            want = prompt["greedy"]["new_tokens"]
+            out = model.generate(prompt["input_ids"], max_new_tokens=len(want), do_sample=False, eos_token_id=None)
+            assert out[0] == prompt["input_ids"] + want, prompt["name"]
+            assert np.allclose(model(prompt["input_ids"])["logits"][0, -1], prompt["last_logits"], atol=1e-4)
+
+    a1, a2 = os.path.join(lora, "adapters", "a1"), os.path.join(lora, "adapters", "a2")
+    check(tfx.AutoModelForCausalLM.from_pretrained(stories, lora=[a1], merge_lora=True), golden_of("a1-merged.json"))
+    both = tfx.AutoModelForCausalLM.from_pretrained(stories, lora=[a1, a2])
+    both.set_adapter("a2")
+    check(both, golden_of("switch-1-a2.json"))
+    both.set_adapter(["a1"])
+    check(both, golden_of("switch-2-a1.json"))
+    both.set_adapter(None)
+    check(both, golden_of("switch-3-disabled.json"))
+    with pytest.raises(tfx.TfxError, match="no LoRA adapter named 'a3'"):
+        both.set_adapter("a3")
+
+
 def test_tokenizer_and_text_generation_pipeline(stories):
     tok = tfx.AutoTokenizer.from_pretrained(stories)
     enc = tok("Once upon a time")

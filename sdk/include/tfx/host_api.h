@@ -17,7 +17,7 @@
 extern "C" {
 #endif
 
-#define TFX_HOST_API_VERSION 1
+#define TFX_HOST_API_VERSION 2
 
 /* The TFX_HOST_API_VERSION libtfx was built with: a program compiled against a newer header
  * checks it before calling functions the library may lack. */
@@ -36,6 +36,12 @@ typedef struct tfx_api_open_options {
     const char* plugin_paths; /* NULL: the default search; else folders separated by ':' */
     int32_t offline;          /* 1: never download (a Hub id must be cached) */
     int32_t reserved;
+    /* API 2. PEFT LoRA adapters, one per line, each "DIR[=NAME][:SCALE]" (NULL: none): applied
+     * at run time beside the weights (all active; tfx_api_set_lora chooses), or merged into them
+     * at load with merge_lora = 1. */
+    const char* lora;
+    int32_t merge_lora;
+    int32_t reserved2;
 } tfx_api_open_options;
 
 /* Opens a model folder, a GGUF file or a Hub id (downloaded unless cached). `options` may be
@@ -43,6 +49,10 @@ typedef struct tfx_api_open_options {
  * TFX_ERR_UNSUPPORTED for an architecture no plugin runs. Release with tfx_api_close. */
 int32_t tfx_api_open(const char* model, const tfx_api_open_options* options, tfx_api_model** out, tfx_error* error);
 void tfx_api_close(tfx_api_model* model);
+
+/* API 2. The run-time LoRA adapters forward and generate apply from now on, by name, one per
+ * line ("" or NULL: none, the bare model), as PEFT's set_adapter. */
+int32_t tfx_api_set_lora(tfx_api_model* model, const char* names, tfx_error* error);
 
 /* The model's shape: output kind and size, vocabulary, layers, context length. */
 int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error);
@@ -109,7 +119,8 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
 } /* extern "C" */
 #endif
 
-TFX_STATIC_ASSERT(sizeof(tfx_api_open_options) == 56, "tfx_api_open_options layout");
+TFX_STATIC_ASSERT(sizeof(tfx_api_open_options) == 72, "tfx_api_open_options layout");
+TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, lora) == 56, "tfx_api_open_options layout");
 TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, device) == 8, "tfx_api_open_options layout");
 TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, offline) == 48, "tfx_api_open_options layout");
 
