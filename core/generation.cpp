@@ -325,6 +325,11 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         throw sdk::Error(
             TFX_ERR_UNSUPPORTED,
             "constrained decoding runs with greedy or sampled decoding, not with beams or assisted decoding");
+    if (options.adapter != lora::kActiveAdapters &&
+        (config.num_beams > 1 || options.assistant_model || config.prompt_lookup_num_tokens > 0))
+        throw sdk::Error(TFX_ERR_UNSUPPORTED,
+                         "a LoRA adapter per call runs with greedy or sampled decoding; beams and assisted decoding "
+                         "use the session's active adapters (set_active_lora)");
     if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
         return assisted_generate(session, prompts, config, options);
     if (config.num_beams > 1) {
@@ -354,7 +359,8 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         Generator::RequestOptions request_options{.output_scores = options.output_scores,
                                                   .pads = longest - static_cast<int64_t>(prompts[p].size()),
                                                   .teacher_force = options.teacher_force,
-                                                  .constraint = options.constraint};
+                                                  .constraint = options.constraint,
+                                                  .adapter = options.adapter};
         std::vector<GenerationConfig> configs(per_prompt, config);
         for (size_t i = 0; i < per_prompt; ++i) configs[i].seed = config.seed + i;
         const auto ids = generator.add_group(prompts[p], configs, max_new, request_options);

@@ -54,6 +54,8 @@ struct GenerateOptions {
     // Constrained decoding (token_constraint.h): every sequence's text matches this automaton's
     // pattern (a JSON schema's, say) when it ends with EOS.
     std::shared_ptr<ConstraintAutomaton> constraint;
+    // LoRA applied at run time: the session's active adapters, none, or adapter number i.
+    int32_t adapter = lora::kActiveAdapters;
 };
 
 struct GeneratorOptions {
