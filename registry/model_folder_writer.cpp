@@ -1,6 +1,9 @@
 #include "registry/model_folder_writer.h"
 
+#include <fcntl.h>
 #include <signal.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -62,11 +65,38 @@ ModelFolderWriter::ModelFolderWriter(fs::path out, const std::string& option) : 
     if (!fs::create_directory(scratch_, ec)) {
         throw sdk::Error(TFX_ERR_IO, option + ": cannot create " + scratch_.string() + ": " + ec.message());
     }
+    start_watchdog();
+}
+
+void ModelFolderWriter::start_watchdog() {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) return;  // no watchdog: a later writer still clears what a kill leaves
+    posix_spawn_file_actions_t actions;
+    posix_spawn_file_actions_init(&actions);
+    posix_spawn_file_actions_adddup2(&actions, fds[0], STDIN_FILENO);
+    // Ignores the terminal's Ctrl-C (this process cleans up after it itself) and waits for the verdict.
+    const char* script = "trap '' INT TERM HUP; read verdict; [ \"$verdict\" = commit ] || rm -rf -- \"$1\"";
+    const std::string scratch = scratch_.string();
+    const char* argv[] = {"sh", "-c", script, "tfx-scratch-watchdog", scratch.c_str(), nullptr};
+    pid_t pid = 0;
+    const int spawned = posix_spawn(&pid, "/bin/sh", &actions, nullptr, const_cast<char* const*>(argv), environ);
+    posix_spawn_file_actions_destroy(&actions);
+    ::close(fds[0]);
+    if (spawned != 0) {
+        ::close(fds[1]);
+        return;
+    }
+    watchdog_pipe_ = fds[1];
+    watchdog_pid_ = pid;
 }
 
 ModelFolderWriter::~ModelFolderWriter() {
     std::error_code ec;
     if (!committed_) fs::remove_all(scratch_, ec);
+    if (watchdog_pipe_ >= 0) {
+        ::close(watchdog_pipe_);  // EOF without "commit": the watchdog removes what is left, if anything
+        ::waitpid(watchdog_pid_, nullptr, 0);
+    }
 }
 
 void ModelFolderWriter::copy_model_files(const fs::path& source, const std::set<std::string>& skip) const {
@@ -84,6 +114,12 @@ void ModelFolderWriter::commit() {
     fs::remove(out_, ec);  // an empty folder the rename would not replace
     fs::rename(scratch_, out_);
     committed_ = true;
+    if (watchdog_pipe_ >= 0) {
+        const char verdict[] = "commit\n";
+        if (::write(watchdog_pipe_, verdict, sizeof verdict - 1) < 0) {
+            // The watchdog is gone; the scratch folder it guarded is already renamed.
+        }
+    }
 }
 
 }  // namespace tfx

@@ -1,7 +1,10 @@
 // Writing a model folder (tfx quantize, tfx convert, tfx merge-lora) so that a failure never
 // leaves half of one: everything goes into a hidden scratch folder beside the output, which is
-// renamed onto it only when complete.
+// renamed onto it only when complete. A watchdog process removes the scratch folder if this
+// process is killed (SIGKILL included) before that.
 #pragma once
+
+#include <sys/types.h>
 
 #include <filesystem>
 #include <set>
@@ -31,8 +34,14 @@ class ModelFolderWriter {
     void commit();
 
   private:
+    // Starts /bin/sh reading a pipe from this process: it removes the scratch folder unless it
+    // reads "commit" before the pipe closes (this process ended, however).
+    void start_watchdog();
+
     std::filesystem::path out_, scratch_;
     bool committed_ = false;
+    int watchdog_pipe_ = -1;  // write end
+    pid_t watchdog_pid_ = 0;
 };
 
 }  // namespace tfx

@@ -7,10 +7,11 @@
 - bf16 and f16 (one file): every float tensor equal to a round-to-nearest-even cast of the source
   (computed here), config.json's torch_dtype updated and nothing else changed.
 - a checkpoint storing an LM head tied to its embeddings: the head is written once (dropped).
-- a scratch folder left by a killed conversion is removed by the next one; bad arguments name
+- a conversion killed with SIGKILL mid-write leaves nothing (its watchdog removes the scratch
+  folder), and one left by any other means is removed by the next conversion; bad arguments name
   the option and leave nothing.
 usage: convert.py TFX. Exit 77 when the data is absent."""
-import json, os, struct, subprocess, sys, tempfile
+import json, os, struct, subprocess, sys, tempfile, time
 
 tfx = sys.argv[1]
 root = os.environ.get("TFX_TEST_DATA", "")
@@ -138,7 +139,35 @@ with tempfile.TemporaryDirectory() as tmp:
         fail("tied head: the copy without lm_head.weight does not reload to the same logits")
     print("tied LM head written once")
 
-    # A killed conversion's scratch folder (its process gone) is removed by the next conversion.
+    # SIGKILL in the middle of a conversion (a 187 MB model written as bf16 shards): the output
+    # never appears and the scratch folder goes with the process.
+    config = dict(json.load(open(os.path.join(model, "config.json"))), vocab_size=32000, hidden_size=576,
+                  intermediate_size=1536, num_hidden_layers=8, num_attention_heads=9, num_key_value_heads=3)
+    json.dump(config, open(os.path.join(tmp, "mid.json"), "w"))
+    mid = os.path.join(tmp, "mid-model")
+    subprocess.run([tfx, "init-model", "--config", os.path.join(tmp, "mid.json"), "--out", mid], check=True,
+                   capture_output=True)
+    killed_parent = os.path.join(tmp, "killed")
+    os.mkdir(killed_parent)
+    run = subprocess.Popen([tfx, "convert", "--model", mid, "--out", os.path.join(killed_parent, "out"), "--dtype",
+                            "bf16", "--max-shard-size", "10MB"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 20
+    while not os.listdir(killed_parent) and run.poll() is None and time.time() < deadline:
+        time.sleep(0.001)
+    seen = os.listdir(killed_parent)
+    run.kill()
+    run.wait()
+    deadline = time.time() + 10
+    while os.listdir(killed_parent) and time.time() < deadline:
+        time.sleep(0.01)
+    if not seen or not seen[0].startswith(".out.tmp-"):
+        fail(f"SIGKILL: no scratch folder was seen mid-conversion ({seen})")
+    if os.listdir(killed_parent):
+        fail(f"SIGKILL mid-conversion left {os.listdir(killed_parent)}")
+    else:
+        print(f"SIGKILL mid-conversion (scratch {seen[0]} seen): nothing left")
+
+    # A scratch folder left by a writer that is gone is removed by the next conversion.
     gone = subprocess.Popen(["true"])
     gone.wait()
     stale = os.path.join(tmp, f".again.tmp-{gone.pid}")
