@@ -40,6 +40,7 @@ struct Settings {
     int64_t rank;
     double alpha;
     bool rslora, fan_in_fan_out;
+    std::vector<std::string> modules_to_save;  // whole modules the adapter replaces
 };
 
 Settings read_settings(const fs::path& config_path) {
@@ -54,12 +55,20 @@ Settings read_settings(const fs::path& config_path) {
     const std::string bias = c.get_or<std::string>("bias", "none");
     refuse_unless(bias == "none", config_path, "bias",
                   "is '" + bias + "': adapters with trained biases are not supported");
-    for (const char* field : {"modules_to_save", "rank_pattern", "alpha_pattern", "layer_replication"}) {
+    for (const char* field : {"rank_pattern", "alpha_pattern", "layer_replication"}) {
         refuse_unless(!j.contains(field) || is_null_or_empty(j[field]), config_path, field,
                       "is set: not supported (tfx applies one r and lora_alpha to every module)");
     }
     Settings s{c.get<int64_t>("r"), c.get<double>("lora_alpha"), c.get_or<bool>("use_rslora", false),
                c.get_or<bool>("fan_in_fan_out", false)};
+    if (j.contains("modules_to_save") && j["modules_to_save"].is_array()) {
+        for (const auto& m : j["modules_to_save"]) {
+            if (!m.is_string()) c.fail("modules_to_save", "must be a list of module names");
+            s.modules_to_save.push_back(m.get<std::string>());
+        }
+    } else if (j.contains("modules_to_save") && !j["modules_to_save"].is_null()) {
+        c.fail("modules_to_save", "must be a list of module names or null");
+    }
     if (s.rank <= 0) c.fail("r", "must be a positive rank");
     if (!std::isfinite(s.alpha)) c.fail("lora_alpha", "must be a finite number");
     return s;
@@ -69,6 +78,26 @@ struct Pair {
     const safetensors::TensorInfo* a = nullptr;
     const safetensors::TensorInfo* b = nullptr;
 };
+
+// The base checkpoint's tensor for `name` (a path in the transformers model): itself, or without
+// the path's first component where the checkpoint stores the bare base model (GPT-2's
+// "h.0.attn.c_attn.weight"); nullopt when the base has neither.
+std::optional<std::pair<std::string, std::vector<int64_t>>> base_tensor(const std::string& name,
+                                                                        const BaseShape& base_shape) {
+    if (auto shape = base_shape(name)) return std::pair{name, *shape};
+    const size_t dot = name.find('.');
+    if (dot == std::string::npos) return std::nullopt;
+    if (auto shape = base_shape(name.substr(dot + 1))) return std::pair{name.substr(dot + 1), *shape};
+    return std::nullopt;
+}
+
+// Whether PEFT's modules_to_save names `module` (the whole path, or its last components).
+bool saved_whole(const std::string& module, const std::vector<std::string>& modules_to_save) {
+    for (const std::string& m : modules_to_save) {
+        if (module == m || module.ends_with("." + m)) return true;
+    }
+    return false;
+}
 
 }  // namespace
 
@@ -140,6 +169,26 @@ Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
     std::map<std::string, Pair> pairs;  // by module path
     for (const auto& t : file.header().tensors) {
         const bool is_a = t.name.ends_with(kA), is_b = t.name.ends_with(kB);
+        // A module the adapter saves whole (modules_to_save): its weight or bias replaces the base's.
+        if (t.name.starts_with(kPrefix) && !is_a && !is_b) {
+            const std::string path = t.name.substr(kPrefix.size());
+            const size_t last = path.rfind('.');
+            if (last != std::string::npos && saved_whole(path.substr(0, last), settings.modules_to_save)) {
+                const auto base = base_tensor(path, base_shape);
+                if (!base || base->second != t.shape) {
+                    fail(TFX_ERR_INVALID_ARGUMENT,
+                         where + t.name + "' (modules_to_save) replaces " + path + ", which the base model " +
+                             (base ? "stores as " + shape_text(base->second) + ", not " + shape_text(t.shape)
+                                   : std::string("does not have")) +
+                             ": is the adapter for another base model?");
+                }
+                size_t n = 1;
+                for (int64_t d : t.shape) n *= static_cast<size_t>(d);
+                adapter.replaced.push_back(
+                    {base->first, safetensors::widened(file.data(t), t.dtype, n, t.name.c_str())});
+                continue;
+            }
+        }
         if (!t.name.starts_with(kPrefix) || (!is_a && !is_b)) {
             fail(TFX_ERR_UNSUPPORTED, where + t.name +
                                           "' is not a LoRA matrix of a linear layer (expected base_model.model.<module>"
@@ -148,7 +197,8 @@ Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
         const std::string module = t.name.substr(kPrefix.size(), t.name.size() - kPrefix.size() - kA.size());
         (is_a ? pairs[module].a : pairs[module].b) = &t;
     }
-    if (pairs.empty()) fail(TFX_ERR_FORMAT, weights_path.string() + ": holds no LoRA tensors");
+    if (pairs.empty() && adapter.replaced.empty())
+        fail(TFX_ERR_FORMAT, weights_path.string() + ": holds no LoRA tensors");
 
     for (const auto& [module_path, pair] : pairs) {
         if (pair.a == nullptr || pair.b == nullptr) {
@@ -168,17 +218,9 @@ Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
         m.rank = settings.rank;
         m.in = a.shape[1];
         m.out = b.shape[0];
-        // The checkpoint may store the bare base model (GPT-2: "h.0.attn.c_attn.weight").
-        std::optional<std::vector<int64_t>> stored;
-        for (std::string candidate = module_path + ".weight";;) {
-            if ((stored = base_shape(candidate))) {
-                m.weight = candidate;
-                break;
-            }
-            const size_t dot = candidate.find('.');
-            if (candidate != module_path + ".weight" || dot == std::string::npos) break;
-            candidate = candidate.substr(dot + 1);
-        }
+        const auto base = base_tensor(module_path + ".weight", base_shape);
+        if (base) m.weight = base->first;
+        const std::optional<std::vector<int64_t>> stored = base ? std::optional(base->second) : std::nullopt;
         if (!stored) {
             fail(TFX_ERR_INVALID_ARGUMENT, where + a.name + "' adapts module '" + module_path +
                                                "', which the base model does not have (no tensor " + module_path +

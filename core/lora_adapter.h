@@ -40,6 +40,12 @@ struct Module {
     std::vector<float> b;     // lora_B [out, rank]
 };
 
+// A tensor of a module the adapter saves whole (PEFT's modules_to_save): it replaces the base's.
+struct Replacement {
+    std::string weight;  // the base checkpoint's tensor
+    std::vector<float> values;
+};
+
 struct Adapter {
     std::string name;
     std::filesystem::path dir;
@@ -48,6 +54,7 @@ struct Adapter {
     bool rslora = false;
     float scaling = 0;  // lora_alpha / r (or / sqrt(r) with use_rslora), times the spec's scale
     std::vector<Module> modules;
+    std::vector<Replacement> replaced;  // merged only (they replace the base for every row)
 
     // The module adapting checkpoint tensor `weight`, or nullptr.
     const Module* module_for(const std::string& weight) const;
@@ -59,8 +66,8 @@ using BaseShape = std::function<std::optional<std::vector<int64_t>>(const std::s
 // Reads the adapter and matches every module to a base tensor (`<module>.weight`, or without
 // the module path's first component where the checkpoint stores the bare base model, as GPT-2
 // checkpoints do). Throws sdk::Error naming the file, field or tensor for anything PEFT would
-// compute differently: other peft types, DoRA, trained biases, modules_to_save, rank or alpha
-// patterns, a module the base lacks, shapes that do not fit.
+// compute differently: other peft types, DoRA, trained biases, rank or alpha patterns, a module
+// the base lacks, shapes that do not fit.
 Adapter load(const AdapterSpec& spec, const BaseShape& base_shape);
 
 // w (the base weight as stored, f32) += scaling · B·A (transposed for a transposed module).

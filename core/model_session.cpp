@@ -330,6 +330,14 @@ void ModelSession::load_lora(const SessionOptions& options) {
     if (options.merge_lora) {
         impl.weights.merge_lora(adapters);
     } else {
+        for (const lora::Adapter& a : adapters) {
+            if (!a.replaced.empty()) {
+                throw sdk::Error(TFX_ERR_UNSUPPORTED,
+                                 "LoRA adapter '" + a.name +
+                                     "' saves whole modules (modules_to_save: " + a.replaced.front().weight +
+                                     ", ...), which replace the base's: merge it (--merge-lora)");
+            }
+        }
         impl.runtime_adapters = std::move(adapters);
     }
 }

@@ -368,6 +368,7 @@ void WeightStore::merge_lora(std::span<const lora::Adapter> adapters) {
     }
     std::map<std::string, std::vector<float>> values;  // accumulated in f32, narrowed once
     for (const lora::Adapter& adapter : adapters) {
+        for (const lora::Replacement& r : adapter.replaced) values.insert_or_assign(r.weight, r.values);
         for (const lora::Module& m : adapter.modules) {
             auto it = values.find(m.weight);
             if (it == values.end()) {

@@ -155,7 +155,12 @@ ConvertReport convert_checkpoint(const std::string& id_or_path, const fs::path& 
             return entry->info->shape;
         }));
     }
+    std::map<std::string, const std::vector<float>*> replacements;  // modules_to_save: the last adapter's
     for (const lora::Adapter& a : adapters) {
+        for (const lora::Replacement& r : a.replaced) {
+            replacements[r.weight] = &r.values;
+            merges.erase(r.weight);  // an earlier adapter's delta is replaced too
+        }
         for (const lora::Module& m : a.modules) {
             const DType stored = checkpoint.find(m.weight)->info->dtype;
             if (!is_float(stored)) {
@@ -196,17 +201,21 @@ ConvertReport convert_checkpoint(const std::string& id_or_path, const fs::path& 
             const auto& info = *entry.info;
             const std::span<const uint8_t> stored(entry.file->data(info), info.end - info.begin);
             const auto merge = merges.find(p.name);
+            const auto replacement = replacements.find(p.name);
+            const bool changed = merge != merges.end() || replacement != replacements.end();
             const DType dtype = target && is_float(info.dtype) ? *target : info.dtype;
-            if (merge == merges.end() && dtype == info.dtype) {
+            if (!changed && dtype == info.dtype) {
                 tensors.push_back({p.name, info.dtype, info.shape, stored});
             } else {
                 std::vector<float> values =
-                    safetensors::widened(stored.data(), info.dtype, element_count(info), p.name.c_str());
+                    replacement != replacements.end()
+                        ? *replacement->second
+                        : safetensors::widened(stored.data(), info.dtype, element_count(info), p.name.c_str());
                 if (merge != merges.end()) {
                     for (const auto& [adapter, module] : merge->second)
                         lora::merge_into(*module, adapter->scaling, values);
-                    report.merged.push_back(p.name);
                 }
+                if (changed) report.merged.push_back(p.name);
                 storage.push_back(safetensors::narrowed(values, dtype));
                 tensors.push_back({p.name, dtype, info.shape, storage.back()});
             }

@@ -15,6 +15,7 @@
 #include "backend_options.h"
 #include "core/forward_call.h"
 #include "core/generation.h"
+#include "core/safetensors.h"
 #include "golden_logits.h"
 #include "registry/auto_model.h"
 #include "registry/convert_checkpoint.h"
@@ -216,6 +217,70 @@ TEST(LoraErrors, AdaptersThatDoNotFitAreRefusedByName) {
     auto session = open(shared, "qwen2", {"a1"}, false);
     message = tfx::test::error_of([&] { session->set_active_lora({"a3"}); });
     EXPECT_NE(message.find("no LoRA adapter named 'a3'"), std::string::npos) << message;
+}
+
+// PEFT's modules_to_save: a module the adapter saves whole replaces the base's when merged (and
+// is refused at run time, where it would apply to every row); its LoRA modules merge as usual.
+TEST(LoraModulesToSave, ReplaceTheBaseModuleWhenMerged) {
+    TFX_TEST_DATA_OR_SKIP(root, "lora");
+    const fs::path shared = root.parent_path();
+    const fs::path dir = fs::temp_directory_path() / "tfx-test-lora-modules-to-save";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path a1 = root / "qwen2" / "adapters" / "a1";
+    // a1 with the final norm saved whole (values that differ from the base's ones).
+    const tfx::safetensors::File source(a1 / "adapter_model.safetensors");
+    std::vector<tfx::safetensors::TensorToWrite> tensors;
+    for (const auto& t : source.header().tensors) {
+        tensors.push_back({t.name, t.dtype, t.shape, {source.data(t), t.end - t.begin}});
+    }
+    std::vector<float> norm(64);
+    for (size_t i = 0; i < norm.size(); ++i) norm[i] = 0.5f + 0.01f * static_cast<float>(i);
+    tensors.push_back({"base_model.model.model.norm.weight",
+                       tfx::safetensors::DType::F32,
+                       {64},
+                       {reinterpret_cast<const uint8_t*>(norm.data()), norm.size() * sizeof(float)}});
+    tfx::safetensors::write(dir / "adapter_model.safetensors", tensors, {{"format", "pt"}});
+    auto config = tfx::test::read_json(a1 / "adapter_config.json");
+    config["modules_to_save"] = {"norm"};
+    std::ofstream(dir / "adapter_config.json") << config.dump();
+
+    tfx::ConvertOptions options;
+    options.merge_lora = {{dir, "", 1.0f}};
+    tfx::convert_checkpoint((shared / "tiny/qwen2").string(), dir / "merged", options);
+    options.merge_lora = {{a1, "", 1.0f}};
+    tfx::convert_checkpoint((shared / "tiny/qwen2").string(), dir / "merged-a1", options);
+    const auto with = tfx::safetensors::Checkpoint::open(dir / "merged");
+    const auto without = tfx::safetensors::Checkpoint::open(dir / "merged-a1");
+    for (const std::string& name : with.names()) {
+        const auto w = *with.find(name);
+        const auto o = *without.find(name);
+        const std::span<const uint8_t> written(w.file->data(*w.info), w.info->end - w.info->begin);
+        if (name == "model.norm.weight") {
+            EXPECT_TRUE(std::equal(written.begin(), written.end(), reinterpret_cast<const uint8_t*>(norm.data())))
+                << "the saved module did not replace the base's";
+        } else {
+            EXPECT_TRUE(std::equal(written.begin(), written.end(), o.file->data(*o.info))) << name;
+        }
+    }
+    // Merged at load: the same model as the converted folder.
+    tfx::LoadOptions merged;
+    merged.lora = {{dir, "", 1.0f}};
+    merged.merge_lora = true;
+    auto at_load = tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), merged);
+    auto from_folder = tfx::AutoModel::from_pretrained((dir / "merged").string(), {});
+    const std::vector<int32_t> ids{1, 5, 9, 200, 17};
+    tfx::ForwardCall a(*at_load), b(*from_folder);
+    const auto la = a.run({.ids = ids});
+    const auto lb = b.run({.ids = ids});
+    EXPECT_EQ(std::vector<float>(la.begin(), la.end()), std::vector<float>(lb.begin(), lb.end()));
+    // At run time it is refused, naming the setting.
+    tfx::LoadOptions runtime;
+    runtime.lora = {{dir, "", 1.0f}};
+    const std::string message =
+        tfx::test::error_of([&] { tfx::AutoModel::from_pretrained((shared / "tiny/qwen2").string(), runtime); });
+    EXPECT_NE(message.find("modules_to_save"), std::string::npos) << message;
+    fs::remove_all(dir);
 }
 
 TEST(ConvertCheckpoint, ACancelledConversionLeavesNothing) {
