@@ -39,7 +39,7 @@ bool is_null_or_empty(const nlohmann::json& j) {
 struct Settings {
     int64_t rank;
     double alpha;
-    bool rslora, fan_in_fan_out;
+    bool rslora;
     std::vector<std::string> modules_to_save;  // whole modules the adapter replaces
 };
 
@@ -59,8 +59,8 @@ Settings read_settings(const fs::path& config_path) {
         refuse_unless(!j.contains(field) || is_null_or_empty(j[field]), config_path, field,
                       "is set: not supported (tfx applies one r and lora_alpha to every module)");
     }
-    Settings s{c.get<int64_t>("r"), c.get<double>("lora_alpha"), c.get_or<bool>("use_rslora", false),
-               c.get_or<bool>("fan_in_fan_out", false)};
+    // fan_in_fan_out is not read: PEFT sets it by the layer's kind (Conv1D or Linear) whatever it says.
+    Settings s{c.get<int64_t>("r"), c.get<double>("lora_alpha"), c.get_or<bool>("use_rslora", false), {}};
     if (j.contains("modules_to_save") && j["modules_to_save"].is_array()) {
         for (const auto& m : j["modules_to_save"]) {
             if (!m.is_string()) c.fail("modules_to_save", "must be a list of module names");
@@ -124,6 +124,10 @@ AdapterSpec parse_spec(const std::string& text, const std::string& option) {
     return spec;
 }
 
+bool conv1d_model_type(const std::string& model_type) {
+    return model_type == "gpt2";
+}
+
 std::string load_name(const AdapterSpec& spec) {
     if (!spec.name.empty()) return spec.name;
     fs::path dir = fs::absolute(spec.dir).lexically_normal();
@@ -138,7 +142,7 @@ const Module* Adapter::module_for(const std::string& weight) const {
     return nullptr;
 }
 
-Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
+Adapter load(const AdapterSpec& spec, const BaseShape& base_shape, bool conv1d_model) {
     Adapter adapter;
     adapter.dir = spec.dir;
     adapter.name = load_name(spec);
@@ -228,7 +232,9 @@ Adapter load(const AdapterSpec& spec, const BaseShape& base_shape) {
         }
         const std::vector<int64_t> linear{m.out, m.in}, conv1d{m.in, m.out};
         if (*stored == linear && *stored == conv1d) {
-            m.transposed = settings.fan_in_fan_out;  // square: the config says how the base stores it
+            // Square: the layer's kind decides, as PEFT forces fan_in_fan_out by it whatever the
+            // config says (GPT-2's blocks are Conv1D, its LM head a Linear).
+            m.transposed = conv1d_model && !module_path.ends_with("lm_head");
         } else if (*stored == linear || *stored == conv1d) {
             m.transposed = *stored == conv1d;
         } else {

@@ -68,7 +68,11 @@ using BaseShape = std::function<std::optional<std::vector<int64_t>>(const std::s
 // checkpoints do). Throws sdk::Error naming the file, field or tensor for anything PEFT would
 // compute differently: other peft types, DoRA, trained biases, rank or alpha patterns, a module
 // the base lacks, shapes that do not fit.
-Adapter load(const AdapterSpec& spec, const BaseShape& base_shape);
+// `conv1d_model`: the base's linear layers are transformers Conv1D (stored [in, out], GPT-2),
+// which tells a square weight's orientation; any other's follows from its shape.
+Adapter load(const AdapterSpec& spec, const BaseShape& base_shape, bool conv1d_model);
+// Whether config.json's model_type is a family whose blocks are Conv1D layers.
+bool conv1d_model_type(const std::string& model_type);
 
 // w (the base weight as stored, f32) += scaling · B·A (transposed for a transposed module).
 void merge_into(const Module& module, float scaling, std::span<float> w);

@@ -313,7 +313,9 @@ void ModelSession::load_lora(const SessionOptions& options) {
     Impl& impl = *impl_;
     std::vector<lora::Adapter> adapters;
     for (const lora::AdapterSpec& spec : options.lora) {
-        adapters.push_back(lora::load(spec, [&](const std::string& name) { return impl.weights.stored_shape(name); }));
+        adapters.push_back(lora::load(
+            spec, [&](const std::string& name) { return impl.weights.stored_shape(name); },
+            lora::conv1d_model_type(config_.get_or<std::string>("model_type", ""))));
     }
     for (size_t i = 0; i < adapters.size(); ++i) {
         for (size_t j = 0; j < i; ++j) {

@@ -149,11 +149,14 @@ ConvertReport convert_checkpoint(const std::string& id_or_path, const fs::path& 
     std::vector<lora::Adapter> adapters;
     std::map<std::string, std::vector<std::pair<const lora::Adapter*, const lora::Module*>>> merges;
     for (const lora::AdapterSpec& spec : options.merge_lora) {
-        adapters.push_back(lora::load(spec, [&](const std::string& name) -> std::optional<std::vector<int64_t>> {
-            const auto entry = checkpoint.find(name);
-            if (!entry) return std::nullopt;
-            return entry->info->shape;
-        }));
+        adapters.push_back(lora::load(
+            spec,
+            [&](const std::string& name) -> std::optional<std::vector<int64_t>> {
+                const auto entry = checkpoint.find(name);
+                if (!entry) return std::nullopt;
+                return entry->info->shape;
+            },
+            lora::conv1d_model_type(config.value("model_type", ""))));
     }
     std::map<std::string, const std::vector<float>*> replacements;  // modules_to_save: the last adapter's
     for (const lora::Adapter& a : adapters) {

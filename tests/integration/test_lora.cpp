@@ -219,6 +219,30 @@ TEST(LoraErrors, AdaptersThatDoNotFitAreRefusedByName) {
     EXPECT_NE(message.find("no LoRA adapter named 'a3'"), std::string::npos) << message;
 }
 
+// PEFT decides a layer's orientation by its kind (GPT-2's Conv1D or a Linear), whatever
+// fan_in_fan_out says: gpt2's a2 (square c_proj weights only) with the flag cleared still
+// matches PEFT.
+TEST(LoraOrientation, Conv1DWeightsAreTransposedWhateverTheConfigSays) {
+    TFX_TEST_DATA_OR_SKIP(root, "lora");
+    const fs::path dir = fs::temp_directory_path() / "tfx-test-lora-fan-in-fan-out";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const fs::path a2 = root / "gpt2" / "adapters" / "a2";
+    fs::copy_file(a2 / "adapter_model.safetensors", dir / "adapter_model.safetensors");
+    auto config = tfx::test::read_json(a2 / "adapter_config.json");
+    config["fan_in_fan_out"] = false;
+    std::ofstream(dir / "adapter_config.json") << config.dump();
+    for (const bool merge : {false, true}) {
+        tfx::LoadOptions options;
+        options.lora = {{dir, "a2", 1.0f}};
+        options.merge_lora = merge;
+        auto session = tfx::AutoModel::from_pretrained((root.parent_path() / "tiny/gpt2").string(), options);
+        expect_matches(*session, tfx::test::read_json(root / "gpt2" / "golden" / "a2-runtime.json"),
+                       merge ? "merged" : "runtime");
+    }
+    fs::remove_all(dir);
+}
+
 // PEFT's modules_to_save: a module the adapter saves whole replaces the base's when merged (and
 // is refused at run time, where it would apply to every row); its LoRA modules merge as usual.
 TEST(LoraModulesToSave, ReplaceTheBaseModuleWhenMerged) {
