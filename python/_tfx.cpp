@@ -76,6 +76,34 @@ std::vector<T> as_vector(const std::string& bytes) {
     return out;
 }
 
+// A tensor the C API handed over, offered once through the DLPack protocol (__dlpack__ gives
+// the consumer a "dltensor" capsule; a capsule nobody consumed frees the tensor itself).
+class DlpackTensor {
+  public:
+    explicit DlpackTensor(tfx_dlpack_managed_tensor* tensor) : tensor_(tensor) {}
+    ~DlpackTensor() {
+        if (tensor_) tensor_->deleter(tensor_);
+    }
+    DlpackTensor(const DlpackTensor&) = delete;
+    DlpackTensor& operator=(const DlpackTensor&) = delete;
+
+    py::capsule dlpack(const py::object& /*stream: host memory needs no synchronisation*/) {
+        if (!tensor_) throw std::runtime_error("this tensor was already handed to a DLPack consumer");
+        tfx_dlpack_managed_tensor* tensor = std::exchange(tensor_, nullptr);
+        return py::capsule(tensor, "dltensor", [](PyObject* capsule) {
+            // Still named "dltensor": no consumer took it (one renames it "used_dltensor").
+            if (PyCapsule_IsValid(capsule, "dltensor")) {
+                auto* t = static_cast<tfx_dlpack_managed_tensor*>(PyCapsule_GetPointer(capsule, "dltensor"));
+                t->deleter(t);
+            }
+        });
+    }
+    py::tuple device() const { return py::make_tuple(1, 0); }  // kDLCPU, device 0
+
+  private:
+    tfx_dlpack_managed_tensor* tensor_;
+};
+
 // A tokenizer: opened alone (owned) or the one a model holds (borrowed; Python keeps the
 // model alive while it lives).
 class Tokenizer {
@@ -173,13 +201,13 @@ class Model {
         return t ? std::make_unique<Tokenizer>(t) : nullptr;
     }
 
-    // Outputs as f32 bytes (the Python layer views them with numpy).
-    py::bytes forward(const std::vector<int32_t>& ids, bool all_positions) {
-        std::string out;
+    // The outputs as a DLPack tensor (numpy.from_dlpack / torch.from_dlpack wrap it, no copy).
+    std::unique_ptr<DlpackTensor> forward(const std::vector<int32_t>& ids, bool all_positions) {
+        tfx_dlpack_managed_tensor* out = nullptr;
         call_unlocked([&](tfx_error* e) {
-            return tfx_api_forward(model_, ids.data(), ids.size(), all_positions, bytes_sink(out), e);
+            return tfx_api_forward_dlpack(model_, ids.data(), ids.size(), all_positions, &out, e);
         });
-        return py::bytes(out);
+        return std::make_unique<DlpackTensor>(out);
     }
 
     // generate(): the result JSON; on_token(sequence, token) -> truthy to stop that sequence.
@@ -253,6 +281,9 @@ class Pipeline {
 PYBIND11_MODULE(_tfx, m) {
     m.doc() = "tfx's C host API (tfx/host_api.h) for Python; use the classes of the tfx package";
     m.attr("HOST_API_VERSION") = tfx_api_version();
+    py::class_<DlpackTensor>(m, "DlpackTensor")
+        .def("__dlpack__", &DlpackTensor::dlpack, py::arg("stream") = py::none())
+        .def("__dlpack_device__", &DlpackTensor::device);
     py::class_<Tokenizer>(m, "Tokenizer")
         .def(py::init<const std::string&, std::optional<std::string>, bool>(), py::arg("path"),
              py::arg("revision") = py::none(), py::arg("offline") = false)

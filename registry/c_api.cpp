@@ -219,6 +219,40 @@ int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, 
     });
 }
 
+int32_t tfx_api_forward_dlpack(tfx_api_model* model, const int32_t* ids, size_t count, int32_t all_positions,
+                               tfx_dlpack_managed_tensor** out, tfx_error* error) {
+    return tfx::sdk::guard(error, [&] {
+        need(model, "model");
+        need(ids, "ids");
+        need(out, "out");
+        if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
+        tfx::ForwardCall call(*model->session);
+        tfx::SequenceInput in;
+        in.ids = std::span(ids, count);
+        in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
+        const std::span<const float> rows = call.run(in);
+        // The tensor, its shape and its values in one allocation its deleter frees.
+        struct Owned {
+            tfx_dlpack_managed_tensor managed{};
+            int64_t shape[2];
+            std::vector<float> values;
+        };
+        auto owned = std::make_unique<Owned>();
+        owned->values.assign(rows.begin(), rows.end());
+        owned->shape[0] = call.rows();
+        owned->shape[1] = call.rows() > 0 ? static_cast<int64_t>(rows.size()) / call.rows() : 0;
+        tfx_dlpack_tensor& t = owned->managed.dl_tensor;
+        t.data = owned->values.data();
+        t.device = {1, 0};
+        t.ndim = 2;
+        t.dtype = {2, 32, 1};
+        t.shape = owned->shape;
+        owned->managed.manager_ctx = owned.get();
+        owned->managed.deleter = [](tfx_dlpack_managed_tensor* self) { delete static_cast<Owned*>(self->manager_ctx); };
+        *out = &owned.release()->managed;
+    });
+}
+
 int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, const size_t* lengths, size_t num_prompts,
                          const char* generation_config_json, tfx_api_token_callback on_token, void* user,
                          tfx_sink result, tfx_error* error) {

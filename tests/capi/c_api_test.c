@@ -129,6 +129,17 @@ int main(int argc, char** argv) {
     }
     check(ok, "forward's argmax is the first greedy token", status == TFX_OK ? NULL : error.message);
 
+    /* The same outputs as a DLPack tensor the caller owns: every position, the last row equal. */
+    tfx_dlpack_managed_tensor* tensor = NULL;
+    status = tfx_api_forward_dlpack(model, prompt, prompt_len, 1, &tensor, &error);
+    ok = status == TFX_OK && tensor->dl_tensor.ndim == 2 && tensor->dl_tensor.shape[0] == (int64_t)prompt_len &&
+         tensor->dl_tensor.shape[1] == info.output_size && tensor->dl_tensor.dtype.code == 2 &&
+         tensor->dl_tensor.dtype.bits == 32 && tensor->dl_tensor.device.device_type == 1 &&
+         memcmp((const float*)tensor->dl_tensor.data + (prompt_len - 1) * (size_t)info.output_size, logits.data,
+                logits.size) == 0;
+    check(ok, "forward_dlpack's last row equals forward's logits", status == TFX_OK ? NULL : error.message);
+    if (status == TFX_OK) tensor->deleter(tensor);
+
     /* Greedy generation, streamed through the callback. */
     char config[128];
     snprintf(config, sizeof config, "{\"max_new_tokens\": %zu, \"ignore_eos\": true}", expected_len);

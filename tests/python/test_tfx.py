@@ -78,6 +78,20 @@ def test_lora_adapters_at_run_time_merged_and_switched(stories):
         both.set_adapter("a3")
 
 
+def test_forward_outputs_come_through_dlpack_without_a_copy(stories, golden):
+    model = tfx.AutoModelForCausalLM.from_pretrained(stories)
+    prompt = golden[0]
+    tensor = model._model.forward(prompt["input_ids"], True)
+    assert tensor.__dlpack_device__() == (1, 0)
+    logits = np.from_dlpack(tensor)
+    assert not logits.flags.owndata  # a view of the engine's buffer
+    assert logits.shape == (len(prompt["input_ids"]), 2048)
+    assert np.allclose(logits[-1], prompt["last_logits"], atol=1e-4)
+    with pytest.raises(RuntimeError, match="already handed"):
+        tensor.__dlpack__()
+    del logits  # the consumer frees the buffer through the tensor's deleter
+
+
 def test_tokenizer_and_text_generation_pipeline(stories):
     tok = tfx.AutoTokenizer.from_pretrained(stories)
     enc = tok("Once upon a time")

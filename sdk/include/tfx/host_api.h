@@ -86,6 +86,40 @@ int32_t tfx_api_special_token_id(const tfx_api_tokenizer* tokenizer, const char*
 int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, int32_t all_positions, tfx_sink output,
                         tfx_error* error);
 
+/* API 2. A tensor in DLPack's exchange layout: each struct is layout-identical to DLPack's
+ * (unversioned, v0.8) DLDevice, DLDataType, DLTensor and DLManagedTensor, so a pointer to a
+ * tfx_dlpack_managed_tensor is what numpy.from_dlpack, torch.from_dlpack or any DLPack consumer
+ * takes (in Python, inside a "dltensor" capsule). The consumer calls `deleter` once done. */
+typedef struct tfx_dlpack_device {
+    int32_t device_type; /* 1: kDLCPU */
+    int32_t device_id;
+} tfx_dlpack_device;
+typedef struct tfx_dlpack_dtype {
+    uint8_t code; /* 2: kDLFloat */
+    uint8_t bits;
+    uint16_t lanes;
+} tfx_dlpack_dtype;
+typedef struct tfx_dlpack_tensor {
+    void* data;
+    tfx_dlpack_device device;
+    int32_t ndim;
+    tfx_dlpack_dtype dtype;
+    int64_t* shape;
+    int64_t* strides; /* NULL: compact row-major */
+    uint64_t byte_offset;
+} tfx_dlpack_tensor;
+typedef struct tfx_dlpack_managed_tensor {
+    tfx_dlpack_tensor dl_tensor;
+    void* manager_ctx;
+    void (*deleter)(struct tfx_dlpack_managed_tensor* self);
+} tfx_dlpack_managed_tensor;
+
+/* API 2. tfx_api_forward's outputs as a tensor the caller owns, f32 [rows, info.output_size] in
+ * host memory (rows: 1, or `count` with all_positions): a DLPack consumer wraps it without a
+ * copy. Release it with its deleter (a consumer does). */
+int32_t tfx_api_forward_dlpack(tfx_api_model* model, const int32_t* ids, size_t count, int32_t all_positions,
+                               tfx_dlpack_managed_tensor** out, tfx_error* error);
+
 /* Called with each new token of each sequence as it is chosen (beam search: when it ends).
  * Return 0 to go on, anything else to stop that sequence (cancellation). */
 typedef int32_t (*tfx_api_token_callback)(void* user, size_t sequence, int32_t token);
@@ -120,6 +154,12 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
 #endif
 
 TFX_STATIC_ASSERT(sizeof(tfx_api_open_options) == 72, "tfx_api_open_options layout");
+/* DLPack's own layout (DLTensor 48 bytes, DLManagedTensor 64), which consumers rely on. */
+TFX_STATIC_ASSERT(sizeof(tfx_dlpack_dtype) == 4, "DLDataType layout");
+TFX_STATIC_ASSERT(offsetof(tfx_dlpack_tensor, ndim) == 16, "DLTensor layout");
+TFX_STATIC_ASSERT(offsetof(tfx_dlpack_tensor, shape) == 24, "DLTensor layout");
+TFX_STATIC_ASSERT(sizeof(tfx_dlpack_tensor) == 48, "DLTensor layout");
+TFX_STATIC_ASSERT(offsetof(tfx_dlpack_managed_tensor, deleter) == 56, "DLManagedTensor layout");
 TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, lora) == 56, "tfx_api_open_options layout");
 TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, device) == 8, "tfx_api_open_options layout");
 TFX_STATIC_ASSERT(offsetof(tfx_api_open_options, offline) == 48, "tfx_api_open_options layout");
