@@ -207,7 +207,11 @@ sdk::Config read_config(const std::filesystem::path& path) {
 
 }  // namespace
 
-std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options) {
+namespace {
+
+// `include`: the Hub files to fetch (empty: those a model needs).
+std::filesystem::path resolve_location(const std::string& id_or_path, const LoadOptions& options,
+                                       std::vector<std::string> include) {
     // A name that can only be a local path (./x, ../x, /x, ~/x, or more than one '/': a Hub id
     // is org/name) never goes to the Hub: a typo in it is a missing folder, not a network error.
     std::string path = id_or_path;
@@ -238,11 +242,26 @@ std::filesystem::path resolve_model_location(const std::string& id_or_path, cons
     hub_options.revision = options.revision;
     hub_options.offline = options.offline;
     hub_options.on_progress = options.on_download_progress;
+    hub_options.include = std::move(include);
     try {
         return hub::resolve_model(id_or_path, hub_options);
     } catch (const hub::HubError& e) {
         throw sdk::Error(TFX_ERR_NOT_FOUND, e.what());
     }
+}
+
+}  // namespace
+
+std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options) {
+    return resolve_location(id_or_path, options, {});
+}
+
+std::filesystem::path resolve_tokenizer_location(const std::string& id_or_path, const LoadOptions& options) {
+    // What AutoTokenizer reads: tokenizer.json and its settings, the chat template, and
+    // config.json (its model_type picks defaults).
+    return resolve_location(id_or_path, options,
+                            {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "config.json",
+                             "generation_config.json", "chat_template.jinja", "chat_template.json"});
 }
 
 std::optional<std::filesystem::path> gguf_file_of(const std::string& id_or_path) {

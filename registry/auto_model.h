@@ -30,6 +30,8 @@ struct LoadOptions : SessionOptions {
 // A local model folder as is; a Hub id -> its snapshot folder in the Hugging Face cache,
 // downloading the files a model needs unless they are cached (or offline mode is on).
 std::filesystem::path resolve_model_location(const std::string& id_or_path, const LoadOptions& options);
+// The same for a tokenizer alone: a Hub id fetches its tokenizer and config files, no weights.
+std::filesystem::path resolve_tokenizer_location(const std::string& id_or_path, const LoadOptions& options);
 
 // A GGUF file named directly, or the one .gguf file of a folder without config.json; nullopt
 // for anything else (a model folder, a Hub id). Throws for a file that is not GGUF.

@@ -143,7 +143,8 @@ int32_t tfx_api_open_tokenizer(const char* model, const tfx_api_open_options* op
         const tfx::LoadOptions load = load_options(options);
         auto t = std::make_unique<tfx_api_tokenizer>();
         const auto gguf = tfx::gguf_file_of(model);
-        t->tokenizer = tfx::Tokenizer::open(gguf ? *gguf : tfx::resolve_model_location(model, load), load.plugin_paths);
+        t->tokenizer =
+            tfx::Tokenizer::open(gguf ? *gguf : tfx::resolve_tokenizer_location(model, load), load.plugin_paths);
         *out = t.release();
     });
 }
