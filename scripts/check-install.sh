@@ -29,9 +29,22 @@ echo "== the host app"
 echo "== the C host"
 "$work/build-c_host/c_host" "$model" "Once upon a time" 16 | grep -F "Once upon a time, a little girl named Lily"
 
+if [ -d "$prefix/lib/python3/dist-packages/tfx" ]; then
+    echo "== the Python package from the prefix"
+    PYTHONPATH="$prefix/lib/python3/dist-packages" /usr/bin/python3 -c "
+import tfx, sys
+model = tfx.AutoModelForCausalLM.from_pretrained(sys.argv[1])
+out = model.generate([1, 80, 147, 201, 282, 57], max_new_tokens=8, do_sample=False, eos_token_id=None)
+assert out[0][6:] == [313, 598, 303, 1049, 1468, 267, 628, 333], out
+print('python package from the prefix: ok')" "$model"
+fi
+
 echo "== the install tree after a move"
 mv "$prefix" "$work/moved"
 "$work/moved/bin/tfx-plugins" list | grep -E "^llama .* ok$"
 "$work/moved/bin/tfx" generate --model "$model" --input-ids 1,80,147,201,282,57 --max-new-tokens 8 --greedy --json \
     | grep -F '"new_tokens":[313,598,303,1049,1468,267,628,333]'
+if [ -d "$work/moved/lib/python3/dist-packages/tfx" ]; then
+    PYTHONPATH="$work/moved/lib/python3/dist-packages" /usr/bin/python3 -c "import tfx; print('python package after the move: ok')"
+fi
 echo "install check passed"
