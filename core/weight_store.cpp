@@ -162,7 +162,7 @@ WeightStore::Lease WeightStore::lease(const char* name) {
             return lease;
         }
     }
-    const tfx_tensor t = merged_.contains(lease.name_) ? merged_view(name) : get(name);
+    const tfx_tensor t = merged_name(name) != nullptr ? merged_view(name) : get(name);
     lease.shape_.assign(t.shape, t.shape + t.ndim);
     return lease;
 }
@@ -186,7 +186,7 @@ tfx_tensor WeightStore::Lease::values() {
         return host_view(dequantized_.data(), kF32, shape_);
     }
     // A merged weight is read for this pack only (release_packed_merges frees it after load).
-    if (store.merged_.contains(name_)) return store.merged_view(name_.c_str());
+    if (store.merged_name(name_.c_str()) != nullptr) return store.merged_view(name_.c_str());
     return store.get(name_.c_str());
 }
 
@@ -338,9 +338,17 @@ WeightStore::Usage WeightStore::usage() const {
     return usage;
 }
 
+const std::string* WeightStore::merged_name(const char* name) const {
+    if (merged_.empty() || name == nullptr) return nullptr;
+    const auto entry = checkpoint_->find(name);  // an alias (a tied tensor) names the stored one
+    if (!entry) return nullptr;
+    const auto it = merged_.find(entry->info->name);
+    return it == merged_.end() ? nullptr : &it->first;
+}
+
 tfx_tensor WeightStore::merged_view(const char* name) {
     find(name);  // counted as used
-    const Materialized& m = merged_.find(name)->second;
+    const Materialized& m = merged_.find(*merged_name(name))->second;
     return host_view(m.bytes.data(), m.dtype, m.shape);
 }
 
@@ -366,17 +374,21 @@ void WeightStore::merge_lora(std::span<const lora::Adapter> adapters) {
                                                   ": LoRA adapters apply to unquantized safetensors checkpoints "
                                                   "(f32, bf16 or f16 weights), not to a GGUF or quantized one");
     }
+    // By the stored tensor: tied weights are one tensor, and merging into it changes both names,
+    // as merging into PEFT's shared parameter does.
     std::map<std::string, std::vector<float>> values;  // accumulated in f32, narrowed once
     for (const lora::Adapter& adapter : adapters) {
-        for (const lora::Replacement& r : adapter.replaced) values.insert_or_assign(r.weight, r.values);
+        for (const lora::Replacement& r : adapter.replaced) {
+            values.insert_or_assign(require(r.weight.c_str()).info->name, r.values);
+        }
         for (const lora::Module& m : adapter.modules) {
-            auto it = values.find(m.weight);
+            const auto entry = require(m.weight.c_str());
+            auto it = values.find(entry.info->name);
             if (it == values.end()) {
-                const auto entry = require(m.weight.c_str());
                 const size_t n = static_cast<size_t>(m.in * m.out);
                 it = values
-                         .emplace(m.weight, safetensors::widened(entry.file->data(*entry.info), entry.info->dtype, n,
-                                                                 m.weight.c_str()))
+                         .emplace(entry.info->name, safetensors::widened(entry.file->data(*entry.info),
+                                                                         entry.info->dtype, n, m.weight.c_str()))
                          .first;
             }
             lora::merge_into(m, adapter.scaling, it->second);
@@ -400,8 +412,8 @@ safetensors::Checkpoint::Entry WeightStore::require(const char* name) const {
 
 tfx_tensor WeightStore::get(const char* name) {
     if (gguf_) return get_gguf(name);
-    if (const auto merged = merged_.find(name != nullptr ? name : ""); merged != merged_.end()) {
-        viewed_merges_.insert(merged->first);  // the model may keep this view: it stays
+    if (const std::string* merged = merged_name(name)) {
+        viewed_merges_.insert(*merged);  // the model may keep this view: it stays
         return merged_view(name);
     }
     // A GPTQ / AWQ / fp8 linear, decoded to f32.
@@ -433,7 +445,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         F32Copy copy{quantized_checkpoint::dequantize(unpacked), {unpacked.out, unpacked.in}};
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
-    if (it == f32_copies_.end() && merged_.contains(name)) {
+    if (it == f32_copies_.end() && merged_name(name) != nullptr) {
         const tfx_tensor t = merged_view(name);
         F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
         size_t n = 1;

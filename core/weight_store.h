@@ -161,6 +161,8 @@ class WeightStore {
     std::map<std::string, Materialized, std::less<>> materialized_;
     std::map<std::string, Materialized, std::less<>> merged_;  // weights with LoRA adapters merged in
     std::set<std::string, std::less<>> viewed_merges_;         // merged weights get() handed out
+    // The stored tensor `name` resolves to, when it holds merged adapters; else nullptr.
+    const std::string* merged_name(const char* name) const;
     tfx_tensor merged_view(const char* name);
     std::map<std::string, std::vector<uint8_t>, std::less<>> reordered_encoded_;
     std::map<const void*, Encoded> encoded_;

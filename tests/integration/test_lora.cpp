@@ -243,6 +243,55 @@ TEST(LoraOrientation, Conv1DWeightsAreTransposedWhateverTheConfigSays) {
     fs::remove_all(dir);
 }
 
+// An adapter on the LM head of a model whose head is tied to its embeddings: merged, it changes
+// the one stored tensor, so the embeddings too (as merging into PEFT's shared parameter does),
+// at load as in tfx merge-lora's folder; at run time it is refused (the model reads the head
+// through the embedding table, not as a linear of its own).
+TEST(LoraTiedHead, MergesIntoTheSharedTensor) {
+    TFX_TEST_DATA_OR_SKIP(base, "models/tinystories-656k");
+    const fs::path dir = fs::temp_directory_path() / "tfx-test-lora-tied-head";
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+    const int64_t rank = 4, vocab = 2048, hidden = 128;
+    std::vector<float> a(static_cast<size_t>(rank * hidden)), b(static_cast<size_t>(vocab * rank));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = 0.05f * static_cast<float>(static_cast<int>(i % 7) - 3);
+    for (size_t i = 0; i < b.size(); ++i) b[i] = 0.04f * static_cast<float>(static_cast<int>(i % 5) - 2);
+    const auto bytes = [](const std::vector<float>& v) {
+        return std::span<const uint8_t>(reinterpret_cast<const uint8_t*>(v.data()), v.size() * sizeof(float));
+    };
+    tfx::safetensors::write(
+        dir / "adapter_model.safetensors",
+        {{"base_model.model.lm_head.lora_A.weight", tfx::safetensors::DType::F32, {rank, hidden}, bytes(a)},
+         {"base_model.model.lm_head.lora_B.weight", tfx::safetensors::DType::F32, {vocab, rank}, bytes(b)}},
+        {{"format", "pt"}});
+    std::ofstream(dir / "adapter_config.json")
+        << R"({"peft_type": "LORA", "r": 4, "lora_alpha": 8, "target_modules": ["lm_head"], "bias": "none"})";
+
+    tfx::ConvertOptions convert;
+    convert.merge_lora = {{dir, "", 1.0f}};
+    tfx::convert_checkpoint(base.string(), dir / "merged", convert);
+    tfx::LoadOptions at_load;
+    at_load.lora = {{dir, "", 1.0f}};
+    at_load.merge_lora = true;
+    auto merged = tfx::AutoModel::from_pretrained(base.string(), at_load);
+    auto folder = tfx::AutoModel::from_pretrained((dir / "merged").string(), {});
+    auto bare = tfx::AutoModel::from_pretrained(base.string(), {});
+    const std::vector<int32_t> ids{1, 80, 147, 201, 282, 57};
+    tfx::ForwardCall m(*merged), f(*folder), o(*bare);
+    const auto lm = m.run({.ids = ids});
+    const auto lf = f.run({.ids = ids});
+    const auto lo = o.run({.ids = ids});
+    EXPECT_EQ(std::vector<float>(lm.begin(), lm.end()), std::vector<float>(lf.begin(), lf.end()));
+    EXPECT_GT(tfx::test::max_abs_diff(lm, lo), 1e-2f) << "the merge changed nothing";
+
+    tfx::LoadOptions runtime;
+    runtime.lora = {{dir, "", 1.0f}};
+    const std::string message = tfx::test::error_of([&] { tfx::AutoModel::from_pretrained(base.string(), runtime); });
+    EXPECT_NE(message.find("lm_head"), std::string::npos) << message;
+    EXPECT_NE(message.find("--merge-lora"), std::string::npos) << message;
+    fs::remove_all(dir);
+}
+
 // PEFT's modules_to_save: a module the adapter saves whole replaces the base's when merged (and
 // is refused at run time, where it would apply to every row); its LoRA modules merge as usual.
 TEST(LoraModulesToSave, ReplaceTheBaseModuleWhenMerged) {
