@@ -364,8 +364,13 @@ std::optional<std::vector<int64_t>> WeightStore::stored_shape(const std::string&
     }
     if (!checkpoint_) return std::nullopt;
     const auto entry = checkpoint_->find(name);
-    if (!entry) return std::nullopt;
-    return entry->info->shape;
+    if (entry) return entry->info->shape;
+    // A GPTQ / AWQ linear "X.weight" stored as X.qweight, X.scales, ...: its [out, in].
+    if (quantization_ && find_packed(name.c_str())) {
+        const quantized_checkpoint::Unpacked unpacked = unpack_gptq_awq(name.c_str());
+        return std::vector<int64_t>{unpacked.out, unpacked.in};
+    }
+    return std::nullopt;
 }
 
 void WeightStore::merge_lora(std::span<const lora::Adapter> adapters) {

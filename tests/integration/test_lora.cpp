@@ -292,6 +292,31 @@ TEST(LoraTiedHead, MergesIntoTheSharedTensor) {
     fs::remove_all(dir);
 }
 
+// Adapters at run time on a quantized base (QLoRA-style serving): a GPTQ 8-bit tinystories runs
+// a1 beside its int8 weights and lands within the quantized models' bound (0.5, the shared
+// README's) of a1 on the checkpoint's dequantized twin; merging into it is refused.
+TEST(LoraQuantizedBase, RunsBesideGptqWeights) {
+    TFX_TEST_DATA_OR_SKIP(gptq, "quant/models/tinystories-656k-gptq-8bit-g128");
+    TFX_TEST_DATA_OR_SKIP(adapters, "lora/tinystories-656k/adapters");
+    const fs::path twin = gptq.string() + "-deq";
+    const auto last_logits = [&](const fs::path& model, bool with_adapter) {
+        tfx::LoadOptions options;
+        if (with_adapter) options.lora = {{adapters / "a1", "a1", 1.0f}};
+        auto session = tfx::AutoModel::from_pretrained(model.string(), options);
+        tfx::ForwardCall call(*session);
+        const auto row = call.run({.ids = std::vector<int32_t>{1, 80, 147, 201, 282, 57}});
+        return std::vector<float>(row.begin(), row.end());
+    };
+    const auto quantized = last_logits(gptq, true);
+    EXPECT_LT(tfx::test::max_abs_diff(quantized, last_logits(twin, true)), 0.5f);
+    EXPECT_GT(tfx::test::max_abs_diff(quantized, last_logits(gptq, false)), 0.1f) << "the adapter changed nothing";
+    tfx::LoadOptions merge;
+    merge.lora = {{adapters / "a1", "a1", 1.0f}};
+    merge.merge_lora = true;
+    const std::string message = tfx::test::error_of([&] { tfx::AutoModel::from_pretrained(gptq.string(), merge); });
+    EXPECT_NE(message.find("unquantized"), std::string::npos) << message;
+}
+
 // PEFT's modules_to_save: a module the adapter saves whole replaces the base's when merged (and
 // is refused at run time, where it would apply to every row); its LoRA modules merge as usual.
 TEST(LoraModulesToSave, ReplaceTheBaseModuleWhenMerged) {
