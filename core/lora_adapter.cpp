@@ -114,7 +114,8 @@ AdapterSpec parse_spec(const std::string& text, const std::string& option) {
             rest.resize(colon);
         }
     }
-    if (const size_t eq = rest.rfind('='); eq != std::string::npos) {
+    // "=NAME" ends the text and names no folder ("runs/lr=1e-4/adapter" is a path).
+    if (const size_t eq = rest.rfind('='); eq != std::string::npos && rest.find('/', eq) == std::string::npos) {
         spec.name = rest.substr(eq + 1);
         rest.resize(eq);
         if (spec.name.empty()) fail(TFX_ERR_INVALID_ARGUMENT, option + " " + text + ": NAME after '=' is empty");
