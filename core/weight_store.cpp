@@ -429,17 +429,23 @@ tfx_tensor WeightStore::get(const char* name) {
     return host_view(entry.file->data(*entry.info), safetensors::to_abi(entry.info->dtype), shape);
 }
 
+WeightStore::F32Copy WeightStore::widened_copy(const tfx_tensor& t, const char* name) {
+    F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
+    size_t n = 1;
+    for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
+    const auto dtype = t.dtype.bits == 32                 ? safetensors::DType::F32
+                       : t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16
+                                                          : safetensors::DType::F16;
+    copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
+    return copy;
+}
+
 tfx_tensor WeightStore::get_f32(const char* name) {
     auto it = f32_copies_.find(name != nullptr ? name : "");
     if (it == f32_copies_.end() && gguf_) {
         const tfx_tensor t = get_gguf(name);
         if (t.dtype.code == TFX_DTYPE_FLOAT && t.dtype.bits == 32) return t;
-        F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
-        size_t n = 1;
-        for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
-        const auto dtype = t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16 : safetensors::DType::F16;
-        copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
-        it = f32_copies_.emplace(name, std::move(copy)).first;
+        it = f32_copies_.emplace(name, widened_copy(t, name)).first;
     }
     if (it == f32_copies_.end() && find_fp8(name)) {
         F32Copy copy{decode_fp8(name), find(name)->info->shape};
@@ -451,15 +457,7 @@ tfx_tensor WeightStore::get_f32(const char* name) {
         it = f32_copies_.emplace(name, std::move(copy)).first;
     }
     if (it == f32_copies_.end() && merged_name(name) != nullptr) {
-        const tfx_tensor t = merged_view(name);
-        F32Copy copy{{}, std::vector<int64_t>(t.shape, t.shape + t.ndim)};
-        size_t n = 1;
-        for (int64_t d : copy.shape) n *= static_cast<size_t>(d);
-        const auto dtype = t.dtype.bits == 32                 ? safetensors::DType::F32
-                           : t.dtype.code == TFX_DTYPE_BFLOAT ? safetensors::DType::BF16
-                                                              : safetensors::DType::F16;
-        copy.data = safetensors::widened(static_cast<const uint8_t*>(t.data), dtype, n, name);
-        it = f32_copies_.emplace(name, std::move(copy)).first;
+        it = f32_copies_.emplace(name, widened_copy(merged_view(name), name)).first;
     }
     if (it == f32_copies_.end()) {
         const auto entry = require(name);

@@ -132,6 +132,8 @@ class WeightStore {
         std::vector<float> data;
         std::vector<int64_t> shape;
     };
+    // A host view of f32, bf16 or f16 values as an f32 copy.
+    static F32Copy widened_copy(const tfx_tensor& t, const char* name);
     std::optional<safetensors::Checkpoint::Entry> find(const char* name) const;
     safetensors::Checkpoint::Entry require(const char* name) const;
     const gguf::HfTensor* find_gguf(const char* name) const;
