@@ -91,6 +91,16 @@ void need(const void* p, const char* what) {
     if (!p) throw Error(TFX_ERR_INVALID_ARGUMENT, std::string(what) + " is NULL");
 }
 
+// One sequence's outputs, the last position's or every position's (valid until `call` runs again).
+std::span<const float> forward_rows(tfx::ForwardCall& call, const int32_t* ids, size_t count, int32_t all_positions) {
+    need(ids, "ids");
+    if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
+    tfx::SequenceInput in;
+    in.ids = std::span(ids, count);
+    in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
+    return call.run(in);
+}
+
 }  // namespace
 
 extern "C" {
@@ -210,13 +220,8 @@ int32_t tfx_api_forward(tfx_api_model* model, const int32_t* ids, size_t count, 
                         tfx_error* error) {
     return tfx::sdk::guard(error, [&] {
         need(model, "model");
-        need(ids, "ids");
-        if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
         tfx::ForwardCall call(*model->session);
-        tfx::SequenceInput in;
-        in.ids = std::span(ids, count);
-        in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
-        write<float>(output, call.run(in));
+        write<float>(output, forward_rows(call, ids, count, all_positions));
     });
 }
 
@@ -224,14 +229,9 @@ int32_t tfx_api_forward_dlpack(tfx_api_model* model, const int32_t* ids, size_t 
                                tfx_dlpack_managed_tensor** out, tfx_error* error) {
     return tfx::sdk::guard(error, [&] {
         need(model, "model");
-        need(ids, "ids");
         need(out, "out");
-        if (count == 0) throw Error(TFX_ERR_INVALID_ARGUMENT, "count: no token ids given");
         tfx::ForwardCall call(*model->session);
-        tfx::SequenceInput in;
-        in.ids = std::span(ids, count);
-        in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
-        const std::span<const float> rows = call.run(in);
+        const std::span<const float> rows = forward_rows(call, ids, count, all_positions);
         // The tensor, its shape and its values in one allocation its deleter frees.
         struct Owned {
             tfx_dlpack_managed_tensor managed{};

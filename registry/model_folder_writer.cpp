@@ -8,6 +8,7 @@
 
 #include <cerrno>
 
+#include "core/json_file.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -46,6 +47,14 @@ bool is_weight_file(const fs::path& file) {
         if (name.ends_with(ending)) return true;
     }
     return false;
+}
+
+nlohmann::ordered_json read_source_config(const fs::path& config_path) {
+    nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(config_path), nullptr, false);
+    if (config.is_discarded() || !config.is_object()) {
+        throw sdk::Error(TFX_ERR_FORMAT, config_path.string() + ": not a JSON object");
+    }
+    return config;
 }
 
 ModelFolderWriter::ModelFolderWriter(fs::path out, const std::string& option) : out_(std::move(out)) {

@@ -10,10 +10,15 @@
 #include <set>
 #include <string>
 
+#include <nlohmann/json.hpp>
+
 namespace tfx {
 
 // Files of a model folder that hold weights (a written checkpoint replaces them).
 bool is_weight_file(const std::filesystem::path& file);
+// The source folder's config.json with its keys in file order (a writer rewrites it); throws
+// naming the file when it is not a JSON object.
+nlohmann::ordered_json read_source_config(const std::filesystem::path& config_path);
 
 class ModelFolderWriter {
   public:

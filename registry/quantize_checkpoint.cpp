@@ -47,10 +47,7 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
     report.source = resolve_model_location(id_or_path, options.load);
     report.out = out;
     const fs::path config_path = report.source / "config.json";
-    nlohmann::ordered_json config = nlohmann::ordered_json::parse(read_text_file(config_path), nullptr, false);
-    if (config.is_discarded() || !config.is_object()) {
-        throw sdk::Error(TFX_ERR_FORMAT, config_path.string() + ": not a JSON object");
-    }
+    nlohmann::ordered_json config = read_source_config(config_path);
     if (config.contains("quantization_config")) {
         const auto& q = config["quantization_config"];
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
