@@ -86,6 +86,7 @@ struct ModelSession::Impl {
         const WeightStore::Encoded* stored = lease.encoded();
         if (stored != nullptr && packs_as_stored(ops_target, *stored, format)) {
             sdk::check(pack_as_stored(ops_target, *stored, &out, &error), error);
+            count_linear(ops_target, stored->rows, stored->cols);
             return out;
         }
         const bool requantized = lease.quantized() && format == nullptr && !requantize.format.empty();
@@ -578,6 +579,14 @@ WeightStore::Usage ModelSession::weight_usage() const {
     const OpsTarget& t = impl_->ops_target;
     usage.bytes = usage.bytes - std::min(usage.bytes, t.refloat_source_bytes) + t.refloat_packed_bytes;
     return usage;
+}
+
+ModelSession::MatmulWork ModelSession::matmul_work() const {
+    MatmulWork work;
+    for (const auto& [rows, elements] : impl_->ops_target.linear_elements_by_rows) {
+        (rows == info_.vocab_size ? work.per_output_row : work.per_token) += elements;
+    }
+    return work;
 }
 
 std::string ModelSession::plugin_summary() const {

@@ -113,6 +113,14 @@ class ModelSession {
     // The checkpoint tensors the model uses: bytes as stored (quantized at load: as encoded), and
     // parameters (0 without weights).
     WeightStore::Usage weight_usage() const;
+    // Multiply-adds of the linear weights the model packed: per token (every linear but the
+    // output projection, i.e. the weights with vocabulary-many rows) and per output row (the
+    // output projection, run for the rows that get logits). MoE experts all count, though a
+    // token runs only its top-k.
+    struct MatmulWork {
+        uint64_t per_token = 0, per_output_row = 0;
+    };
+    MatmulWork matmul_work() const;
     // Linear weights the backend packed from their stored block-quantized bytes (GGUF), not
     // from a dequantized copy.
     int64_t weights_packed_as_stored() const;

@@ -126,6 +126,10 @@ tfx_tensor encoded_tensor(void* bytes, int64_t* shape, tfx_device device) {
 
 }  // namespace
 
+void count_linear(OpsTarget& target, int64_t rows, int64_t cols) {
+    target.linear_elements_by_rows[rows] += static_cast<uint64_t>(rows) * static_cast<uint64_t>(cols);
+}
+
 bool packs_as_stored(const OpsTarget& target, const WeightStore::Encoded& stored, const char* format) {
     if (format != nullptr && stored.format != format) return false;
     const auto& listed = target.backend_formats;
@@ -236,6 +240,9 @@ int32_t pack_weight_as_asked(void* self, const tfx_tensor* w, const char* format
 int32_t pack_weight(void* self, const tfx_tensor* w, const char* format, tfx_weight** out, tfx_error* error) {
     const int32_t status = pack_weight_as_asked(self, w, format, out, error);
     auto* target = static_cast<OpsTarget*>(self);
+    if (status == TFX_OK && w != nullptr && w->ndim == 2 && w->dtype.code != TFX_DTYPE_UINT) {
+        count_linear(*target, w->shape[0], w->shape[1]);
+    }
     if (status != TFX_OK || target->lora == nullptr || w == nullptr) return status;
     return sdk::guard(error, [&] { target->lora->attach_view(*w, *out); });
 }

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -52,6 +53,9 @@ struct OpsTarget {
     // LoRA adapters applied at run time: attached to weights as they are packed, added to the
     // output of every linear over an adapted weight.
     LoraRuntime* lora = nullptr;
+    // Multiply-adds of the weights packed for linear ops (rows x columns), by their rows: what
+    // prefill's GFLOP/s counts (the session tells the output projection apart by its rows).
+    std::map<int64_t, uint64_t> linear_elements_by_rows;
 };
 // The table to pass as host services' ops, with a pointer to an OpsTarget as ops_self.
 const tfx_backend_ops* forwarding_ops();
@@ -61,6 +65,8 @@ tfx_backend_ops forwarding_ops_for(const tfx_backend_ops& backend);
 // Whether the backend packs `stored`'s blocks as they are for a pack asking for `format`
 // (nullptr: no format asked): it computes on their format, and no other is asked.
 bool packs_as_stored(const OpsTarget& target, const WeightStore::Encoded& stored, const char* format);
+// Adds a packed linear weight of rows x cols to target's linear_elements_by_rows.
+void count_linear(OpsTarget& target, int64_t rows, int64_t cols);
 // The stored blocks packed as they are (a u8 tensor [rows, row bytes] to pack_weight).
 int32_t pack_as_stored(OpsTarget& target, const WeightStore::Encoded& stored, tfx_weight** out, tfx_error* error);
 

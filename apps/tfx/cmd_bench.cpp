@@ -1,9 +1,10 @@
 // `tfx bench`, in the manner of llama-bench: prefill tokens/s for a p-token prompt and decode
 // tokens/s over n generated tokens, per thread count; median and spread over repetitions
 // after one warm-up run. Beside each rate, what it means for the hardware: decode streams
-// every weight once per token (GB/s = weight bytes x tok/s), prefill does ~2 flops per
-// parameter per token (GFLOP/s); --roofline measures this machine's read bandwidth and FMA
-// peak on the same thread count and prints each figure as a share of it.
+// every weight once per token (GB/s = weight bytes x tok/s), prefill does 2 flops per
+// multiply-add of the linear layers per token, plus the output projection once for the last
+// position's logits (GFLOP/s; embeddings are lookups and attention is left out); --roofline measures this machine's
+// read bandwidth and FMA peak on the same thread count and prints each figure as a share of it.
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -110,6 +111,7 @@ void run_bench(const BenchOptions& o) {
                                                       (info.num_layers == 0 ? ", which keeps no KV cache" : ""));
         }
         const WeightStore::Usage weights = session->weight_usage();
+        const ModelSession::MatmulWork work = session->matmul_work();
         std::optional<Roofline> roofline;
         if (o.roofline) roofline = measure_roofline(threads);
         if (!o.json && threads == thread_counts.front()) {
@@ -138,8 +140,10 @@ void run_bench(const BenchOptions& o) {
             Stats st = stats(rates);
             const bool decode_test = test[0] == 't';
             // Decode: GB/s of weights streamed; prefill: GFLOP/s of the matmuls.
+            const double prompt_macs = static_cast<double>(work.per_token) * static_cast<double>(o.prompt) +
+                                       static_cast<double>(work.per_output_row);
             const double rate = decode_test ? static_cast<double>(weights.bytes) * st.median / 1e9
-                                            : 2.0 * static_cast<double>(weights.elements) * st.median / 1e9;
+                                            : 2.0 * prompt_macs / static_cast<double>(o.prompt) * st.median / 1e9;
             const char* unit = decode_test ? "GB/s" : "GFLOP/s";
             nlohmann::json row = {{"model", o.model},
                                   {"threads", threads},
@@ -150,6 +154,7 @@ void run_bench(const BenchOptions& o) {
                                   {"repetitions", o.repetitions},
                                   {"weight_bytes", weights.bytes},
                                   {"parameters", weights.elements},
+                                  {"linear_macs_per_token", work.per_token},
                                   {decode_test ? "weight_gb_per_s" : "matmul_gflop_per_s", rate},
                                   {"plugins", session->plugin_summary()}};
             if (resident) row["resident_bytes"] = *resident;

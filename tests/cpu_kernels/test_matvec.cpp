@@ -8,54 +8,14 @@
 
 #include <gtest/gtest.h>
 
+#include "float_kernel_testing.h"
 #include "matvec.h"
 #include "tfx/sdk/half.hpp"
 
 namespace {
 
 using tfx::cpu::WeightFormat;
-
-struct Weights {
-    std::vector<float> f32;      // the values, as the reference sees them
-    std::vector<uint16_t> half;  // stored form for bf16/f16
-    const void* data(WeightFormat format) const {
-        return format == WeightFormat::f32 ? static_cast<const void*>(f32.data()) : half.data();
-    }
-};
-
-Weights random_weights(WeightFormat format, size_t count, std::mt19937& rng) {
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    Weights w;
-    for (size_t i = 0; i < count; ++i) {
-        const float v = normal(rng);
-        if (format == WeightFormat::f32) {
-            w.f32.push_back(v);
-        } else {
-            const uint16_t h = format == WeightFormat::bf16 ? tfx::sdk::f32_to_bf16(v) : tfx::sdk::f32_to_f16(v);
-            w.half.push_back(h);
-            w.f32.push_back(format == WeightFormat::bf16 ? tfx::sdk::bf16_to_f32(h) : tfx::sdk::f16_to_f32(h));
-        }
-    }
-    return w;
-}
-
-const char* name_of(WeightFormat format) {
-    return format == WeightFormat::f32 ? "f32" : format == WeightFormat::bf16 ? "bf16" : "f16";
-}
-
-// Runs `body` once per target, restoring the best target afterwards.
-template <class Body>
-void on_every_target(Body body) {
-    const auto targets = tfx::cpu::isa_targets();
-    ASSERT_FALSE(targets.empty());
-    for (const std::string& target : targets) {
-        tfx::cpu::use_isa(target);
-        ASSERT_EQ(tfx::cpu::isa_in_use(), target);
-        SCOPED_TRACE("target " + target);
-        body();
-    }
-    tfx::cpu::use_isa("");
-}
+using namespace tfx::cpu::testing;
 
 TEST(Matvec, EqualsTheReferenceOnEveryTargetFormatAndShape) {
     std::mt19937 rng(7);
@@ -80,18 +40,7 @@ TEST(Matvec, EqualsTheReferenceOnEveryTargetFormatAndShape) {
                 for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
                     std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
                     tfx::cpu::matvec(x.data(), w.data(format), format, b, y.data(), s.m, s.n, s.k);
-                    for (int64_t i = 0; i < s.m; ++i) {
-                        for (int64_t j = 0; j < s.n; ++j) {
-                            double sum = b != nullptr ? b[j] : 0.0, magnitude = std::abs(sum);
-                            for (int64_t c = 0; c < s.k; ++c) {
-                                const double term = double(x[i * s.k + c]) * w.f32[j * s.k + c];
-                                sum += term;
-                                magnitude += std::abs(term);
-                            }
-                            // f32 accumulation in any order: within a few ulps of the magnitude.
-                            ASSERT_NEAR(y[i * s.n + j], sum, 1e-6 * magnitude + 1e-7) << "row " << i << ", col " << j;
-                        }
-                    }
+                    ASSERT_NO_FATAL_FAILURE(expect_product(y, x, w, b, s.m, s.n, s.k));
                 }
             }
         }

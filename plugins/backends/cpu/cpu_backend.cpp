@@ -20,6 +20,7 @@
 #include <unordered_set>
 #include <vector>
 
+#include "gemm.h"
 #include "k_quant_rows.h"
 #include "kernels.h"
 #include "matvec.h"
@@ -520,7 +521,11 @@ class CpuBackendImpl {
             }
             return quant_matmul_many(calls[0].in.data, q, bias, out, count, rows);
         }
-        if (floats && rows > 0 && rows < kBlockedGemmMinRows) {
+        bool bf16_dot_products = false;  // a weight for oneDNN's bf16 matmul: each goes alone
+        for (int32_t i = 0; i < count && floats; ++i) {
+            bf16_dot_products = bf16_dot_products || (ws[i]->format == tfx_weight::Format::bf16 && bf16_matmuls());
+        }
+        if (floats && rows > 0 && (rows < kBlockedGemmMinRows || !bf16_dot_products)) {
             MatvecWeight m[kQuantMatmulMany];
             for (int32_t i = 0; i < count; ++i) {
                 const auto f = ws[i]->format;
@@ -530,7 +535,8 @@ class CpuBackendImpl {
                                                        : WeightFormat::bf16,
                         calls[i].bias, calls[i].out.data, ws[i]->out_features};
             }
-            return matvec_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
+            if (rows < kBlockedGemmMinRows) return matvec_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
+            return gemm_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
         }
         if ((quantized || floats) && rows == 0) return;
         for (int32_t i = 0; i < count; ++i) linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i]);
@@ -903,15 +909,12 @@ class CpuBackendImpl {
     void matmul(const float* x, const tfx_weight* w, const float* b, float* y, int64_t rows) {
         if (rows == 0) return;
         if (w->is_quantized()) return quant_matmul(x, w->quantized(), b, y, rows);
-        const bool is_f32 = w->format == tfx_weight::Format::f32;
-        const WeightFormat format = is_f32                                 ? WeightFormat::f32
+        const WeightFormat format = w->format == tfx_weight::Format::f32   ? WeightFormat::f32
                                     : w->format == tfx_weight::Format::f16 ? WeightFormat::f16
                                                                            : WeightFormat::bf16;
         const void* weights = w->data.get();
         if (rows < kBlockedGemmMinRows) {
             matvec(x, weights, format, b, y, rows, w->out_features, w->in_features);
-        } else if (is_f32) {
-            matmul_.run(x, w->f32(), b, y, rows, w->out_features, w->in_features);
         } else if (format == WeightFormat::bf16 && bf16_matmuls()) {
             // matmul_precision medium: x rounded to bf16, and oneDNN's bf16 dot products (f32
             // sums) on the weights as stored: 1.6x the widened f32 GEMM (SmolLM-135M pp128, Zen 5).
@@ -924,26 +927,22 @@ class CpuBackendImpl {
             });
             matmul_.run_bf16(narrowed, w->half(), b, y, rows, w->out_features, w->in_features);
         } else {
-            // Prefill is compute-bound: widen the weight once into scratch and let oneDNN's
-            // blocked f32 GEMM do the work (oneDNN has no f32 x bf16 matmul, and bf16
-            // activations would lose the reference's f32 accuracy).
-            const int64_t n = w->out_features * w->in_features;
-            float* widened = grow(widened_, n);
-            widen(w->half(), format, widened, n);
-            matmul_.run(x, widened, b, y, rows, w->out_features, w->in_features);
+            // Compute-bound: tfx's register-tiled GEMM, level with oneDNN's f32 GEMM on
+            // SmolLM-135M's projections (AVX-512 Zen 5, bench_gemm) while reading the weights
+            // as stored: bf16/f16 are widened a tile at a time, not into a whole f32 copy.
+            gemm(x, weights, format, b, y, rows, w->out_features, w->in_features);
         }
     }
 
     // Below this many rows a matmul is memory-bound: the matvec kernels stream each weight
-    // once in its stored format (in L2-sized tiles past 4 rows); from here on oneDNN's blocked
-    // GEMM wins. tfx serve's decode steps of 8 and 16 sequences (SmolLM-135M shape, f32) ran
+    // once in its stored format (in L2-sized tiles past 4 rows); from here on a blocked GEMM
+    // wins (measured against oneDNN's). tfx serve's decode steps of 8 and 16 sequences (SmolLM-135M shape, f32) ran
     // 1.25x and 1.31x faster on the matvec kernels than on oneDNN (AVX-512 Zen 5, 2 threads;
     // 1.5x and 1.3x with both capped to AVX2), and level at 32.
     static constexpr int64_t kBlockedGemmMinRows = 17;
     static constexpr size_t kAlignment = 64;
 
     OneDnnMatmul matmul_;
-    std::vector<float> widened_;      // scratch for prefill matmuls with half-precision weights
     std::vector<uint16_t> narrowed_;  // and for x rounded to bf16 (matmul_precision medium)
     bool medium_precision_ = false;   // the host's matmul_precision option is "medium"
 

@@ -29,7 +29,7 @@ struct MatvecWeight {
 };
 void matvec_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k);
 
-// dst[i] = f32(src[i]) for bf16 or f16 values (prefill widens weights once for oneDNN).
+// dst[i] = f32(src[i]) for bf16 or f16 values (embedding rows).
 void widen(const uint16_t* src, WeightFormat format, float* dst, int64_t n);
 
 // The dispatch targets compiled in that this CPU runs, best first ("AVX3", "AVX2", ...), and
