@@ -367,7 +367,7 @@ TEST(QuantPack, EmbeddingRowsOfPackedWeights) {
 
 // linear_many gives what one linear call per weight gives, bit for bit: quantized weights of
 // every format in one shared pass (rows not a multiple of the 4-row groups included), float
-// weights of every format in another (and through oneDNN from 17 rows of x), a mix of both weight
+// weights of every format in another (and through the blocked GEMM from 32 rows of x), a mix of both weight
 // by weight.
 TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
     std::mt19937 rng(13);
@@ -401,7 +401,7 @@ TEST(QuantPack, LinearManyEqualsOneLinearPerWeight) {
     // shared pass while x has few rows).
     const std::vector<std::vector<tfx_weight*>> sets = {weights, {weights[0], weights[1], weights[2], f32}, floats};
     const std::vector<std::vector<int64_t>> rows_of_set = {{9, 4, 13}, {9, 4, 13, 5}, {5, 7, 6}};
-    for (int64_t m : {1, 3, 9, 17}) {
+    for (int64_t m : {1, 3, 9, 17, 40}) {
         for (size_t set = 0; set < sets.size(); ++set) {
             const std::vector<tfx_weight*>& ws = sets[set];
             const std::vector<int64_t>& rows_of = rows_of_set[set];

@@ -935,11 +935,13 @@ class CpuBackendImpl {
     }
 
     // Below this many rows a matmul is memory-bound: the matvec kernels stream each weight
-    // once in its stored format (in L2-sized tiles past 4 rows); from here on a blocked GEMM
-    // wins (measured against oneDNN's). tfx serve's decode steps of 8 and 16 sequences (SmolLM-135M shape, f32) ran
-    // 1.25x and 1.31x faster on the matvec kernels than on oneDNN (AVX-512 Zen 5, 2 threads;
-    // 1.5x and 1.3x with both capped to AVX2), and level at 32.
-    static constexpr int64_t kBlockedGemmMinRows = 17;
+    // once in its stored format (in L2-sized tiles past 4 rows); from here on the blocked GEMM
+    // wins. tfx serve's decode steps of 8 and 16 sequences (SmolLM-135M shape, f32) ran 1.25x
+    // and 1.31x faster on the matvec kernels than on oneDNN's GEMM (AVX-512 Zen 5, 2 threads;
+    // 1.5x and 1.3x with both capped to AVX2), and level at 32, where gemm.h runs 1.1-1.5x
+    // oneDNN's rate (bench_gemm, 1 thread). Below 32 rows gemm.h's 16-row vectors go part
+    // empty (17 rows: 0.7x oneDNN).
+    static constexpr int64_t kBlockedGemmMinRows = 32;
     static constexpr size_t kAlignment = 64;
 
     OneDnnMatmul matmul_;
