@@ -71,10 +71,12 @@ ModelFolderWriter::ModelFolderWriter(fs::path out, const std::string& option) : 
     remove_abandoned_scratch(parent, out_);
     scratch_ = parent / scratch_name(out_, ::getpid());
     fs::remove_all(scratch_, ec);
+    // The watchdog first: a SIGKILL right after the folder appears must find it on guard.
+    start_watchdog();
     if (!fs::create_directory(scratch_, ec)) {
+        stop_watchdog();
         throw sdk::Error(TFX_ERR_IO, option + ": cannot create " + scratch_.string() + ": " + ec.message());
     }
-    start_watchdog();
 }
 
 void ModelFolderWriter::start_watchdog() {
@@ -99,13 +101,17 @@ void ModelFolderWriter::start_watchdog() {
     watchdog_pid_ = pid;
 }
 
+void ModelFolderWriter::stop_watchdog() {
+    if (watchdog_pipe_ < 0) return;
+    ::close(watchdog_pipe_);  // EOF without "commit": the watchdog removes what is left, if anything
+    ::waitpid(watchdog_pid_, nullptr, 0);
+    watchdog_pipe_ = -1;
+}
+
 ModelFolderWriter::~ModelFolderWriter() {
     std::error_code ec;
     if (!committed_) fs::remove_all(scratch_, ec);
-    if (watchdog_pipe_ >= 0) {
-        ::close(watchdog_pipe_);  // EOF without "commit": the watchdog removes what is left, if anything
-        ::waitpid(watchdog_pid_, nullptr, 0);
-    }
+    stop_watchdog();
 }
 
 void ModelFolderWriter::copy_model_files(const fs::path& source, const std::set<std::string>& skip) const {

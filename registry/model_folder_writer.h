@@ -42,6 +42,7 @@ class ModelFolderWriter {
     // Starts /bin/sh reading a pipe from this process: it removes the scratch folder unless it
     // reads "commit" before the pipe closes (this process ended, however).
     void start_watchdog();
+    void stop_watchdog();
 
     std::filesystem::path out_, scratch_;
     bool committed_ = false;
