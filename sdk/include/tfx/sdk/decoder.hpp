@@ -230,18 +230,13 @@ struct RoutedScratch {
     DeviceBuffer choice;
 };
 
-// y[t] = sum over the k experts of largest router softmax (f32) of weight * down(act(gate(x)) *
-// up(x)), the k weights renormalized to sum to one when `normalize`. The backend routes (top_k),
-// runs each token through its experts (linear_experts) and sums them weighted (weighted_sum).
-inline void routed_ffn(const Host& host, const RoutedExperts& moe, tfx_activation act, int64_t k, bool normalize,
-                       const View& x, View& y, Scratch& gate_scratch, Scratch& up_scratch, RoutedScratch& s) {
-    const int64_t n = x.dim(0), h = x.dim(1), inter = moe.experts.front().gate.out_features();
-    const auto count = static_cast<int64_t>(moe.experts.size());
-    View probs = s.probs.rows(n, count);
-    moe.router(x, probs);
-    host.softmax(probs, probs);
-    View ids = s.choice.view(kI32, {n, k}), weights = s.weights.rows(n, k);
-    host.top_k(probs, static_cast<int32_t>(k), normalize, ids, weights);
+// y[t] = sum over s of weights[t, s] * down(act(gate(x)) * up(x)) through expert ids[t, s]
+// (ids i32 and weights f32, [tokens, k] on the device): the backend runs each token through its
+// experts (linear_experts) and sums them weighted (weighted_sum).
+inline void expert_ffn(const Host& host, const RoutedExperts& moe, tfx_activation act, const View& ids,
+                       const View& weights, const View& x, View& y, Scratch& gate_scratch, Scratch& up_scratch,
+                       RoutedScratch& s) {
+    const int64_t n = x.dim(0), h = x.dim(1), k = ids.dim(1), inter = moe.experts.front().gate.out_features();
     View gate = gate_scratch.rows(n * k, inter), up = up_scratch.rows(n * k, inter), down = s.out.rows(n * k, h);
     View gate3 = gate.reshape({n, k, inter}), up3 = up.reshape({n, k, inter}), down3 = down.reshape({n, k, h});
     const View x3 = x.reshape({n, 1, h});
@@ -250,6 +245,19 @@ inline void routed_ffn(const Host& host, const RoutedExperts& moe, tfx_activatio
     host.gated_activation(act, gate, up, gate);
     host.linear_experts(gate3, moe.down, ids, down3);
     host.weighted_sum(down3, weights, y);
+}
+
+// expert_ffn over the k experts of largest router softmax (f32), their weights renormalized to
+// sum to one when `normalize`; the backend routes (top_k).
+inline void routed_ffn(const Host& host, const RoutedExperts& moe, tfx_activation act, int64_t k, bool normalize,
+                       const View& x, View& y, Scratch& gate_scratch, Scratch& up_scratch, RoutedScratch& s) {
+    const int64_t n = x.dim(0);
+    View probs = s.probs.rows(n, static_cast<int64_t>(moe.experts.size()));
+    moe.router(x, probs);
+    host.softmax(probs, probs);
+    View ids = s.choice.view(kI32, {n, k}), weights = s.weights.rows(n, k);
+    host.top_k(probs, static_cast<int32_t>(k), normalize, ids, weights);
+    expert_ffn(host, moe, act, ids, weights, x, y, gate_scratch, up_scratch, s);
 }
 
 // The tensors of one decoder layer, as llama.cpp's llama_layer: every slot the llama lineage uses;
