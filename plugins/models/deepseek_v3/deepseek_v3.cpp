@@ -95,10 +95,10 @@ struct Layer {
     View kv_a_norm;     // [kv_lora_rank]
     Linear o;
     bool sparse = false;
-    GatedMlp mlp;        // dense layers
-    RoutedExperts moe;   // mlp.gate and mlp.experts.{j}
-    View choice_bias;    // mlp.gate.e_score_correction_bias [routed experts]
-    GatedMlp shared;     // mlp.shared_experts
+    GatedMlp mlp;       // dense layers
+    RoutedExperts moe;  // mlp.gate and mlp.experts.{j}
+    View choice_bias;   // mlp.gate.e_score_correction_bias [routed experts]
+    GatedMlp shared;    // mlp.shared_experts
 };
 
 class DeepseekV3 : public DecoderModel<DeepseekV3, DeepseekV3Config, Init::ones, Layer> {
@@ -128,12 +128,12 @@ class DeepseekV3 : public DecoderModel<DeepseekV3, DeepseekV3Config, Init::ones,
             l.mlp = gated_mlp(w, p + "mlp.", names, h, c.intermediate_size, false);
             return;
         }
-        l.moe = routed_experts(w, p + "mlp.gate", p + "mlp.experts.", names, c.routed_experts, h,
-                               c.moe_intermediate_size);
+        l.moe =
+            routed_experts(w, p + "mlp.gate", p + "mlp.experts.", names, c.routed_experts, h, c.moe_intermediate_size);
         l.choice_bias = w.f32(p + "mlp.gate.e_score_correction_bias", {c.routed_experts}, Init::zeros);
         if (c.shared_experts > 0) {
-            l.shared = gated_mlp(w, p + "mlp.shared_experts.", names, h, c.moe_intermediate_size * c.shared_experts,
-                                 false);
+            l.shared =
+                gated_mlp(w, p + "mlp.shared_experts.", names, h, c.moe_intermediate_size * c.shared_experts, false);
         }
     }
 
@@ -201,10 +201,10 @@ class DeepseekV3 : public DecoderModel<DeepseekV3, DeepseekV3Config, Init::ones,
         copy_view(q.at(0, {n, heads, nope}).with_strides({heads * qk, qk, 1}), head_slice(qh, rope, nope));
         copy_rope_dims(q.at(nope, {n, heads, rope}), heads * qk, qk, qh);
         copy_view(kv.at(0, {n, heads, nope}).with_strides({heads * (nope + value), nope + value, 1}),
-                   head_slice(kh, rope, nope));
+                  head_slice(kh, rope, nope));
         copy_rope_dims(kv_a.at(latent_dims, {n, heads, rope}), latent_dims + rope, 0, kh);  // one key for all heads
         copy_view(kv.at(nope, {n, heads, value}).with_strides({heads * (nope + value), nope + value, 1}),
-                   head_slice(vh, 0, value));
+                  head_slice(vh, 0, value));
         if (width > qk) {
             View qk_pad = head_slice(qh, qk, width - qk), k_pad = head_slice(kh, qk, width - qk);
             copy_view(zeros(n, heads, width - qk), qk_pad);
@@ -235,12 +235,12 @@ class DeepseekV3 : public DecoderModel<DeepseekV3, DeepseekV3Config, Init::ones,
         const int64_t n = src.dim(0), heads = c.num_heads, rope = c.qk_rope, width = c.head_dim;
         if (!c.rope_interleave) {
             copy_view(src.at(0, {n, heads, rope}).with_strides({token_stride, head_stride, 1}),
-                       dst.at(0, {n, heads, rope}).with_strides({heads * width, width, 1}));
+                      dst.at(0, {n, heads, rope}).with_strides({heads * width, width, 1}));
             return;
         }
         const int64_t half = rope / 2;
         copy_view(src.at(0, {n, heads, 2, half}).with_strides({token_stride, head_stride, 1, 2}),
-                   dst.at(0, {n, heads, 2, half}).with_strides({heads * width, width, half, 1}));
+                  dst.at(0, {n, heads, 2, half}).with_strides({heads * width, width, half, 1}));
     }
 
     // host_.copy into a view made for the call (a slice of a buffer).
@@ -266,7 +266,8 @@ class DeepseekV3 : public DecoderModel<DeepseekV3, DeepseekV3Config, Init::ones,
         }
         chosen_.resize(static_cast<size_t>(n * k));
         chosen_weights_.resize(static_cast<size_t>(n * k));
-        for (int64_t t = 0; t < n; ++t) route(&router_logits_[t * count], bias, &chosen_[t * k], &chosen_weights_[t * k]);
+        for (int64_t t = 0; t < n; ++t)
+            route(&router_logits_[t * count], bias, &chosen_[t * k], &chosen_weights_[t * k]);
         View ids = routed_.choice.view(kI32, {n, k}), weights = routed_.weights.rows(n, k);
         host_.upload(chosen_.data(), ids);
         host_.upload(chosen_weights_.data(), weights);
