@@ -340,6 +340,9 @@ const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
     if (a->cache != nullptr && (a->batch->block_table == nullptr || a->batch->slot_mapping == nullptr)) {
         return "attention with a cache needs the batch's block table and slot mapping";
     }
+    if (a->window_ahead < 0 || (a->window_ahead > 0 && a->causal != 0)) {
+        return "attention: window_ahead must be 0, or positive with causal 0";
+    }
     return nullptr;
 }
 
@@ -367,6 +370,16 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
                    "attend tokens=" + std::to_string(args->batch->num_tokens) +
                        " sequences=" + std::to_string(args->batch->num_seqs) +
                        " max_context=" + std::to_string(args->batch->max_context_len));
+    }
+    // A 2.2 plugin reads window_ahead as a reserved field and would attend past the window.
+    const PluginInstance* plugin = target->plugin;
+    if (args->window_ahead > 0 && plugin != nullptr && plugin->plugin.descriptor != nullptr &&
+        plugin->plugin.descriptor->abi_minor < 3) {
+        const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
+                                    std::to_string(plugin->plugin.descriptor->abi_minor) +
+                                    ", which has no window ahead (2.3): this model's local attention needs a newer one";
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
+        return TFX_ERR_UNSUPPORTED;
     }
     AttendKernel kernel{target, args};
     if (target->backend == nullptr || target->backend->run_kernel == nullptr) {

@@ -109,6 +109,7 @@ struct Settings {
     bool causal = true;
     float softcap = 0.0f;
     int32_t window = 0;
+    int32_t ahead = 0;  // window_ahead (ABI 2.3): non-causal, keys before pos + ahead only
     tfx_dtype kv = kF32;
     int32_t block_size = 4;
     tfx_device device = tfx::sdk::kHostDevice;  // of every tensor
@@ -252,7 +253,14 @@ class Problem {
         a.scale = 1.0f / std::sqrt(static_cast<float>(s_.dim));
         a.softcap = s_.softcap;
         a.sliding_window = s_.window;
+        a.window_ahead = s_.ahead;
         return c;
+    }
+
+    // Whether the token at `pos` attends to the key at `j`.
+    bool seen(int64_t pos, int64_t j) const {
+        return !(s_.causal && j > pos) && !(s_.window > 0 && j <= pos - s_.window) &&
+               !(s_.ahead > 0 && j >= pos + s_.ahead);
     }
 
     // The expected output of `parts` (keys and values rounded to the cache's dtype when cached).
@@ -269,8 +277,7 @@ class Problem {
                     std::vector<double> weight(static_cast<size_t>(keys), 0.0);
                     double max = -INFINITY;
                     for (int64_t j = 0; j < keys; ++j) {
-                        if (s_.causal && j > pos) continue;
-                        if (s_.window > 0 && j <= pos - s_.window) continue;
+                        if (!seen(pos, j)) continue;
                         const float* k = &key_rows[p.seq][static_cast<size_t>((j * s_.kv_heads + h / group) * dim)];
                         double score = 0.0;
                         for (int64_t d = 0; d < dim; ++d) score += double{q[d]} * k[d];
@@ -281,8 +288,8 @@ class Problem {
                     }
                     double sum = 0.0;
                     for (int64_t j = 0; j < keys; ++j) {
-                        const bool seen = !(s_.causal && j > pos) && !(s_.window > 0 && j <= pos - s_.window);
-                        weight[static_cast<size_t>(j)] = seen ? std::exp(weight[static_cast<size_t>(j)] - max) : 0.0;
+                        weight[static_cast<size_t>(j)] =
+                            seen(pos, j) ? std::exp(weight[static_cast<size_t>(j)] - max) : 0.0;
                         sum += weight[static_cast<size_t>(j)];
                     }
                     for (int64_t d = 0; d < dim; ++d) {
@@ -588,6 +595,42 @@ TEST(EagerAttention, RunsOnAnyDeviceItIsHandedInsideRunKernel) {
     std::string message;
     ASSERT_EQ(plugin("EagerAttention").attend(c->args, &message), TFX_OK) << message;
     expect_near(c->out, problem.reference({{0, 0, 9}}));
+}
+
+// ABI 2.3's window ahead: with sliding_window, a non-causal token sees keys on both sides
+// within a band (ModernBERT's local attention), with and without a cache; one-sided too.
+TEST(EagerAttention, NonCausalWindowOnBothSides) {
+    for (const auto& [window, ahead] : {std::pair{4, 4}, std::pair{0, 3}, std::pair{6, 2}}) {
+        SCOPED_TRACE("window " + std::to_string(window) + ", ahead " + std::to_string(ahead));
+        Problem uncached(
+            {.heads = 4, .kv_heads = 2, .dim = 16, .causal = false, .window = window, .ahead = ahead, .seed = 21},
+            {13, 5});
+        auto c = uncached.call({{0, 0, 13}, {1, 0, 5}}, false);
+        std::string message;
+        ASSERT_EQ(plugin("EagerAttention").attend(c->args, &message), TFX_OK) << message;
+        expect_near(c->out, uncached.reference({{0, 0, 13}, {1, 0, 5}}, false));
+        Problem cached({.heads = 2,
+                        .kv_heads = 2,
+                        .dim = 8,
+                        .causal = false,
+                        .window = window,
+                        .ahead = ahead,
+                        .block_size = 4,
+                        .seed = 22},
+                       {11});
+        auto all = cached.call({{0, 0, 11}});
+        ASSERT_EQ(plugin("EagerAttention").attend(all->args, &message), TFX_OK) << message;
+        expect_near(all->out, cached.reference({{0, 0, 11}}));
+    }
+}
+
+// A window ahead is for non-causal attention only.
+TEST(EagerAttention, WindowAheadWithCausalIsRefused) {
+    Problem problem({.ahead = 3}, {6});
+    auto c = problem.call({{0, 0, 6}});
+    std::string message;
+    EXPECT_EQ(plugin("EagerAttention").attend(c->args, &message), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_NE(message.find("window_ahead"), std::string::npos) << message;
 }
 
 // Work is split over threads; every (token, head) is computed the same way whatever the split.

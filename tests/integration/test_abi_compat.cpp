@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "../unit/test_data.h"
+#include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/model_session.h"
 #include "core/plugin_catalogue.h"
@@ -57,5 +58,27 @@ TEST(AbiCompatibility, PreviousMajorPluginIsRefusedNamingBothVersions) {
         EXPECT_NE(message.find("1.0"), std::string::npos) << message;
         EXPECT_NE(message.find(std::to_string(TFX_ABI_MAJOR) + "." + std::to_string(TFX_ABI_MINOR)), std::string::npos)
             << message;
+    }
+}
+
+// ModernBERT's local attention needs a window ahead (ABI 2.3). An ABI 2.0 attention plugin reads
+// that field as reserved and would attend past the window: the host refuses the call, naming
+// the plugin and both versions, instead of returning wrong output.
+TEST(AbiCompatibility, WindowAheadIsRefusedToAnOlderAttentionPlugin) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/modernbert");
+    tfx::LoadOptions frozen;
+    frozen.plugin_paths = {TFX_ABI_FIXTURE_DIR};
+    frozen.attn_implementation = "abi-2.0-naive";
+    auto session = tfx::AutoModel::from_pretrained(model, frozen);
+    tfx::ForwardCall call(*session);
+    const std::vector<int32_t> ids = {1, 45, 80, 147, 201, 282, 57, 33, 12, 2};
+    try {
+        call.run({.ids = ids, .output = tfx::SequenceInput::Output::all});
+        FAIL() << "expected the 2.0 attention plugin to be refused";
+    } catch (const std::exception& e) {
+        const std::string message = e.what();
+        EXPECT_NE(message.find("abi-2.0-naive"), std::string::npos) << message;
+        EXPECT_NE(message.find("ABI 2.0"), std::string::npos) << message;
+        EXPECT_NE(message.find("window ahead (2.3)"), std::string::npos) << message;
     }
 }

@@ -108,16 +108,18 @@ TEST_P(Family, MatchesReference) {
     }
 }
 
-INSTANTIATE_TEST_SUITE_P(
-    Tiny, Family,
-    ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe", "mistral", "gemma",
-                                         "gemma2", "gemma3", "granite", "phi3", "starcoder2", "olmo2", "mixtral",
-                                         "deepseek_v3", "qwen2_moe", "phi", "cohere", "gpt2", "gpt_neox", "bert",
-                                         "bert_cls", "bert_token_cls", "bert_qa", "roberta", "xlm_roberta"),
-                       ::testing::Values("cpu", "guarded", "torch", "cuda")),
-    [](const auto& case_info) {
-        return std::string(std::get<0>(case_info.param)) + tfx::test::backend_suffix(std::get<1>(case_info.param));
-    });
+INSTANTIATE_TEST_SUITE_P(Tiny, Family,
+                         ::testing::Combine(::testing::Values("llama", "llama3_tied", "qwen2", "qwen3", "qwen3_moe",
+                                                              "mistral", "gemma", "gemma2", "gemma3", "granite", "phi3",
+                                                              "starcoder2", "olmo2", "mixtral", "deepseek_v3",
+                                                              "qwen2_moe", "phi", "cohere", "gpt2", "gpt_neox", "bert",
+                                                              "bert_cls", "bert_token_cls", "bert_qa", "roberta",
+                                                              "modernbert", "xlm_roberta"),
+                                            ::testing::Values("cpu", "guarded", "torch", "cuda")),
+                         [](const auto& case_info) {
+                             return std::string(std::get<0>(case_info.param)) +
+                                    tfx::test::backend_suffix(std::get<1>(case_info.param));
+                         });
 
 namespace {
 

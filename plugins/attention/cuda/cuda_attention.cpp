@@ -91,6 +91,7 @@ class CudaAttention {
         }
         p.causal = a->causal;
         p.sliding_window = a->sliding_window;
+        p.window_ahead = a->causal != 0 ? 0 : a->window_ahead;
         p.scale = a->scale;
         p.softcap = a->softcap;
         cuda_attention::attend(p, nullptr);

@@ -61,7 +61,7 @@ __global__ void attend_kernel(AttendParams p) {
     const int64_t context = p.context_len[s];
     const int64_t n = context + p.seq_start[s + 1] - p.seq_start[s];
     const int64_t pos = context + (t - p.seq_start[s]);
-    const int64_t hi = p.causal ? pos : n - 1;
+    const int64_t hi = p.causal ? pos : p.window_ahead > 0 ? min(n - 1, pos + p.window_ahead - 1) : n - 1;
     const int64_t lo = p.sliding_window > 0 ? max(int64_t{0}, pos - p.sliding_window + 1) : 0;
     const int32_t kv_head = h / (p.heads / p.kv_heads);
     const int64_t row = int64_t{p.kv_heads} * p.dim;

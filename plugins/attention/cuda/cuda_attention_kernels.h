@@ -24,7 +24,7 @@ struct AttendParams {
     int32_t block_size, table_columns;
     const int32_t* block_table;   // device [seqs, table_columns]
     const int32_t* slot_mapping;  // device [tokens]
-    int32_t causal, sliding_window;
+    int32_t causal, sliding_window, window_ahead;
     float scale, softcap;
 };
 

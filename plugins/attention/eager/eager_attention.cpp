@@ -168,8 +168,9 @@ struct Plan {
     bool causal;
     float scale, softcap;
     int32_t window;
-    int64_t max_keys;  // the longest sequence's positions
-    double work;       // multiply-adds, to decide whether threads pay off
+    int32_t window_ahead;  // non-causal: keys before pos + window_ahead (0: all)
+    int64_t max_keys;      // the longest sequence's positions
+    double work;           // multiply-adds, to decide whether threads pay off
     // The cache (cache_k == nullptr without one).
     KvType kv = KvType::f32;
     void* cache_k = nullptr;
@@ -214,6 +215,10 @@ Plan make_plan(const tfx_attention_args* a) {
     p.scale = a->scale;
     p.softcap = a->softcap;
     p.window = a->sliding_window;
+    p.window_ahead = a->window_ahead;
+    if (p.window_ahead < 0 || (p.window_ahead > 0 && p.causal)) {
+        fail("window_ahead (" + std::to_string(p.window_ahead) + ") must be 0, or positive with causal 0");
+    }
 
     // The batch (host metadata).
     const tfx_batch* b = a->batch;
@@ -560,7 +565,7 @@ template <class Kv, int N>
     const int64_t context = p.context_len[s];
     const int64_t n = context + p.seq_start[s + 1] - p.seq_start[s];
     const int64_t pos = context + (t - p.seq_start[s]);
-    const int64_t hi = p.causal ? pos : n - 1;
+    const int64_t hi = p.causal ? pos : p.window_ahead > 0 ? std::min(n - 1, pos + p.window_ahead - 1) : n - 1;
     const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
     const int64_t head_offset = (h0 / p.group) * dim;
     const float* q = p.q + (t * p.heads + h0) * dim;

@@ -60,7 +60,11 @@ typedef struct tfx_attention_args {
     float scale;            /* multiplies q·k */
     float softcap;          /* > 0: scores = softcap * tanh(scores / softcap) */
     int32_t sliding_window; /* > 0: position p sees only positions > p - sliding_window */
-    int32_t reserved;
+    /* ABI 2.3, non-causal attention only (0 when causal): > 0: position p sees only positions
+     * < p + window_ahead, so with sliding_window a window on both sides (ModernBERT's local
+     * attention); 0: no bound ahead. The host refuses it to attention plugins of ABI 2.2 and
+     * older, which read the field as reserved. */
+    int32_t window_ahead;
 } tfx_attention_args;
 
 /* An attention plugin's kernel runs inside the backend's run_kernel, so it may address the

@@ -231,6 +231,7 @@ struct AttentionCall {
     float scale = 0.0f;  // 0: 1 / sqrt(head_dim)
     float softcap = 0.0f;
     int32_t sliding_window = 0;
+    int32_t window_ahead = 0;  // ABI 2.3, non-causal: keys before p + window_ahead only
     bool causal = true;
 };
 inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, AttentionCall call) {
@@ -246,6 +247,7 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     args.scale = call.scale != 0.0f ? call.scale : 1.0f / std::sqrt(static_cast<float>(call.q.dim(-1)));
     args.softcap = call.softcap;
     args.sliding_window = call.sliding_window;
+    args.window_ahead = call.window_ahead;
     host.attend(args);
 }
 
