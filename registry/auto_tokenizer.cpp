@@ -228,32 +228,58 @@ std::unique_ptr<Tokenizer> Tokenizer::load(const std::string& json, const std::s
 Tokenizer::~Tokenizer() = default;
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text, bool add_special_tokens) const {
-    std::string bytes;
+    return encode_tokens(text, add_special_tokens, false).ids;
+}
+
+Tokenizer::Encoding Tokenizer::encode_with_offsets(std::string_view text, bool add_special_tokens) const {
+    return encode_tokens(text, add_special_tokens, true);
+}
+
+Tokenizer::Encoding Tokenizer::encode_tokens(std::string_view text, bool add_special_tokens, bool with_offsets) const {
+    std::string bytes, offset_bytes;
     tfx_error error = sdk::empty_error();
     const bool rebuilt = add_special_tokens && (add_bos_ || add_eos_);
     auto scope = impl_->call("encode()");
+    const tfx_sink offsets_sink = string_sink(offset_bytes);
     sdk::check(impl_->table->encode(impl_->self, text.data(), text.size(), add_special_tokens && !rebuilt ? 1 : 0,
-                                    string_sink(bytes), nullptr, &error),
+                                    string_sink(bytes), with_offsets ? &offsets_sink : nullptr, &error),
                error);
-    std::vector<int32_t> ids(bytes.size() / sizeof(int32_t));
-    std::memcpy(ids.data(), bytes.data(), ids.size() * sizeof(int32_t));
+    Encoding out;
+    out.ids.resize(bytes.size() / sizeof(int32_t));
+    std::memcpy(out.ids.data(), bytes.data(), out.ids.size() * sizeof(int32_t));
+    if (with_offsets) {
+        std::vector<int64_t> pairs(offset_bytes.size() / sizeof(int64_t));
+        std::memcpy(pairs.data(), offset_bytes.data(), pairs.size() * sizeof(int64_t));
+        if (pairs.size() != 2 * out.ids.size()) {
+            throw sdk::Error(TFX_ERR_INTERNAL, "tokenizer plugin: " + std::to_string(pairs.size() / 2) +
+                                                   " offsets for " + std::to_string(out.ids.size()) + " tokens");
+        }
+        for (size_t i = 0; i < out.ids.size(); ++i) out.offsets.emplace_back(pairs[2 * i], pairs[2 * i + 1]);
+    }
     if (rebuilt) {
         if (add_bos_.value_or(false)) {
             auto bos = special_id("bos_token");
             if (!bos)
                 throw sdk::Error(TFX_ERR_FORMAT,
                                  "tokenizer_config.json: add_bos_token is set but bos_token is not in the vocabulary");
-            ids.insert(ids.begin(), *bos);
+            out.ids.insert(out.ids.begin(), *bos);
+            if (with_offsets) out.offsets.insert(out.offsets.begin(), {0, 0});
         }
         if (add_eos_.value_or(false)) {
             auto eos = special_id("eos_token");
             if (!eos)
                 throw sdk::Error(TFX_ERR_FORMAT,
                                  "tokenizer_config.json: add_eos_token is set but eos_token is not in the vocabulary");
-            ids.push_back(*eos);
+            out.ids.push_back(*eos);
+            if (with_offsets) out.offsets.emplace_back(0, 0);
         }
     }
-    return ids;
+    return out;
+}
+
+bool Tokenizer::is_special(int32_t id) const {
+    const std::span<const int32_t> one(&id, 1);
+    return decode(one, true).empty() && !decode(one, false).empty();
 }
 
 std::string Tokenizer::decode(std::span<const int32_t> ids, bool skip_special_tokens,

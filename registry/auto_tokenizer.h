@@ -36,6 +36,15 @@ class Tokenizer {
     Tokenizer& operator=(const Tokenizer&) = delete;
 
     std::vector<int32_t> encode(std::string_view text, bool add_special_tokens = true) const;
+    // encode, with each token's [begin, end) byte offsets into text (special tokens the template
+    // adds: (0, 0)), as a fast tokenizer's return_offsets_mapping gives them in characters.
+    struct Encoding {
+        std::vector<int32_t> ids;
+        std::vector<std::pair<int64_t, int64_t>> offsets;
+    };
+    Encoding encode_with_offsets(std::string_view text, bool add_special_tokens = true) const;
+    // Whether the token is special (decoding with skip_special_tokens drops it): [CLS], <s>, ...
+    bool is_special(int32_t id) const;
     // clean_up_spaces: transformers' clean_up_tokenization ("a ." -> "a."); by default as
     // tokenizer_config.json's clean_up_tokenization_spaces says.
     std::string decode(std::span<const int32_t> ids, bool skip_special_tokens = false,
@@ -76,6 +85,7 @@ class Tokenizer {
     struct Impl;
 
   private:
+    Encoding encode_tokens(std::string_view text, bool add_special_tokens, bool with_offsets) const;
     Tokenizer() = default;
     // A tokenizer.json's text run by the tokenizer plugin that claims its model type; `source`
     // names it in errors.

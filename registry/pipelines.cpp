@@ -13,6 +13,29 @@ TaskPipeline::TaskPipeline(const std::string& model, const LoadOptions& options)
     : session_(AutoModel::from_pretrained(model, options)),
       tokenizer_(Tokenizer::for_model(*session_, options.plugin_paths)) {}
 
+std::vector<std::string> label_names(const ModelSession& session, int64_t count) {
+    const auto& config = session.config();
+    std::vector<std::string> labels;
+    for (int64_t i = 0; i < count; ++i) {
+        std::string label = "LABEL_" + std::to_string(i);
+        if (config.has("id2label")) {
+            const auto& names = config.json().at("id2label");
+            if (auto it = names.find(std::to_string(i)); it != names.end() && it->is_string())
+                label = it->get<std::string>();
+        }
+        labels.push_back(std::move(label));
+    }
+    return labels;
+}
+
+void softmax_in_place(std::span<float> values) {
+    if (values.empty()) return;
+    const float max = *std::max_element(values.begin(), values.end());
+    float sum = 0.0f;
+    for (float& v : values) sum += (v = std::exp(v - max));
+    for (float& v : values) v /= sum;
+}
+
 TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
     if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
     ForwardCall call(*session_);
@@ -64,20 +87,10 @@ std::vector<TextClassificationPipeline::Score> TextClassificationPipeline::opera
         throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " is not a sequence classifier");
     }
     Outputs out = run(tokenizer_->encode(text));
-    const float max = *std::max_element(out.values.begin(), out.values.end());
-    float sum = 0.0f;
-    for (float& v : out.values) sum += (v = std::exp(v - max));
-    const auto& config = session_->config();
+    softmax_in_place(out.values);
+    const std::vector<std::string> labels = label_names(*session_, static_cast<int64_t>(out.values.size()));
     std::vector<Score> scores;
-    for (size_t i = 0; i < out.values.size(); ++i) {
-        std::string label = "LABEL_" + std::to_string(i);
-        if (config.has("id2label")) {
-            const auto& names = config.json().at("id2label");
-            if (auto it = names.find(std::to_string(i)); it != names.end() && it->is_string())
-                label = it->get<std::string>();
-        }
-        scores.push_back({label, out.values[i] / sum});
-    }
+    for (size_t i = 0; i < out.values.size(); ++i) scores.push_back({labels[i], out.values[i]});
     std::stable_sort(scores.begin(), scores.end(), [](const Score& a, const Score& b) { return a.score > b.score; });
     return scores;
 }

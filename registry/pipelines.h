@@ -38,6 +38,11 @@ class TaskPipeline {
     std::unique_ptr<Tokenizer> tokenizer_;
 };
 
+// config.json's id2label names for `count` outputs ("LABEL_i" where it names none).
+std::vector<std::string> label_names(const ModelSession& session, int64_t count);
+// values = softmax(values), with the maximum subtracted first.
+void softmax_in_place(std::span<float> values);
+
 enum class Pooling { mean, cls };
 
 // One sequence's hidden states [rows, width] pooled to one vector: their mean or the first

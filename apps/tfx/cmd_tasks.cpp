@@ -1,5 +1,6 @@
-// Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`. Each prints
-// one JSON line per input.
+// Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
+// `tfx token-classification`. Each prints one JSON line per input.
+#include <algorithm>
 #include <fstream>
 #include <iostream>
 
@@ -7,6 +8,7 @@
 
 #include "apps/tfx/commands.h"
 #include "registry/pipelines.h"
+#include "registry/token_classification.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -52,6 +54,14 @@ struct ClassifyOptions {
     std::string jsonl;
 };
 
+struct TokenClassificationOptions {
+    ModelOptions model;
+    std::vector<std::string> texts;
+    std::string jsonl;
+    std::string aggregation = "none";
+    std::string ignore_labels = "O";
+};
+
 struct FillMaskOptions {
     ModelOptions model;
     std::string text;
@@ -89,6 +99,44 @@ void add_task_commands(CLI::App& app) {
             nlohmann::json all = nlohmann::json::array();
             for (const auto& s : scores) all.push_back({{"label", s.label}, {"score", s.score}});
             print({{"label", scores.front().label}, {"score", scores.front().score}, {"scores", all}});
+        }
+    });
+
+    auto t = std::make_shared<TokenClassificationOptions>();
+    auto* tokens = app.add_subcommand(
+        "token-classification",
+        "Named entities (token classification): one JSON list of entities per input, as transformers' pipeline");
+    t->model.add_to(tokens);
+    tokens->add_option("TEXT", t->texts, "Texts to tag");
+    tokens->add_option("--jsonl", t->jsonl, "File of {\"text\": ...} lines");
+    tokens
+        ->add_option("--aggregation-strategy", t->aggregation,
+                     "none (every token), simple (B-/I- groups), or first, average, max (words, then groups)")
+        ->check(CLI::IsMember({"none", "simple", "first", "average", "max"}))
+        ->capture_default_str();
+    tokens->add_option("--ignore-labels", t->ignore_labels, "Comma-separated labels left out (\"\": none)")
+        ->capture_default_str();
+    tokens->callback([t] {
+        TokenClassificationPipeline pipeline(t->model.model, t->model.session_options());
+        const Aggregation aggregation = aggregation_named(t->aggregation);
+        std::vector<std::string> ignore;
+        for (size_t at = 0; at < t->ignore_labels.size();) {
+            const size_t comma = std::min(t->ignore_labels.find(',', at), t->ignore_labels.size());
+            if (comma > at) ignore.push_back(t->ignore_labels.substr(at, comma - at));
+            at = comma + 1;
+        }
+        for (const auto& text : inputs(t->texts, t->jsonl)) {
+            nlohmann::json all = nlohmann::json::array();
+            for (const Entity& entity : pipeline(text, aggregation, ignore)) {
+                nlohmann::json j = {{aggregation == Aggregation::none ? "entity" : "entity_group", entity.label},
+                                    {"score", entity.score}};
+                if (entity.index) j["index"] = *entity.index;
+                j["word"] = entity.word;
+                j["start"] = entity.start;
+                j["end"] = entity.end;
+                all.push_back(std::move(j));
+            }
+            print(all);
         }
     });
 
