@@ -36,10 +36,10 @@ void softmax_in_place(std::span<float> values) {
     for (float& v : values) v /= sum;
 }
 
-TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids) {
+TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids, const std::vector<int32_t>& token_type_ids) {
     if (ids.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
     ForwardCall call(*session_);
-    const auto values = call.run({.ids = ids, .output = SequenceInput::Output::all});
+    const auto values = call.run({.ids = ids, .token_type_ids = token_type_ids, .output = SequenceInput::Output::all});
     return Outputs{{values.begin(), values.end()}, {call.pooled().begin(), call.pooled().end()}, call.rows()};
 }
 

@@ -32,7 +32,7 @@ class TaskPipeline {
         std::vector<float> pooled;
         int64_t rows = 0;
     };
-    Outputs run(const std::vector<int32_t>& ids);
+    Outputs run(const std::vector<int32_t>& ids, const std::vector<int32_t>& token_type_ids = {});
 
     std::unique_ptr<ModelSession> session_;
     std::unique_ptr<Tokenizer> tokenizer_;

@@ -1,5 +1,7 @@
 #include "registry/token_classification.h"
 
+#include "registry/text_offsets.h"
+
 #include <algorithm>
 #include <cmath>
 #include <fstream>
@@ -147,40 +149,6 @@ bool is_subword_token(const std::u32string& text, const std::u32string& token, i
     return start > 0 && at <= text.size() && text[at - 1] != U' ' && (at == text.size() || text[at] != U' ');
 }
 
-namespace {
-
-// UTF-8 to code points (invalid bytes as themselves; tokenizer output is valid UTF-8).
-std::u32string code_points(const std::string& s) {
-    std::u32string out;
-    for (size_t i = 0; i < s.size();) {
-        const auto c = static_cast<unsigned char>(s[i]);
-        const size_t len = c < 0x80 ? 1 : c >> 5 == 6 ? 2 : c >> 4 == 14 ? 3 : c >> 3 == 30 ? 4 : 1;
-        char32_t cp = len == 1 ? c : len == 2 ? c & 0x1F : len == 3 ? c & 0x0F : c & 0x07;
-        for (size_t k = 1; k < len && i + k < s.size(); ++k)
-            cp = (cp << 6) | (static_cast<unsigned char>(s[i + k]) & 0x3F);
-        out.push_back(cp);
-        i += len;
-    }
-    return out;
-}
-
-// The character index of every byte offset of s (and of its end).
-std::vector<int64_t> char_index_of_bytes(const std::string& s) {
-    std::vector<int64_t> index(s.size() + 1, 0);
-    int64_t chars = 0;
-    for (size_t i = 0; i < s.size(); ++i) {
-        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) ++chars;
-        index[i + 1] = chars;
-    }
-    // A byte offset inside a character maps to the character it belongs to.
-    for (size_t i = 0; i < s.size(); ++i) {
-        if ((static_cast<unsigned char>(s[i]) & 0xC0) != 0x80) index[i] = index[i + 1] - 1;
-    }
-    return index;
-}
-
-}  // namespace
-
 TokenClassificationPipeline::TokenClassificationPipeline(const std::string& model, const LoadOptions& options)
     : TaskPipeline(model, options) {
     if (session_->task_head() != "token_classification") {
@@ -188,12 +156,7 @@ TokenClassificationPipeline::TokenClassificationPipeline(const std::string& mode
                          session_->architecture() + " is not a token classifier (such as BertForTokenClassification)");
     }
     // transformers fuses subwords exactly only for tokenizers with a continuing_subword_prefix.
-    std::ifstream in(session_->model_dir() / "tokenizer.json");
-    const auto json = nlohmann::json::parse(in, nullptr, false);
-    if (json.is_object() && json.contains("model") && json["model"].is_object()) {
-        const auto prefix = json["model"].find("continuing_subword_prefix");
-        word_aware_ = prefix != json["model"].end() && prefix->is_string() && !prefix->get<std::string>().empty();
-    }
+    word_aware_ = word_aware_tokenizer(session_->model_dir());
 }
 
 std::vector<Entity> TokenClassificationPipeline::operator()(const std::string& text, Aggregation aggregation,

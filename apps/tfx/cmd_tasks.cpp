@@ -1,5 +1,6 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
-// `tfx token-classification`. Each prints one JSON line per input.
+// `tfx token-classification`, `tfx question-answering`. Each prints one JSON line per input
+// (per answer for question-answering).
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -8,6 +9,7 @@
 
 #include "apps/tfx/commands.h"
 #include "registry/pipelines.h"
+#include "registry/question_answering.h"
 #include "registry/token_classification.h"
 #include "tfx/sdk/error.hpp"
 
@@ -60,6 +62,14 @@ struct TokenClassificationOptions {
     std::string jsonl;
     std::string aggregation = "none";
     std::string ignore_labels = "O";
+};
+
+struct QuestionAnsweringOptions {
+    ModelOptions model;
+    std::string question, context;
+    int top_k = 1;
+    int max_answer_len = 15;
+    bool handle_impossible_answer = false;
 };
 
 struct FillMaskOptions {
@@ -137,6 +147,27 @@ void add_task_commands(CLI::App& app) {
                 all.push_back(std::move(j));
             }
             print(all);
+        }
+    });
+
+    auto q = std::make_shared<QuestionAnsweringOptions>();
+    auto* qa = app.add_subcommand("question-answering",
+                                  "Extractive question answering: the best spans of --context for --question, one "
+                                  "{\"score\", \"start\", \"end\", \"answer\"} line each, as transformers' pipeline");
+    q->model.add_to(qa);
+    qa->add_option("--question", q->question, "The question")->required();
+    qa->add_option("--context", q->context, "The text that holds the answer")->required();
+    qa->add_option("--top-k", q->top_k, "Answers to print")->capture_default_str()->check(integer_at_least(1));
+    qa->add_option("--max-answer-len", q->max_answer_len, "Longest answer, in tokens")
+        ->capture_default_str()
+        ->check(integer_at_least(1));
+    qa->add_flag("--handle-impossible-answer", q->handle_impossible_answer,
+                 "Let the empty answer compete (the score of [CLS] as start and end)");
+    qa->callback([q] {
+        QuestionAnsweringPipeline pipeline(q->model.model, q->model.session_options());
+        for (const Answer& a :
+             pipeline(q->question, q->context, q->top_k, q->max_answer_len, q->handle_impossible_answer)) {
+            print({{"score", a.score}, {"start", a.start}, {"end", a.end}, {"answer", a.answer}});
         }
     });
 
