@@ -14,6 +14,8 @@
 #include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
 #include "registry/pipelines.h"
+#include "registry/question_answering.h"
+#include "registry/token_classification.h"
 #include "tfx/sdk/error.hpp"
 
 struct tfx_api_tokenizer {
@@ -22,7 +24,8 @@ struct tfx_api_tokenizer {
 
 struct tfx_api_pipeline {
     std::variant<std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
-                 std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>>
+                 std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
+                 std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>>
         pipeline;
 };
 
@@ -310,10 +313,14 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::FillMaskPipeline>(model, load);
         } else if (name == "text-generation") {
             p->pipeline = std::make_unique<tfx::TextGenerationPipeline>(model, load);
+        } else if (name == "token-classification" || name == "ner") {
+            p->pipeline = std::make_unique<tfx::TokenClassificationPipeline>(model, load);
+        } else if (name == "question-answering") {
+            p->pipeline = std::make_unique<tfx::QuestionAnsweringPipeline>(model, load);
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
-                                                 "': expected feature-extraction, text-classification, fill-mask or "
-                                                 "text-generation");
+                                                 "': expected feature-extraction, text-classification, fill-mask, "
+                                                 "text-generation, token-classification or question-answering");
         }
         *out = p.release();
     });
@@ -328,13 +335,38 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         need(pipeline, "pipeline");
         need(input_json, "input_json");
         auto input = nlohmann::json::parse(input_json, nullptr, false);
-        if (input.is_discarded() || !input.is_object() || !input.contains("text") || !input["text"].is_string())
+        auto& which = pipeline->pipeline;
+        const bool question = std::holds_alternative<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(which);
+        if (input.is_discarded() || !input.is_object() ||
+            (!question && (!input.contains("text") || !input["text"].is_string()))) {
             throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: expected a JSON object with a \"text\" string");
-        const std::string text = input["text"].get<std::string>();
+        }
+        const std::string text = question ? "" : input["text"].get<std::string>();
         const tfx::sdk::Config fields(input, "input_json");
         nlohmann::json out;
-        auto& which = pipeline->pipeline;
-        if (auto* p = std::get_if<std::unique_ptr<tfx::FeatureExtractionPipeline>>(&which)) {
+        if (auto* qa = std::get_if<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(&which)) {
+            out = nlohmann::json::array();
+            for (const tfx::Answer& a :
+                 (**qa)(fields.get<std::string>("question"), fields.get<std::string>("context"),
+                        fields.get_or<int64_t>("top_k", 1), fields.get_or<int64_t>("max_answer_len", 15),
+                        fields.get_or<bool>("handle_impossible_answer", false))) {
+                out.push_back(tfx::answer_json(a));
+            }
+        } else if (auto* tagger = std::get_if<std::unique_ptr<tfx::TokenClassificationPipeline>>(&which)) {
+            const tfx::Aggregation aggregation =
+                tfx::aggregation_named(fields.get_or<std::string>("aggregation_strategy", "none"));
+            std::vector<std::string> ignore = {"O"};
+            if (fields.has("ignore_labels")) {
+                const auto& labels = input["ignore_labels"];
+                if (!labels.is_array()) fields.fail("ignore_labels", "expected a list of labels");
+                ignore.clear();
+                for (const auto& label : labels) {
+                    if (!label.is_string()) fields.fail("ignore_labels", "expected a list of labels");
+                    ignore.push_back(label.get<std::string>());
+                }
+            }
+            out = tfx::entities_json((**tagger)(text, aggregation, ignore), aggregation);
+        } else if (auto* p = std::get_if<std::unique_ptr<tfx::FeatureExtractionPipeline>>(&which)) {
             auto& features = **p;
             tfx::Pooling pooling =
                 tfx::sentence_transformers_pooling(features.session().model_dir()).value_or(tfx::Pooling::mean);

@@ -45,6 +45,10 @@ std::vector<Span> best_spans(std::span<const float> start_logits, std::span<cons
     return spans;
 }
 
+nlohmann::json answer_json(const Answer& answer) {
+    return {{"score", answer.score}, {"start", answer.start}, {"end", answer.end}, {"answer", answer.answer}};
+}
+
 PairTemplate pair_template_of(const std::filesystem::path& tokenizer_json) {
     std::ifstream in(tokenizer_json);
     const auto json = nlohmann::json::parse(in, nullptr, false);

@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "registry/pipelines.h"
 
 namespace tfx {
@@ -47,6 +49,9 @@ struct PairTemplate {
 };
 // From a tokenizer.json (nlohmann::json); throws naming the field for a malformed template.
 PairTemplate pair_template_of(const std::filesystem::path& tokenizer_json);
+
+// {"score", "start", "end", "answer"}, as transformers' pipeline returns an answer.
+nlohmann::json answer_json(const Answer& answer);
 
 class QuestionAnsweringPipeline : public TaskPipeline {
   public:

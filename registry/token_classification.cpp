@@ -141,6 +141,20 @@ std::vector<Entity> aggregate_entities(std::span<const TokenScores> tokens, cons
     return out;
 }
 
+nlohmann::json entities_json(const std::vector<Entity>& entities, Aggregation aggregation) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const Entity& e : entities) {
+        nlohmann::json j = {{aggregation == Aggregation::none ? "entity" : "entity_group", e.label},
+                            {"score", e.score}};
+        if (e.index) j["index"] = *e.index;
+        j["word"] = e.word;
+        j["start"] = e.start;
+        j["end"] = e.end;
+        all.push_back(std::move(j));
+    }
+    return all;
+}
+
 bool is_subword_token(const std::u32string& text, const std::u32string& token, int64_t start, int64_t end,
                       bool word_aware) {
     if (word_aware) return static_cast<int64_t>(token.size()) != end - start;

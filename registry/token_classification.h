@@ -16,6 +16,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "registry/pipelines.h"
 
 namespace tfx {
@@ -56,6 +58,10 @@ std::vector<Entity> aggregate_entities(std::span<const TokenScores> tokens, cons
 // does not start with one. Lengths and offsets in characters.
 bool is_subword_token(const std::u32string& text, const std::u32string& token, int64_t start, int64_t end,
                       bool word_aware);
+
+// The entities as transformers' pipeline returns them: [{"entity" (none) or "entity_group",
+// "score", "index" (none), "word", "start", "end"}, ...].
+nlohmann::json entities_json(const std::vector<Entity>& entities, Aggregation aggregation);
 
 class TokenClassificationPipeline : public TaskPipeline {
   public:

@@ -135,19 +135,8 @@ void add_task_commands(CLI::App& app) {
             if (comma > at) ignore.push_back(t->ignore_labels.substr(at, comma - at));
             at = comma + 1;
         }
-        for (const auto& text : inputs(t->texts, t->jsonl)) {
-            nlohmann::json all = nlohmann::json::array();
-            for (const Entity& entity : pipeline(text, aggregation, ignore)) {
-                nlohmann::json j = {{aggregation == Aggregation::none ? "entity" : "entity_group", entity.label},
-                                    {"score", entity.score}};
-                if (entity.index) j["index"] = *entity.index;
-                j["word"] = entity.word;
-                j["start"] = entity.start;
-                j["end"] = entity.end;
-                all.push_back(std::move(j));
-            }
-            print(all);
-        }
+        for (const auto& text : inputs(t->texts, t->jsonl))
+            print(entities_json(pipeline(text, aggregation, ignore), aggregation));
     });
 
     auto q = std::make_shared<QuestionAnsweringOptions>();
@@ -167,7 +156,7 @@ void add_task_commands(CLI::App& app) {
         QuestionAnsweringPipeline pipeline(q->model.model, q->model.session_options());
         for (const Answer& a :
              pipeline(q->question, q->context, q->top_k, q->max_answer_len, q->handle_impossible_answer)) {
-            print({{"score", a.score}, {"start", a.start}, {"end", a.end}, {"answer", a.answer}});
+            print(answer_json(a));
         }
     });
 

@@ -336,18 +336,48 @@ class _FillMaskPipeline(_EnginePipeline):
         return self._run(text, top_k=top_k)
 
 
+class _TokenClassificationPipeline(_EnginePipeline):
+    def __call__(self, text: str | list[str], aggregation_strategy: str = "none",
+                 ignore_labels: list[str] | None = None) -> list:
+        """The entities of a text (a list per text for a list), as transformers'
+        token-classification pipeline returns them: [{"entity", "score", "index", "word", "start",
+        "end"}] per token, or [{"entity_group", "score", "word", "start", "end"}] with an
+        aggregation_strategy of "simple", "first", "average" or "max"."""
+        fields = {"aggregation_strategy": aggregation_strategy,
+                  "ignore_labels": ["O"] if ignore_labels is None else list(ignore_labels)}
+        if isinstance(text, str):
+            return self._run(text, **fields)
+        return [self._run(t, **fields) for t in text]
+
+
+class _QuestionAnsweringPipeline(_EnginePipeline):
+    def __call__(self, question: str, context: str, top_k: int = 1, max_answer_len: int = 15,
+                 handle_impossible_answer: bool = False) -> dict | list[dict]:
+        """The best answers to the question in the context, {"score", "start", "end", "answer"}
+        (one dict for top_k 1, else a list, best first), as transformers' question-answering
+        pipeline returns them."""
+        answers = json.loads(self._pipeline.run(json.dumps({
+            "question": question, "context": context, "top_k": top_k, "max_answer_len": max_answer_len,
+            "handle_impossible_answer": handle_impossible_answer})))
+        return answers[0] if top_k == 1 and len(answers) == 1 else answers
+
+
+_ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-mask": _FillMaskPipeline,
+                     "token-classification": _TokenClassificationPipeline, "ner": _TokenClassificationPipeline,
+                     "question-answering": _QuestionAnsweringPipeline}
+
+
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
-    "text-classification" and "fill-mask" on a model folder, GGUF file or Hub id (options as
+    "text-classification", "fill-mask", "token-classification" (or "ner") and
+    "question-answering" on a model folder, GGUF file or Hub id (options as
     AutoModel.from_pretrained's)."""
-    if task == "text-classification":
-        return _TextClassificationPipeline(task, model, options.get("num_threads", 0), options.get("device"))
-    if task == "fill-mask":
-        return _FillMaskPipeline(task, model, options.get("num_threads", 0), options.get("device"))
+    if task in _ENGINE_PIPELINES:
+        return _ENGINE_PIPELINES[task](task, model, options.get("num_threads", 0), options.get("device"))
     tokenizer = AutoTokenizer.from_pretrained(model, **options)
     if task == "text-generation":
         return _TextGenerationPipeline(AutoModelForCausalLM.from_pretrained(model, **options), tokenizer)
     if task == "feature-extraction":
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
-                              "text-classification or fill-mask")
+                              "text-classification, fill-mask, token-classification or question-answering")

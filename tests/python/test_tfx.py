@@ -172,6 +172,67 @@ def test_text_classification_scores_are_the_softmax_of_the_golden_logits(tmp_pat
         assert classifier(text) == [scores[0]]
 
 
+def test_token_classification_labels_tokens_by_the_golden_logits(tmp_path):
+    tagger = tfx.pipeline("token-classification", model=with_word_tokenizer(data("tiny/bert_token_cls"), tmp_path))
+    labels = json.load(open(data("tiny/bert_token_cls/config.json")))["id2label"]
+    for prompt in json.load(open(data("golden/tiny/bert_token_cls.json")))["prompts"]:
+        words = [f"w{i}" for i in prompt["input_ids"]]
+        text = " ".join(words)
+        entities = tagger(text, ignore_labels=[])
+        assert [e["index"] for e in entities] == list(range(len(words))), prompt["name"]
+        for e, logits in zip(entities, prompt["logits"]):
+            probs = np.exp(np.array(logits) - max(logits))
+            probs /= probs.sum()
+            assert e["entity"] == labels[str(int(probs.argmax()))] and abs(e["score"] - probs.max()) < 1e-4
+            assert text[e["start"]:e["end"]] == e["word"] == words[e["index"]]
+        groups = tagger(text, aggregation_strategy="simple", ignore_labels=[])
+        assert " ".join(g["word"] for g in groups) == text  # every token, in order, in some group
+        assert all(g["entity_group"] == entities[0]["entity"].split("-")[-1] for g in groups[:1])
+        assert tagger([text, text], ignore_labels=[]) == [entities, entities]
+
+
+def test_question_answering_picks_the_best_span_of_the_golden_logits(tmp_path):
+    model = with_word_tokenizer(data("tiny/bert_qa"), tmp_path)
+    tokenizer = json.load(open(os.path.join(model, "tokenizer.json")))
+    tokenizer["post_processor"] = {
+        "type": "TemplateProcessing",
+        "single": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                   {"SpecialToken": {"id": "[SEP]", "type_id": 0}}],
+        "pair": [{"SpecialToken": {"id": "[CLS]", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                 {"SpecialToken": {"id": "[SEP]", "type_id": 0}}, {"Sequence": {"id": "B", "type_id": 1}},
+                 {"SpecialToken": {"id": "[SEP]", "type_id": 1}}],
+        "special_tokens": {"[CLS]": {"id": "[CLS]", "ids": [101], "tokens": ["w101"]},
+                           "[SEP]": {"id": "[SEP]", "ids": [102], "tokens": ["w102"]}}}
+    json.dump(tokenizer, open(os.path.join(model, "tokenizer.json"), "w"))
+    json.dump({"tokenizer_class": "PreTrainedTokenizerFast", "cls_token": "w101"},
+              open(os.path.join(model, "tokenizer_config.json"), "w"))
+    answerer = tfx.pipeline("question-answering", model=model)
+    for prompt in json.load(open(data("golden/tiny/bert_qa.json")))["prompts"]:
+        ids, types = prompt["input_ids"], prompt["token_type_ids"]
+        first_context = types.index(1)
+        question, context = ids[1:first_context - 1], ids[first_context:-1]
+        assert ids == [101] + question + [102] + context + [102], prompt["name"]
+        allowed = np.array([i == 0 or first_context <= i < len(ids) - 1 for i in range(len(ids))])
+
+        def masked_softmax(logits):
+            x = np.where(allowed, np.array(logits, dtype=np.float64), -10000.0)
+            e = np.exp(x - x.max())
+            return e / e.sum()
+
+        start, end = masked_softmax(prompt["start_logits"]), masked_softmax(prompt["end_logits"])
+        start[0] = end[0] = 0.0
+        scores = np.tril(np.triu(np.outer(start, end)), 14)
+        scores[~allowed, :] = 0.0
+        scores[:, ~allowed] = 0.0
+        i, j = np.unravel_index(scores.argmax(), scores.shape)
+        context_text = " ".join(f"w{t}" for t in context)
+        answer = answerer(question=" ".join(f"w{t}" for t in question), context=context_text)
+        want = " ".join(f"w{t}" for t in ids[i:j + 1])
+        assert answer["answer"] == want == context_text[answer["start"]:answer["end"]], prompt["name"]
+        assert abs(answer["score"] - scores[i, j]) < 1e-4, prompt["name"]
+        assert len(answerer(question="w5", context=context_text, top_k=3)) == 3
+
+
 def test_feature_extraction_matches_bert_hidden_states(tmp_path):
     golden = data("golden/tiny/bert.json")
     extractor = tfx.pipeline("feature-extraction", model=with_word_tokenizer(data("tiny/bert"), tmp_path))

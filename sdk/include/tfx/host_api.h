@@ -136,7 +136,8 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
                          tfx_sink result, tfx_error* error);
 
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
- * "fill-mask" and "text-generation": a model and tokenizer behind one call per input. */
+ * "fill-mask", "text-generation", "token-classification" (or "ner") and "question-answering":
+ * a model and tokenizer behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
 int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
                               tfx_api_pipeline** out, tfx_error* error);
@@ -146,7 +147,12 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     sentence-transformers pooling, else mean), "normalize": false} -> {"embedding": [...]}
  *   text-classification: {"text"} -> [{"label", "score"}, ...], best first
  *   fill-mask: {"text", "top_k": 5} -> [{"token", "token_str", "score", "sequence"}, ...]
- *   text-generation: {"text", any generation_config field} -> {"generated_text": text + new text} */
+ *   text-generation: {"text", any generation_config field} -> {"generated_text": text + new text}
+ *   token-classification: {"text", "aggregation_strategy": "none" | "simple" | "first" |
+ *     "average" | "max", "ignore_labels": ["O"]} -> [{"entity" | "entity_group", "score",
+ *     "index" (none), "word", "start", "end"}, ...] (characters of the text)
+ *   question-answering: {"question", "context", "top_k": 1, "max_answer_len": 15,
+ *     "handle_impossible_answer": false} -> [{"score", "start", "end", "answer"}, ...], best first */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
 
 #ifdef __cplusplus
