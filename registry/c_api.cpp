@@ -16,6 +16,7 @@
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/token_classification.h"
+#include "registry/zero_shot_classification.h"
 #include "tfx/sdk/error.hpp"
 
 struct tfx_api_tokenizer {
@@ -25,7 +26,8 @@ struct tfx_api_tokenizer {
 struct tfx_api_pipeline {
     std::variant<std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
                  std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
-                 std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>>
+                 std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
+                 std::unique_ptr<tfx::ZeroShotClassificationPipeline>>
         pipeline;
 };
 
@@ -317,10 +319,13 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::TokenClassificationPipeline>(model, load);
         } else if (name == "question-answering") {
             p->pipeline = std::make_unique<tfx::QuestionAnsweringPipeline>(model, load);
+        } else if (name == "zero-shot-classification") {
+            p->pipeline = std::make_unique<tfx::ZeroShotClassificationPipeline>(model, load);
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
                                                  "': expected feature-extraction, text-classification, fill-mask, "
-                                                 "text-generation, token-classification or question-answering");
+                                                 "text-generation, token-classification, question-answering or "
+                                                 "zero-shot-classification");
         }
         *out = p.release();
     });
@@ -352,6 +357,22 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
                         fields.get_or<bool>("handle_impossible_answer", false))) {
                 out.push_back(tfx::answer_json(a));
             }
+        } else if (auto* zero = std::get_if<std::unique_ptr<tfx::ZeroShotClassificationPipeline>>(&which)) {
+            std::vector<std::string> labels;
+            const auto candidates = input.contains("candidate_labels") ? input["candidate_labels"] : nlohmann::json();
+            if (candidates.is_string()) {
+                labels = tfx::candidate_labels_of(candidates.get<std::string>());
+            } else if (candidates.is_array()) {
+                for (const auto& label : candidates) {
+                    if (!label.is_string()) fields.fail("candidate_labels", "expected a list of labels");
+                    labels.push_back(label.get<std::string>());
+                }
+            } else {
+                fields.fail("candidate_labels", "expected a list of labels, or one string of comma-separated labels");
+            }
+            out = tfx::zero_shot_json((**zero)(text, labels,
+                                               fields.get_or<std::string>("hypothesis_template", "This example is {}."),
+                                               fields.get_or<bool>("multi_label", false)));
         } else if (auto* tagger = std::get_if<std::unique_ptr<tfx::TokenClassificationPipeline>>(&which)) {
             const tfx::Aggregation aggregation =
                 tfx::aggregation_named(fields.get_or<std::string>("aggregation_strategy", "none"));

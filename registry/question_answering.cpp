@@ -49,63 +49,6 @@ nlohmann::json answer_json(const Answer& answer) {
     return {{"score", answer.score}, {"start", answer.start}, {"end", answer.end}, {"answer", answer.answer}};
 }
 
-PairTemplate pair_template_of(const std::filesystem::path& tokenizer_json) {
-    std::ifstream in(tokenizer_json);
-    const auto json = nlohmann::json::parse(in, nullptr, false);
-    const std::string where = tokenizer_json.string() + ": post_processor";
-    auto fail = [&](const std::string& what) { throw sdk::Error(TFX_ERR_FORMAT, where + ": " + what); };
-    nlohmann::json processor = json.is_object() && json.contains("post_processor") ? json["post_processor"] : nullptr;
-    // A Sequence of processors: the one that lays out the pair.
-    if (processor.is_object() && processor.value("type", "") == "Sequence" && processor.contains("processors")) {
-        nlohmann::json found = nullptr;
-        for (const auto& p : processor["processors"]) {
-            const std::string type = p.is_object() ? p.value("type", "") : "";
-            if (type == "TemplateProcessing" || type == "BertProcessing" || type == "RobertaProcessing") found = p;
-        }
-        processor = found;
-    }
-    PairTemplate t;
-    const std::string type = processor.is_object() ? processor.value("type", "") : "";
-    auto special_of = [&](const nlohmann::json& pair, const char* field) {
-        if (!pair.is_array() || pair.size() != 2 || !pair[1].is_number_integer()) {
-            fail(std::string(field) + ": expected [token, id]");
-        }
-        return std::vector<int32_t>{pair[1].get<int32_t>()};
-    };
-    if (type == "TemplateProcessing") {
-        const auto& pair = processor.contains("pair") ? processor["pair"] : nlohmann::json();
-        const auto& specials = processor.contains("special_tokens") ? processor["special_tokens"] : nlohmann::json();
-        if (!pair.is_array()) fail("TemplateProcessing without a pair template");
-        for (const auto& piece : pair) {
-            if (piece.contains("Sequence")) {
-                const auto& seq = piece["Sequence"];
-                t.pieces.push_back({seq.value("id", "A") == "B" ? 1 : 0, {}, seq.value("type_id", 0)});
-            } else if (piece.contains("SpecialToken")) {
-                const auto& special = piece["SpecialToken"];
-                const std::string name = special.value("id", "");
-                if (!specials.is_object() || !specials.contains(name) || !specials[name].contains("ids")) {
-                    fail("special token '" + name + "' has no ids in special_tokens");
-                }
-                t.pieces.push_back(
-                    {-1, specials[name]["ids"].get<std::vector<int32_t>>(), special.value("type_id", 0)});
-            } else {
-                fail("a pair piece is neither Sequence nor SpecialToken");
-            }
-        }
-    } else if (type == "BertProcessing") {
-        const auto cls = special_of(processor.value("cls", nlohmann::json()), "cls");
-        const auto sep = special_of(processor.value("sep", nlohmann::json()), "sep");
-        t.pieces = {{-1, cls, 0}, {0, {}, 0}, {-1, sep, 0}, {1, {}, 1}, {-1, sep, 1}};
-    } else if (type == "RobertaProcessing") {
-        const auto cls = special_of(processor.value("cls", nlohmann::json()), "cls");
-        const auto sep = special_of(processor.value("sep", nlohmann::json()), "sep");
-        t.pieces = {{-1, cls, 0}, {0, {}, 0}, {-1, sep, 0}, {-1, sep, 0}, {1, {}, 0}, {-1, sep, 0}};
-    } else {
-        t.pieces = {{0, {}, 0}, {1, {}, 0}};  // no template: the two sequences back to back
-    }
-    return t;
-}
-
 QuestionAnsweringPipeline::QuestionAnsweringPipeline(const std::string& model, const LoadOptions& options)
     : TaskPipeline(model, options) {
     if (session_->task_head() != "question_answering") {
@@ -126,29 +69,15 @@ std::vector<Answer> QuestionAnsweringPipeline::operator()(const std::string& que
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "max_answer_len: expected at least 1, got " + std::to_string(max_answer_len));
     }
-    const Tokenizer::Encoding parts[2] = {tokenizer_->encode_with_offsets(question, false),
-                                          tokenizer_->encode_with_offsets(context, false)};
-    std::vector<int32_t> ids, types;
-    std::vector<int64_t> context_token;  // per input token: its index in the context's tokens, or -1
-    for (const PairTemplate::Piece& piece : pair_.pieces) {
-        const std::vector<int32_t>& tokens = piece.sequence < 0 ? piece.special : parts[piece.sequence].ids;
-        for (size_t i = 0; i < tokens.size(); ++i) {
-            ids.push_back(tokens[i]);
-            types.push_back(piece.type_id);
-            context_token.push_back(piece.sequence == 1 ? static_cast<int64_t>(i) : -1);
-        }
-    }
-    const int64_t limit = session_->info().max_positions;
-    if (limit > 0 && static_cast<int64_t>(ids.size()) > limit) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the question and context take " + std::to_string(ids.size()) +
-                                                       " tokens, past the model's " + std::to_string(limit) +
-                                                       " positions (long contexts are not split into windows)");
-    }
+    const PairEncoding pair = encode_pair(*tokenizer_, pair_, question, context);
+    const std::vector<int32_t>& ids = pair.ids;
+    const std::vector<int64_t>& context_token = pair.second_index;
+    check_fits(*session_, pair, "the question and context", "long contexts are not split into windows");
     if (session_->info().output_size != 2) {
         throw sdk::Error(TFX_ERR_FORMAT, "a question-answering head gives 2 logits a token, this one " +
                                              std::to_string(session_->info().output_size));
     }
-    const Outputs out = run(ids, types);
+    const Outputs out = run(ids, pair.type_ids);
     std::vector<float> start_logits, end_logits;
     for (int64_t r = 0; r < out.rows; ++r) {
         start_logits.push_back(out.values[2 * r]);
@@ -163,7 +92,7 @@ std::vector<Answer> QuestionAnsweringPipeline::operator()(const std::string& que
 
     // Answers widened to whole words (align_to_words): a word's tokens are a token and the
     // continuations after it.
-    const Tokenizer::Encoding& c = parts[1];
+    const Tokenizer::Encoding& c = pair.second;
     const std::u32string chars = code_points(context);
     const std::vector<int64_t> char_of = char_index_of_bytes(context);
     auto continues = [&](int64_t t) {

@@ -14,6 +14,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "registry/pair_encoding.h"
 #include "registry/pipelines.h"
 
 namespace tfx {
@@ -36,19 +37,6 @@ struct Span {
 std::vector<Span> best_spans(std::span<const float> start_logits, std::span<const float> end_logits,
                              const std::vector<bool>& allowed, int64_t top_k, int64_t max_answer_len,
                              float* null_score);
-
-// The pieces of a pair as the tokenizer's post_processor lays them out (TemplateProcessing's
-// "pair", BertProcessing, RobertaProcessing; none: the two sequences back to back).
-struct PairTemplate {
-    struct Piece {
-        int sequence;                  // 0 or 1: that sequence's tokens; -1: special tokens
-        std::vector<int32_t> special;  // for -1
-        int32_t type_id;
-    };
-    std::vector<Piece> pieces;
-};
-// From a tokenizer.json (nlohmann::json); throws naming the field for a malformed template.
-PairTemplate pair_template_of(const std::filesystem::path& tokenizer_json);
 
 // {"score", "start", "end", "answer"}, as transformers' pipeline returns an answer.
 nlohmann::json answer_json(const Answer& answer);

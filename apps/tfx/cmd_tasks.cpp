@@ -1,6 +1,6 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
-// `tfx token-classification`, `tfx question-answering`. Each prints one JSON line per input
-// (per answer for question-answering).
+// `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`. Each
+// prints one JSON line per input (per answer for question-answering).
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -11,6 +11,7 @@
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/token_classification.h"
+#include "registry/zero_shot_classification.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -70,6 +71,14 @@ struct QuestionAnsweringOptions {
     int top_k = 1;
     int max_answer_len = 15;
     bool handle_impossible_answer = false;
+};
+
+struct ZeroShotOptions {
+    ModelOptions model;
+    std::vector<std::string> texts;
+    std::string jsonl, labels;
+    std::string hypothesis_template = "This example is {}.";
+    bool multi_label = false;
 };
 
 struct FillMaskOptions {
@@ -157,6 +166,25 @@ void add_task_commands(CLI::App& app) {
         for (const Answer& a :
              pipeline(q->question, q->context, q->top_k, q->max_answer_len, q->handle_impossible_answer)) {
             print(answer_json(a));
+        }
+    });
+
+    auto z = std::make_shared<ZeroShotOptions>();
+    auto* zero = app.add_subcommand("zero-shot-classification",
+                                    "Labels no model was trained on, through an NLI model: one {\"sequence\", "
+                                    "\"labels\", \"scores\"} line per input, as transformers' pipeline");
+    z->model.add_to(zero);
+    zero->add_option("TEXT", z->texts, "Texts to classify");
+    zero->add_option("--jsonl", z->jsonl, "File of {\"text\": ...} lines");
+    zero->add_option("--labels", z->labels, "Comma-separated candidate labels")->required();
+    zero->add_option("--hypothesis-template", z->hypothesis_template, "The hypothesis, {} where the label goes")
+        ->capture_default_str();
+    zero->add_flag("--multi-label", z->multi_label, "Score each label on its own (entailment vs contradiction)");
+    zero->callback([z] {
+        ZeroShotClassificationPipeline pipeline(z->model.model, z->model.session_options());
+        const std::vector<std::string> labels = candidate_labels_of(z->labels);
+        for (const auto& text : inputs(z->texts, z->jsonl)) {
+            print(zero_shot_json(pipeline(text, labels, z->hypothesis_template, z->multi_label)));
         }
     });
 

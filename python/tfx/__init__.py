@@ -362,15 +362,28 @@ class _QuestionAnsweringPipeline(_EnginePipeline):
         return answers[0] if top_k == 1 and len(answers) == 1 else answers
 
 
+class _ZeroShotClassificationPipeline(_EnginePipeline):
+    def __call__(self, sequences: str | list[str], candidate_labels: str | list[str],
+                 hypothesis_template: str = "This example is {}.", multi_label: bool = False) -> dict | list[dict]:
+        """{"sequence", "labels", "scores"} (labels best first) per text, as transformers'
+        zero-shot-classification pipeline returns them."""
+        fields = {"candidate_labels": candidate_labels, "hypothesis_template": hypothesis_template,
+                  "multi_label": multi_label}
+        if isinstance(sequences, str):
+            return self._run(sequences, **fields)
+        return [self._run(s, **fields) for s in sequences]
+
+
 _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-mask": _FillMaskPipeline,
                      "token-classification": _TokenClassificationPipeline, "ner": _TokenClassificationPipeline,
-                     "question-answering": _QuestionAnsweringPipeline}
+                     "question-answering": _QuestionAnsweringPipeline,
+                     "zero-shot-classification": _ZeroShotClassificationPipeline}
 
 
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
-    "text-classification", "fill-mask", "token-classification" (or "ner") and
-    "question-answering" on a model folder, GGUF file or Hub id (options as
+    "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering"
+    and "zero-shot-classification" on a model folder, GGUF file or Hub id (options as
     AutoModel.from_pretrained's)."""
     if task in _ENGINE_PIPELINES:
         return _ENGINE_PIPELINES[task](task, model, options.get("num_threads", 0), options.get("device"))
@@ -380,4 +393,5 @@ def pipeline(task: str, model: str, **options: Any):
     if task == "feature-extraction":
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
-                              "text-classification, fill-mask, token-classification or question-answering")
+                              "text-classification, fill-mask, token-classification, question-answering or "
+                              "zero-shot-classification")

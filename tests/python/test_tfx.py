@@ -233,6 +233,22 @@ def test_question_answering_picks_the_best_span_of_the_golden_logits(tmp_path):
         assert len(answerer(question="w5", context=context_text, top_k=3)) == 3
 
 
+def test_zero_shot_classification_ranks_candidates_by_entailment(tmp_path):
+    model = with_word_tokenizer(data("tiny/bert_cls"), tmp_path)
+    config = json.load(open(os.path.join(model, "config.json")))
+    config["id2label"] = {"0": "contradiction", "1": "neutral", "2": "entailment"}
+    json.dump(config, open(os.path.join(model, "config.json"), "w"))
+    classifier = tfx.pipeline("zero-shot-classification", model=model)
+    text = "w5 w17 w250 w31"
+    single = classifier(text, candidate_labels=["w7", "w8", "w9"], hypothesis_template="w2 {} w3")
+    assert single["sequence"] == text and sorted(single["labels"]) == ["w7", "w8", "w9"]
+    assert abs(sum(single["scores"]) - 1.0) < 1e-5 and single["scores"] == sorted(single["scores"], reverse=True)
+    multi = classifier([text, text], candidate_labels="w7, w8", hypothesis_template="w2 {} w3", multi_label=True)
+    assert len(multi) == 2 and multi[0] == multi[1] and all(0.0 < s < 1.0 for s in multi[0]["scores"])
+    with pytest.raises(tfx.TfxError, match="hypothesis_template"):
+        classifier(text, candidate_labels=["w7"], hypothesis_template="no slot")
+
+
 def test_feature_extraction_matches_bert_hidden_states(tmp_path):
     golden = data("golden/tiny/bert.json")
     extractor = tfx.pipeline("feature-extraction", model=with_word_tokenizer(data("tiny/bert"), tmp_path))

@@ -136,8 +136,8 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
                          tfx_sink result, tfx_error* error);
 
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
- * "fill-mask", "text-generation", "token-classification" (or "ner") and "question-answering":
- * a model and tokenizer behind one call per input. */
+ * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering" and
+ * "zero-shot-classification": a model and tokenizer behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
 int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
                               tfx_api_pipeline** out, tfx_error* error);
@@ -152,7 +152,9 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     "average" | "max", "ignore_labels": ["O"]} -> [{"entity" | "entity_group", "score",
  *     "index" (none), "word", "start", "end"}, ...] (characters of the text)
  *   question-answering: {"question", "context", "top_k": 1, "max_answer_len": 15,
- *     "handle_impossible_answer": false} -> [{"score", "start", "end", "answer"}, ...], best first */
+ *     "handle_impossible_answer": false} -> [{"score", "start", "end", "answer"}, ...], best first
+ *   zero-shot-classification: {"text", "candidate_labels": [...] or "a, b", "hypothesis_template":
+ *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
 
 #ifdef __cplusplus
