@@ -1,5 +1,6 @@
-// f32 matmuls through oneDNN: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). One primitive per
-// shape, created on first use and cached (decode reuses one shape for every token).
+// Matmuls through oneDNN: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). One primitive per shape,
+// created on first use and cached. The backend runs bf16 dot products here (matmul_precision
+// medium); f32 prefill runs on gemm.h, and run() stays as bench_gemm's reference.
 #pragma once
 
 #include <cstdint>
