@@ -4,6 +4,7 @@
 
 #include <cmath>
 #include <random>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -71,6 +72,35 @@ inline void expect_product(const std::vector<float>& y, const std::vector<float>
             ASSERT_NEAR(y[i * n + j], sum, 1e-6 * magnitude + 1e-7) << "row " << i << ", col " << j;
         }
     }
+}
+
+struct Shape {
+    int64_t m, n, k;
+};
+
+// `kernel` (matvec's signature: x, w, format, bias, y, m, n, k) on every dispatch target, weight
+// format and shape, without and with a bias, each output against expect_product.
+template <class Kernel>
+void expect_kernel_matches_reference(std::span<const Shape> shapes, uint32_t seed, Kernel kernel) {
+    std::mt19937 rng(seed);
+    std::normal_distribution<float> normal(0.0f, 1.0f);
+    on_every_target([&] {
+        for (WeightFormat format : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16}) {
+            for (const Shape& s : shapes) {
+                SCOPED_TRACE(std::string(name_of(format)) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
+                             " k=" + std::to_string(s.k));
+                const Weights w = random_weights(format, static_cast<size_t>(s.n * s.k), rng);
+                std::vector<float> x(static_cast<size_t>(s.m * s.k)), bias(static_cast<size_t>(s.n));
+                for (float& v : x) v = normal(rng);
+                for (float& v : bias) v = normal(rng);
+                for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
+                    std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
+                    kernel(x.data(), w.data(format), format, b, y.data(), s.m, s.n, s.k);
+                    ASSERT_NO_FATAL_FAILURE(expect_product(y, x, w, b, s.m, s.n, s.k));
+                }
+            }
+        }
+    });
 }
 
 }  // namespace tfx::cpu::testing

@@ -15,10 +15,6 @@ namespace {
 using tfx::cpu::WeightFormat;
 using namespace tfx::cpu::testing;
 
-struct Shape {
-    int64_t m, n, k;
-};
-
 // Tails in every dimension: rows of x short of a vector and of a tile's vectors, output
 // features short of a register tile, columns short of a 4x4 packing step; more rows of x
 // than one packed block (128) and more columns than one block of k (2048); the larger shapes
@@ -28,25 +24,7 @@ constexpr Shape kShapes[] = {{17, 1, 1},    {17, 5, 3},      {20, 7, 4},     {33
                              {257, 70, 33}, {18, 130, 1000}, {128, 96, 4099}};
 
 TEST(Gemm, EqualsTheReferenceOnEveryTargetFormatAndShape) {
-    std::mt19937 rng(11);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    on_every_target([&] {
-        for (WeightFormat format : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16}) {
-            for (const Shape& s : kShapes) {
-                SCOPED_TRACE(std::string(name_of(format)) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
-                             " k=" + std::to_string(s.k));
-                const Weights w = random_weights(format, static_cast<size_t>(s.n * s.k), rng);
-                std::vector<float> x(static_cast<size_t>(s.m * s.k)), bias(static_cast<size_t>(s.n));
-                for (float& v : x) v = normal(rng);
-                for (float& v : bias) v = normal(rng);
-                for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
-                    std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
-                    tfx::cpu::gemm(x.data(), w.data(format), format, b, y.data(), s.m, s.n, s.k);
-                    ASSERT_NO_FATAL_FAILURE(expect_product(y, x, w, b, s.m, s.n, s.k));
-                }
-            }
-        }
-    });
+    expect_kernel_matches_reference(kShapes, 11, tfx::cpu::gemm);
 }
 
 // q, k and v of different widths and formats over one x: each output is its own product.

@@ -18,33 +18,12 @@ using tfx::cpu::WeightFormat;
 using namespace tfx::cpu::testing;
 
 TEST(Matvec, EqualsTheReferenceOnEveryTargetFormatAndShape) {
-    std::mt19937 rng(7);
-    std::normal_distribution<float> normal(0.0f, 1.0f);
-    struct Shape {
-        int64_t m, n, k;
-    };
     // Tails in every dimension: rows of x past a tile of 4, output rows past a block of 4,
     // columns past a vector (and past a bf16 pair step); the last four run on several threads,
     // the last three over several L2 tiles of weight rows (more than 4 rows of x).
     const Shape shapes[] = {{1, 1, 1},   {1, 3, 7},    {2, 5, 16},    {3, 4, 31},     {4, 17, 32},   {5, 9, 33},
                             {7, 6, 100}, {1, 64, 576}, {1, 256, 576}, {6, 130, 1000}, {9, 301, 576}, {16, 70, 2048}};
-    on_every_target([&] {
-        for (WeightFormat format : {WeightFormat::f32, WeightFormat::bf16, WeightFormat::f16}) {
-            for (const Shape& s : shapes) {
-                SCOPED_TRACE(std::string(name_of(format)) + " m=" + std::to_string(s.m) + " n=" + std::to_string(s.n) +
-                             " k=" + std::to_string(s.k));
-                const Weights w = random_weights(format, static_cast<size_t>(s.n * s.k), rng);
-                std::vector<float> x(static_cast<size_t>(s.m * s.k)), bias(static_cast<size_t>(s.n));
-                for (float& v : x) v = normal(rng);
-                for (float& v : bias) v = normal(rng);
-                for (const float* b : {static_cast<const float*>(nullptr), static_cast<const float*>(bias.data())}) {
-                    std::vector<float> y(static_cast<size_t>(s.m * s.n), NAN);
-                    tfx::cpu::matvec(x.data(), w.data(format), format, b, y.data(), s.m, s.n, s.k);
-                    ASSERT_NO_FATAL_FAILURE(expect_product(y, x, w, b, s.m, s.n, s.k));
-                }
-            }
-        }
-    });
+    expect_kernel_matches_reference(shapes, 7, tfx::cpu::matvec);
 }
 
 TEST(Widen, IsExactOnEveryTarget) {
