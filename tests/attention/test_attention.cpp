@@ -475,6 +475,43 @@ TEST_P(Attention, EmptySequencesInTheBatch) {
     check_calls(problem, {{{0, 0, 4}, {1, 0, 0}, {2, 0, 3}}, {{0, 4, 0}, {1, 0, 4}, {2, 3, 0}}});
 }
 
+// Prompts long enough for the eager kernel's tiled path (16 new tokens or more): head_dims that
+// fill no whole vector, one, or several and a remainder; a prompt's runs of tokens ending
+// inside cache blocks; a later chunk of a prompt after its cached start.
+TEST_P(Attention, LongPromptsAtManyHeadDims) {
+    for (const int64_t dim : {8, 20, 40, 64, 80, 128}) {
+        SCOPED_TRACE("head_dim " + std::to_string(dim));
+        Problem problem({.heads = 6,
+                         .kv_heads = 2,
+                         .dim = dim,
+                         .block_size = 5,
+                         .scatter = true,
+                         .seed = static_cast<uint32_t>(30 + dim)},
+                        {83, 40});
+        check_calls(problem, {{{0, 0, 37}, {1, 0, 17}}, {{0, 37, 46}, {1, 17, 23}}});
+    }
+}
+
+// A window far shorter than the prompt: most tiles see none of most key blocks.
+TEST_P(Attention, LongPromptInASlidingWindow) {
+    Problem problem({.heads = 4, .kv_heads = 1, .dim = 32, .window = 7, .block_size = 8, .seed = 40}, {100});
+    check_calls(problem, {{{0, 0, 60}}, {{0, 60, 40}}});
+}
+
+TEST_P(Attention, LongPromptsNonCausal) {
+    Problem uncached({.heads = 4, .kv_heads = 4, .dim = 24, .causal = false, .seed = 41}, {50, 16, 15});
+    check_calls(uncached, {{{0, 0, 50}, {1, 0, 16}, {2, 0, 15}}}, false);
+    Problem cached({.heads = 8, .kv_heads = 2, .dim = 16, .causal = false, .kv = kF16, .block_size = 6, .seed = 42},
+                   {70});
+    check_calls(cached, {{{0, 0, 30}}, {{0, 30, 40}}});
+}
+
+// More query heads to a kv head than the tiled path puts in one item.
+TEST_P(Attention, LongPromptOfAWideGroup) {
+    Problem problem({.heads = 50, .kv_heads = 1, .dim = 8, .kv = kBF16, .block_size = 16, .seed = 43}, {33});
+    check_calls(problem, {{{0, 0, 33}}});
+}
+
 INSTANTIATE_TEST_SUITE_P(Kernels, Attention, testing::Values("EagerAttention", "NaiveAttention"),
                          [](const testing::TestParamInfo<std::string>& p) { return p.param; });
 
@@ -625,6 +662,26 @@ TEST(EagerAttention, NonCausalWindowOnBothSides) {
 }
 
 // A window ahead is for non-causal attention only.
+// The same windows over prompts long enough for the tiled path.
+TEST(EagerAttention, LongNonCausalPromptsWindowOnBothSides) {
+    for (const auto& [window, ahead] : {std::pair{9, 5}, std::pair{0, 17}}) {
+        SCOPED_TRACE("window " + std::to_string(window) + ", ahead " + std::to_string(ahead));
+        Problem problem({.heads = 6,
+                         .kv_heads = 3,
+                         .dim = 32,
+                         .causal = false,
+                         .window = window,
+                         .ahead = ahead,
+                         .block_size = 8,
+                         .seed = 44},
+                        {75, 20});
+        auto c = problem.call({{0, 0, 75}, {1, 0, 20}});
+        std::string message;
+        ASSERT_EQ(plugin("EagerAttention").attend(c->args, &message), TFX_OK) << message;
+        expect_near(c->out, problem.reference({{0, 0, 75}, {1, 0, 20}}));
+    }
+}
+
 TEST(EagerAttention, WindowAheadWithCausalIsRefused) {
     Problem problem({.ahead = 3}, {6});
     auto c = problem.call({{0, 0, 6}});

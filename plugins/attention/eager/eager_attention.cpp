@@ -550,36 +550,67 @@ template <class Elem>
 // all of them.
 constexpr int64_t kMaxHeadsTogether = 8;
 
-// out[t, h] for h in [h0, h1) (heads of one kv head) = softmax(scale · q·k over sequence s's
-// visible keys) · values. Each head's arithmetic is the same whichever heads it is computed
-// with. The keys are walked a block at a time: within a block, consecutive positions are rows
-// `row_stride` apart. scores: (h1 - h0) rows of max_keys.
-template <class Kv, int N>
-[[gnu::always_inline]] inline void attend_heads_impl(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1,
-                                                     float* scores) {
-    using Elem = typename Kv::Elem;
-    const bool cached = p.cache_k != nullptr;
-    const Elem* keys = cached ? static_cast<const Elem*>(p.cache_k) : reinterpret_cast<const Elem*>(p.k);
-    const Elem* values = cached ? static_cast<const Elem*>(p.cache_v) : reinterpret_cast<const Elem*>(p.v);
-    const int64_t dim = p.dim, row_stride = p.kv_heads * p.dim, count = h1 - h0, width = p.max_keys;
+// The keys token t (of sequence s) sees: positions [lo, hi], empty when hi < lo.
+struct KeyRange {
+    int64_t lo, hi;
+};
+
+[[gnu::always_inline]] inline KeyRange visible_keys(const Plan& p, int32_t s, int64_t t) {
     const int64_t context = p.context_len[s];
     const int64_t n = context + p.seq_start[s + 1] - p.seq_start[s];
     const int64_t pos = context + (t - p.seq_start[s]);
     const int64_t hi = p.causal ? pos : p.window_ahead > 0 ? std::min(n - 1, pos + p.window_ahead - 1) : n - 1;
     const int64_t lo = p.window > 0 ? std::max<int64_t>(0, pos - p.window + 1) : 0;
-    const int64_t head_offset = (h0 / p.group) * dim;
+    return {lo, hi};
+}
+
+// Where sequence s's key and value rows are for one kv head: in the paged cache through its
+// block table, or without a cache in the call's own k and v (one block of the n new rows).
+// Within a block, consecutive positions are rows `row_stride` apart.
+template <class Elem>
+struct SequenceRows {
+    const Elem* keys;
+    const Elem* values;
+    int64_t block_size, row_stride, head_offset, first_row;
+    const int32_t* table;
+
+    SequenceRows(const Plan& p, int32_t s, int64_t kv_head) {
+        const bool cached = p.cache_k != nullptr;
+        keys = cached ? static_cast<const Elem*>(p.cache_k) : reinterpret_cast<const Elem*>(p.k);
+        values = cached ? static_cast<const Elem*>(p.cache_v) : reinterpret_cast<const Elem*>(p.v);
+        block_size = cached ? p.block_size : int64_t{p.context_len[s]} + p.seq_start[s + 1] - p.seq_start[s];
+        row_stride = p.kv_heads * p.dim;
+        head_offset = kv_head * p.dim;
+        first_row = cached ? 0 : p.seq_start[s];
+        table = cached ? p.block_table + s * p.table_columns : nullptr;
+    }
+    // The offset of position j's row, j in block column `column` (j / block_size).
+    [[gnu::always_inline]] int64_t row_of(int64_t column, int64_t j) const {
+        const int64_t block = table != nullptr ? int64_t{table[column]} * block_size : first_row;
+        return (block + j % block_size) * row_stride + head_offset;
+    }
+    [[gnu::always_inline]] int64_t row_of(int64_t j) const { return row_of(j / block_size, j); }
+};
+
+// out[t, h] for h in [h0, h1) (heads of one kv head) = softmax(scale · q·k over sequence s's
+// visible keys) · values. Each head's arithmetic is the same whichever heads it is computed
+// with. The keys are walked a block at a time. scores: (h1 - h0) rows of max_keys.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void attend_heads_impl(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1,
+                                                     float* scores) {
+    using Elem = typename Kv::Elem;
+    const SequenceRows<Elem> rows(p, s, h0 / p.group);
+    const Elem* keys = rows.keys;
+    const Elem* values = rows.values;
+    const int64_t dim = p.dim, row_stride = rows.row_stride, block_size = rows.block_size, count = h1 - h0,
+                  width = p.max_keys;
+    const KeyRange visible = visible_keys(p, s, t);
+    const int64_t lo = visible.lo, hi = visible.hi;
     const float* q = p.q + (t * p.heads + h0) * dim;
     float* o = p.out + (t * p.heads + h0) * dim;
     std::fill(o, o + count * dim, 0.0f);
     if (hi < lo) return;
-    // Without a cache, a sequence's keys are its new tokens: one block of n rows.
-    const int64_t block_size = cached ? p.block_size : n;
-    const int32_t* table = cached ? p.block_table + s * p.table_columns : nullptr;
-    const int64_t first_row = cached ? 0 : p.seq_start[s];
-    auto row_of = [&](int64_t column, int64_t j) {
-        const int64_t block = cached ? int64_t{table[column]} * block_size : first_row;
-        return (block + j % block_size) * row_stride + head_offset;
-    };
+    auto row_of = [&](int64_t column, int64_t j) { return rows.row_of(column, j); };
 
     const bool prefetch = row_stride * static_cast<int64_t>(sizeof(Elem)) >= kPrefetchStride;
     const float scale = p.scale, softcap = p.softcap;
@@ -662,33 +693,296 @@ template <class Kv, int N>
     if (i < count) weighted_sum.template operator()<1>(i);
 }
 
-// The same code compiled for three instruction sets, chosen once from the CPU's features.
-using AttendFn = void (*)(const Plan&, int32_t, int64_t, int64_t, int64_t, float*);
+// ---- prompts: query rows in tiles against blocks of keys, with an online softmax ----
+//
+// A sequence with many new tokens attends in items of (kv head, run of its tokens). An item's
+// query rows (its tokens x the heads of the group, token-major) go over the keys a block of
+// 2N at a time. Each block's keys are widened into scratch transposed (keys along the lanes)
+// and its values widened, once for all the item's rows; then each tile of up to kTileRows
+// rows computes its block of scores with FMAs that each feed one row from a key vector loaded
+// once for the tile, folds them into the row's running maximum and sum (flash attention's
+// online softmax: earlier sums and outputs rescaled by e^(old max - new max)), and adds the
+// block's weighted values to its output rows, kept in f32 scratch. The per-token path instead
+// reads each key for one token's heads and reduces every dot product across lanes.
+
+// New tokens from which a sequence attends tiled.
+constexpr int64_t kTiledMinTokens = 16;
+// Query rows a key or value vector loaded feeds (registers: 6 x 2 score vectors, 6 x 4 (AVX2:
+// 6 x 2) output vectors, with the loads).
+constexpr int64_t kTileRows = 6;
+// Query rows of an item, sharing each block of keys and values widened into scratch.
+constexpr int64_t kItemRows = 48;
+
+template <int N>
+[[gnu::always_inline]] inline float max_lanes(typename Lanes<N>::F v) {
+    if constexpr (N == 1) {
+        return v[0];
+    } else {
+        return [&]<int... I>(std::integer_sequence<int, I...>) {
+            const typename Lanes<N / 2>::F low = __builtin_shufflevector(v, v, I...);
+            const typename Lanes<N / 2>::F high = __builtin_shufflevector(v, v, (I + N / 2)...);
+            return max_lanes<N / 2>(low > high ? low : high);
+        }
+        (std::make_integer_sequence<int, N / 2>{});
+    }
+}
+
+// Scratch of a tiled item (f32): the block's keys transposed [dim][2N] and values [2N][dim],
+// the rows' outputs [rows][dim], running maxima and sums, and a tile's weights [kTileRows][2N]
+// with their rescaling factors.
+template <int N>
+struct TiledScratch {
+    static constexpr int64_t kBlockKeys = 2 * N;
+    float *keys, *values, *out, *max, *sum, *weights, *rescale;
+    TiledScratch(int64_t dim, int64_t rows, float* base) {
+        keys = base;
+        values = keys + dim * kBlockKeys;
+        out = values + kBlockKeys * dim;
+        max = out + rows * dim;
+        sum = max + rows;
+        weights = sum + rows;
+        rescale = weights + kTileRows * kBlockKeys;
+    }
+};
+
+// The floats of a TiledScratch for blocks of `block_keys` keys (2N).
+int64_t tiled_scratch_floats(int64_t block_keys, int64_t dim, int64_t rows) {
+    return 2 * dim * block_keys + rows * dim + 2 * rows + kTileRows * (block_keys + 1);
+}
+
+// Keys [j0, j0 + count) of `rows` widened into scratch: keys transposed, values as rows; the
+// rest of the 2N zero.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void widen_block(const SequenceRows<typename Kv::Elem>& rows, int64_t dim, int64_t j0,
+                                               int64_t count, const TiledScratch<N>& scratch) {
+    using F = typename Lanes<N>::F;
+    constexpr int64_t kBlock = TiledScratch<N>::kBlockKeys;
+    for (int64_t u = 0; u < kBlock; ++u) {
+        float* v_out = scratch.values + u * dim;
+        if (u >= count) {
+            for (int64_t d = 0; d < dim; ++d) scratch.keys[d * kBlock + u] = 0.0f;
+            std::fill(v_out, v_out + dim, 0.0f);
+            continue;
+        }
+        const int64_t row = rows.row_of(j0 + u);
+        const typename Kv::Elem* k = rows.keys + row;
+        const typename Kv::Elem* v = rows.values + row;
+        for (int64_t d = 0; d < dim; ++d) scratch.keys[d * kBlock + u] = Kv::widen(k[d]);
+        int64_t d = 0;
+        for (; d + N <= dim; d += N) {
+            const F value = Kv::template widen_n<N>(v + d);
+            std::memcpy(v_out + d, &value, sizeof value);
+        }
+        for (; d < dim; ++d) v_out[d] = Kv::widen(v[d]);
+    }
+}
+
+// One item's rows, as the tiles see them: row r is token t0 + r / group, head
+// kv_head * group + r % group.
+struct ItemRows {
+    const Plan* p;
+    int32_t s;
+    int64_t t0, kv_head;
+    [[gnu::always_inline]] int64_t token(int64_t r) const { return t0 + r / p->group; }
+    [[gnu::always_inline]] const float* q(int64_t r) const {
+        return p->q + (token(r) * p->heads + kv_head * p->group + r % p->group) * p->dim;
+    }
+    [[gnu::always_inline]] float* out(int64_t r) const {
+        return p->out + (token(r) * p->heads + kv_head * p->group + r % p->group) * p->dim;
+    }
+};
+
+// Output rows [r0, r0 + M) += the tile's weights times the block's values (after rescaling
+// them), for output columns [c0, c0 + V * N).
+template <int N, int M, int V>
+[[gnu::always_inline]] inline void accumulate_values(const TiledScratch<N>& scratch, int64_t dim, int64_t r0,
+                                                     int64_t count, int64_t c0) {
+    using F = typename Lanes<N>::F;
+    constexpr int64_t kBlock = TiledScratch<N>::kBlockKeys;
+    F acc[M][V];
+    for (int m = 0; m < M; ++m) {
+        for (int v = 0; v < V; ++v) acc[m][v] = load<F>(scratch.out + (r0 + m) * dim + c0 + v * N) * scratch.rescale[m];
+    }
+    for (int64_t u = 0; u < count; ++u) {
+        const float* value = scratch.values + u * dim + c0;
+        F values[V];
+        for (int v = 0; v < V; ++v) values[v] = load<F>(value + v * N);
+        for (int m = 0; m < M; ++m) {
+            const float weight = scratch.weights[m * kBlock + u];
+            for (int v = 0; v < V; ++v) acc[m][v] += weight * values[v];
+        }
+    }
+    for (int m = 0; m < M; ++m) {
+        for (int v = 0; v < V; ++v) std::memcpy(scratch.out + (r0 + m) * dim + c0 + v * N, &acc[m][v], sizeof(F));
+    }
+}
+
+// Rows [r0, r0 + M) of an item against the block's keys [j0, j0 + count): scores, the online
+// softmax's update of each row's maximum and sum, and the weighted values.
+template <int N, int M>
+[[gnu::always_inline]] inline void attend_tile(const Plan& p, const ItemRows& item, int64_t r0, int64_t j0,
+                                               int64_t count, const TiledScratch<N>& scratch) {
+    using F = typename Lanes<N>::F;
+    using U = typename Lanes<N>::U;
+    constexpr int64_t kBlock = TiledScratch<N>::kBlockKeys;
+    constexpr float kLowest = -std::numeric_limits<float>::infinity();
+    const int64_t dim = p.dim;
+    const float* q[M];
+    for (int m = 0; m < M; ++m) q[m] = item.q(r0 + m);
+    F score[M][2] = {};
+    for (int64_t d = 0; d < dim; ++d) {
+        const F k0 = load<F>(scratch.keys + d * kBlock), k1 = load<F>(scratch.keys + d * kBlock + N);
+        for (int m = 0; m < M; ++m) {  // (a scalar times a vector: broadcast, not 0 + q as F{} + q is)
+            score[m][0] += q[m][d] * k0;
+            score[m][1] += q[m][d] * k1;
+        }
+    }
+    U lane;
+    for (int l = 0; l < N; ++l) lane[l] = static_cast<uint32_t>(l);
+    for (int m = 0; m < M; ++m) {
+        const int64_t r = r0 + m;
+        const KeyRange visible = visible_keys(p, item.s, item.token(r));
+        F half[2];
+        for (int h = 0; h < 2; ++h) {
+            F x = score[m][h] * p.scale;
+            if (p.softcap > 0.0f) {
+                for (int l = 0; l < N; ++l) x[l] = p.softcap * std::tanh(x[l] / p.softcap);
+            }
+            // Key j0 + h * N + lane is visible when lo <= it <= hi: one unsigned comparison.
+            const U offset = lane + static_cast<uint32_t>(j0 + h * N - visible.lo);
+            const U keep = std::bit_cast<U>(offset <= static_cast<uint32_t>(visible.hi - visible.lo));
+            half[h] = std::bit_cast<F>((std::bit_cast<U>(x) & keep) | (~keep & std::bit_cast<uint32_t>(kLowest)));
+        }
+        const float old_max = scratch.max[r];
+        const float new_max = std::max(old_max, max_lanes<N>(half[0] > half[1] ? half[0] : half[1]));
+        float* weights = scratch.weights + m * kBlock;
+        if (new_max == kLowest) {  // nothing visible yet: weights 0, the row unchanged
+            std::fill(weights, weights + kBlock, 0.0f);
+            scratch.rescale[m] = 1.0f;
+            continue;
+        }
+        const float rescale = std::exp(old_max - new_max);  // 0 while old_max is -inf
+        const F e0 = exp_lanes<N>(half[0] - new_max), e1 = exp_lanes<N>(half[1] - new_max);
+        std::memcpy(weights, &e0, sizeof e0);
+        std::memcpy(weights + N, &e1, sizeof e1);
+        scratch.sum[r] = scratch.sum[r] * rescale + sum_lanes<N>(e0 + e1);
+        scratch.max[r] = new_max;
+        scratch.rescale[m] = rescale;
+    }
+    constexpr int kOutVectors = N >= 16 ? 4 : 2;
+    int64_t c0 = 0;
+    for (; c0 + kOutVectors * N <= dim; c0 += kOutVectors * N)
+        accumulate_values<N, M, kOutVectors>(scratch, dim, r0, count, c0);
+    for (; c0 + N <= dim; c0 += N) accumulate_values<N, M, 1>(scratch, dim, r0, count, c0);
+    for (int m = 0; m < M; ++m) {  // the last columns of a head_dim that is not a multiple of N
+        float* out = scratch.out + (r0 + m) * dim;
+        for (int64_t c = c0; c < dim; ++c) {
+            float total = out[c] * scratch.rescale[m];
+            for (int64_t u = 0; u < count; ++u) total += scratch.weights[m * kBlock + u] * scratch.values[u * dim + c];
+            out[c] = total;
+        }
+    }
+}
+
+// out for tokens [t0, t1) of sequence s (all of them new) and the heads of kv head `kv_head`.
+// scratch: tiled_scratch_floats(2N, dim, (t1 - t0) * group) floats.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void attend_tiled_impl(const Plan& p, int32_t s, int64_t kv_head, int64_t t0, int64_t t1,
+                                                     float* scratch_base) {
+    constexpr int64_t kBlock = TiledScratch<N>::kBlockKeys;
+    const int64_t dim = p.dim, rows = (t1 - t0) * p.group;
+    const TiledScratch<N> scratch(dim, rows, scratch_base);
+    const ItemRows item{&p, s, t0, kv_head};
+    const SequenceRows<typename Kv::Elem> sequence(p, s, kv_head);
+    std::fill(scratch.out, scratch.out + rows * dim, 0.0f);
+    std::fill(scratch.max, scratch.max + rows, -std::numeric_limits<float>::infinity());
+    std::fill(scratch.sum, scratch.sum + rows, 0.0f);
+    // lo and hi never decrease from one token to the next.
+    const int64_t first = visible_keys(p, s, t0).lo, last = visible_keys(p, s, t1 - 1).hi;
+    for (int64_t j0 = first; j0 <= last; j0 += kBlock) {
+        const int64_t count = std::min(kBlock, last + 1 - j0);
+        widen_block<Kv, N>(sequence, dim, j0, count, scratch);
+        for (int64_t r0 = 0; r0 < rows; r0 += kTileRows) {
+            const int64_t r1 = std::min(rows, r0 + kTileRows);
+            // Skip a tile that sees none of the block: its last token's keys end before it, or
+            // its first token's begin after it.
+            if (visible_keys(p, s, item.token(r1 - 1)).hi < j0 || visible_keys(p, s, item.token(r0)).lo >= j0 + count)
+                continue;
+            switch (r1 - r0) {
+                case 1:
+                    attend_tile<N, 1>(p, item, r0, j0, count, scratch);
+                    break;
+                case 2:
+                    attend_tile<N, 2>(p, item, r0, j0, count, scratch);
+                    break;
+                case 3:
+                    attend_tile<N, 3>(p, item, r0, j0, count, scratch);
+                    break;
+                case 4:
+                    attend_tile<N, 4>(p, item, r0, j0, count, scratch);
+                    break;
+                case 5:
+                    attend_tile<N, 5>(p, item, r0, j0, count, scratch);
+                    break;
+                default:
+                    attend_tile<N, 6>(p, item, r0, j0, count, scratch);
+                    break;
+            }
+        }
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+        const float inverse = scratch.sum[r] > 0.0f ? 1.0f / scratch.sum[r] : 0.0f;
+        const float* o = scratch.out + r * dim;
+        float* out = item.out(r);
+        for (int64_t d = 0; d < dim; ++d) out[d] = o[d] * inverse;
+    }
+}
+
+// The same code compiled for three instruction sets, chosen once from the CPU's features:
+// the per-token kernel, the tiled one, and the lanes N the tiled one's scratch is sized for.
+struct Kernels {
+    void (*attend_heads)(const Plan&, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores);
+    void (*attend_tiled)(const Plan&, int32_t s, int64_t kv_head, int64_t t0, int64_t t1, float* scratch);
+    int lanes;
+};
 
 template <class Kv>
 void attend_heads_baseline(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
     attend_heads_impl<Kv, 4>(p, s, t, h0, h1, scores);
 }
+template <class Kv>
+void attend_tiled_baseline(const Plan& p, int32_t s, int64_t kv_head, int64_t t0, int64_t t1, float* scratch) {
+    attend_tiled_impl<Kv, 4>(p, s, kv_head, t0, t1, scratch);
+}
 
 #if defined(__x86_64__) && defined(__GNUC__)
+#define TFX_AVX2 __attribute__((target("avx2,fma,f16c")))
+#define TFX_AVX512 __attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c,prefer-vector-width=512")))
 template <class Kv>
-__attribute__((target("avx2,fma,f16c"))) void attend_heads_avx2(const Plan& p, int32_t s, int64_t t, int64_t h0,
-                                                                int64_t h1, float* scores) {
+TFX_AVX2 void attend_heads_avx2(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
     attend_heads_impl<Kv, 8>(p, s, t, h0, h1, scores);
 }
-
 template <class Kv>
-__attribute__((target("avx512f,avx512bw,avx512vl,avx2,fma,f16c,prefer-vector-width=512"))) void attend_heads_avx512(
-    const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
+TFX_AVX2 void attend_tiled_avx2(const Plan& p, int32_t s, int64_t kv_head, int64_t t0, int64_t t1, float* scratch) {
+    attend_tiled_impl<Kv, 8>(p, s, kv_head, t0, t1, scratch);
+}
+template <class Kv>
+TFX_AVX512 void attend_heads_avx512(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1, float* scores) {
     attend_heads_impl<Kv, 16>(p, s, t, h0, h1, scores);
 }
+template <class Kv>
+TFX_AVX512 void attend_tiled_avx512(const Plan& p, int32_t s, int64_t kv_head, int64_t t0, int64_t t1, float* scratch) {
+    attend_tiled_impl<Kv, 16>(p, s, kv_head, t0, t1, scratch);
+}
+#undef TFX_AVX2
+#undef TFX_AVX512
 #endif
 
 // The best the CPU runs, capped by TFX_CPU_ISA as the cpu backend's kernels are (avx2 picks
 // the AVX2 code, sse4, ssse3 or portable the baseline; the backend rejects other names), so
 // every variant can be tested on one machine.
 template <class Kv>
-AttendFn select_attend_heads() {
+Kernels select_kernels() {
 #if defined(__x86_64__) && defined(__GNUC__)
     const char* cap_env = std::getenv("TFX_CPU_ISA");
     std::string cap = cap_env != nullptr ? cap_env : "";
@@ -698,21 +992,70 @@ AttendFn select_attend_heads() {
     if (cap.empty() || cap == "avx512" || cap == "avx3") {
         if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
             __builtin_cpu_supports("avx512vl"))
-            return &attend_heads_avx512<Kv>;
+            return {&attend_heads_avx512<Kv>, &attend_tiled_avx512<Kv>, 16};
     }
     if (!baseline_only && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        return &attend_heads_avx2<Kv>;
+        return {&attend_heads_avx2<Kv>, &attend_tiled_avx2<Kv>, 8};
     }
 #endif
-    return &attend_heads_baseline<Kv>;
+    return {&attend_heads_baseline<Kv>, &attend_tiled_baseline<Kv>, 4};
 }
 
-// Work items: (token, kv head, slice of its group's heads). Heads of a group go together (up
-// to kMaxHeadsTogether) unless that leaves threads idle, as when decoding one sequence.
+// Whether sequence s has enough new tokens to attend tiled.
+bool attends_tiled(const Plan& p, int32_t s) {
+    return p.seq_start[s + 1] - p.seq_start[s] >= kTiledMinTokens;
+}
+
+// The tiled sequences, in items of (kv head, run of tokens) of about kItemRows query rows;
+// returns whether any token is left for the per-token path.
+bool run_tiled(const Plan& p, const Kernels& kernels) {
+    struct Item {
+        int32_t s;
+        int64_t kv_head, t0, t1;
+    };
+    // Reused: a decode step allocates nothing. (The workers must see the calling thread's list,
+    // through this reference: by its own name each thread would see its own.)
+    thread_local std::vector<Item> item_list;
+    std::vector<Item>& items = item_list;
+    items.clear();
+    const int64_t tokens_per_item = std::max<int64_t>(1, kItemRows / p.group);
+    int64_t tiled_tokens = 0;
+    for (int32_t s = 0; s < p.num_seqs; ++s) {
+        if (!attends_tiled(p, s)) continue;
+        tiled_tokens += p.seq_start[s + 1] - p.seq_start[s];
+        for (int64_t t0 = p.seq_start[s]; t0 < p.seq_start[s + 1]; t0 += tokens_per_item) {
+            const int64_t t1 = std::min<int64_t>(t0 + tokens_per_item, p.seq_start[s + 1]);
+            for (int64_t kv_head = 0; kv_head < p.kv_heads; ++kv_head) items.push_back({s, kv_head, t0, t1});
+        }
+    }
+    if (items.empty()) return true;
+    const int64_t scratch_floats = tiled_scratch_floats(2 * kernels.lanes, p.dim, tokens_per_item * p.group);
+    const auto count = static_cast<int64_t>(items.size());
+    // Last items first: a causal sequence's later tokens see the most keys.
+    auto attend_item = [&](int64_t i, float* scratch) {
+        const Item& item = items[static_cast<size_t>(count - 1 - i)];
+        kernels.attend_tiled(p, item.s, item.kv_head, item.t0, item.t1, scratch);
+    };
+    if (!use_threads(p.work >= kParallelWork && count > 1)) {
+        float* scratch = thread_scores(scratch_floats);
+        for (int64_t i = 0; i < count; ++i) attend_item(i, scratch);
+    } else {
+        TFX_OMP(parallel) {
+            float* scratch = thread_scores(scratch_floats);
+            TFX_OMP(for schedule(dynamic, 1))
+            for (int64_t i = 0; i < count; ++i) attend_item(i, scratch);
+        }
+    }
+    return tiled_tokens < p.tokens;
+}
+
+// Sequences with many new tokens go tiled (run_tiled); the other tokens in work items of
+// (token, kv head, slice of its group's heads). Heads of a group go together (up to
+// kMaxHeadsTogether) unless that leaves threads idle, as when decoding one sequence.
 template <class Kv>
 void run(const Plan& p) {
-    static const AttendFn attend_heads = select_attend_heads<Kv>();
-    if (p.tokens == 0) return;
+    static const Kernels kernels = select_kernels<Kv>();
+    if (p.tokens == 0 || !run_tiled(p, kernels)) return;
     int64_t threads = 1;
 #ifdef _OPENMP
     threads = omp_get_max_threads();
@@ -732,7 +1075,7 @@ void run(const Plan& p) {
         if (t < p.seq_start[s] || t >= p.seq_start[s + 1]) {
             s = static_cast<int32_t>(std::upper_bound(p.seq_start, p.seq_start + p.num_seqs + 1, t) - p.seq_start) - 1;
         }
-        attend_heads(p, s, t, h0, h1, scores);
+        if (!attends_tiled(p, s)) kernels.attend_heads(p, s, t, h0, h1, scores);
     };
     if (!use_threads(p.work >= kParallelWork && items > 1)) {
         float* scores = thread_scores(together * p.max_keys);
