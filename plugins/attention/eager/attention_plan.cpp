@@ -1,0 +1,212 @@
+// make_plan: every argument of an attend call checked before a kernel reads it.
+#include "attention_plan.h"
+
+#include <initializer_list>
+
+#include "tfx/sdk/tensor.hpp"
+
+namespace tfx::eager_attention {
+
+[[noreturn]] void fail(const std::string& message) {
+    throw tfx::sdk::Error(TFX_ERR_INVALID_ARGUMENT, "attention: " + message);
+}
+
+namespace {
+
+std::string shape_of(const tfx_tensor* t) {
+    std::string s = "[";
+    for (int32_t i = 0; i < t->ndim; ++i) s += (i ? ", " : "") + std::to_string(t->shape[i]);
+    return s + "] " + tfx::sdk::dtype_name(t->dtype);
+}
+
+bool same_device(const tfx_device& a, const tfx_device& b) {
+    return a.device_type == b.device_type && a.device_id == b.device_id;
+}
+
+// Checks that `t` is a compact tensor of `dtype` whose dims are `shape` (-1: any), with data.
+void require(const tfx_tensor* t, const char* name, tfx_dtype dtype, std::initializer_list<int64_t> shape,
+             const char* expected) {
+    if (t == nullptr) fail(std::string(name) + " is missing");
+    bool ok = t->ndim == static_cast<int32_t>(shape.size()) && t->shape != nullptr && t->dtype == dtype;
+    int64_t stride = 1;  // ends as the element count
+    if (ok) {
+        for (int32_t i = t->ndim - 1; i >= 0; --i) {
+            const int64_t want = shape.begin()[i];
+            if (t->shape[i] < 0 || (want >= 0 && t->shape[i] != want)) ok = false;
+            if (t->strides != nullptr && t->shape[i] > 1 && t->strides[i] != stride) ok = false;
+            stride *= t->shape[i];
+        }
+    }
+    if (!ok) {
+        fail(std::string(name) + " must be a compact " + expected + " " + tfx::sdk::dtype_name(dtype) +
+             " tensor, got " + (t->shape != nullptr ? shape_of(t) : std::string("no shape")) +
+             (t->strides != nullptr ? " (strided)" : ""));
+    }
+    if (t->data == nullptr && stride > 0) fail(std::string(name) + " has no data");
+}
+
+template <class T>
+T* data_of(const tfx_tensor* t) {
+    return reinterpret_cast<T*>(static_cast<char*>(t->data) + t->byte_offset);
+}
+
+}  // namespace
+
+Plan make_plan(const tfx_attention_args* a) {
+    if (a == nullptr) fail("arguments are missing");
+    if (!TFX_HAS_FIELD(a, tfx_attention_args, sliding_window)) {
+        fail("tfx_attention_args.struct_size (" + std::to_string(a->struct_size) + ") does not cover sliding_window");
+    }
+    using tfx::sdk::kF32;
+    using tfx::sdk::kI32;
+    require(a->q, "q", kF32, {-1, -1, -1}, "[num_tokens, heads, head_dim]");
+    Plan p{};
+    p.tokens = a->q->shape[0];
+    p.heads = a->q->shape[1];
+    p.dim = a->q->shape[2];
+    if (p.heads <= 0 || p.dim <= 0) fail("q has no heads or a zero head_dim: " + shape_of(a->q));
+    require(a->k, "k", kF32, {p.tokens, -1, p.dim}, "[num_tokens, kv_heads, head_dim]");
+    p.kv_heads = a->k->shape[1];
+    require(a->v, "v", kF32, {p.tokens, p.kv_heads, p.dim}, "[num_tokens, kv_heads, head_dim] (as k)");
+    require(a->out, "out", kF32, {p.tokens, p.heads, p.dim}, "[num_tokens, heads, head_dim] (as q)");
+    if (p.kv_heads <= 0 || p.heads % p.kv_heads != 0) {
+        fail("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" + std::to_string(p.kv_heads) +
+             ")");
+    }
+    p.group = p.heads / p.kv_heads;
+    const tfx_device device = a->q->device;
+    for (const tfx_tensor* t : {a->k, a->v, static_cast<const tfx_tensor*>(a->out)}) {
+        if (!same_device(t->device, device)) fail("q, k, v and out must be on the same device");
+    }
+    p.q = data_of<const float>(a->q);
+    p.k = data_of<const float>(a->k);
+    p.v = data_of<const float>(a->v);
+    p.out = data_of<float>(a->out);
+    p.causal = a->causal != 0;
+    p.scale = a->scale;
+    p.softcap = a->softcap;
+    p.window = a->sliding_window;
+    p.window_ahead = a->window_ahead;
+    if (p.window_ahead < 0 || (p.window_ahead > 0 && p.causal)) {
+        fail("window_ahead (" + std::to_string(p.window_ahead) + ") must be 0, or positive with causal 0");
+    }
+
+    // The batch (host metadata).
+    const tfx_batch* b = a->batch;
+    if (b == nullptr) fail("batch is missing");
+    if (!TFX_HAS_FIELD(b, tfx_batch, context_len)) {
+        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover context_len");
+    }
+    if (b->num_tokens != p.tokens) {
+        fail("batch.num_tokens (" + std::to_string(b->num_tokens) + ") must match q's first dim (" +
+             std::to_string(p.tokens) + ")");
+    }
+    if (b->num_seqs < 0) fail("batch.num_seqs is negative (" + std::to_string(b->num_seqs) + ")");
+    if (b->seq_start == nullptr || b->context_len == nullptr)
+        fail("batch.seq_start and batch.context_len are required");
+    p.num_seqs = b->num_seqs;
+    p.seq_start = b->seq_start;
+    p.context_len = b->context_len;
+    if (b->seq_start[0] != 0) fail("batch.seq_start[0] must be 0, got " + std::to_string(b->seq_start[0]));
+    for (int32_t s = 0; s < b->num_seqs; ++s) {
+        const int64_t n = int64_t{b->seq_start[s + 1]} - b->seq_start[s];
+        if (n < 0) {
+            fail("batch.seq_start must not decrease (seq_start[" + std::to_string(s + 1) +
+                 "] = " + std::to_string(b->seq_start[s + 1]) + " < seq_start[" + std::to_string(s) +
+                 "] = " + std::to_string(b->seq_start[s]) + ")");
+        }
+        if (b->context_len[s] < 0) {
+            fail("batch.context_len[" + std::to_string(s) + "] is negative (" + std::to_string(b->context_len[s]) +
+                 ")");
+        }
+        if (a->cache == nullptr && b->context_len[s] != 0) {
+            fail("batch.context_len[" + std::to_string(s) + "] is " + std::to_string(b->context_len[s]) +
+                 " but there is no KV cache (cache is NULL): without a cache, context_len must be 0");
+        }
+        const int64_t keys = b->context_len[s] + n;
+        p.max_keys = std::max(p.max_keys, keys);
+        p.work += static_cast<double>(n) * static_cast<double>(keys);
+    }
+    if (b->seq_start[b->num_seqs] != b->num_tokens) {
+        fail("batch.seq_start[num_seqs] (" + std::to_string(b->seq_start[b->num_seqs]) +
+             ") must equal batch.num_tokens (" + std::to_string(b->num_tokens) + ")");
+    }
+    if (b->max_context_len < p.max_keys) {
+        fail("batch.max_context_len (" + std::to_string(b->max_context_len) +
+             ") is below a sequence's context plus new tokens (" + std::to_string(p.max_keys) + ")");
+    }
+    p.work *= static_cast<double>(p.heads * p.dim);
+    if (a->cache == nullptr) return p;
+
+    // The paged cache (device tensors, addressable inside run_kernel).
+    if (!TFX_HAS_FIELD(b, tfx_batch, slot_mapping)) {
+        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover slot_mapping");
+    }
+    const tfx_tensor* ck = a->cache->k;
+    const tfx_tensor* cv = a->cache->v;
+    if (ck == nullptr || cv == nullptr) fail("cache.k and cache.v are required");
+    const tfx_dtype kv_dtype = ck->dtype;
+    if (kv_dtype == tfx::sdk::kF32) {
+        p.kv = KvType::f32;
+    } else if (kv_dtype == tfx::sdk::kBF16) {
+        p.kv = KvType::bf16;
+    } else if (kv_dtype == tfx::sdk::kF16) {
+        p.kv = KvType::f16;
+    } else {
+        fail("cache.k dtype " + tfx::sdk::dtype_name(kv_dtype) + " is not supported (f32, bf16, f16)");
+    }
+    if (b->block_size <= 0)
+        fail("batch.block_size must be positive with a cache, got " + std::to_string(b->block_size));
+    p.block_size = b->block_size;
+    const char* pool_shape = "[num_blocks, block_size, kv_heads, head_dim]";
+    require(ck, "cache.k", kv_dtype, {-1, p.block_size, p.kv_heads, p.dim}, pool_shape);
+    const int64_t num_blocks = ck->shape[0];
+    require(cv, "cache.v", kv_dtype, {num_blocks, p.block_size, p.kv_heads, p.dim}, pool_shape);
+    if (b->max_blocks_per_seq <= 0) {
+        fail("batch.max_blocks_per_seq must be positive with a cache, got " + std::to_string(b->max_blocks_per_seq));
+    }
+    p.table_columns = b->max_blocks_per_seq;
+    require(b->block_table, "batch.block_table", kI32, {p.num_seqs, p.table_columns}, "[num_seqs, max_blocks_per_seq]");
+    require(b->slot_mapping, "batch.slot_mapping", kI32, {p.tokens}, "[num_tokens]");
+    for (const tfx_tensor* t : {ck, cv, b->block_table, b->slot_mapping}) {
+        if (!same_device(t->device, device)) fail("the cache, block_table and slot_mapping must be on q's device");
+    }
+    p.cache_k = data_of<void>(ck);
+    p.cache_v = data_of<void>(cv);
+    p.block_table = data_of<const int32_t>(b->block_table);
+    p.slot_mapping = data_of<const int32_t>(b->slot_mapping);
+
+    for (int32_t s = 0; s < p.num_seqs; ++s) {
+        const int64_t keys = int64_t{p.context_len[s]} + p.seq_start[s + 1] - p.seq_start[s];
+        const int64_t used = (keys + p.block_size - 1) / p.block_size;
+        if (used > p.table_columns) {
+            fail("sequence " + std::to_string(s) + " needs " + std::to_string(used) + " blocks for " +
+                 std::to_string(keys) + " positions, more than batch.max_blocks_per_seq (" +
+                 std::to_string(p.table_columns) + ")");
+        }
+        const int32_t* row = p.block_table + s * p.table_columns;
+        for (int64_t c = 0; c < used; ++c) {
+            if (row[c] < 0 || row[c] >= num_blocks) {
+                fail("block_table[" + std::to_string(s) + ", " + std::to_string(c) + "] = " + std::to_string(row[c]) +
+                     " is out of range (the pools hold " + std::to_string(num_blocks) + " blocks)");
+            }
+        }
+        for (int32_t i = p.seq_start[s]; i < p.seq_start[s + 1]; ++i) {
+            const int64_t slot = p.slot_mapping[i];
+            if (slot < 0 || slot >= num_blocks * p.block_size) {
+                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) +
+                     " is out of range (num_blocks * block_size = " + std::to_string(num_blocks * p.block_size) + ")");
+            }
+            const int64_t pos = int64_t{p.context_len[s]} + (i - p.seq_start[s]);
+            const int64_t expected = int64_t{row[pos / p.block_size]} * p.block_size + pos % p.block_size;
+            if (slot != expected) {
+                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) + " but block_table puts " +
+                     "sequence " + std::to_string(s) + "'s position " + std::to_string(pos) + " at slot " +
+                     std::to_string(expected));
+            }
+        }
+    }
+    return p;
+}
+
+}  // namespace tfx::eager_attention
