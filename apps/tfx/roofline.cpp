@@ -148,5 +148,9 @@ Roofline measure_roofline(int threads) {
     return r;
 }
 
+float read_all(const float* data, int64_t n) {
+    return HWY_DYNAMIC_DISPATCH(ReadAll)(data, n);
+}
+
 }  // namespace tfx::cli
 #endif  // HWY_ONCE

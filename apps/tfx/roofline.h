@@ -4,6 +4,7 @@
 // and on `threads` threads. `tfx bench --roofline` states its figures as shares of these.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 namespace tfx::cli {
@@ -15,5 +16,9 @@ struct Roofline {
 };
 
 Roofline measure_roofline(int threads);
+
+// The sum of floats [0, n), read by the same vectorised loop (on the calling thread): benchmarks
+// read their own buffers with it, for a bandwidth reference on the very memory they stream.
+float read_all(const float* data, int64_t n);
 
 }  // namespace tfx::cli

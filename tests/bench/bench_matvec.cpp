@@ -1,7 +1,8 @@
 // Decode matmuls against this machine's read bandwidth, in one run: each benchmark cycles
 // through enough copies of one weight shape (SmolLM-135M's projections and lm_head) to stay
 // out of the caches, as a decode step does, and reports bytes of weights streamed per second;
-// BM_ReadBandwidth reads as many bytes with the vectorised loop of `tfx bench --roofline`.
+// BM_ReadBandwidth reads as many bytes with the vectorised loop of `tfx bench --roofline`, and
+// BM_ReadWeights reads the matvec benchmarks' own copies with it.
 // Compare bytes_per_second of a matvec with the read loop's at the same thread count.
 //   bench_matvec --benchmark_filter=... ; OMP_NUM_THREADS picks the threads.
 #include <benchmark/benchmark.h>
@@ -169,6 +170,30 @@ void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f
     state.counters["threads"] = omp_get_max_threads();
 }
 
+// The f32 copies of a shape read by the roofline's vectorised loop, split between the threads:
+// the bytes/s a matvec could reach on the memory it streams, measured the same way (mean over
+// the run, cycling through the copies), beside BM_ReadBandwidth's best pass over a fresh buffer.
+void BM_ReadWeights(benchmark::State& state, int64_t n, int64_t k) {
+    const WeightSet& set = latest_set<WeightSet>(n, k, WeightFormat::f32);
+    const int64_t floats = n * k;
+    size_t next = 0;
+    float sink = 0.0f;
+    for (auto _ : state) {
+        const auto* data = reinterpret_cast<const float*>(set.copies[next]);
+#pragma omp parallel reduction(+ : sink)
+        {
+            const int64_t t = omp_get_thread_num(), threads = omp_get_num_threads();
+            const int64_t begin = floats * t / threads / 16 * 16;
+            const int64_t end = t + 1 == threads ? floats : floats * (t + 1) / threads / 16 * 16;
+            sink += tfx::cli::read_all(data + begin, end - begin);
+        }
+        next = (next + 1) % set.copies.size();
+    }
+    benchmark::DoNotOptimize(sink);
+    state.SetBytesProcessed(state.iterations() * floats * 4);
+    state.counters["threads"] = omp_get_max_threads();
+}
+
 void BM_ReadBandwidth(benchmark::State& state) {
     for (auto _ : state) {
         const tfx::cli::Roofline r = tfx::cli::measure_roofline(omp_get_max_threads());
@@ -187,6 +212,8 @@ void BM_ReadBandwidth(benchmark::State& state) {
         ->UseRealTime();                                                                                               \
     BENCHMARK_CAPTURE(BM_Matvec, name##_f16, n, k, WeightFormat::f16)->Arg(1)->Arg(4)->UseRealTime()
 
+BENCHMARK_CAPTURE(BM_ReadWeights, up_1536x576, 1536, 576)->UseRealTime();
+BENCHMARK_CAPTURE(BM_ReadWeights, lm_head_49152x576, 49152, 576)->UseRealTime();
 TFX_MATVEC(q_576x576, 576, 576);
 TFX_MATVEC(kv_192x576, 192, 576);
 TFX_MATVEC(up_1536x576, 1536, 576);
