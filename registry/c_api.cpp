@@ -351,10 +351,15 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         nlohmann::json out;
         if (auto* qa = std::get_if<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(&which)) {
             out = nlohmann::json::array();
+            tfx::QuestionAnsweringOptions options;
+            options.top_k = fields.get_or<int64_t>("top_k", options.top_k);
+            options.max_answer_len = fields.get_or<int64_t>("max_answer_len", options.max_answer_len);
+            options.handle_impossible_answer =
+                fields.get_or<bool>("handle_impossible_answer", options.handle_impossible_answer);
+            options.max_seq_len = fields.get_or<int64_t>("max_seq_len", options.max_seq_len);
+            options.doc_stride = fields.get_or<int64_t>("doc_stride", options.doc_stride);
             for (const tfx::Answer& a :
-                 (**qa)(fields.get<std::string>("question"), fields.get<std::string>("context"),
-                        fields.get_or<int64_t>("top_k", 1), fields.get_or<int64_t>("max_answer_len", 15),
-                        fields.get_or<bool>("handle_impossible_answer", false))) {
+                 (**qa)(fields.get<std::string>("question"), fields.get<std::string>("context"), options)) {
                 out.push_back(tfx::answer_json(a));
             }
         } else if (auto* zero = std::get_if<std::unique_ptr<tfx::ZeroShotClassificationPipeline>>(&which)) {

@@ -67,19 +67,38 @@ PairTemplate pair_template_of(const std::filesystem::path& tokenizer_json) {
 
 PairEncoding encode_pair(const Tokenizer& tokenizer, const PairTemplate& layout, const std::string& first,
                          const std::string& second) {
-    const Tokenizer::Encoding parts[2] = {tokenizer.encode_with_offsets(first, false),
-                                          tokenizer.encode_with_offsets(second, false)};
+    const Tokenizer::Encoding second_encoding = tokenizer.encode_with_offsets(second, false);
+    return layout_pair(layout, tokenizer.encode_with_offsets(first, false).ids, second_encoding, 0,
+                       static_cast<int64_t>(second_encoding.ids.size()));
+}
+
+PairEncoding layout_pair(const PairTemplate& layout, const std::vector<int32_t>& first,
+                         const Tokenizer::Encoding& second, int64_t begin, int64_t end) {
     PairEncoding pair;
     for (const PairTemplate::Piece& piece : layout.pieces) {
-        const std::vector<int32_t>& tokens = piece.sequence < 0 ? piece.special : parts[piece.sequence].ids;
-        for (size_t i = 0; i < tokens.size(); ++i) {
-            pair.ids.push_back(tokens[i]);
+        auto add = [&](int32_t id, int64_t second_index) {
+            pair.ids.push_back(id);
             pair.type_ids.push_back(piece.type_id);
-            pair.second_index.push_back(piece.sequence == 1 ? static_cast<int64_t>(i) : -1);
+            pair.second_index.push_back(second_index);
+        };
+        if (piece.sequence == 0) {
+            for (const int32_t id : first) add(id, -1);
+        } else if (piece.sequence == 1) {
+            for (int64_t i = begin; i < end; ++i) add(second.ids[static_cast<size_t>(i)], i);
+        } else {
+            for (const int32_t id : piece.special) add(id, -1);
         }
     }
-    pair.second = parts[1];
+    pair.second = second;
     return pair;
+}
+
+int64_t added_tokens(const PairTemplate& layout) {
+    int64_t count = 0;
+    for (const PairTemplate::Piece& piece : layout.pieces) {
+        if (piece.sequence < 0) count += static_cast<int64_t>(piece.special.size());
+    }
+    return count;
 }
 
 void check_fits(const ModelSession& session, const PairEncoding& pair, const std::string& what,

@@ -35,6 +35,13 @@ struct PairEncoding {
 };
 PairEncoding encode_pair(const Tokenizer& tokenizer, const PairTemplate& layout, const std::string& first,
                          const std::string& second);
+// The pair laid out from encodings, with only the second's tokens [begin, end) (a window of a
+// long second text, as a tokenizer's overflowing encodings hold it); second_index still counts
+// from the second text's first token, and `second` is all of it.
+PairEncoding layout_pair(const PairTemplate& layout, const std::vector<int32_t>& first,
+                         const Tokenizer::Encoding& second, int64_t begin, int64_t end);
+// The special tokens the layout adds around the two texts.
+int64_t added_tokens(const PairTemplate& layout);
 
 // Throws naming `what` when the pair takes more positions than the model has (`why_not`: what
 // tfx does not do about it).

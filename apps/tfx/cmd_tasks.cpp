@@ -65,12 +65,10 @@ struct TokenClassificationOptions {
     std::string ignore_labels = "O";
 };
 
-struct QuestionAnsweringOptions {
+struct QuestionAnsweringCommand {
     ModelOptions model;
     std::string question, context;
-    int top_k = 1;
-    int max_answer_len = 15;
-    bool handle_impossible_answer = false;
+    QuestionAnsweringOptions options;
 };
 
 struct ZeroShotOptions {
@@ -148,25 +146,30 @@ void add_task_commands(CLI::App& app) {
             print(entities_json(pipeline(text, aggregation, ignore), aggregation));
     });
 
-    auto q = std::make_shared<QuestionAnsweringOptions>();
+    auto q = std::make_shared<QuestionAnsweringCommand>();
     auto* qa = app.add_subcommand("question-answering",
                                   "Extractive question answering: the best spans of --context for --question, one "
                                   "{\"score\", \"start\", \"end\", \"answer\"} line each, as transformers' pipeline");
     q->model.add_to(qa);
     qa->add_option("--question", q->question, "The question")->required();
     qa->add_option("--context", q->context, "The text that holds the answer")->required();
-    qa->add_option("--top-k", q->top_k, "Answers to print")->capture_default_str()->check(integer_at_least(1));
-    qa->add_option("--max-answer-len", q->max_answer_len, "Longest answer, in tokens")
+    qa->add_option("--top-k", q->options.top_k, "Answers to print")->capture_default_str()->check(integer_at_least(1));
+    qa->add_option("--max-answer-len", q->options.max_answer_len, "Longest answer, in tokens")
         ->capture_default_str()
         ->check(integer_at_least(1));
-    qa->add_flag("--handle-impossible-answer", q->handle_impossible_answer,
-                 "Let the empty answer compete (the score of [CLS] as start and end)");
+    qa->add_flag("--handle-impossible-answer", q->options.handle_impossible_answer,
+                 "Let the empty answer compete (the lowest score of [CLS] as start and end in a window)");
+    qa->add_option("--max-seq-len", q->options.max_seq_len,
+                   "Tokens a window takes, question and special tokens included (default: the least of 384, the "
+                   "tokenizer's model_max_length and the model's positions)")
+        ->check(integer_at_least(1));
+    qa->add_option("--doc-stride", q->options.doc_stride,
+                   "Context tokens a window shares with the one before, for contexts longer than one window "
+                   "(default: min(max-seq-len / 2, 128))")
+        ->check(integer_at_least(0));
     qa->callback([q] {
         QuestionAnsweringPipeline pipeline(q->model.model, q->model.session_options());
-        for (const Answer& a :
-             pipeline(q->question, q->context, q->top_k, q->max_answer_len, q->handle_impossible_answer)) {
-            print(answer_json(a));
-        }
+        for (const Answer& a : pipeline(q->question, q->context, q->options)) print(answer_json(a));
     });
 
     auto z = std::make_shared<ZeroShotOptions>();

@@ -352,13 +352,19 @@ class _TokenClassificationPipeline(_EnginePipeline):
 
 class _QuestionAnsweringPipeline(_EnginePipeline):
     def __call__(self, question: str, context: str, top_k: int = 1, max_answer_len: int = 15,
-                 handle_impossible_answer: bool = False) -> dict | list[dict]:
+                 handle_impossible_answer: bool = False, max_seq_len: int | None = None,
+                 doc_stride: int | None = None) -> dict | list[dict]:
         """The best answers to the question in the context, {"score", "start", "end", "answer"}
         (one dict for top_k 1, else a list, best first), as transformers' question-answering
-        pipeline returns them."""
-        answers = json.loads(self._pipeline.run(json.dumps({
-            "question": question, "context": context, "top_k": top_k, "max_answer_len": max_answer_len,
-            "handle_impossible_answer": handle_impossible_answer})))
+        pipeline returns them; a context longer than max_seq_len tokens (question and special
+        tokens included) is read in windows overlapping by doc_stride tokens."""
+        fields = {"question": question, "context": context, "top_k": top_k, "max_answer_len": max_answer_len,
+                  "handle_impossible_answer": handle_impossible_answer}
+        if max_seq_len is not None:
+            fields["max_seq_len"] = max_seq_len
+        if doc_stride is not None:
+            fields["doc_stride"] = doc_stride
+        answers = json.loads(self._pipeline.run(json.dumps(fields)))
         return answers[0] if top_k == 1 and len(answers) == 1 else answers
 
 

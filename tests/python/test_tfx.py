@@ -231,6 +231,12 @@ def test_question_answering_picks_the_best_span_of_the_golden_logits(tmp_path):
         assert answer["answer"] == want == context_text[answer["start"]:answer["end"]], prompt["name"]
         assert abs(answer["score"] - scores[i, j]) < 1e-4, prompt["name"]
         assert len(answerer(question="w5", context=context_text, top_k=3)) == 3
+        # A window holds the question, 3 special tokens and 2 context tokens: the context in windows.
+        windowed = answerer(question=" ".join(f"w{t}" for t in question), context=context_text,
+                            max_seq_len=len(question) + 5, doc_stride=1, top_k=50)
+        assert all(len(a["answer"].split()) <= 2 for a in windowed), prompt["name"]
+        with pytest.raises(tfx.InvalidArgumentError, match="doc_stride"):
+            answerer(question="w5", context=context_text, max_seq_len=6, doc_stride=2)
 
 
 def test_zero_shot_classification_ranks_candidates_by_entailment(tmp_path):

@@ -4,6 +4,8 @@
 
 #include <filesystem>
 #include <fstream>
+#include <utility>
+#include <vector>
 
 #include "registry/question_answering.h"
 
@@ -98,6 +100,33 @@ TEST(QuestionAnswering, PairLayoutsOfThePostProcessors) {
     EXPECT_THROW(tfx::pair_template_of(write_json("broken", R"({"post_processor": {"type": "TemplateProcessing",
         "pair": [{"SpecialToken": {"id": "[X]", "type_id": 0}}], "special_tokens": {}}})")),
                  std::exception);
+}
+
+// Windows as a tokenizer's overflowing encodings hold a long second text (truncation
+// "only_second", a stride): each starts room - stride tokens after the one before, holds room
+// tokens, and the last one ends at the text's end.
+TEST(QuestionAnswering, ContextWindowsOverlapByTheStride) {
+    using Windows = std::vector<std::pair<int64_t, int64_t>>;
+    EXPECT_EQ(tfx::context_windows(7, 10, 4), (Windows{{0, 7}}));
+    EXPECT_EQ(tfx::context_windows(10, 10, 4), (Windows{{0, 10}}));
+    EXPECT_EQ(tfx::context_windows(0, 10, 4), (Windows{{0, 0}}));
+    EXPECT_EQ(tfx::context_windows(11, 10, 4), (Windows{{0, 10}, {6, 11}}));
+    EXPECT_EQ(tfx::context_windows(25, 10, 4), (Windows{{0, 10}, {6, 16}, {12, 22}, {18, 25}}));
+    EXPECT_EQ(tfx::context_windows(22, 10, 4), (Windows{{0, 10}, {6, 16}, {12, 22}}));
+    EXPECT_EQ(tfx::context_windows(5, 2, 0), (Windows{{0, 2}, {2, 4}, {4, 5}}));
+}
+
+TEST(QuestionAnswering, AWindowIsLaidOutAsThePairWithTheContextsIndices) {
+    const auto bert = tfx::pair_template_of(write_json("bert-window", R"({"post_processor": {"type": "BertProcessing",
+                                                           "sep": ["[SEP]", 102], "cls": ["[CLS]", 101]}})"));
+    EXPECT_EQ(tfx::added_tokens(bert), 3);
+    tfx::Tokenizer::Encoding context;
+    context.ids = {10, 11, 12, 13, 14, 15};
+    const tfx::PairEncoding window = tfx::layout_pair(bert, {7, 8}, context, 2, 5);
+    EXPECT_EQ(window.ids, (std::vector<int32_t>{101, 7, 8, 102, 12, 13, 14, 102}));
+    EXPECT_EQ(window.type_ids, (std::vector<int32_t>{0, 0, 0, 0, 1, 1, 1, 1}));
+    EXPECT_EQ(window.second_index, (std::vector<int64_t>{-1, -1, -1, -1, 2, 3, 4, -1}));
+    EXPECT_EQ(window.second.ids, context.ids);
 }
 
 }  // namespace

@@ -152,7 +152,10 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     "average" | "max", "ignore_labels": ["O"]} -> [{"entity" | "entity_group", "score",
  *     "index" (none), "word", "start", "end"}, ...] (characters of the text)
  *   question-answering: {"question", "context", "top_k": 1, "max_answer_len": 15,
- *     "handle_impossible_answer": false} -> [{"score", "start", "end", "answer"}, ...], best first
+ *     "handle_impossible_answer": false, "max_seq_len": 0 (the least of 384, the tokenizer's
+ *     model_max_length and the model's positions), "doc_stride": -1 (min(max_seq_len / 2, 128))}
+ *     -> [{"score", "start", "end", "answer"}, ...], best first; a context longer than a window
+ *     is read in windows overlapping by doc_stride tokens
  *   zero-shot-classification: {"text", "candidate_labels": [...] or "a, b", "hypothesis_template":
  *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
