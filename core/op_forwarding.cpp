@@ -327,9 +327,12 @@ const tfx_backend_ops kForwardingOps = {
 };
 
 // The attention call's operands: q, k, v and out present, of rank 3 and on the device; a batch
-// whose token count matches q.
+// whose token count matches q (and with cross-attention a kv_batch whose count matches k).
+// Args from model plugins built before ABI 2.4 end before kv_batch: no cross-attention.
 const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
-    if (a == nullptr || a->struct_size < sizeof(tfx_attention_args)) return "attention args are missing or too small";
+    if (a == nullptr || a->struct_size < offsetof(tfx_attention_args, kv_batch)) {
+        return "attention args are missing or too small";
+    }
     for (const tfx_tensor* t : {a->q, a->k, a->v, static_cast<const tfx_tensor*>(a->out)}) {
         if (t == nullptr) return "attention needs q, k, v and out";
         if (const char* problem = invalid_tensor(t, device)) return problem;
@@ -342,6 +345,20 @@ const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
     }
     if (a->window_ahead < 0 || (a->window_ahead > 0 && a->causal != 0)) {
         return "attention: window_ahead must be 0, or positive with causal 0";
+    }
+    const tfx_batch* kv = TFX_HAS_FIELD(a, tfx_attention_args, kv_batch) ? a->kv_batch : nullptr;
+    if (kv != nullptr) {
+        if (kv->struct_size < sizeof(tfx_batch)) return "attention: kv_batch is too small";
+        if (kv->num_seqs != a->batch->num_seqs) return "attention: kv_batch's sequences differ from the batch's";
+        if (kv->num_tokens != a->k->shape[0] || kv->num_tokens != a->v->shape[0]) {
+            return "attention: k's and v's tokens differ from kv_batch's";
+        }
+        if (a->causal != 0 || a->sliding_window != 0 || a->window_ahead != 0) {
+            return "attention: cross-attention (kv_batch) takes no causal mask or window";
+        }
+        if (a->cache != nullptr && (kv->block_table == nullptr || kv->slot_mapping == nullptr)) {
+            return "attention with a cache needs kv_batch's block table and slot mapping";
+        }
     }
     return nullptr;
 }
@@ -378,6 +395,15 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
         const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
                                     std::to_string(plugin->plugin.descriptor->abi_minor) +
                                     ", which has no window ahead (2.3): this model's local attention needs a newer one";
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
+        return TFX_ERR_UNSUPPORTED;
+    }
+    // A 2.3 plugin does not read kv_batch and would attend as self-attention.
+    if (TFX_HAS_FIELD(args, tfx_attention_args, kv_batch) && args->kv_batch != nullptr && plugin != nullptr &&
+        plugin->plugin.descriptor != nullptr && plugin->plugin.descriptor->abi_minor < 4) {
+        const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
+                                    std::to_string(plugin->plugin.descriptor->abi_minor) +
+                                    ", which has no cross-attention (2.4): an encoder-decoder model needs a newer one";
         sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
         return TFX_ERR_UNSUPPORTED;
     }

@@ -2,7 +2,11 @@
 // the backend or attention plugin sees it.
 #include <gtest/gtest.h>
 
+#include <cstddef>
+#include <string>
+
 #include "core/op_forwarding.h"
+#include "core/plugin_instance.h"
 #include "tfx/sdk/error.hpp"
 
 namespace {
@@ -81,6 +85,76 @@ TEST(Forwarding, AttentionIsValidatedThenRunByTheBackend) {
     EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
     EXPECT_STREQ(e.message, "attention: q's tokens differ from the batch's");
     EXPECT_EQ(g_attend_calls, 1) << "no malformed call reached the plugin";
+}
+
+// Cross-attention (ABI 2.4): kv_batch must describe k and v and match the batch's sequences,
+// takes no mask, and never reaches an attention plugin older than 2.4 (which would read the
+// call as self-attention); args from model plugins built before 2.4 end before the field.
+TEST(Forwarding, CrossAttentionIsCheckedAndRefusedToOlderPlugins) {
+    const tfx_attention_table counting{sizeof(tfx_attention_table), counting_attend};
+    tfx_backend_ops backend{};
+    backend.struct_size = sizeof(backend);
+    backend.run_kernel = counting_run_kernel;
+    const tfx_device device{TFX_DEVICE_EXT, 0};
+    tfx_plugin_descriptor descriptor{};
+    descriptor.abi_major = TFX_ABI_MAJOR;
+    descriptor.abi_minor = TFX_ABI_MINOR;
+    tfx::PluginInstance instance;  // no self: nothing to destroy
+    instance.plugin.descriptor = &descriptor;
+    instance.name = "cross-capable";
+    tfx::AttentionTarget target{&counting, nullptr, &backend, nullptr, device, &instance};
+    const tfx_attention_table* table = tfx::forwarding_attention();
+
+    float data[5 * 3 * 4] = {};
+    int64_t q_shape[3] = {2, 3, 4}, kv_shape[3] = {5, 3, 4};
+    tfx_tensor q{data, device, 3, {TFX_DTYPE_FLOAT, 32, 1}, q_shape, nullptr, 0};
+    tfx_tensor kv{data, device, 3, {TFX_DTYPE_FLOAT, 32, 1}, kv_shape, nullptr, 0};
+    int32_t seq_start[2] = {0, 2}, context_len[1] = {0}, kv_seq_start[2] = {0, 5};
+    tfx_batch batch{}, keys{};
+    batch.struct_size = keys.struct_size = sizeof(tfx_batch);
+    batch.num_tokens = 2;
+    keys.num_tokens = 5;
+    batch.num_seqs = keys.num_seqs = 1;
+    batch.seq_start = seq_start;
+    keys.seq_start = kv_seq_start;
+    batch.context_len = keys.context_len = context_len;
+    tfx_attention_args args{};
+    args.struct_size = sizeof(args);
+    args.q = &q;
+    args.k = &kv;
+    args.v = &kv;
+    args.out = &q;
+    args.batch = &batch;
+    args.kv_batch = &keys;
+    tfx_error e = tfx::sdk::empty_error();
+    const int calls = g_attend_calls;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 1);
+
+    args.causal = 1;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: cross-attention (kv_batch) takes no causal mask or window");
+    args.causal = 0;
+    keys.num_tokens = 4;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: k's and v's tokens differ from kv_batch's");
+    keys.num_tokens = 5;
+    keys.num_seqs = 2;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: kv_batch's sequences differ from the batch's");
+    keys.num_seqs = 1;
+    EXPECT_EQ(g_attend_calls, calls + 1) << "no malformed call reached the plugin";
+
+    descriptor.abi_minor = 3;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(e.message).find("cross-capable speaks ABI 2.3, which has no cross-attention (2.4)"),
+              std::string::npos)
+        << e.message;
+    // A 2.3 model plugin's args (no kv_batch field): self-attention, for any plugin.
+    args.struct_size = offsetof(tfx_attention_args, kv_batch);
+    args.k = args.v = &q;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 2);
 }
 
 TEST(Forwarding, OperandsMustBeOnTheSessionsDevice) {

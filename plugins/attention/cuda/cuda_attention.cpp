@@ -58,6 +58,11 @@ class CudaAttention {
         p.k = f32_3d(a->k, "k");
         p.v = f32_3d(a->v, "v");
         p.out = f32_3d(a->out, "out");
+        // Cross-attention (ABI 2.4) is not in these kernels yet: refused, never read as self-attention.
+        if (TFX_HAS_FIELD(a, tfx_attention_args, kv_batch) && a->kv_batch != nullptr) {
+            throw Error(TFX_ERR_UNSUPPORTED,
+                        "attention: the cuda attention plugin has no cross-attention (kv_batch) yet");
+        }
         p.tokens = b.num_tokens;
         p.seqs = b.num_seqs;
         p.heads = static_cast<int32_t>(a->q->shape[1]);

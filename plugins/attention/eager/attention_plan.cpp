@@ -50,6 +50,38 @@ T* data_of(const tfx_tensor* t) {
     return reinterpret_cast<T*>(static_cast<char*>(t->data) + t->byte_offset);
 }
 
+// A ragged batch's token layout (`name`: "batch" or "kv_batch"): `tokens` new tokens split into
+// num_seqs runs by seq_start, each with a context length.
+void check_ragged(const tfx_batch* b, const std::string& name, int64_t tokens) {
+    if (b == nullptr) fail(name + " is missing");
+    if (!TFX_HAS_FIELD(b, tfx_batch, context_len)) {
+        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover context_len");
+    }
+    if (b->num_tokens != tokens) {
+        fail(name + ".num_tokens (" + std::to_string(b->num_tokens) + ") must match " +
+             (name == "batch" ? "q's" : "k's") + " first dim (" + std::to_string(tokens) + ")");
+    }
+    if (b->num_seqs < 0) fail(name + ".num_seqs is negative (" + std::to_string(b->num_seqs) + ")");
+    if (b->seq_start == nullptr || b->context_len == nullptr)
+        fail(name + ".seq_start and " + name + ".context_len are required");
+    if (b->seq_start[0] != 0) fail(name + ".seq_start[0] must be 0, got " + std::to_string(b->seq_start[0]));
+    for (int32_t s = 0; s < b->num_seqs; ++s) {
+        if (int64_t{b->seq_start[s + 1]} < b->seq_start[s]) {
+            fail(name + ".seq_start must not decrease (seq_start[" + std::to_string(s + 1) +
+                 "] = " + std::to_string(b->seq_start[s + 1]) + " < seq_start[" + std::to_string(s) +
+                 "] = " + std::to_string(b->seq_start[s]) + ")");
+        }
+        if (b->context_len[s] < 0) {
+            fail(name + ".context_len[" + std::to_string(s) + "] is negative (" + std::to_string(b->context_len[s]) +
+                 ")");
+        }
+    }
+    if (b->seq_start[b->num_seqs] != b->num_tokens) {
+        fail(name + ".seq_start[num_seqs] (" + std::to_string(b->seq_start[b->num_seqs]) + ") must equal " + name +
+             ".num_tokens (" + std::to_string(b->num_tokens) + ")");
+    }
+}
+
 }  // namespace
 
 Plan make_plan(const tfx_attention_args* a) {
@@ -65,9 +97,22 @@ Plan make_plan(const tfx_attention_args* a) {
     p.heads = a->q->shape[1];
     p.dim = a->q->shape[2];
     if (p.heads <= 0 || p.dim <= 0) fail("q has no heads or a zero head_dim: " + shape_of(a->q));
-    require(a->k, "k", kF32, {p.tokens, -1, p.dim}, "[num_tokens, kv_heads, head_dim]");
+    // Cross-attention (ABI 2.4): the keys are another ragged batch's (the encoder's).
+    const tfx_batch* kb = TFX_HAS_FIELD(a, tfx_attention_args, kv_batch) ? a->kv_batch : nullptr;
+    p.cross = kb != nullptr;
+    if (p.cross) {
+        if (kb->struct_size < sizeof(tfx_batch)) {
+            fail("tfx_batch.struct_size of kv_batch (" + std::to_string(kb->struct_size) + ") is too small");
+        }
+        if (kb->num_tokens < 0) fail("kv_batch.num_tokens is negative (" + std::to_string(kb->num_tokens) + ")");
+    }
+    const std::string kn = p.cross ? "kv_batch" : "batch";
+    const int64_t key_rows = p.cross ? kb->num_tokens : p.tokens;
+    const std::string rows_of =
+        p.cross ? "[kv_batch.num_tokens, kv_heads, head_dim]" : "[num_tokens, kv_heads, head_dim]";
+    require(a->k, "k", kF32, {key_rows, -1, p.dim}, rows_of.c_str());
     p.kv_heads = a->k->shape[1];
-    require(a->v, "v", kF32, {p.tokens, p.kv_heads, p.dim}, "[num_tokens, kv_heads, head_dim] (as k)");
+    require(a->v, "v", kF32, {key_rows, p.kv_heads, p.dim}, (rows_of + " (as k)").c_str());
     require(a->out, "out", kF32, {p.tokens, p.heads, p.dim}, "[num_tokens, heads, head_dim] (as q)");
     if (p.kv_heads <= 0 || p.heads % p.kv_heads != 0) {
         fail("heads (" + std::to_string(p.heads) + ") must be a multiple of kv_heads (" + std::to_string(p.kv_heads) +
@@ -90,57 +135,48 @@ Plan make_plan(const tfx_attention_args* a) {
     if (p.window_ahead < 0 || (p.window_ahead > 0 && p.causal)) {
         fail("window_ahead (" + std::to_string(p.window_ahead) + ") must be 0, or positive with causal 0");
     }
+    if (p.cross && (p.causal || p.window != 0 || p.window_ahead != 0)) {
+        fail("cross-attention (kv_batch) sees every key: causal, sliding_window and window_ahead must be 0");
+    }
 
-    // The batch (host metadata).
+    // The batches (host metadata): the queries', and the keys' (the same one unless cross).
     const tfx_batch* b = a->batch;
-    if (b == nullptr) fail("batch is missing");
-    if (!TFX_HAS_FIELD(b, tfx_batch, context_len)) {
-        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover context_len");
-    }
-    if (b->num_tokens != p.tokens) {
-        fail("batch.num_tokens (" + std::to_string(b->num_tokens) + ") must match q's first dim (" +
-             std::to_string(p.tokens) + ")");
-    }
-    if (b->num_seqs < 0) fail("batch.num_seqs is negative (" + std::to_string(b->num_seqs) + ")");
-    if (b->seq_start == nullptr || b->context_len == nullptr)
-        fail("batch.seq_start and batch.context_len are required");
+    check_ragged(b, "batch", p.tokens);
     p.num_seqs = b->num_seqs;
     p.seq_start = b->seq_start;
     p.context_len = b->context_len;
-    if (b->seq_start[0] != 0) fail("batch.seq_start[0] must be 0, got " + std::to_string(b->seq_start[0]));
-    for (int32_t s = 0; s < b->num_seqs; ++s) {
-        const int64_t n = int64_t{b->seq_start[s + 1]} - b->seq_start[s];
-        if (n < 0) {
-            fail("batch.seq_start must not decrease (seq_start[" + std::to_string(s + 1) +
-                 "] = " + std::to_string(b->seq_start[s + 1]) + " < seq_start[" + std::to_string(s) +
-                 "] = " + std::to_string(b->seq_start[s]) + ")");
+    if (p.cross) {
+        check_ragged(kb, "kv_batch", key_rows);
+        if (kb->num_seqs != b->num_seqs) {
+            fail("kv_batch.num_seqs (" + std::to_string(kb->num_seqs) + ") must equal batch.num_seqs (" +
+                 std::to_string(b->num_seqs) + ")");
         }
-        if (b->context_len[s] < 0) {
-            fail("batch.context_len[" + std::to_string(s) + "] is negative (" + std::to_string(b->context_len[s]) +
-                 ")");
-        }
-        if (a->cache == nullptr && b->context_len[s] != 0) {
-            fail("batch.context_len[" + std::to_string(s) + "] is " + std::to_string(b->context_len[s]) +
+    } else {
+        kb = b;
+    }
+    p.key_tokens = key_rows;
+    p.key_seq_start = kb->seq_start;
+    p.key_context_len = kb->context_len;
+    for (int32_t s = 0; s < p.num_seqs; ++s) {
+        if (a->cache == nullptr && kb->context_len[s] != 0) {
+            fail(kn + ".context_len[" + std::to_string(s) + "] is " + std::to_string(kb->context_len[s]) +
                  " but there is no KV cache (cache is NULL): without a cache, context_len must be 0");
         }
-        const int64_t keys = b->context_len[s] + n;
+        const int64_t keys = int64_t{kb->context_len[s]} + kb->seq_start[s + 1] - kb->seq_start[s];
         p.max_keys = std::max(p.max_keys, keys);
-        p.work += static_cast<double>(n) * static_cast<double>(keys);
+        p.work += static_cast<double>(b->seq_start[s + 1] - b->seq_start[s]) * static_cast<double>(keys);
     }
-    if (b->seq_start[b->num_seqs] != b->num_tokens) {
-        fail("batch.seq_start[num_seqs] (" + std::to_string(b->seq_start[b->num_seqs]) +
-             ") must equal batch.num_tokens (" + std::to_string(b->num_tokens) + ")");
-    }
-    if (b->max_context_len < p.max_keys) {
-        fail("batch.max_context_len (" + std::to_string(b->max_context_len) +
+    if (kb->max_context_len < p.max_keys) {
+        fail(kn + ".max_context_len (" + std::to_string(kb->max_context_len) +
              ") is below a sequence's context plus new tokens (" + std::to_string(p.max_keys) + ")");
     }
     p.work *= static_cast<double>(p.heads * p.dim);
     if (a->cache == nullptr) return p;
 
-    // The paged cache (device tensors, addressable inside run_kernel).
-    if (!TFX_HAS_FIELD(b, tfx_batch, slot_mapping)) {
-        fail("tfx_batch.struct_size (" + std::to_string(b->struct_size) + ") does not cover slot_mapping");
+    // The paged cache (device tensors, addressable inside run_kernel), addressed by the keys'
+    // batch.
+    if (!TFX_HAS_FIELD(kb, tfx_batch, slot_mapping)) {
+        fail("tfx_batch.struct_size (" + std::to_string(kb->struct_size) + ") does not cover slot_mapping");
     }
     const tfx_tensor* ck = a->cache->k;
     const tfx_tensor* cv = a->cache->v;
@@ -155,54 +191,56 @@ Plan make_plan(const tfx_attention_args* a) {
     } else {
         fail("cache.k dtype " + tfx::sdk::dtype_name(kv_dtype) + " is not supported (f32, bf16, f16)");
     }
-    if (b->block_size <= 0)
-        fail("batch.block_size must be positive with a cache, got " + std::to_string(b->block_size));
-    p.block_size = b->block_size;
+    if (kb->block_size <= 0)
+        fail(kn + ".block_size must be positive with a cache, got " + std::to_string(kb->block_size));
+    p.block_size = kb->block_size;
     const char* pool_shape = "[num_blocks, block_size, kv_heads, head_dim]";
     require(ck, "cache.k", kv_dtype, {-1, p.block_size, p.kv_heads, p.dim}, pool_shape);
     const int64_t num_blocks = ck->shape[0];
     require(cv, "cache.v", kv_dtype, {num_blocks, p.block_size, p.kv_heads, p.dim}, pool_shape);
-    if (b->max_blocks_per_seq <= 0) {
-        fail("batch.max_blocks_per_seq must be positive with a cache, got " + std::to_string(b->max_blocks_per_seq));
+    if (kb->max_blocks_per_seq <= 0) {
+        fail(kn + ".max_blocks_per_seq must be positive with a cache, got " + std::to_string(kb->max_blocks_per_seq));
     }
-    p.table_columns = b->max_blocks_per_seq;
-    require(b->block_table, "batch.block_table", kI32, {p.num_seqs, p.table_columns}, "[num_seqs, max_blocks_per_seq]");
-    require(b->slot_mapping, "batch.slot_mapping", kI32, {p.tokens}, "[num_tokens]");
-    for (const tfx_tensor* t : {ck, cv, b->block_table, b->slot_mapping}) {
+    p.table_columns = kb->max_blocks_per_seq;
+    require(kb->block_table, (kn + ".block_table").c_str(), kI32, {p.num_seqs, p.table_columns},
+            "[num_seqs, max_blocks_per_seq]");
+    require(kb->slot_mapping, (kn + ".slot_mapping").c_str(), kI32, {p.key_tokens}, "[num_tokens]");
+    for (const tfx_tensor* t : {ck, cv, kb->block_table, kb->slot_mapping}) {
         if (!same_device(t->device, device)) fail("the cache, block_table and slot_mapping must be on q's device");
     }
     p.cache_k = data_of<void>(ck);
     p.cache_v = data_of<void>(cv);
-    p.block_table = data_of<const int32_t>(b->block_table);
-    p.slot_mapping = data_of<const int32_t>(b->slot_mapping);
+    p.block_table = data_of<const int32_t>(kb->block_table);
+    p.slot_mapping = data_of<const int32_t>(kb->slot_mapping);
 
     for (int32_t s = 0; s < p.num_seqs; ++s) {
-        const int64_t keys = int64_t{p.context_len[s]} + p.seq_start[s + 1] - p.seq_start[s];
+        const int64_t keys = int64_t{p.key_context_len[s]} + p.key_seq_start[s + 1] - p.key_seq_start[s];
         const int64_t used = (keys + p.block_size - 1) / p.block_size;
         if (used > p.table_columns) {
             fail("sequence " + std::to_string(s) + " needs " + std::to_string(used) + " blocks for " +
-                 std::to_string(keys) + " positions, more than batch.max_blocks_per_seq (" +
+                 std::to_string(keys) + " positions, more than " + kn + ".max_blocks_per_seq (" +
                  std::to_string(p.table_columns) + ")");
         }
         const int32_t* row = p.block_table + s * p.table_columns;
         for (int64_t c = 0; c < used; ++c) {
             if (row[c] < 0 || row[c] >= num_blocks) {
-                fail("block_table[" + std::to_string(s) + ", " + std::to_string(c) + "] = " + std::to_string(row[c]) +
-                     " is out of range (the pools hold " + std::to_string(num_blocks) + " blocks)");
+                fail(kn + ".block_table[" + std::to_string(s) + ", " + std::to_string(c) +
+                     "] = " + std::to_string(row[c]) + " is out of range (the pools hold " +
+                     std::to_string(num_blocks) + " blocks)");
             }
         }
-        for (int32_t i = p.seq_start[s]; i < p.seq_start[s + 1]; ++i) {
+        for (int32_t i = p.key_seq_start[s]; i < p.key_seq_start[s + 1]; ++i) {
             const int64_t slot = p.slot_mapping[i];
             if (slot < 0 || slot >= num_blocks * p.block_size) {
-                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) +
+                fail(kn + ".slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) +
                      " is out of range (num_blocks * block_size = " + std::to_string(num_blocks * p.block_size) + ")");
             }
-            const int64_t pos = int64_t{p.context_len[s]} + (i - p.seq_start[s]);
+            const int64_t pos = int64_t{p.key_context_len[s]} + (i - p.key_seq_start[s]);
             const int64_t expected = int64_t{row[pos / p.block_size]} * p.block_size + pos % p.block_size;
             if (slot != expected) {
-                fail("slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) + " but block_table puts " +
-                     "sequence " + std::to_string(s) + "'s position " + std::to_string(pos) + " at slot " +
-                     std::to_string(expected));
+                fail(kn + ".slot_mapping[" + std::to_string(i) + "] = " + std::to_string(slot) +
+                     " but the block table puts sequence " + std::to_string(s) + "'s position " + std::to_string(pos) +
+                     " at slot " + std::to_string(expected));
             }
         }
     }

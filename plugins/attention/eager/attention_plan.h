@@ -21,16 +21,24 @@ struct Plan {
     const float* v;
     float* out;
     int64_t tokens, heads, kv_heads, dim, group;
+    // The queries' sequences: sequence s owns tokens [seq_start[s], seq_start[s + 1]), at
+    // positions context_len[s] on.
     int32_t num_seqs;
     const int32_t* seq_start;
     const int32_t* context_len;
+    // The keys' sequences, laid out the same way: the queries' own, or with cross-attention
+    // (kv_batch, ABI 2.4) the other batch's (rows of k and v, cache positions).
+    bool cross = false;
+    int64_t key_tokens;
+    const int32_t* key_seq_start;
+    const int32_t* key_context_len;
     bool causal;
     float scale, softcap;
     int32_t window;
     int32_t window_ahead;  // non-causal: keys before pos + window_ahead (0: all)
     int64_t max_keys;      // the longest sequence's positions
     double work;           // multiply-adds, to decide whether threads pay off
-    // The cache (cache_k == nullptr without one).
+    // The cache (cache_k == nullptr without one), addressed by the keys' batch.
     KvType kv = KvType::f32;
     void* cache_k = nullptr;
     void* cache_v = nullptr;
@@ -40,7 +48,7 @@ struct Plan {
     const int32_t* slot_mapping = nullptr;
 };
 
-// The arguments checked (shapes, dtypes, devices, the batch, the block table and slot
+// The arguments checked (shapes, dtypes, devices, the batches, the block table and slot
 // mapping), or fail() naming the field and what was expected.
 Plan make_plan(const tfx_attention_args* args);
 
@@ -50,6 +58,7 @@ struct KeyRange {
 };
 
 [[gnu::always_inline]] inline KeyRange visible_keys(const Plan& p, int32_t s, int64_t t) {
+    if (p.cross) return {0, int64_t{p.key_context_len[s]} + p.key_seq_start[s + 1] - p.key_seq_start[s] - 1};
     const int64_t context = p.context_len[s];
     const int64_t n = context + p.seq_start[s + 1] - p.seq_start[s];
     const int64_t pos = context + (t - p.seq_start[s]);
@@ -72,10 +81,11 @@ struct SequenceRows {
         const bool cached = p.cache_k != nullptr;
         keys = cached ? static_cast<const Elem*>(p.cache_k) : reinterpret_cast<const Elem*>(p.k);
         values = cached ? static_cast<const Elem*>(p.cache_v) : reinterpret_cast<const Elem*>(p.v);
-        block_size = cached ? p.block_size : int64_t{p.context_len[s]} + p.seq_start[s + 1] - p.seq_start[s];
+        block_size =
+            cached ? p.block_size : int64_t{p.key_context_len[s]} + p.key_seq_start[s + 1] - p.key_seq_start[s];
         row_stride = p.kv_heads * p.dim;
         head_offset = kv_head * p.dim;
-        first_row = cached ? 0 : p.seq_start[s];
+        first_row = cached ? 0 : p.key_seq_start[s];
         table = cached ? p.block_table + s * p.table_columns : nullptr;
     }
     // The offset of position j's row, j in block column `column` (j / block_size).

@@ -75,12 +75,13 @@ void write_cache(const Plan& p) {
             cv[dst + i] = Kv::narrow(vs[i]);
         }
     };
-    if (!use_threads(p.tokens * row >= 16384)) {
-        for (int64_t t = 0; t < p.tokens; ++t) write(t);
+    // The rows of k and v: the queries' tokens, or with cross-attention the keys' batch's.
+    if (!use_threads(p.key_tokens * row >= 16384)) {
+        for (int64_t t = 0; t < p.key_tokens; ++t) write(t);
         return;
     }
     TFX_OMP(parallel for schedule(static))
-    for (int64_t t = 0; t < p.tokens; ++t) write(t);
+    for (int64_t t = 0; t < p.key_tokens; ++t) write(t);
 }
 
 // Scratch of each thread, grown to the longest sequence seen; never shrinks.

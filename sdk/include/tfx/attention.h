@@ -65,6 +65,16 @@ typedef struct tfx_attention_args {
      * attention); 0: no bound ahead. The host refuses it to attention plugins of ABI 2.2 and
      * older, which read the field as reserved. */
     int32_t window_ahead;
+    /* ABI 2.4: NULL, or cross-attention (encoder-decoder models): the keys and values are
+     * another ragged batch's, the encoder's. k and v are [kv_batch->num_tokens, kv_heads,
+     * head_dim]: kv_batch's new tokens, written first to their slots (kv_batch's slot_mapping)
+     * when there is a cache; query sequence s (of batch) attends to all of kv_batch's sequence
+     * s: its context_len[s] cached positions (through kv_batch's block table) and its new
+     * tokens, with no mask (causal, sliding_window and window_ahead 0). The two batches have
+     * the same num_seqs. A decoder step after the first passes kv_batch with no new tokens and
+     * the encoder's length as context, so the cross keys are computed once. The host refuses it
+     * to attention plugins of ABI 2.3 and older, which do not read the field. */
+    const tfx_batch* kv_batch;
 } tfx_attention_args;
 
 /* An attention plugin's kernel runs inside the backend's run_kernel, so it may address the
@@ -83,5 +93,6 @@ TFX_STATIC_ASSERT(offsetof(tfx_batch, seq_start) == 24, "tfx_batch layout");
 TFX_STATIC_ASSERT(offsetof(tfx_batch, slot_mapping) == 80, "tfx_batch layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, q) == 8, "tfx_attention_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, scale) == 56, "tfx_attention_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_attention_args, kv_batch) == 72, "tfx_attention_args layout");
 
 #endif /* TFX_ATTENTION_H */
