@@ -3,7 +3,7 @@
 // out of the caches, as a decode step does, and reports bytes of weights streamed per second;
 // BM_ReadBandwidth reads as many bytes with the vectorised loop of `tfx bench --roofline`, and
 // BM_ReadWeights reads the matvec benchmarks' own copies with it.
-// Compare bytes_per_second of a matvec with the read loop's at the same thread count.
+// Compare a matvec's GB/s with the read loops' at the same thread count.
 //   bench_matvec --benchmark_filter=... ; OMP_NUM_THREADS picks the threads.
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -27,6 +27,14 @@ using tfx::cpu::QuantFormat;
 using tfx::cpu::WeightFormat;
 
 constexpr int64_t kWorkingSetBytes = int64_t{512} << 20;  // far past any L3
+
+// Bytes a second in GB (1e9), the unit of BM_ReadBandwidth and `tfx bench`, beside Google
+// Benchmark's bytes_per_second (in GiB, 2^30: 1.074x smaller numbers).
+void count_bytes(benchmark::State& state, int64_t bytes_per_iteration) {
+    state.SetBytesProcessed(state.iterations() * bytes_per_iteration);
+    state.counters["GB/s"] = benchmark::Counter(static_cast<double>(state.iterations() * bytes_per_iteration) / 1e9,
+                                                benchmark::Counter::kIsRate);
+}
 
 int64_t bytes_per_weight(WeightFormat f) {
     return f == WeightFormat::f32 ? 4 : 2;
@@ -95,7 +103,7 @@ void BM_Matvec(benchmark::State& state, int64_t n, int64_t k, WeightFormat f) {
         benchmark::DoNotOptimize(y.data());
         next = (next + 1) % set.copies.size();
     }
-    state.SetBytesProcessed(state.iterations() * n * k * bytes_per_weight(f));
+    count_bytes(state, n * k * bytes_per_weight(f));
     state.counters["threads"] = omp_get_max_threads();
 }
 
@@ -163,7 +171,7 @@ void BM_QuantMatvec(benchmark::State& state, int64_t n, int64_t k, QuantFormat f
         benchmark::DoNotOptimize(y.data());
         next = (next + 1) % set.copies.size();
     }
-    state.SetBytesProcessed(state.iterations() * n * tfx::cpu::ggml_row_bytes(f, k));
+    count_bytes(state, n * tfx::cpu::ggml_row_bytes(f, k));
     // Prefill (m > 1) is bound by arithmetic, not the weights' bytes: multiply-adds a second.
     state.counters["GMAC/s"] =
         benchmark::Counter(static_cast<double>(state.iterations() * m * n * k) / 1e9, benchmark::Counter::kIsRate);
@@ -190,7 +198,7 @@ void BM_ReadWeights(benchmark::State& state, int64_t n, int64_t k) {
         next = (next + 1) % set.copies.size();
     }
     benchmark::DoNotOptimize(sink);
-    state.SetBytesProcessed(state.iterations() * floats * 4);
+    count_bytes(state, floats * 4);
     state.counters["threads"] = omp_get_max_threads();
 }
 
