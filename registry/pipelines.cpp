@@ -43,6 +43,39 @@ TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids, const s
     return Outputs{{values.begin(), values.end()}, {call.pooled().begin(), call.pooled().end()}, call.rows()};
 }
 
+std::vector<TaskPipeline::Outputs> TaskPipeline::run_batch(const std::vector<std::vector<int32_t>>& ids,
+                                                           const std::vector<std::vector<int32_t>>& token_type_ids) {
+    const tfx_model_info& info = session_->info();
+    const bool one_row_each = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
+    const auto width = static_cast<size_t>(info.output_size);
+    std::vector<Outputs> outputs;
+    ForwardCall call(*session_);
+    for (size_t first = 0; first < ids.size(); first += kBatchSequences) {
+        const size_t last = std::min(ids.size(), first + kBatchSequences);
+        std::vector<SequenceInput> inputs;
+        for (size_t i = first; i < last; ++i) {
+            if (ids[i].empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the text encodes to no tokens");
+            inputs.push_back(
+                {.ids = ids[i], .token_type_ids = token_type_ids[i], .output = SequenceInput::Output::all});
+        }
+        const std::span<const float> values = call.run(inputs);
+        const std::span<const float> pooled = call.pooled();
+        const size_t pooled_width = pooled.size() / inputs.size();
+        size_t row = 0;
+        for (size_t i = first; i < last; ++i) {
+            const size_t rows = one_row_each ? 1 : ids[i].size();
+            const auto at = static_cast<std::ptrdiff_t>(row * width);
+            const auto pooled_at = static_cast<std::ptrdiff_t>((i - first) * pooled_width);
+            outputs.push_back(
+                {{values.begin() + at, values.begin() + at + static_cast<std::ptrdiff_t>(rows * width)},
+                 {pooled.begin() + pooled_at, pooled.begin() + pooled_at + static_cast<std::ptrdiff_t>(pooled_width)},
+                 static_cast<int64_t>(rows)});
+            row += rows;
+        }
+    }
+    return outputs;
+}
+
 std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text, Pooling pooling, bool normalize) {
     if (session_->info().output_kind != TFX_OUTPUT_HIDDEN_STATE) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED,

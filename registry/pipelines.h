@@ -33,6 +33,11 @@ class TaskPipeline {
         int64_t rows = 0;
     };
     Outputs run(const std::vector<int32_t>& ids, const std::vector<int32_t>& token_type_ids = {});
+    // Several sequences (ids[i], with token_type_ids[i] or all segment 0 when it is empty) in
+    // ragged forward calls of up to kBatchSequences each: each one's Outputs, as run gives them.
+    std::vector<Outputs> run_batch(const std::vector<std::vector<int32_t>>& ids,
+                                   const std::vector<std::vector<int32_t>>& token_type_ids);
+    static constexpr size_t kBatchSequences = 32;
 
     std::unique_ptr<ModelSession> session_;
     std::unique_ptr<Tokenizer> tokenizer_;

@@ -153,10 +153,19 @@ std::vector<Answer> QuestionAnsweringPipeline::operator()(const std::string& que
     const std::optional<int32_t> cls = tokenizer_->special_id("cls_token");
     std::vector<Answer> answers;
     float null_score = 1000000.0f;  // the lowest over the windows, as transformers keeps it
+    // Every window in ragged forward calls together, then each scored on its own.
+    std::vector<PairEncoding> windows;
+    std::vector<std::vector<int32_t>> window_ids, window_types;
     for (const auto& [first_token, end_token] : context_windows(context_tokens, room, doc_stride)) {
-        const PairEncoding pair = layout_pair(pair_, question_tokens.ids, c, first_token, end_token);
+        windows.push_back(layout_pair(pair_, question_tokens.ids, c, first_token, end_token));
+        window_ids.push_back(windows.back().ids);
+        window_types.push_back(windows.back().type_ids);
+    }
+    const std::vector<Outputs> outputs = run_batch(window_ids, window_types);
+    for (size_t w = 0; w < windows.size(); ++w) {
+        const PairEncoding& pair = windows[w];
+        const Outputs& out = outputs[w];
         const std::vector<int64_t>& context_token = pair.second_index;
-        const Outputs out = run(pair.ids, pair.type_ids);
         std::vector<float> start_logits, end_logits;
         for (int64_t r = 0; r < out.rows; ++r) {
             start_logits.push_back(out.values[2 * r]);

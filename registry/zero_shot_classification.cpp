@@ -88,11 +88,16 @@ ZeroShotResult ZeroShotClassificationPipeline::operator()(const std::string& seq
     if (candidate_labels.empty()) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "candidate_labels: give at least one label");
     }
-    std::vector<float> logits;
+    // One premise-hypothesis pair per label, all in ragged forward calls together.
+    std::vector<std::vector<int32_t>> ids, types;
     for (const std::string& label : candidate_labels) {
-        const PairEncoding pair = encode_pair(*tokenizer_, pair_, sequence, hypothesis_for(hypothesis_template, label));
+        PairEncoding pair = encode_pair(*tokenizer_, pair_, sequence, hypothesis_for(hypothesis_template, label));
         check_fits(*session_, pair, "the text and the hypothesis", "texts are not truncated");
-        const Outputs out = run(pair.ids, pair.type_ids);
+        ids.push_back(std::move(pair.ids));
+        types.push_back(std::move(pair.type_ids));
+    }
+    std::vector<float> logits;
+    for (const Outputs& out : run_batch(ids, types)) {
         logits.insert(logits.end(), out.values.begin(), out.values.begin() + nli_labels_);
     }
     const std::vector<float> scores = zero_shot_scores(logits, nli_labels_, entailment_, multi_label);
