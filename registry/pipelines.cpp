@@ -77,12 +77,22 @@ std::vector<TaskPipeline::Outputs> TaskPipeline::run_batch(const std::vector<std
 }
 
 std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text, Pooling pooling, bool normalize) {
+    return (*this)(std::vector<std::string>{text}, pooling, normalize).front();
+}
+
+std::vector<std::vector<float>> FeatureExtractionPipeline::operator()(const std::vector<std::string>& texts,
+                                                                      Pooling pooling, bool normalize) {
     if (session_->info().output_kind != TFX_OUTPUT_HIDDEN_STATE) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
                          session_->architecture() + " has a task head; feature extraction needs a base model");
     }
-    const Outputs out = run(tokenizer_->encode(text));
-    return pool_hidden_states(out.values, out.rows, session_->info().output_size, pooling, normalize);
+    std::vector<std::vector<int32_t>> ids;
+    for (const std::string& text : texts) ids.push_back(tokenizer_->encode(text));
+    std::vector<std::vector<float>> vectors;
+    for (const Outputs& out : run_batch(ids, std::vector<std::vector<int32_t>>(ids.size()))) {
+        vectors.push_back(pool_hidden_states(out.values, out.rows, session_->info().output_size, pooling, normalize));
+    }
+    return vectors;
 }
 
 std::vector<float> pool_hidden_states(std::span<const float> hidden, int64_t rows, int64_t width, Pooling pooling,
@@ -116,16 +126,27 @@ std::optional<Pooling> sentence_transformers_pooling(const std::filesystem::path
 }
 
 std::vector<TextClassificationPipeline::Score> TextClassificationPipeline::operator()(const std::string& text) {
+    return (*this)(std::vector<std::string>{text}).front();
+}
+
+std::vector<std::vector<TextClassificationPipeline::Score>> TextClassificationPipeline::operator()(
+    const std::vector<std::string>& texts) {
     if (session_->info().output_kind != TFX_OUTPUT_CLASS_LOGITS) {
         throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() + " is not a sequence classifier");
     }
-    Outputs out = run(tokenizer_->encode(text));
-    softmax_in_place(out.values);
-    const std::vector<std::string> labels = label_names(*session_, static_cast<int64_t>(out.values.size()));
-    std::vector<Score> scores;
-    for (size_t i = 0; i < out.values.size(); ++i) scores.push_back({labels[i], out.values[i]});
-    std::stable_sort(scores.begin(), scores.end(), [](const Score& a, const Score& b) { return a.score > b.score; });
-    return scores;
+    std::vector<std::vector<int32_t>> ids;
+    for (const std::string& text : texts) ids.push_back(tokenizer_->encode(text));
+    std::vector<std::vector<Score>> results;
+    for (Outputs& out : run_batch(ids, std::vector<std::vector<int32_t>>(ids.size()))) {
+        softmax_in_place(out.values);
+        const std::vector<std::string> labels = label_names(*session_, static_cast<int64_t>(out.values.size()));
+        std::vector<Score> scores;
+        for (size_t i = 0; i < out.values.size(); ++i) scores.push_back({labels[i], out.values[i]});
+        std::stable_sort(scores.begin(), scores.end(),
+                         [](const Score& a, const Score& b) { return a.score > b.score; });
+        results.push_back(std::move(scores));
+    }
+    return results;
 }
 
 std::vector<FillMaskPipeline::Candidate> FillMaskPipeline::operator()(const std::string& text, int top_k) {

@@ -59,11 +59,13 @@ std::vector<float> pool_hidden_states(std::span<const float> hidden, int64_t row
 // CLS); nullopt when it has none. Throws for a mode tfx does not implement.
 std::optional<Pooling> sentence_transformers_pooling(const std::filesystem::path& model_dir);
 
-// feature-extraction: one vector per text (mean over tokens or the first token).
+// feature-extraction: one vector per text (mean over tokens or the first token). Several texts
+// run in ragged forward calls together.
 class FeatureExtractionPipeline : public TaskPipeline {
   public:
     using TaskPipeline::TaskPipeline;
     std::vector<float> operator()(const std::string& text, Pooling pooling, bool normalize);
+    std::vector<std::vector<float>> operator()(const std::vector<std::string>& texts, Pooling pooling, bool normalize);
 };
 
 // text-classification: softmax over the labels of config.json's id2label, best first.
@@ -75,6 +77,8 @@ class TextClassificationPipeline : public TaskPipeline {
     };
     using TaskPipeline::TaskPipeline;
     std::vector<Score> operator()(const std::string& text);
+    // Several texts in ragged forward calls together: each one's scores.
+    std::vector<std::vector<Score>> operator()(const std::vector<std::string>& texts);
 };
 
 // fill-mask: the top_k tokens for the single mask token in the text.

@@ -85,6 +85,18 @@ struct FillMaskOptions {
     int top_k = 5;
 };
 
+// fn over the texts a group at a time, in order: a group's inputs run together (ragged forward
+// calls), and its lines are printed before the next group is read into the model.
+template <class Fn>
+void for_groups(const std::vector<std::string>& texts, Fn&& fn) {
+    constexpr size_t kGroup = 256;
+    for (size_t first = 0; first < texts.size(); first += kGroup) {
+        fn(std::vector<std::string>(
+            texts.begin() + static_cast<std::ptrdiff_t>(first),
+            texts.begin() + static_cast<std::ptrdiff_t>(std::min(texts.size(), first + kGroup))));
+    }
+}
+
 }  // namespace
 
 void add_task_commands(CLI::App& app) {
@@ -99,9 +111,10 @@ void add_task_commands(CLI::App& app) {
     embed->add_flag("--normalize", e->normalize, "L2-normalize each vector");
     embed->callback([e] {
         FeatureExtractionPipeline pipeline(e->model.model, e->model.session_options());
-        for (const auto& text : inputs(e->texts, e->jsonl)) {
-            print({{"embedding", pipeline(text, e->pooling == "cls" ? Pooling::cls : Pooling::mean, e->normalize)}});
-        }
+        for_groups(inputs(e->texts, e->jsonl), [&](const std::vector<std::string>& texts) {
+            for (auto& embedding : pipeline(texts, e->pooling == "cls" ? Pooling::cls : Pooling::mean, e->normalize))
+                print({{"embedding", std::move(embedding)}});
+        });
     });
 
     auto c = std::make_shared<ClassifyOptions>();
@@ -111,12 +124,13 @@ void add_task_commands(CLI::App& app) {
     classify->add_option("--jsonl", c->jsonl, "File of {\"text\": ...} lines");
     classify->callback([c] {
         TextClassificationPipeline pipeline(c->model.model, c->model.session_options());
-        for (const auto& text : inputs(c->texts, c->jsonl)) {
-            auto scores = pipeline(text);
-            nlohmann::json all = nlohmann::json::array();
-            for (const auto& s : scores) all.push_back({{"label", s.label}, {"score", s.score}});
-            print({{"label", scores.front().label}, {"score", scores.front().score}, {"scores", all}});
-        }
+        for_groups(inputs(c->texts, c->jsonl), [&](const std::vector<std::string>& texts) {
+            for (const auto& scores : pipeline(texts)) {
+                nlohmann::json all = nlohmann::json::array();
+                for (const auto& s : scores) all.push_back({{"label", s.label}, {"score", s.score}});
+                print({{"label", scores.front().label}, {"score", scores.front().score}, {"scores", all}});
+            }
+        });
     });
 
     auto t = std::make_shared<TokenClassificationOptions>();

@@ -75,6 +75,16 @@ TEST(Pipelines, FeatureExtractionMatchesReferencePooling) {
                     }()),
                     mean[0], 1e-4);
     }
+    // Every prompt in one call (a ragged batch): each text's vector as the golden pools it.
+    std::vector<std::string> texts;
+    for (const auto& prompt : golden["prompts"]) texts.push_back(words(prompt["input_ids"]));
+    const auto batch = embed(texts, tfx::Pooling::mean, false);
+    ASSERT_EQ(batch.size(), texts.size());
+    for (size_t p = 0; p < texts.size(); ++p) {
+        const auto& want = golden["prompts"][p]["mean_pooled"];
+        ASSERT_EQ(batch[p].size(), want.size());
+        for (size_t i = 0; i < want.size(); ++i) EXPECT_NEAR(batch[p][i], want[i].get<float>(), 1e-4) << p;
+    }
     fs::remove_all(dir);
 }
 
@@ -95,6 +105,19 @@ TEST(Pipelines, TextClassificationIsSoftmaxOverId2Label) {
         for (const auto& s : scores) {
             const int label = std::stoi(s.label.substr(6));  // "LABEL_k"
             EXPECT_NEAR(s.score, std::exp(logits[label] - max) / sum, 1e-5) << s.label;
+        }
+    }
+    // Every prompt in one call (a ragged batch): each text's scores as one at a time.
+    std::vector<std::string> texts;
+    for (const auto& prompt : golden["prompts"]) texts.push_back(words(prompt["input_ids"]));
+    const auto batch = classify(texts);
+    ASSERT_EQ(batch.size(), texts.size());
+    for (size_t p = 0; p < texts.size(); ++p) {
+        const auto one = classify(texts[p]);
+        ASSERT_EQ(batch[p].size(), one.size());
+        for (size_t i = 0; i < one.size(); ++i) {
+            EXPECT_EQ(batch[p][i].label, one[i].label) << p;
+            EXPECT_NEAR(batch[p][i].score, one[i].score, 1e-5) << p;
         }
     }
     fs::remove_all(dir);
