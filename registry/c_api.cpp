@@ -342,11 +342,25 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         auto input = nlohmann::json::parse(input_json, nullptr, false);
         auto& which = pipeline->pipeline;
         const bool question = std::holds_alternative<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(which);
+        // A list of texts, for the pipelines that run several in ragged forward calls together.
+        const bool batches = std::holds_alternative<std::unique_ptr<tfx::TextClassificationPipeline>>(which) ||
+                             std::holds_alternative<std::unique_ptr<tfx::TokenClassificationPipeline>>(which) ||
+                             std::holds_alternative<std::unique_ptr<tfx::FeatureExtractionPipeline>>(which);
+        const bool many = batches && input.is_object() && input.contains("text") && input["text"].is_array();
         if (input.is_discarded() || !input.is_object() ||
-            (!question && (!input.contains("text") || !input["text"].is_string()))) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: expected a JSON object with a \"text\" string");
+            (!question && !many && (!input.contains("text") || !input["text"].is_string()))) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        batches ? "input_json: expected a JSON object with a \"text\" string or list of strings"
+                                : "input_json: expected a JSON object with a \"text\" string");
         }
-        const std::string text = question ? "" : input["text"].get<std::string>();
+        std::vector<std::string> texts;
+        if (many) {
+            for (const auto& t : input["text"]) {
+                if (!t.is_string()) throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: \"text\": expected strings");
+                texts.push_back(t.get<std::string>());
+            }
+        }
+        const std::string text = question || many ? "" : input["text"].get<std::string>();
         const tfx::sdk::Config fields(input, "input_json");
         nlohmann::json out;
         if (auto* qa = std::get_if<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(&which)) {
@@ -391,7 +405,13 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
                     ignore.push_back(label.get<std::string>());
                 }
             }
-            out = tfx::entities_json((**tagger)(text, aggregation, ignore), aggregation);
+            if (many) {
+                out = nlohmann::json::array();
+                for (const auto& entities : (**tagger)(texts, aggregation, ignore))
+                    out.push_back(tfx::entities_json(entities, aggregation));
+            } else {
+                out = tfx::entities_json((**tagger)(text, aggregation, ignore), aggregation);
+            }
         } else if (auto* p = std::get_if<std::unique_ptr<tfx::FeatureExtractionPipeline>>(&which)) {
             auto& features = **p;
             tfx::Pooling pooling =
@@ -402,14 +422,25 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
                     fields.fail("pooling", "expected \"mean\" or \"cls\", got '" + name + "'");
                 pooling = name == "cls" ? tfx::Pooling::cls : tfx::Pooling::mean;
             }
-            out["embedding"] = features(text, pooling, fields.get_or<bool>("normalize", false));
+            const bool normalize = fields.get_or<bool>("normalize", false);
+            if (many) {
+                out = nlohmann::json::array();
+                for (auto& vector : features(texts, pooling, normalize))
+                    out.push_back({{"embedding", std::move(vector)}});
+            } else {
+                out["embedding"] = features(text, pooling, normalize);
+            }
         } else if (auto* classifier = std::get_if<std::unique_ptr<tfx::TextClassificationPipeline>>(&which)) {
-            out = nlohmann::json::array();
-            for (const auto& score : (**classifier)(text)) {
-                nlohmann::json entry;
-                entry["label"] = score.label;
-                entry["score"] = score.score;
-                out.push_back(std::move(entry));
+            auto scores_json = [](const std::vector<tfx::TextClassificationPipeline::Score>& scores) {
+                nlohmann::json list = nlohmann::json::array();
+                for (const auto& score : scores) list.push_back({{"label", score.label}, {"score", score.score}});
+                return list;
+            };
+            if (many) {
+                out = nlohmann::json::array();
+                for (const auto& scores : (**classifier)(texts)) out.push_back(scores_json(scores));
+            } else {
+                out = scores_json((**classifier)(text));
             }
         } else if (auto* fill = std::get_if<std::unique_ptr<tfx::FillMaskPipeline>>(&which)) {
             out = nlohmann::json::array();

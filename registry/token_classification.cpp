@@ -175,39 +175,57 @@ TokenClassificationPipeline::TokenClassificationPipeline(const std::string& mode
 
 std::vector<Entity> TokenClassificationPipeline::operator()(const std::string& text, Aggregation aggregation,
                                                             const std::vector<std::string>& ignore_labels) {
-    const Tokenizer::Encoding encoding = tokenizer_->encode_with_offsets(text);
-    Outputs out = run(encoding.ids);
+    return (*this)(std::vector<std::string>{text}, aggregation, ignore_labels).front();
+}
+
+std::vector<std::vector<Entity>> TokenClassificationPipeline::operator()(
+    const std::vector<std::string>& texts, Aggregation aggregation, const std::vector<std::string>& ignore_labels) {
+    std::vector<Tokenizer::Encoding> encodings;
+    std::vector<std::vector<int32_t>> ids;
+    for (const std::string& text : texts) {
+        encodings.push_back(tokenizer_->encode_with_offsets(text));
+        ids.push_back(encodings.back().ids);
+    }
+    const std::vector<Outputs> outputs = run_batch(ids, std::vector<std::vector<int32_t>>(ids.size()));
     const int64_t width = session_->info().output_size;
     const std::vector<std::string> labels = label_names(*session_, width);
-    const std::u32string chars = code_points(text);
-    const std::vector<int64_t> char_of = char_index_of_bytes(text);
     const std::optional<int32_t> unknown = tokenizer_->special_id("unk_token");
-    std::vector<TokenScores> tokens;
-    for (size_t i = 0; i < encoding.ids.size(); ++i) {
-        const int32_t id = encoding.ids[i];
-        if (tokenizer_->is_special(id)) continue;
-        auto [begin, end] = encoding.offsets[i];
-        begin = std::clamp<int64_t>(begin, 0, static_cast<int64_t>(text.size()));
-        end = std::clamp<int64_t>(end, begin, static_cast<int64_t>(text.size()));
-        TokenScores t{
-            id,   tokenizer_->id_to_token(id).value_or(""), {}, char_of[begin], char_of[end], static_cast<int64_t>(i),
-            false};
-        t.scores.assign(out.values.begin() + static_cast<int64_t>(i) * width,
-                        out.values.begin() + static_cast<int64_t>(i + 1) * width);
-        softmax_in_place(t.scores);
-        if (unknown && id == *unknown) {
-            t.word = text.substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin));
-        } else {
-            t.is_subword = is_subword_token(chars, code_points(t.word), t.start, t.end, word_aware_);
-        }
-        tokens.push_back(std::move(t));
-    }
     const JoinTokens join = [&](std::span<const TokenScores> part) {
-        std::vector<int32_t> ids;
-        for (const TokenScores& t : part) ids.push_back(t.id);
-        return tokenizer_->decode(ids, false, false);
+        std::vector<int32_t> part_ids;
+        for (const TokenScores& t : part) part_ids.push_back(t.id);
+        return tokenizer_->decode(part_ids, false, false);
     };
-    return aggregate_entities(tokens, labels, aggregation, join, ignore_labels);
+    std::vector<std::vector<Entity>> entities;
+    for (size_t n = 0; n < texts.size(); ++n) {
+        const std::string& text = texts[n];
+        const Tokenizer::Encoding& encoding = encodings[n];
+        const Outputs& out = outputs[n];
+        const std::u32string chars = code_points(text);
+        const std::vector<int64_t> char_of = char_index_of_bytes(text);
+        std::vector<TokenScores> tokens;
+        for (size_t i = 0; i < encoding.ids.size(); ++i) {
+            const int32_t id = encoding.ids[i];
+            if (tokenizer_->is_special(id)) continue;
+            auto [begin, end] = encoding.offsets[i];
+            begin = std::clamp<int64_t>(begin, 0, static_cast<int64_t>(text.size()));
+            end = std::clamp<int64_t>(end, begin, static_cast<int64_t>(text.size()));
+            TokenScores t{id,           tokenizer_->id_to_token(id).value_or(""),
+                          {},           char_of[begin],
+                          char_of[end], static_cast<int64_t>(i),
+                          false};
+            t.scores.assign(out.values.begin() + static_cast<int64_t>(i) * width,
+                            out.values.begin() + static_cast<int64_t>(i + 1) * width);
+            softmax_in_place(t.scores);
+            if (unknown && id == *unknown) {
+                t.word = text.substr(static_cast<size_t>(begin), static_cast<size_t>(end - begin));
+            } else {
+                t.is_subword = is_subword_token(chars, code_points(t.word), t.start, t.end, word_aware_);
+            }
+            tokens.push_back(std::move(t));
+        }
+        entities.push_back(aggregate_entities(tokens, labels, aggregation, join, ignore_labels));
+    }
+    return entities;
 }
 
 }  // namespace tfx

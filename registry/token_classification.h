@@ -68,6 +68,9 @@ class TokenClassificationPipeline : public TaskPipeline {
     TokenClassificationPipeline(const std::string& model, const LoadOptions& options);
     std::vector<Entity> operator()(const std::string& text, Aggregation aggregation,
                                    const std::vector<std::string>& ignore_labels = {"O"});
+    // Several texts in ragged forward calls together: each one's entities.
+    std::vector<std::vector<Entity>> operator()(const std::vector<std::string>& texts, Aggregation aggregation,
+                                                const std::vector<std::string>& ignore_labels = {"O"});
 
   private:
     bool word_aware_ = false;  // the tokenizer model has a continuing_subword_prefix

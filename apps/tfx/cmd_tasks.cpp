@@ -156,8 +156,10 @@ void add_task_commands(CLI::App& app) {
             if (comma > at) ignore.push_back(t->ignore_labels.substr(at, comma - at));
             at = comma + 1;
         }
-        for (const auto& text : inputs(t->texts, t->jsonl))
-            print(entities_json(pipeline(text, aggregation, ignore), aggregation));
+        for_groups(inputs(t->texts, t->jsonl), [&](const std::vector<std::string>& texts) {
+            for (const auto& entities : pipeline(texts, aggregation, ignore))
+                print(entities_json(entities, aggregation));
+        });
     });
 
     auto q = std::make_shared<QuestionAnsweringCommand>();

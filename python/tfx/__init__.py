@@ -317,7 +317,7 @@ class _EnginePipeline:
         self.task = task
         self._pipeline = _tfx.Pipeline(task, str(model), num_threads, device)
 
-    def _run(self, text: str, **fields: Any) -> Any:
+    def _run(self, text: str | list[str], **fields: Any) -> Any:
         return json.loads(self._pipeline.run(json.dumps({"text": text, **fields})))
 
 
@@ -325,8 +325,8 @@ class _TextClassificationPipeline(_EnginePipeline):
     def __call__(self, text: str | list[str], top_k: int | None = 1) -> list:
         """[{"label", "score"}] per text, best first: the top_k labels (None: all), as
         transformers' text-classification pipeline returns them."""
-        texts = [text] if isinstance(text, str) else text
-        out = [self._run(t)[:top_k] if top_k is not None else self._run(t) for t in texts]
+        texts = [text] if isinstance(text, str) else list(text)
+        out = [o[:top_k] if top_k is not None else o for o in self._run(texts)]  # one engine call for all
         return out[0] if isinstance(text, str) and top_k is None else [o[0] if top_k == 1 else o for o in out]
 
 
@@ -347,7 +347,7 @@ class _TokenClassificationPipeline(_EnginePipeline):
                   "ignore_labels": ["O"] if ignore_labels is None else list(ignore_labels)}
         if isinstance(text, str):
             return self._run(text, **fields)
-        return [self._run(t, **fields) for t in text]
+        return self._run(list(text), **fields)  # one engine call: the texts run together
 
 
 class _QuestionAnsweringPipeline(_EnginePipeline):

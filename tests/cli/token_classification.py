@@ -56,6 +56,20 @@ with tempfile.TemporaryDirectory() as tmp:
                 t.fail(f"{strategy}: '{word}' does not read as the text it covers, '{span}'")
         print(f"{strategy}: {len(words)} groups of whole words, in order")
 
+    # Several texts run together (a ragged batch): each line as the text gives alone.
+    other = "Sarah Jones flew from Paris to Oslo."
+    together = t.run("token-classification", "--model", model, "--ignore-labels", "", TEXT, other).splitlines()
+    for line, text in zip(together, (TEXT, other)):
+        alone = json.loads(t.run("token-classification", "--model", model, "--ignore-labels", "", text))
+        got = json.loads(line)
+        if len(got) != len(alone) or any(
+                g["word"] != a["word"] or g["entity"] != a["entity"] or abs(g["score"] - a["score"]) > 1e-5
+                for g, a in zip(got, alone)):
+            t.fail(f"'{text}' with another text gives {got[:3]}..., alone {alone[:3]}...")
+    if len(together) != 2:
+        t.fail(f"two texts gave {len(together)} lines")
+    print("two texts together: each line as the text alone")
+
     bad = t.attempt("token-classification", "--model", model, "--aggregation-strategy", "mean", TEXT)
     if bad.returncode == 0 or "none" not in bad.stderr or "max" not in bad.stderr:
         t.fail(f"--aggregation-strategy mean: {bad.returncode} {bad.stderr.strip()}")

@@ -170,6 +170,15 @@ def test_text_classification_scores_are_the_softmax_of_the_golden_logits(tmp_pat
         for s in scores:
             assert abs(s["score"] - want[int(s["label"].split("_")[-1])]) < 1e-5, prompt["name"]
         assert classifier(text) == [scores[0]]
+    # Every prompt in one call (the engine runs them together): each as the golden gives it.
+    prompts = json.load(open(data("golden/tiny/bert_cls.json")))["prompts"]
+    together = classifier([" ".join(f"w{i}" for i in p["input_ids"]) for p in prompts], top_k=None)
+    assert len(together) == len(prompts)
+    for scores, prompt in zip(together, prompts):
+        logits = np.array(prompt["logits"], dtype=np.float64).reshape(-1)
+        want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+        for s in scores:
+            assert abs(s["score"] - want[int(s["label"].split("_")[-1])]) < 1e-5, prompt["name"]
 
 
 def test_token_classification_labels_tokens_by_the_golden_logits(tmp_path):
@@ -188,7 +197,13 @@ def test_token_classification_labels_tokens_by_the_golden_logits(tmp_path):
         groups = tagger(text, aggregation_strategy="simple", ignore_labels=[])
         assert " ".join(g["word"] for g in groups) == text  # every token, in order, in some group
         assert all(g["entity_group"] == entities[0]["entity"].split("-")[-1] for g in groups[:1])
-        assert tagger([text, text], ignore_labels=[]) == [entities, entities]
+        # Two texts run together (a ragged batch): each as alone, scores to float rounding.
+        together = tagger([text, text], ignore_labels=[])
+        assert len(together) == 2
+        for got in together:
+            assert [{k: v for k, v in e.items() if k != "score"} for e in got] == \
+                   [{k: v for k, v in e.items() if k != "score"} for e in entities]
+            assert all(abs(g["score"] - e["score"]) < 1e-5 for g, e in zip(got, entities))
 
 
 def test_question_answering_picks_the_best_span_of_the_golden_logits(tmp_path):

@@ -157,7 +157,9 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     -> [{"score", "start", "end", "answer"}, ...], best first; a context longer than a window
  *     is read in windows overlapping by doc_stride tokens
  *   zero-shot-classification: {"text", "candidate_labels": [...] or "a, b", "hypothesis_template":
- *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first */
+ *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first
+ * feature-extraction, text-classification and token-classification also take "text" as a list
+ * of strings, run in ragged forward calls together, and give a list of the results. */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
 
 #ifdef __cplusplus
