@@ -228,9 +228,19 @@ TFX_MATVEC(up_1536x576, 1536, 576);
 TFX_MATVEC(down_576x1536, 576, 1536);
 TFX_MATVEC(lm_head_49152x576, 49152, 576);
 
-#define TFX_QUANT_MATVEC(name, n, k)                                                                          \
-    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q8_0, n, k, QuantFormat::q8_0)->Arg(1)->Arg(128)->UseRealTime(); \
-    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q4_0, n, k, QuantFormat::q4_0)->Arg(1)->Arg(128)->UseRealTime(); \
+#define TFX_QUANT_MATVEC(name, n, k)                                        \
+    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q8_0, n, k, QuantFormat::q8_0) \
+        ->Arg(1)                                                            \
+        ->Arg(16)                                                           \
+        ->Arg(32)                                                           \
+        ->Arg(128)                                                          \
+        ->UseRealTime();                                                    \
+    BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q4_0, n, k, QuantFormat::q4_0) \
+        ->Arg(1)                                                            \
+        ->Arg(16)                                                           \
+        ->Arg(32)                                                           \
+        ->Arg(128)                                                          \
+        ->UseRealTime();                                                    \
     BENCHMARK_CAPTURE(BM_QuantMatvec, name##_q4_1, n, k, QuantFormat::q4_1)->Arg(1)->Arg(128)->UseRealTime()
 
 TFX_QUANT_MATVEC(q_576x576, 576, 576);

@@ -133,10 +133,12 @@ TEST(QuantMatmul, EqualsTheReferenceOnEveryKernelFormatAndShape) {
     std::normal_distribution<float> normal(0.0f, 1.0f);
     const auto kernels = tfx::cpu::quant_kernels();
     ASSERT_FALSE(kernels.empty());
-    // k: one block (a padded pair), whole pairs, an odd block count; m: decode and prefill rows.
+    // k: one block (a padded pair), whole pairs, an odd block count; m: decode, the row kernels'
+    // x tiles, and from 16 rows the lanes kernel's tiles of 16 (one; three, the last part
+    // padding; three and two).
     for (QuantFormat format : {QuantFormat::q8_0, QuantFormat::q4_0, QuantFormat::q4_1}) {
         for (int64_t k : {32, 64, 96, 576}) {
-            for (int64_t m : {1, 3, 9}) {
+            for (int64_t m : {1, 3, 9, 16, 37, 80}) {
                 const int64_t n = 37;
                 const Encoded w = random_weights(format, n, k, rng);
                 const Packed packed = pack(format, w, n, k);
@@ -170,28 +172,31 @@ TEST(QuantMatmul, EqualsTheReferenceOnEveryKernelFormatAndShape) {
     }
 }
 
-// The threaded entry point equals one variant's result, and follows the dispatch cap.
+// The threaded entry point equals one variant's result, and follows the dispatch cap: for
+// decode rows, and for prefill rows (the lanes kernel on AVX-512 VNNI, split by row groups).
 TEST(QuantMatmul, DispatchFollowsTheIsaCap) {
     std::mt19937 rng(3);
     std::normal_distribution<float> normal(0.0f, 1.0f);
-    const int64_t n = 512, k = 256, m = 2;
+    const int64_t n = 512, k = 256;
     const Encoded w = random_weights(QuantFormat::q4_0, n, k, rng);
     const Packed packed = pack(QuantFormat::q4_0, w, n, k);
-    std::vector<float> x(static_cast<size_t>(m * k));
-    for (float& v : x) v = normal(rng);
-    for (const std::string& target : tfx::cpu::isa_targets()) {
-        SCOPED_TRACE("target " + target);
-        tfx::cpu::use_isa(target);
-        const QuantKernel kernel = tfx::cpu::quant_kernel_in_use();
-        if (target == "avx2") {
-            EXPECT_EQ(kernel, QuantKernel::avx2);
-        } else if (target.rfind("avx3", 0) != 0) {
-            EXPECT_EQ(kernel, QuantKernel::portable);
+    for (const int64_t m : {2, 40}) {
+        std::vector<float> x(static_cast<size_t>(m * k));
+        for (float& v : x) v = normal(rng);
+        for (const std::string& target : tfx::cpu::isa_targets()) {
+            SCOPED_TRACE("target " + target + " m=" + std::to_string(m));
+            tfx::cpu::use_isa(target);
+            const QuantKernel kernel = tfx::cpu::quant_kernel_in_use();
+            if (target == "avx2") {
+                EXPECT_EQ(kernel, QuantKernel::avx2);
+            } else if (target.rfind("avx3", 0) != 0) {
+                EXPECT_EQ(kernel, QuantKernel::portable);
+            }
+            std::vector<float> threaded(static_cast<size_t>(m * n)), single(threaded.size());
+            tfx::cpu::quant_matmul(x.data(), packed.weight, nullptr, threaded.data(), m);
+            tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, nullptr, single.data(), m);
+            EXPECT_EQ(threaded, single);
         }
-        std::vector<float> threaded(static_cast<size_t>(m * n)), single(threaded.size());
-        tfx::cpu::quant_matmul(x.data(), packed.weight, nullptr, threaded.data(), m);
-        tfx::cpu::quant_matmul_with(kernel, x.data(), packed.weight, nullptr, single.data(), m);
-        EXPECT_EQ(threaded, single);
     }
     tfx::cpu::use_isa("");
 }

@@ -11,6 +11,8 @@
 
 #include "matvec.h"
 #include "parallel.h"
+#include "quant_gemm.h"
+#include "quant_rows.h"
 #include "tfx/sdk/half.hpp"
 
 namespace tfx::cpu {
@@ -37,16 +39,6 @@ constexpr Slot slot_of(int blk, int e) {
     const int half = e / 16, rest = e % 16, group = (rest / 4) * 2 + blk;
     return {group * 4 + rest % 4, half};
 }
-
-// Rows of x quantized for the kernels: int8 values in the pair order, and per block its scale
-// and minus the sum of its int8 values (q4_0 stores q + 8, so its sums take 8 x that back).
-struct QuantizedRows {
-    std::vector<int8_t> q;          // [m][pairs * 64]
-    std::vector<float> scale;       // [m][pairs * 2]
-    std::vector<int32_t> neg_sum;   // [m][pairs * 2]: minus the block's sum
-    std::vector<float> scaled_sum;  // [m][pairs * 2]: scale x sum, the block's sum of x as quantized
-    int64_t pairs = 0;
-};
 
 // Where value e of block `blk` of a pair goes among the pair's 64 bytes.
 struct SlotTable {
@@ -690,6 +682,11 @@ void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight
                        int64_t m) {
     QuantizedRows xq;
     quantize_rows(kernel, x, m, w.k, xq);
+    if (runs_lanes(kernel, m)) {
+        XLanes lanes;
+        to_lanes(xq, m, lanes);
+        return quant_gemm_lanes(lanes, w, bias, y, 0, w.n);
+    }
     rows_of(kernel, w.format)(Job{&xq, &w, bias, y, m}, 0, w.n);
 }
 
@@ -701,11 +698,15 @@ void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* c
                        int count, int64_t m) {
     if (count <= 0) return;
     thread_local QuantizedRows scratch;  // grow-only: no allocation per decode step
-    // A plain reference: inside the parallel region the name `scratch` would mean each
-    // thread's own (empty) copy.
+    thread_local XLanes lanes_scratch;
+    // Plain references: inside the parallel region the names would mean each thread's own
+    // (empty) copies.
     QuantizedRows& xq = scratch;
+    XLanes& lanes = lanes_scratch;
     const QuantKernel kernel = quant_kernel_in_use();
     quantize_rows(kernel, x, m, ws[0].k, xq);
+    const bool along_lanes = runs_lanes(kernel, m);
+    if (along_lanes) to_lanes(xq, m, lanes);
     // The weights' row groups numbered one after another: weight i has groups
     // [first_group[i], first_group[i + 1]); threads take whole groups.
     int64_t first_group[kQuantMatmulMany + 1] = {};
@@ -720,7 +721,11 @@ void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* c
             if (a >= b) continue;
             const int64_t begin = (a - first_group[i]) * kQuantRowGroup;
             const int64_t end = std::min(ws[i].n, (b - first_group[i]) * kQuantRowGroup);
-            rows_of(kernel, ws[i].format)(Job{&xq, &ws[i], biases[i], ys[i], m}, begin, end);
+            if (along_lanes) {
+                quant_gemm_lanes(lanes, ws[i], biases[i], ys[i], begin, end);
+            } else {
+                rows_of(kernel, ws[i].format)(Job{&xq, &ws[i], biases[i], ys[i], m}, begin, end);
+            }
         }
     };
     const int64_t groups = first_group[count];

@@ -1,7 +1,8 @@
 // Matmuls on block-quantized weights (q8_0, q4_0, q4_1: 32 values, an f16 scale and for q4_1 an
 // f16 minimum a block) that never widen a weight to float: each row of x is quantized to int8
 // per block of 32, and the kernels sum integer products (vpdpbusd on AVX-512 VNNI, vpmaddubsw +
-// vpmaddwd on AVX2 and AVX-512 without it), scaled once per block.
+// vpmaddwd on AVX2 and AVX-512 without it), scaled once per block. From 16 rows of x on AVX-512
+// VNNI, quant_gemm.h's kernel (x rows along the lanes) runs instead.
 //
 // The backend's layout differs from the ggml bytes the quantizer hands to pack_weight: a row is
 // stored as pairs of blocks (k padded to a multiple of 64; padding blocks have scale 0), whose
