@@ -684,7 +684,7 @@ void quant_matmul_with(QuantKernel kernel, const float* x, const QuantizedWeight
     quantize_rows(kernel, x, m, w.k, xq);
     if (runs_lanes(kernel, m)) {
         XLanes lanes;
-        to_lanes(xq, m, lanes);
+        to_lanes(kernel, xq, m, lanes);
         return quant_gemm_lanes(lanes, w, bias, y, 0, w.n);
     }
     rows_of(kernel, w.format)(Job{&xq, &w, bias, y, m}, 0, w.n);
@@ -706,7 +706,7 @@ void quant_matmul_many(const float* x, const QuantizedWeight* ws, const float* c
     const QuantKernel kernel = quant_kernel_in_use();
     quantize_rows(kernel, x, m, ws[0].k, xq);
     const bool along_lanes = runs_lanes(kernel, m);
-    if (along_lanes) to_lanes(xq, m, lanes);
+    if (along_lanes) to_lanes(kernel, xq, m, lanes);
     // The weights' row groups numbered one after another: weight i has groups
     // [first_group[i], first_group[i + 1]); threads take whole groups.
     int64_t first_group[kQuantMatmulMany + 1] = {};
