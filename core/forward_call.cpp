@@ -6,9 +6,89 @@
 
 namespace tfx {
 
-ForwardCall::ForwardCall(ModelSession& session, PagedKvCache* cache) : session_(session), cache_(cache) {
+ForwardCall::ForwardCall(ModelSession& session, PagedKvCache* cache, PagedKvCache* cross_cache)
+    : session_(session), cache_(cache), cross_cache_(cross_cache) {
     if (cache != nullptr && session.info().num_layers == 0) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() + " keeps no KV cache");
+    }
+    if (cross_cache != nullptr && session.info().num_cross_layers == 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() + " has no encoder to cross-attend to");
+    }
+}
+
+namespace {
+
+// Rows of block ids, one per sequence (padded with block 0, never read past a sequence's
+// length); the widest row's count.
+int32_t fill_block_table(const PagedKvCache& cache, std::span<const SequenceInput> sequences,
+                         PagedKvCache::SeqId SequenceInput::*seq, std::vector<int32_t>& table) {
+    int32_t width = 0;
+    for (const SequenceInput& in : sequences) {
+        width = std::max(width, static_cast<int32_t>(cache.blocks(in.*seq).size()));
+    }
+    table.assign(sequences.size() * static_cast<size_t>(width), 0);
+    for (size_t s = 0; s < sequences.size(); ++s) {
+        const auto blocks = cache.blocks(sequences[s].*seq);
+        std::copy(blocks.begin(), blocks.end(), table.begin() + static_cast<ptrdiff_t>(s * width));
+    }
+    return width;
+}
+
+void check_ids(std::span<const int32_t> ids, int32_t vocab_size) {
+    for (int32_t id : ids) {
+        if (id < 0 || id >= vocab_size) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
+                                                           " is outside the vocabulary (size " +
+                                                           std::to_string(vocab_size) + ")");
+        }
+    }
+}
+
+}  // namespace
+
+void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes) {
+    const tfx_model_info& info = session_.info();
+    const std::string which = "sequence " + std::to_string(index);
+    if ((in.cross_seq >= 0) != (cross_cache_ != nullptr)) {
+        throw sdk::Error(
+            TFX_ERR_INVALID_ARGUMENT,
+            "forward: " + which +
+                (cross_cache_ != nullptr ? " names no cross-cache sequence"
+                                         : " names a cross-cache sequence but the call has no cross cache"));
+    }
+    const int64_t context = cross_cache_ != nullptr ? cross_cache_->length(in.cross_seq) : 0;
+    const auto n = static_cast<int64_t>(in.encoder_ids.size());
+    if (encodes != (n > 0)) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: a call encodes every sequence or none, and " + which +
+                                                       (n > 0 ? " brings encoder tokens where another does not"
+                                                              : " brings no encoder tokens where another does"));
+    }
+    if (n > 0 && context > 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + " was encoded already");
+    }
+    if (n == 0 && context == 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "forward: " + which +
+                             " needs encoder tokens (an encoder-decoder model's first call, or a "
+                             "call without a cross cache)");
+    }
+    check_ids(in.encoder_ids, info.vocab_size);
+    if (info.max_positions > 0 && n > info.max_positions) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + "'s encoder input has " + std::to_string(n) +
+                                                       " tokens, past the model's max_position_embeddings (" +
+                                                       std::to_string(info.max_positions) + ")");
+    }
+    enc_ids_.insert(enc_ids_.end(), in.encoder_ids.begin(), in.encoder_ids.end());
+    for (int64_t i = 0; i < n; ++i) enc_positions_.push_back(static_cast<int32_t>(i));
+    enc_seq_start_.push_back(static_cast<int32_t>(enc_ids_.size()));
+    enc_context_len_.push_back(static_cast<int32_t>(context));
+    if (cross_cache_ != nullptr && n > 0) {
+        cross_cache_->reserve(in.cross_seq, n);
+        const std::span<const int32_t> blocks = cross_cache_->blocks(in.cross_seq);
+        const int64_t bs = cross_cache_->block_size();
+        for (int64_t p = 0; p < n; ++p) {
+            enc_slots_.push_back(static_cast<int32_t>(blocks[static_cast<size_t>(p / bs)] * bs + p % bs));
+        }
     }
 }
 
@@ -22,13 +102,7 @@ void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "forward: " + which + ": positions and token types must have one entry per token");
     }
-    for (int32_t id : in.ids) {
-        if (id < 0 || id >= info.vocab_size) {
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input id " + std::to_string(id) +
-                                                           " is outside the vocabulary (size " +
-                                                           std::to_string(info.vocab_size) + ")");
-        }
-    }
+    check_ids(in.ids, info.vocab_size);
     if ((in.cache_seq >= 0) != (cache_ != nullptr)) {
         throw sdk::Error(
             TFX_ERR_INVALID_ARGUMENT,
@@ -67,25 +141,41 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     const tfx_model_info& info = session_.info();
     const Device& device = session_.device();
     if (sequences.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: no sequences");
-    for (auto* v : {&ids_, &positions_, &types_, &context_len_, &slots_, &block_table_, &output_rows_}) v->clear();
+    for (auto* v : {&ids_, &positions_, &types_, &context_len_, &slots_, &block_table_, &output_rows_, &enc_ids_,
+                    &enc_positions_, &enc_context_len_, &enc_slots_, &enc_block_table_}) {
+        v->clear();
+    }
     seq_start_.assign(1, 0);
-    for (size_t s = 0; s < sequences.size(); ++s) add_sequence(sequences[s], static_cast<int32_t>(s));
+    enc_seq_start_.assign(1, 0);
+    const bool encoder_decoder = info.num_cross_layers > 0;
+    const bool encodes = encoder_decoder && !sequences.front().encoder_ids.empty();
+    for (size_t s = 0; s < sequences.size(); ++s) {
+        const SequenceInput& in = sequences[s];
+        if (!encoder_decoder && (!in.encoder_ids.empty() || in.cross_seq >= 0)) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + session_.architecture() +
+                                                           " is not an encoder-decoder model (no encoder input)");
+        }
+        add_sequence(in, static_cast<int32_t>(s));
+        if (encoder_decoder) add_encoder_sequence(in, static_cast<int32_t>(s), encodes);
+    }
     const auto num_seqs = static_cast<int32_t>(sequences.size());
     const auto num_tokens = static_cast<int32_t>(ids_.size());
+    const auto encoder_tokens = static_cast<int32_t>(enc_ids_.size());
 
-    // Block tables, one row per sequence, padded with block 0 (never read past a sequence's length).
-    int32_t max_blocks = 0, max_context = 0;
+    int32_t max_context = 0, max_encoder_context = 0;
     for (int32_t s = 0; s < num_seqs; ++s) {
         max_context = std::max(max_context, context_len_[s] + seq_start_[s + 1] - seq_start_[s]);
-        if (cache_ != nullptr) {
-            max_blocks = std::max(max_blocks, static_cast<int32_t>(cache_->blocks(sequences[s].cache_seq).size()));
+        if (encoder_decoder) {
+            max_encoder_context =
+                std::max(max_encoder_context, enc_context_len_[s] + enc_seq_start_[s + 1] - enc_seq_start_[s]);
         }
     }
-    block_table_.assign(static_cast<size_t>(num_seqs) * max_blocks, 0);
-    for (int32_t s = 0; s < num_seqs && cache_ != nullptr; ++s) {
-        const auto blocks = cache_->blocks(sequences[s].cache_seq);
-        std::copy(blocks.begin(), blocks.end(), block_table_.begin() + static_cast<ptrdiff_t>(s) * max_blocks);
-    }
+    const int32_t max_blocks =
+        cache_ != nullptr ? fill_block_table(*cache_, sequences, &SequenceInput::cache_seq, block_table_) : 0;
+    const int32_t max_encoder_blocks =
+        cross_cache_ != nullptr
+            ? fill_block_table(*cross_cache_, sequences, &SequenceInput::cross_seq, enc_block_table_)
+            : 0;
     const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
     const bool every_token = !classifier && static_cast<int32_t>(output_rows_.size()) == num_tokens &&
                              std::all_of(sequences.begin(), sequences.end(), [](const SequenceInput& in) {
@@ -115,7 +205,8 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     std::vector<Section> sections;
     staging_.clear();
     for (const auto* v :
-         {&ids_, &positions_, &types_, &seq_start_, &context_len_, &slots_, &block_table_, &output_rows_}) {
+         {&ids_, &positions_, &types_, &seq_start_, &context_len_, &slots_, &block_table_, &output_rows_, &enc_ids_,
+          &enc_positions_, &enc_seq_start_, &enc_context_len_, &enc_slots_, &enc_block_table_}) {
         sections.push_back({v, staging_.size()});
         staging_.insert(staging_.end(), v->begin(), v->end());
     }
@@ -130,6 +221,9 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     sdk::View seq_start = view(3, {num_seqs + 1}), context_len = view(4, {num_seqs});
     sdk::View slots = view(5, {num_tokens}), block_table = view(6, {num_seqs, max_blocks});
     sdk::View output_rows = view(7, {static_cast<int64_t>(output_rows_.size())});
+    sdk::View enc_ids = view(8, {encoder_tokens}), enc_positions = view(9, {encoder_tokens});
+    sdk::View enc_seq_start = view(10, {num_seqs + 1}), enc_context_len = view(11, {num_seqs});
+    sdk::View enc_slots = view(12, {encoder_tokens}), enc_block_table = view(13, {num_seqs, max_encoder_blocks});
 
     tfx_batch batch{};
     batch.struct_size = sizeof(batch);
@@ -146,6 +240,27 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     batch.positions_dev = positions.get();
     batch.block_table = cache_ != nullptr ? block_table.get() : nullptr;
     batch.slot_mapping = cache_ != nullptr ? slots.get() : nullptr;
+
+    // The encoder's batch: its tokens on the call that encodes, and the cross cache's addressing.
+    tfx_batch encoder_batch{};
+    encoder_batch.struct_size = sizeof(encoder_batch);
+    encoder_batch.num_tokens = encoder_tokens;
+    encoder_batch.num_seqs = num_seqs;
+    encoder_batch.block_size = cross_cache_ != nullptr ? cross_cache_->block_size() : 0;
+    encoder_batch.max_blocks_per_seq = max_encoder_blocks;
+    encoder_batch.max_context_len = max_encoder_context;
+    encoder_batch.seq_start = enc_seq_start_.data();
+    encoder_batch.context_len = enc_context_len_.data();
+    encoder_batch.positions = enc_positions_.data();
+    encoder_batch.seq_start_dev = enc_seq_start.get();
+    encoder_batch.context_len_dev = enc_context_len.get();
+    encoder_batch.positions_dev = enc_positions.get();
+    encoder_batch.block_table = cross_cache_ != nullptr ? enc_block_table.get() : nullptr;
+    encoder_batch.slot_mapping = cross_cache_ != nullptr ? enc_slots.get() : nullptr;
+    const uint64_t encoder_bytes = static_cast<uint64_t>(std::max(encoder_tokens, 1)) * info.hidden_size * 4;
+    if (encodes && device_encoder_output_.bytes() < encoder_bytes) device_encoder_output_ = device.alloc(encoder_bytes);
+    sdk::View encoder_out(device_encoder_output_.data(), sdk::kF32, {encoder_tokens, info.hidden_size},
+                          device.device());
 
     const uint64_t output_bytes = static_cast<uint64_t>(std::max<int64_t>(rows_, 1)) * info.output_size * 4;
     if (device_output_.bytes() < output_bytes) device_output_ = device.alloc(output_bytes);
@@ -166,10 +281,17 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     args.num_output_rows = static_cast<int32_t>(classifier ? 0 : rows_);
     args.output = out.get();
     args.pooled_output = info.has_pooler ? pooled.get() : nullptr;
+    if (encoder_decoder) {
+        args.encoder_batch = &encoder_batch;
+        args.encoder_input_ids = encodes ? enc_ids.get() : nullptr;
+        args.cross_cache = cross_cache_ != nullptr ? cross_cache_->layers() : nullptr;
+        args.encoder_output = encodes ? encoder_out.get() : nullptr;
+    }
     session_.forward(args);
-    if (cache_ != nullptr) {
-        for (int32_t s = 0; s < num_seqs; ++s) {
-            cache_->advance(sequences[s].cache_seq, seq_start_[s + 1] - seq_start_[s]);
+    for (int32_t s = 0; s < num_seqs; ++s) {
+        if (cache_ != nullptr) cache_->advance(sequences[s].cache_seq, seq_start_[s + 1] - seq_start_[s]);
+        if (cross_cache_ != nullptr && encodes) {
+            cross_cache_->advance(sequences[s].cross_seq, enc_seq_start_[s + 1] - enc_seq_start_[s]);
         }
     }
 
@@ -177,6 +299,8 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     if (rows_ > 0) device.download(out, output_.data());
     pooled_.resize(static_cast<size_t>(pooled_rows * info.hidden_size));
     if (pooled_rows > 0) device.download(pooled, pooled_.data());
+    encoder_output_.resize(encodes ? static_cast<size_t>(encoder_tokens) * info.hidden_size : 0);
+    if (encodes) device.download(encoder_out, encoder_output_.data());
     return output_;
 }
 

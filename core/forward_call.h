@@ -23,12 +23,18 @@ struct SequenceInput {
     PagedKvCache::SeqId cache_seq = -1;       // its sequence in the call's cache (-1: no cache)
     int32_t adapter = lora::kActiveAdapters;  // LoRA applied at run time: the session's active set, none, or one
     enum class Output { last, all, none } output = Output::last;
+    // Encoder-decoder models: the encoder's tokens on the call that encodes (every sequence of
+    // it), none on later calls, which read the encoder's keys and values from the cross cache
+    // (`cross_seq`: the sequence's entry in it, -1 without one; then every call encodes).
+    std::span<const int32_t> encoder_ids;
+    PagedKvCache::SeqId cross_seq = -1;
 };
 
 class ForwardCall {
   public:
-    // `cache`: the KV cache every sequence of a call lives in, or nullptr for cache-less passes.
-    explicit ForwardCall(ModelSession& session, PagedKvCache* cache = nullptr);
+    // `cache`: the KV cache every sequence of a call lives in, or nullptr for cache-less passes;
+    // `cross_cache`: an encoder-decoder model's cross-attention cache (num_cross_layers layers).
+    explicit ForwardCall(ModelSession& session, PagedKvCache* cache = nullptr, PagedKvCache* cross_cache = nullptr);
 
     // Runs the model over the sequences (each gets its own positions and cache blocks). Returns
     // the output rows, sequence by sequence: those each asked for, or one per sequence for a
@@ -40,20 +46,27 @@ class ForwardCall {
     std::span<float> row(int64_t r);
     // The pooler's output [sequences, hidden] when the model has one, else empty.
     std::span<const float> pooled() const { return pooled_; }
+    // The encoder's last hidden state [encoder tokens, hidden] of the last call, when it encoded.
+    std::span<const float> encoder_output() const { return encoder_output_; }
 
   private:
     // Checks one sequence's inputs and appends its part of the batch to the host arrays.
     void add_sequence(const SequenceInput& in, int32_t index);
+    // The same for its encoder part (encoder-decoder models); `encodes`: whether the call does.
+    void add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes);
 
     ModelSession& session_;
     PagedKvCache* cache_;
+    PagedKvCache* cross_cache_;
     int64_t rows_ = 0;
     // Host side of the batch: every i32 array in one buffer (one upload), sections at offsets.
     std::vector<int32_t> ids_, positions_, types_, seq_start_, context_len_, slots_, block_table_, output_rows_;
+    // The encoder's batch, addressing the cross cache.
+    std::vector<int32_t> enc_ids_, enc_positions_, enc_seq_start_, enc_context_len_, enc_slots_, enc_block_table_;
     std::vector<int32_t> staging_;
     std::vector<int32_t> token_lora_, output_lora_;  // each row's LoRA choice
-    DeviceAllocation device_batch_, device_output_, device_pooled_;
-    std::vector<float> output_, pooled_;
+    DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_;
+    std::vector<float> output_, pooled_, encoder_output_;
 };
 
 }  // namespace tfx

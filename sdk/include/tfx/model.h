@@ -27,7 +27,10 @@ typedef struct tfx_model_info {
     int32_t head_dim;
     int64_t max_positions;
     int32_t has_pooler; /* 1: forward fills pooled_output when given one */
-    int32_t reserved;
+    /* ABI 2.5, encoder-decoder models: cross-attention cache layers the host provides as
+     * cross_cache (same block size, kv heads and head_dim as the self-attention cache); 0 for a
+     * decoder-only or encoder-only model (older plugins leave it 0). */
+    int32_t num_cross_layers;
 } tfx_model_info;
 
 /* One forward pass over a ragged batch. Every tensor is on the backend's device. */
@@ -44,6 +47,19 @@ typedef struct tfx_forward_args {
     tfx_tensor* output;        /* f32 [num_output_rows, output_size]; [num_seqs, num_labels] for
                                   sequence classification (from each sequence's first token) */
     tfx_tensor* pooled_output; /* f32 [num_seqs, hidden] for models with a pooler, or NULL */
+    /* ABI 2.5, encoder-decoder models (num_cross_layers > 0). `batch` and `input_ids` are the
+     * decoder's tokens; encoder_batch has one sequence per decoder sequence, addressing the
+     * cross cache. On the call that encodes, encoder_batch's new tokens are the encoder's input
+     * (context_len 0): the model runs the encoder over them (bidirectional, no cache), and each
+     * decoder layer writes its keys and values of the encoder's states to the cross cache
+     * through its cross-attention call (tfx_attention_args.kv_batch). Later calls bring no
+     * encoder tokens, with context_len the encoded length: cross-attention reads the cache.
+     * A call never mixes the two. With cross_cache NULL (and cache NULL) every call encodes. */
+    const tfx_batch* encoder_batch;
+    const tfx_tensor* encoder_input_ids; /* i32 [encoder_batch->num_tokens] */
+    const tfx_kv_layer* cross_cache;     /* num_cross_layers entries, or NULL */
+    tfx_tensor* encoder_output;          /* f32 [encoder_batch->num_tokens, hidden]: the encoder's
+                                            last hidden state, when given and the call encodes */
 } tfx_forward_args;
 
 typedef struct tfx_model_table {
@@ -67,5 +83,7 @@ TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 48, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_batch) == 64, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_output) == 88, "tfx_forward_args layout");
 
 #endif /* TFX_MODEL_H */

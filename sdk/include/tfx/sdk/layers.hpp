@@ -233,6 +233,11 @@ struct AttentionCall {
     int32_t sliding_window = 0;
     int32_t window_ahead = 0;  // ABI 2.3, non-causal: keys before p + window_ahead only
     bool causal = true;
+    // Whose tokens attend to whose (ABI 2.5, encoder-decoder models): `self`, the forward's
+    // batch over its own cache; `encoder`, the encoder's tokens (a->encoder_batch) over each
+    // other, with no cache; `cross`, the forward's tokens over the encoder's (k and v: the
+    // encoder's new tokens, written to a->cross_cache[layer], or none on later calls).
+    enum class Keys { self, encoder, cross } keys = Keys::self;
 };
 inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, AttentionCall call) {
     tfx_attention_args args{};
@@ -244,6 +249,19 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     args.out = call.out.get();
     args.batch = a->batch;
     args.cache = a->cache != nullptr ? &a->cache[layer] : nullptr;
+    if (call.keys != AttentionCall::Keys::self) {
+        if (!TFX_HAS_FIELD(a, tfx_forward_args, encoder_output) || a->encoder_batch == nullptr) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: an encoder-decoder model needs encoder_batch (ABI 2.5)");
+        }
+        if (call.keys == AttentionCall::Keys::encoder) {
+            args.batch = a->encoder_batch;
+            args.cache = nullptr;
+        } else {
+            args.kv_batch = a->encoder_batch;
+            args.cache = a->cross_cache != nullptr ? &a->cross_cache[layer] : nullptr;
+            args.causal = 0;
+        }
+    }
     args.scale = call.scale != 0.0f ? call.scale : 1.0f / std::sqrt(static_cast<float>(call.q.dim(-1)));
     args.softcap = call.softcap;
     args.sliding_window = call.sliding_window;
@@ -252,6 +270,13 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
 }
 
 // ---- the steps of a forward pass ---------------------------------------------------------
+
+// Whether a forward of an encoder-decoder model runs its encoder: encoder_batch brings the
+// encoder's tokens (ABI 2.5; see tfx_forward_args).
+inline bool encodes(const tfx_forward_args* a) {
+    return TFX_HAS_FIELD(a, tfx_forward_args, encoder_output) && a->encoder_batch != nullptr &&
+           a->encoder_batch->num_tokens > 0;
+}
 
 // The tokens of a forward (all sequences of its ragged batch, back to back); throws unless the
 // batch, input_ids and output are given.
@@ -419,6 +444,43 @@ class SelfAttention {
   private:
     const Host* host_;
     int64_t heads_, kv_heads_, head_dim_;
+    Scratch q_, k_, v_, out_;
+};
+
+// Attention of a decoder's tokens over its encoder's (ABI 2.5): q from the decoder's x; k and v
+// from the encoder's states on the call that encodes (the attention call writes them to the
+// cross cache), none on later calls (read from the cache).
+class CrossAttention {
+  public:
+    CrossAttention(const Host& host, int64_t heads, int64_t head_dim)
+        : host_(&host), heads_(heads), head_dim_(head_dim), q_(host), k_(host), v_(host), out_(host) {}
+
+    // y = o(attention of q(x) over k(encoder), v(encoder)) for decoder layer `layer`; `encoder`
+    // is [encoder tokens, hidden] when the call encodes, else null.
+    void operator()(const tfx_forward_args* a, int64_t layer, const AttentionWeights& w, const View& x,
+                    const View* encoder, float scale, View& y) {
+        const int64_t rows = x.dim(0), kv_rows = encoder != nullptr ? encoder->dim(0) : 0, width = heads_ * head_dim_;
+        View q = q_.rows(rows, width), out = out_.rows(rows, width);
+        View k = k_.rows(kv_rows, width), v = v_.rows(kv_rows, width);
+        w.q(x, q);
+        if (kv_rows > 0) {
+            w.k(*encoder, k);
+            w.v(*encoder, v);
+        }
+        attend(*host_, a, layer,
+               {.q = q.reshape({rows, heads_, head_dim_}),
+                .k = k.reshape({kv_rows, heads_, head_dim_}),
+                .v = v.reshape({kv_rows, heads_, head_dim_}),
+                .out = out.reshape({rows, heads_, head_dim_}),
+                .scale = scale,
+                .causal = false,
+                .keys = AttentionCall::Keys::cross});
+        w.o(out, y);
+    }
+
+  private:
+    const Host* host_;
+    int64_t heads_, head_dim_;
     Scratch q_, k_, v_, out_;
 };
 
