@@ -32,7 +32,9 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
     : session_(session),
       options_(options),
       cache_(session.make_cache(options.block_size, options.prefix_caching)),
-      call_(session, cache_.get()) {
+      cross_cache_(session.make_cross_cache(options.block_size)),
+      call_(session, cache_.get(), cross_cache_.get()),
+      encode_call_(session, cache_.get(), cross_cache_.get()) {
     const tfx_model_info& info = session.info();
     if (info.output_kind != TFX_OUTPUT_LOGITS || info.output_size != info.vocab_size) {
         // Hidden states, class logits, or per-token label / span logits (token classification,
@@ -60,7 +62,8 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     if (config.num_beams > 1)
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "the Generator decodes one sequence per request; num_beams " +
                                                   std::to_string(config.num_beams) + " needs beam_search()");
-    check_prompt(info, prompt, max_new_tokens);
+    // An encoder-decoder model's prompt is its encoder's input: its positions are the encoder's.
+    check_prompt(info, prompt, cross_cache_ != nullptr ? 0 : max_new_tokens);
     if (options.adapter != lora::kActiveAdapters &&
         (options.adapter < lora::kNoAdapter ||
          options.adapter >= static_cast<int32_t>(session_.lora_adapters().size()))) {
@@ -69,6 +72,19 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     }
     Request r;
     r.processing = std::make_shared<const LogitsProcessing>(config, info.vocab_size);
+    if (cross_cache_ != nullptr) {
+        // An encoder-decoder model: the prompt is the encoder's; the decoder starts from
+        // decoder_start_token_id, as transformers' generate() does.
+        if (!config.decoder_start_token_id) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                             session_.architecture() +
+                                 " is an encoder-decoder model: generation needs "
+                                 "decoder_start_token_id (generation_config.json or config.json)");
+        }
+        r.encoder_ids = std::move(prompt);
+        prompt = {*config.decoder_start_token_id};
+        check_prompt(info, prompt, max_new_tokens);
+    }
     r.prompt_length = prompt.size();
     r.context = std::move(prompt);
     r.max_new = options.teacher_force.empty() ? max_new_tokens : static_cast<int64_t>(options.teacher_force.size());
@@ -83,8 +99,7 @@ Generator::RequestId Generator::add(std::vector<int32_t> prompt, const Generatio
     Request r = make_request(std::move(prompt), config, max_new_tokens, options);
     const RequestId id = next_id_++;
     if (r.max_new <= 0) return id;  // nothing to generate: done before it starts
-    r.seq = cache_->add(r.context, session_.lora_cache_salt(r.options.adapter));
-    r.fed = static_cast<size_t>(cache_->length(r.seq));  // positions found in the prefix cache
+    add_to_caches(r);
     requests_.emplace(id, std::move(r));
     live_.push_back(id);
     return id;
@@ -108,17 +123,37 @@ std::vector<Generator::RequestId> Generator::add_group(std::vector<int32_t> prom
     return ids;
 }
 
+void Generator::add_to_caches(Request& r) {
+    uint64_t salt = session_.lora_cache_salt(r.options.adapter);
+    if (cross_cache_ != nullptr) {
+        // A decoder's keys past its first layer depend on the encoder's input: prefix-cached
+        // blocks are shared only between requests of the same one.
+        for (int32_t id : r.encoder_ids) salt = salt * 1000003u ^ static_cast<uint32_t>(id);
+        r.cross_seq = cross_cache_->add();
+    }
+    r.seq = cache_->add(r.context, salt);
+    r.fed = static_cast<size_t>(cache_->length(r.seq));  // positions found in the prefix cache
+}
+
+void Generator::release_caches(Request& r) {
+    if (r.seq >= 0) cache_->release(r.seq);
+    if (r.cross_seq >= 0) cross_cache_->release(r.cross_seq);
+    r.seq = r.cross_seq = -1;
+}
+
+ForwardCall& Generator::call_for(const Request& r) {
+    return r.cross_seq >= 0 && cross_cache_->length(r.cross_seq) == 0 ? encode_call_ : call_;
+}
+
 void Generator::make_live(RequestId id) {
-    Request& r = requests_.at(id);
-    r.seq = cache_->add(r.context, session_.lora_cache_salt(r.options.adapter));
-    r.fed = static_cast<size_t>(cache_->length(r.seq));
+    add_to_caches(requests_.at(id));
     live_.insert(std::upper_bound(live_.begin(), live_.end(), id), id);
 }
 
 void Generator::finish(RequestId id) {
     const auto it = requests_.find(id);
     if (it == requests_.end()) return;
-    if (it->second.seq >= 0) cache_->release(it->second.seq);
+    release_caches(it->second);
     requests_.erase(it);
     std::erase(live_, id);
     std::erase(paused_, id);
@@ -152,8 +187,7 @@ void Generator::preempt_newest() {
     const RequestId id = live_.back();
     live_.pop_back();
     Request& r = requests_.at(id);
-    cache_->release(r.seq);  // with prefix caching its full blocks stay indexed, and may come back
-    r.seq = -1;
+    release_caches(r);  // with prefix caching its full blocks stay indexed, and may come back
     r.fed = 0;
     paused_.insert(std::upper_bound(paused_.begin(), paused_.end(), id), id);
     ++preemptions_;
@@ -240,6 +274,9 @@ std::vector<Generator::Event> Generator::step() {
     std::vector<size_t> feeding;  // tokens each stepped request feeds
     while (!plan(stepped, feeding)) preempt_newest();
     inputs_.clear();
+    encode_inputs_.clear();
+    std::vector<ForwardCall*> call_of(stepped.size());  // each stepped request's call
+    std::vector<bool> outputs(stepped.size());
     for (size_t i = 0; i < stepped.size(); ++i) {
         const Request& r = requests_.at(stepped[i]);
         SequenceInput in;
@@ -247,19 +284,29 @@ std::vector<Generator::Event> Generator::step() {
         in.cache_seq = r.seq;
         in.adapter = r.options.adapter;
         in.output = r.fed + feeding[i] == r.context.size() ? SequenceInput::Output::last : SequenceInput::Output::none;
-        inputs_.push_back(in);
+        in.cross_seq = r.cross_seq;
+        outputs[i] = in.output != SequenceInput::Output::none;
+        call_of[i] = &call_for(r);
+        if (call_of[i] == &encode_call_) {
+            in.encoder_ids = r.encoder_ids;
+            encode_inputs_.push_back(in);
+        } else {
+            inputs_.push_back(in);
+        }
     }
-    call_.run(inputs_);
-    int64_t row = 0;
+    if (!inputs_.empty()) call_.run(inputs_);
+    if (!encode_inputs_.empty()) encode_call_.run(encode_inputs_);
+    int64_t rows[2] = {0, 0};  // the next output row of call_ and encode_call_
     for (size_t i = 0; i < stepped.size(); ++i) {
         Request& r = requests_.at(stepped[i]);
         r.fed += feeding[i];
         cache_->publish(r.seq, r.context);
-        if (inputs_[i].output == SequenceInput::Output::none) continue;
-        last_rows_[stepped[i]] = row;
-        std::span<float> logits = call_.row(row);
-        if (followers_.contains(stepped[i])) fork_followers(stepped[i], logits, row, events);
-        ++row;
+        if (!outputs[i]) continue;
+        ForwardCall& call = *call_of[i];
+        const int64_t row = rows[&call == &encode_call_]++;
+        last_rows_[stepped[i]] = {&call, row};
+        std::span<float> logits = call.row(row);
+        if (followers_.contains(stepped[i])) fork_followers(stepped[i], call, logits, row, events);
         events.push_back(sample(stepped[i], r, logits));
         if (events.back().finished) finish(stepped[i]);
     }
@@ -294,7 +341,7 @@ Generator::Event Generator::sample(RequestId id, Request& r, std::span<float> lo
     return event;
 }
 
-void Generator::fork_followers(RequestId leader, std::span<const float> logits, int64_t row,
+void Generator::fork_followers(RequestId leader, ForwardCall& call, std::span<const float> logits, int64_t row,
                                std::vector<Event>& events) {
     const std::vector<RequestId> waiting = std::move(followers_.at(leader));
     followers_.erase(leader);
@@ -302,9 +349,10 @@ void Generator::fork_followers(RequestId leader, std::span<const float> logits, 
     for (RequestId id : waiting) {
         Request& r = requests_.at(id);
         r.seq = cache_->fork(lead.seq);
+        if (lead.cross_seq >= 0) r.cross_seq = cross_cache_->fork(lead.cross_seq);
         r.fed = lead.fed;
         live_.insert(std::upper_bound(live_.begin(), live_.end(), id), id);
-        last_rows_[id] = row;
+        last_rows_[id] = {&call, row};
         follower_logits_.assign(logits.begin(), logits.end());
         events.push_back(sample(id, r, follower_logits_));
         if (events.back().finished) finish(id);
@@ -315,7 +363,7 @@ std::span<const float> Generator::last_logits(RequestId id) const {
     const auto it = last_rows_.find(id);
     if (it == last_rows_.end())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "request " + std::to_string(id) + " gave no token in the last step");
-    return const_cast<ForwardCall&>(call_).row(it->second);
+    return it->second.first->row(it->second.second);
 }
 
 GenerationResult generate(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
@@ -330,6 +378,11 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
                          "a LoRA adapter per call runs with greedy or sampled decoding; beams and assisted decoding "
                          "use the session's active adapters (set_active_lora)");
+    if (session.info().num_cross_layers > 0 &&
+        (config.num_beams > 1 || options.assistant_model || config.prompt_lookup_num_tokens > 0))
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, session.architecture() +
+                                                  " is an encoder-decoder model: it generates with greedy or sampled "
+                                                  "decoding for now, not with beams or assisted decoding");
     if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
         return assisted_generate(session, prompts, config, options);
     if (config.num_beams > 1) {
@@ -349,18 +402,23 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     if (options.output_scores >= 0) result.scores.resize(result.new_tokens.size());
     if (prompts.empty()) return result;
     Generator generator(session);
-    int64_t longest = 0;
-    for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    // An encoder-decoder model's decoder prompts are one token each (decoder_start_token_id).
+    const bool encoder_decoder = session.info().num_cross_layers > 0;
+    int64_t longest = encoder_decoder ? 1 : 0;
+    for (const auto& p : prompts) {
+        if (!encoder_decoder) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    }
     // As transformers pads a batch: max_length counts from the longest prompt, and each row's
     // lengths count its left pads.
     const int64_t max_new = config.new_tokens_after(longest);
     std::unordered_map<Generator::RequestId, size_t> row_of;
     for (size_t p = 0; p < prompts.size(); ++p) {
-        Generator::RequestOptions request_options{.output_scores = options.output_scores,
-                                                  .pads = longest - static_cast<int64_t>(prompts[p].size()),
-                                                  .teacher_force = options.teacher_force,
-                                                  .constraint = options.constraint,
-                                                  .adapter = options.adapter};
+        Generator::RequestOptions request_options{
+            .output_scores = options.output_scores,
+            .pads = encoder_decoder ? 0 : longest - static_cast<int64_t>(prompts[p].size()),
+            .teacher_force = options.teacher_force,
+            .constraint = options.constraint,
+            .adapter = options.adapter};
         std::vector<GenerationConfig> configs(per_prompt, config);
         for (size_t i = 0; i < per_prompt; ++i) configs[i].seed = config.seed + i;
         const auto ids = generator.add_group(prompts[p], configs, max_new, request_options);

@@ -157,13 +157,18 @@ class Generator {
         std::optional<TokenConstraint> constraint;
         PagedKvCache::SeqId seq = -1;
         std::mt19937_64 rng;
+        // Encoder-decoder models: the prompt is the encoder's input (the context starts at
+        // decoder_start_token_id), encoded on the request's first step into cross_seq.
+        std::vector<int32_t> encoder_ids;
+        PagedKvCache::SeqId cross_seq = -1;
     };
     void finish(RequestId id);
     // Chooses `r`'s next token from its step's logits (processed in place) and records it.
     Event sample(RequestId id, Request& r, std::span<float> logits);
     // The requests waiting on `leader`'s prompt join the batch on forks of its cache, each with
     // its own first token from the leader's raw `logits`.
-    void fork_followers(RequestId leader, std::span<const float> logits, int64_t row, std::vector<Event>& events);
+    void fork_followers(RequestId leader, ForwardCall& call, std::span<const float> logits, int64_t row,
+                        std::vector<Event>& events);
     // Makes `id` live again, in arrival order, on a new cache sequence (prefix hits included).
     void make_live(RequestId id);
     // Chooses what each live request feeds this step within the token and block budgets;
@@ -180,10 +185,18 @@ class Generator {
     // The chosen token's log-probability and the best `count` tokens, from raw logits.
     static void fill_logprobs(std::span<const float> logits, int32_t chosen, int32_t count, Event& event);
 
+    // New cache sequences for `r` (and its cross-cache sequence); releases them.
+    void add_to_caches(Request& r);
+    void release_caches(Request& r);
+    // A step's forward: the requests encoding their prompt this step (encoder-decoder models)
+    // run in a call of their own, as a call encodes every sequence or none.
+    ForwardCall& call_for(const Request& r);
+
     ModelSession& session_;
     GeneratorOptions options_;
     std::unique_ptr<PagedKvCache> cache_;
-    ForwardCall call_;
+    std::unique_ptr<PagedKvCache> cross_cache_;  // encoder-decoder models: the encoders' keys and values
+    ForwardCall call_, encode_call_;
     // Live requests only: a finished one is forgotten, so a long-running server holds nothing
     // per request once it is done.
     std::unordered_map<RequestId, Request> requests_;
@@ -194,8 +207,9 @@ class Generator {
     std::unordered_map<RequestId, std::vector<RequestId>> followers_;
     std::vector<float> follower_logits_;
     int64_t preemptions_ = 0;
-    std::unordered_map<RequestId, int64_t> last_rows_;  // output row of each request the last step sampled
-    std::vector<SequenceInput> inputs_;
+    // The call and output row of each request the last step sampled.
+    std::unordered_map<RequestId, std::pair<ForwardCall*, int64_t>> last_rows_;
+    std::vector<SequenceInput> inputs_, encode_inputs_;
     std::vector<float> raw_logits_;
 };
 

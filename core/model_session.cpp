@@ -605,6 +605,12 @@ std::unique_ptr<PagedKvCache> ModelSession::make_cache(int32_t block_size, bool 
                                           KvCacheOptions{impl_->kv_dtype, block_size, prefix_caching});
 }
 
+std::unique_ptr<PagedKvCache> ModelSession::make_cross_cache(int32_t block_size) const {
+    if (info_.num_cross_layers <= 0) return nullptr;
+    return std::make_unique<PagedKvCache>(*impl_->device, info_.num_cross_layers, info_.num_kv_heads, info_.head_dim,
+                                          KvCacheOptions{impl_->kv_dtype, block_size, false});
+}
+
 const Device& ModelSession::device() const {
     return *impl_->device;
 }

@@ -103,6 +103,9 @@ class ModelSession {
     uint64_t lora_cache_salt(int32_t adapter) const;
     // A paged KV cache for this model on the session's device, in the session's KV dtype.
     std::unique_ptr<PagedKvCache> make_cache(int32_t block_size = 16, bool prefix_caching = false) const;
+    // An encoder-decoder model's cross-attention cache (info().num_cross_layers layers); null
+    // for other models.
+    std::unique_ptr<PagedKvCache> make_cross_cache(int32_t block_size = 16) const;
     // The backend's memory (allocations and transfers for host code).
     const Device& device() const;
     // The tensors the model would load, as the model plugin declares them.

@@ -3,9 +3,13 @@
 // decoder_input_ids; row i predicts greedy.new_tokens[i]) computed three ways: one cache-less
 // forward over every position; step by step through the self and cross caches (the first call
 // encodes, later calls read the encoder's keys from the cross cache); and all prompts at once,
-// in one ragged batch of different encoder lengths.
+// in one ragged batch of different encoder lengths. Then greedy generation from
+// decoder_start_token_id against the golden's tokens: each prompt alone, all in one generate(),
+// and requests joining a Generator's running batch (a step then runs the joining request's
+// encoding call beside the running requests' call).
 #include <algorithm>
 #include <filesystem>
+#include <map>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -13,6 +17,7 @@
 #include "../unit/test_data.h"
 #include "backend_options.h"
 #include "core/forward_call.h"
+#include "core/generation.h"
 #include "golden_logits.h"
 #include "registry/auto_model.h"
 
@@ -27,6 +32,7 @@ struct Prompt {
     std::string name;
     std::vector<int32_t> encoder_ids, decoder_ids;
     std::vector<float> encoder_states, logits;  // [encoder tokens, hidden], [decoder tokens, vocab]
+    std::vector<int32_t> greedy;                // generate()'s new tokens, eos ignored
 };
 
 std::vector<Prompt> prompts_of(const nlohmann::json& golden) {
@@ -34,7 +40,8 @@ std::vector<Prompt> prompts_of(const nlohmann::json& golden) {
     for (const auto& p : golden.at("prompts")) {
         out.push_back({p.at("name"), p.at("input_ids").get<std::vector<int32_t>>(),
                        p.at("decoder_input_ids").get<std::vector<int32_t>>(),
-                       logits_of(p.at("encoder_last_hidden_state")), logits_of(p.at("decoder_logits"))});
+                       logits_of(p.at("encoder_last_hidden_state")), logits_of(p.at("decoder_logits")),
+                       p.at("greedy").at("new_tokens").get<std::vector<int32_t>>()});
     }
     return out;
 }
@@ -86,7 +93,8 @@ TEST_P(Seq2Seq, MatchesReference) {
         const auto seq = self.add(), cross_seq = cross.add();
         tfx::ForwardCall step(*session, &self, &cross);
         for (size_t t = 0; t < p.decoder_ids.size(); ++t) {
-            tfx::SequenceInput in{.ids = std::span(p.decoder_ids).subspan(t, 1), .cache_seq = seq, .cross_seq = cross_seq};
+            tfx::SequenceInput in{
+                .ids = std::span(p.decoder_ids).subspan(t, 1), .cache_seq = seq, .cross_seq = cross_seq};
             if (t == 0) in.encoder_ids = p.encoder_ids;
             step.run(in);
             EXPECT_LE(max_abs_diff(step.row(0), golden_row(p, t, vocab)), kTolerance) << "step " << t;
@@ -117,6 +125,47 @@ TEST_P(Seq2Seq, MatchesReference) {
     }
 }
 
+TEST_P(Seq2Seq, GreedyGenerationMatchesReference) {
+    const auto [family, backend] = GetParam();
+    if (const std::string missing = tfx::test::backend_missing(backend); !missing.empty()) GTEST_SKIP() << missing;
+    TFX_TEST_DATA_OR_SKIP(model, std::string("tiny/") + family);
+    TFX_TEST_DATA_OR_SKIP(golden_path, std::string("golden/tiny/") + family + ".json");
+    const nlohmann::json golden = tfx::test::read_json(golden_path);
+    const std::vector<Prompt> prompts = prompts_of(golden);
+    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(backend));
+    // As the golden ran: eos ignored, forced BOS / EOS off (greedy.disabled_generation_config_fields).
+    tfx::GenerationConfig greedy;
+    greedy.ignore_eos = true;
+    greedy.max_new_tokens = static_cast<int64_t>(prompts[0].greedy.size());
+    greedy.decoder_start_token_id = golden.at("decoder_start_token_id").get<int32_t>();
+    std::vector<std::vector<int32_t>> all;
+    for (const Prompt& p : prompts) {
+        SCOPED_TRACE(p.name);
+        EXPECT_EQ(tfx::generate(*session, {p.encoder_ids}, greedy).new_tokens[0], p.greedy);
+        all.push_back(p.encoder_ids);
+    }
+    const auto together = tfx::generate(*session, all, greedy).new_tokens;
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(together[i], prompts[i].greedy) << prompts[i].name;
+
+    // Requests joining a running batch, one every other step.
+    tfx::Generator generator(*session);
+    std::map<tfx::Generator::RequestId, size_t> prompt_of;
+    std::vector<std::vector<int32_t>> tokens(prompts.size());
+    for (size_t step = 0; !generator.idle() || prompt_of.size() < prompts.size(); ++step) {
+        if (step % 2 == 0 && prompt_of.size() < prompts.size()) {
+            const size_t next = prompt_of.size();
+            prompt_of[generator.add(prompts[next].encoder_ids, greedy, greedy.max_new_tokens)] = next;
+        }
+        for (const auto& e : generator.step()) tokens[prompt_of.at(e.request)].push_back(e.token);
+    }
+    for (size_t i = 0; i < prompts.size(); ++i) EXPECT_EQ(tokens[i], prompts[i].greedy) << prompts[i].name;
+
+    // Without decoder_start_token_id there is nothing to start the decoder from.
+    tfx::GenerationConfig no_start = greedy;
+    no_start.decoder_start_token_id.reset();
+    EXPECT_THROW(tfx::generate(*session, {prompts[0].encoder_ids}, no_start), std::exception);
+}
+
 // The host's checks of an encoder-decoder call.
 TEST(Seq2SeqCalls, MisuseIsRefusedWithAReason) {
     TFX_TEST_DATA_OR_SKIP(model, "tiny/bart");
@@ -140,12 +189,14 @@ TEST(Seq2SeqCalls, MisuseIsRefusedWithAReason) {
     tfx::PagedKvCache self = self_cache(*session), cross = cross_cache(*session);
     tfx::ForwardCall cached(*session, &self, &cross);
     const auto a = self.add(), b = self.add(), ca = cross.add(), cb = cross.add();
-    const std::vector<tfx::SequenceInput> first{{.ids = decoder_ids, .cache_seq = a, .encoder_ids = encoder_ids, .cross_seq = ca}};
+    const std::vector<tfx::SequenceInput> first{
+        {.ids = decoder_ids, .cache_seq = a, .encoder_ids = encoder_ids, .cross_seq = ca}};
     cached.run(first);
     // Encoding a sequence again, and mixing an encoding sequence with a decoding one.
     refused(cached, first, "was encoded already");
-    const std::vector<tfx::SequenceInput> mixed{{.ids = decoder_ids, .cache_seq = a, .cross_seq = ca},
-                                                {.ids = decoder_ids, .cache_seq = b, .encoder_ids = encoder_ids, .cross_seq = cb}};
+    const std::vector<tfx::SequenceInput> mixed{
+        {.ids = decoder_ids, .cache_seq = a, .cross_seq = ca},
+        {.ids = decoder_ids, .cache_seq = b, .encoder_ids = encoder_ids, .cross_seq = cb}};
     refused(cached, mixed, "encodes every sequence or none");
     const std::vector<tfx::SequenceInput> no_cross{{.ids = decoder_ids, .cache_seq = b, .encoder_ids = encoder_ids}};
     refused(cached, no_cross, "names no cross-cache sequence");

@@ -441,7 +441,10 @@ TEST(Serve, ATightKvBudgetPreemptsAndStillAnswersAsAlone) {
     const int64_t block_bytes = tfx::AutoModel::from_pretrained(model_dir.string(), {})->make_cache(16)->block_bytes();
     Server s(model_dir,
              serve::EngineOptions{.max_batch = 32, .max_step_tokens = 8, .kv_cache_bytes = 10 * block_bytes});
-    check_concurrent(s, 16);
+    // Whether requests overlap enough to preempt depends on when they arrive: a loaded machine
+    // can serve the first before the last come in (1 run in 30 under load saw none). Rounds
+    // of 16 until one preempts; every round's answers are checked.
+    for (int round = 0; round < 5 && s.engine.stats().preemptions == 0; ++round) check_concurrent(s, 16);
     const serve::Engine::Stats stats = s.engine.stats();
     EXPECT_GT(stats.preemptions, 0);
     EXPECT_EQ(stats.kv_blocks_in_use, 0);
