@@ -360,6 +360,17 @@ const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
             return "attention with a cache needs kv_batch's block table and slot mapping";
         }
     }
+    const tfx_tensor* bias = TFX_HAS_FIELD(a, tfx_attention_args, relative_span) ? a->relative_bias : nullptr;
+    if (bias != nullptr) {
+        if (kv != nullptr) return "attention: relative_bias is for self-attention (kv_batch must be NULL)";
+        if (a->relative_span <= 0) return "attention: relative_bias needs a positive relative_span";
+        if (const char* problem = invalid_tensor(bias, device)) return problem;
+        if (bias->dtype.code != TFX_DTYPE_FLOAT || bias->dtype.bits != 32 || bias->ndim != 2 ||
+            bias->shape[0] != 2 * static_cast<int64_t>(a->relative_span) + 1 || bias->shape[1] != a->q->shape[1] ||
+            bias->strides != nullptr) {
+            return "attention: relative_bias must be contiguous f32 [2 * relative_span + 1, heads]";
+        }
+    }
     return nullptr;
 }
 
@@ -404,6 +415,15 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
         const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
                                     std::to_string(plugin->plugin.descriptor->abi_minor) +
                                     ", which has no cross-attention (2.4): an encoder-decoder model needs a newer one";
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
+        return TFX_ERR_UNSUPPORTED;
+    }
+    // A 2.5 plugin does not read relative_bias and would attend without it.
+    if (TFX_HAS_FIELD(args, tfx_attention_args, relative_span) && args->relative_bias != nullptr && plugin != nullptr &&
+        plugin->plugin.descriptor != nullptr && plugin->plugin.descriptor->abi_minor < 6) {
+        const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
+                                    std::to_string(plugin->plugin.descriptor->abi_minor) +
+                                    ", which has no relative position bias (2.6): this model (T5) needs a newer one";
         sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
         return TFX_ERR_UNSUPPORTED;
     }

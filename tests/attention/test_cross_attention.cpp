@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "attention_plugin.h"
+#include "ragged_batch.h"
 #include "tfx/sdk/half.hpp"
 #include "tfx/sdk/tensor.hpp"
 #include "tfx/tfx.h"
@@ -20,6 +21,8 @@
 namespace {
 
 using attention_test::plugin;
+using attention_test::Ragged;
+using attention_test::random_floats;
 using tfx::sdk::kBF16;
 using tfx::sdk::kF32;
 using tfx::sdk::kI32;
@@ -30,53 +33,6 @@ struct Shape {
     tfx_dtype kv = kF32;
     int32_t block_size = 4;
 };
-
-// A ragged batch's host arrays and device views; `batch` points into them.
-struct Ragged {
-    std::vector<int32_t> seq_start{0}, context_len, positions, block_table, slot_mapping;
-    View block_table_view, slot_mapping_view;
-    tfx_batch batch{};
-
-    // Sequences of `fresh[s]` new tokens after `context[s]` cached ones; with a cache, each
-    // sequence's blocks are the `columns` consecutive blocks from s * columns (one pool).
-    void build(const std::vector<int64_t>& context, const std::vector<int64_t>& fresh, bool cached, int32_t block_size,
-               int64_t columns) {
-        int64_t max_context = 0;
-        for (size_t s = 0; s < fresh.size(); ++s) {
-            for (int64_t i = 0; i < fresh[s]; ++i) {
-                const int64_t pos = context[s] + i;
-                positions.push_back(static_cast<int32_t>(pos));
-                const int64_t block = static_cast<int64_t>(s) * columns + pos / block_size;
-                slot_mapping.push_back(static_cast<int32_t>(block * block_size + pos % block_size));
-            }
-            seq_start.push_back(static_cast<int32_t>(positions.size()));
-            context_len.push_back(static_cast<int32_t>(context[s]));
-            for (int64_t c = 0; c < columns; ++c) block_table.push_back(static_cast<int32_t>(s * columns + c));
-            max_context = std::max(max_context, context[s] + fresh[s]);
-        }
-        const auto tokens = static_cast<int64_t>(positions.size()), seqs = static_cast<int64_t>(fresh.size());
-        block_table_view = View(block_table.data(), kI32, {seqs, columns});
-        slot_mapping_view = View(slot_mapping.data(), kI32, {tokens});
-        batch.struct_size = sizeof(tfx_batch);
-        batch.num_tokens = static_cast<int32_t>(tokens);
-        batch.num_seqs = static_cast<int32_t>(seqs);
-        batch.block_size = cached ? block_size : 0;
-        batch.max_blocks_per_seq = cached ? static_cast<int32_t>(columns) : 0;
-        batch.max_context_len = static_cast<int32_t>(max_context);
-        batch.seq_start = seq_start.data();
-        batch.context_len = context_len.data();
-        batch.positions = positions.data();
-        batch.block_table = cached ? block_table_view.get() : nullptr;
-        batch.slot_mapping = cached ? slot_mapping_view.get() : nullptr;
-    }
-};
-
-std::vector<float> random_floats(int64_t n, std::mt19937& rng) {
-    std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-    std::vector<float> v(static_cast<size_t>(n));
-    for (float& x : v) x = u(rng);
-    return v;
-}
 
 float as_cached(float x, tfx_dtype dtype) {
     return dtype == kBF16 ? tfx::sdk::bf16_to_f32(tfx::sdk::f32_to_bf16(x)) : x;

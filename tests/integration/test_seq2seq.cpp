@@ -1,4 +1,4 @@
-// Encoder-decoder models (ABI 2.5) against transformers' goldens: BART's tiny model. Per prompt,
+// Encoder-decoder models (ABI 2.5) against transformers' goldens: BART's and T5's tiny models. Per prompt,
 // the encoder's last hidden state, and the decoder's teacher-forced logits (the golden's
 // decoder_input_ids; row i predicts greedy.new_tokens[i]) computed three ways: one cache-less
 // forward over every position; step by step through the self and cross caches (the first call
@@ -203,7 +203,8 @@ TEST(Seq2SeqCalls, MisuseIsRefusedWithAReason) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Tiny, Seq2Seq,
-                         ::testing::Combine(::testing::Values("bart"), ::testing::Values("cpu", "guarded", "torch")),
+                         ::testing::Combine(::testing::Values("bart", "t5"),
+                                            ::testing::Values("cpu", "guarded", "torch")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) + "_" + std::get<1>(case_info.param);
                          });

@@ -155,6 +155,34 @@ TEST(Forwarding, CrossAttentionIsCheckedAndRefusedToOlderPlugins) {
     args.k = args.v = &q;
     EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
     EXPECT_EQ(g_attend_calls, calls + 2);
+
+    // ABI 2.6's relative position bias: self-attention only, a [2 * span + 1, heads] table, and
+    // refused to a 2.5 plugin (which would attend without it).
+    descriptor.abi_minor = TFX_ABI_MINOR;
+    args.struct_size = sizeof(args);
+    args.kv_batch = nullptr;
+    int64_t bias_shape[2] = {5, 3};
+    tfx_tensor bias{data, device, 2, {TFX_DTYPE_FLOAT, 32, 1}, bias_shape, nullptr, 0};
+    args.relative_bias = &bias;
+    args.relative_span = 2;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 3);
+    args.relative_span = 3;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: relative_bias must be contiguous f32 [2 * relative_span + 1, heads]");
+    args.relative_span = 2;
+    args.kv_batch = &keys;
+    args.k = args.v = &kv;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: relative_bias is for self-attention (kv_batch must be NULL)");
+    args.kv_batch = nullptr;
+    args.k = args.v = &q;
+    descriptor.abi_minor = 5;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(e.message).find("cross-capable speaks ABI 2.5, which has no relative position bias (2.6)"),
+              std::string::npos)
+        << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 3);
 }
 
 TEST(Forwarding, OperandsMustBeOnTheSessionsDevice) {

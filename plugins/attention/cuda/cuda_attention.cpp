@@ -63,6 +63,10 @@ class CudaAttention {
             throw Error(TFX_ERR_UNSUPPORTED,
                         "attention: the cuda attention plugin has no cross-attention (kv_batch) yet");
         }
+        if (TFX_HAS_FIELD(a, tfx_attention_args, relative_span) && a->relative_bias != nullptr) {
+            throw Error(TFX_ERR_UNSUPPORTED,
+                        "attention: the cuda attention plugin has no relative position bias (T5) yet");
+        }
         p.tokens = b.num_tokens;
         p.seqs = b.num_seqs;
         p.heads = static_cast<int32_t>(a->q->shape[1]);

@@ -138,6 +138,15 @@ Plan make_plan(const tfx_attention_args* a) {
     if (p.cross && (p.causal || p.window != 0 || p.window_ahead != 0)) {
         fail("cross-attention (kv_batch) sees every key: causal, sliding_window and window_ahead must be 0");
     }
+    if (TFX_HAS_FIELD(a, tfx_attention_args, relative_span) && a->relative_bias != nullptr) {
+        if (p.cross) fail("relative_bias is for self-attention; kv_batch must be NULL");
+        if (a->relative_span <= 0) fail("relative_span must be positive, got " + std::to_string(a->relative_span));
+        p.relative_span = a->relative_span;
+        require(a->relative_bias, "relative_bias", kF32, {2 * p.relative_span + 1, p.heads},
+                "[2 * relative_span + 1, heads]");
+        if (!same_device(a->relative_bias->device, device)) fail("relative_bias must be on q's device");
+        p.relative_bias = data_of<const float>(a->relative_bias);
+    }
 
     // The batches (host metadata): the queries', and the keys' (the same one unless cross).
     const tfx_batch* b = a->batch;

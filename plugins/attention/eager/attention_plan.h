@@ -36,8 +36,12 @@ struct Plan {
     float scale, softcap;
     int32_t window;
     int32_t window_ahead;  // non-causal: keys before pos + window_ahead (0: all)
-    int64_t max_keys;      // the longest sequence's positions
-    double work;           // multiply-adds, to decide whether threads pay off
+    // ABI 2.6: [2 * relative_span + 1, heads], added to scores by key position - query
+    // position (clamped to the span), or null.
+    const float* relative_bias = nullptr;
+    int64_t relative_span = 0;
+    int64_t max_keys;  // the longest sequence's positions
+    double work;       // multiply-adds, to decide whether threads pay off
     // The cache (cache_k == nullptr without one), addressed by the keys' batch.
     KvType kv = KvType::f32;
     void* cache_k = nullptr;

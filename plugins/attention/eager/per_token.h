@@ -177,6 +177,18 @@ template <class Kv, int N>
         }
     }
     for (int64_t i = 0; i < count; ++i) max[i] = scale_row<N>(scores + i * width, hi - lo + 1, scale, softcap);
+    if (p.relative_bias != nullptr) {  // + the bias of each key's distance (T5), after scaling
+        const int64_t pos = p.context_len[s] + (t - p.seq_start[s]), span = p.relative_span;
+        for (int64_t i = 0; i < count; ++i) {
+            float* row = scores + i * width;
+            const float* bias = p.relative_bias + h0 + i;
+            max[i] = -std::numeric_limits<float>::infinity();
+            for (int64_t j = lo; j <= hi; ++j) {
+                row[j - lo] += bias[(std::clamp(j - pos, -span, span) + span) * p.heads];
+                max[i] = std::max(max[i], row[j - lo]);
+            }
+        }
+    }
     for (int64_t i = 0; i < count; ++i) {
         sum[i] = 0.0f;
         float* row = scores + i * width;

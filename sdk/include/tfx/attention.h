@@ -75,6 +75,13 @@ typedef struct tfx_attention_args {
      * the encoder's length as context, so the cross keys are computed once. The host refuses it
      * to attention plugins of ABI 2.3 and older, which do not read the field. */
     const tfx_batch* kv_batch;
+    /* ABI 2.6: NULL, or an additive bias by relative position (T5's bucketed position bias):
+     * f32 [2 * relative_span + 1, heads], contiguous. Head h's score of the key at cache
+     * position j, for the query at cache position i, gains relative_bias[clamp(j - i,
+     * -relative_span, relative_span) + relative_span, h], after scale and softcap. Self-attention
+     * only (kv_batch NULL). The host refuses it to attention plugins of ABI 2.5 and older. */
+    const tfx_tensor* relative_bias;
+    int32_t relative_span;
 } tfx_attention_args;
 
 /* An attention plugin's kernel runs inside the backend's run_kernel, so it may address the
@@ -94,5 +101,7 @@ TFX_STATIC_ASSERT(offsetof(tfx_batch, slot_mapping) == 80, "tfx_batch layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, q) == 8, "tfx_attention_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, scale) == 56, "tfx_attention_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, kv_batch) == 72, "tfx_attention_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_bias) == 80, "tfx_attention_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_span) == 88, "tfx_attention_args layout");
 
 #endif /* TFX_ATTENTION_H */

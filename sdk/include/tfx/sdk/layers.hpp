@@ -238,6 +238,9 @@ struct AttentionCall {
     // other, with no cache; `cross`, the forward's tokens over the encoder's (k and v: the
     // encoder's new tokens, written to a->cross_cache[layer], or none on later calls).
     enum class Keys { self, encoder, cross } keys = Keys::self;
+    // ABI 2.6: a bias by key position - query position (T5), [2 * relative_span + 1, heads].
+    View relative_bias;
+    int32_t relative_span = 0;
 };
 inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, AttentionCall call) {
     tfx_attention_args args{};
@@ -266,6 +269,10 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     args.softcap = call.softcap;
     args.sliding_window = call.sliding_window;
     args.window_ahead = call.window_ahead;
+    if (call.relative_span > 0) {
+        args.relative_bias = call.relative_bias.get();
+        args.relative_span = call.relative_span;
+    }
     host.attend(args);
 }
 
