@@ -56,7 +56,8 @@ struct T5Config {
                              {"relative_attention_num_buckets", num_buckets},
                              {"relative_attention_max_distance", max_distance}});
         if (num_buckets < 4) c.fail("relative_attention_num_buckets", "must be at least 4");
-        if (2 * max_distance + 1 > (int64_t{1} << 20)) c.fail("relative_attention_max_distance", "is implausibly large");
+        if (2 * max_distance + 1 > (int64_t{1} << 20))
+            c.fail("relative_attention_max_distance", "is implausibly large");
     }
 };
 
@@ -73,17 +74,18 @@ int32_t relative_bucket(int64_t distance, bool bidirectional, int64_t num_bucket
     }
     const int64_t max_exact = num_buckets / 2;
     if (n < max_exact) return static_cast<int32_t>(bucket + n);
-    const float scaled = std::log(static_cast<float>(n) / static_cast<float>(max_exact)) /
-                         static_cast<float>(std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact))) *
-                         static_cast<float>(num_buckets - max_exact);
+    const float scaled =
+        std::log(static_cast<float>(n) / static_cast<float>(max_exact)) /
+        static_cast<float>(std::log(static_cast<double>(max_distance) / static_cast<double>(max_exact))) *
+        static_cast<float>(num_buckets - max_exact);
     return static_cast<int32_t>(bucket + std::min(max_exact + static_cast<int64_t>(scaled), num_buckets - 1));
 }
 
 struct Block {
-    AttentionWeights self_attn, cross_attn;  // cross_attn: decoder blocks only
+    AttentionWeights self_attn, cross_attn;          // cross_attn: decoder blocks only
     View self_attn_norm, cross_attn_norm, ffn_norm;  // RMS norm weights
-    GatedMlp gated_ffn;  // wi_0 (gate), wi_1 (up), wo
-    Mlp ffn;             // wi, wo
+    GatedMlp gated_ffn;                              // wi_0 (gate), wi_1 (up), wo
+    Mlp ffn;                                         // wi, wo
 };
 
 // A stack's position bias: the bucket of each distance in [-span, span] (uploaded once), and
