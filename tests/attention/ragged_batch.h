@@ -1,8 +1,11 @@
 // A ragged batch built from host arrays for the attention tests (tfx_batch and its block
-// table and slot mapping), and random inputs.
+// table and slot mapping), random inputs, and the comparison with a reference.
 #pragma once
 
+#include <gtest/gtest.h>
+
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <random>
 #include <vector>
@@ -57,6 +60,17 @@ inline std::vector<float> random_floats(int64_t n, std::mt19937& rng) {
     std::vector<float> v(static_cast<size_t>(n));
     for (float& x : v) x = u(rng);
     return v;
+}
+
+// Every element within 2e-5 of the reference's (the first 8 misses reported).
+inline void expect_near(const std::vector<float>& got, const std::vector<float>& want) {
+    ASSERT_EQ(got.size(), want.size());
+    int reported = 0;
+    for (size_t i = 0; i < got.size(); ++i) {
+        if (!(std::fabs(got[i] - want[i]) <= 2e-5f) && reported++ < 8) {
+            ADD_FAILURE() << "element " << i << ": got " << got[i] << ", want " << want[i];
+        }
+    }
 }
 
 }  // namespace attention_test

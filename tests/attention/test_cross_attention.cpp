@@ -20,6 +20,7 @@
 
 namespace {
 
+using attention_test::expect_near;
 using attention_test::plugin;
 using attention_test::Ragged;
 using attention_test::random_floats;
@@ -148,16 +149,6 @@ class CrossProblem {
     View k_pool_view_, v_pool_view_;
     tfx_kv_layer cache_{};
 };
-
-void expect_near(const std::vector<float>& got, const std::vector<float>& want) {
-    ASSERT_EQ(got.size(), want.size());
-    int reported = 0;
-    for (size_t i = 0; i < got.size(); ++i) {
-        if (!(std::fabs(got[i] - want[i]) <= 2e-5f) && reported++ < 8) {
-            ADD_FAILURE() << "element " << i << ": got " << got[i] << ", want " << want[i];
-        }
-    }
-}
 
 int32_t attend(const CrossProblem::Call& c, std::string* message) {
     return plugin("EagerAttention").attend(c.args, message);

@@ -59,18 +59,28 @@ tfx::PagedKvCache cross_cache(const tfx::ModelSession& s) {
     return tfx::PagedKvCache(s.device(), info.num_cross_layers, info.num_kv_heads, info.head_dim, {});
 }
 
-class Seq2Seq : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {};
+// A family's tiny model on a backend, with its golden and prompts (skipped, saying why, without
+// the backend or the data).
+class Seq2Seq : public ::testing::TestWithParam<std::tuple<const char*, const char*>> {
+  protected:
+    void SetUp() override {
+        const auto [family, backend] = GetParam();
+        if (const std::string missing = tfx::test::backend_missing(backend); !missing.empty()) GTEST_SKIP() << missing;
+        TFX_TEST_DATA_OR_SKIP(model, std::string("tiny/") + family);
+        TFX_TEST_DATA_OR_SKIP(golden_path, std::string("golden/tiny/") + family + ".json");
+        golden = tfx::test::read_json(golden_path);
+        prompts = prompts_of(golden);
+        session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(backend));
+    }
+
+    nlohmann::json golden;
+    std::vector<Prompt> prompts;
+    std::unique_ptr<tfx::ModelSession> session;
+};
 
 }  // namespace
 
 TEST_P(Seq2Seq, MatchesReference) {
-    const auto [family, backend] = GetParam();
-    if (const std::string missing = tfx::test::backend_missing(backend); !missing.empty()) GTEST_SKIP() << missing;
-    TFX_TEST_DATA_OR_SKIP(model, std::string("tiny/") + family);
-    TFX_TEST_DATA_OR_SKIP(golden_path, std::string("golden/tiny/") + family + ".json");
-    const nlohmann::json golden = tfx::test::read_json(golden_path);
-    const std::vector<Prompt> prompts = prompts_of(golden);
-    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(backend));
     const tfx_model_info& info = session->info();
     ASSERT_GT(info.num_cross_layers, 0);
     const auto vocab = static_cast<size_t>(info.output_size), hidden = static_cast<size_t>(info.hidden_size);
@@ -126,13 +136,6 @@ TEST_P(Seq2Seq, MatchesReference) {
 }
 
 TEST_P(Seq2Seq, GreedyGenerationMatchesReference) {
-    const auto [family, backend] = GetParam();
-    if (const std::string missing = tfx::test::backend_missing(backend); !missing.empty()) GTEST_SKIP() << missing;
-    TFX_TEST_DATA_OR_SKIP(model, std::string("tiny/") + family);
-    TFX_TEST_DATA_OR_SKIP(golden_path, std::string("golden/tiny/") + family + ".json");
-    const nlohmann::json golden = tfx::test::read_json(golden_path);
-    const std::vector<Prompt> prompts = prompts_of(golden);
-    auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(backend));
     // As the golden ran: eos ignored, forced BOS / EOS off (greedy.disabled_generation_config_fields).
     tfx::GenerationConfig greedy;
     greedy.ignore_eos = true;

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "tfx/sdk/model.hpp"
+#include "tfx/sdk/decoder.hpp"
 
 namespace {
 
@@ -120,17 +120,10 @@ class Bart : public ModelPlugin<Bart, BartConfig> {
 
     void get_info(tfx_model_info* info) {
         const auto& c = config_;
-        info->output_kind = seq2seq_ ? TFX_OUTPUT_LOGITS : TFX_OUTPUT_HIDDEN_STATE;
-        info->vocab_size = static_cast<int32_t>(c.vocab_size);
-        info->hidden_size = static_cast<int32_t>(c.d_model);
-        info->output_size = static_cast<int32_t>(seq2seq_ ? c.vocab_size : c.d_model);
-        info->num_layers = static_cast<int32_t>(c.decoder_layers);
-        info->num_kv_heads = static_cast<int32_t>(c.decoder_heads);
-        info->head_dim = static_cast<int32_t>(c.d_model / c.decoder_heads);
-        info->max_positions = c.max_positions;
-        if (TFX_HAS_FIELD(info, tfx_model_info, num_cross_layers)) {
-            info->num_cross_layers = static_cast<int32_t>(c.decoder_layers);
-        }
+        encoder_decoder_info(
+            info,
+            {c.vocab_size, c.d_model, c.decoder_layers, c.decoder_heads, c.d_model / c.decoder_heads, c.max_positions},
+            seq2seq_);
     }
 
     void forward(const tfx_forward_args* a) {
@@ -160,12 +153,9 @@ class Bart : public ModelPlugin<Bart, BartConfig> {
     View encode(const tfx_forward_args* a) {
         const auto& c = config_;
         const tfx_batch& b = *a->encoder_batch;
-        if (a->encoder_input_ids == nullptr) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "bart: encoder_batch has tokens but encoder_input_ids is NULL");
-        }
         const int64_t m = b.num_tokens, d = c.d_model;
         View e = encoder_hidden_.rows(m, d), t = encoder_tmp_.rows(m, d);
-        embed(View(*a->encoder_input_ids), b, encoder_positions_, encoder_embedding_norm_, e, t);
+        embed(encoder_input_ids(a), b, encoder_positions_, encoder_embedding_norm_, e, t);
         const float scale = 1.0f / std::sqrt(static_cast<float>(d / c.encoder_heads));
         for (int64_t i = 0; i < c.encoder_layers; ++i) {
             const EncoderLayer& l = encoder_[i];
@@ -176,15 +166,7 @@ class Bart : public ModelPlugin<Bart, BartConfig> {
             ffn(host_, l.ffn, c.act, e, t, encoder_inner_);
             add_and_norm(e, t, l.final_norm);
         }
-        if (a->encoder_output != nullptr) {
-            View out(*a->encoder_output);
-            if (out.dtype() != kF32 || out.numel() != m * d) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "bart: encoder_output must be f32 with " + std::to_string(m) +
-                                                          " x " + std::to_string(d) + " elements");
-            }
-            View dst = out.reshape({m, d});
-            host_.copy(e, dst);
-        }
+        write_encoder_output(host_, a, e);
         return e;
     }
 

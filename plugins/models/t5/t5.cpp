@@ -14,7 +14,7 @@
 #include <string>
 #include <vector>
 
-#include "tfx/sdk/model.hpp"
+#include "tfx/sdk/decoder.hpp"
 
 namespace {
 
@@ -177,17 +177,8 @@ class T5 : public ModelPlugin<T5, T5Config> {
 
     void get_info(tfx_model_info* info) {
         const auto& c = config_;
-        info->output_kind = TFX_OUTPUT_LOGITS;
-        info->vocab_size = static_cast<int32_t>(c.vocab_size);
-        info->hidden_size = static_cast<int32_t>(c.d_model);
-        info->output_size = static_cast<int32_t>(c.vocab_size);
-        info->num_layers = static_cast<int32_t>(c.decoder_layers);
-        info->num_kv_heads = static_cast<int32_t>(c.num_heads);
-        info->head_dim = static_cast<int32_t>(c.d_kv);
-        info->max_positions = 0;  // relative positions: no table to outgrow
-        if (TFX_HAS_FIELD(info, tfx_model_info, num_cross_layers)) {
-            info->num_cross_layers = static_cast<int32_t>(c.decoder_layers);
-        }
+        // max_positions 0: relative positions have no table to outgrow.
+        encoder_decoder_info(info, {c.vocab_size, c.d_model, c.decoder_layers, c.num_heads, c.d_kv, 0}, true);
     }
 
     void forward(const tfx_forward_args* a) {
@@ -238,12 +229,9 @@ class T5 : public ModelPlugin<T5, T5Config> {
     View encode(const tfx_forward_args* a) {
         const auto& c = config_;
         const tfx_batch& eb = *a->encoder_batch;
-        if (a->encoder_input_ids == nullptr) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "t5: encoder_batch has tokens but encoder_input_ids is NULL");
-        }
         const int64_t m = eb.num_tokens, d = c.d_model;
         View e = encoder_hidden_.rows(m, d), t = encoder_normed_.rows(m, d);
-        host_.embedding(shared_, View(*a->encoder_input_ids), e);
+        host_.embedding(shared_, encoder_input_ids(a), e);
         const View bias = encoder_bias_.table();
         for (int64_t i = 0; i < c.encoder_layers; ++i) {
             const Block& b = encoder_[i];
@@ -261,15 +249,7 @@ class T5 : public ModelPlugin<T5, T5Config> {
         }
         View states = encoder_states_.rows(m, d);
         rms(e, encoder_final_norm_, states);
-        if (a->encoder_output != nullptr) {
-            View out(*a->encoder_output);
-            if (out.dtype() != kF32 || out.numel() != m * d) {
-                throw Error(TFX_ERR_INVALID_ARGUMENT, "t5: encoder_output must be f32 with " + std::to_string(m) +
-                                                          " x " + std::to_string(d) + " elements");
-            }
-            View dst = out.reshape({m, d});
-            host_.copy(states, dst);
-        }
+        write_encoder_output(host_, a, states);
         return states;
     }
 

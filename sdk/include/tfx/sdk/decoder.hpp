@@ -42,6 +42,15 @@ inline void decoder_info(tfx_model_info* info, const DecoderDims& d, bool causal
     info->max_positions = d.max_positions;
 }
 
+// get_info() of an encoder-decoder model: its decoder's, and the cross-attention cache it needs
+// (ABI 2.5: one layer per decoder layer, of the decoder's kv heads and head_dim).
+inline void encoder_decoder_info(tfx_model_info* info, const DecoderDims& decoder, bool lm_head) {
+    decoder_info(info, decoder, lm_head);
+    if (TFX_HAS_FIELD(info, tfx_model_info, num_cross_layers)) {
+        info->num_cross_layers = static_cast<int32_t>(decoder.num_layers);
+    }
+}
+
 // A family's defaults for the standard fields config.json may leave out (its config class's).
 struct DecoderDefaults {
     int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads

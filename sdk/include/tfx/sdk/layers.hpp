@@ -285,6 +285,14 @@ inline bool encodes(const tfx_forward_args* a) {
            a->encoder_batch->num_tokens > 0;
 }
 
+// The encoder's token ids, i32 [encoder tokens] on the device, on a call that encodes.
+inline View encoder_input_ids(const tfx_forward_args* a) {
+    if (a->encoder_input_ids == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: encoder_batch has tokens but encoder_input_ids is NULL");
+    }
+    return View(*a->encoder_input_ids);
+}
+
 // The tokens of a forward (all sequences of its ragged batch, back to back); throws unless the
 // batch, input_ids and output are given.
 inline int64_t forward_rows(const tfx_forward_args* a) {
@@ -453,6 +461,20 @@ class SelfAttention {
     int64_t heads_, kv_heads_, head_dim_;
     Scratch q_, k_, v_, out_;
 };
+
+// Copies the encoder's last hidden state [encoder tokens, hidden] to encoder_output, when the
+// host asked for it.
+inline void write_encoder_output(const Host& host, const tfx_forward_args* a, const View& states) {
+    if (a->encoder_output == nullptr) return;
+    View out(*a->encoder_output);
+    const int64_t rows = states.dim(0), width = states.dim(1);
+    if (out.dtype() != kF32 || out.numel() != rows * width) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: encoder_output must be f32 with " + std::to_string(rows) +
+                                                  " x " + std::to_string(width) + " elements");
+    }
+    View dst = out.reshape({rows, width});
+    host.copy(states, dst);
+}
 
 // Attention of a decoder's tokens over its encoder's (ABI 2.5): q from the decoder's x; k and v
 // from the encoder's states on the call that encodes (the attention call writes them to the
