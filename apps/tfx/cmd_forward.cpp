@@ -1,7 +1,9 @@
 // `tfx forward`: one forward pass, printed for comparison with the reference (porting and
 // debugging tool). Causal and masked LMs: last-position logits and per-position argmax; token
 // classifiers: every position's label logits; question answering: start and end logits per
-// position; sequence classifiers: the logits; base models: last_hidden_state.
+// position; sequence classifiers: the logits; base models: last_hidden_state. Encoder-decoder
+// models take the encoder's ids and --decoder-input-ids: the encoder's last hidden state and
+// every decoder position's logits (one teacher-forced pass, as transformers' forward gives).
 #include <algorithm>
 #include <iostream>
 
@@ -18,13 +20,60 @@ struct ForwardOptions {
     ModelOptions model;
     std::string input_ids;
     std::string token_type_ids;
+    std::string decoder_input_ids;
     bool json = false;
 };
+
+// Rows [0, rows) of the call's output, as nested lists.
+nlohmann::json rows_of(ForwardCall& call, int64_t rows) {
+    nlohmann::json out = nlohmann::json::array();
+    for (int64_t t = 0; t < rows; ++t) {
+        const auto r = call.row(t);
+        out.push_back(std::vector<float>(r.begin(), r.end()));
+    }
+    return out;
+}
+
+// An encoder-decoder model: the encoder over `ids`, the decoder over --decoder-input-ids.
+void run_seq2seq_forward(const ForwardOptions& o, ModelSession& session, const std::vector<int32_t>& ids) {
+    if (o.decoder_input_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() +
+                                                       " is an encoder-decoder model: --decoder-input-ids is required "
+                                                       "(--input-ids are the encoder's)");
+    }
+    const std::vector<int32_t> decoder_ids = parse_ids(o.decoder_input_ids, "--decoder-input-ids");
+    const tfx_model_info& info = session.info();
+    ForwardCall call(session);
+    call.run({.ids = decoder_ids, .output = SequenceInput::Output::all, .encoder_ids = ids});
+    const auto encoder = call.encoder_output();
+    const auto hidden = static_cast<size_t>(info.hidden_size);
+    nlohmann::json encoder_states = nlohmann::json::array();
+    for (size_t t = 0; t < ids.size(); ++t) {
+        encoder_states.push_back(std::vector<float>(encoder.begin() + static_cast<ptrdiff_t>(t * hidden),
+                                                    encoder.begin() + static_cast<ptrdiff_t>((t + 1) * hidden)));
+    }
+    const auto rows = static_cast<int64_t>(decoder_ids.size());
+    nlohmann::json result{{"encoder_last_hidden_state", encoder_states}};
+    result[info.output_kind == TFX_OUTPUT_LOGITS ? "decoder_logits" : "last_hidden_state"] = rows_of(call, rows);
+    if (o.json) {
+        std::cout << result.dump() << '\n';
+        return;
+    }
+    std::cout << session.architecture() << " via " << session.plugin_summary() << '\n'
+              << "encoder_last_hidden_state: [" << ids.size() << ", " << info.hidden_size << "]\n"
+              << (info.output_kind == TFX_OUTPUT_LOGITS ? "decoder_logits: [" : "last_hidden_state: [") << rows << ", "
+              << info.output_size << "]\n";
+}
 
 void run_forward(const ForwardOptions& o) {
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
     const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
     const tfx_model_info& info = session->info();
+    if (info.num_cross_layers > 0) return run_seq2seq_forward(o, *session, ids);
+    if (!o.decoder_input_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--decoder-input-ids: " + session->architecture() + " is not an encoder-decoder model");
+    }
     const auto tokens = static_cast<int64_t>(ids.size());
     const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
     std::vector<int32_t> token_types;
@@ -110,6 +159,8 @@ void add_forward_command(CLI::App& app) {
     cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids")->required();
     cmd->add_option("--token-type-ids", opts->token_type_ids,
                     "Comma-separated segment ids, one per input id (default: all 0)");
+    cmd->add_option("--decoder-input-ids", opts->decoder_input_ids,
+                    "Encoder-decoder models: comma-separated decoder ids (--input-ids are the encoder's)");
     cmd->add_flag("--json", opts->json, "Print one JSON object");
     cmd->callback([opts] { run_forward(*opts); });
 }
