@@ -89,6 +89,7 @@ GenerationResult assisted_generate(ModelSession& session, const std::vector<std:
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "teacher forcing cannot be combined with assisted decoding");
     config.validate();
     const tfx_model_info& info = session.info();
+    check_config_for_model(info, config);
     const LogitsProcessing processing(config, info.vocab_size);
     GenerationResult result;
     result.new_tokens.resize(prompts.size());

@@ -70,7 +70,9 @@ class Finished {
 };
 
 struct Row {
-    std::vector<int32_t> prompt;
+    std::vector<int32_t> prompt;          // the decoder's (an encoder-decoder model's: decoder_start_token_id)
+    std::vector<int32_t> encoder_prompt;  // an encoder-decoder model's encoder input, else empty
+    PagedKvCache::SeqId cross_seq = -1;   // its encoder's keys and values, read by every beam
     int64_t pads = 0;
     std::vector<Beam> beams;
     Finished finished;
@@ -89,25 +91,48 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                              const GenerationConfig& config) {
     config.validate();
     const tfx_model_info& info = session.info();
+    check_config_for_model(info, config);
     const LogitsProcessing processing(config, info.vocab_size);
     const auto vocab = static_cast<size_t>(info.vocab_size);
     const int64_t num_beams = config.num_beams;
     GenerationResult result;
     if (prompts.empty()) return result;
-    int64_t longest = 0;
-    for (const auto& p : prompts) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    // An encoder-decoder model: the prompts are the encoder's; every beam's decoder starts from
+    // decoder_start_token_id, as transformers' generate() does.
+    const bool encoder_decoder = info.num_cross_layers > 0;
+    if (encoder_decoder && !config.decoder_start_token_id)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         session.architecture() +
+                             " is an encoder-decoder model: generation needs "
+                             "decoder_start_token_id (generation_config.json or config.json)");
+    int64_t longest = encoder_decoder ? 1 : 0;
+    for (const auto& p : prompts) {
+        if (!encoder_decoder) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
+    }
     const int64_t max_new = config.new_tokens_after(longest);
-    for (const auto& p : prompts) check_prompt(info, p, max_new);
     const std::vector<int32_t>& eos = config.eos_token_ids;
     const auto is_eos = [&](int32_t t) { return std::find(eos.begin(), eos.end(), t) != eos.end(); };
     // Candidates per row and step: enough that num_beams survive even if the best are all EOS.
     const auto candidates = static_cast<size_t>(std::max<int64_t>(2, 1 + static_cast<int64_t>(eos.size())) * num_beams);
 
     std::unique_ptr<PagedKvCache> cache = session.make_cache(16, false);
-    ForwardCall call(session, cache.get());
+    std::unique_ptr<PagedKvCache> cross_cache = encoder_decoder ? session.make_cross_cache(16) : nullptr;
+    ForwardCall call(session, cache.get(), cross_cache.get());
     std::vector<Row> rows;
-    for (const auto& p : prompts)
-        rows.push_back({p, longest - static_cast<int64_t>(p.size()), {}, Finished(num_beams, config.length_penalty)});
+    for (const auto& p : prompts) {
+        Row row{.finished = Finished(num_beams, config.length_penalty)};
+        if (encoder_decoder) {
+            check_prompt(info, p, 0);
+            row.encoder_prompt = p;
+            row.prompt = {*config.decoder_start_token_id};
+            row.cross_seq = cross_cache->add();
+        } else {
+            row.prompt = p;
+            row.pads = longest - static_cast<int64_t>(p.size());
+        }
+        check_prompt(info, row.prompt, max_new);
+        rows.push_back(std::move(row));
+    }
 
     std::vector<SequenceInput> inputs;
     std::vector<float> logprobs(vocab);
@@ -121,11 +146,17 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                 const PagedKvCache::SeqId seq = cache->add();
                 row.beams.push_back({{}, 0.0f, seq});
                 for (int64_t b = 1; b < num_beams; ++b) row.beams.push_back({{}, kUnborn, seq});
-                inputs.push_back({.ids = row.prompt, .cache_seq = seq});
+                // The first call encodes every row (an encoder-decoder model's), later ones read the cross cache.
+                inputs.push_back({.ids = row.prompt,
+                                  .cache_seq = seq,
+                                  .encoder_ids = row.encoder_prompt,
+                                  .cross_seq = row.cross_seq});
                 continue;
             }
-            for (const Beam& beam : row.beams)
-                inputs.push_back({.ids = std::span(beam.tokens).last(1), .cache_seq = beam.seq});
+            for (const Beam& beam : row.beams) {
+                inputs.push_back(
+                    {.ids = std::span(beam.tokens).last(1), .cache_seq = beam.seq, .cross_seq = row.cross_seq});
+            }
         }
         if (inputs.empty()) break;
         call.run(inputs);
@@ -144,7 +175,7 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                 for (size_t v = 0; v < vocab; ++v) logprobs[v] = logits[v] - max - log_norm;
                 context.assign(row.prompt.begin(), row.prompt.end());
                 context.insert(context.end(), beam.tokens.begin(), beam.tokens.end());
-                processing.process(logprobs, {context, row.pads, longest, longest + max_new});
+                processing.process(logprobs, {context, row.pads, longest, longest + max_new, row.encoder_prompt});
                 for (size_t v = 0; v < vocab; ++v)
                     ranked.push_back({logprobs[v] + beam.score, static_cast<int32_t>(b), static_cast<int32_t>(v)});
             }
@@ -178,6 +209,7 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
             }
             row.beams = std::move(next);
             row.done = row.finished.done(ranked[0].score, step + 1, max_new, config.early_stopping);
+            if (row.done && cross_cache) cross_cache->release(row.cross_seq);
         }
     }
     // Open beams of unfinished rows compete with the finished hypotheses; the best are returned.
@@ -188,6 +220,7 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                 row.finished.add(beam.tokens, beam.score, static_cast<int64_t>(beam.tokens.size()), /*eos=*/false);
         }
         for (const Beam& beam : row.beams) cache->release(beam.seq);
+        if (!row.done && cross_cache) cross_cache->release(row.cross_seq);
         std::vector<size_t> order = row.finished.ranked();
         for (size_t i = 0; i < per_prompt; ++i) {
             if (order.empty()) {  // max_new_tokens 0: nothing was generated

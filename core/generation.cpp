@@ -51,6 +51,13 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
                          "max_step_tokens must be >= 0 (0: no limit), got " + std::to_string(options.max_step_tokens));
 }
 
+void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config) {
+    // transformers refuses it too: a decoder-only model has no encoder input to take n-grams from.
+    if (config.encoder_no_repeat_ngram_size > 0 && info.num_cross_layers == 0)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "encoder_no_repeat_ngram_size needs an encoder-decoder model; use no_repeat_ngram_size");
+}
+
 Generator::RequestId Generator::add(std::vector<int32_t> prompt, const GenerationConfig& config, int64_t max_new_tokens,
                                     int32_t top_logprobs) {
     return add(std::move(prompt), config, max_new_tokens, RequestOptions{.top_logprobs = top_logprobs});
@@ -62,6 +69,7 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     if (config.num_beams > 1)
         throw sdk::Error(TFX_ERR_UNSUPPORTED, "the Generator decodes one sequence per request; num_beams " +
                                                   std::to_string(config.num_beams) + " needs beam_search()");
+    check_config_for_model(info, config);
     // An encoder-decoder model's prompt is its encoder's input: its positions are the encoder's.
     check_prompt(info, prompt, cross_cache_ != nullptr ? 0 : max_new_tokens);
     if (options.adapter != lora::kActiveAdapters &&
@@ -318,7 +326,7 @@ Generator::Event Generator::sample(RequestId id, Request& r, std::span<float> lo
     const RequestOptions& o = r.options;
     if (o.top_logprobs >= 0) raw_logits_.assign(logits.begin(), logits.end());
     const auto input_length = o.pads + static_cast<int64_t>(r.prompt_length);
-    const TokenContext context{r.context, o.pads, input_length, input_length + r.max_new};
+    const TokenContext context{r.context, o.pads, input_length, input_length + r.max_new, r.encoder_ids};
     const TokenConstraint* constraint = r.constraint ? &*r.constraint : nullptr;
     if (o.teacher_force.empty()) {
         event.token = r.processing->choose(logits, context, r.rng, constraint);
@@ -378,11 +386,10 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         throw sdk::Error(TFX_ERR_UNSUPPORTED,
                          "a LoRA adapter per call runs with greedy or sampled decoding; beams and assisted decoding "
                          "use the session's active adapters (set_active_lora)");
-    if (session.info().num_cross_layers > 0 &&
-        (config.num_beams > 1 || options.assistant_model || config.prompt_lookup_num_tokens > 0))
+    if (session.info().num_cross_layers > 0 && (options.assistant_model || config.prompt_lookup_num_tokens > 0))
         throw sdk::Error(TFX_ERR_UNSUPPORTED, session.architecture() +
-                                                  " is an encoder-decoder model: it generates with greedy or sampled "
-                                                  "decoding for now, not with beams or assisted decoding");
+                                                  " is an encoder-decoder model: it generates with greedy, sampled or "
+                                                  "beam decoding for now, not with assisted decoding");
     if (options.assistant_model || config.prompt_lookup_num_tokens > 0)
         return assisted_generate(session, prompts, config, options);
     if (config.num_beams > 1) {

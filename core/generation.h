@@ -218,6 +218,8 @@ class Generator {
 // Throws naming the first id outside the model's vocabulary, an empty prompt, or a prompt that
 // with max_new_tokens would outgrow the model's context (max_position_embeddings).
 void check_prompt(const tfx_model_info& info, std::span<const int32_t> prompt, int64_t max_new_tokens);
+// Throws when `config` asks for what the model cannot do (encoder processors without an encoder).
+void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config);
 
 // A batch is padded as transformers pads it (lengths count each row's left pads). Sampling with
 // num_return_sequences > 1 draws that many sequences per prompt, each from its own seed

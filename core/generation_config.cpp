@@ -123,13 +123,13 @@ std::vector<std::string> strings(const sdk::Config& c, const char* key) {
 // Fields tfx reads (read() below) or that only shape transformers' Python return value.
 const std::set<std::string, std::less<>> kHandled = {
     "max_new_tokens", "max_length", "min_length", "min_new_tokens", "max_time", "do_sample", "num_beams",
-    "length_penalty", "early_stopping", "num_return_sequences", "sequence_bias", "repetition_penalty",
-    "presence_penalty", "frequency_penalty", "no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id",
-    "forced_eos_token_id", "remove_invalid_values", "exponential_decay_length_penalty", "suppress_tokens",
-    "begin_suppress_tokens", "renormalize_logits", "temperature", "top_k", "top_p", "min_p", "typical_p",
-    "epsilon_cutoff", "eta_cutoff", "stop_strings", "eos_token_id", "pad_token_id", "bos_token_id",
-    "decoder_start_token_id", "num_assistant_tokens", "prompt_lookup_num_tokens", "max_matching_ngram_size", "seed",
-    "ignore_eos",
+    "length_penalty", "early_stopping", "num_return_sequences", "sequence_bias", "encoder_repetition_penalty",
+    "repetition_penalty", "encoder_no_repeat_ngram_size", "presence_penalty", "frequency_penalty",
+    "no_repeat_ngram_size", "bad_words_ids", "forced_bos_token_id", "forced_eos_token_id", "remove_invalid_values",
+    "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens", "renormalize_logits", "temperature",
+    "top_k", "top_p", "min_p", "typical_p", "epsilon_cutoff", "eta_cutoff", "stop_strings", "eos_token_id",
+    "pad_token_id", "bos_token_id", "decoder_start_token_id", "num_assistant_tokens", "prompt_lookup_num_tokens",
+    "max_matching_ngram_size", "seed", "ignore_eos",
     // Bookkeeping: the output form of a Python call, or where the file came from.
     "transformers_version", "_from_model_config", "output_scores", "output_logits", "output_attentions",
     "output_hidden_states", "return_dict_in_generate", "use_cache", "return_legacy_cache", "cache_implementation",
@@ -138,20 +138,12 @@ const std::set<std::string, std::less<>> kHandled = {
 // transformers features tfx does not have, with the value that leaves them off: a saved config
 // commonly lists them at that value, which needs no warning.
 const std::vector<std::pair<std::string, nlohmann::json>> kUnsupportedDefaults = {
-    {"num_beam_groups", 1},
-    {"diversity_penalty", 0.0},
-    {"penalty_alpha", nullptr},
-    {"encoder_repetition_penalty", 1.0},
-    {"encoder_no_repeat_ngram_size", 0},
-    {"force_words_ids", nullptr},
-    {"constraints", nullptr},
-    {"forced_decoder_ids", nullptr},
-    {"guidance_scale", nullptr},
-    {"low_memory", nullptr},
-    {"watermarking_config", nullptr},
-    {"num_assistant_tokens_schedule", "heuristic"},
-    {"dola_layers", nullptr},
-    {"token_healing", false},
+    {"num_beam_groups", 1},           {"diversity_penalty", 0.0},
+    {"penalty_alpha", nullptr},       {"force_words_ids", nullptr},
+    {"constraints", nullptr},         {"forced_decoder_ids", nullptr},
+    {"guidance_scale", nullptr},      {"low_memory", nullptr},
+    {"watermarking_config", nullptr}, {"num_assistant_tokens_schedule", "heuristic"},
+    {"dola_layers", nullptr},         {"token_healing", false},
 };
 
 std::string number(double v) {
@@ -198,10 +190,12 @@ void GenerationConfig::read(const sdk::Config& c) {
     }
     num_return_sequences = c.get_or<int64_t>("num_return_sequences", num_return_sequences);
     if (c.has("sequence_bias")) sequence_bias = tfx::sequence_bias(c);
+    encoder_repetition_penalty = c.get_or<float>("encoder_repetition_penalty", encoder_repetition_penalty);
     repetition_penalty = c.get_or<float>("repetition_penalty", repetition_penalty);
     presence_penalty = c.get_or<float>("presence_penalty", presence_penalty);
     frequency_penalty = c.get_or<float>("frequency_penalty", frequency_penalty);
     no_repeat_ngram_size = c.get_or<int64_t>("no_repeat_ngram_size", no_repeat_ngram_size);
+    encoder_no_repeat_ngram_size = c.get_or<int64_t>("encoder_no_repeat_ngram_size", encoder_no_repeat_ngram_size);
     if (c.has("bad_words_ids")) bad_words_ids = id_lists(c, "bad_words_ids", c.json().at("bad_words_ids"));
     if (c.has("forced_bos_token_id")) forced_bos_token_id = optional_id(c, "forced_bos_token_id");
     if (c.has("forced_eos_token_id")) forced_eos_token_ids = token_ids(c, "forced_eos_token_id");
@@ -296,15 +290,20 @@ void GenerationConfig::validate() const {
         fail("prompt_lookup_num_tokens must be >= 0 (0: off), got " + std::to_string(prompt_lookup_num_tokens));
     if (max_matching_ngram_size < 1)
         fail("max_matching_ngram_size must be >= 1, got " + std::to_string(max_matching_ngram_size));
-    if (!(std::isfinite(repetition_penalty) && repetition_penalty > 0.0f))
-        fail("repetition_penalty must be a finite number > 0 (1: off), got " + number(repetition_penalty));
+    for (const auto& [name, value] : {std::pair{"repetition_penalty", repetition_penalty},
+                                      std::pair{"encoder_repetition_penalty", encoder_repetition_penalty}}) {
+        if (!(std::isfinite(value) && value > 0.0f))
+            fail(std::string(name) + " must be a finite number > 0 (1: off), got " + number(value));
+    }
     for (const auto& [name, value] :
          {std::pair{"presence_penalty", presence_penalty}, std::pair{"frequency_penalty", frequency_penalty}}) {
         if (!(value >= -2.0f && value <= 2.0f))
             fail(std::string(name) + " must be a number in [-2, 2] (0: off), got " + number(value));
     }
-    if (no_repeat_ngram_size < 0)
-        fail("no_repeat_ngram_size must be >= 0 (0: off), got " + std::to_string(no_repeat_ngram_size));
+    for (const auto& [name, value] : {std::pair{"no_repeat_ngram_size", no_repeat_ngram_size},
+                                      std::pair{"encoder_no_repeat_ngram_size", encoder_no_repeat_ngram_size}}) {
+        if (value < 0) fail(std::string(name) + " must be >= 0 (0: off), got " + std::to_string(value));
+    }
     for (const auto& [ids, bias] : sequence_bias) {
         if (ids.empty() || !std::isfinite(bias)) fail("sequence_bias: expected non-empty id lists with finite biases");
     }

@@ -35,12 +35,16 @@ struct GenerationConfig {
 
     // Processors, in transformers' order of application.
     std::vector<std::pair<std::vector<int32_t>, float>> sequence_bias;  // token sequence -> bias on its last token
+    // Favours (> 1) the encoder's input tokens (a decoder-only model's: the prompt's), as a
+    // repetition penalty of 1 / encoder_repetition_penalty.
+    float encoder_repetition_penalty = 1.0f;
     float repetition_penalty = 1.0f;
     // OpenAI's penalties (not transformers'), over the generated tokens only: each token's logit
     // less frequency_penalty x its count, less presence_penalty once it has appeared.
     float presence_penalty = 0.0f;
     float frequency_penalty = 0.0f;
     int64_t no_repeat_ngram_size = 0;
+    int64_t encoder_no_repeat_ngram_size = 0;  // encoder-decoder models: no n-gram of the encoder's input
     std::vector<std::vector<int32_t>> bad_words_ids;
     std::optional<int32_t> forced_bos_token_id;
     std::vector<int32_t> forced_eos_token_ids;

@@ -14,6 +14,11 @@ namespace {
 
 constexpr float kRemoved = -std::numeric_limits<float>::infinity();
 
+// The id transformers pads a batch's shorter rows with: pad_token_id, else the first EOS.
+int32_t pad_id(const GenerationConfig& g) {
+    return g.pad_token_id.value_or(g.eos_token_ids.empty() ? 0 : g.eos_token_ids[0]);
+}
+
 bool ends_with(std::span<const int32_t> ids, std::span<const int32_t> suffix) {
     return suffix.size() <= ids.size() && std::equal(suffix.begin(), suffix.end(), ids.end() - suffix.size());
 }
@@ -214,10 +219,25 @@ void LogitsProcessing::process(std::span<float> scores, const TokenContext& cont
     const std::span<const int32_t> ids = context.ids;
     const int64_t length = context.length();
     if (!g.sequence_bias.empty()) add_biases(scores, context, /*bans=*/false);
+    if (g.encoder_repetition_penalty != 1.0f) {
+        // transformers' encoder_input_ids: a decoder-only model's prompt, left pads included.
+        std::unordered_set<int32_t> seen(context.encoder_ids.begin(), context.encoder_ids.end());
+        if (context.encoder_ids.empty()) {
+            const auto prompt = static_cast<size_t>(
+                std::clamp<int64_t>(context.input_length - context.pads, 0, static_cast<int64_t>(ids.size())));
+            seen.insert(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(prompt));
+            if (context.pads > 0) seen.insert(pad_id(g));
+        }
+        for (int32_t id : seen) {
+            if (id < 0 || static_cast<size_t>(id) >= scores.size()) continue;
+            float& v = scores[static_cast<size_t>(id)];
+            v = v < 0.0f ? v / g.encoder_repetition_penalty : v * g.encoder_repetition_penalty;
+        }
+    }
     if (g.repetition_penalty != 1.0f) {
         std::unordered_set<int32_t> seen(ids.begin(), ids.end());
         // A padded row's pads are part of transformers' input_ids too.
-        if (context.pads > 0) seen.insert(g.pad_token_id.value_or(g.eos_token_ids.empty() ? 0 : g.eos_token_ids[0]));
+        if (context.pads > 0) seen.insert(pad_id(g));
         for (int32_t id : seen) {
             if (id < 0 || static_cast<size_t>(id) >= scores.size()) continue;
             float& v = scores[static_cast<size_t>(id)];
@@ -241,6 +261,18 @@ void LogitsProcessing::process(std::span<float> scores, const TokenContext& cont
         for (size_t i = 0; i + n <= ids.size(); ++i) {
             if (std::equal(tail.begin(), tail.end(), ids.begin() + static_cast<std::ptrdiff_t>(i)))
                 scores[ids[i + n - 1]] = kRemoved;
+        }
+    }
+    if (g.encoder_no_repeat_ngram_size > 0 && length + 1 >= g.encoder_no_repeat_ngram_size) {
+        // Ban every token that follows the context's last n-1 tokens somewhere in the encoder's input.
+        const auto n = static_cast<size_t>(g.encoder_no_repeat_ngram_size);
+        const std::span<const int32_t> encoder = context.encoder_ids;
+        const std::span<const int32_t> tail = ids.last(std::min(n - 1, ids.size()));
+        for (size_t i = 0; i + n <= encoder.size(); ++i) {
+            const int32_t next = encoder[i + n - 1];
+            if (std::equal(tail.begin(), tail.end(), encoder.begin() + static_cast<std::ptrdiff_t>(i)) && next >= 0 &&
+                static_cast<size_t>(next) < scores.size())
+                scores[static_cast<size_t>(next)] = kRemoved;
         }
     }
     if (!g.bad_words_ids.empty()) add_biases(scores, context, /*bans=*/true);

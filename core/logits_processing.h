@@ -1,8 +1,8 @@
 // Choosing the next token as transformers' generate() does: its logits processors in its order
-// (sequence bias, repetition penalty, n-gram and bad-word bans, length limits, forced BOS/EOS,
-// exponential decay, suppression, renormalization), then, when sampling, its warpers
-// (temperature, top-k, top-p, min-p, typical, epsilon, eta), then argmax or a draw.
-// OpenAI's presence / frequency penalties (not transformers') follow the repetition penalty.
+// (sequence bias, encoder and repetition penalties, n-gram, encoder n-gram and bad-word bans, length limits, forced
+// BOS/EOS, exponential decay, suppression, renormalization), then, when sampling, its warpers (temperature, top-k,
+// top-p, min-p, typical, epsilon, eta), then argmax or a draw. OpenAI's presence / frequency penalties (not
+// transformers') follow the repetition penalty.
 #pragma once
 
 #include <cstdint>
@@ -21,6 +21,8 @@ struct TokenContext {
     int64_t pads = 0;              // left pads before `ids` in a padded batch: lengths count them, as in transformers
     int64_t input_length = 0;      // the prompt's length as generate() counts it (padded in a batch)
     int64_t max_length = 0;        // input_length + max_new_tokens
+    // An encoder-decoder model's encoder input (then `ids` are the decoder's), else empty.
+    std::span<const int32_t> encoder_ids;
     // transformers' input_ids.shape[-1].
     int64_t length() const { return pads + static_cast<int64_t>(ids.size()); }
 };

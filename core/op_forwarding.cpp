@@ -329,6 +329,32 @@ const tfx_backend_ops kForwardingOps = {
 // The attention call's operands: q, k, v and out present, of rank 3 and on the device; a batch
 // whose token count matches q (and with cross-attention a kv_batch whose count matches k).
 // Args from model plugins built before ABI 2.4 end before kv_batch: no cross-attention.
+// ABI 2.7's relative keys and queries (DeBERTa), when given.
+const char* invalid_disentangled(const tfx_attention_args* a, const tfx_device& device) {
+    const bool tables = a->relative_k != nullptr || a->relative_q != nullptr;
+    if (tables != (a->relative_columns != nullptr))
+        return "attention: relative_k and relative_q come with relative_columns, and relative_columns with one of them";
+    if (!tables) return nullptr;
+    if (a->cache != nullptr || (TFX_HAS_FIELD(a, tfx_attention_args, kv_batch) && a->kv_batch != nullptr))
+        return "attention: relative_k and relative_q are for cache-less self-attention (cache and kv_batch NULL)";
+    if (a->relative_span <= 0) return "attention: relative_k and relative_q need a positive relative_span";
+    const tfx_tensor* columns = a->relative_columns;
+    if (const char* problem = invalid_tensor(columns, device)) return problem;
+    if (columns->dtype.code != TFX_DTYPE_INT || columns->dtype.bits != 32 || columns->ndim != 1 ||
+        columns->shape[0] != 2 * static_cast<int64_t>(a->relative_span) + 1 || columns->strides != nullptr)
+        return "attention: relative_columns must be contiguous i32 [2 * relative_span + 1]";
+    int64_t rows = -1;
+    for (const tfx_tensor* t : {a->relative_k, a->relative_q}) {
+        if (t == nullptr) continue;
+        if (const char* problem = invalid_tensor(t, device)) return problem;
+        if (t->dtype.code != TFX_DTYPE_FLOAT || t->dtype.bits != 32 || t->ndim != 3 || t->shape[1] != a->q->shape[1] ||
+            t->shape[2] != a->q->shape[2] || t->strides != nullptr || (rows >= 0 && t->shape[0] != rows))
+            return "attention: relative_k and relative_q must be contiguous f32 [rows, heads, head_dim], the same rows";
+        rows = t->shape[0];
+    }
+    return nullptr;
+}
+
 const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
     if (a == nullptr || a->struct_size < offsetof(tfx_attention_args, kv_batch)) {
         return "attention args are missing or too small";
@@ -371,6 +397,7 @@ const char* invalid_attention(const tfx_attention_args* a, tfx_device device) {
             return "attention: relative_bias must be contiguous f32 [2 * relative_span + 1, heads]";
         }
     }
+    if (TFX_HAS_FIELD(a, tfx_attention_args, relative_columns)) return invalid_disentangled(a, device);
     return nullptr;
 }
 
@@ -424,6 +451,16 @@ int32_t forward_attend(void* self, const tfx_attention_args* args, tfx_error* er
         const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
                                     std::to_string(plugin->plugin.descriptor->abi_minor) +
                                     ", which has no relative position bias (2.6): this model (T5) needs a newer one";
+        sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
+        return TFX_ERR_UNSUPPORTED;
+    }
+    // A 2.6 plugin does not read relative_k / relative_q and would attend without them.
+    if (TFX_HAS_FIELD(args, tfx_attention_args, relative_columns) && args->relative_columns != nullptr &&
+        plugin != nullptr && plugin->plugin.descriptor != nullptr && plugin->plugin.descriptor->abi_minor < 7) {
+        const std::string message = "attention plugin " + plugin->name + " speaks ABI 2." +
+                                    std::to_string(plugin->plugin.descriptor->abi_minor) +
+                                    ", which has no disentangled relative attention (2.7): this model (DeBERTa) "
+                                    "needs a newer one";
         sdk::fill_error(error, TFX_ERR_UNSUPPORTED, message.c_str());
         return TFX_ERR_UNSUPPORTED;
     }

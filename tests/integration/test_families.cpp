@@ -114,7 +114,7 @@ INSTANTIATE_TEST_SUITE_P(Tiny, Family,
                                                               "starcoder2", "olmo2", "mixtral", "deepseek_v3",
                                                               "qwen2_moe", "phi", "cohere", "gpt2", "gpt_neox", "bert",
                                                               "bert_cls", "bert_token_cls", "bert_qa", "roberta",
-                                                              "modernbert", "xlm_roberta"),
+                                                              "modernbert", "xlm_roberta", "deberta_v2"),
                                             ::testing::Values("cpu", "guarded", "torch", "cuda")),
                          [](const auto& case_info) {
                              return std::string(std::get<0>(case_info.param)) +

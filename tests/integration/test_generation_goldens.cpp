@@ -4,6 +4,7 @@
 // their sampled tokens are forced: the same set of allowed tokens at every step and the same
 // log-probabilities over the whole vocabulary.
 #include <cmath>
+#include <filesystem>
 #include <optional>
 
 #include <gtest/gtest.h>
@@ -22,7 +23,7 @@ constexpr float kLogprobTolerance = 1e-4f;
 
 struct Replay {
     std::unique_ptr<tfx::ModelSession> session;
-    std::unique_ptr<tfx::Tokenizer> tokenizer;
+    std::unique_ptr<tfx::Tokenizer> tokenizer;  // null when the model has no tokenizer.json
     nlohmann::json golden;
     tfx::GenerationConfig model_defaults;
 
@@ -33,21 +34,23 @@ struct Replay {
     }
 };
 
-std::optional<Replay> open_replay() {
-    const auto model = tfx::test::data_path("models/tinystories-656k");
-    const auto golden = tfx::test::data_path("golden/generation/tinystories-656k.json");
+std::optional<Replay> open_replay(const std::string& model_dir = "models/tinystories-656k",
+                                  const std::string& golden_file = "golden/generation/tinystories-656k.json") {
+    const auto model = tfx::test::data_path(model_dir);
+    const auto golden = tfx::test::data_path(golden_file);
     if (!model || !golden) return std::nullopt;
     Replay r;
     r.session = tfx::AutoModel::from_pretrained(*model, {});
-    r.tokenizer = tfx::Tokenizer::for_model(*r.session, {});
+    // Only stop strings need it; tiny/t5 ships none.
+    if (std::filesystem::exists(*model / "tokenizer.json")) r.tokenizer = tfx::Tokenizer::for_model(*r.session, {});
     r.golden = tfx::test::read_json(*golden);
     r.model_defaults = tfx::GenerationConfig::from_model(
         r.session->config(), tfx::load_optional_json_file(*model / "generation_config.json"));
     return r;
 }
 
-#define REPLAY_OR_SKIP(var)                                                                      \
-    auto var##_opt = open_replay();                                                              \
+#define REPLAY_OR_SKIP(var, ...)                                                                 \
+    auto var##_opt = open_replay(__VA_ARGS__);                                                   \
     if (!var##_opt) GTEST_SKIP() << "test data missing: set TFX_TEST_DATA to the shared folder"; \
     Replay& var = *var##_opt
 
@@ -60,8 +63,10 @@ std::vector<int32_t> until_eos(const std::vector<int32_t>& row, const std::vecto
     return out;
 }
 
-// The result's prompts: one, or a batched case's unpadded rows.
+// The result's prompts: one (an encoder-decoder model's: the encoder's input), or a batched
+// case's unpadded rows.
 std::vector<std::vector<int32_t>> prompts_of(const nlohmann::json& result) {
+    if (result.contains("encoder_input_ids")) return {result.at("encoder_input_ids").get<std::vector<int32_t>>()};
     if (!result.contains("attention_mask")) return {result.at("input_ids").get<std::vector<int32_t>>()};
     std::vector<std::vector<int32_t>> rows;
     for (size_t i = 0; i < result.at("input_ids").size(); ++i) {
@@ -73,11 +78,8 @@ std::vector<std::vector<int32_t>> prompts_of(const nlohmann::json& result) {
     return rows;
 }
 
-}  // namespace
-
-TEST(GenerationGoldens, GreedyAndBeamCasesGiveTransformersTokensAndScores) {
-    REPLAY_OR_SKIP(r);
-    int cases = 0;
+// Runs every greedy and beam case of the golden, counting the results compared in `cases`.
+void replay_greedy_and_beam_cases(Replay& r, int& cases) {
     for (const auto& c : r.golden.at("cases")) {
         if (c.at("mode") == "sample") continue;
         const tfx::GenerationConfig config = r.config(c);
@@ -87,6 +89,7 @@ TEST(GenerationGoldens, GreedyAndBeamCasesGiveTransformersTokensAndScores) {
             tfx::GenerateOptions options;
             std::optional<tfx::StopStrings> stops;
             if (!config.stop_strings.empty()) {
+                ASSERT_NE(r.tokenizer, nullptr) << "stop strings need the model's tokenizer";
                 stops.emplace(config.stop_strings, [&](int32_t t) { return r.tokenizer->piece_after_text(t); });
                 options.should_stop = [&](size_t row, const std::vector<int32_t>& tokens) {
                     std::vector<int32_t> context = prompts[row];
@@ -119,7 +122,22 @@ TEST(GenerationGoldens, GreedyAndBeamCasesGiveTransformersTokensAndScores) {
             ++cases;
         }
     }
+}
+
+}  // namespace
+
+TEST(GenerationGoldens, GreedyAndBeamCasesGiveTransformersTokensAndScores) {
+    REPLAY_OR_SKIP(r);
+    int cases = 0;
+    replay_greedy_and_beam_cases(r, cases);
     EXPECT_GT(cases, 40);
+}
+
+TEST(GenerationGoldens, EncoderDecoderGreedyAndBeamCasesGiveTransformersTokensAndScores) {
+    REPLAY_OR_SKIP(r, "tiny/t5", "golden/generation/t5.json");
+    int cases = 0;
+    replay_greedy_and_beam_cases(r, cases);
+    EXPECT_EQ(cases, 10);  // 5 prompts, greedy and num_beams 4
 }
 
 TEST(GenerationGoldens, SamplingCasesGiveTransformersDistributionsUnderTeacherForcing) {

@@ -183,6 +183,39 @@ TEST(Forwarding, CrossAttentionIsCheckedAndRefusedToOlderPlugins) {
               std::string::npos)
         << e.message;
     EXPECT_EQ(g_attend_calls, calls + 3);
+
+    // ABI 2.7's relative keys and queries (DeBERTa): they come with their columns, [rows, heads,
+    // head_dim] each, cache-less self-attention only, and are refused to a 2.6 plugin.
+    descriptor.abi_minor = TFX_ABI_MINOR;
+    args.relative_bias = nullptr;
+    int64_t relative_shape[3] = {2, 3, 4}, columns_shape[1] = {5};
+    int32_t columns_data[5] = {};
+    tfx_tensor relative{data, device, 3, {TFX_DTYPE_FLOAT, 32, 1}, relative_shape, nullptr, 0};
+    tfx_tensor columns{columns_data, device, 1, {TFX_DTYPE_INT, 32, 1}, columns_shape, nullptr, 0};
+    args.relative_k = &relative;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(
+        e.message,
+        "attention: relative_k and relative_q come with relative_columns, and relative_columns with one of them");
+    args.relative_columns = &columns;
+    args.relative_q = &relative;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_OK) << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 4);
+    relative_shape[1] = 2;  // not the query heads
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message,
+                 "attention: relative_k and relative_q must be contiguous f32 [rows, heads, head_dim], the same rows");
+    relative_shape[1] = 3;
+    args.relative_span = 3;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_INVALID_ARGUMENT);
+    EXPECT_STREQ(e.message, "attention: relative_columns must be contiguous i32 [2 * relative_span + 1]");
+    args.relative_span = 2;
+    descriptor.abi_minor = 6;
+    EXPECT_EQ(table->attend(&target, &args, &e), TFX_ERR_UNSUPPORTED);
+    EXPECT_NE(std::string(e.message).find("cross-capable speaks ABI 2.6, which has no disentangled relative attention"),
+              std::string::npos)
+        << e.message;
+    EXPECT_EQ(g_attend_calls, calls + 4);
 }
 
 TEST(Forwarding, OperandsMustBeOnTheSessionsDevice) {

@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include "core/generation.h"
 #include "core/generation_config.h"
 #include "core/logits_processing.h"
 #include "core/stop_strings.h"
@@ -147,4 +148,58 @@ TEST(LogitsProcessing, ForcedEosAndMinNewTokensFollowTheLengthsTransformersCount
     const std::vector<int32_t> longer = {3, 3, 1, 1};
     p.process(last, {longer, 1, 3, 6});  // length 5 == max_length - 1: only EOS
     EXPECT_EQ(last, (std::vector<float>{0, -kInf, -kInf, -kInf}));
+}
+
+TEST(LogitsProcessing, EncoderNoRepeatNgramBansWhatFollowsTheDecodersTailInTheEncodersInput) {
+    tfx::GenerationConfig g;
+    g.encoder_no_repeat_ngram_size = 2;
+    const tfx::LogitsProcessing bigrams(g, 10);
+    const std::vector<int32_t> encoder = {5, 6, 7, 5, 8};
+    std::vector<float> scores(10, 1.0f);
+    const std::vector<int32_t> decoder = {0, 5};
+    bigrams.process(scores, {decoder, 0, 1, 20, encoder});
+    EXPECT_EQ(scores, (std::vector<float>{1, 1, 1, 1, 1, 1, -kInf, 1, -kInf, 1}));
+    g.encoder_no_repeat_ngram_size = 3;
+    const tfx::LogitsProcessing trigrams(g, 10);
+    std::vector<float> first(10, 1.0f);
+    const std::vector<int32_t> start = {5};  // too short for a trigram: nothing banned yet
+    trigrams.process(first, {start, 0, 1, 20, encoder});
+    EXPECT_EQ(first, std::vector<float>(10, 1.0f));
+    std::vector<float> later(10, 1.0f);
+    const std::vector<int32_t> longer = {0, 6, 7, 5};
+    trigrams.process(later, {longer, 0, 1, 20, encoder});
+    EXPECT_EQ(later, (std::vector<float>{1, 1, 1, 1, 1, 1, 1, 1, -kInf, 1}));
+}
+
+TEST(LogitsProcessing, EncoderRepetitionPenaltyFavoursTheEncodersTokensOrADecoderOnlyPrompts) {
+    tfx::GenerationConfig g;
+    g.encoder_repetition_penalty = 2.0f;
+    const tfx::LogitsProcessing p(g, 4);
+    const std::vector<int32_t> encoder = {1, 3, 3};
+    std::vector<float> scores = {1.0f, -2.0f, 2.0f, 4.0f};
+    const std::vector<int32_t> decoder = {0, 2};  // the decoder's own tokens are not the encoder's
+    p.process(scores, {decoder, 0, 1, 10, encoder});
+    EXPECT_EQ(scores, (std::vector<float>{1.0f, -1.0f, 2.0f, 8.0f}));
+    // A decoder-only model: transformers' encoder_input_ids are the prompt (not what follows it).
+    std::vector<float> prompt_scores = {1.0f, -2.0f, 2.0f, 4.0f};
+    const std::vector<int32_t> ids = {1, 3, 2};  // a 2-token prompt, then token 2
+    p.process(prompt_scores, {ids, 0, 2, 10});
+    EXPECT_EQ(prompt_scores, (std::vector<float>{1.0f, -1.0f, 2.0f, 8.0f}));
+}
+
+TEST(GenerationConfig, EncoderProcessorsAreReadAndCheckedAgainstTheModel) {
+    const auto g = tfx::GenerationConfig::from_file(
+        file(R"J({"encoder_no_repeat_ngram_size": 3, "encoder_repetition_penalty": 1.5})J"), {});
+    EXPECT_EQ(g.encoder_no_repeat_ngram_size, 3);
+    EXPECT_FLOAT_EQ(g.encoder_repetition_penalty, 1.5f);
+    EXPECT_TRUE(tfx::GenerationConfig::unsupported_fields(file(R"J({"encoder_no_repeat_ngram_size": 3})J")).empty());
+    tfx::GenerationConfig bad;
+    bad.encoder_repetition_penalty = 0.0f;
+    EXPECT_EQ(error_of([&] { bad.validate(); }).rfind("encoder_repetition_penalty", 0), 0u);
+    tfx_model_info decoder_only{};
+    EXPECT_NE(error_of([&] { tfx::check_config_for_model(decoder_only, g); }).find("encoder-decoder"),
+              std::string::npos);
+    tfx_model_info encoder_decoder{};
+    encoder_decoder.num_cross_layers = 2;
+    EXPECT_NO_THROW(tfx::check_config_for_model(encoder_decoder, g));
 }

@@ -67,6 +67,10 @@ class CudaAttention {
             throw Error(TFX_ERR_UNSUPPORTED,
                         "attention: the cuda attention plugin has no relative position bias (T5) yet");
         }
+        if (TFX_HAS_FIELD(a, tfx_attention_args, relative_columns) && a->relative_columns != nullptr) {
+            throw Error(TFX_ERR_UNSUPPORTED,
+                        "attention: the cuda attention plugin has no disentangled relative attention (DeBERTa) yet");
+        }
         p.tokens = b.num_tokens;
         p.seqs = b.num_seqs;
         p.heads = static_cast<int32_t>(a->q->shape[1]);

@@ -82,6 +82,33 @@ void check_ragged(const tfx_batch* b, const std::string& name, int64_t tokens) {
     }
 }
 
+// ABI 2.7: DeBERTa's relative keys and queries, checked and resolved.
+void disentangled(const tfx_attention_args* a, Plan& p) {
+    if (p.cross || a->cache != nullptr)
+        fail("relative_k and relative_q are for cache-less self-attention; cache and kv_batch must be NULL");
+    if (a->relative_span <= 0) fail("relative_span must be positive, got " + std::to_string(a->relative_span));
+    p.relative_span = a->relative_span;
+    const int64_t columns = 2 * p.relative_span + 1;
+    require(a->relative_columns, "relative_columns", tfx::sdk::kI32, {columns}, "[2 * relative_span + 1]");
+    if (a->relative_k == nullptr && a->relative_q == nullptr) fail("relative_columns needs relative_k or relative_q");
+    const tfx_tensor* first = a->relative_k != nullptr ? a->relative_k : a->relative_q;
+    const int64_t rows = first->ndim == 3 ? first->shape[0] : -1;
+    for (const auto& [t, name] : {std::pair{a->relative_k, "relative_k"}, std::pair{a->relative_q, "relative_q"}}) {
+        if (t == nullptr) continue;
+        require(t, name, tfx::sdk::kF32, {rows, p.heads, p.dim}, "[rows, heads, head_dim], the same rows for both");
+        if (!same_device(t->device, a->q->device)) fail(std::string(name) + " must be on q's device");
+    }
+    if (!same_device(a->relative_columns->device, a->q->device)) fail("relative_columns must be on q's device");
+    p.relative_k = a->relative_k != nullptr ? data_of<const float>(a->relative_k) : nullptr;
+    p.relative_q = a->relative_q != nullptr ? data_of<const float>(a->relative_q) : nullptr;
+    p.relative_columns = data_of<const int32_t>(a->relative_columns);
+    for (int64_t i = 0; i < columns; ++i) {
+        if (p.relative_columns[i] < 0 || p.relative_columns[i] >= rows)
+            fail("relative_columns[" + std::to_string(i) + "] is " + std::to_string(p.relative_columns[i]) +
+                 ", outside relative_k / relative_q's " + std::to_string(rows) + " rows");
+    }
+}
+
 }  // namespace
 
 Plan make_plan(const tfx_attention_args* a) {
@@ -147,6 +174,7 @@ Plan make_plan(const tfx_attention_args* a) {
         if (!same_device(a->relative_bias->device, device)) fail("relative_bias must be on q's device");
         p.relative_bias = data_of<const float>(a->relative_bias);
     }
+    if (TFX_HAS_FIELD(a, tfx_attention_args, relative_columns) && a->relative_columns != nullptr) disentangled(a, p);
 
     // The batches (host metadata): the queries', and the keys' (the same one unless cross).
     const tfx_batch* b = a->batch;

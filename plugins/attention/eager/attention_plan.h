@@ -40,6 +40,11 @@ struct Plan {
     // position (clamped to the span), or null.
     const float* relative_bias = nullptr;
     int64_t relative_span = 0;
+    // ABI 2.7 (DeBERTa): keys and queries of relative positions [rows, heads, dim] (either may
+    // be null), and the row of each clamped key - query distance [2 * relative_span + 1].
+    const float* relative_k = nullptr;
+    const float* relative_q = nullptr;
+    const int32_t* relative_columns = nullptr;
     int64_t max_keys;  // the longest sequence's positions
     double work;       // multiply-adds, to decide whether threads pay off
     // The cache (cache_k == nullptr without one), addressed by the keys' batch.

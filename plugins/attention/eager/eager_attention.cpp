@@ -156,8 +156,9 @@ Kernels select_kernels() {
 
 // Whether sequence s has enough new tokens to attend tiled.
 bool attends_tiled(const Plan& p, int32_t s) {
-    // The tiled kernel has no relative position bias (ABI 2.6) yet.
-    return p.seq_start[s + 1] - p.seq_start[s] >= kTiledMinTokens && p.relative_bias == nullptr;
+    // The tiled kernel has no relative position terms (ABI 2.6, 2.7) yet.
+    return p.seq_start[s + 1] - p.seq_start[s] >= kTiledMinTokens && p.relative_bias == nullptr &&
+           p.relative_columns == nullptr;
 }
 
 // The tiled sequences, in items of (kv head, run of tokens) of about kItemRows query rows;

@@ -132,6 +132,31 @@ template <class Elem>
     for (int64_t b = 0; b < dim * static_cast<int64_t>(sizeof(Elem)); b += 64) __builtin_prefetch(bytes + b);
 }
 
+// DeBERTa's relative terms (ABI 2.7), added to head h0 + i's q·k of each key j in [lo, hi]
+// before scaling: q_t · relative_k[c, h] + k_j · relative_q[c, h], c the row of j's distance.
+// Cache-less, so key j is the sequence's own new token j.
+inline void add_disentangled(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t count, int64_t lo, int64_t hi,
+                             float* scores) {
+    const int64_t dim = p.dim, first = p.seq_start[s], pos = t - first, span = p.relative_span;
+    auto dot = [dim](const float* a, const float* b) {
+        float sum = 0.0f;
+        for (int64_t d = 0; d < dim; ++d) sum += a[d] * b[d];
+        return sum;
+    };
+    for (int64_t i = 0; i < count; ++i) {
+        const int64_t h = h0 + i;
+        const float* q = p.q + (t * p.heads + h) * dim;
+        float* row = scores + i * p.max_keys - lo;
+        for (int64_t j = lo; j <= hi; ++j) {
+            const int64_t c = p.relative_columns[std::clamp(j - pos, -span, span) + span];
+            if (p.relative_k != nullptr) row[j] += dot(q, p.relative_k + (c * p.heads + h) * dim);
+            if (p.relative_q != nullptr)
+                row[j] +=
+                    dot(p.k + ((first + j) * p.kv_heads + h / p.group) * dim, p.relative_q + (c * p.heads + h) * dim);
+        }
+    }
+}
+
 // Heads of one kv group computed together, so that each key and value row is read once for
 // all of them.
 constexpr int64_t kMaxHeadsTogether = 8;
@@ -176,6 +201,7 @@ template <class Kv, int N>
             for (int64_t i = 0; i < count; ++i) scores[i * width + j - lo] = dot<Kv, N>(q + i * dim, k, dim);
         }
     }
+    if (p.relative_columns != nullptr) add_disentangled(p, s, t, h0, count, lo, hi, scores);
     for (int64_t i = 0; i < count; ++i) max[i] = scale_row<N>(scores + i * width, hi - lo + 1, scale, softcap);
     if (p.relative_bias != nullptr) {  // + the bias of each key's distance (T5), after scaling
         const int64_t pos = p.context_len[s] + (t - p.seq_start[s]), span = p.relative_span;

@@ -82,6 +82,18 @@ typedef struct tfx_attention_args {
      * only (kv_batch NULL). The host refuses it to attention plugins of ABI 2.5 and older. */
     const tfx_tensor* relative_bias;
     int32_t relative_span;
+    /* ABI 2.7: NULL, or disentangled relative attention (DeBERTa's content-to-position and
+     * position-to-content terms): keys and queries of relative positions, f32 [relative rows,
+     * heads, head_dim] contiguous each (either may be NULL), and relative_columns, i32
+     * [2 * relative_span + 1], the row c of each clamped distance: c = relative_columns[clamp(j
+     * - i, -relative_span, relative_span) + relative_span] for the key at position j and the
+     * query at position i. Head h's q·k of that pair gains q_i·relative_k[c, h] +
+     * k_j·relative_q[c, h] before scale, softcap and relative_bias. Cache-less self-attention
+     * only (cache and kv_batch NULL), as encoders run. The host refuses it to attention plugins
+     * of ABI 2.6 and older. */
+    const tfx_tensor* relative_k;
+    const tfx_tensor* relative_q;
+    const tfx_tensor* relative_columns;
 } tfx_attention_args;
 
 /* An attention plugin's kernel runs inside the backend's run_kernel, so it may address the
@@ -103,5 +115,7 @@ TFX_STATIC_ASSERT(offsetof(tfx_attention_args, scale) == 56, "tfx_attention_args
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, kv_batch) == 72, "tfx_attention_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_bias) == 80, "tfx_attention_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_span) == 88, "tfx_attention_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_k) == 96, "tfx_attention_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_attention_args, relative_columns) == 112, "tfx_attention_args layout");
 
 #endif /* TFX_ATTENTION_H */

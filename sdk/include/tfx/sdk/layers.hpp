@@ -241,6 +241,10 @@ struct AttentionCall {
     // ABI 2.6: a bias by key position - query position (T5), [2 * relative_span + 1, heads].
     View relative_bias;
     int32_t relative_span = 0;
+    // ABI 2.7: DeBERTa's disentangled attention, with relative_span: keys and queries of
+    // relative positions [rows, heads, head_dim] (either may be left empty) and the row of each
+    // clamped distance, i32 [2 * relative_span + 1] on the device.
+    View relative_k, relative_q, relative_columns;
 };
 inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, AttentionCall call) {
     tfx_attention_args args{};
@@ -269,9 +273,13 @@ inline void attend(const Host& host, const tfx_forward_args* a, int64_t layer, A
     args.softcap = call.softcap;
     args.sliding_window = call.sliding_window;
     args.window_ahead = call.window_ahead;
+    const auto given = [](const View& v) { return v.get()->data != nullptr ? v.get() : nullptr; };
     if (call.relative_span > 0) {
-        args.relative_bias = call.relative_bias.get();
+        args.relative_bias = given(call.relative_bias);
         args.relative_span = call.relative_span;
+        args.relative_k = given(call.relative_k);
+        args.relative_q = given(call.relative_q);
+        args.relative_columns = given(call.relative_columns);
     }
     host.attend(args);
 }
