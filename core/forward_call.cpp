@@ -1,6 +1,7 @@
 #include "core/forward_call.h"
 
 #include <algorithm>
+#include <cmath>
 
 #include "tfx/sdk/error.hpp"
 
@@ -92,17 +93,45 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
     }
 }
 
+std::span<const int32_t> ForwardCall::add_image(const SequenceInput& in, const std::string& which) {
+    const tfx_model_info& info = session_.info();
+    if (info.image_tokens <= 0) {
+        if (!in.pixels.empty()) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
+                                                           " is not a vision model (it takes no pixels)");
+        }
+        return in.ids;
+    }
+    const int64_t expected = int64_t{info.image_channels} * info.image_height * info.image_width;
+    if (!in.ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
+                                                       " is a vision model: it takes pixels, not token ids");
+    }
+    if (static_cast<int64_t>(in.pixels.size()) != expected) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "forward: " + which + ": the image must be f32 [" + std::to_string(info.image_channels) +
+                             ", " + std::to_string(info.image_height) + ", " + std::to_string(info.image_width) +
+                             "] (" + std::to_string(expected) + " values), got " + std::to_string(in.pixels.size()));
+    }
+    if (!std::all_of(in.pixels.begin(), in.pixels.end(), [](float v) { return std::isfinite(v); }))
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": the image has a value that is not finite");
+    pixels_.insert(pixels_.end(), in.pixels.begin(), in.pixels.end());
+    image_ids_.assign(static_cast<size_t>(info.image_tokens), 0);
+    return image_ids_;
+}
+
 void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
     const tfx_model_info& info = session_.info();
-    const auto n = static_cast<int64_t>(in.ids.size());
     const std::string which = "sequence " + std::to_string(index);
+    const std::span<const int32_t> ids = add_image(in, which);
+    const auto n = static_cast<int64_t>(ids.size());
     if (n == 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + " has no tokens");
     if ((!in.positions.empty() && static_cast<int64_t>(in.positions.size()) != n) ||
         (!in.token_type_ids.empty() && static_cast<int64_t>(in.token_type_ids.size()) != n)) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "forward: " + which + ": positions and token types must have one entry per token");
     }
-    check_ids(in.ids, info.vocab_size);
+    if (info.image_tokens <= 0) check_ids(ids, info.vocab_size);
     if ((in.cache_seq >= 0) != (cache_ != nullptr)) {
         throw sdk::Error(
             TFX_ERR_INVALID_ARGUMENT,
@@ -116,7 +145,7 @@ void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
                              ", past the model's max_position_embeddings (" + std::to_string(info.max_positions) + ")");
     }
     const auto first = static_cast<int32_t>(ids_.size());
-    ids_.insert(ids_.end(), in.ids.begin(), in.ids.end());
+    ids_.insert(ids_.end(), ids.begin(), ids.end());
     for (int64_t i = 0; i < n; ++i) {
         positions_.push_back(in.positions.empty() ? static_cast<int32_t>(context + i) : in.positions[i]);
         types_.push_back(in.token_type_ids.empty() ? 0 : in.token_type_ids[i]);
@@ -147,6 +176,7 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     }
     seq_start_.assign(1, 0);
     enc_seq_start_.assign(1, 0);
+    pixels_.clear();
     const bool encoder_decoder = info.num_cross_layers > 0;
     const bool encodes = encoder_decoder && !sequences.front().encoder_ids.empty();
     for (size_t s = 0; s < sequences.size(); ++s) {
@@ -286,6 +316,16 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
         args.encoder_input_ids = encodes ? enc_ids.get() : nullptr;
         args.cross_cache = cross_cache_ != nullptr ? cross_cache_->layers() : nullptr;
         args.encoder_output = encodes ? encoder_out.get() : nullptr;
+    }
+    sdk::View pixels;
+    if (info.image_tokens > 0) {
+        // The images in an upload of their own (f32, beside the batch's i32 arrays).
+        const uint64_t pixel_bytes = pixels_.size() * sizeof(float);
+        if (device_pixels_.bytes() < pixel_bytes) device_pixels_ = device.alloc(pixel_bytes);
+        pixels = sdk::View(device_pixels_.data(), sdk::kF32,
+                           {num_seqs, info.image_channels, info.image_height, info.image_width}, device.device());
+        device.upload(pixels_.data(), pixels);
+        args.pixel_values = pixels.get();
     }
     session_.forward(args);
     for (int32_t s = 0; s < num_seqs; ++s) {

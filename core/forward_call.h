@@ -7,6 +7,7 @@
 
 #include <cstdint>
 #include <span>
+#include <string>
 #include <vector>
 
 #include "core/device.h"
@@ -28,6 +29,9 @@ struct SequenceInput {
     // (`cross_seq`: the sequence's entry in it, -1 without one; then every call encodes).
     std::span<const int32_t> encoder_ids;
     PagedKvCache::SeqId cross_seq = -1;
+    // A vision model's image (model_info.image_tokens > 0): f32 [channels, height, width], the
+    // image processor's pixel_values; `ids` stay empty, as the model makes its tokens of these.
+    std::span<const float> pixels;
 };
 
 class ForwardCall {
@@ -52,6 +56,9 @@ class ForwardCall {
   private:
     // Checks one sequence's inputs and appends its part of the batch to the host arrays.
     void add_sequence(const SequenceInput& in, int32_t index);
+    // A vision model's image checked and staged; returns the sequence's ids (placeholders for
+    // an image, else its own).
+    std::span<const int32_t> add_image(const SequenceInput& in, const std::string& which);
     // The same for its encoder part (encoder-decoder models); `encodes`: whether the call does.
     void add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes);
 
@@ -64,8 +71,10 @@ class ForwardCall {
     // The encoder's batch, addressing the cross cache.
     std::vector<int32_t> enc_ids_, enc_positions_, enc_seq_start_, enc_context_len_, enc_slots_, enc_block_table_;
     std::vector<int32_t> staging_;
+    std::vector<int32_t> image_ids_;                 // a vision model's placeholder ids (not read by the model)
+    std::vector<float> pixels_;                      // the call's images back to back
     std::vector<int32_t> token_lora_, output_lora_;  // each row's LoRA choice
-    DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_;
+    DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_, device_pixels_;
     std::vector<float> output_, pooled_, encoder_output_;
 };
 

@@ -125,6 +125,20 @@ struct ModelSession::Impl {
 
 namespace {
 
+// ABI 2.8: a vision model's image fields are all set (positive) or all 0, and it keeps no cache.
+void check_image_info(const tfx_model_info& info, const std::string& plugin) {
+    const bool any =
+        info.image_channels != 0 || info.image_height != 0 || info.image_width != 0 || info.image_tokens != 0;
+    if (!any) return;
+    if (info.image_channels <= 0 || info.image_height <= 0 || info.image_width <= 0 || info.image_tokens <= 0 ||
+        info.num_layers != 0 || info.num_cross_layers != 0) {
+        throw sdk::Error(TFX_ERR_INTERNAL, "model plugin " + plugin +
+                                               ": get_info() describes images inconsistently (image_channels, "
+                                               "image_height, image_width and image_tokens must all be positive, "
+                                               "with no KV cache layers)");
+    }
+}
+
 ModelSession::Impl& impl_of(void* host) {
     return *static_cast<ModelSession::Impl*>(host);
 }
@@ -506,6 +520,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         }
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
+        check_image_info(info_, impl.model->name);
         if (impl.lora) impl.lora->check_attached();
         impl.weights.release_packed_merges();
         if (impl.ops_target.quantize != nullptr) log::info(quantized_message());

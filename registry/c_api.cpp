@@ -13,6 +13,7 @@
 #include "core/json_file.h"
 #include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
+#include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/token_classification.h"
@@ -27,7 +28,8 @@ struct tfx_api_pipeline {
     std::variant<std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
                  std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
                  std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
-                 std::unique_ptr<tfx::ZeroShotClassificationPipeline>>
+                 std::unique_ptr<tfx::ZeroShotClassificationPipeline>,
+                 std::unique_ptr<tfx::ImageClassificationPipeline>>
         pipeline;
 };
 
@@ -104,6 +106,28 @@ std::span<const float> forward_rows(tfx::ForwardCall& call, const int32_t* ids, 
     in.ids = std::span(ids, count);
     in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
     return call.run(in);
+}
+
+// image-classification: {"image": a file or a list of files, "top_k": 5}, each image's labels.
+nlohmann::json classify_images(tfx::ImageClassificationPipeline& pipeline, const nlohmann::json& input) {
+    if (input.is_discarded() || !input.is_object() || !input.contains("image") ||
+        !(input["image"].is_string() || input["image"].is_array())) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT,
+                    "input_json: expected a JSON object with an \"image\" file or list of files");
+    }
+    const tfx::sdk::Config fields(input, "input_json");
+    std::vector<tfx::RgbImage> images;
+    for (const auto& file : input["image"].is_array() ? input["image"] : nlohmann::json::array({input["image"]})) {
+        if (!file.is_string()) fields.fail("image", "expected file names");
+        images.push_back(tfx::read_image(file.get<std::string>()));
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& labels : pipeline.classify(images, fields.get_or<int64_t>("top_k", 5))) {
+        nlohmann::json list = nlohmann::json::array();
+        for (const tfx::ImageLabel& l : labels) list.push_back({{"label", l.label}, {"score", l.score}});
+        out.push_back(std::move(list));
+    }
+    return input["image"].is_array() ? out : out.front();
 }
 
 }  // namespace
@@ -321,11 +345,13 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::QuestionAnsweringPipeline>(model, load);
         } else if (name == "zero-shot-classification") {
             p->pipeline = std::make_unique<tfx::ZeroShotClassificationPipeline>(model, load);
+        } else if (name == "image-classification") {
+            p->pipeline = std::make_unique<tfx::ImageClassificationPipeline>(model, load);
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
                                                  "': expected feature-extraction, text-classification, fill-mask, "
-                                                 "text-generation, token-classification, question-answering or "
-                                                 "zero-shot-classification");
+                                                 "text-generation, token-classification, question-answering, "
+                                                 "zero-shot-classification or image-classification");
         }
         *out = p.release();
     });
@@ -341,6 +367,11 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         need(input_json, "input_json");
         auto input = nlohmann::json::parse(input_json, nullptr, false);
         auto& which = pipeline->pipeline;
+        if (auto* images = std::get_if<std::unique_ptr<tfx::ImageClassificationPipeline>>(&which)) {
+            write_text(output,
+                       classify_images(**images, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
         const bool question = std::holds_alternative<std::unique_ptr<tfx::QuestionAnsweringPipeline>>(which);
         // A list of texts, for the pipelines that run several in ragged forward calls together.
         const bool batches = std::holds_alternative<std::unique_ptr<tfx::TextClassificationPipeline>>(which) ||

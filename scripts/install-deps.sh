@@ -12,6 +12,7 @@ packages=(
     libopenblas0-openmp                 # its matmuls: Debian's default libblas is the reference one
                                         # (4 GFLOP/s); OpenMP's variant shares ATen's thread pool
     libcurl4-openssl-dev                # Hub client
+    libpng-dev libjpeg-dev              # image processors: PNG and JPEG decoding
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format                        # scripts/format.sh --check (CI)

@@ -4,6 +4,8 @@
 // position; sequence classifiers: the logits; base models: last_hidden_state. Encoder-decoder
 // models take the encoder's ids and --decoder-input-ids: the encoder's last hidden state and
 // every decoder position's logits (one teacher-forced pass, as transformers' forward gives).
+// Vision models take --image: the image processor's pixel_values, then the logits (image
+// classifiers) or last_hidden_state.
 #include <algorithm>
 #include <iostream>
 
@@ -12,6 +14,7 @@
 #include "apps/tfx/commands.h"
 #include "core/forward_call.h"
 #include "core/model_session.h"
+#include "registry/image_processor.h"
 
 namespace tfx::cli {
 namespace {
@@ -21,6 +24,7 @@ struct ForwardOptions {
     std::string input_ids;
     std::string token_type_ids;
     std::string decoder_input_ids;
+    std::string image;
     bool json = false;
 };
 
@@ -65,8 +69,51 @@ void run_seq2seq_forward(const ForwardOptions& o, ModelSession& session, const s
               << info.output_size << "]\n";
 }
 
+// A vision model: --image through the folder's image processor, one forward of its pixels.
+void run_image_forward(const ForwardOptions& o, ModelSession& session) {
+    const tfx_model_info& info = session.info();
+    if (info.image_tokens <= 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image: " + session.architecture() + " is not a vision model");
+    }
+    if (!o.input_ids.empty() || !o.token_type_ids.empty() || !o.decoder_input_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image: " + session.architecture() + " takes no token ids");
+    }
+    const PixelValues pixels = ImageProcessor(session.model_dir()).preprocess(read_image(o.image));
+    ForwardCall call(session);
+    call.run({.output = SequenceInput::Output::all, .pixels = pixels.values});
+    nlohmann::json result;
+    nlohmann::json planes = nlohmann::json::array();
+    const auto plane = static_cast<size_t>(pixels.height * pixels.width), width = static_cast<size_t>(pixels.width);
+    for (size_t c = 0; c * plane < pixels.values.size(); ++c) {
+        nlohmann::json rows = nlohmann::json::array();
+        for (size_t y = 0; y < static_cast<size_t>(pixels.height); ++y) {
+            const auto at = pixels.values.begin() + static_cast<std::ptrdiff_t>(c * plane + y * width);
+            rows.push_back(std::vector<float>(at, at + static_cast<std::ptrdiff_t>(width)));
+        }
+        planes.push_back(std::move(rows));
+    }
+    result["pixel_values"] = std::move(planes);
+    if (info.output_kind == TFX_OUTPUT_CLASS_LOGITS) {
+        const auto r = call.row(0);
+        result["logits"] = std::vector<float>(r.begin(), r.end());
+    } else {
+        result["last_hidden_state"] = rows_of(call, info.image_tokens);
+    }
+    if (o.json) {
+        std::cout << result.dump() << '\n';
+        return;
+    }
+    std::cout << session.architecture() << " via " << session.plugin_summary() << '\n'
+              << "pixel_values: [3, " << pixels.height << ", " << pixels.width << "]\n";
+    if (result.contains("logits")) std::cout << "logits: " << result["logits"].dump() << '\n';
+}
+
 void run_forward(const ForwardOptions& o) {
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
+    if (!o.image.empty()) return run_image_forward(o, *session);
+    if (o.input_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--input-ids is required (or --image, for vision models)");
+    }
     const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
     const tfx_model_info& info = session->info();
     if (info.num_cross_layers > 0) return run_seq2seq_forward(o, *session, ids);
@@ -156,11 +203,14 @@ void add_forward_command(CLI::App& app) {
     auto* cmd =
         app.add_subcommand("forward", "One forward pass: logits (LM and task heads) or hidden states (base model)");
     opts->model.add_to(cmd);
-    cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids")->required();
+    cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids (required unless --image)");
     cmd->add_option("--token-type-ids", opts->token_type_ids,
                     "Comma-separated segment ids, one per input id (default: all 0)");
     cmd->add_option("--decoder-input-ids", opts->decoder_input_ids,
                     "Encoder-decoder models: comma-separated decoder ids (--input-ids are the encoder's)");
+    cmd->add_option(
+        "--image", opts->image,
+        "Vision models: a PNG or JPEG file, through the model's image processor (preprocessor_config.json)");
     cmd->add_flag("--json", opts->json, "Print one JSON object");
     cmd->callback([opts] { run_forward(*opts); });
 }

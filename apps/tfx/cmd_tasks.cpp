@@ -1,6 +1,7 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
-// `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`. Each
-// prints one JSON line per input (per answer for question-answering).
+// `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`,
+// `tfx image-classification`. Each prints one JSON line per input (per answer for
+// question-answering).
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -8,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/token_classification.h"
@@ -77,6 +79,12 @@ struct ZeroShotOptions {
     std::string jsonl, labels;
     std::string hypothesis_template = "This example is {}.";
     bool multi_label = false;
+};
+
+struct ImageClassificationOptions {
+    ModelOptions model;
+    std::vector<std::string> images;
+    int64_t top_k = 5;
 };
 
 struct FillMaskOptions {
@@ -204,6 +212,26 @@ void add_task_commands(CLI::App& app) {
         const std::vector<std::string> labels = candidate_labels_of(z->labels);
         for (const auto& text : inputs(z->texts, z->jsonl)) {
             print(zero_shot_json(pipeline(text, labels, z->hypothesis_template, z->multi_label)));
+        }
+    });
+
+    auto ic = std::make_shared<ImageClassificationOptions>();
+    auto* image = app.add_subcommand("image-classification",
+                                     "Image classification (PNG or JPEG files): one {\"image\", \"labels\": "
+                                     "[{\"label\", \"score\"}, ...]} line per image, best first, as "
+                                     "transformers' pipeline");
+    ic->model.add_to(image);
+    image->add_option("IMAGE", ic->images, "Image files")->required();
+    image->add_option("--top-k", ic->top_k, "Labels to print per image")
+        ->capture_default_str()
+        ->check(integer_at_least(1));
+    image->callback([ic] {
+        ImageClassificationPipeline pipeline(ic->model.model, ic->model.session_options());
+        for (const std::string& file : ic->images) {
+            const auto labels = pipeline.classify({read_image(file)}, ic->top_k).front();
+            nlohmann::json all = nlohmann::json::array();
+            for (const ImageLabel& l : labels) all.push_back({{"label", l.label}, {"score", l.score}});
+            print({{"image", file}, {"labels", all}});
         }
     });
 

@@ -380,17 +380,26 @@ class _ZeroShotClassificationPipeline(_EnginePipeline):
         return [self._run(s, **fields) for s in sequences]
 
 
+class _ImageClassificationPipeline(_EnginePipeline):
+    def __call__(self, images: str | list[str], top_k: int = 5) -> list:
+        """[{"label", "score"}] (best first, top_k of them) for an image file (PNG or JPEG), a list
+        of those for a list of files, as transformers' image-classification pipeline returns them."""
+        return json.loads(self._pipeline.run(json.dumps({"image": images if isinstance(images, str) else list(images),
+                                                         "top_k": top_k})))
+
+
 _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-mask": _FillMaskPipeline,
                      "token-classification": _TokenClassificationPipeline, "ner": _TokenClassificationPipeline,
                      "question-answering": _QuestionAnsweringPipeline,
-                     "zero-shot-classification": _ZeroShotClassificationPipeline}
+                     "zero-shot-classification": _ZeroShotClassificationPipeline,
+                     "image-classification": _ImageClassificationPipeline}
 
 
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
-    "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering"
-    and "zero-shot-classification" on a model folder, GGUF file or Hub id (options as
-    AutoModel.from_pretrained's)."""
+    "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering",
+    "zero-shot-classification" and "image-classification" on a model folder, GGUF file or Hub id
+    (options as AutoModel.from_pretrained's)."""
     if task in _ENGINE_PIPELINES:
         return _ENGINE_PIPELINES[task](task, model, options.get("num_threads", 0), options.get("device"))
     tokenizer = AutoTokenizer.from_pretrained(model, **options)
@@ -399,5 +408,5 @@ def pipeline(task: str, model: str, **options: Any):
     if task == "feature-extraction":
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
-                              "text-classification, fill-mask, token-classification, question-answering or "
-                              "zero-shot-classification")
+                              "text-classification, fill-mask, token-classification, question-answering, "
+                              "zero-shot-classification or image-classification")

@@ -270,6 +270,25 @@ def test_zero_shot_classification_ranks_candidates_by_entailment(tmp_path):
         classifier(text, candidate_labels=["w7"], hypothesis_template="no slot")
 
 
+def test_image_classification_gives_transformers_labels_for_the_png(tmp_path):
+    golden = json.load(open(data("golden/tiny/vit.json")))
+    model = data("tiny/vit")
+    classifier = tfx.pipeline("image-classification", model=model)
+    prompt = golden["prompts"][0]
+    image = os.path.join(model, prompt["image"]["file"])
+    labels = classifier(image)
+    assert [l["label"] for l in labels] == [golden["id2label"][str(i)] for i in prompt["top5"]["ids"]]
+    logits = np.array(prompt["logits"])
+    probs = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert abs(labels[0]["score"] - probs.max()) < 1e-4
+    both = classifier([image, image], top_k=2)
+    assert len(both) == 2 and both[0] == both[1] and len(both[0]) == 2
+    bad = tmp_path / "notes.png"
+    bad.write_text("not an image")
+    with pytest.raises(tfx.TfxError, match="notes.png"):
+        classifier(str(bad))
+
+
 def test_feature_extraction_matches_bert_hidden_states(tmp_path):
     golden = data("golden/tiny/bert.json")
     extractor = tfx.pipeline("feature-extraction", model=with_word_tokenizer(data("tiny/bert"), tmp_path))

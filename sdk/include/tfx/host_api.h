@@ -136,8 +136,9 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
                          tfx_sink result, tfx_error* error);
 
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
- * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering" and
- * "zero-shot-classification": a model and tokenizer behind one call per input. */
+ * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering",
+ * "zero-shot-classification" and "image-classification": a model and its tokenizer (or image
+ * processor) behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
 int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
                               tfx_api_pipeline** out, tfx_error* error);
@@ -158,6 +159,8 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     is read in windows overlapping by doc_stride tokens
  *   zero-shot-classification: {"text", "candidate_labels": [...] or "a, b", "hypothesis_template":
  *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first
+ *   image-classification: {"image": a PNG or JPEG file or a list of them, "top_k": 5} ->
+ *     [{"label", "score"}, ...] best first (a list of those for a list of files)
  * feature-extraction, text-classification and token-classification also take "text" as a list
  * of strings, run in ragged forward calls together, and give a list of the results. */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);

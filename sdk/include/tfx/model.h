@@ -31,6 +31,14 @@ typedef struct tfx_model_info {
      * cross_cache (same block size, kv heads and head_dim as the self-attention cache); 0 for a
      * decoder-only or encoder-only model (older plugins leave it 0). */
     int32_t num_cross_layers;
+    /* ABI 2.8, vision models (all 0 for text models): each sequence of a forward is one image,
+     * whose pixel values (the image processor's pixel_values) are f32 [image_channels,
+     * image_height, image_width]; the model makes image_tokens tokens of it, so the sequence
+     * holds that many positions (0, 1, ...) and its input_ids are not read. */
+    int32_t image_channels;
+    int32_t image_height;
+    int32_t image_width;
+    int32_t image_tokens;
 } tfx_model_info;
 
 /* One forward pass over a ragged batch. Every tensor is on the backend's device. */
@@ -60,6 +68,9 @@ typedef struct tfx_forward_args {
     const tfx_kv_layer* cross_cache;     /* num_cross_layers entries, or NULL */
     tfx_tensor* encoder_output;          /* f32 [encoder_batch->num_tokens, hidden]: the encoder's
                                             last hidden state, when given and the call encodes */
+    /* ABI 2.8, vision models (image_tokens > 0): f32 [num_seqs, image_channels, image_height,
+     * image_width], sequence s's image; NULL for text models. */
+    const tfx_tensor* pixel_values;
 } tfx_forward_args;
 
 typedef struct tfx_model_table {
@@ -79,11 +90,13 @@ typedef struct tfx_model_table {
 } /* extern "C" */
 #endif
 
-TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 48, "tfx_model_info layout");
+TFX_STATIC_ASSERT(offsetof(tfx_model_info, num_cross_layers) == 44, "tfx_model_info layout");
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 64, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_batch) == 64, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_output) == 88, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pixel_values) == 96, "tfx_forward_args layout");
 
 #endif /* TFX_MODEL_H */

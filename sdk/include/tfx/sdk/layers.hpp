@@ -310,6 +310,14 @@ inline int64_t forward_rows(const tfx_forward_args* a) {
     return a->batch->num_tokens;
 }
 
+// A vision model's images, f32 [sequences, channels, height, width] on the device (ABI 2.8).
+inline View pixel_values(const tfx_forward_args* a) {
+    if (!TFX_HAS_FIELD(a, tfx_forward_args, pixel_values) || a->pixel_values == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: a vision model needs pixel_values (ABI 2.8)");
+    }
+    return View(*a->pixel_values);
+}
+
 // The forward's token ids, i32 [tokens] on the device, for Host::embedding.
 inline View input_ids(const tfx_forward_args* a) {
     return View(*a->input_ids);

@@ -1,0 +1,44 @@
+#!/usr/bin/env python3
+"""`tfx image-classification` end to end on tiny/vit and the golden's PNG: the labels are the
+golden's top 5 in its order, the scores the softmax of its logits (best first), --top-k bounds
+the list, and a file that is not an image or a model that does not classify images is refused
+with a message naming it.
+usage: image_classification.py TFX. Exit 77 when the data is absent."""
+import json, os, tempfile
+
+from pipeline_test import PipelineTest, softmax
+
+t = PipelineTest("vit", "bert")
+vit = os.path.join(t.root, "tiny", "vit")
+golden = json.load(open(os.path.join(t.root, "golden", "tiny", "vit.json")))
+prompt = golden["prompts"][0]
+image = os.path.join(vit, prompt["image"]["file"])
+
+lines = [json.loads(l) for l in t.run("image-classification", "--model", vit, image, image).splitlines()]
+if len(lines) != 2:
+    t.fail(f"expected a line per image, got {len(lines)}")
+want = softmax(prompt["logits"])
+for line in lines:
+    labels = [l["label"] for l in line["labels"]]
+    expected = [golden["id2label"][str(i)] for i in prompt["top5"]["ids"]]
+    if labels != expected:
+        t.fail(f"labels {labels}, expected {expected}")
+    for entry, i in zip(line["labels"], prompt["top5"]["ids"]):
+        if abs(entry["score"] - want[i]) > 1e-4:
+            t.fail(f"{entry['label']}: score {entry['score']}, expected {want[i]}")
+    if line["image"] != image:
+        t.fail(f"image {line['image']}, expected {image}")
+top2 = json.loads(t.run("image-classification", "--model", vit, "--top-k", "2", image))
+if len(top2["labels"]) != 2:
+    t.fail(f"--top-k 2 printed {len(top2['labels'])} labels")
+
+with tempfile.TemporaryDirectory() as tmp:
+    notes = os.path.join(tmp, "notes.png")
+    open(notes, "w").write("not an image")
+    out = t.attempt("image-classification", "--model", vit, notes)
+    if out.returncode == 0 or "notes.png" not in out.stderr:
+        t.fail(f"a text file should be refused naming it: {out.returncode} {out.stderr.strip()}")
+out = t.attempt("image-classification", "--model", os.path.join(t.root, "tiny", "bert"), image)
+if out.returncode == 0 or "image classifier" not in out.stderr:
+    t.fail(f"a text model should be refused: {out.returncode} {out.stderr.strip()}")
+t.finish()

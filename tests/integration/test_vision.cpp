@@ -1,0 +1,118 @@
+// Vision models (ABI 2.8: each sequence is one image, given as pixel values): tiny/vit's
+// classification logits match transformers' for the golden's pixel_values on every backend,
+// alone and batched with a second image, and misuse is refused with a reason.
+#include <algorithm>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "../unit/error_of.h"
+#include "../unit/test_data.h"
+#include "backend_options.h"
+#include "core/forward_call.h"
+#include "golden_logits.h"
+#include "registry/auto_model.h"
+#include "registry/image_classification.h"
+
+namespace {
+
+using tfx::test::error_of;
+using tfx::test::logits_of;
+using tfx::test::max_abs_diff;
+
+constexpr float kTolerance = 1e-4f;
+
+class Vision : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(Vision, ViTClassifiesTheGoldensPixelsAsTransformersDoesAloneAndBatched) {
+    if (const std::string missing = tfx::test::backend_missing(GetParam()); !missing.empty()) GTEST_SKIP() << missing;
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/vit");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/vit.json");
+    const auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam()));
+    const nlohmann::json golden = tfx::test::read_json(golden_path);
+    const tfx_model_info& info = session->info();
+    EXPECT_EQ(info.image_tokens, 197);  // 14 x 14 patches and CLS
+    for (const auto& prompt : golden.at("prompts")) {
+        const std::vector<float> pixels = logits_of(prompt.at("pixel_values"));
+        const std::vector<float> want = prompt.at("logits").get<std::vector<float>>();
+        tfx::ForwardCall call(*session);
+        auto run_alone = [&](const std::vector<float>& image) {
+            const std::span<const float> out = call.run(tfx::SequenceInput{.pixels = image});
+            return std::vector<float>(out.begin(), out.end());
+        };
+        const std::vector<float> alone = run_alone(pixels);
+        ASSERT_EQ(alone.size(), want.size());
+        EXPECT_LE(max_abs_diff(alone, want), kTolerance);
+        // Beside another image (the same one mirrored), each row is what it is alone.
+        std::vector<float> mirrored(pixels.size());
+        const int64_t width = info.image_width;
+        for (size_t row = 0; row < pixels.size() / static_cast<size_t>(width); ++row) {
+            std::reverse_copy(pixels.begin() + static_cast<std::ptrdiff_t>(row * width),
+                              pixels.begin() + static_cast<std::ptrdiff_t>((row + 1) * width),
+                              mirrored.begin() + static_cast<std::ptrdiff_t>(row * width));
+        }
+        const std::vector<float> mirrored_alone = run_alone(mirrored);
+        const std::vector<tfx::SequenceInput> both = {{.pixels = mirrored}, {.pixels = pixels}};
+        const std::span<const float> batched = call.run(both);
+        ASSERT_EQ(batched.size(), 2 * want.size());
+        EXPECT_LE(max_abs_diff(batched.subspan(0, want.size()), mirrored_alone), kTolerance);
+        EXPECT_LE(max_abs_diff(batched.subspan(want.size()), want), kTolerance);
+        EXPECT_GT(max_abs_diff(mirrored_alone, want), 1e-3f) << "the mirrored image should classify differently";
+    }
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, Vision, ::testing::Values("cpu", "guarded", "torch"));
+
+// The whole pipeline from the PNG file: transformers' logits, and its top 5 as labels.
+TEST(ImageClassification, ThePipelineClassifiesThePngAsTransformersDoes) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/vit");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/vit.json");
+    const nlohmann::json golden = tfx::test::read_json(golden_path);
+    tfx::ImageClassificationPipeline pipeline(model.string(), {});
+    for (const auto& prompt : golden.at("prompts")) {
+        const tfx::RgbImage image = tfx::read_image(model / prompt.at("image").at("file").get<std::string>());
+        const std::vector<std::vector<float>> logits = pipeline.logits({image, image});
+        ASSERT_EQ(logits.size(), 2u);
+        EXPECT_LE(max_abs_diff(logits[0], prompt.at("logits").get<std::vector<float>>()), kTolerance);
+        EXPECT_EQ(logits[0], logits[1]);
+        const std::vector<tfx::ImageLabel> top = pipeline.classify({image}).front();
+        ASSERT_EQ(top.size(), 5u);
+        EXPECT_EQ(top[0].label, prompt.at("predicted_label").get<std::string>());
+        for (size_t i = 0; i < top.size(); ++i) {
+            const std::string id = std::to_string(prompt["top5"]["ids"][i].get<int64_t>());
+            EXPECT_EQ(top[i].label, golden.at("id2label").at(id).get<std::string>()) << "rank " << i;
+            if (i > 0) {
+                EXPECT_LE(top[i].score, top[i - 1].score);
+            }
+        }
+    }
+}
+
+TEST(VisionCalls, MisuseIsRefusedWithAReason) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/vit");
+    const auto session = tfx::AutoModel::from_pretrained(model);
+    tfx::ForwardCall call(*session);
+    const std::vector<int32_t> ids = {1, 2, 3};
+    EXPECT_NE(error_of([&] { call.run(tfx::SequenceInput{.ids = ids}); }).find("takes pixels, not token ids"),
+              std::string::npos);
+    const std::vector<float> small(10, 0.0f);
+    EXPECT_NE(error_of([&] { call.run(tfx::SequenceInput{.pixels = small}); }).find("[3, 224, 224]"),
+              std::string::npos);
+    std::vector<float> nan(3 * 224 * 224, 0.0f);
+    nan[5] = NAN;
+    EXPECT_NE(error_of([&] { call.run(tfx::SequenceInput{.pixels = nan}); }).find("not finite"), std::string::npos);
+}
+
+TEST(VisionCalls, ATextModelTakesNoPixels) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/bert");
+    const auto session = tfx::AutoModel::from_pretrained(model);
+    tfx::ForwardCall call(*session);
+    const std::vector<int32_t> ids = {1, 2, 3};
+    const std::vector<float> pixels(12, 0.0f);
+    EXPECT_NE(error_of([&] { call.run(tfx::SequenceInput{.ids = ids, .pixels = pixels}); }).find("not a vision model"),
+              std::string::npos);
+}
+
+}  // namespace
