@@ -16,6 +16,7 @@
 #include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
+#include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
 #include "tfx/sdk/error.hpp"
@@ -29,7 +30,7 @@ struct tfx_api_pipeline {
                  std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
                  std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
                  std::unique_ptr<tfx::ZeroShotClassificationPipeline>,
-                 std::unique_ptr<tfx::ImageClassificationPipeline>>
+                 std::unique_ptr<tfx::ImageClassificationPipeline>, std::unique_ptr<tfx::Text2TextGenerationPipeline>>
         pipeline;
 };
 
@@ -106,6 +107,34 @@ std::span<const float> forward_rows(tfx::ForwardCall& call, const int32_t* ids, 
     in.ids = std::span(ids, count);
     in.output = all_positions ? tfx::SequenceInput::Output::all : tfx::SequenceInput::Output::last;
     return call.run(in);
+}
+
+// text2text-generation / summarization / translation: {"text": a string or a list, any
+// generation_config field} -> [{"<task>_text": ...}] per text (one entry per returned sequence),
+// a list of those for a list of texts unless each has one, as transformers' pipelines return.
+nlohmann::json generate_texts(tfx::Text2TextGenerationPipeline& pipeline, nlohmann::json input) {
+    if (input.is_discarded() || !input.is_object() || !input.contains("text") ||
+        !(input["text"].is_string() || input["text"].is_array())) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: expected a JSON object with a \"text\" string or list");
+    }
+    std::vector<std::string> texts;
+    for (const auto& t : input["text"].is_array() ? input["text"] : nlohmann::json::array({input["text"]})) {
+        if (!t.is_string()) throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: \"text\": expected strings");
+        texts.push_back(t.get<std::string>());
+    }
+    const bool many = input["text"].is_array();
+    input.erase("text");
+    tfx::GenerationConfig config = pipeline.config();
+    config.read(tfx::sdk::Config(input, "input_json"));
+    config.validate();
+    const std::string key = pipeline.output_key();
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& outputs : pipeline(texts, config)) {
+        nlohmann::json entries = nlohmann::json::array();
+        for (const std::string& text : outputs) entries.push_back({{key, text}});
+        out.push_back(many && entries.size() == 1 ? entries.front() : entries);
+    }
+    return many ? out : out.front();
 }
 
 // image-classification: {"image": a file or a list of files, "top_k": 5}, each image's labels.
@@ -347,11 +376,14 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::ZeroShotClassificationPipeline>(model, load);
         } else if (name == "image-classification") {
             p->pipeline = std::make_unique<tfx::ImageClassificationPipeline>(model, load);
+        } else if (name == "text2text-generation" || name == "summarization" || name.rfind("translation", 0) == 0) {
+            p->pipeline = std::make_unique<tfx::Text2TextGenerationPipeline>(model, load, name);
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
                                                  "': expected feature-extraction, text-classification, fill-mask, "
                                                  "text-generation, token-classification, question-answering, "
-                                                 "zero-shot-classification or image-classification");
+                                                 "zero-shot-classification, image-classification, "
+                                                 "text2text-generation, summarization or translation");
         }
         *out = p.release();
     });
@@ -367,6 +399,11 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         need(input_json, "input_json");
         auto input = nlohmann::json::parse(input_json, nullptr, false);
         auto& which = pipeline->pipeline;
+        if (auto* seq2seq = std::get_if<std::unique_ptr<tfx::Text2TextGenerationPipeline>>(&which)) {
+            write_text(output,
+                       generate_texts(**seq2seq, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
         if (auto* images = std::get_if<std::unique_ptr<tfx::ImageClassificationPipeline>>(&which)) {
             write_text(output,
                        classify_images(**images, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));

@@ -22,40 +22,82 @@ namespace {
     throw sdk::Error(TFX_ERR_FORMAT, name + ": not a readable image: " + why);
 }
 
-void check_size(const std::string& name, int64_t width, int64_t height) {
-    if (width <= 0 || height <= 0) bad_image(name, "it has no pixels");
-    if (width > kMaxImagePixels / height) {
-        bad_image(name, std::to_string(width) + " x " + std::to_string(height) + " pixels is past the limit of " +
-                            std::to_string(kMaxImagePixels));
-    }
+// libpng reports errors through a callback that must not return: it jumps back here.
+struct PngReader {
+    std::span<const uint8_t> bytes;
+    size_t at = 0;
+    char message[200] = {};
+};
+
+void png_fail(png_structp png, png_const_charp message) {
+    auto* reader = static_cast<PngReader*>(png_get_error_ptr(png));
+    std::snprintf(reader->message, sizeof(reader->message), "%s", message);
+    png_longjmp(png, 1);
 }
 
-// libpng's simplified API: any PNG (palette, grey, 16-bit, alpha, interlaced) to 8-bit RGB.
-// Alpha is dropped as PIL's convert("RGB") drops it, not composited.
-RgbImage decode_png(std::span<const uint8_t> bytes, const std::string& name) {
-    png_image image{};
-    image.version = PNG_IMAGE_VERSION;
-    if (!png_image_begin_read_from_memory(&image, bytes.data(), bytes.size())) bad_image(name, image.message);
-    check_size(name, image.width, image.height);
-    const bool alpha = (image.format & PNG_FORMAT_FLAG_ALPHA) != 0;
-    image.format = alpha ? PNG_FORMAT_RGBA : PNG_FORMAT_RGB;
-    const int channels = alpha ? 4 : 3;
-    std::vector<uint8_t> decoded(static_cast<size_t>(image.width) * image.height * channels);
-    if (!png_image_finish_read(&image, nullptr, decoded.data(), 0, nullptr)) {
-        const std::string why = image.message;
-        png_image_free(&image);
-        bad_image(name, why);
+void png_quiet(png_structp, png_const_charp) {}
+
+void png_read_bytes(png_structp png, png_bytep out, size_t count) {
+    auto* reader = static_cast<PngReader*>(png_get_io_ptr(png));
+    if (count > reader->bytes.size() - reader->at) png_error(png, "the file ends early");
+    std::memcpy(out, reader->bytes.data() + reader->at, count);
+    reader->at += count;
+}
+
+// Any PNG to 8-bit RGB as PIL's decoder and convert("RGB") give it: palettes expanded, grey
+// replicated, 16-bit samples cut to their high byte, alpha dropped, gamma chunks ignored (the
+// low-level API, since libpng's simplified one converts 16-bit and gamma-tagged files through
+// linear light). No C++ object with a destructor lives between setjmp and a longjmp to it.
+bool decode_png_into(std::span<const uint8_t> bytes, RgbImage& out, std::string& why) {
+    PngReader reader{bytes};
+    png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &reader, png_fail, png_quiet);
+    if (png == nullptr) {
+        why = "libpng could not start";
+        return false;
     }
-    RgbImage out{image.width, image.height, {}};
-    if (!alpha) {
-        out.pixels = std::move(decoded);
-        return out;
+    png_infop info = png_create_info_struct(png);
+    if (info == nullptr || setjmp(png_jmpbuf(png))) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        why = reader.message[0] != '\0' ? reader.message : "libpng could not start";
+        return false;
     }
-    out.pixels.resize(static_cast<size_t>(out.width * out.height * 3));
-    for (size_t i = 0, n = static_cast<size_t>(out.width * out.height); i < n; ++i) {
-        std::memcpy(&out.pixels[i * 3], &decoded[i * 4], 3);
+    png_set_read_fn(png, &reader, png_read_bytes);
+    png_set_user_limits(png, 1u << 20, 1u << 20);
+    png_read_info(png, info);
+    const int64_t width = png_get_image_width(png, info), height = png_get_image_height(png, info);
+    if (width <= 0 || height <= 0 || width > kMaxImagePixels / std::max<int64_t>(height, 1)) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        why = "its size (" + std::to_string(width) + " x " + std::to_string(height) + ") is outside the limit";
+        return false;
     }
-    return out;
+    const int color = png_get_color_type(png, info);
+    if (color == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+    if (color == PNG_COLOR_TYPE_GRAY && png_get_bit_depth(png, info) < 8) png_set_expand_gray_1_2_4_to_8(png);
+    if (color == PNG_COLOR_TYPE_GRAY || color == PNG_COLOR_TYPE_GRAY_ALPHA) png_set_gray_to_rgb(png);
+    png_set_strip_16(png);
+    png_set_strip_alpha(png);
+    const int passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+    if (png_get_rowbytes(png, info) != static_cast<size_t>(width) * 3) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        why = "unexpected sample layout";
+        return false;
+    }
+    try {
+        out.pixels.resize(static_cast<size_t>(width * height * 3));
+    } catch (...) {
+        png_destroy_read_struct(&png, &info, nullptr);
+        throw;
+    }
+    for (int pass = 0; pass < passes; ++pass) {  // an interlaced image is read once per pass
+        for (int64_t y = 0; y < height; ++y)
+            png_read_row(png, &out.pixels[static_cast<size_t>(y * width * 3)], nullptr);
+    }
+    png_read_end(png, nullptr);
+    png_destroy_read_struct(&png, &info, nullptr);
+    out.width = width;
+    out.height = height;
+    return true;
 }
 
 // libjpeg reports errors through a callback that must not return: it jumps back here.
@@ -132,12 +174,12 @@ bool decode_jpeg_into(std::span<const uint8_t> bytes, RgbImage& out, std::string
 
 RgbImage decode_image(std::span<const uint8_t> bytes, const std::string& name) {
     static constexpr uint8_t kPng[] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
-    if (bytes.size() >= sizeof(kPng) && std::memcmp(bytes.data(), kPng, sizeof(kPng)) == 0)
-        return decode_png(bytes, name);
-    if (bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF) {
+    const bool png = bytes.size() >= sizeof(kPng) && std::memcmp(bytes.data(), kPng, sizeof(kPng)) == 0;
+    const bool jpeg = bytes.size() >= 3 && bytes[0] == 0xFF && bytes[1] == 0xD8 && bytes[2] == 0xFF;
+    if (png || jpeg) {
         RgbImage out;
         std::string why;
-        if (!decode_jpeg_into(bytes, out, why)) bad_image(name, why);
+        if (!(png ? decode_png_into(bytes, out, why) : decode_jpeg_into(bytes, out, why))) bad_image(name, why);
         return out;
     }
     bad_image(name, "only PNG and JPEG files are supported");

@@ -1,7 +1,7 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
 // `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`,
-// `tfx image-classification`. Each prints one JSON line per input (per answer for
-// question-answering).
+// `tfx image-classification`, `tfx text2text-generation`, `tfx summarization`, `tfx translation`.
+// Each prints one JSON line per input (per answer for question-answering).
 #include <algorithm>
 #include <fstream>
 #include <iostream>
@@ -9,9 +9,11 @@
 #include <nlohmann/json.hpp>
 
 #include "apps/tfx/commands.h"
+#include "core/json_file.h"
 #include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
+#include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
 #include "tfx/sdk/error.hpp"
@@ -86,6 +88,51 @@ struct ImageClassificationOptions {
     std::vector<std::string> images;
     int64_t top_k = 5;
 };
+
+struct Text2TextOptions {
+    ModelOptions model;
+    std::vector<std::string> texts;
+    std::string jsonl, task, generation_config;
+    int64_t max_new_tokens = 0, num_beams = 0;
+};
+
+// `tfx text2text-generation`, `tfx summarization`, `tfx translation`: one command each, the
+// same pipeline; the generation config is the model's, updated by the task's params, then by
+// --generation-config FILE and the flags.
+void add_text2text_command(CLI::App& app, const std::string& name, const std::string& description) {
+    auto o = std::make_shared<Text2TextOptions>();
+    o->task = name;
+    auto* cmd = app.add_subcommand(name, description);
+    o->model.add_to(cmd);
+    cmd->add_option("TEXT", o->texts, "Texts (each the encoder's input, after the task's prefix)");
+    cmd->add_option("--jsonl", o->jsonl, "File of {\"text\": ...} lines");
+    if (name == "translation") {
+        cmd->add_option("--task", o->task,
+                        "translation_XX_to_YY, a key of config.json's task_specific_params (default: the model's "
+                        "only one)");
+    }
+    cmd->add_option("--generation-config", o->generation_config, "generation_config.json fields over the task's");
+    cmd->add_option("--max-new-tokens", o->max_new_tokens, "Tokens to generate")->check(integer_at_least(1));
+    cmd->add_option("--num-beams", o->num_beams, "Beams (1: greedy)")->check(integer_at_least(1));
+    cmd->callback([o] {
+        Text2TextGenerationPipeline pipeline(o->model.model, o->model.session_options(), o->task);
+        GenerationConfig config = pipeline.config();
+        if (!o->generation_config.empty())
+            config = GenerationConfig::from_file(load_json_file(o->generation_config), config);
+        if (o->max_new_tokens > 0) {
+            config.max_new_tokens = o->max_new_tokens;
+            config.max_length.reset();
+        }
+        if (o->num_beams > 0) config.num_beams = o->num_beams;
+        config.validate();
+        for (const std::string& text : inputs(o->texts, o->jsonl)) {
+            nlohmann::json all = nlohmann::json::array();
+            const std::vector<std::vector<std::string>> outputs = pipeline({text}, config);
+            for (const std::string& out : outputs.front()) all.push_back({{pipeline.output_key(), out}});
+            print(all.size() == 1 ? all.front() : all);
+        }
+    });
+}
 
 struct FillMaskOptions {
     ModelOptions model;
@@ -234,6 +281,15 @@ void add_task_commands(CLI::App& app) {
             print({{"image", file}, {"labels", all}});
         }
     });
+
+    add_text2text_command(app, "text2text-generation",
+                          "An encoder-decoder model's output for each text: one {\"generated_text\"} line per input");
+    add_text2text_command(app, "summarization",
+                          "Summaries (config.json's task_specific_params.summarization: prefix, beams, lengths): one "
+                          "{\"summary_text\"} line per input");
+    add_text2text_command(app, "translation",
+                          "Translations (task_specific_params.translation_XX_to_YY): one {\"translation_text\"} "
+                          "line per input");
 
     auto f = std::make_shared<FillMaskOptions>();
     auto* fill = app.add_subcommand("fill-mask", "The most likely tokens for the mask token in TEXT");

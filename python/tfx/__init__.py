@@ -388,20 +388,35 @@ class _ImageClassificationPipeline(_EnginePipeline):
                                                          "top_k": top_k})))
 
 
+class _Text2TextGenerationPipeline(_EnginePipeline):
+    def __call__(self, text: str | list[str], **generate_kwargs: Any) -> list:
+        """[{"generated_text" | "summary_text" | "translation_text": ...}] per returned sequence
+        (a list of those for a list of texts), as transformers' text2text-generation,
+        summarization and translation pipelines return them; keyword arguments are generation
+        config fields over the model's task_specific_params."""
+        fields = dict(generate_kwargs)
+        fields["text"] = text if isinstance(text, str) else list(text)
+        return json.loads(self._pipeline.run(json.dumps(fields)))
+
+
 _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-mask": _FillMaskPipeline,
                      "token-classification": _TokenClassificationPipeline, "ner": _TokenClassificationPipeline,
                      "question-answering": _QuestionAnsweringPipeline,
                      "zero-shot-classification": _ZeroShotClassificationPipeline,
-                     "image-classification": _ImageClassificationPipeline}
+                     "image-classification": _ImageClassificationPipeline,
+                     "text2text-generation": _Text2TextGenerationPipeline,
+                     "summarization": _Text2TextGenerationPipeline}
 
 
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
     "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering",
-    "zero-shot-classification" and "image-classification" on a model folder, GGUF file or Hub id
-    (options as AutoModel.from_pretrained's)."""
-    if task in _ENGINE_PIPELINES:
-        return _ENGINE_PIPELINES[task](task, model, options.get("num_threads", 0), options.get("device"))
+    "zero-shot-classification", "image-classification", "text2text-generation", "summarization"
+    and "translation" (or "translation_XX_to_YY") on a model folder, GGUF file or Hub id (options
+    as AutoModel.from_pretrained's)."""
+    if task in _ENGINE_PIPELINES or task.startswith("translation"):
+        kind = _ENGINE_PIPELINES.get(task, _Text2TextGenerationPipeline)
+        return kind(task, model, options.get("num_threads", 0), options.get("device"))
     tokenizer = AutoTokenizer.from_pretrained(model, **options)
     if task == "text-generation":
         return _TextGenerationPipeline(AutoModelForCausalLM.from_pretrained(model, **options), tokenizer)
@@ -409,4 +424,5 @@ def pipeline(task: str, model: str, **options: Any):
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
                               "text-classification, fill-mask, token-classification, question-answering, "
-                              "zero-shot-classification or image-classification")
+                              "zero-shot-classification, image-classification, text2text-generation, "
+                              "summarization or translation")

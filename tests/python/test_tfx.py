@@ -289,6 +289,29 @@ def test_image_classification_gives_transformers_labels_for_the_png(tmp_path):
         classifier(str(bad))
 
 
+def test_text2text_pipelines_decode_t5_generations_with_the_tasks_params(tmp_path):
+    model = with_word_tokenizer(data("tiny/t5"), tmp_path)
+    golden = json.load(open(data("golden/tiny/t5.json")))
+    texts = [" ".join(f"w{i}" for i in p["input_ids"]) for p in golden["prompts"]]
+    generator = tfx.pipeline("text2text-generation", model=model)
+    out = generator(texts, max_new_tokens=16)
+    for prompt, o in zip(golden["prompts"], out):
+        assert o == {"generated_text": " ".join(f"w{t}" for t in prompt["greedy"]["new_tokens"])}, prompt["name"]
+    assert generator(texts[0], max_new_tokens=16) == [out[0]]
+    # config.json's task_specific_params: the prefix goes before the text, the rest into the
+    # generation config (max_length counts decoder_start_token_id).
+    config = json.load(open(os.path.join(model, "config.json")))
+    config["task_specific_params"] = {"summarization": {"prefix": "w7 ", "num_beams": 2, "max_length": 6}}
+    json.dump(config, open(os.path.join(model, "config.json"), "w"))
+    summary = tfx.pipeline("summarization", model=model)(texts[0])
+    assert len(summary) == 1 and len(summary[0]["summary_text"].split()) == 5
+    assert summary == [{"summary_text": generator("w7 " + texts[0], num_beams=2, max_length=6)[0]["generated_text"]}]
+    bert = tmp_path / "bert"
+    bert.mkdir()
+    with pytest.raises(tfx.TfxError, match="encoder-decoder"):
+        tfx.pipeline("summarization", model=with_word_tokenizer(data("tiny/bert"), bert))
+
+
 def test_feature_extraction_matches_bert_hidden_states(tmp_path):
     golden = data("golden/tiny/bert.json")
     extractor = tfx.pipeline("feature-extraction", model=with_word_tokenizer(data("tiny/bert"), tmp_path))

@@ -1,6 +1,6 @@
 // Images as transformers' processors see them: PNG and JPEG decoding (malformed files refused
-// with the file's name), PIL's resampling on hand-computed cases, and ViTImageProcessor's
-// pixel_values for the golden's PNG, equal to transformers'.
+// with the file's name), PIL's resampling on hand-computed cases, and ViTImageProcessor's and
+// CLIPImageProcessor's pixel_values for the goldens' PNG, equal to transformers'.
 #include <cmath>
 #include <csetjmp>
 #include <cstdio>
@@ -10,6 +10,7 @@
 
 #include <gtest/gtest.h>
 #include <jpeglib.h>
+#include <png.h>
 
 #include "../integration/golden_logits.h"
 #include "error_of.h"
@@ -61,7 +62,46 @@ std::vector<uint8_t> encode_jpeg(const tfx::RgbImage& image) {
     return out;
 }
 
+// A PNG of `pixels` in libpng's simplified `format` (what each pixel holds), as libpng writes it.
+std::vector<uint8_t> encode_png(const void* pixels, int64_t width, int64_t height, uint32_t format,
+                                const void* colormap = nullptr, uint32_t colormap_entries = 0) {
+    png_image image{};
+    image.version = PNG_IMAGE_VERSION;
+    image.width = static_cast<png_uint_32>(width);
+    image.height = static_cast<png_uint_32>(height);
+    image.format = format;
+    image.colormap_entries = colormap_entries;
+    png_alloc_size_t size = 0;
+    EXPECT_TRUE(png_image_write_to_memory(&image, nullptr, &size, 0, pixels, 0, colormap)) << image.message;
+    std::vector<uint8_t> out(size);
+    EXPECT_TRUE(png_image_write_to_memory(&image, out.data(), &size, 0, pixels, 0, colormap)) << image.message;
+    out.resize(size);
+    return out;
+}
+
 }  // namespace
+
+// As PIL reads them: 16-bit samples cut to their high byte whatever the gamma chunk says (libpng
+// tags linear 16-bit files gAMA 1.0), grey replicated, palettes expanded, alpha dropped.
+TEST(ImageFile, PngsOfEveryLayoutDecodeAsPilReadsThem) {
+    const std::vector<uint16_t> deep = {0x1234, 0xABCD, 0xFFFF, 0x0001, 0x8000, 0x7FFF};
+    const tfx::RgbImage wide = tfx::decode_image(encode_png(deep.data(), 2, 1, PNG_FORMAT_LINEAR_RGB), "deep.png");
+    EXPECT_EQ(wide.pixels, (std::vector<uint8_t>{0x12, 0xAB, 0xFF, 0x00, 0x80, 0x7F}));
+    const std::vector<uint8_t> grey = {0, 77, 255};
+    EXPECT_EQ(tfx::decode_image(encode_png(grey.data(), 3, 1, PNG_FORMAT_GRAY), "grey.png").pixels,
+              (std::vector<uint8_t>{0, 0, 0, 77, 77, 77, 255, 255, 255}));
+    const std::vector<uint8_t> rgba = {1, 2, 3, 0, 4, 5, 6, 128};
+    EXPECT_EQ(tfx::decode_image(encode_png(rgba.data(), 2, 1, PNG_FORMAT_RGBA), "rgba.png").pixels,
+              (std::vector<uint8_t>{1, 2, 3, 4, 5, 6}));
+    const std::vector<uint8_t> palette = {10, 20, 30, 40, 50, 60}, indices = {1, 0, 1};
+    const tfx::RgbImage mapped =
+        tfx::decode_image(encode_png(indices.data(), 3, 1, PNG_FORMAT_RGB_COLORMAP, palette.data(), 2), "map.png");
+    EXPECT_EQ(mapped.pixels, (std::vector<uint8_t>{40, 50, 60, 10, 20, 30, 40, 50, 60}));
+    std::vector<uint8_t> cut = encode_png(grey.data(), 3, 1, PNG_FORMAT_GRAY);
+    cut.resize(cut.size() - 20);
+    EXPECT_NE(error_of([&] { (void)tfx::decode_image(cut, "cut.png"); }).find("cut.png: not a readable image"),
+              std::string::npos);
+}
 
 TEST(ImageFile, AJpegDecodesToItsPixelsAndBrokenFilesAreRefusedByName) {
     const tfx::RgbImage image = gradient(40, 24);
@@ -106,12 +146,13 @@ TEST(PilResize, MatchesPillowsFixedPointConvolutionOnHandComputedCases) {
               (std::vector<uint8_t>{10, 10, 10, 30, 30, 30}));
 }
 
-TEST(ImageProcessor, ViTPixelValuesEqualTransformers) {
-    TFX_TEST_DATA_OR_SKIP(model, "tiny/vit");
-    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/vit.json");
+// A family's processor on its golden's image: transformers' pixel_values [3, 224, 224].
+void expect_golden_pixel_values(const std::string& family, const std::string& type) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/" + family);
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/" + family + ".json");
     const nlohmann::json golden = tfx::test::read_json(golden_path);
     const tfx::ImageProcessor processor(model);
-    EXPECT_EQ(processor.type(), "ViTImageProcessor");
+    EXPECT_EQ(processor.type(), type);
     for (const auto& prompt : golden.at("prompts")) {
         const tfx::RgbImage image = tfx::read_image(model / prompt.at("image").at("file").get<std::string>());
         EXPECT_EQ(image.width, prompt["image"]["width"].get<int64_t>());
@@ -122,6 +163,17 @@ TEST(ImageProcessor, ViTPixelValuesEqualTransformers) {
         ASSERT_EQ(got.values.size(), want.size());
         EXPECT_LE(tfx::test::max_abs_diff(got.values, want), 1e-6f);
     }
+}
+
+// ViT's: bilinear to 224 x 224, mean and std 0.5.
+TEST(ImageProcessor, ViTPixelValuesEqualTransformers) {
+    expect_golden_pixel_values("vit", "ViTImageProcessor");
+}
+
+// CLIP's: the shortest edge to 224 with bicubic resampling (320 x 240 -> 298 x 224), the middle
+// 224 x 224, OpenAI's mean and std.
+TEST(ImageProcessor, ClipPixelValuesEqualTransformers) {
+    expect_golden_pixel_values("clip", "CLIPImageProcessor");
 }
 
 TEST(ImageProcessor, UnsupportedSettingsAreNamed) {
