@@ -93,20 +93,25 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
     }
 }
 
-std::span<const int32_t> ForwardCall::add_image(const SequenceInput& in, const std::string& which) {
+bool ForwardCall::add_image(const SequenceInput& in, const std::string& which, std::span<const int32_t>& ids) {
     const tfx_model_info& info = session_.info();
+    ids = in.ids;
     if (info.image_tokens <= 0) {
         if (!in.pixels.empty()) {
             throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
                                                            " is not a vision model (it takes no pixels)");
         }
-        return in.ids;
+        return false;
+    }
+    // A vision model with a vocabulary (CLIP) takes texts too.
+    if (in.pixels.empty() && !in.ids.empty() && info.vocab_size > 0) return false;
+    if (!in.ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "forward: " + which + ": " + session_.architecture() +
+                             (info.vocab_size > 0 ? " takes pixels or token ids, not both"
+                                                  : " is a vision model: it takes pixels, not token ids"));
     }
     const int64_t expected = int64_t{info.image_channels} * info.image_height * info.image_width;
-    if (!in.ids.empty()) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
-                                                       " is a vision model: it takes pixels, not token ids");
-    }
     if (static_cast<int64_t>(in.pixels.size()) != expected) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "forward: " + which + ": the image must be f32 [" + std::to_string(info.image_channels) +
@@ -117,13 +122,16 @@ std::span<const int32_t> ForwardCall::add_image(const SequenceInput& in, const s
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": the image has a value that is not finite");
     pixels_.insert(pixels_.end(), in.pixels.begin(), in.pixels.end());
     image_ids_.assign(static_cast<size_t>(info.image_tokens), 0);
-    return image_ids_;
+    ids = image_ids_;
+    return true;
 }
 
 void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
     const tfx_model_info& info = session_.info();
     const std::string which = "sequence " + std::to_string(index);
-    const std::span<const int32_t> ids = add_image(in, which);
+    std::span<const int32_t> ids;
+    const bool image = add_image(in, which, ids);
+    images_ += image ? 1 : 0;
     const auto n = static_cast<int64_t>(ids.size());
     if (n == 0) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + " has no tokens");
     if ((!in.positions.empty() && static_cast<int64_t>(in.positions.size()) != n) ||
@@ -131,7 +139,7 @@ void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "forward: " + which + ": positions and token types must have one entry per token");
     }
-    if (info.image_tokens <= 0) check_ids(ids, info.vocab_size);
+    if (!image) check_ids(ids, info.vocab_size);
     if ((in.cache_seq >= 0) != (cache_ != nullptr)) {
         throw sdk::Error(
             TFX_ERR_INVALID_ARGUMENT,
@@ -139,7 +147,8 @@ void ForwardCall::add_sequence(const SequenceInput& in, int32_t index) {
                 (cache_ != nullptr ? " names no cache sequence" : " names a cache sequence but the call has no cache"));
     }
     const int64_t context = cache_ != nullptr ? cache_->length(in.cache_seq) : 0;
-    if (info.max_positions > 0 && context + n > info.max_positions) {
+    // An image's tokens are the model's own count; max_positions bounds texts (CLIP's 77).
+    if (!image && info.max_positions > 0 && context + n > info.max_positions) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "forward: " + which + " reaches position " + std::to_string(context + n) +
                              ", past the model's max_position_embeddings (" + std::to_string(info.max_positions) + ")");
@@ -177,6 +186,7 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     seq_start_.assign(1, 0);
     enc_seq_start_.assign(1, 0);
     pixels_.clear();
+    images_ = 0;
     const bool encoder_decoder = info.num_cross_layers > 0;
     const bool encodes = encoder_decoder && !sequences.front().encoder_ids.empty();
     for (size_t s = 0; s < sequences.size(); ++s) {
@@ -187,6 +197,9 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
         }
         add_sequence(in, static_cast<int32_t>(s));
         if (encoder_decoder) add_encoder_sequence(in, static_cast<int32_t>(s), encodes);
+    }
+    if (images_ > 0 && images_ != static_cast<int64_t>(sequences.size())) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: a call's sequences must be all images or all texts");
     }
     const auto num_seqs = static_cast<int32_t>(sequences.size());
     const auto num_tokens = static_cast<int32_t>(ids_.size());
@@ -206,7 +219,8 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
         cross_cache_ != nullptr
             ? fill_block_table(*cross_cache_, sequences, &SequenceInput::cross_seq, enc_block_table_)
             : 0;
-    const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
+    // Classifiers and embedders give one row per sequence.
+    const bool classifier = info.output_kind == TFX_OUTPUT_CLASS_LOGITS || info.output_kind == TFX_OUTPUT_EMBEDDING;
     const bool every_token = !classifier && static_cast<int32_t>(output_rows_.size()) == num_tokens &&
                              std::all_of(sequences.begin(), sequences.end(), [](const SequenceInput& in) {
                                  return in.output == SequenceInput::Output::all;
@@ -318,7 +332,7 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
         args.encoder_output = encodes ? encoder_out.get() : nullptr;
     }
     sdk::View pixels;
-    if (info.image_tokens > 0) {
+    if (images_ > 0) {
         // The images in an upload of their own (f32, beside the batch's i32 arrays).
         const uint64_t pixel_bytes = pixels_.size() * sizeof(float);
         if (device_pixels_.bytes() < pixel_bytes) device_pixels_ = device.alloc(pixel_bytes);

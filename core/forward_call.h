@@ -56,9 +56,9 @@ class ForwardCall {
   private:
     // Checks one sequence's inputs and appends its part of the batch to the host arrays.
     void add_sequence(const SequenceInput& in, int32_t index);
-    // A vision model's image checked and staged; returns the sequence's ids (placeholders for
-    // an image, else its own).
-    std::span<const int32_t> add_image(const SequenceInput& in, const std::string& which);
+    // A vision model's image checked and staged; returns whether the sequence is an image, and
+    // its ids in `ids` (placeholders for an image, else its own).
+    bool add_image(const SequenceInput& in, const std::string& which, std::span<const int32_t>& ids);
     // The same for its encoder part (encoder-decoder models); `encodes`: whether the call does.
     void add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes);
 
@@ -73,6 +73,7 @@ class ForwardCall {
     std::vector<int32_t> staging_;
     std::vector<int32_t> image_ids_;                 // a vision model's placeholder ids (not read by the model)
     std::vector<float> pixels_;                      // the call's images back to back
+    int64_t images_ = 0;                             // how many of the call's sequences are images
     std::vector<int32_t> token_lora_, output_lora_;  // each row's LoRA choice
     DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_, device_pixels_;
     std::vector<float> output_, pooled_, encoder_output_;

@@ -186,6 +186,7 @@ class Model {
         py::dict d;
         d["output_kind"] = i.output_kind == TFX_OUTPUT_LOGITS         ? "logits"
                            : i.output_kind == TFX_OUTPUT_HIDDEN_STATE ? "hidden_state"
+                           : i.output_kind == TFX_OUTPUT_EMBEDDING    ? "embedding"
                                                                       : "class_logits";
         d["vocab_size"] = i.vocab_size;
         d["hidden_size"] = i.hidden_size;

@@ -2,6 +2,7 @@
 // exception crosses into C; errors arrive as a status and a message.
 #include "tfx/host_api.h"
 
+#include <algorithm>
 #include <cstring>
 #include <memory>
 #include <nlohmann/json.hpp>
@@ -19,6 +20,7 @@
 #include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
+#include "registry/zero_shot_image_classification.h"
 #include "tfx/sdk/error.hpp"
 
 struct tfx_api_tokenizer {
@@ -30,7 +32,8 @@ struct tfx_api_pipeline {
                  std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
                  std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
                  std::unique_ptr<tfx::ZeroShotClassificationPipeline>,
-                 std::unique_ptr<tfx::ImageClassificationPipeline>, std::unique_ptr<tfx::Text2TextGenerationPipeline>>
+                 std::unique_ptr<tfx::ImageClassificationPipeline>, std::unique_ptr<tfx::Text2TextGenerationPipeline>,
+                 std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>>
         pipeline;
 };
 
@@ -137,6 +140,35 @@ nlohmann::json generate_texts(tfx::Text2TextGenerationPipeline& pipeline, nlohma
     return many ? out : out.front();
 }
 
+// The labels of a JSON list of strings or one comma-separated string ("candidate_labels").
+std::vector<std::string> candidate_labels(const tfx::sdk::Config& fields) {
+    std::vector<std::string> labels;
+    const auto candidates = fields.has("candidate_labels") ? fields.json()["candidate_labels"] : nlohmann::json();
+    if (candidates.is_string()) return tfx::candidate_labels_of(candidates.get<std::string>());
+    if (!candidates.is_array())
+        fields.fail("candidate_labels", "expected a list of labels, or one string of comma-separated labels");
+    for (const auto& label : candidates) {
+        if (!label.is_string()) fields.fail("candidate_labels", "expected a list of labels");
+        labels.push_back(label.get<std::string>());
+    }
+    return labels;
+}
+
+// zero-shot-image-classification: {"image": a file, "candidate_labels", "hypothesis_template"}
+// -> [{"score", "label"}, ...], best first.
+nlohmann::json label_images(tfx::ZeroShotImageClassificationPipeline& pipeline, const nlohmann::json& input) {
+    if (input.is_discarded() || !input.is_object() || !input.contains("image") || !input["image"].is_string())
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: expected a JSON object with an \"image\" file");
+    const tfx::sdk::Config fields(input, "input_json");
+    const tfx::ImageLabelScores result =
+        pipeline(tfx::read_image(input["image"].get<std::string>()), candidate_labels(fields),
+                 fields.get_or<std::string>("hypothesis_template", "This is a photo of {}."));
+    nlohmann::json out = nlohmann::json::array();
+    for (size_t i = 0; i < result.labels.size(); ++i)
+        out.push_back({{"score", result.scores[i]}, {"label", result.labels[i]}});
+    return out;
+}
+
 // image-classification: {"image": a file or a list of files, "top_k": 5}, each image's labels.
 nlohmann::json classify_images(tfx::ImageClassificationPipeline& pipeline, const nlohmann::json& input) {
     if (input.is_discarded() || !input.is_object() || !input.contains("image") ||
@@ -198,7 +230,14 @@ int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error
     return tfx::sdk::guard(error, [&] {
         need(model, "model");
         need(info, "info");
-        *info = model->session->info();
+        // A host built against older headers has a smaller struct: fill what it holds. 0 (not
+        // set) means this header's size, as callers before ABI 2.8 left it.
+        tfx_model_info full = model->session->info();
+        if (info->struct_size != 0 && info->struct_size < offsetof(tfx_model_info, image_channels))
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "info->struct_size: expected sizeof(tfx_model_info)");
+        const uint32_t size = info->struct_size == 0 ? sizeof full : std::min<uint32_t>(info->struct_size, sizeof full);
+        full.struct_size = size;
+        std::memcpy(info, &full, size);
     });
 }
 
@@ -376,6 +415,8 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::ZeroShotClassificationPipeline>(model, load);
         } else if (name == "image-classification") {
             p->pipeline = std::make_unique<tfx::ImageClassificationPipeline>(model, load);
+        } else if (name == "zero-shot-image-classification") {
+            p->pipeline = std::make_unique<tfx::ZeroShotImageClassificationPipeline>(model, load);
         } else if (name == "text2text-generation" || name == "summarization" || name.rfind("translation", 0) == 0) {
             p->pipeline = std::make_unique<tfx::Text2TextGenerationPipeline>(model, load, name);
         } else {
@@ -383,7 +424,8 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
                                                  "': expected feature-extraction, text-classification, fill-mask, "
                                                  "text-generation, token-classification, question-answering, "
                                                  "zero-shot-classification, image-classification, "
-                                                 "text2text-generation, summarization or translation");
+                                                 "zero-shot-image-classification, text2text-generation, "
+                                                 "summarization or translation");
         }
         *out = p.release();
     });
@@ -402,6 +444,12 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         if (auto* seq2seq = std::get_if<std::unique_ptr<tfx::Text2TextGenerationPipeline>>(&which)) {
             write_text(output,
                        generate_texts(**seq2seq, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
+        if (auto* zero_image = std::get_if<std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>>(&which)) {
+            write_text(
+                output,
+                label_images(**zero_image, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             return;
         }
         if (auto* images = std::get_if<std::unique_ptr<tfx::ImageClassificationPipeline>>(&which)) {
@@ -445,18 +493,7 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
                 out.push_back(tfx::answer_json(a));
             }
         } else if (auto* zero = std::get_if<std::unique_ptr<tfx::ZeroShotClassificationPipeline>>(&which)) {
-            std::vector<std::string> labels;
-            const auto candidates = input.contains("candidate_labels") ? input["candidate_labels"] : nlohmann::json();
-            if (candidates.is_string()) {
-                labels = tfx::candidate_labels_of(candidates.get<std::string>());
-            } else if (candidates.is_array()) {
-                for (const auto& label : candidates) {
-                    if (!label.is_string()) fields.fail("candidate_labels", "expected a list of labels");
-                    labels.push_back(label.get<std::string>());
-                }
-            } else {
-                fields.fail("candidate_labels", "expected a list of labels, or one string of comma-separated labels");
-            }
+            const std::vector<std::string> labels = candidate_labels(fields);
             out = tfx::zero_shot_json((**zero)(text, labels,
                                                fields.get_or<std::string>("hypothesis_template", "This example is {}."),
                                                fields.get_or<bool>("multi_label", false)));

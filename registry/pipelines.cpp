@@ -46,7 +46,7 @@ TaskPipeline::Outputs TaskPipeline::run(const std::vector<int32_t>& ids, const s
 std::vector<TaskPipeline::Outputs> TaskPipeline::run_batch(const std::vector<std::vector<int32_t>>& ids,
                                                            const std::vector<std::vector<int32_t>>& token_type_ids) {
     const tfx_model_info& info = session_->info();
-    const bool one_row_each = info.output_kind == TFX_OUTPUT_CLASS_LOGITS;
+    const bool one_row_each = info.output_kind == TFX_OUTPUT_CLASS_LOGITS || info.output_kind == TFX_OUTPUT_EMBEDDING;
     const auto width = static_cast<size_t>(info.output_size);
     std::vector<Outputs> outputs;
     ForwardCall call(*session_);

@@ -5,7 +5,8 @@
 // models take the encoder's ids and --decoder-input-ids: the encoder's last hidden state and
 // every decoder position's logits (one teacher-forced pass, as transformers' forward gives).
 // Vision models take --image: the image processor's pixel_values, then the logits (image
-// classifiers) or last_hidden_state.
+// classifiers) or last_hidden_state; CLIP gives image_embeds, and with --input-ids text_embeds
+// and logits_per_image.
 #include <algorithm>
 #include <iostream>
 
@@ -75,13 +76,29 @@ void run_image_forward(const ForwardOptions& o, ModelSession& session) {
     if (info.image_tokens <= 0) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image: " + session.architecture() + " is not a vision model");
     }
-    if (!o.input_ids.empty() || !o.token_type_ids.empty() || !o.decoder_input_ids.empty()) {
+    const bool embeds = info.output_kind == TFX_OUTPUT_EMBEDDING;  // CLIP: images and texts
+    if ((!o.input_ids.empty() && !embeds) || !o.token_type_ids.empty() || !o.decoder_input_ids.empty()) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image: " + session.architecture() + " takes no token ids");
     }
     const PixelValues pixels = ImageProcessor(session.model_dir()).preprocess(read_image(o.image));
     ForwardCall call(session);
     call.run({.output = SequenceInput::Output::all, .pixels = pixels.values});
     nlohmann::json result;
+    if (embeds) {
+        const auto image = call.row(0);
+        const std::vector<float> image_embeds(image.begin(), image.end());
+        result["image_embeds"] = image_embeds;
+        if (!o.input_ids.empty()) {
+            // The text in a call of its own (a call is all images or all texts); CLIPModel's
+            // logits_per_image = exp(logit_scale) x (image . text), both normalised.
+            const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
+            const auto text = call.run({.ids = ids, .output = SequenceInput::Output::all});
+            double dot = 0.0;
+            for (size_t i = 0; i < text.size(); ++i) dot += static_cast<double>(text[i]) * image_embeds[i];
+            result["text_embeds"] = std::vector<float>(text.begin(), text.end());
+            result["logits_per_image"] = static_cast<float>(info.embedding_scale * dot);
+        }
+    }
     nlohmann::json planes = nlohmann::json::array();
     const auto plane = static_cast<size_t>(pixels.height * pixels.width), width = static_cast<size_t>(pixels.width);
     for (size_t c = 0; c * plane < pixels.values.size(); ++c) {
@@ -96,7 +113,7 @@ void run_image_forward(const ForwardOptions& o, ModelSession& session) {
     if (info.output_kind == TFX_OUTPUT_CLASS_LOGITS) {
         const auto r = call.row(0);
         result["logits"] = std::vector<float>(r.begin(), r.end());
-    } else {
+    } else if (!embeds) {
         result["last_hidden_state"] = rows_of(call, info.image_tokens);
     }
     if (o.json) {
@@ -105,7 +122,9 @@ void run_image_forward(const ForwardOptions& o, ModelSession& session) {
     }
     std::cout << session.architecture() << " via " << session.plugin_summary() << '\n'
               << "pixel_values: [3, " << pixels.height << ", " << pixels.width << "]\n";
-    if (result.contains("logits")) std::cout << "logits: " << result["logits"].dump() << '\n';
+    for (const char* key : {"logits", "image_embeds", "text_embeds", "logits_per_image"}) {
+        if (result.contains(key)) std::cout << key << ": " << result[key].dump() << '\n';
+    }
 }
 
 void run_forward(const ForwardOptions& o) {
@@ -141,7 +160,9 @@ void run_forward(const ForwardOptions& o) {
     const std::vector<float> pooled(call.pooled().begin(), call.pooled().end());
     nlohmann::json result;
     const std::string& head = session->task_head();
-    if (classifier) {
+    if (info.output_kind == TFX_OUTPUT_EMBEDDING) {
+        result["text_embeds"] = row(0);
+    } else if (classifier) {
         result["logits"] = row(0);
     } else if (head == "question_answering") {
         std::vector<float> start, end;
@@ -177,7 +198,7 @@ void run_forward(const ForwardOptions& o) {
         return;
     }
     std::cout << session->architecture() << " via " << session->plugin_summary() << '\n';
-    if (head == "question_answering" || head == "token_classification") {
+    if (head == "question_answering" || head == "token_classification" || result.contains("text_embeds")) {
         for (const auto& [name, value] : result.items()) std::cout << name << ": " << value.dump() << '\n';
     } else if (classifier) {
         std::cout << "logits: " << result["logits"].dump() << '\n';

@@ -1,6 +1,7 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
 // `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`,
-// `tfx image-classification`, `tfx text2text-generation`, `tfx summarization`, `tfx translation`.
+// `tfx image-classification`, `tfx zero-shot-image-classification`, `tfx text2text-generation`,
+// `tfx summarization`, `tfx translation`.
 // Each prints one JSON line per input (per answer for question-answering).
 #include <algorithm>
 #include <fstream>
@@ -16,6 +17,7 @@
 #include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
+#include "registry/zero_shot_image_classification.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -87,6 +89,13 @@ struct ImageClassificationOptions {
     ModelOptions model;
     std::vector<std::string> images;
     int64_t top_k = 5;
+};
+
+struct ZeroShotImageOptions {
+    ModelOptions model;
+    std::vector<std::string> images;
+    std::string labels;
+    std::string hypothesis_template = "This is a photo of {}.";
 };
 
 struct Text2TextOptions {
@@ -278,6 +287,28 @@ void add_task_commands(CLI::App& app) {
             const auto labels = pipeline.classify({read_image(file)}, ic->top_k).front();
             nlohmann::json all = nlohmann::json::array();
             for (const ImageLabel& l : labels) all.push_back({{"label", l.label}, {"score", l.score}});
+            print({{"image", file}, {"labels", all}});
+        }
+    });
+
+    auto zi = std::make_shared<ZeroShotImageOptions>();
+    auto* zero_image = app.add_subcommand(
+        "zero-shot-image-classification",
+        "Labels no model was trained on, for images, through CLIP: one {\"image\", \"labels\": [{\"label\", "
+        "\"score\"}, ...]} line per image, best first, as transformers' pipeline");
+    zi->model.add_to(zero_image);
+    zero_image->add_option("IMAGE", zi->images, "Image files (PNG or JPEG)")->required();
+    zero_image->add_option("--labels", zi->labels, "Comma-separated candidate labels")->required();
+    zero_image->add_option("--hypothesis-template", zi->hypothesis_template, "The text, {} where the label goes")
+        ->capture_default_str();
+    zero_image->callback([zi] {
+        ZeroShotImageClassificationPipeline pipeline(zi->model.model, zi->model.session_options());
+        const std::vector<std::string> labels = candidate_labels_of(zi->labels);
+        for (const std::string& file : zi->images) {
+            const ImageLabelScores result = pipeline(read_image(file), labels, zi->hypothesis_template);
+            nlohmann::json all = nlohmann::json::array();
+            for (size_t i = 0; i < result.labels.size(); ++i)
+                all.push_back({{"label", result.labels[i]}, {"score", result.scores[i]}});
             print({{"image", file}, {"labels", all}});
         }
     });

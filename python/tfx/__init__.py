@@ -388,6 +388,15 @@ class _ImageClassificationPipeline(_EnginePipeline):
                                                          "top_k": top_k})))
 
 
+class _ZeroShotImageClassificationPipeline(_EnginePipeline):
+    def __call__(self, image: str, candidate_labels: str | list[str],
+                 hypothesis_template: str = "This is a photo of {}.") -> list[dict]:
+        """[{"score", "label"}] for an image file (PNG or JPEG), best first, as transformers'
+        zero-shot-image-classification pipeline returns them (CLIP)."""
+        return json.loads(self._pipeline.run(json.dumps({"image": image, "candidate_labels": candidate_labels,
+                                                         "hypothesis_template": hypothesis_template})))
+
+
 class _Text2TextGenerationPipeline(_EnginePipeline):
     def __call__(self, text: str | list[str], **generate_kwargs: Any) -> list:
         """[{"generated_text" | "summary_text" | "translation_text": ...}] per returned sequence
@@ -404,6 +413,7 @@ _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-m
                      "question-answering": _QuestionAnsweringPipeline,
                      "zero-shot-classification": _ZeroShotClassificationPipeline,
                      "image-classification": _ImageClassificationPipeline,
+                     "zero-shot-image-classification": _ZeroShotImageClassificationPipeline,
                      "text2text-generation": _Text2TextGenerationPipeline,
                      "summarization": _Text2TextGenerationPipeline}
 
@@ -411,9 +421,9 @@ _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-m
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
     "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering",
-    "zero-shot-classification", "image-classification", "text2text-generation", "summarization"
-    and "translation" (or "translation_XX_to_YY") on a model folder, GGUF file or Hub id (options
-    as AutoModel.from_pretrained's)."""
+    "zero-shot-classification", "image-classification", "zero-shot-image-classification",
+    "text2text-generation", "summarization" and "translation" (or "translation_XX_to_YY") on a
+    model folder, GGUF file or Hub id (options as AutoModel.from_pretrained's)."""
     if task in _ENGINE_PIPELINES or task.startswith("translation"):
         kind = _ENGINE_PIPELINES.get(task, _Text2TextGenerationPipeline)
         return kind(task, model, options.get("num_threads", 0), options.get("device"))
@@ -424,5 +434,5 @@ def pipeline(task: str, model: str, **options: Any):
         return _FeatureExtractionPipeline(AutoModel.from_pretrained(model, **options), tokenizer)
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
                               "text-classification, fill-mask, token-classification, question-answering, "
-                              "zero-shot-classification, image-classification, text2text-generation, "
-                              "summarization or translation")
+                              "zero-shot-classification, image-classification, zero-shot-image-classification, "
+                              "text2text-generation, summarization or translation")

@@ -87,7 +87,8 @@ int main(int argc, char** argv) {
     check(status == TFX_OK && model != NULL, "open the model", status == TFX_OK ? NULL : error.message);
     if (status != TFX_OK) return 1;
 
-    tfx_model_info info;
+    tfx_model_info info = {0};
+    info.struct_size = sizeof info;
     check(tfx_api_info(model, &info, &error) == TFX_OK && info.vocab_size > 0, "info", NULL);
 
     /* Text -> ids -> text, with the model's tokenizer. */

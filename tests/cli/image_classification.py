@@ -2,13 +2,15 @@
 """`tfx image-classification` end to end on tiny/vit and the golden's PNG: the labels are the
 golden's top 5 in its order, the scores the softmax of its logits (best first), --top-k bounds
 the list, and a file that is not an image or a model that does not classify images is refused
-with a message naming it.
+with a message naming it. `tfx zero-shot-image-classification` on tiny/clip (with a WordLevel
+tokenizer for its 384 ids, so "w382 {} w383" around a label gives the golden texts' ids): the
+softmax of the golden's logits_per_image, best first.
 usage: image_classification.py TFX. Exit 77 when the data is absent."""
-import json, os, tempfile
+import json, os, shutil, tempfile
 
 from pipeline_test import PipelineTest, softmax
 
-t = PipelineTest("vit", "bert")
+t = PipelineTest("vit", "bert", "clip")
 vit = os.path.join(t.root, "tiny", "vit")
 golden = json.load(open(os.path.join(t.root, "golden", "tiny", "vit.json")))
 prompt = golden["prompts"][0]
@@ -41,4 +43,24 @@ with tempfile.TemporaryDirectory() as tmp:
 out = t.attempt("image-classification", "--model", os.path.join(t.root, "tiny", "bert"), image)
 if out.returncode == 0 or "image classifier" not in out.stderr:
     t.fail(f"a text model should be refused: {out.returncode} {out.stderr.strip()}")
+
+clip_golden = json.load(open(os.path.join(t.root, "golden", "tiny", "clip.json")))
+with tempfile.TemporaryDirectory() as tmp:
+    clip = os.path.join(tmp, "clip")
+    shutil.copytree(os.path.join(t.root, "tiny", "clip"), clip)
+    json.dump({"version": "1.0", "added_tokens": [], "normalizer": None, "pre_tokenizer": {"type": "Whitespace"},
+               "post_processor": None, "decoder": None,
+               "model": {"type": "WordLevel", "vocab": {f"w{i}": i for i in range(384)}, "unk_token": "w0"}},
+              open(os.path.join(clip, "tokenizer.json"), "w"))
+    prompt = clip_golden["prompts"][0]
+    labels = [" ".join(f"w{i}" for i in text["input_ids"][1:-1]) for text in prompt["texts"]]
+    line = json.loads(t.run("zero-shot-image-classification", "--model", clip, "--labels", ", ".join(labels),
+                            "--hypothesis-template", "w382 {} w383", os.path.join(clip, prompt["image"]["file"])))
+    want = softmax(prompt["logits_per_image"])
+    order = sorted(range(len(labels)), key=lambda i: -want[i])
+    if [entry["label"] for entry in line["labels"]] != [labels[i] for i in order]:
+        t.fail(f"zero-shot labels {[e['label'] for e in line['labels']]}, expected {[labels[i] for i in order]}")
+    for entry in line["labels"]:
+        if abs(entry["score"] - want[labels.index(entry["label"])]) > 1e-4:
+            t.fail(f"zero-shot {entry['label']}: score {entry['score']}, expected {want[labels.index(entry['label'])]}")
 t.finish()

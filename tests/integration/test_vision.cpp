@@ -1,6 +1,7 @@
 // Vision models (ABI 2.8: each sequence is one image, given as pixel values): tiny/vit's
-// classification logits match transformers' for the golden's pixel_values on every backend,
-// alone and batched with a second image, and misuse is refused with a reason.
+// classification logits and tiny/clip's image and text embeddings match transformers' for the
+// goldens' pixel_values and ids on every backend, alone and batched, and misuse is refused
+// with a reason.
 #include <algorithm>
 #include <string>
 #include <vector>
@@ -60,6 +61,47 @@ TEST_P(Vision, ViTClassifiesTheGoldensPixelsAsTransformersDoesAloneAndBatched) {
         EXPECT_LE(max_abs_diff(batched.subspan(0, want.size()), mirrored_alone), kTolerance);
         EXPECT_LE(max_abs_diff(batched.subspan(want.size()), want), kTolerance);
         EXPECT_GT(max_abs_diff(mirrored_alone, want), 1e-3f) << "the mirrored image should classify differently";
+    }
+}
+
+// CLIP: the golden's pixel values and texts through both towers, each call all images or all
+// texts; image_embeds, text_embeds and logits_per_image (embedding_scale x their dot product)
+// as transformers' CLIPModel gives them, texts alone and batched.
+TEST_P(Vision, ClipEmbedsTheGoldensImageAndTextsAsTransformersDoes) {
+    if (const std::string missing = tfx::test::backend_missing(GetParam()); !missing.empty()) GTEST_SKIP() << missing;
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/clip");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/clip.json");
+    const auto session = tfx::AutoModel::from_pretrained(model, tfx::test::backend_options(GetParam()));
+    const nlohmann::json golden = tfx::test::read_json(golden_path);
+    const tfx_model_info& info = session->info();
+    ASSERT_EQ(info.output_kind, TFX_OUTPUT_EMBEDDING);
+    EXPECT_NEAR(info.embedding_scale, golden.at("logit_scale_exp").get<float>(), 1e-3f);
+    for (const auto& prompt : golden.at("prompts")) {
+        tfx::ForwardCall call(*session);
+        const std::vector<float> pixels = logits_of(prompt.at("pixel_values"));
+        const std::span<const float> image_row = call.run(tfx::SequenceInput{.pixels = pixels});
+        const std::vector<float> image(image_row.begin(), image_row.end());
+        EXPECT_LE(max_abs_diff(image, prompt.at("image_embeds").get<std::vector<float>>()), kTolerance);
+        std::vector<std::vector<int32_t>> ids;
+        std::vector<tfx::SequenceInput> texts;
+        for (const auto& text : prompt.at("texts")) ids.push_back(text.at("input_ids").get<std::vector<int32_t>>());
+        for (const auto& text_ids : ids) texts.push_back({.ids = text_ids});
+        const std::span<const float> batched = call.run(texts);
+        const auto width = static_cast<size_t>(info.output_size);
+        ASSERT_EQ(batched.size(), texts.size() * width);
+        for (size_t t = 0; t < texts.size(); ++t) {
+            const auto& want = prompt["texts"][t];
+            const std::span<const float> text = batched.subspan(t * width, width);
+            EXPECT_LE(max_abs_diff(text, want.at("text_embeds").get<std::vector<float>>()), kTolerance) << t;
+            double dot = 0.0;
+            for (size_t i = 0; i < width; ++i) dot += static_cast<double>(text[i]) * image[i];
+            const auto logit = want.at("logits_per_image");
+            EXPECT_NEAR(info.embedding_scale * dot, logit.is_array() ? logit[0].get<double>() : logit.get<double>(),
+                        1e-3)
+                << t;
+        }
+        std::vector<tfx::SequenceInput> mixed = {texts.front(), tfx::SequenceInput{.pixels = pixels}};
+        EXPECT_NE(error_of([&] { call.run(mixed); }).find("all images or all texts"), std::string::npos);
     }
 }
 

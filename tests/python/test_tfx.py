@@ -289,6 +289,22 @@ def test_image_classification_gives_transformers_labels_for_the_png(tmp_path):
         classifier(str(bad))
 
 
+def test_zero_shot_image_classification_is_the_softmax_of_clips_logits(tmp_path):
+    golden = json.load(open(data("golden/tiny/clip.json")))
+    model = with_word_tokenizer(data("tiny/clip"), tmp_path)
+    classifier = tfx.pipeline("zero-shot-image-classification", model=model)
+    prompt = golden["prompts"][0]
+    # "w382 {} w383" around a label of the golden's inner ids gives its text's ids exactly.
+    labels = [" ".join(f"w{i}" for i in t["input_ids"][1:-1]) for t in prompt["texts"]]
+    got = classifier(os.path.join(model, prompt["image"]["file"]), candidate_labels=labels,
+                     hypothesis_template="w382 {} w383")
+    logits = np.array(prompt["logits_per_image"], dtype=np.float64)
+    want = np.exp(logits - logits.max()) / np.exp(logits - logits.max()).sum()
+    assert [g["label"] for g in got] == [labels[i] for i in np.argsort(-want, kind="stable")]
+    for g in got:
+        assert abs(g["score"] - want[labels.index(g["label"])]) < 1e-4
+
+
 def test_text2text_pipelines_decode_t5_generations_with_the_tasks_params(tmp_path):
     model = with_word_tokenizer(data("tiny/t5"), tmp_path)
     golden = json.load(open(data("golden/tiny/t5.json")))

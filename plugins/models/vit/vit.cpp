@@ -3,13 +3,12 @@
 //   N x pre-norm layers [x += o(attn(LN_before(x))); x += down(act(up(LN_after(x))))]
 //   final LayerNorm; classification: classifier(x[CLS])
 // Each sequence of a forward is one image (ABI 2.8). The patch convolution (kernel = stride =
-// patch_size) is a gather and a linear layer: the pixels, read as rows of patch_size values,
-// are gathered into one row per patch in (channel, row, column) order, the conv weight's own
-// order, so the backend's gather_rows and linear do it on any device.
+// patch_size) is the SDK's PatchEmbedding: the backend's gather_rows and linear.
 #include <string>
 #include <vector>
 
 #include "tfx/sdk/model.hpp"
+#include "tfx/sdk/vision.hpp"
 
 namespace {
 
@@ -113,19 +112,12 @@ class ViT : public ModelPlugin<ViT, ViTConfig> {
         const int64_t n = forward_rows(a), h = c.hidden_size, images = a->batch->num_seqs, tokens = c.tokens();
         if (a->cache != nullptr)
             throw Error(TFX_ERR_INVALID_ARGUMENT, "vit: an encoder runs whole images (no KV cache)");
-        if (n != images * tokens) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT,
-                        "vit: every sequence must be one image of " + std::to_string(tokens) + " tokens");
-        }
-        const View pixels = pixel_values(a);
-        if (pixels.ndim() != 4 || pixels.dim(0) != images || pixels.dim(1) != c.channels ||
-            pixels.dim(2) != c.image_size || pixels.dim(3) != c.image_size || pixels.dtype() != kF32) {
-            throw Error(TFX_ERR_INVALID_ARGUMENT, "vit: pixel_values must be f32 [images, " +
-                                                      std::to_string(c.channels) + ", " + std::to_string(c.image_size) +
-                                                      ", " + std::to_string(c.image_size) + "]");
-        }
+        const View pixels = patches_.pixels(a, "vit");
         View x = hidden_.rows(n, h), y = tmp_.rows(n, h);
-        embed(pixels, images, x, y);
+        patches_(pixels, patch_projection_, cls_token_, x);
+        host_.embedding(position_embeddings_.reshape({tokens, h}),
+                        learned_positions(a, tokens, "vit", "the position embeddings"), y);
+        host_.add(x, y, x);
         for (int64_t i = 0; i < c.num_layers; ++i) {
             const Layer& l = layers_[i];
             layer_norm(host_, x, l.before, c.layer_norm_eps, y);
@@ -151,59 +143,6 @@ class ViT : public ModelPlugin<ViT, ViTConfig> {
     }
 
   private:
-    // x = [CLS; patches · W + b] + positions, image by image; y is scratch of x's shape.
-    void embed(const View& pixels, int64_t images, View& x, View& y) {
-        const auto& c = config_;
-        const int64_t h = c.hidden_size, p = c.patch_size, side = c.patches_per_side(), patches = side * side;
-        const int64_t tokens = patches + 1, patch_values = c.channels * p * p;
-        upload_indices(images);
-        // Every patch's values: rows of p pixels, gathered in (channel, row in patch) order.
-        const View pixel_rows = pixels.reshape({images * c.channels * c.image_size * side, p});
-        View patch_values_view = patch_values_.rows(images * patches * c.channels * p, p);
-        host_.gather_rows(pixel_rows, patch_rows_.view(kI32, {images * patches * c.channels * p}), patch_values_view);
-        // The patches' embeddings, then the CLS token in the row after them, then each image's
-        // tokens gathered into place: CLS first, its patches after.
-        View embedded = embedded_.rows(images * patches + 1, h);
-        View patch_embeddings = embedded.at(0, {images * patches, h});
-        patch_projection_(patch_values_view.reshape({images * patches, patch_values}), patch_embeddings);
-        View cls_row = embedded.at(images * patches * h, {1, h});
-        host_.copy(cls_token_.reshape({1, h}), cls_row);
-        host_.gather_rows(embedded, token_rows_.view(kI32, {images * tokens}), x);
-        host_.embedding(position_embeddings_.reshape({tokens, h}), positions_.view(kI32, {images * tokens}), y);
-        host_.add(x, y, x);
-    }
-
-    // The gather indices for `images` images (uploaded when the count changes: the CLS row
-    // sits after all of the call's patches).
-    void upload_indices(int64_t images) {
-        if (images == indexed_images_) return;
-        const auto& c = config_;
-        const int64_t p = c.patch_size, side = c.patches_per_side(), patches = side * side, tokens = patches + 1;
-        std::vector<int32_t> patch_rows, token_rows, positions;
-        for (int64_t s = 0; s < images; ++s) {
-            for (int64_t py = 0; py < side; ++py) {
-                for (int64_t px = 0; px < side; ++px) {
-                    for (int64_t ch = 0; ch < c.channels; ++ch) {
-                        for (int64_t ky = 0; ky < p; ++ky) {
-                            const int64_t pixel_row = (s * c.channels + ch) * c.image_size + py * p + ky;
-                            patch_rows.push_back(static_cast<int32_t>(pixel_row * side + px));
-                        }
-                    }
-                }
-            }
-            token_rows.push_back(static_cast<int32_t>(images * patches));  // the CLS row
-            for (int64_t i = 0; i < patches; ++i) token_rows.push_back(static_cast<int32_t>(s * patches + i));
-            for (int64_t t = 0; t < tokens; ++t) positions.push_back(static_cast<int32_t>(t));
-        }
-        View patch_view = patch_rows_.view(kI32, {static_cast<int64_t>(patch_rows.size())});
-        View token_view = token_rows_.view(kI32, {static_cast<int64_t>(token_rows.size())});
-        View position_view = positions_.view(kI32, {static_cast<int64_t>(positions.size())});
-        host_.upload(patch_rows.data(), patch_view);
-        host_.upload(token_rows.data(), token_view);
-        host_.upload(positions.data(), position_view);
-        indexed_images_ = images;
-    }
-
     Head head_ = Head::base;
     View cls_token_, position_embeddings_;
     Linear patch_projection_, classifier_;
@@ -211,9 +150,8 @@ class ViT : public ModelPlugin<ViT, ViTConfig> {
     LayerNorm final_norm_;
     SelfAttention attn_{host_, config_.num_heads, config_.num_heads, config_.hidden_size / config_.num_heads};
     OutputWriter output_{host_};
-    Scratch hidden_{host_}, tmp_{host_}, ffn_{host_}, cls_{host_}, patch_values_{host_}, embedded_{host_};
-    DeviceBuffer patch_rows_{host_}, token_rows_{host_}, positions_{host_};
-    int64_t indexed_images_ = 0;
+    PatchEmbedding patches_{host_, config_.channels, config_.image_size, config_.patch_size};
+    Scratch hidden_{host_}, tmp_{host_}, ffn_{host_}, cls_{host_};
 };
 
 }  // namespace

@@ -54,7 +54,9 @@ void tfx_api_close(tfx_api_model* model);
  * line ("" or NULL: none, the bare model), as PEFT's set_adapter. */
 int32_t tfx_api_set_lora(tfx_api_model* model, const char* names, tfx_error* error);
 
-/* The model's shape: output kind and size, vocabulary, layers, context length. */
+/* The model's shape: output kind and size, vocabulary, layers, context length, images. Set
+ * info->struct_size to sizeof(tfx_model_info) (0 is read as this header's size): a host built
+ * against older headers gets the fields its struct holds. */
 int32_t tfx_api_info(const tfx_api_model* model, tfx_model_info* info, tfx_error* error);
 
 /* A model's tokenizer alone (tokenizer.json and tokenizer_config.json, or a GGUF file's
@@ -137,7 +139,8 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
 
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
  * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering",
- * "zero-shot-classification", "image-classification", "text2text-generation", "summarization" and
+ * "zero-shot-classification", "image-classification", "zero-shot-image-classification",
+ * "text2text-generation", "summarization" and
  * "translation" (or "translation_XX_to_YY"): a model and its tokenizer (or image processor)
  * behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
@@ -162,6 +165,8 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     "This example is {}.", "multi_label": false} -> {"sequence", "labels", "scores"}, best first
  *   image-classification: {"image": a PNG or JPEG file or a list of them, "top_k": 5} ->
  *     [{"label", "score"}, ...] best first (a list of those for a list of files)
+ *   zero-shot-image-classification: {"image": a PNG or JPEG file, "candidate_labels": [...] or
+ *     "a, b", "hypothesis_template": "This is a photo of {}."} -> [{"score", "label"}, ...], best first
  *   text2text-generation, summarization, translation: {"text": a string or a list, any
  *     generation_config field (over config.json's task_specific_params for the task)} ->
  *     [{"generated_text" | "summary_text" | "translation_text"}] per returned sequence; for a

@@ -13,7 +13,9 @@ extern "C" {
 typedef enum tfx_model_output {
     TFX_OUTPUT_LOGITS = 1,       /* causal / masked LM: [rows, vocab] */
     TFX_OUTPUT_HIDDEN_STATE = 2, /* base model: [rows, hidden] */
-    TFX_OUTPUT_CLASS_LOGITS = 3  /* sequence classification: [num_seqs, num_labels] */
+    TFX_OUTPUT_CLASS_LOGITS = 3, /* sequence classification: [num_seqs, num_labels] */
+    TFX_OUTPUT_EMBEDDING = 4     /* ABI 2.8: one L2-normalised vector per sequence: [num_seqs, output_size]
+                                    (CLIP's image and text embeddings) */
 } tfx_model_output;
 
 typedef struct tfx_model_info {
@@ -34,11 +36,15 @@ typedef struct tfx_model_info {
     /* ABI 2.8, vision models (all 0 for text models): each sequence of a forward is one image,
      * whose pixel values (the image processor's pixel_values) are f32 [image_channels,
      * image_height, image_width]; the model makes image_tokens tokens of it, so the sequence
-     * holds that many positions (0, 1, ...) and its input_ids are not read. */
+     * holds that many positions (0, 1, ...) and its input_ids are not read. A vision model with
+     * a vocabulary (vocab_size > 0, CLIP) also takes texts: a call is all images or all texts. */
     int32_t image_channels;
     int32_t image_height;
     int32_t image_width;
     int32_t image_tokens;
+    /* ABI 2.8, TFX_OUTPUT_EMBEDDING: what turns two embeddings' dot product into a logit
+     * (CLIP's exp(logit_scale)); 0 when the model has none. */
+    float embedding_scale;
 } tfx_model_info;
 
 /* One forward pass over a ragged batch. Every tensor is on the backend's device. */
@@ -91,7 +97,8 @@ typedef struct tfx_model_table {
 #endif
 
 TFX_STATIC_ASSERT(offsetof(tfx_model_info, num_cross_layers) == 44, "tfx_model_info layout");
-TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 64, "tfx_model_info layout");
+TFX_STATIC_ASSERT(offsetof(tfx_model_info, embedding_scale) == 64, "tfx_model_info layout");
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 72, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");

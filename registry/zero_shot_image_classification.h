@@ -1,0 +1,34 @@
+// zero-shot-image-classification, as transformers' ZeroShotImageClassificationPipeline runs
+// CLIP: each candidate label becomes a text (hypothesis_template with the label in place of
+// "{}"), the image and the texts are embedded, and the labels' scores are the softmax of
+// logits_per_image (embedding_scale x the image's dot product with each text), best first.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "registry/image_file.h"
+#include "registry/image_processor.h"
+#include "registry/pipelines.h"
+#include "registry/zero_shot_classification.h"
+
+namespace tfx {
+
+struct ImageLabelScores {
+    std::vector<std::string> labels;  // best first
+    std::vector<float> scores;
+};
+
+class ZeroShotImageClassificationPipeline : public TaskPipeline {
+  public:
+    // Throws unless the model embeds images and texts (TFX_OUTPUT_EMBEDDING with a vocabulary).
+    ZeroShotImageClassificationPipeline(const std::string& model, const LoadOptions& options);
+
+    ImageLabelScores operator()(const RgbImage& image, const std::vector<std::string>& candidate_labels,
+                                const std::string& hypothesis_template = "This is a photo of {}.");
+
+  private:
+    ImageProcessor processor_;
+};
+
+}  // namespace tfx
