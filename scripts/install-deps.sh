@@ -13,6 +13,7 @@ packages=(
                                         # (4 GFLOP/s); OpenMP's variant shares ATen's thread pool
     libcurl4-openssl-dev                # Hub client
     libpng-dev libjpeg-dev              # image processors: PNG and JPEG decoding
+    libsndfile1-dev libfftw3-dev        # audio feature extractors: WAV/FLAC reading, the STFT
     libonig-dev libutf8proc-dev         # tokenizers: regexes and Unicode normalization
     libgtest-dev libgmock-dev libbenchmark-dev
     clang-format                        # scripts/format.sh --check (CI)

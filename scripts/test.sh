@@ -40,13 +40,15 @@ gguf_seeds=$(mktemp -d)
 quantized_seeds=$(mktemp -d)
 request_seeds=$(mktemp -d)
 image_seeds=$(mktemp -d)
-trap 'rm -rf "$gguf_seeds" "$quantized_seeds" "$request_seeds" "$image_seeds"' EXIT
+audio_seeds=$(mktemp -d)
+trap 'rm -rf "$gguf_seeds" "$quantized_seeds" "$request_seeds" "$image_seeds" "$audio_seeds"' EXIT
 for g in "${TFX_TEST_DATA:-/nonexistent}"/quant/gguf/*.gguf; do
     [ -f "$g" ] && head -c 65536 "$g" > "$gguf_seeds/$(basename "$g")"
 done
 cp tests/fuzz/seeds/quantized_checkpoint/* "$quantized_seeds/"
 cp tests/fuzz/seeds/openai_request/* "$request_seeds/"
 cp tests/fuzz/seeds/image/* "$image_seeds/"
+cp tests/fuzz/seeds/audio/* "$audio_seeds/"
 for f in $fuzzers; do
     echo "== $f: up to $fuzz_runs runs or $fuzz_seconds s"
     corpus=()
@@ -54,6 +56,7 @@ for f in $fuzzers; do
     [ "$f" = fuzz_quantized_checkpoint ] && corpus=("$quantized_seeds")
     [ "$f" = fuzz_openai_request ] && corpus=("$request_seeds")
     [ "$f" = fuzz_image ] && corpus=("$image_seeds")
+    [ "$f" = fuzz_audio ] && corpus=("$audio_seeds")
     "build-fuzz/bin/$f" -runs="$fuzz_runs" -max_total_time="$fuzz_seconds" -max_len=65536 -artifact_prefix=build-fuzz/ -print_final_stats=1 "${corpus[@]}" 2>&1 | grep -E "^(stat::number_of_executed_units|Done|==[0-9]+==ERROR)" 
     [ "${PIPESTATUS[0]}" -eq 0 ] || { echo "$f found a crash" >&2; exit 1; }
 done
