@@ -21,6 +21,12 @@ const std::filesystem::path& embedder_dir(const ModelSession& session, const std
 
 }  // namespace
 
+float embedding_logit(const tfx_model_info& info, std::span<const float> a, std::span<const float> b) {
+    double dot = 0.0;
+    for (size_t i = 0; i < std::min(a.size(), b.size()); ++i) dot += static_cast<double>(a[i]) * b[i];
+    return static_cast<float>(info.embedding_scale * dot);
+}
+
 ZeroShotImageClassificationPipeline::ZeroShotImageClassificationPipeline(const std::string& model,
                                                                          const LoadOptions& options)
     : TaskPipeline(model, options), processor_(embedder_dir(*session_, model)) {}
@@ -43,11 +49,8 @@ ImageLabelScores ZeroShotImageClassificationPipeline::operator()(const RgbImage&
     const std::span<const float> text_rows = call.run(texts);
     const auto width = static_cast<size_t>(info.output_size);
     std::vector<float> logits(candidate_labels.size());
-    for (size_t t = 0; t < logits.size(); ++t) {
-        double dot = 0.0;
-        for (size_t i = 0; i < width; ++i) dot += static_cast<double>(text_rows[t * width + i]) * image_embeds[i];
-        logits[t] = static_cast<float>(info.embedding_scale * dot);
-    }
+    for (size_t t = 0; t < logits.size(); ++t)
+        logits[t] = embedding_logit(info, text_rows.subspan(t * width, width), image_embeds);
     softmax_in_place(logits);
     std::vector<size_t> order(logits.size());
     std::iota(order.begin(), order.end(), 0);

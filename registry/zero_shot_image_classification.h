@@ -4,6 +4,7 @@
 // logits_per_image (embedding_scale x the image's dot product with each text), best first.
 #pragma once
 
+#include <span>
 #include <string>
 #include <vector>
 
@@ -13,6 +14,9 @@
 #include "registry/zero_shot_classification.h"
 
 namespace tfx {
+
+// CLIPModel's logit of two embeddings (an image's and a text's): embedding_scale x their dot product.
+float embedding_logit(const tfx_model_info& info, std::span<const float> a, std::span<const float> b);
 
 struct ImageLabelScores {
     std::vector<std::string> labels;  // best first

@@ -16,6 +16,7 @@
 #include "core/forward_call.h"
 #include "core/model_session.h"
 #include "registry/image_processor.h"
+#include "registry/zero_shot_image_classification.h"
 
 namespace tfx::cli {
 namespace {
@@ -93,10 +94,8 @@ void run_image_forward(const ForwardOptions& o, ModelSession& session) {
             // logits_per_image = exp(logit_scale) x (image . text), both normalised.
             const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
             const auto text = call.run({.ids = ids, .output = SequenceInput::Output::all});
-            double dot = 0.0;
-            for (size_t i = 0; i < text.size(); ++i) dot += static_cast<double>(text[i]) * image_embeds[i];
             result["text_embeds"] = std::vector<float>(text.begin(), text.end());
-            result["logits_per_image"] = static_cast<float>(info.embedding_scale * dot);
+            result["logits_per_image"] = embedding_logit(info, text, image_embeds);
         }
     }
     nlohmann::json planes = nlohmann::json::array();
