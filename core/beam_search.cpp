@@ -72,7 +72,8 @@ class Finished {
 struct Row {
     std::vector<int32_t> prompt;          // the decoder's (an encoder-decoder model's: decoder_start_token_id)
     std::vector<int32_t> encoder_prompt;  // an encoder-decoder model's encoder input, else empty
-    PagedKvCache::SeqId cross_seq = -1;   // its encoder's keys and values, read by every beam
+    const std::vector<float>* input_features = nullptr;  // a speech model's encoder input
+    PagedKvCache::SeqId cross_seq = -1;                  // its encoder's keys and values, read by every beam
     int64_t pads = 0;
     std::vector<Beam> beams;
     Finished finished;
@@ -88,10 +89,13 @@ struct Candidate {
 }  // namespace
 
 GenerationResult beam_search(ModelSession& session, const std::vector<std::vector<int32_t>>& prompts,
-                             const GenerationConfig& config) {
+                             const GenerationConfig& config, const EncoderDecoderInputs& encoder_decoder_inputs) {
     config.validate();
     const tfx_model_info& info = session.info();
     check_config_for_model(info, config);
+    check_encoder_decoder_inputs(info, prompts.size(), encoder_decoder_inputs);
+    const std::vector<int32_t>& decoder_prompt = encoder_decoder_inputs.decoder_prompt;
+    const bool speech = info.input_feature_tokens > 0;
     const LogitsProcessing processing(config, info.vocab_size);
     const auto vocab = static_cast<size_t>(info.vocab_size);
     const int64_t num_beams = config.num_beams;
@@ -105,7 +109,7 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                          session.architecture() +
                              " is an encoder-decoder model: generation needs "
                              "decoder_start_token_id (generation_config.json or config.json)");
-    int64_t longest = encoder_decoder ? 1 : 0;
+    int64_t longest = encoder_decoder ? std::max<int64_t>(1, static_cast<int64_t>(decoder_prompt.size())) : 0;
     for (const auto& p : prompts) {
         if (!encoder_decoder) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
     }
@@ -119,12 +123,21 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
     std::unique_ptr<PagedKvCache> cross_cache = encoder_decoder ? session.make_cross_cache(16) : nullptr;
     ForwardCall call(session, cache.get(), cross_cache.get());
     std::vector<Row> rows;
-    for (const auto& p : prompts) {
+    for (size_t r = 0; r < prompts.size(); ++r) {
+        const std::vector<int32_t>& p = prompts[r];
         Row row{.finished = Finished(num_beams, config.length_penalty)};
         if (encoder_decoder) {
-            check_prompt(info, p, 0);
+            if (speech) {
+                if (!p.empty())
+                    throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() +
+                                                                   " is a speech model: its encoder takes input "
+                                                                   "features, not prompt tokens");
+                row.input_features = encoder_decoder_inputs.input_features[r].get();
+            } else {
+                check_prompt(info, p, 0);
+            }
             row.encoder_prompt = p;
-            row.prompt = {*config.decoder_start_token_id};
+            row.prompt = decoder_prompt.empty() ? std::vector<int32_t>{*config.decoder_start_token_id} : decoder_prompt;
             row.cross_seq = cross_cache->add();
         } else {
             row.prompt = p;
@@ -150,7 +163,10 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
                 inputs.push_back({.ids = row.prompt,
                                   .cache_seq = seq,
                                   .encoder_ids = row.encoder_prompt,
-                                  .cross_seq = row.cross_seq});
+                                  .cross_seq = row.cross_seq,
+                                  .input_features = row.input_features != nullptr
+                                                        ? std::span<const float>(*row.input_features)
+                                                        : std::span<const float>()});
                 continue;
             }
             for (const Beam& beam : row.beams) {

@@ -58,7 +58,13 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
                                          : " names a cross-cache sequence but the call has no cross cache"));
     }
     const int64_t context = cross_cache_ != nullptr ? cross_cache_->length(in.cross_seq) : 0;
-    const auto n = static_cast<int64_t>(in.encoder_ids.size());
+    const bool speech = info.input_feature_tokens > 0;
+    if (!speech && !in.input_features.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
+                                                       "'s encoder takes token ids, not input features");
+    }
+    const std::span<const int32_t> encoder_ids = speech ? add_input_features(in, which) : in.encoder_ids;
+    const auto n = static_cast<int64_t>(encoder_ids.size());
     if (encodes != (n > 0)) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: a call encodes every sequence or none, and " + which +
                                                        (n > 0 ? " brings encoder tokens where another does not"
@@ -73,13 +79,13 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
                              " needs encoder tokens (an encoder-decoder model's first call, or a "
                              "call without a cross cache)");
     }
-    check_ids(in.encoder_ids, info.vocab_size);
-    if (info.max_positions > 0 && n > info.max_positions) {
+    if (!speech) check_ids(encoder_ids, info.vocab_size);
+    if (!speech && info.max_positions > 0 && n > info.max_positions) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + "'s encoder input has " + std::to_string(n) +
                                                        " tokens, past the model's max_position_embeddings (" +
                                                        std::to_string(info.max_positions) + ")");
     }
-    enc_ids_.insert(enc_ids_.end(), in.encoder_ids.begin(), in.encoder_ids.end());
+    enc_ids_.insert(enc_ids_.end(), encoder_ids.begin(), encoder_ids.end());
     for (int64_t i = 0; i < n; ++i) enc_positions_.push_back(static_cast<int32_t>(i));
     enc_seq_start_.push_back(static_cast<int32_t>(enc_ids_.size()));
     enc_context_len_.push_back(static_cast<int32_t>(context));
@@ -91,6 +97,30 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
             enc_slots_.push_back(static_cast<int32_t>(blocks[static_cast<size_t>(p / bs)] * bs + p % bs));
         }
     }
+}
+
+std::span<const int32_t> ForwardCall::add_input_features(const SequenceInput& in, const std::string& which) {
+    const tfx_model_info& info = session_.info();
+    if (!in.encoder_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + session_.architecture() +
+                                                       "'s encoder takes input features, not token ids");
+    }
+    if (in.input_features.empty()) return {};  // a call that reads the cross cache
+    const int64_t expected = int64_t{info.input_feature_bins} * info.input_feature_frames;
+    if (static_cast<int64_t>(in.input_features.size()) != expected) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": the input features must be f32 [" +
+                                                       std::to_string(info.input_feature_bins) + ", " +
+                                                       std::to_string(info.input_feature_frames) + "] (" +
+                                                       std::to_string(expected) + " values), got " +
+                                                       std::to_string(in.input_features.size()));
+    }
+    if (!std::all_of(in.input_features.begin(), in.input_features.end(), [](float v) { return std::isfinite(v); })) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "forward: " + which + ": the input features have a value that is not finite");
+    }
+    features_.insert(features_.end(), in.input_features.begin(), in.input_features.end());
+    feature_ids_.assign(static_cast<size_t>(info.input_feature_tokens), 0);
+    return feature_ids_;
 }
 
 bool ForwardCall::add_image(const SequenceInput& in, const std::string& which, std::span<const int32_t>& ids) {
@@ -186,12 +216,14 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
     seq_start_.assign(1, 0);
     enc_seq_start_.assign(1, 0);
     pixels_.clear();
+    features_.clear();
     images_ = 0;
     const bool encoder_decoder = info.num_cross_layers > 0;
-    const bool encodes = encoder_decoder && !sequences.front().encoder_ids.empty();
+    const bool encodes =
+        encoder_decoder && (!sequences.front().encoder_ids.empty() || !sequences.front().input_features.empty());
     for (size_t s = 0; s < sequences.size(); ++s) {
         const SequenceInput& in = sequences[s];
-        if (!encoder_decoder && (!in.encoder_ids.empty() || in.cross_seq >= 0)) {
+        if (!encoder_decoder && (!in.encoder_ids.empty() || !in.input_features.empty() || in.cross_seq >= 0)) {
             throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + session_.architecture() +
                                                            " is not an encoder-decoder model (no encoder input)");
         }
@@ -340,6 +372,15 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
                            {num_seqs, info.image_channels, info.image_height, info.image_width}, device.device());
         device.upload(pixels_.data(), pixels);
         args.pixel_values = pixels.get();
+    }
+    sdk::View features;
+    if (!features_.empty()) {
+        const uint64_t feature_bytes = features_.size() * sizeof(float);
+        if (device_features_.bytes() < feature_bytes) device_features_ = device.alloc(feature_bytes);
+        features = sdk::View(device_features_.data(), sdk::kF32,
+                             {num_seqs, info.input_feature_bins, info.input_feature_frames}, device.device());
+        device.upload(features_.data(), features);
+        args.input_features = features.get();
     }
     session_.forward(args);
     for (int32_t s = 0; s < num_seqs; ++s) {

@@ -32,6 +32,10 @@ struct SequenceInput {
     // A vision model's image (model_info.image_tokens > 0): f32 [channels, height, width], the
     // image processor's pixel_values; `ids` stay empty, as the model makes its tokens of these.
     std::span<const float> pixels;
+    // A speech encoder-decoder model's encoder input (model_info.input_feature_tokens > 0) on
+    // the call that encodes: f32 [input_feature_bins, input_feature_frames] (Whisper's log-mel
+    // input_features), in place of encoder_ids.
+    std::span<const float> input_features;
 };
 
 class ForwardCall {
@@ -61,6 +65,8 @@ class ForwardCall {
     bool add_image(const SequenceInput& in, const std::string& which, std::span<const int32_t>& ids);
     // The same for its encoder part (encoder-decoder models); `encodes`: whether the call does.
     void add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes);
+    // A speech encoder's input features checked and staged; its placeholder encoder ids.
+    std::span<const int32_t> add_input_features(const SequenceInput& in, const std::string& which);
 
     ModelSession& session_;
     PagedKvCache* cache_;
@@ -73,9 +79,12 @@ class ForwardCall {
     std::vector<int32_t> staging_;
     std::vector<int32_t> image_ids_;                 // a vision model's placeholder ids (not read by the model)
     std::vector<float> pixels_;                      // the call's images back to back
+    std::vector<float> features_;                    // the call's encoder input features back to back
+    std::vector<int32_t> feature_ids_;               // a speech encoder's placeholder ids (not read)
     int64_t images_ = 0;                             // how many of the call's sequences are images
     std::vector<int32_t> token_lora_, output_lora_;  // each row's LoRA choice
-    DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_, device_pixels_;
+    DeviceAllocation device_batch_, device_output_, device_pooled_, device_encoder_output_, device_pixels_,
+        device_features_;
     std::vector<float> output_, pooled_, encoder_output_;
 };
 

@@ -4,6 +4,7 @@
 #include "core/beam_search.h"
 
 #include <algorithm>
+#include <bit>
 #include <chrono>
 #include <cmath>
 #include <numeric>
@@ -51,6 +52,19 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
                          "max_step_tokens must be >= 0 (0: no limit), got " + std::to_string(options.max_step_tokens));
 }
 
+void check_encoder_decoder_inputs(const tfx_model_info& info, size_t prompts, const EncoderDecoderInputs& inputs) {
+    if (info.num_cross_layers == 0 && (!inputs.decoder_prompt.empty() || !inputs.input_features.empty()))
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a decoder prompt or input features need an encoder-decoder model");
+    if (!inputs.input_features.empty() && inputs.input_features.size() != prompts)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: one per prompt (" + std::to_string(prompts) +
+                                                       "), got " + std::to_string(inputs.input_features.size()));
+    for (const auto& features : inputs.input_features) {
+        if (!features) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: a row has none");
+    }
+    if (info.input_feature_tokens > 0 && inputs.input_features.empty() && prompts > 0)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a speech model generates from input features (one per row)");
+}
+
 void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config) {
     // transformers refuses it too: a decoder-only model has no encoder input to take n-grams from.
     if (config.encoder_no_repeat_ngram_size > 0 && info.num_cross_layers == 0)
@@ -71,7 +85,18 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
                                                   std::to_string(config.num_beams) + " needs beam_search()");
     check_config_for_model(info, config);
     // An encoder-decoder model's prompt is its encoder's input: its positions are the encoder's.
-    check_prompt(info, prompt, cross_cache_ != nullptr ? 0 : max_new_tokens);
+    const bool speech = info.input_feature_tokens > 0;
+    if (speech) {
+        if (!prompt.empty() || !options.input_features) {
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session_.architecture() +
+                                                           " is a speech model: its encoder takes input features, "
+                                                           "not prompt tokens");
+        }
+    } else {
+        if (options.input_features)
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session_.architecture() + " takes no input features");
+        check_prompt(info, prompt, cross_cache_ != nullptr ? 0 : max_new_tokens);
+    }
     if (options.adapter != lora::kActiveAdapters &&
         (options.adapter < lora::kNoAdapter ||
          options.adapter >= static_cast<int32_t>(session_.lora_adapters().size()))) {
@@ -90,8 +115,12 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
                                  "decoder_start_token_id (generation_config.json or config.json)");
         }
         r.encoder_ids = std::move(prompt);
-        prompt = {*config.decoder_start_token_id};
+        prompt = options.decoder_prompt.empty() ? std::vector<int32_t>{*config.decoder_start_token_id}
+                                                : options.decoder_prompt;
         check_prompt(info, prompt, max_new_tokens);
+    } else if (!options.decoder_prompt.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "a decoder prompt needs an encoder-decoder model; " + session_.architecture() + " is not one");
     }
     r.prompt_length = prompt.size();
     r.context = std::move(prompt);
@@ -137,6 +166,9 @@ void Generator::add_to_caches(Request& r) {
         // A decoder's keys past its first layer depend on the encoder's input: prefix-cached
         // blocks are shared only between requests of the same one.
         for (int32_t id : r.encoder_ids) salt = salt * 1000003u ^ static_cast<uint32_t>(id);
+        if (r.options.input_features) {
+            for (float v : *r.options.input_features) salt = salt * 1000003u ^ std::bit_cast<uint32_t>(v);
+        }
         r.cross_seq = cross_cache_->add();
     }
     r.seq = cache_->add(r.context, salt);
@@ -297,6 +329,7 @@ std::vector<Generator::Event> Generator::step() {
         call_of[i] = &call_for(r);
         if (call_of[i] == &encode_call_) {
             in.encoder_ids = r.encoder_ids;
+            if (r.options.input_features) in.input_features = *r.options.input_features;
             encode_inputs_.push_back(in);
         } else {
             inputs_.push_back(in);
@@ -394,7 +427,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
         return assisted_generate(session, prompts, config, options);
     if (config.num_beams > 1) {
         // Beams are known only at the end: their tokens are handed over then.
-        GenerationResult result = beam_search(session, prompts, config);
+        GenerationResult result = beam_search(session, prompts, config, options.encoder_decoder);
         for (size_t row = 0; row < result.new_tokens.size() && options.on_token; ++row) {
             for (int32_t token : result.new_tokens[row]) options.on_token(row, token);
         }
@@ -408,10 +441,13 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     result.new_tokens.resize(prompts.size() * per_prompt);
     if (options.output_scores >= 0) result.scores.resize(result.new_tokens.size());
     if (prompts.empty()) return result;
+    const EncoderDecoderInputs& seq2seq = options.encoder_decoder;
+    check_encoder_decoder_inputs(session.info(), prompts.size(), seq2seq);
     Generator generator(session);
-    // An encoder-decoder model's decoder prompts are one token each (decoder_start_token_id).
+    // An encoder-decoder model's decoder prompts are all alike (decoder_start_token_id, or the
+    // caller's decoder prompt).
     const bool encoder_decoder = session.info().num_cross_layers > 0;
-    int64_t longest = encoder_decoder ? 1 : 0;
+    int64_t longest = encoder_decoder ? std::max<int64_t>(1, static_cast<int64_t>(seq2seq.decoder_prompt.size())) : 0;
     for (const auto& p : prompts) {
         if (!encoder_decoder) longest = std::max<int64_t>(longest, static_cast<int64_t>(p.size()));
     }
@@ -425,7 +461,9 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
             .pads = encoder_decoder ? 0 : longest - static_cast<int64_t>(prompts[p].size()),
             .teacher_force = options.teacher_force,
             .constraint = options.constraint,
-            .adapter = options.adapter};
+            .adapter = options.adapter,
+            .decoder_prompt = seq2seq.decoder_prompt,
+            .input_features = seq2seq.input_features.empty() ? nullptr : seq2seq.input_features[p]};
         std::vector<GenerationConfig> configs(per_prompt, config);
         for (size_t i = 0; i < per_prompt; ++i) configs[i].seed = config.seed + i;
         const auto ids = generator.add_group(prompts[p], configs, max_new, request_options);

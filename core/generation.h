@@ -38,6 +38,17 @@ using TokenCallback = std::function<void(size_t sequence, int32_t token)>;
 // Asked after each token; true stops that sequence (stop strings live here).
 using StopCondition = std::function<bool(size_t sequence, const std::vector<int32_t>& new_tokens)>;
 
+// What an encoder-decoder model's rows start from besides their prompts.
+struct EncoderDecoderInputs {
+    // Every row's decoder starts from these tokens (empty: decoder_start_token_id alone), as
+    // transformers' decoder_input_ids do (Whisper's <|startoftranscript|><|en|><|transcribe|>
+    // <|notimestamps|>); the new tokens follow them.
+    std::vector<int32_t> decoder_prompt;
+    // A speech model's encoder input, one per row (whose prompt is then empty): f32
+    // [input_feature_bins, input_feature_frames], the feature extractor's input_features.
+    std::vector<std::shared_ptr<const std::vector<float>>> input_features;
+};
+
 struct GenerateOptions {
     TokenCallback on_token;
     StopCondition should_stop;
@@ -56,6 +67,8 @@ struct GenerateOptions {
     std::shared_ptr<ConstraintAutomaton> constraint;
     // LoRA applied at run time: the session's active adapters, none, or adapter number i.
     int32_t adapter = lora::kActiveAdapters;
+    // Encoder-decoder models: decoder prompts and speech input features.
+    EncoderDecoderInputs encoder_decoder;
 };
 
 struct GeneratorOptions {
@@ -87,6 +100,10 @@ struct GenerationRequestOptions {
     std::shared_ptr<ConstraintAutomaton> constraint;
     // LoRA applied at run time: the session's active adapters, none, or adapter number i.
     int32_t adapter = lora::kActiveAdapters;
+    // Encoder-decoder models: the decoder's first tokens (empty: decoder_start_token_id), and a
+    // speech model's encoder input (f32 [bins, frames]; the prompt is then empty).
+    std::vector<int32_t> decoder_prompt;
+    std::shared_ptr<const std::vector<float>> input_features;
 };
 
 class Generator {
@@ -158,7 +175,8 @@ class Generator {
         PagedKvCache::SeqId seq = -1;
         std::mt19937_64 rng;
         // Encoder-decoder models: the prompt is the encoder's input (the context starts at
-        // decoder_start_token_id), encoded on the request's first step into cross_seq.
+        // decoder_start_token_id or the decoder prompt), encoded on the request's first step
+        // into cross_seq; a speech model's is options.input_features.
         std::vector<int32_t> encoder_ids;
         PagedKvCache::SeqId cross_seq = -1;
     };
@@ -218,6 +236,9 @@ class Generator {
 // Throws naming the first id outside the model's vocabulary, an empty prompt, or a prompt that
 // with max_new_tokens would outgrow the model's context (max_position_embeddings).
 void check_prompt(const tfx_model_info& info, std::span<const int32_t> prompt, int64_t max_new_tokens);
+// Throws unless `inputs` suit the model and a batch of `prompts` rows (features only for a
+// speech model, one per row; a decoder prompt only for an encoder-decoder model).
+void check_encoder_decoder_inputs(const tfx_model_info& info, size_t prompts, const EncoderDecoderInputs& inputs);
 // Throws when `config` asks for what the model cannot do (encoder processors without an encoder).
 void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config);
 

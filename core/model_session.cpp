@@ -139,6 +139,19 @@ void check_image_info(const tfx_model_info& info, const std::string& plugin) {
     }
 }
 
+void check_input_feature_info(const tfx_model_info& info, const std::string& plugin) {
+    const bool any = info.input_feature_bins != 0 || info.input_feature_frames != 0 || info.input_feature_tokens != 0;
+    if (!any) return;
+    if (info.input_feature_bins <= 0 || info.input_feature_frames <= 0 || info.input_feature_tokens <= 0 ||
+        info.num_cross_layers <= 0) {
+        throw sdk::Error(TFX_ERR_INTERNAL, "model plugin " + plugin +
+                                               ": get_info() describes input features inconsistently "
+                                               "(input_feature_bins, input_feature_frames and "
+                                               "input_feature_tokens must all be positive, on an "
+                                               "encoder-decoder model)");
+    }
+}
+
 ModelSession::Impl& impl_of(void* host) {
     return *static_cast<ModelSession::Impl*>(host);
 }
@@ -521,6 +534,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
         info_.struct_size = sizeof(tfx_model_info);
         sdk::check(table->get_info(impl.model->self, &info_, &error), error);
         check_image_info(info_, impl.model->name);
+        check_input_feature_info(info_, impl.model->name);
         if (impl.lora) impl.lora->check_attached();
         impl.weights.release_packed_merges();
         if (impl.ops_target.quantize != nullptr) log::info(quantized_message());

@@ -6,7 +6,8 @@
 // every decoder position's logits (one teacher-forced pass, as transformers' forward gives).
 // Vision models take --image: the image processor's pixel_values, then the logits (image
 // classifiers) or last_hidden_state; CLIP gives image_embeds, and with --input-ids text_embeds
-// and logits_per_image.
+// and logits_per_image. Speech encoder-decoder models (Whisper) take --audio: the feature
+// extractor's input_features, then the encoder's states and the decoder's logits.
 #include <algorithm>
 #include <iostream>
 
@@ -16,6 +17,7 @@
 #include "core/forward_call.h"
 #include "core/model_session.h"
 #include "registry/image_processor.h"
+#include "registry/speech_recognition.h"
 #include "registry/zero_shot_image_classification.h"
 
 namespace tfx::cli {
@@ -27,6 +29,7 @@ struct ForwardOptions {
     std::string token_type_ids;
     std::string decoder_input_ids;
     std::string image;
+    std::string audio;
     bool json = false;
 };
 
@@ -40,35 +43,61 @@ nlohmann::json rows_of(ForwardCall& call, int64_t rows) {
     return out;
 }
 
-// An encoder-decoder model: the encoder over `ids`, the decoder over --decoder-input-ids.
-void run_seq2seq_forward(const ForwardOptions& o, ModelSession& session, const std::vector<int32_t>& ids) {
+// An encoder-decoder model: the encoder over `encoder` (its ids, or a speech model's input
+// features), the decoder over --decoder-input-ids; `result` may hold fields already.
+void run_seq2seq_forward(const ForwardOptions& o, ModelSession& session, SequenceInput encoder,
+                         nlohmann::json result = nlohmann::json::object()) {
     if (o.decoder_input_ids.empty()) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() +
                                                        " is an encoder-decoder model: --decoder-input-ids is required "
-                                                       "(--input-ids are the encoder's)");
+                                                       "(--input-ids or --audio are the encoder's)");
     }
     const std::vector<int32_t> decoder_ids = parse_ids(o.decoder_input_ids, "--decoder-input-ids");
     const tfx_model_info& info = session.info();
     ForwardCall call(session);
-    call.run({.ids = decoder_ids, .output = SequenceInput::Output::all, .encoder_ids = ids});
-    const auto encoder = call.encoder_output();
+    encoder.ids = decoder_ids;
+    encoder.output = SequenceInput::Output::all;
+    call.run(encoder);
+    const auto states = call.encoder_output();
     const auto hidden = static_cast<size_t>(info.hidden_size);
+    const size_t encoder_tokens = states.size() / hidden;
     nlohmann::json encoder_states = nlohmann::json::array();
-    for (size_t t = 0; t < ids.size(); ++t) {
-        encoder_states.push_back(std::vector<float>(encoder.begin() + static_cast<ptrdiff_t>(t * hidden),
-                                                    encoder.begin() + static_cast<ptrdiff_t>((t + 1) * hidden)));
+    for (size_t t = 0; t < encoder_tokens; ++t) {
+        encoder_states.push_back(std::vector<float>(states.begin() + static_cast<ptrdiff_t>(t * hidden),
+                                                    states.begin() + static_cast<ptrdiff_t>((t + 1) * hidden)));
     }
     const auto rows = static_cast<int64_t>(decoder_ids.size());
-    nlohmann::json result{{"encoder_last_hidden_state", encoder_states}};
+    result["encoder_last_hidden_state"] = encoder_states;
     result[info.output_kind == TFX_OUTPUT_LOGITS ? "decoder_logits" : "last_hidden_state"] = rows_of(call, rows);
     if (o.json) {
         std::cout << result.dump() << '\n';
         return;
     }
-    std::cout << session.architecture() << " via " << session.plugin_summary() << '\n'
-              << "encoder_last_hidden_state: [" << ids.size() << ", " << info.hidden_size << "]\n"
+    std::cout << session.architecture() << " via " << session.plugin_summary() << '\n';
+    if (result.contains("input_features")) {
+        std::cout << "input_features: [" << info.input_feature_bins << ", " << info.input_feature_frames << "]\n";
+    }
+    std::cout << "encoder_last_hidden_state: [" << encoder_tokens << ", " << info.hidden_size << "]\n"
               << (info.output_kind == TFX_OUTPUT_LOGITS ? "decoder_logits: [" : "last_hidden_state: [") << rows << ", "
               << info.output_size << "]\n";
+}
+
+// A speech model: --audio through the folder's feature extractor, then the encoder-decoder pass.
+void run_audio_forward(const ForwardOptions& o, ModelSession& session) {
+    if (session.info().input_feature_tokens <= 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--audio: " + session.architecture() + " is not a speech model");
+    }
+    if (!o.input_ids.empty()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--input-ids: " + session.architecture() + "'s encoder takes --audio, not token ids");
+    }
+    const MelFeatures features = speech_features(session, read_audio(o.audio));
+    nlohmann::json rows = nlohmann::json::array();
+    for (int64_t b = 0; b < features.mel_bins; ++b) {
+        const auto first = features.values.begin() + static_cast<ptrdiff_t>(b * features.frames);
+        rows.push_back(std::vector<float>(first, first + static_cast<ptrdiff_t>(features.frames)));
+    }
+    run_seq2seq_forward(o, session, {.input_features = features.values}, {{"input_features", std::move(rows)}});
 }
 
 // A vision model: --image through the folder's image processor, one forward of its pixels.
@@ -128,13 +157,19 @@ void run_image_forward(const ForwardOptions& o, ModelSession& session) {
 
 void run_forward(const ForwardOptions& o) {
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
+    if (!o.image.empty() && !o.audio.empty())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image and --audio: give one");
     if (!o.image.empty()) return run_image_forward(o, *session);
+    if (!o.audio.empty()) return run_audio_forward(o, *session);
+    const tfx_model_info& info = session->info();
     if (o.input_ids.empty()) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--input-ids is required (or --image, for vision models)");
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         info.input_feature_tokens > 0
+                             ? "--audio is required: " + session->architecture() + " is a speech model"
+                             : std::string("--input-ids is required (or --image, for vision models)"));
     }
     const std::vector<int32_t> ids = parse_ids(o.input_ids, "--input-ids");
-    const tfx_model_info& info = session->info();
-    if (info.num_cross_layers > 0) return run_seq2seq_forward(o, *session, ids);
+    if (info.num_cross_layers > 0) return run_seq2seq_forward(o, *session, {.encoder_ids = ids});
     if (!o.decoder_input_ids.empty()) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "--decoder-input-ids: " + session->architecture() + " is not an encoder-decoder model");
@@ -223,7 +258,7 @@ void add_forward_command(CLI::App& app) {
     auto* cmd =
         app.add_subcommand("forward", "One forward pass: logits (LM and task heads) or hidden states (base model)");
     opts->model.add_to(cmd);
-    cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids (required unless --image)");
+    cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids (required unless --image or --audio)");
     cmd->add_option("--token-type-ids", opts->token_type_ids,
                     "Comma-separated segment ids, one per input id (default: all 0)");
     cmd->add_option("--decoder-input-ids", opts->decoder_input_ids,
@@ -231,6 +266,9 @@ void add_forward_command(CLI::App& app) {
     cmd->add_option(
         "--image", opts->image,
         "Vision models: a PNG or JPEG file, through the model's image processor (preprocessor_config.json)");
+    cmd->add_option("--audio", opts->audio,
+                    "Speech models: a sound file (WAV, FLAC, Ogg), through the model's feature extractor "
+                    "(preprocessor_config.json); --decoder-input-ids are the decoder's");
     cmd->add_flag("--json", opts->json, "Print one JSON object");
     cmd->callback([opts] { run_forward(*opts); });
 }

@@ -16,6 +16,7 @@
 #include "core/json_schema_regex.h"
 #include "core/stop_strings.h"
 #include "registry/auto_tokenizer.h"
+#include "registry/speech_recognition.h"
 
 namespace tfx::cli {
 namespace {
@@ -26,6 +27,8 @@ struct GenerateCommand {
     std::string prompt_file;
     std::string input_ids;
     std::string batch_file;
+    std::string audio;
+    std::string decoder_prompt_ids;
     SamplingOptions sampling;
     bool chat = false;
     bool json = false;
@@ -42,25 +45,28 @@ struct GenerateCommand {
     std::vector<CLI::Option*> sources;
 };
 
-// Exactly one of PROMPT, --prompt-file, --input-ids, --batch; checked before the model loads.
+// Exactly one of PROMPT, --prompt-file, --input-ids, --batch, --audio; checked before the model loads.
 void check_arguments(const GenerateCommand& o) {
     std::vector<std::string> given;
     for (const CLI::Option* source : o.sources) {
         if (source->count() > 0) given.push_back(source->get_name());
     }
     if (given.size() > 1) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, given[0] + " and " + given[1] +
-                                                       " cannot be combined: give exactly one of PROMPT, "
-                                                       "--prompt-file FILE, --input-ids 1,2,3 or --batch FILE");
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         given[0] + " and " + given[1] +
+                             " cannot be combined: give exactly one of PROMPT, "
+                             "--prompt-file FILE, --input-ids 1,2,3, --batch FILE or --audio FILE");
     }
     if (given.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "give a PROMPT, --prompt-file FILE, --input-ids 1,2,3 or --batch FILE");
+                         "give a PROMPT, --prompt-file FILE, --input-ids 1,2,3, --batch FILE or --audio FILE");
     // A chat template renders text; ids given as such cannot be sent through it.
-    if (o.chat && (!o.input_ids.empty() || !o.batch_file.empty())) {
+    if (o.chat && (!o.input_ids.empty() || !o.batch_file.empty() || !o.audio.empty())) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          std::string("--chat takes a text prompt (PROMPT or --prompt-file), not ") +
-                             (o.input_ids.empty() ? "--batch" : "--input-ids"));
+                             (!o.audio.empty()      ? "--audio"
+                              : o.input_ids.empty() ? "--batch"
+                                                    : "--input-ids"));
     }
     for (const std::string& stop : o.stop_strings) {
         if (stop.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--stop: expected a non-empty string, got ''");
@@ -187,10 +193,29 @@ void run_generate(const GenerateCommand& o) {
     }
     std::string prompt = o.prompt;
     if (!o.prompt_file.empty()) prompt = read_prompt_file(o.prompt_file);
-    if (prompts.empty() && prompt.empty())
+    if (prompts.empty() && prompt.empty() && o.audio.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "PROMPT: expected a non-empty text prompt");
+    EncoderDecoderInputs encoder_decoder;
+    if (!o.decoder_prompt_ids.empty())
+        encoder_decoder.decoder_prompt = parse_ids(o.decoder_prompt_ids, "--decoder-prompt-ids");
+    std::optional<Audio> audio;
+    if (!o.audio.empty()) audio = read_audio(o.audio);
 
     auto session = AutoModel::from_pretrained(o.model.model, o.model.session_options());
+    if (!encoder_decoder.decoder_prompt.empty() && session->info().num_cross_layers == 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--decoder-prompt-ids: " + session->architecture() + " is not an encoder-decoder model");
+    }
+    if (audio) {
+        // A speech model: the audio's features are the encoder's input; the decoder starts from
+        // --decoder-prompt-ids (or decoder_start_token_id).
+        encoder_decoder.input_features = {
+            std::make_shared<const std::vector<float>>(speech_features(*session, *audio).values)};
+        prompts.push_back({});
+    } else if (session->info().input_feature_tokens > 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         session->architecture() + " is a speech model: give --audio FILE (its encoder's input)");
+    }
     std::unique_ptr<Tokenizer> tokenizer;
     if (Tokenizer::model_has_one(*session)) {
         tokenizer = Tokenizer::for_model(*session, global_options().plugin_paths);
@@ -257,6 +282,7 @@ void run_generate(const GenerateCommand& o) {
     if (o.output_scores) options.output_scores = o.top_scores;
     if (!o.teacher_force.empty()) options.teacher_force = parse_ids(o.teacher_force, "--teacher-force");
     options.assistant_model = assistant.get();
+    options.encoder_decoder = std::move(encoder_decoder);
     if (!o.json_schema.empty() || !o.regex.empty()) {
         if (!tokenizer)
             throw sdk::Error(TFX_ERR_UNSUPPORTED, "--json-schema and --regex need the model's tokenizer.json");
@@ -300,7 +326,14 @@ void add_generate_command(CLI::App& app) {
         cmd->add_option("--input-ids", o->input_ids, "Prompt as comma-separated token ids"),
         cmd->add_option("--batch", o->batch_file,
                         "JSON list of id lists, run as one ragged batch; prints one JSON line per row (as --json)"),
+        cmd->add_option("--audio", o->audio,
+                        "Speech models: a sound file (WAV, FLAC, Ogg) through the model's feature extractor, as the "
+                        "encoder's input"),
     };
+    cmd->add_option("--decoder-prompt-ids", o->decoder_prompt_ids,
+                    "Encoder-decoder models: the decoder's first tokens (comma-separated ids; default "
+                    "decoder_start_token_id), e.g. Whisper's <|startoftranscript|> <|en|> <|transcribe|> "
+                    "<|notimestamps|>; the new tokens follow them");
     o->sampling.add_to(cmd);
     cmd->add_flag("--chat", o->chat, "Send PROMPT as a user message through the model's chat template");
     cmd->add_option("--stop", o->stop_strings, "Stop a sequence once its text contains this string (repeatable)");

@@ -45,6 +45,13 @@ typedef struct tfx_model_info {
     /* ABI 2.8, TFX_OUTPUT_EMBEDDING: what turns two embeddings' dot product into a logit
      * (CLIP's exp(logit_scale)); 0 when the model has none. */
     float embedding_scale;
+    /* ABI 2.9, encoder-decoder models whose encoder reads features instead of token ids
+     * (Whisper's log-mel spectrogram; all 0 otherwise): each encoder sequence's input is f32
+     * [input_feature_bins, input_feature_frames] (tfx_forward_args.input_features), of which the
+     * encoder makes input_feature_tokens positions (0, 1, ...); encoder_input_ids are not read. */
+    int32_t input_feature_bins;
+    int32_t input_feature_frames;
+    int32_t input_feature_tokens;
 } tfx_model_info;
 
 /* One forward pass over a ragged batch. Every tensor is on the backend's device. */
@@ -77,6 +84,9 @@ typedef struct tfx_forward_args {
     /* ABI 2.8, vision models (image_tokens > 0): f32 [num_seqs, image_channels, image_height,
      * image_width], sequence s's image; NULL for text models. */
     const tfx_tensor* pixel_values;
+    /* ABI 2.9, models with input_feature_tokens > 0, on a call that encodes: f32
+     * [encoder sequences, input_feature_bins, input_feature_frames]; NULL otherwise. */
+    const tfx_tensor* input_features;
 } tfx_forward_args;
 
 typedef struct tfx_model_table {
@@ -98,12 +108,14 @@ typedef struct tfx_model_table {
 
 TFX_STATIC_ASSERT(offsetof(tfx_model_info, num_cross_layers) == 44, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_model_info, embedding_scale) == 64, "tfx_model_info layout");
-TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 72, "tfx_model_info layout");
+TFX_STATIC_ASSERT(offsetof(tfx_model_info, input_feature_bins) == 68, "tfx_model_info layout");
+TFX_STATIC_ASSERT(sizeof(tfx_model_info) == 80, "tfx_model_info layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_ids) == 16, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, output) == 48, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pooled_output) == 56, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_batch) == 64, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, encoder_output) == 88, "tfx_forward_args layout");
 TFX_STATIC_ASSERT(offsetof(tfx_forward_args, pixel_values) == 96, "tfx_forward_args layout");
+TFX_STATIC_ASSERT(offsetof(tfx_forward_args, input_features) == 104, "tfx_forward_args layout");
 
 #endif /* TFX_MODEL_H */

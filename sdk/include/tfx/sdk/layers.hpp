@@ -318,6 +318,15 @@ inline View pixel_values(const tfx_forward_args* a) {
     return View(*a->pixel_values);
 }
 
+// A speech encoder's input features, f32 [encoder sequences, bins, frames] on the device, on a
+// call that encodes (ABI 2.9).
+inline View input_features(const tfx_forward_args* a) {
+    if (!TFX_HAS_FIELD(a, tfx_forward_args, input_features) || a->input_features == nullptr) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "forward: this encoder needs input_features (ABI 2.9)");
+    }
+    return View(*a->input_features);
+}
+
 // The forward's token ids, i32 [tokens] on the device, for Host::embedding.
 inline View input_ids(const tfx_forward_args* a) {
     return View(*a->input_ids);
