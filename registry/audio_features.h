@@ -43,6 +43,7 @@ class WhisperFeatureExtractor {
     // Throws unless the audio has the extractor's sampling rate (transformers does not resample).
     MelFeatures operator()(const Audio& audio) const;
     int64_t sampling_rate() const { return sampling_rate_; }
+    int64_t n_samples() const { return n_samples_; }  // the window: longer audio is cut, shorter padded
 
   private:
     int64_t feature_size_, sampling_rate_, n_samples_, n_fft_, hop_;

@@ -17,6 +17,7 @@
 #include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
+#include "registry/speech_recognition.h"
 #include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
@@ -33,7 +34,8 @@ struct tfx_api_pipeline {
                  std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
                  std::unique_ptr<tfx::ZeroShotClassificationPipeline>,
                  std::unique_ptr<tfx::ImageClassificationPipeline>, std::unique_ptr<tfx::Text2TextGenerationPipeline>,
-                 std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>>
+                 std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>,
+                 std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>>
         pipeline;
 };
 
@@ -137,6 +139,33 @@ nlohmann::json generate_texts(tfx::Text2TextGenerationPipeline& pipeline, nlohma
         for (const std::string& text : outputs) entries.push_back({{key, text}});
         out.push_back(many && entries.size() == 1 ? entries.front() : entries);
     }
+    return many ? out : out.front();
+}
+
+// automatic-speech-recognition: {"audio": a sound file or a list of them, "language", "task",
+// any generation_config field} -> {"text"} per file (a list of those for a list of files).
+nlohmann::json transcribe(tfx::AutomaticSpeechRecognitionPipeline& pipeline, nlohmann::json input) {
+    if (input.is_discarded() || !input.is_object() || !input.contains("audio") ||
+        !(input["audio"].is_string() || input["audio"].is_array())) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT,
+                    "input_json: expected a JSON object with an \"audio\" file or list of files");
+    }
+    std::vector<tfx::Audio> audios;
+    for (const auto& f : input["audio"].is_array() ? input["audio"] : nlohmann::json::array({input["audio"]})) {
+        if (!f.is_string()) throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: \"audio\": expected file names");
+        audios.push_back(tfx::read_audio(f.get<std::string>()));
+    }
+    const bool many = input["audio"].is_array();
+    const tfx::sdk::Config fields(input, "input_json");
+    const tfx::AutomaticSpeechRecognitionPipeline::Options options{
+        .language = fields.get_or<std::string>("language", ""),
+        .task = fields.get_or<std::string>("task", "transcribe")};
+    for (const char* key : {"audio", "language", "task"}) input.erase(key);
+    tfx::GenerationConfig config = pipeline.config();
+    config.read(tfx::sdk::Config(input, "input_json"));
+    config.validate();
+    nlohmann::json out = nlohmann::json::array();
+    for (const tfx::Transcription& t : pipeline(audios, options, config)) out.push_back({{"text", t.text}});
     return many ? out : out.front();
 }
 
@@ -419,13 +448,15 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::ZeroShotImageClassificationPipeline>(model, load);
         } else if (name == "text2text-generation" || name == "summarization" || name.rfind("translation", 0) == 0) {
             p->pipeline = std::make_unique<tfx::Text2TextGenerationPipeline>(model, load, name);
+        } else if (name == "automatic-speech-recognition") {
+            p->pipeline = std::make_unique<tfx::AutomaticSpeechRecognitionPipeline>(model, load);
         } else {
             throw Error(TFX_ERR_UNSUPPORTED, "task '" + name +
                                                  "': expected feature-extraction, text-classification, fill-mask, "
                                                  "text-generation, token-classification, question-answering, "
                                                  "zero-shot-classification, image-classification, "
                                                  "zero-shot-image-classification, text2text-generation, "
-                                                 "summarization or translation");
+                                                 "summarization, translation or automatic-speech-recognition");
         }
         *out = p.release();
     });
@@ -444,6 +475,11 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         if (auto* seq2seq = std::get_if<std::unique_ptr<tfx::Text2TextGenerationPipeline>>(&which)) {
             write_text(output,
                        generate_texts(**seq2seq, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
+        if (auto* speech = std::get_if<std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>>(&which)) {
+            write_text(output,
+                       transcribe(**speech, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             return;
         }
         if (auto* zero_image = std::get_if<std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>>(&which)) {

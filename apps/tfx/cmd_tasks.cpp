@@ -1,7 +1,7 @@
 // Task commands over the pipelines: `tfx embed`, `tfx classify`, `tfx fill-mask`,
 // `tfx token-classification`, `tfx question-answering`, `tfx zero-shot-classification`,
 // `tfx image-classification`, `tfx zero-shot-image-classification`, `tfx text2text-generation`,
-// `tfx summarization`, `tfx translation`.
+// `tfx summarization`, `tfx translation`, `tfx automatic-speech-recognition`.
 // Each prints one JSON line per input (per answer for question-answering).
 #include <algorithm>
 #include <fstream>
@@ -14,6 +14,7 @@
 #include "registry/image_classification.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
+#include "registry/speech_recognition.h"
 #include "registry/text2text_generation.h"
 #include "registry/token_classification.h"
 #include "registry/zero_shot_classification.h"
@@ -96,6 +97,13 @@ struct ZeroShotImageOptions {
     std::vector<std::string> images;
     std::string labels;
     std::string hypothesis_template = "This is a photo of {}.";
+};
+
+struct SpeechRecognitionOptions {
+    ModelOptions model;
+    std::vector<std::string> audio;
+    std::string language, task = "transcribe", generation_config;
+    int64_t max_new_tokens = 0, num_beams = 0;
 };
 
 struct Text2TextOptions {
@@ -310,6 +318,37 @@ void add_task_commands(CLI::App& app) {
             for (size_t i = 0; i < result.labels.size(); ++i)
                 all.push_back({{"label", result.labels[i]}, {"score", result.scores[i]}});
             print({{"image", file}, {"labels", all}});
+        }
+    });
+
+    auto sr = std::make_shared<SpeechRecognitionOptions>();
+    auto* speech = app.add_subcommand(
+        "automatic-speech-recognition",
+        "Speech to text through Whisper (WAV, FLAC or Ogg files, at the feature extractor's sampling rate, up to "
+        "its 30 s window): one {\"audio\", \"text\", \"language\"} line per file, as transformers' pipeline");
+    sr->model.add_to(speech);
+    speech->add_option("AUDIO", sr->audio, "Sound files")->required();
+    speech->add_option("--language", sr->language,
+                       "The spoken language (en, de, ... or <|en|>) of a multilingual model (default: detected)");
+    speech->add_option("--task", sr->task, "transcribe, or translate (to English)")->capture_default_str();
+    speech->add_option("--generation-config", sr->generation_config, "generation_config.json fields over the model's");
+    speech->add_option("--max-new-tokens", sr->max_new_tokens, "Tokens to generate")->check(integer_at_least(1));
+    speech->add_option("--num-beams", sr->num_beams, "Beams (1: greedy)")->check(integer_at_least(1));
+    speech->callback([sr] {
+        AutomaticSpeechRecognitionPipeline pipeline(sr->model.model, sr->model.session_options());
+        GenerationConfig config = pipeline.config();
+        if (!sr->generation_config.empty())
+            config = GenerationConfig::from_file(load_json_file(sr->generation_config), config);
+        if (sr->max_new_tokens > 0) {
+            config.max_new_tokens = sr->max_new_tokens;
+            config.max_length.reset();
+        }
+        if (sr->num_beams > 0) config.num_beams = sr->num_beams;
+        config.validate();
+        for (const std::string& file : sr->audio) {
+            const Transcription heard =
+                pipeline({read_audio(file)}, {.language = sr->language, .task = sr->task}, config).front();
+            print({{"audio", file}, {"text", heard.text}, {"language", heard.language}, {"tokens", heard.tokens}});
         }
     });
 

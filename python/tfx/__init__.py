@@ -408,6 +408,16 @@ class _Text2TextGenerationPipeline(_EnginePipeline):
         return json.loads(self._pipeline.run(json.dumps(fields)))
 
 
+class _AutomaticSpeechRecognitionPipeline(_EnginePipeline):
+    def __call__(self, audio: str | list[str], **generate_kwargs: Any) -> dict | list:
+        """{"text": ...} for a sound file (a list of those for a list of files), as transformers'
+        automatic-speech-recognition pipeline returns it for Whisper; keyword arguments are
+        "language", "task" ("transcribe" or "translate") and generation config fields."""
+        fields = dict(generate_kwargs)
+        fields["audio"] = audio if isinstance(audio, str) else list(audio)
+        return json.loads(self._pipeline.run(json.dumps(fields)))
+
+
 _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-mask": _FillMaskPipeline,
                      "token-classification": _TokenClassificationPipeline, "ner": _TokenClassificationPipeline,
                      "question-answering": _QuestionAnsweringPipeline,
@@ -415,15 +425,17 @@ _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-m
                      "image-classification": _ImageClassificationPipeline,
                      "zero-shot-image-classification": _ZeroShotImageClassificationPipeline,
                      "text2text-generation": _Text2TextGenerationPipeline,
-                     "summarization": _Text2TextGenerationPipeline}
+                     "summarization": _Text2TextGenerationPipeline,
+                     "automatic-speech-recognition": _AutomaticSpeechRecognitionPipeline}
 
 
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
     "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering",
     "zero-shot-classification", "image-classification", "zero-shot-image-classification",
-    "text2text-generation", "summarization" and "translation" (or "translation_XX_to_YY") on a
-    model folder, GGUF file or Hub id (options as AutoModel.from_pretrained's)."""
+    "text2text-generation", "summarization", "translation" (or "translation_XX_to_YY") and
+    "automatic-speech-recognition" on a model folder, GGUF file or Hub id (options as
+    AutoModel.from_pretrained's)."""
     if task in _ENGINE_PIPELINES or task.startswith("translation"):
         kind = _ENGINE_PIPELINES.get(task, _Text2TextGenerationPipeline)
         return kind(task, model, options.get("num_threads", 0), options.get("device"))
@@ -435,4 +447,5 @@ def pipeline(task: str, model: str, **options: Any):
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
                               "text-classification, fill-mask, token-classification, question-answering, "
                               "zero-shot-classification, image-classification, zero-shot-image-classification, "
-                              "text2text-generation, summarization or translation")
+                              "text2text-generation, summarization, translation or "
+                              "automatic-speech-recognition")

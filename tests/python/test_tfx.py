@@ -367,3 +367,28 @@ def test_bad_input_raises_clean_python_exceptions(stories, tmp_path):
     tok = tfx.AutoTokenizer.from_pretrained(stories)
     with pytest.raises(FileNotFoundError, match="chat_template"):
         tok.apply_chat_template([{"role": "user", "content": "hi"}])
+
+
+def test_speech_recognition_transcribes_whisper_with_its_english_prompt(tmp_path):
+    golden = json.load(open(data("golden/tiny/whisper.json")))["prompts"][0]
+    for f in os.listdir(data("tiny/whisper")):
+        shutil.copy(os.path.join(data("tiny/whisper"), f), tmp_path)
+    specials = ["<|de|>", "<|startoftranscript|>", "<|en|>", "<|transcribe|>", "<|notimestamps|>", "<|endoftext|>"]
+    added = [{"id": 378 + i, "content": s, "single_word": False, "lstrip": False, "rstrip": False,
+              "normalized": False, "special": True} for i, s in enumerate(specials)]
+    (tmp_path / "tokenizer.json").write_text(json.dumps({
+        "version": "1.0", "added_tokens": added, "normalizer": None, "pre_tokenizer": {"type": "Whitespace"},
+        "post_processor": None, "decoder": None,
+        "model": {"type": "WordLevel", "vocab": {f"w{i}": i for i in range(378)}, "unk_token": "w0"}}))
+    generation = json.load(open(tmp_path / "generation_config.json"))
+    generation.update({"lang_to_id": {"<|de|>": 378, "<|en|>": 380}, "task_to_id": {"transcribe": 381},
+                       "no_timestamps_token_id": 382})
+    (tmp_path / "generation_config.json").write_text(json.dumps(generation))
+    asr = tfx.pipeline("automatic-speech-recognition", model=str(tmp_path))
+    wav = os.path.join(data("tiny/whisper"), golden["audio"]["file"])
+    n = len(golden["greedy"]["new_tokens"])
+    want = {"text": " ".join(f"w{i}" for i in golden["greedy"]["new_tokens"] if i < 378)}
+    assert asr(wav, language="en", max_new_tokens=n) == want
+    assert asr([wav], language="en", max_new_tokens=n) == [want]
+    with pytest.raises(tfx.TfxError, match="<\\|xx\\|>"):
+        asr(wav, language="xx")

@@ -140,9 +140,9 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
  * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering",
  * "zero-shot-classification", "image-classification", "zero-shot-image-classification",
- * "text2text-generation", "summarization" and
- * "translation" (or "translation_XX_to_YY"): a model and its tokenizer (or image processor)
- * behind one call per input. */
+ * "text2text-generation", "summarization", "translation" (or "translation_XX_to_YY") and
+ * "automatic-speech-recognition": a model and its tokenizer (or image processor, or feature
+ * extractor) behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
 int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api_open_options* options,
                               tfx_api_pipeline** out, tfx_error* error);
@@ -171,6 +171,9 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
  *     generation_config field (over config.json's task_specific_params for the task)} ->
  *     [{"generated_text" | "summary_text" | "translation_text"}] per returned sequence; for a
  *     list of texts, a list of those (of the dicts themselves with one sequence each)
+ *   automatic-speech-recognition: {"audio": a sound file (WAV, FLAC, Ogg) or a list of them,
+ *     "language" (a multilingual Whisper's; default: detected), "task": "transcribe" |
+ *     "translate", any generation_config field} -> {"text"} (a list of those for a list of files)
  * feature-extraction, text-classification and token-classification also take "text" as a list
  * of strings, run in ragged forward calls together, and give a list of the results. */
 int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json, tfx_sink output, tfx_error* error);
