@@ -15,6 +15,7 @@
 #include "registry/auto_model.h"
 #include "registry/auto_tokenizer.h"
 #include "registry/image_classification.h"
+#include "registry/image_feature_extraction.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/speech_recognition.h"
@@ -29,13 +30,13 @@ struct tfx_api_tokenizer {
 };
 
 struct tfx_api_pipeline {
-    std::variant<std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
-                 std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
-                 std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
-                 std::unique_ptr<tfx::ZeroShotClassificationPipeline>,
-                 std::unique_ptr<tfx::ImageClassificationPipeline>, std::unique_ptr<tfx::Text2TextGenerationPipeline>,
-                 std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>,
-                 std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>>
+    std::variant<
+        std::unique_ptr<tfx::FeatureExtractionPipeline>, std::unique_ptr<tfx::TextClassificationPipeline>,
+        std::unique_ptr<tfx::FillMaskPipeline>, std::unique_ptr<tfx::TextGenerationPipeline>,
+        std::unique_ptr<tfx::TokenClassificationPipeline>, std::unique_ptr<tfx::QuestionAnsweringPipeline>,
+        std::unique_ptr<tfx::ZeroShotClassificationPipeline>, std::unique_ptr<tfx::ImageClassificationPipeline>,
+        std::unique_ptr<tfx::Text2TextGenerationPipeline>, std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>,
+        std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>, std::unique_ptr<tfx::ImageFeatureExtractionPipeline>>
         pipeline;
 };
 
@@ -167,6 +168,29 @@ nlohmann::json transcribe(tfx::AutomaticSpeechRecognitionPipeline& pipeline, nlo
     nlohmann::json out = nlohmann::json::array();
     for (const tfx::Transcription& t : pipeline(audios, options, config)) out.push_back({{"text", t.text}});
     return many ? out : out.front();
+}
+
+// image-feature-extraction: {"image": a file or a list of files, "pooling": "mean" | "cls",
+// "normalize": false} -> {"embedding"} per image (a list of those for a list of files).
+nlohmann::json embed_images(tfx::ImageFeatureExtractionPipeline& pipeline, const nlohmann::json& input) {
+    if (input.is_discarded() || !input.is_object() || !input.contains("image") ||
+        !(input["image"].is_string() || input["image"].is_array())) {
+        throw Error(TFX_ERR_INVALID_ARGUMENT,
+                    "input_json: expected a JSON object with an \"image\" file or list of files");
+    }
+    const tfx::sdk::Config fields(input, "input_json");
+    const std::string pooling = fields.get_or<std::string>("pooling", "mean");
+    if (pooling != "mean" && pooling != "cls") fields.fail("pooling", "expected \"mean\" or \"cls\"");
+    std::vector<tfx::RgbImage> images;
+    for (const auto& f : input["image"].is_array() ? input["image"] : nlohmann::json::array({input["image"]})) {
+        if (!f.is_string()) throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: \"image\": expected file names");
+        images.push_back(tfx::read_image(f.get<std::string>()));
+    }
+    nlohmann::json out = nlohmann::json::array();
+    for (auto& v : pipeline(images, pooling == "cls" ? tfx::Pooling::cls : tfx::Pooling::mean,
+                            fields.get_or<bool>("normalize", false)))
+        out.push_back({{"embedding", std::move(v)}});
+    return input["image"].is_array() ? out : out.front();
 }
 
 // The labels of a JSON list of strings or one comma-separated string ("candidate_labels").
@@ -448,6 +472,8 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
             p->pipeline = std::make_unique<tfx::ZeroShotImageClassificationPipeline>(model, load);
         } else if (name == "text2text-generation" || name == "summarization" || name.rfind("translation", 0) == 0) {
             p->pipeline = std::make_unique<tfx::Text2TextGenerationPipeline>(model, load, name);
+        } else if (name == "image-feature-extraction") {
+            p->pipeline = std::make_unique<tfx::ImageFeatureExtractionPipeline>(model, load);
         } else if (name == "automatic-speech-recognition") {
             p->pipeline = std::make_unique<tfx::AutomaticSpeechRecognitionPipeline>(model, load);
         } else {
@@ -455,8 +481,9 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
                                                  "': expected feature-extraction, text-classification, fill-mask, "
                                                  "text-generation, token-classification, question-answering, "
                                                  "zero-shot-classification, image-classification, "
-                                                 "zero-shot-image-classification, text2text-generation, "
-                                                 "summarization, translation or automatic-speech-recognition");
+                                                 "zero-shot-image-classification, image-feature-extraction, "
+                                                 "text2text-generation, summarization, translation or "
+                                                 "automatic-speech-recognition");
         }
         *out = p.release();
     });
@@ -475,6 +502,12 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         if (auto* seq2seq = std::get_if<std::unique_ptr<tfx::Text2TextGenerationPipeline>>(&which)) {
             write_text(output,
                        generate_texts(**seq2seq, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
+            return;
+        }
+        if (auto* image_features = std::get_if<std::unique_ptr<tfx::ImageFeatureExtractionPipeline>>(&which)) {
+            write_text(
+                output,
+                embed_images(**image_features, input).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace));
             return;
         }
         if (auto* speech = std::get_if<std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>>(&which)) {

@@ -27,11 +27,12 @@ const std::filesystem::path& image_classifier_dir(const ModelSession& session, c
 ImageClassificationPipeline::ImageClassificationPipeline(const std::string& model, const LoadOptions& options)
     : session_(AutoModel::from_pretrained(model, options)), processor_(image_classifier_dir(*session_, model)) {}
 
-std::vector<std::vector<float>> ImageClassificationPipeline::logits(const std::vector<RgbImage>& images) {
-    const tfx_model_info& info = session_->info();
+std::vector<PixelValues> model_pixels(const ModelSession& session, const ImageProcessor& processor,
+                                      const std::vector<RgbImage>& images) {
+    const tfx_model_info& info = session.info();
     std::vector<PixelValues> pixels;
     for (const RgbImage& image : images) {
-        pixels.push_back(processor_.preprocess(image));
+        pixels.push_back(processor.preprocess(image));
         if (pixels.back().height != info.image_height || pixels.back().width != info.image_width) {
             throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                              "the image processor makes " + std::to_string(pixels.back().width) + " x " +
@@ -39,6 +40,12 @@ std::vector<std::vector<float>> ImageClassificationPipeline::logits(const std::v
                                  std::to_string(info.image_width) + " x " + std::to_string(info.image_height));
         }
     }
+    return pixels;
+}
+
+std::vector<std::vector<float>> ImageClassificationPipeline::logits(const std::vector<RgbImage>& images) {
+    const tfx_model_info& info = session_->info();
+    const std::vector<PixelValues> pixels = model_pixels(*session_, processor_, images);
     std::vector<SequenceInput> inputs;
     for (const PixelValues& p : pixels) inputs.push_back({.pixels = p.values});
     std::vector<std::vector<float>> out;

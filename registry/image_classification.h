@@ -15,6 +15,10 @@
 
 namespace tfx {
 
+// Each image through `processor`, checked against the size the model's vision encoder takes.
+std::vector<PixelValues> model_pixels(const ModelSession& session, const ImageProcessor& processor,
+                                      const std::vector<RgbImage>& images);
+
 struct ImageLabel {
     std::string label;
     float score = 0.0f;

@@ -82,9 +82,13 @@ std::vector<float> FeatureExtractionPipeline::operator()(const std::string& text
 
 std::vector<std::vector<float>> FeatureExtractionPipeline::operator()(const std::vector<std::string>& texts,
                                                                       Pooling pooling, bool normalize) {
-    if (session_->info().output_kind != TFX_OUTPUT_HIDDEN_STATE) {
-        throw sdk::Error(TFX_ERR_UNSUPPORTED,
-                         session_->architecture() + " has a task head; feature extraction needs a base model");
+    // A base model's hidden states are pooled; an embedding model (CLIP's text tower) gives
+    // one vector per text, which pooling leaves as it is.
+    const int32_t kind = session_->info().output_kind;
+    if (kind != TFX_OUTPUT_HIDDEN_STATE && kind != TFX_OUTPUT_EMBEDDING) {
+        throw sdk::Error(TFX_ERR_UNSUPPORTED, session_->architecture() +
+                                                  " has a task head; feature extraction needs a base model or "
+                                                  "an embedding model (CLIP)");
     }
     std::vector<std::vector<int32_t>> ids;
     for (const std::string& text : texts) ids.push_back(tokenizer_->encode(text));

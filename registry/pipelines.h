@@ -59,8 +59,8 @@ std::vector<float> pool_hidden_states(std::span<const float> hidden, int64_t row
 // CLS); nullopt when it has none. Throws for a mode tfx does not implement.
 std::optional<Pooling> sentence_transformers_pooling(const std::filesystem::path& model_dir);
 
-// feature-extraction: one vector per text (mean over tokens or the first token). Several texts
-// run in ragged forward calls together.
+// feature-extraction: one vector per text (mean over tokens or the first token; an embedding
+// model's own vector: CLIP's text_embeds). Several texts run in ragged forward calls together.
 class FeatureExtractionPipeline : public TaskPipeline {
   public:
     using TaskPipeline::TaskPipeline;

@@ -12,6 +12,7 @@
 #include "apps/tfx/commands.h"
 #include "core/json_file.h"
 #include "registry/image_classification.h"
+#include "registry/image_feature_extraction.h"
 #include "registry/pipelines.h"
 #include "registry/question_answering.h"
 #include "registry/speech_recognition.h"
@@ -52,7 +53,7 @@ std::vector<std::string> inputs(const std::vector<std::string>& texts, const std
 
 struct EmbedOptions {
     ModelOptions model;
-    std::vector<std::string> texts;
+    std::vector<std::string> texts, images;
     std::string jsonl;
     std::string pooling = "mean";
     bool normalize = false;
@@ -173,19 +174,33 @@ void for_groups(const std::vector<std::string>& texts, Fn&& fn) {
 
 void add_task_commands(CLI::App& app) {
     auto e = std::make_shared<EmbedOptions>();
-    auto* embed = app.add_subcommand("embed", "Sentence embeddings: one {\"embedding\": [...]} line per input");
+    auto* embed = app.add_subcommand("embed",
+                                     "Sentence or image embeddings: one {\"embedding\": [...]} line per input (a "
+                                     "base model's pooled hidden states; CLIP's text or image embeddings)");
     e->model.add_to(embed);
     embed->add_option("TEXT", e->texts, "Texts to embed");
     embed->add_option("--jsonl", e->jsonl, "File of {\"text\": ...} lines");
+    embed->add_option("--image", e->images,
+                      "Image files (PNG or JPEG) to embed instead of texts, through the model's image processor "
+                      "(a vision base model such as ViTModel, or CLIP)");
     embed->add_option("--pooling", e->pooling, "mean or cls")
         ->check(CLI::IsMember({"mean", "cls"}))
         ->capture_default_str();
     embed->add_flag("--normalize", e->normalize, "L2-normalize each vector");
     embed->callback([e] {
+        const Pooling pooling = e->pooling == "cls" ? Pooling::cls : Pooling::mean;
+        if (!e->images.empty()) {
+            if (!e->texts.empty() || !e->jsonl.empty())
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--image: embed images or texts, not both");
+            ImageFeatureExtractionPipeline pipeline(e->model.model, e->model.session_options());
+            for (const std::string& file : e->images) {
+                print({{"image", file}, {"embedding", pipeline({read_image(file)}, pooling, e->normalize).front()}});
+            }
+            return;
+        }
         FeatureExtractionPipeline pipeline(e->model.model, e->model.session_options());
         for_groups(inputs(e->texts, e->jsonl), [&](const std::vector<std::string>& texts) {
-            for (auto& embedding : pipeline(texts, e->pooling == "cls" ? Pooling::cls : Pooling::mean, e->normalize))
-                print({{"embedding", std::move(embedding)}});
+            for (auto& embedding : pipeline(texts, pooling, e->normalize)) print({{"embedding", std::move(embedding)}});
         });
     });
 

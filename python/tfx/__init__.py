@@ -408,6 +408,16 @@ class _Text2TextGenerationPipeline(_EnginePipeline):
         return json.loads(self._pipeline.run(json.dumps(fields)))
 
 
+class _ImageFeatureExtractionPipeline(_EnginePipeline):
+    def __call__(self, image: str | list[str], pooling: str = "mean", normalize: bool = False) -> list | list[list]:
+        """One vector per image file (a list of them for a list of files): a vision base model's
+        last hidden state pooled ("mean" or "cls"; transformers' pipeline returns every token's
+        state unless pool=True), or CLIP's image embedding (image_embeds)."""
+        out = json.loads(self._pipeline.run(json.dumps({"image": image if isinstance(image, str) else list(image),
+                                                        "pooling": pooling, "normalize": normalize})))
+        return out["embedding"] if isinstance(out, dict) else [o["embedding"] for o in out]
+
+
 class _AutomaticSpeechRecognitionPipeline(_EnginePipeline):
     def __call__(self, audio: str | list[str], **generate_kwargs: Any) -> dict | list:
         """{"text": ...} for a sound file (a list of those for a list of files), as transformers'
@@ -426,14 +436,16 @@ _ENGINE_PIPELINES = {"text-classification": _TextClassificationPipeline, "fill-m
                      "zero-shot-image-classification": _ZeroShotImageClassificationPipeline,
                      "text2text-generation": _Text2TextGenerationPipeline,
                      "summarization": _Text2TextGenerationPipeline,
-                     "automatic-speech-recognition": _AutomaticSpeechRecognitionPipeline}
+                     "automatic-speech-recognition": _AutomaticSpeechRecognitionPipeline,
+                     "image-feature-extraction": _ImageFeatureExtractionPipeline}
 
 
 def pipeline(task: str, model: str, **options: Any):
     """transformers.pipeline(task, model=...) for "text-generation", "feature-extraction",
     "text-classification", "fill-mask", "token-classification" (or "ner"), "question-answering",
     "zero-shot-classification", "image-classification", "zero-shot-image-classification",
-    "text2text-generation", "summarization", "translation" (or "translation_XX_to_YY") and
+    "image-feature-extraction", "text2text-generation", "summarization", "translation" (or
+    "translation_XX_to_YY") and
     "automatic-speech-recognition" on a model folder, GGUF file or Hub id (options as
     AutoModel.from_pretrained's)."""
     if task in _ENGINE_PIPELINES or task.startswith("translation"):
@@ -447,5 +459,5 @@ def pipeline(task: str, model: str, **options: Any):
     raise UnsupportedError(3, f"pipeline task {task!r}: expected text-generation, feature-extraction, "
                               "text-classification, fill-mask, token-classification, question-answering, "
                               "zero-shot-classification, image-classification, zero-shot-image-classification, "
-                              "text2text-generation, summarization, translation or "
+                              "image-feature-extraction, text2text-generation, summarization, translation or "
                               "automatic-speech-recognition")

@@ -4,7 +4,8 @@ golden's top 5 in its order, the scores the softmax of its logits (best first), 
 the list, and a file that is not an image or a model that does not classify images is refused
 with a message naming it. `tfx zero-shot-image-classification` on tiny/clip (with a WordLevel
 tokenizer for its 384 ids, so "w382 {} w383" around a label gives the golden texts' ids): the
-softmax of the golden's logits_per_image, best first.
+softmax of the golden's logits_per_image, best first; `tfx embed` gives its text_embeds and
+(with --image) its image_embeds.
 usage: image_classification.py TFX. Exit 77 when the data is absent."""
 import json, os, shutil, tempfile
 
@@ -63,4 +64,15 @@ with tempfile.TemporaryDirectory() as tmp:
     for entry in line["labels"]:
         if abs(entry["score"] - want[labels.index(entry["label"])]) > 1e-4:
             t.fail(f"zero-shot {entry['label']}: score {entry['score']}, expected {want[labels.index(entry['label'])]}")
+    # `tfx embed` on CLIP: a text's text_embeds, an image's image_embeds.
+    text = prompt["texts"][0]
+    got = json.loads(t.run("embed", "--model", clip, " ".join(f"w{i}" for i in text["input_ids"])))["embedding"]
+    if max(abs(a - b) for a, b in zip(got, text["text_embeds"])) > 1e-4 or len(got) != len(text["text_embeds"]):
+        t.fail(f"embed text: {got[:4]}..., expected text_embeds {text['text_embeds'][:4]}...")
+    got = json.loads(t.run("embed", "--model", clip, "--image", os.path.join(clip, prompt["image"]["file"])))
+    if max(abs(a - b) for a, b in zip(got["embedding"], prompt["image_embeds"])) > 1e-4:
+        t.fail(f"embed --image: {got['embedding'][:4]}..., expected image_embeds {prompt['image_embeds'][:4]}...")
+    mixed = t.attempt("embed", "--model", clip, "w1", "--image", os.path.join(clip, prompt["image"]["file"]))
+    if mixed.returncode == 0 or "not both" not in mixed.stderr:
+        t.fail(f"texts and images together should be refused: {mixed.stderr.strip()}")
 t.finish()

@@ -3,6 +3,8 @@
 // goldens' pixel_values and ids on every backend, alone and batched, and misuse is refused
 // with a reason.
 #include <algorithm>
+#include <filesystem>
+#include <fstream>
 #include <string>
 #include <vector>
 
@@ -16,6 +18,7 @@
 #include "golden_logits.h"
 #include "registry/auto_model.h"
 #include "registry/image_classification.h"
+#include "registry/image_feature_extraction.h"
 
 namespace {
 
@@ -158,3 +161,52 @@ TEST(VisionCalls, ATextModelTakesNoPixels) {
 }
 
 }  // namespace
+
+// image-feature-extraction: CLIP's image_embeds for the golden's image file (decoded and
+// processed by tfx), alone and beside another image; a ViTModel folder (the classifier's
+// checkpoint named as its base model) pools the golden's last_hidden_state; a classifier is
+// refused.
+TEST(ImageFeatureExtraction, EmbedsImagesAsClipAndViTModelGiveThem) {
+    TFX_TEST_DATA_OR_SKIP(clip_dir, "tiny/clip");
+    TFX_TEST_DATA_OR_SKIP(clip_golden_path, "golden/tiny/clip.json");
+    const nlohmann::json clip_golden = tfx::test::read_json(clip_golden_path);
+    const auto& clip_prompt = clip_golden.at("prompts").at(0);
+    const tfx::RgbImage house = tfx::read_image(clip_dir / clip_prompt.at("image").at("file").get<std::string>());
+    tfx::ImageFeatureExtractionPipeline clip(clip_dir.string(), {});
+    const auto want = clip_prompt.at("image_embeds").get<std::vector<float>>();
+    const auto alone = clip({house}, tfx::Pooling::mean, false);
+    ASSERT_EQ(alone.size(), 1u);
+    EXPECT_LE(max_abs_diff(alone[0], want), kTolerance);
+    tfx::RgbImage flipped = house;
+    std::reverse(flipped.pixels.begin(), flipped.pixels.end());
+    const auto both = clip({flipped, house}, tfx::Pooling::cls, true);
+    EXPECT_LE(max_abs_diff(both[1], want), kTolerance);
+    EXPECT_GT(max_abs_diff(both[0], want), 1e-3f);
+
+    TFX_TEST_DATA_OR_SKIP(vit_dir, "tiny/vit");
+    TFX_TEST_DATA_OR_SKIP(vit_golden_path, "golden/tiny/vit.json");
+    const nlohmann::json vit_golden = tfx::test::read_json(vit_golden_path);
+    const auto& vit_prompt = vit_golden.at("prompts").at(0);
+    const auto base = std::filesystem::temp_directory_path() / "tfx_vit_base";
+    std::filesystem::remove_all(base);
+    std::filesystem::create_directories(base);
+    for (const char* f : {"model.safetensors", "preprocessor_config.json"})
+        std::filesystem::copy_file(vit_dir / f, base / f);
+    nlohmann::json config = tfx::test::read_json(vit_dir / "config.json");
+    config["architectures"] = {"ViTModel"};
+    std::ofstream(base / "config.json") << config.dump();
+    tfx::ImageFeatureExtractionPipeline vit(base.string(), {});
+    const std::vector<float> hidden = logits_of(vit_prompt.at("last_hidden_state"));  // [197][64]
+    const size_t width = 64, tokens = hidden.size() / width;
+    std::vector<float> mean(width, 0.0f);
+    for (size_t t = 0; t < tokens; ++t) {
+        for (size_t i = 0; i < width; ++i) mean[i] += hidden[t * width + i] / static_cast<float>(tokens);
+    }
+    const tfx::RgbImage vit_image = tfx::read_image(vit_dir / vit_prompt.at("image").at("file").get<std::string>());
+    EXPECT_LE(max_abs_diff(vit({vit_image}, tfx::Pooling::mean, false).at(0), mean), kTolerance);
+    EXPECT_LE(max_abs_diff(vit({vit_image}, tfx::Pooling::cls, false).at(0), std::span(hidden).first(width)),
+              kTolerance);
+    EXPECT_NE(
+        error_of([&] { tfx::ImageFeatureExtractionPipeline(vit_dir.string(), {}); }).find("needs a vision base model"),
+        std::string::npos);
+}

@@ -392,3 +392,12 @@ def test_speech_recognition_transcribes_whisper_with_its_english_prompt(tmp_path
     assert asr([wav], language="en", max_new_tokens=n) == [want]
     with pytest.raises(tfx.TfxError, match="<\\|xx\\|>"):
         asr(wav, language="xx")
+
+
+def test_image_feature_extraction_gives_clips_image_embeds():
+    golden = json.load(open(data("golden/tiny/clip.json")))["prompts"][0]
+    embedder = tfx.pipeline("image-feature-extraction", model=data("tiny/clip"))
+    image = os.path.join(data("tiny/clip"), golden["image"]["file"])
+    assert np.allclose(embedder(image), golden["image_embeds"], atol=1e-4)
+    both = embedder([image, image])
+    assert len(both) == 2 and np.allclose(both[1], golden["image_embeds"], atol=1e-4)

@@ -140,7 +140,7 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
 /* transformers.pipeline(task, model) for "feature-extraction", "text-classification",
  * "fill-mask", "text-generation", "token-classification" (or "ner"), "question-answering",
  * "zero-shot-classification", "image-classification", "zero-shot-image-classification",
- * "text2text-generation", "summarization", "translation" (or "translation_XX_to_YY") and
+ * "image-feature-extraction", "text2text-generation", "summarization", "translation" (or "translation_XX_to_YY") and
  * "automatic-speech-recognition": a model and its tokenizer (or image processor, or feature
  * extractor) behind one call per input. */
 typedef struct tfx_api_pipeline tfx_api_pipeline;
@@ -150,6 +150,10 @@ void tfx_api_pipeline_close(tfx_api_pipeline* pipeline);
 /* One input, as a JSON object, to JSON written to `output`:
  *   feature-extraction: {"text", "pooling": "mean" | "cls" (default: the folder's
  *     sentence-transformers pooling, else mean), "normalize": false} -> {"embedding": [...]}
+ *     (CLIP: its text_embeds)
+ *   image-feature-extraction: {"image": a PNG or JPEG file or a list of them, "pooling": "mean" |
+ *     "cls", "normalize": false} -> {"embedding": [...]} (a list for a list of files): a vision
+ *     base model's pooled last hidden state, or CLIP's image_embeds
  *   text-classification: {"text"} -> [{"label", "score"}, ...], best first
  *   fill-mask: {"text", "top_k": 5} -> [{"token", "token_str", "score", "sequence"}, ...]
  *   text-generation: {"text", any generation_config field} -> {"generated_text": text + new text}
