@@ -70,7 +70,7 @@ class Finished {
 };
 
 struct Row {
-    std::vector<int32_t> prompt;          // the decoder's (an encoder-decoder model's: decoder_start_token_id)
+    std::vector<int32_t> prompt;          // the decoder's (an encoder-decoder model's: its decoder prompt)
     std::vector<int32_t> encoder_prompt;  // an encoder-decoder model's encoder input, else empty
     const std::vector<float>* input_features = nullptr;  // a speech model's encoder input
     PagedKvCache::SeqId cross_seq = -1;                  // its encoder's keys and values, read by every beam
@@ -102,9 +102,9 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
     GenerationResult result;
     if (prompts.empty()) return result;
     // An encoder-decoder model: the prompts are the encoder's; every beam's decoder starts from
-    // decoder_start_token_id, as transformers' generate() does.
+    // the decoder prompt, else decoder_start_token_id, as transformers' generate() does.
     const bool encoder_decoder = info.num_cross_layers > 0;
-    if (encoder_decoder && !config.decoder_start_token_id)
+    if (encoder_decoder && decoder_prompt.empty() && !config.decoder_start_token_id)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          session.architecture() +
                              " is an encoder-decoder model: generation needs "

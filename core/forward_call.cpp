@@ -75,9 +75,8 @@ void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, b
     }
     if (n == 0 && context == 0) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "forward: " + which +
-                             " needs encoder tokens (an encoder-decoder model's first call, or a "
-                             "call without a cross cache)");
+                         "forward: " + which + (speech ? " needs input features" : " needs encoder tokens") +
+                             " (an encoder-decoder model's first call, or a call without a cross cache)");
     }
     if (!speech) check_ids(encoder_ids, info.vocab_size);
     if (!speech && info.max_positions > 0 && n > info.max_positions) {

@@ -55,6 +55,10 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
 void check_encoder_decoder_inputs(const tfx_model_info& info, size_t prompts, const EncoderDecoderInputs& inputs) {
     if (info.num_cross_layers == 0 && (!inputs.decoder_prompt.empty() || !inputs.input_features.empty()))
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a decoder prompt or input features need an encoder-decoder model");
+    if (!inputs.input_features.empty() && info.input_feature_tokens <= 0)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "input features need a speech model; this model's encoder "
+                         "takes token ids");
     if (!inputs.input_features.empty() && inputs.input_features.size() != prompts)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: one per prompt (" + std::to_string(prompts) +
                                                        "), got " + std::to_string(inputs.input_features.size()));
@@ -88,9 +92,10 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     const bool speech = info.input_feature_tokens > 0;
     if (speech) {
         if (!prompt.empty() || !options.input_features) {
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session_.architecture() +
-                                                           " is a speech model: its encoder takes input features, "
-                                                           "not prompt tokens");
+            throw sdk::Error(
+                TFX_ERR_INVALID_ARGUMENT,
+                session_.architecture() + " is a speech model: its encoder takes input features" +
+                    (prompt.empty() ? std::string(", and the request brings none") : ", not prompt tokens"));
         }
     } else {
         if (options.input_features)
@@ -106,9 +111,9 @@ Generator::Request Generator::make_request(std::vector<int32_t> prompt, const Ge
     Request r;
     r.processing = std::make_shared<const LogitsProcessing>(config, info.vocab_size);
     if (cross_cache_ != nullptr) {
-        // An encoder-decoder model: the prompt is the encoder's; the decoder starts from
-        // decoder_start_token_id, as transformers' generate() does.
-        if (!config.decoder_start_token_id) {
+        // An encoder-decoder model: the prompt is the encoder's; the decoder starts from the
+        // decoder prompt, else decoder_start_token_id, as transformers' generate() does.
+        if (options.decoder_prompt.empty() && !config.decoder_start_token_id) {
             throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                              session_.architecture() +
                                  " is an encoder-decoder model: generation needs "

@@ -158,9 +158,9 @@ nlohmann::json transcribe(tfx::AutomaticSpeechRecognitionPipeline& pipeline, nlo
     }
     const bool many = input["audio"].is_array();
     const tfx::sdk::Config fields(input, "input_json");
-    const tfx::AutomaticSpeechRecognitionPipeline::Options options{
-        .language = fields.get_or<std::string>("language", ""),
-        .task = fields.get_or<std::string>("task", "transcribe")};
+    tfx::AutomaticSpeechRecognitionPipeline::Options options;
+    if (fields.has("language")) options.language = fields.get<std::string>("language");
+    if (fields.has("task")) options.task = fields.get<std::string>("task");
     for (const char* key : {"audio", "language", "task"}) input.erase(key);
     tfx::GenerationConfig config = pipeline.config();
     config.read(tfx::sdk::Config(input, "input_json"));

@@ -1,7 +1,7 @@
 #include "registry/speech_recognition.h"
 
 #include <algorithm>
-#include <map>
+#include <cctype>
 #include <memory>
 #include <string>
 
@@ -12,12 +12,12 @@
 
 namespace tfx {
 
-MelFeatures speech_features(const ModelSession& session, const Audio& audio) {
+MelFeatures speech_features(const ModelSession& session, const WhisperFeatureExtractor& extractor, const Audio& audio) {
     const tfx_model_info& info = session.info();
     if (info.input_feature_tokens <= 0)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          session.architecture() + " is not a speech model (it takes no audio)");
-    MelFeatures features = WhisperFeatureExtractor(session.model_dir())(audio);
+    MelFeatures features = extractor(audio);
     if (features.mel_bins != info.input_feature_bins || features.frames != info.input_feature_frames) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          (session.model_dir() / "preprocessor_config.json").string() + " makes input features [" +
@@ -29,116 +29,194 @@ MelFeatures speech_features(const ModelSession& session, const Audio& audio) {
     return features;
 }
 
+MelFeatures speech_features(const ModelSession& session, const Audio& audio) {
+    if (session.info().input_feature_tokens <= 0)
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         session.architecture() + " is not a speech model (it takes no audio)");
+    return speech_features(session, WhisperFeatureExtractor(session.model_dir()), audio);
+}
+
 namespace {
 
-// Whisper's fields of generation_config.json that shape the prompt, not the decoding.
-constexpr const char* kWhisperPromptFields[] = {"lang_to_id", "task_to_id", "is_multilingual", "no_timestamps_token_id",
-                                                "forced_decoder_ids"};
+// The fields read here, taken out of the generation config (they shape the prompt, not the decoding).
+constexpr const char* kPromptFields[] = {"lang_to_id", "task_to_id", "is_multilingual", "no_timestamps_token_id",
+                                         "forced_decoder_ids"};
+
+int32_t token_id(const sdk::Config& c, std::string_view field, const nlohmann::json& value, int32_t vocab_size) {
+    if (!value.is_number_integer() || value.get<int64_t>() < 0 || value.get<int64_t>() >= vocab_size) {
+        c.fail(field, "expected a token id in [0, " + std::to_string(vocab_size) + "), got " + value.dump());
+    }
+    return value.get<int32_t>();
+}
+
+std::map<std::string, int32_t> id_table(const sdk::Config& c, std::string_view field, int32_t vocab_size) {
+    const nlohmann::json& table = c.json().at(std::string(field));
+    if (!table.is_object()) c.fail(field, "expected an object of token ids");
+    std::map<std::string, int32_t> out;
+    for (const auto& [key, value] : table.items()) out[key] = token_id(c, field, value, vocab_size);
+    return out;
+}
+
+std::vector<std::pair<int64_t, std::optional<int32_t>>> forced_ids(const sdk::Config& c, int32_t vocab_size) {
+    const nlohmann::json& list = c.json().at("forced_decoder_ids");
+    const char* expected = "expected a list of [position, token id or null] pairs";
+    if (!list.is_array()) c.fail("forced_decoder_ids", expected);
+    std::vector<std::pair<int64_t, std::optional<int32_t>>> out;
+    for (const auto& pair : list) {
+        if (!pair.is_array() || pair.size() != 2 || !pair[0].is_number_integer())
+            c.fail("forced_decoder_ids", expected);
+        out.emplace_back(pair[0].get<int64_t>(),
+                         pair[1].is_null()
+                             ? std::nullopt
+                             : std::optional<int32_t>(token_id(c, "forced_decoder_ids", pair[1], vocab_size)));
+    }
+    return out;
+}
+
+WhisperPromptFields read_prompt_fields(const sdk::Config& c, int32_t vocab_size) {
+    WhisperPromptFields f;
+    if (c.has("lang_to_id")) {
+        f.lang_to_id = id_table(c, "lang_to_id", vocab_size);
+        f.has_lang_to_id = true;
+    }
+    if (c.has("task_to_id")) {
+        f.task_to_id = id_table(c, "task_to_id", vocab_size);
+        f.has_task_to_id = true;
+    }
+    if (c.has("is_multilingual")) f.is_multilingual = c.get<bool>("is_multilingual");
+    if (c.has("no_timestamps_token_id"))
+        f.no_timestamps_token_id =
+            token_id(c, "no_timestamps_token_id", c.json().at("no_timestamps_token_id"), vocab_size);
+    if (c.has("forced_decoder_ids")) f.forced_decoder_ids = forced_ids(c, vocab_size);
+    return f;
+}
+
+std::string lowercase(std::string s) {
+    std::transform(s.begin(), s.end(), s.begin(), [](unsigned char ch) { return static_cast<char>(std::tolower(ch)); });
+    return s;
+}
 
 }  // namespace
 
 AutomaticSpeechRecognitionPipeline::AutomaticSpeechRecognitionPipeline(const std::string& model,
                                                                        const LoadOptions& options)
-    : TaskPipeline(model, options), whisper_fields_(nlohmann::json::object()) {
+    : TaskPipeline(model, options) {
     if (session_->info().input_feature_tokens <= 0) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "automatic-speech-recognition needs a speech model (whisper); " +
                                                        model + " (" + session_->architecture() + ") is not one");
     }
+    const int32_t vocab = session_->info().vocab_size;
+    const sdk::Config& model_config = session_->config();
     std::optional<sdk::Config> file = load_optional_json_file(session_->model_dir() / "generation_config.json");
+    // Without generation_config.json, transformers makes the generation config from config.json.
+    fields_ = read_prompt_fields(file ? *file : model_config, vocab);
+    if (model_config.has("forced_decoder_ids")) fields_.config_forced_decoder_ids = forced_ids(model_config, vocab);
     if (file) {
-        // The prompt fields are the pipeline's to read; the rest is the generation config.
         nlohmann::json rest = file->json();
-        for (const char* key : kWhisperPromptFields) {
-            if (rest.contains(key)) whisper_fields_[key] = rest.at(key);
-            rest.erase(key);
-        }
-        file = sdk::Config(rest, (session_->model_dir() / "generation_config.json").string());
+        for (const char* key : kPromptFields) rest.erase(key);
+        file = sdk::Config(rest, file->file());
     }
-    config_ = GenerationConfig::from_model(session_->config(), file);
+    config_ = GenerationConfig::from_model(model_config, file);
     config_.validate();
 }
 
-std::optional<int32_t> AutomaticSpeechRecognitionPipeline::special_id(const std::string& token) const {
-    return tokenizer_->token_to_id(token);
-}
-
-bool AutomaticSpeechRecognitionPipeline::multilingual() const {
-    if (whisper_fields_.contains("is_multilingual")) return whisper_fields_.at("is_multilingual").get<bool>();
-    if (whisper_fields_.contains("lang_to_id")) return !whisper_fields_.at("lang_to_id").empty();
-    return special_id("<|en|>").has_value();
-}
-
-std::string AutomaticSpeechRecognitionPipeline::language_token(const std::string& language) const {
-    const std::string token = language.rfind("<|", 0) == 0 ? language : "<|" + language + "|>";
-    const bool known = whisper_fields_.contains("lang_to_id") ? whisper_fields_.at("lang_to_id").contains(token)
-                                                              : special_id(token).has_value();
-    if (!known) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--language " + language + ": the model has no language token " +
+int32_t AutomaticSpeechRecognitionPipeline::language_id(const std::string& language) const {
+    const std::string lower = lowercase(language);
+    const std::string token = lower.rfind("<|", 0) == 0 ? lower : "<|" + lower + "|>";
+    if (!fields_.has_lang_to_id) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "language '" + language +
+                                                       "': the model's generation config lists no languages "
+                                                       "(lang_to_id)");
+    }
+    const auto it = fields_.lang_to_id.find(token);
+    if (it == fields_.lang_to_id.end()) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "language '" + language + "': the model has no language token " +
                                                        token + " (give a language code such as en, de, fr)");
     }
-    return token;
+    return it->second;
 }
 
-std::vector<int32_t> AutomaticSpeechRecognitionPipeline::decoder_prompt(const std::string& language,
-                                                                        const std::string& task) const {
-    if (task != "transcribe" && task != "translate")
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--task " + task + ": expected transcribe or translate");
+std::vector<int32_t> AutomaticSpeechRecognitionPipeline::decoder_prompt(const Options& options,
+                                                                        const std::vector<float>* features) {
     if (!config_.decoder_start_token_id)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "the model's config names no decoder_start_token_id (<|startoftranscript|>)");
-    std::vector<int32_t> prompt{*config_.decoder_start_token_id};
-    auto require = [&](std::optional<int32_t> id, const std::string& what) {
-        if (!id) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the model has no " + what + " token");
-        prompt.push_back(*id);
-    };
-    const auto& w = whisper_fields_;
-    if (!w.contains("lang_to_id") && w.contains("forced_decoder_ids") && w.at("forced_decoder_ids").is_array() &&
-        language.empty() && task == "transcribe") {
-        // An older folder: the forced ids after the start token, by position.
-        std::map<int64_t, int32_t> forced;
-        for (const auto& pair : w.at("forced_decoder_ids")) {
-            if (pair.is_array() && pair.size() == 2 && pair[0].is_number_integer() && pair[1].is_number_integer())
-                forced[pair[0].get<int64_t>()] = pair[1].get<int32_t>();
+    if (fields_.is_multilingual == false && (options.language || options.task))
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the model is English-only: it takes no language and no task");
+    if (options.task && *options.task != "transcribe" && *options.task != "translate")
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "task '" + *options.task + "': expected transcribe or translate");
+    std::vector<std::optional<int32_t>> prompt{*config_.decoder_start_token_id};
+    // The forced ids: generation_config.json's when they leave the language open, else
+    // config.json's; none once a language or task is asked for.
+    auto forced = fields_.forced_decoder_ids;
+    if (forced && !forced->empty() && !(forced->front().second == std::nullopt && !options.language && !options.task) &&
+        fields_.config_forced_decoder_ids) {
+        forced = fields_.config_forced_decoder_ids;
+    }
+    if (options.language || options.task) forced.reset();
+    if (forced && !forced->empty() && forced->front().first == 1) {
+        for (size_t i = 0; i < forced->size(); ++i) {
+            if ((*forced)[i].first != static_cast<int64_t>(i) + 1) {
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                                 "forced_decoder_ids: positions must run 1, 2, 3, ... (Whisper's prompt), got " +
+                                     std::to_string((*forced)[i].first) + " at entry " + std::to_string(i));
+            }
+            prompt.push_back((*forced)[i].second);
         }
-        for (const auto& [position, id] : forced) prompt.push_back(id);
-        return prompt;
     }
-    if (multilingual()) {
-        if (language.empty())
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                             "the model is multilingual but lists no languages to detect from "
-                             "(generation_config.json's lang_to_id): give --language");
-        const std::string token = language_token(language);
-        require(w.contains("lang_to_id") ? std::optional<int32_t>(w.at("lang_to_id").at(token).get<int32_t>())
-                                         : special_id(token),
-                token);
-        const std::string task_token = "<|" + task + "|>";
-        require(w.contains("task_to_id") && w.at("task_to_id").contains(task)
-                    ? std::optional<int32_t>(w.at("task_to_id").at(task).get<int32_t>())
-                    : special_id(task_token),
-                task_token);
-    } else if (!language.empty() || task != "transcribe") {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "the model is English-only: it takes no --language and no --task translate");
+    // The language: asked for, or detected when the prompt leaves it open.
+    const bool language_open = prompt.size() <= 1 || !prompt[1];
+    std::optional<int32_t> language;
+    if (options.language) {
+        language = language_id(*options.language);
+    } else if (fields_.has_lang_to_id && language_open && fields_.is_multilingual != false) {
+        if (features == nullptr)
+            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "the prompt needs a language: give one, or audio to detect it");
+        language = fields_.lang_to_id.at(detect_language(*features));
     }
-    const std::optional<int32_t> no_timestamps =
-        w.contains("no_timestamps_token_id") ? std::optional<int32_t>(w.at("no_timestamps_token_id").get<int32_t>())
-                                             : special_id("<|notimestamps|>");
-    if (no_timestamps) prompt.push_back(*no_timestamps);
-    return prompt;
+    if (language) {
+        if (prompt.size() > 1) {
+            prompt[1] = language;
+        } else {
+            prompt.push_back(language);
+        }
+    }
+    // The task: asked for (replacing a task token already there), or transcribe when only a language is.
+    auto is_task = [&](const std::optional<int32_t>& t) {
+        return t && std::any_of(fields_.task_to_id.begin(), fields_.task_to_id.end(),
+                                [&](const auto& entry) { return entry.second == *t; });
+    };
+    if (options.task) {
+        const auto it = fields_.task_to_id.find(*options.task);
+        if (it == fields_.task_to_id.end())
+            throw sdk::Error(
+                TFX_ERR_INVALID_ARGUMENT,
+                "task '" + *options.task + "': the model's generation config has no task_to_id entry for it");
+        const auto existing = std::find_if(prompt.begin(), prompt.end(), is_task);
+        if (existing != prompt.end()) {
+            *existing = it->second;
+        } else {
+            prompt.push_back(it->second);
+        }
+    } else if (options.language && std::none_of(prompt.begin(), prompt.end(), is_task)) {
+        if (const auto it = fields_.task_to_id.find("transcribe"); it != fields_.task_to_id.end())
+            prompt.push_back(it->second);
+    }
+    if (fields_.no_timestamps_token_id && prompt.back() != fields_.no_timestamps_token_id)
+        prompt.push_back(fields_.no_timestamps_token_id);
+    std::vector<int32_t> ids;
+    for (const auto& t : prompt) {
+        if (t) ids.push_back(*t);
+    }
+    return ids;
 }
 
 std::string AutomaticSpeechRecognitionPipeline::detect_language(const std::vector<float>& features) {
     // Whisper's detect_language: one decoder step from <|startoftranscript|>, the best of the
     // language tokens.
-    std::vector<std::pair<std::string, int32_t>> languages;
-    if (whisper_fields_.contains("lang_to_id")) {
-        for (const auto& [token, id] : whisper_fields_.at("lang_to_id").items())
-            languages.emplace_back(token, id.get<int32_t>());
-    }
-    if (languages.empty())
+    if (fields_.lang_to_id.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "language detection needs generation_config.json's lang_to_id; give --language");
+                         "language detection needs generation_config.json's lang_to_id; give a language");
     if (!config_.decoder_start_token_id)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "the model's config names no decoder_start_token_id (<|startoftranscript|>)");
@@ -147,10 +225,7 @@ std::string AutomaticSpeechRecognitionPipeline::detect_language(const std::vecto
     const std::span<const float> logits = call.run({.ids = start, .input_features = features});
     std::string best;
     float best_logit = 0.0f;
-    for (const auto& [token, id] : languages) {
-        if (id < 0 || static_cast<size_t>(id) >= logits.size())
-            throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "generation_config.json: lang_to_id[" + token +
-                                                           "] = " + std::to_string(id) + " is outside the vocabulary");
+    for (const auto& [token, id] : fields_.lang_to_id) {
         if (best.empty() || logits[static_cast<size_t>(id)] > best_logit) {
             best = token;
             best_logit = logits[static_cast<size_t>(id)];
@@ -169,26 +244,20 @@ std::vector<Transcription> AutomaticSpeechRecognitionPipeline::operator()(const 
     std::vector<std::shared_ptr<const std::vector<float>>> features(audios.size());
     for (size_t i = 0; i < audios.size(); ++i) {
         const Audio& audio = audios[i];
-        if (static_cast<int64_t>(audio.samples.size()) > extractor.n_samples() && audio.sampling_rate > 0) {
+        // The features first: they refuse audio at another sampling rate.
+        features[i] = std::make_shared<const std::vector<float>>(speech_features(*session_, extractor, audio).values);
+        if (static_cast<int64_t>(audio.samples.size()) > extractor.n_samples()) {
             throw sdk::Error(TFX_ERR_UNSUPPORTED,
                              "audio " + std::to_string(i) + " lasts more than " +
-                                 std::to_string(static_cast<int64_t>(audio.samples.size()) / audio.sampling_rate) +
-                                 " s; the model transcribes " +
                                  std::to_string(extractor.n_samples() / extractor.sampling_rate()) +
-                                 " s at a time and tfx does not do long-form transcription yet (split the audio)");
+                                 " s, the model's window; tfx does not do long-form transcription yet (split the "
+                                 "audio)");
         }
-        features[i] = std::make_shared<const std::vector<float>>(speech_features(*session_, audio).values);
-        // A multilingual model's language: the caller's, else detected where the folder lists
-        // its languages (an older folder's forced_decoder_ids carry one).
-        // (An English-only model's prompt refuses any language.)
-        std::string language;
-        if (!options.language.empty()) {
-            language = multilingual() ? language_token(options.language) : options.language;
-        } else if (multilingual() && whisper_fields_.contains("lang_to_id")) {
-            language = detect_language(*features[i]);
+        const std::vector<int32_t> prompt = decoder_prompt(options, features[i].get());
+        for (const auto& [token, id] : fields_.lang_to_id) {
+            if (std::find(prompt.begin(), prompt.end(), id) != prompt.end()) out[i].language = token;
         }
-        out[i].language = language;
-        rows_of_prompt[decoder_prompt(language, options.task)].push_back(i);
+        rows_of_prompt[prompt].push_back(i);
     }
     for (const auto& [prompt, rows] : rows_of_prompt) {
         GenerateOptions generate_options;

@@ -103,7 +103,7 @@ struct ZeroShotImageOptions {
 struct SpeechRecognitionOptions {
     ModelOptions model;
     std::vector<std::string> audio;
-    std::string language, task = "transcribe", generation_config;
+    std::string language, task, generation_config;
     int64_t max_new_tokens = 0, num_beams = 0;
 };
 
@@ -135,8 +135,7 @@ void add_text2text_command(CLI::App& app, const std::string& name, const std::st
     cmd->callback([o] {
         Text2TextGenerationPipeline pipeline(o->model.model, o->model.session_options(), o->task);
         GenerationConfig config = pipeline.config();
-        if (!o->generation_config.empty())
-            config = GenerationConfig::from_file(load_json_file(o->generation_config), config);
+        if (!o->generation_config.empty()) config.read(load_json_file(o->generation_config));
         if (o->max_new_tokens > 0) {
             config.max_new_tokens = o->max_new_tokens;
             config.max_length.reset();
@@ -344,25 +343,29 @@ void add_task_commands(CLI::App& app) {
     sr->model.add_to(speech);
     speech->add_option("AUDIO", sr->audio, "Sound files")->required();
     speech->add_option("--language", sr->language,
-                       "The spoken language (en, de, ... or <|en|>) of a multilingual model (default: detected)");
-    speech->add_option("--task", sr->task, "transcribe, or translate (to English)")->capture_default_str();
+                       "The spoken language (en, de, ... or <|en|>) of a multilingual model (default: the "
+                       "generation config's forced ids, else detected)");
+    speech->add_option("--task", sr->task,
+                       "transcribe, or translate (to English) (default: the generation config's forced ids; "
+                       "transcribe when --language is given)");
     speech->add_option("--generation-config", sr->generation_config, "generation_config.json fields over the model's");
     speech->add_option("--max-new-tokens", sr->max_new_tokens, "Tokens to generate")->check(integer_at_least(1));
     speech->add_option("--num-beams", sr->num_beams, "Beams (1: greedy)")->check(integer_at_least(1));
     speech->callback([sr] {
         AutomaticSpeechRecognitionPipeline pipeline(sr->model.model, sr->model.session_options());
         GenerationConfig config = pipeline.config();
-        if (!sr->generation_config.empty())
-            config = GenerationConfig::from_file(load_json_file(sr->generation_config), config);
+        if (!sr->generation_config.empty()) config.read(load_json_file(sr->generation_config));
         if (sr->max_new_tokens > 0) {
             config.max_new_tokens = sr->max_new_tokens;
             config.max_length.reset();
         }
         if (sr->num_beams > 0) config.num_beams = sr->num_beams;
         config.validate();
+        AutomaticSpeechRecognitionPipeline::Options options;
+        if (!sr->language.empty()) options.language = sr->language;
+        if (!sr->task.empty()) options.task = sr->task;
         for (const std::string& file : sr->audio) {
-            const Transcription heard =
-                pipeline({read_audio(file)}, {.language = sr->language, .task = sr->task}, config).front();
+            const Transcription heard = pipeline({read_audio(file)}, options, config).front();
             print({{"audio", file}, {"text", heard.text}, {"language", heard.language}, {"tokens", heard.tokens}});
         }
     });

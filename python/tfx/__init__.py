@@ -411,8 +411,9 @@ class _Text2TextGenerationPipeline(_EnginePipeline):
 class _ImageFeatureExtractionPipeline(_EnginePipeline):
     def __call__(self, image: str | list[str], pooling: str = "mean", normalize: bool = False) -> list | list[list]:
         """One vector per image file (a list of them for a list of files): a vision base model's
-        last hidden state pooled ("mean" or "cls"; transformers' pipeline returns every token's
-        state unless pool=True), or CLIP's image embedding (image_embeds)."""
+        last hidden state pooled ("mean": the average; "cls": the class token's raw state), or
+        CLIP's image embedding (image_embeds). This differs from transformers' pipeline, which
+        returns every token's state, or with pool=True the model's pooler output."""
         out = json.loads(self._pipeline.run(json.dumps({"image": image if isinstance(image, str) else list(image),
                                                         "pooling": pooling, "normalize": normalize})))
         return out["embedding"] if isinstance(out, dict) else [o["embedding"] for o in out]

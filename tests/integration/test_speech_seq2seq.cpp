@@ -177,7 +177,7 @@ TEST(SpeechSeq2SeqCalls, MisuseIsRefusedWithAReason) {
             "the input features must be f32 [80, 3000]");
     features[7] = std::numeric_limits<float>::quiet_NaN();
     refused([&] { call.run({.ids = decoder_ids, .input_features = features}); }, "not finite");
-    refused([&] { call.run({.ids = decoder_ids}); }, "needs encoder tokens");
+    refused([&] { call.run({.ids = decoder_ids}); }, "needs input features");
     tfx::GenerationConfig config;
     config.max_new_tokens = 2;
     config.decoder_start_token_id = 379;
@@ -191,5 +191,5 @@ TEST(SpeechSeq2SeqCalls, MisuseIsRefusedWithAReason) {
     tfx::GenerateOptions options;
     options.encoder_decoder.input_features = {std::make_shared<const std::vector<float>>(features)};
     config.decoder_start_token_id = 2;
-    refused([&] { (void)tfx::generate(*text, {{1, 2}}, config, options); }, "takes no input features");
+    refused([&] { (void)tfx::generate(*text, {{1, 2}}, config, options); }, "input features need a speech model");
 }

@@ -49,9 +49,9 @@ inline std::string whisper_fixture_text(int id) {
     return "";
 }
 
-inline std::filesystem::path write_whisper_fixture(const std::filesystem::path& tiny_whisper,
-                                                   const std::filesystem::path& dir, bool whisper_generation_fields,
-                                                   bool multilingual = true) {
+inline std::filesystem::path write_whisper_fixture(
+    const std::filesystem::path& tiny_whisper, const std::filesystem::path& dir, bool whisper_generation_fields,
+    bool multilingual = true, const nlohmann::json& more_generation_fields = nlohmann::json::object()) {
     std::filesystem::remove_all(dir);
     std::filesystem::create_directories(dir);
     for (const char* file : {"config.json", "model.safetensors", "preprocessor_config.json"})
@@ -109,6 +109,7 @@ inline std::filesystem::path write_whisper_fixture(const std::filesystem::path& 
         generation["task_to_id"] = {{"transcribe", 381}, {"translate", 377}};
         generation["no_timestamps_token_id"] = 382;
     }
+    generation.update(more_generation_fields);
     std::ofstream(dir / "generation_config.json") << generation.dump();
     return dir;
 }

@@ -6,9 +6,13 @@
 //            self_attn(LN(x)); x += cross_attn(LN(x), encoder); x += ffn(LN(x))] -> LN -> proj_out
 // The encoder reads f32 [num_mel_bins, 2 * max_source_positions] log-mel features (ABI 2.9:
 // tfx_forward_args.input_features), of which conv2 (stride 2) makes max_source_positions
-// tokens. k_proj has no bias. proj_out is tied to embed_tokens. Like transformers, the model
-// never multiplies by embed_scale (scale_embedding is read by no forward).
+// tokens; the stem's activation is always exact gelu (activation_function is the layers').
+// k_proj has no bias. proj_out is tied to embed_tokens unless tie_word_embeddings is false.
+// Like transformers, the model never multiplies by embed_scale (scale_embedding is read by no
+// forward).
+#include <algorithm>
 #include <cmath>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -52,48 +56,53 @@ struct WhisperConfig {
                              {"decoder_ffn_dim", decoder_ffn}});
         if (d_model % encoder_heads != 0) c.fail("encoder_attention_heads", "must divide d_model");
         if (d_model % decoder_heads != 0) c.fail("decoder_attention_heads", "must divide d_model");
-        // The gather indices of the convolution stem are i32.
-        if (max_source_positions > (int64_t{1} << 20) || num_mel_bins > 4096 || d_model > 65536)
-            c.fail("max_source_positions", "makes a convolution stem larger than tfx supports");
+        // The convolution stem gathers one sequence's windows with i32 indices.
+        // (Each factor bounded first, so the product cannot overflow.)
+        if (max_source_positions > (int64_t{1} << 24) || std::max(num_mel_bins, d_model) > (int64_t{1} << 24) ||
+            frames() * std::max(num_mel_bins, d_model) * 3 >= std::numeric_limits<int32_t>::max()) {
+            c.fail("max_source_positions", "with num_mel_bins and d_model, makes convolution windows past 2^31 values");
+        }
     }
 
     int64_t frames() const { return 2 * max_source_positions; }  // the input features' length
 };
 
-// Whisper's two 1-d convolutions (kernel 3, padding 1; stride 1 then 2, each followed by the
-// activation) as the backend's gather_rows and linear, so no backend needs a convolution op:
-// each output frame's window (every input channel x 3 taps, in the conv weight's [out, in, k]
-// order) is gathered into a row, and one linear layer with the conv weight as [out, in * 3]
-// maps the rows. Taps before the first or past the last frame read a zero stored after the
-// input.
+// Whisper's two 1-d convolutions (kernel 3, padding 1; stride 1 then 2, each followed by exact
+// gelu, as transformers hard-codes it) as the backend's gather_rows and linear, so no backend
+// needs a convolution op: each output frame's window (every input channel x 3 taps, in the conv
+// weight's [out, in, k] order) is gathered into a row, and one linear layer with the conv weight
+// as [out, in * 3] maps the rows. Taps before the first or past the last frame read a zero
+// stored after the input. One sequence at a time, so the scratch and the i32 indices stay the
+// size of one sequence's windows whatever the batch.
 class ConvolutionStem {
   public:
     ConvolutionStem(const Host& host, int64_t bins, int64_t frames, int64_t width)
         : host_(host), bins_(bins), frames_(frames), width_(width) {}
 
     // out [seqs * frames / 2, width] from features [seqs, bins, frames].
-    void operator()(const View& features, const Linear& conv1, const Linear& conv2, tfx_activation act, View& out) {
-        const int64_t seqs = features.dim(0), tokens = frames_ / 2;
-        upload_indices(seqs);
-        // conv1 over the features, channel-major, with the zero after them.
-        const int64_t in_values = seqs * bins_ * frames_;
-        View input = input_.rows(in_values + 1, 1);
-        View input_values = input.at(0, {in_values, 1});
-        host_.copy(features.reshape({in_values, 1}), input_values);
-        write_zero(input.at(in_values, {1, 1}));
-        View windows = windows_.rows(seqs * frames_ * bins_ * kTaps, 1);
-        host_.gather_rows(input, conv1_windows_.view(kI32, {windows.dim(0)}), windows);
-        // Its output is frame-major [seqs * frames, width], again with a zero after it.
-        const int64_t mid_values = seqs * frames_ * width_;
-        View mid = mid_.rows(mid_values + 1, 1);
-        View mid_rows = mid.at(0, {seqs * frames_, width_});
-        conv1(windows.reshape({seqs * frames_, bins_ * kTaps}), mid_rows);
-        host_.activation(act, mid_rows, mid_rows);
-        write_zero(mid.at(mid_values, {1, 1}));
-        View windows2 = windows_.rows(seqs * tokens * width_ * kTaps, 1);
-        host_.gather_rows(mid, conv2_windows_.view(kI32, {windows2.dim(0)}), windows2);
-        conv2(windows2.reshape({seqs * tokens, width_ * kTaps}), out);
-        host_.activation(act, out, out);
+    void operator()(const View& features, const Linear& conv1, const Linear& conv2, View& out) {
+        const int64_t tokens = frames_ / 2, in_values = bins_ * frames_, mid_values = frames_ * width_;
+        upload_indices();
+        for (int64_t s = 0; s < features.dim(0); ++s) {
+            // conv1 over the sequence's features, channel-major, with the zero after them.
+            View input = input_.rows(in_values + 1, 1);
+            View input_values = input.at(0, {in_values, 1});
+            host_.copy(features.at(s * in_values, {in_values, 1}), input_values);
+            write_zero(input.at(in_values, {1, 1}));
+            View windows = windows_.rows(frames_ * bins_ * kTaps, 1);
+            host_.gather_rows(input, conv1_windows_.view(kI32, {windows.dim(0)}), windows);
+            // Its output is frame-major [frames, width], again with a zero after it.
+            View mid = mid_.rows(mid_values + 1, 1);
+            View mid_rows = mid.at(0, {frames_, width_});
+            conv1(windows.reshape({frames_, bins_ * kTaps}), mid_rows);
+            host_.activation(TFX_ACT_GELU, mid_rows, mid_rows);
+            write_zero(mid.at(mid_values, {1, 1}));
+            View windows2 = windows_.rows(tokens * width_ * kTaps, 1);
+            host_.gather_rows(mid, conv2_windows_.view(kI32, {windows2.dim(0)}), windows2);
+            View sequence_out = out.at(s * tokens * width_, {tokens, width_});
+            conv2(windows2.reshape({tokens, width_ * kTaps}), sequence_out);
+            host_.activation(TFX_ACT_GELU, sequence_out, sequence_out);
+        }
     }
 
   private:
@@ -104,29 +113,24 @@ class ConvolutionStem {
         host_.upload(&zero, dst);
     }
 
-    // The windows' gather indices for `seqs` sequences, uploaded when the count changes.
-    void upload_indices(int64_t seqs) {
-        if (seqs == indexed_seqs_) return;
-        const int64_t tokens = frames_ / 2;
+    // One sequence's window indices, uploaded once.
+    void upload_indices() {
+        if (indexed_) return;
+        const int64_t tokens = frames_ / 2, first_zero = bins_ * frames_, second_zero = frames_ * width_;
         std::vector<int32_t> first, second;
-        const int64_t first_zero = seqs * bins_ * frames_, second_zero = seqs * frames_ * width_;
-        for (int64_t s = 0; s < seqs; ++s) {
-            for (int64_t t = 0; t < frames_; ++t) {  // conv1: stride 1, input [bins, frames]
-                for (int64_t c = 0; c < bins_; ++c) {
-                    for (int64_t k = 0; k < kTaps; ++k) {
-                        const int64_t f = t + k - 1;
-                        first.push_back(
-                            static_cast<int32_t>(f < 0 || f >= frames_ ? first_zero : (s * bins_ + c) * frames_ + f));
-                    }
+        for (int64_t t = 0; t < frames_; ++t) {  // conv1: stride 1, input [bins, frames]
+            for (int64_t c = 0; c < bins_; ++c) {
+                for (int64_t k = 0; k < kTaps; ++k) {
+                    const int64_t f = t + k - 1;
+                    first.push_back(static_cast<int32_t>(f < 0 || f >= frames_ ? first_zero : c * frames_ + f));
                 }
             }
-            for (int64_t t = 0; t < tokens; ++t) {  // conv2: stride 2, input [frames, width]
-                for (int64_t c = 0; c < width_; ++c) {
-                    for (int64_t k = 0; k < kTaps; ++k) {
-                        const int64_t f = 2 * t + k - 1;
-                        second.push_back(
-                            static_cast<int32_t>(f < 0 || f >= frames_ ? second_zero : (s * frames_ + f) * width_ + c));
-                    }
+        }
+        for (int64_t t = 0; t < tokens; ++t) {  // conv2: stride 2, input [frames, width]
+            for (int64_t c = 0; c < width_; ++c) {
+                for (int64_t k = 0; k < kTaps; ++k) {
+                    const int64_t f = 2 * t + k - 1;
+                    second.push_back(static_cast<int32_t>(f < 0 || f >= frames_ ? second_zero : f * width_ + c));
                 }
             }
         }
@@ -134,14 +138,14 @@ class ConvolutionStem {
         View second_view = conv2_windows_.view(kI32, {static_cast<int64_t>(second.size())});
         host_.upload(first.data(), first_view);
         host_.upload(second.data(), second_view);
-        indexed_seqs_ = seqs;
+        indexed_ = true;
     }
 
     const Host& host_;
     int64_t bins_, frames_, width_;
     Scratch input_{host_}, windows_{host_}, mid_{host_};
     DeviceBuffer conv1_windows_{host_}, conv2_windows_{host_};
-    int64_t indexed_seqs_ = 0;
+    bool indexed_ = false;
 };
 
 struct EncoderLayer {
@@ -269,7 +273,7 @@ class Whisper : public ModelPlugin<Whisper, WhisperConfig> {
                                                       std::to_string(tokens) + " tokens (max_source_positions)");
         }
         View e = encoder_hidden_.rows(b.num_tokens, d), t = encoder_tmp_.rows(b.num_tokens, d);
-        stem_(features, conv1_, conv2_, c.act, e);
+        stem_(features, conv1_, conv2_, e);
         host_.embedding(encoder_positions_, View(*b.positions_dev), t);
         host_.add(e, t, e);
         const float scale = 1.0f / std::sqrt(static_cast<float>(d / c.encoder_heads));
