@@ -81,3 +81,21 @@ TEST(SdkLayers, ActivationNamesFollowTransformers) {
         error_of([&] { tfx::sdk::activation_from(c, "other"); }).find("field 'other': unsupported activation 'mish'"),
         std::string::npos);
 }
+
+TEST(SdkLayers, LabelCountIsId2labelsSizeElseNumLabelsElseTwo) {
+    using tfx::sdk::Config;
+    using tfx::sdk::label_count;
+    EXPECT_EQ(label_count(Config::parse(R"({"id2label": {"0": "a", "1": "b", "2": "c"}, "num_labels": 7})", "c")), 3);
+    EXPECT_EQ(label_count(Config::parse(R"({"num_labels": 7})", "c")), 7);
+    EXPECT_EQ(label_count(Config::parse(R"({})", "c")), 2);
+    EXPECT_NE(error_of([] {
+                  label_count(Config::parse(R"({"id2label": "a"})", "c"));
+              }).find("field 'id2label': expected an object"),
+              std::string::npos);
+    EXPECT_NE(error_of([] { label_count(Config::parse(R"({"id2label": {}})", "c")); }).find("at least one label"),
+              std::string::npos);
+    EXPECT_NE(error_of([] {
+                  label_count(Config::parse(R"({"num_labels": 0})", "c"));
+              }).find("field 'num_labels': a classifier needs at least one label"),
+              std::string::npos);
+}

@@ -32,8 +32,7 @@ struct BertConfig {
         max_positions = c.get_or<int64_t>("max_position_embeddings", 512);
         type_vocab_size = c.get_or<int64_t>("type_vocab_size", 2);
         layer_norm_eps = c.get_positive<float>("layer_norm_eps", 1e-12f);
-        num_labels = c.has("id2label") ? static_cast<int64_t>(c.json().at("id2label").size())
-                                       : c.get_or<int64_t>("num_labels", 2);
+        num_labels = label_count(c);
         act = activation_from(c, "hidden_act", "gelu");
         const std::string position_type = c.get_or<std::string>("position_embedding_type", "absolute");
         if (position_type != "absolute") {
@@ -47,7 +46,6 @@ struct BertConfig {
                              {"max_position_embeddings", max_positions},
                              {"type_vocab_size", type_vocab_size}});
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
-        if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
     }
 };
 

@@ -40,8 +40,7 @@ struct DebertaV2Config {
         max_positions = c.get_or<int64_t>("max_position_embeddings", 512);
         type_vocab_size = c.get_or<int64_t>("type_vocab_size", 0);
         layer_norm_eps = c.get_positive<float>("layer_norm_eps", 1e-7f);
-        num_labels = c.has("id2label") ? static_cast<int64_t>(c.json().at("id2label").size())
-                                       : c.get_or<int64_t>("num_labels", 2);
+        num_labels = label_count(c);
         act = activation_from(c, "hidden_act", "gelu");
         pooler_act = activation_from(c, "pooler_hidden_act", "gelu");
         position_biased_input = c.get_or<bool>("position_biased_input", true);
@@ -89,7 +88,6 @@ struct DebertaV2Config {
                              {"num_attention_heads", num_heads},
                              {"max_position_embeddings", max_positions}});
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
-        if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
         if (type_vocab_size < 0) c.fail("type_vocab_size", "must be >= 0");
         if (max_relative_positions > (int64_t{1} << 20)) c.fail("max_relative_positions", "is implausibly large");
         if (position_buckets == 1) c.fail("position_buckets", "must be at least 2 (or <= 0: none)");

@@ -32,8 +32,7 @@ struct ViTConfig {
         channels = c.get_or<int64_t>("num_channels", 3);
         layer_norm_eps = c.get_positive<float>("layer_norm_eps", 1e-12f);
         qkv_bias = c.get_or<bool>("qkv_bias", true);
-        num_labels = c.has("id2label") ? static_cast<int64_t>(c.json().at("id2label").size())
-                                       : c.get_or<int64_t>("num_labels", 2);
+        num_labels = label_count(c);
         act = activation_from(c, "hidden_act", "gelu");
         require_positive(c, {{"hidden_size", hidden_size},
                              {"intermediate_size", intermediate_size},
@@ -45,7 +44,6 @@ struct ViTConfig {
         if (hidden_size % num_heads != 0) c.fail("num_attention_heads", "must divide hidden_size");
         if (image_size % patch_size != 0) c.fail("patch_size", "must divide image_size");
         if (image_size > 8192) c.fail("image_size", "is implausibly large");
-        if (num_labels <= 0) c.fail("id2label", "a classifier needs at least one label");
     }
     int64_t patches_per_side() const { return image_size / patch_size; }
     int64_t tokens() const { return patches_per_side() * patches_per_side() + 1; }  // + CLS

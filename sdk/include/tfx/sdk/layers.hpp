@@ -39,6 +39,20 @@ inline tfx_activation activation_from(const Config& c, const char* field = "hidd
     return activation_named(c, field, c.get_or<std::string>(field, fallback));
 }
 
+// A classifier's label count as transformers' PretrainedConfig reads it: id2label's size, else
+// num_labels, else 2; throws naming the field unless id2label is an object and the count positive.
+inline int64_t label_count(const Config& c) {
+    if (c.has("id2label")) {
+        const nlohmann::json& labels = c.json().at("id2label");
+        if (!labels.is_object()) c.fail("id2label", "expected an object of label names by id");
+        if (labels.empty()) c.fail("id2label", "a classifier needs at least one label");
+        return static_cast<int64_t>(labels.size());
+    }
+    const auto count = c.get_or<int64_t>("num_labels", 2);
+    if (count <= 0) c.fail("num_labels", "a classifier needs at least one label");
+    return count;
+}
+
 // Each named field must be a positive integer; returns nothing, throws naming the field.
 inline void require_positive(const Config& c, std::initializer_list<std::pair<const char*, int64_t>> fields) {
     for (const auto& [name, value] : fields) {
