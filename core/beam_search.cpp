@@ -93,7 +93,7 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
     config.validate();
     const tfx_model_info& info = session.info();
     check_config_for_model(info, config);
-    check_encoder_decoder_inputs(info, prompts.size(), encoder_decoder_inputs);
+    check_encoder_decoder_inputs(info, prompts, encoder_decoder_inputs);
     const std::vector<int32_t>& decoder_prompt = encoder_decoder_inputs.decoder_prompt;
     const bool speech = info.input_feature_tokens > 0;
     const LogitsProcessing processing(config, info.vocab_size);
@@ -128,10 +128,6 @@ GenerationResult beam_search(ModelSession& session, const std::vector<std::vecto
         Row row{.finished = Finished(num_beams, config.length_penalty)};
         if (encoder_decoder) {
             if (speech) {
-                if (!p.empty())
-                    throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, session.architecture() +
-                                                                   " is a speech model: its encoder takes input "
-                                                                   "features, not prompt tokens");
                 row.input_features = encoder_decoder_inputs.input_features[r].get();
             } else {
                 check_prompt(info, p, 0);

@@ -45,6 +45,26 @@ void check_ids(std::span<const int32_t> ids, int32_t vocab_size) {
     }
 }
 
+// A sequence's f32 input (an image's pixels, a speech encoder's features), checked against the
+// model's shape and appended to the call's staged values.
+void stage_f32(std::span<const float> values, std::initializer_list<int64_t> shape, const std::string& what,
+               const std::string& which, std::vector<float>& staged) {
+    int64_t expected = 1;
+    std::string dims;
+    for (int64_t d : shape) {
+        expected *= d;
+        dims += (dims.empty() ? "" : ", ") + std::to_string(d);
+    }
+    if (static_cast<int64_t>(values.size()) != expected) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": " + what + " must be f32 [" + dims + "] (" +
+                                                       std::to_string(expected) + " values), got " +
+                                                       std::to_string(values.size()));
+    }
+    if (!std::all_of(values.begin(), values.end(), [](float v) { return std::isfinite(v); }))
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": a value in " + what + " is not finite");
+    staged.insert(staged.end(), values.begin(), values.end());
+}
+
 }  // namespace
 
 void ForwardCall::add_encoder_sequence(const SequenceInput& in, int32_t index, bool encodes) {
@@ -105,19 +125,8 @@ std::span<const int32_t> ForwardCall::add_input_features(const SequenceInput& in
                                                        "'s encoder takes input features, not token ids");
     }
     if (in.input_features.empty()) return {};  // a call that reads the cross cache
-    const int64_t expected = int64_t{info.input_feature_bins} * info.input_feature_frames;
-    if (static_cast<int64_t>(in.input_features.size()) != expected) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": the input features must be f32 [" +
-                                                       std::to_string(info.input_feature_bins) + ", " +
-                                                       std::to_string(info.input_feature_frames) + "] (" +
-                                                       std::to_string(expected) + " values), got " +
-                                                       std::to_string(in.input_features.size()));
-    }
-    if (!std::all_of(in.input_features.begin(), in.input_features.end(), [](float v) { return std::isfinite(v); })) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "forward: " + which + ": the input features have a value that is not finite");
-    }
-    features_.insert(features_.end(), in.input_features.begin(), in.input_features.end());
+    stage_f32(in.input_features, {info.input_feature_bins, info.input_feature_frames}, "the input features", which,
+              features_);
     feature_ids_.assign(static_cast<size_t>(info.input_feature_tokens), 0);
     return feature_ids_;
 }
@@ -140,16 +149,7 @@ bool ForwardCall::add_image(const SequenceInput& in, const std::string& which, s
                              (info.vocab_size > 0 ? " takes pixels or token ids, not both"
                                                   : " is a vision model: it takes pixels, not token ids"));
     }
-    const int64_t expected = int64_t{info.image_channels} * info.image_height * info.image_width;
-    if (static_cast<int64_t>(in.pixels.size()) != expected) {
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
-                         "forward: " + which + ": the image must be f32 [" + std::to_string(info.image_channels) +
-                             ", " + std::to_string(info.image_height) + ", " + std::to_string(info.image_width) +
-                             "] (" + std::to_string(expected) + " values), got " + std::to_string(in.pixels.size()));
-    }
-    if (!std::all_of(in.pixels.begin(), in.pixels.end(), [](float v) { return std::isfinite(v); }))
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "forward: " + which + ": the image has a value that is not finite");
-    pixels_.insert(pixels_.end(), in.pixels.begin(), in.pixels.end());
+    stage_f32(in.pixels, {info.image_channels, info.image_height, info.image_width}, "the image", which, pixels_);
     image_ids_.assign(static_cast<size_t>(info.image_tokens), 0);
     ids = image_ids_;
     return true;
@@ -362,23 +362,24 @@ std::span<const float> ForwardCall::run(std::span<const SequenceInput> sequences
         args.cross_cache = cross_cache_ != nullptr ? cross_cache_->layers() : nullptr;
         args.encoder_output = encodes ? encoder_out.get() : nullptr;
     }
-    sdk::View pixels;
+    // The images or input features in an upload of their own (f32, beside the batch's i32 arrays).
+    auto upload_f32 = [&](const std::vector<float>& values, DeviceAllocation& buffer,
+                          std::initializer_list<int64_t> shape) {
+        const uint64_t bytes = values.size() * sizeof(float);
+        if (buffer.bytes() < bytes) buffer = device.alloc(bytes);
+        sdk::View uploaded(buffer.data(), sdk::kF32, shape, device.device());
+        device.upload(values.data(), uploaded);
+        return uploaded;
+    };
+    sdk::View pixels, features;
     if (images_ > 0) {
-        // The images in an upload of their own (f32, beside the batch's i32 arrays).
-        const uint64_t pixel_bytes = pixels_.size() * sizeof(float);
-        if (device_pixels_.bytes() < pixel_bytes) device_pixels_ = device.alloc(pixel_bytes);
-        pixels = sdk::View(device_pixels_.data(), sdk::kF32,
-                           {num_seqs, info.image_channels, info.image_height, info.image_width}, device.device());
-        device.upload(pixels_.data(), pixels);
+        pixels =
+            upload_f32(pixels_, device_pixels_, {num_seqs, info.image_channels, info.image_height, info.image_width});
         args.pixel_values = pixels.get();
     }
-    sdk::View features;
     if (!features_.empty()) {
-        const uint64_t feature_bytes = features_.size() * sizeof(float);
-        if (device_features_.bytes() < feature_bytes) device_features_ = device.alloc(feature_bytes);
-        features = sdk::View(device_features_.data(), sdk::kF32,
-                             {num_seqs, info.input_feature_bins, info.input_feature_frames}, device.device());
-        device.upload(features_.data(), features);
+        features =
+            upload_f32(features_, device_features_, {num_seqs, info.input_feature_bins, info.input_feature_frames});
         args.input_features = features.get();
     }
     session_.forward(args);

@@ -52,21 +52,26 @@ Generator::Generator(ModelSession& session, GeneratorOptions options)
                          "max_step_tokens must be >= 0 (0: no limit), got " + std::to_string(options.max_step_tokens));
 }
 
-void check_encoder_decoder_inputs(const tfx_model_info& info, size_t prompts, const EncoderDecoderInputs& inputs) {
+void check_encoder_decoder_inputs(const tfx_model_info& info, const std::vector<std::vector<int32_t>>& prompts,
+                                  const EncoderDecoderInputs& inputs) {
     if (info.num_cross_layers == 0 && (!inputs.decoder_prompt.empty() || !inputs.input_features.empty()))
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a decoder prompt or input features need an encoder-decoder model");
     if (!inputs.input_features.empty() && info.input_feature_tokens <= 0)
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "input features need a speech model; this model's encoder "
                          "takes token ids");
-    if (!inputs.input_features.empty() && inputs.input_features.size() != prompts)
-        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: one per prompt (" + std::to_string(prompts) +
+    if (!inputs.input_features.empty() && inputs.input_features.size() != prompts.size())
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: one per prompt (" + std::to_string(prompts.size()) +
                                                        "), got " + std::to_string(inputs.input_features.size()));
     for (const auto& features : inputs.input_features) {
         if (!features) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "input features: a row has none");
     }
-    if (info.input_feature_tokens > 0 && inputs.input_features.empty() && prompts > 0)
+    if (info.input_feature_tokens > 0 && inputs.input_features.empty() && !prompts.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "a speech model generates from input features (one per row)");
+    if (info.input_feature_tokens > 0 &&
+        std::any_of(prompts.begin(), prompts.end(), [](const auto& p) { return !p.empty(); }))
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "a speech model's encoder takes input features, not prompt tokens (its prompts are empty)");
 }
 
 void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config) {
@@ -447,7 +452,7 @@ GenerationResult generate(ModelSession& session, const std::vector<std::vector<i
     if (options.output_scores >= 0) result.scores.resize(result.new_tokens.size());
     if (prompts.empty()) return result;
     const EncoderDecoderInputs& seq2seq = options.encoder_decoder;
-    check_encoder_decoder_inputs(session.info(), prompts.size(), seq2seq);
+    check_encoder_decoder_inputs(session.info(), prompts, seq2seq);
     Generator generator(session);
     // An encoder-decoder model's decoder prompts are all alike (decoder_start_token_id, or the
     // caller's decoder prompt).

@@ -236,9 +236,11 @@ class Generator {
 // Throws naming the first id outside the model's vocabulary, an empty prompt, or a prompt that
 // with max_new_tokens would outgrow the model's context (max_position_embeddings).
 void check_prompt(const tfx_model_info& info, std::span<const int32_t> prompt, int64_t max_new_tokens);
-// Throws unless `inputs` suit the model and a batch of `prompts` rows (features only for a
-// speech model, one per row; a decoder prompt only for an encoder-decoder model).
-void check_encoder_decoder_inputs(const tfx_model_info& info, size_t prompts, const EncoderDecoderInputs& inputs);
+// Throws unless `inputs` suit the model and a batch of `prompts` (features only for a speech
+// model, one per row, whose prompts are then empty; a decoder prompt only for an
+// encoder-decoder model).
+void check_encoder_decoder_inputs(const tfx_model_info& info, const std::vector<std::vector<int32_t>>& prompts,
+                                  const EncoderDecoderInputs& inputs);
 // Throws when `config` asks for what the model cannot do (encoder processors without an encoder).
 void check_config_for_model(const tfx_model_info& info, const GenerationConfig& config);
 
