@@ -6,7 +6,7 @@ packages=(
     clang libclang-rt-14-dev            # fuzz targets (libFuzzer + ASan)
     libboost-dev                        # Boost.DLL (header-only), Asio, Beast
     nlohmann-json3-dev libcli11-dev
-    libdnnl-dev                         # CPU backend matmuls
+    libdnnl-dev                         # bench_gemm's reference matmuls
     libhwy-dev                          # CPU backend kernels: portable SIMD, runtime ISA dispatch
     libtorch-dev                        # the torch backend (plugins/backends/torch)
     libopenblas0-openmp                 # its matmuls: Debian's default libblas is the reference one

@@ -51,7 +51,6 @@ void run_env() {
     line("Compiler", std::string("g++ ") + __VERSION__);
     line("Boost version", std::to_string(BOOST_VERSION / 100000) + "." + std::to_string(BOOST_VERSION / 100 % 1000) +
                               "." + std::to_string(BOOST_VERSION % 100));
-    line("oneDNN version (build)", TFX_DNNL_VERSION);
     line("libtorch version (build)", TFX_TORCH_VERSION);
     line("CUDA toolkit (build)", TFX_CUDA_VERSION);
     line("CPU threads", std::to_string(std::thread::hardware_concurrency()));

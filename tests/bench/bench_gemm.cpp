@@ -1,7 +1,8 @@
-// Prefill matmuls against this machine's FMA peak, in one run: tfx's own GEMM (gemm.h) and
-// oneDNN's f32 matmul on the same shapes (SmolLM-135M's projections), each reporting
-// GFLOP/s; BM_FmaPeak measures the peak with the vectorised loop of `tfx bench --roofline`.
-// Compare GFLOP/s with fma_GFLOPs at the same thread count.
+// Prefill matmuls against this machine's FMA peak, in one run: tfx's own GEMMs (gemm.h, and
+// gemm_bf16.h's bf16 dot products where the CPU has them) and oneDNN's f32 and bf16 matmuls on
+// the same shapes (SmolLM-135M's projections), each reporting GFLOP/s; BM_FmaPeak measures
+// the f32 FMA peak with the vectorised loop of `tfx bench --roofline` (bf16 dot products
+// peak at twice it). Compare GFLOP/s with fma_GFLOPs at the same thread count.
 //   bench_gemm --benchmark_filter=... ; OMP_NUM_THREADS picks the threads.
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -11,6 +12,7 @@
 
 #include "apps/tfx/roofline.h"
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "onednn_matmul.h"
 #include "tfx/sdk/half.hpp"
 
@@ -68,20 +70,49 @@ void BM_OneDnnF32(benchmark::State& state, int64_t n, int64_t k) {
     report(state, m, n, k);
 }
 
+// matmul_precision medium: x rounded to bf16, bf16 dot products on the bf16 weights.
+void BM_GemmBf16Dot(benchmark::State& state, int64_t n, int64_t k) {
+    if (!tfx::cpu::bf16_dot_products_available()) return state.SkipWithError("no AVX-512 BF16 on this CPU");
+    const int64_t m = state.range(0);
+    Operands o(m, n, k, WeightFormat::bf16);
+    const tfx::cpu::MatvecWeight w{o.w16.data(), WeightFormat::bf16, nullptr, o.y.data(), n};
+    for (auto _ : state) {
+        tfx::cpu::gemm_many_bf16(o.x.data(), &w, 1, m, k);
+        benchmark::DoNotOptimize(o.y.data());
+    }
+    report(state, m, n, k);
+}
+
+// oneDNN's bf16 matmul on x rounded once before the loop (so it is given its best case).
+void BM_OneDnnBf16(benchmark::State& state, int64_t n, int64_t k) {
+    const int64_t m = state.range(0);
+    Operands o(m, n, k, WeightFormat::bf16);
+    std::vector<uint16_t> x16;
+    for (float v : o.x) x16.push_back(tfx::sdk::f32_to_bf16(v));
+    tfx::cpu::OneDnnMatmul matmul;
+    for (auto _ : state) {
+        matmul.run_bf16(x16.data(), o.w16.data(), nullptr, o.y.data(), m, n, k);
+        benchmark::DoNotOptimize(o.y.data());
+    }
+    report(state, m, n, k);
+}
+
 void BM_FmaPeak(benchmark::State& state) {
     for (auto _ : state)
         state.counters["fma_GFLOPs"] = tfx::cli::measure_roofline(omp_get_max_threads()).fma_gflop_per_s;
 }
 
-#define TFX_GEMM(name, n, k)                                                                    \
-    BENCHMARK_CAPTURE(BM_Gemm, name##_f32, n, k, WeightFormat::f32)                             \
-        ->Arg(17)                                                                               \
-        ->Arg(32)                                                                               \
-        ->Arg(128)                                                                              \
-        ->Arg(512)                                                                              \
-        ->UseRealTime();                                                                        \
-    BENCHMARK_CAPTURE(BM_Gemm, name##_bf16, n, k, WeightFormat::bf16)->Arg(128)->UseRealTime(); \
-    BENCHMARK_CAPTURE(BM_OneDnnF32, name, n, k)->Arg(17)->Arg(32)->Arg(128)->Arg(512)->UseRealTime()
+#define TFX_GEMM(name, n, k)                                                                          \
+    BENCHMARK_CAPTURE(BM_Gemm, name##_f32, n, k, WeightFormat::f32)                                   \
+        ->Arg(17)                                                                                     \
+        ->Arg(32)                                                                                     \
+        ->Arg(128)                                                                                    \
+        ->Arg(512)                                                                                    \
+        ->UseRealTime();                                                                              \
+    BENCHMARK_CAPTURE(BM_Gemm, name##_bf16, n, k, WeightFormat::bf16)->Arg(128)->UseRealTime();       \
+    BENCHMARK_CAPTURE(BM_OneDnnF32, name, n, k)->Arg(17)->Arg(32)->Arg(128)->Arg(512)->UseRealTime(); \
+    BENCHMARK_CAPTURE(BM_GemmBf16Dot, name, n, k)->Arg(32)->Arg(128)->Arg(512)->UseRealTime();        \
+    BENCHMARK_CAPTURE(BM_OneDnnBf16, name, n, k)->Arg(32)->Arg(128)->Arg(512)->UseRealTime()
 
 TFX_GEMM(q_576x576, 576, 576);
 TFX_GEMM(kv_192x576, 192, 576);

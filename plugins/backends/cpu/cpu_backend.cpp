@@ -2,8 +2,9 @@
 // (quant_matvec.h: int8 dot products, for every row count). Matmuls of a few rows (decode)
 // stream the weights in their stored format through our matvec kernels (matvec.h: widened in
 // registers, so results equal an f32 matmul while bf16/f16 halve the bytes streamed); larger
-// ones go through oneDNN's blocked f32 GEMM. Its device is host memory: alloc hands out 64-byte aligned
-// blocks, map_host returns the host's own (memory-mapped) bytes without a copy.
+// ones go through tfx's register-tiled GEMM (gemm.h; with matmul_precision medium, bf16 weights
+// take AVX-512 BF16 dot products, gemm_bf16.h). Its device is host memory: alloc hands out
+// 64-byte aligned blocks, map_host returns the host's own (memory-mapped) bytes without a copy.
 #include "cpu_backend.h"
 
 #include <omp.h>
@@ -21,10 +22,10 @@
 #include <vector>
 
 #include "gemm.h"
+#include "gemm_bf16.h"
 #include "k_quant_rows.h"
 #include "kernels.h"
 #include "matvec.h"
-#include "onednn_matmul.h"
 #include "parallel.h"
 #include "quant_matvec.h"
 #include "tfx/sdk/error.hpp"
@@ -521,12 +522,9 @@ class CpuBackendImpl {
             }
             return quant_matmul_many(calls[0].in.data, q, bias, out, count, rows);
         }
-        bool bf16_dot_products = false;  // a weight for oneDNN's bf16 matmul: each goes alone
-        for (int32_t i = 0; i < count && floats; ++i) {
-            bf16_dot_products = bf16_dot_products || (ws[i]->format == tfx_weight::Format::bf16 && bf16_matmuls());
-        }
-        if (floats && rows > 0 && (rows < kBlockedGemmMinRows || !bf16_dot_products)) {
+        if (floats && rows > 0) {
             MatvecWeight m[kQuantMatmulMany];
+            bool all_bf16 = true;
             for (int32_t i = 0; i < count; ++i) {
                 const auto f = ws[i]->format;
                 m[i] = {ws[i]->data.get(),
@@ -534,9 +532,12 @@ class CpuBackendImpl {
                         : f == tfx_weight::Format::f16 ? WeightFormat::f16
                                                        : WeightFormat::bf16,
                         calls[i].bias, calls[i].out.data, ws[i]->out_features};
+                all_bf16 = all_bf16 && f == tfx_weight::Format::bf16;
             }
-            if (rows < kBlockedGemmMinRows) return matvec_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
-            return gemm_many(calls[0].in.data, m, count, rows, ws[0]->in_features);
+            const int64_t k = ws[0]->in_features;
+            if (rows < kBlockedGemmMinRows) return matvec_many(calls[0].in.data, m, count, rows, k);
+            if (all_bf16 && bf16_matmuls(k)) return gemm_many_bf16(calls[0].in.data, m, count, rows, k);
+            return gemm_many(calls[0].in.data, m, count, rows, k);
         }
         if ((quantized || floats) && rows == 0) return;
         for (int32_t i = 0; i < count; ++i) linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i]);
@@ -915,17 +916,11 @@ class CpuBackendImpl {
         const void* weights = w->data.get();
         if (rows < kBlockedGemmMinRows) {
             matvec(x, weights, format, b, y, rows, w->out_features, w->in_features);
-        } else if (format == WeightFormat::bf16 && bf16_matmuls()) {
-            // matmul_precision medium: x rounded to bf16, and oneDNN's bf16 dot products (f32
-            // sums) on the weights as stored: 1.6x the widened f32 GEMM (SmolLM-135M pp128, Zen 5).
-            const int64_t n = rows * w->in_features;
-            uint16_t* narrowed = grow(narrowed_, n);
-            parallel_for(rows, n > 65536, [&](int64_t r) {
-                for (int64_t c = 0; c < w->in_features; ++c) {
-                    narrowed[r * w->in_features + c] = sdk::f32_to_bf16(x[r * w->in_features + c]);
-                }
-            });
-            matmul_.run_bf16(narrowed, w->half(), b, y, rows, w->out_features, w->in_features);
+        } else if (format == WeightFormat::bf16 && bf16_matmuls(w->in_features)) {
+            // matmul_precision medium: x rounded to bf16 and bf16 dot products (f32 sums) on
+            // the weights as stored (gemm_bf16.h).
+            const MatvecWeight one{weights, format, b, y, w->out_features};
+            gemm_many_bf16(x, &one, 1, rows, w->in_features);
         } else {
             // Compute-bound: tfx's register-tiled GEMM, level with oneDNN's f32 GEMM on
             // SmolLM-135M's projections (AVX-512 Zen 5, bench_gemm) while reading the weights
@@ -944,16 +939,12 @@ class CpuBackendImpl {
     static constexpr int64_t kBlockedGemmMinRows = 32;
     static constexpr size_t kAlignment = 64;
 
-    OneDnnMatmul matmul_;
-    std::vector<uint16_t> narrowed_;  // and for x rounded to bf16 (matmul_precision medium)
-    bool medium_precision_ = false;   // the host's matmul_precision option is "medium"
+    bool medium_precision_ = false;  // the host's matmul_precision option is "medium"
 
-    // bf16 x bf16 prefill matmuls: asked for, and the CPU has AVX-512 BF16 dot products within
-    // the dispatch cap (oneDNN would emulate them elsewhere, slower than the f32 GEMM).
-    bool bf16_matmuls() const {
-        static const bool supported = __builtin_cpu_supports("avx512bf16");
-        return medium_precision_ && supported && isa_in_use().rfind("avx3", 0) == 0;
-    }
+    // bf16 x bf16 prefill matmuls over k columns: asked for, the CPU has AVX-512 BF16 dot
+    // products within the dispatch cap (elsewhere they would be emulated, slower than the f32
+    // GEMM), and k pairs up.
+    bool bf16_matmuls(int64_t k) const { return medium_precision_ && k % 2 == 0 && bf16_dot_products_available(); }
     // linear_experts scratch (grow-only): rows grouped by expert, in and out, and the grouping.
     std::vector<float> experts_in_, experts_out_;
     std::vector<int64_t> start_, fill_, slot_;

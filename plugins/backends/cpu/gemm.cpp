@@ -83,8 +83,9 @@ void TileShape(int64_t* rows, int64_t* columns, int64_t* max_block_columns) {
 // g holds rows m0 + g*width .. + width as xp[g][p][row], zero past mc. Four rows by four
 // columns at a time, transposed in 128-bit registers (a third of the scalar loop's time).
 void PackRows(const float* x, int64_t k, int64_t m0, int64_t mc, int64_t k0, int64_t kc, int64_t g0, int64_t g1,
-              float* xp) {
+              void* packed) {
     const int64_t width = tile_columns();
+    float* xp = static_cast<float*>(packed);
     for (int64_t g = g0; g < g1; ++g) {
         float* group = xp + g * kc * width;
         int64_t c = 0;
@@ -148,9 +149,10 @@ void widen_tile(const uint16_t* w, WeightFormat format, int64_t k, int64_t k0, i
 
 // Output features [r0, r1) of one weight for the packed block (rows m0 .. m0 + mc of x,
 // columns k0 .. k0 + kc): y = the block's product (+ bias) when `first`, y += it after.
-void TileRange(const float* xp, int64_t m0, int64_t mc, int64_t k0, int64_t kc, bool first, const MatvecWeight* w,
+void TileRange(const void* packed, int64_t m0, int64_t mc, int64_t k0, int64_t kc, bool first, const MatvecWeight* w,
                int64_t k, int64_t r0, int64_t r1) {
     const int64_t width = tile_columns(), lanes = static_cast<int64_t>(hn::Lanes(Df()));
+    const float* xp = static_cast<const float*>(packed);
     HWY_ALIGN float widened[kTileRows * kMaxBlockColumns];
     HWY_ALIGN float out[kTileRows * kTileVectors * HWY_MAX_BYTES / sizeof(float)];
     for (int64_t r = r0; r < r1; r += kTileRows) {
@@ -182,88 +184,20 @@ void TileRange(const float* xp, int64_t m0, int64_t mc, int64_t k0, int64_t kc, 
 HWY_AFTER_NAMESPACE();
 
 #if HWY_ONCE
-#include <omp.h>
-
-#include <hwy/aligned_allocator.h>
-
-#include "parallel.h"
+#include "gemm_blocked.h"
 
 namespace tfx::cpu {
 HWY_EXPORT(TileShape);
 HWY_EXPORT(PackRows);
 HWY_EXPORT(TileRange);
 
-namespace {
-
-// Rows of x per block: the packed block (this x the block's columns) stays in L2 while every
-// weight tile passes over it.
-constexpr int64_t kMaxBlockRows = 128;
-
-// The packed block, per calling thread (the threads of one call share it); grow-only.
-float* packed_block(int64_t floats) {
-    thread_local hwy::AlignedFreeUniquePtr<float[]> block;
-    thread_local int64_t capacity = 0;
-    if (floats > capacity) {
-        block = hwy::AllocateAligned<float>(static_cast<size_t>(floats));
-        capacity = floats;
-    }
-    return block.get();
-}
-
-int64_t ceil_div(int64_t a, int64_t b) {
-    return (a + b - 1) / b;
-}
-
-}  // namespace
-
 void gemm_many(const float* x, const MatvecWeight* ws, int count, int64_t m, int64_t k) {
     settle_isa_dispatch();
-    if (m <= 0 || k <= 0) return;
-    int64_t tile_rows = 0, width = 0, max_columns = 0;
-    HWY_DYNAMIC_DISPATCH(TileShape)(&tile_rows, &width, &max_columns);
-    const auto pack = &HWY_DYNAMIC_DISPATCH(PackRows);
-    const auto multiply = &HWY_DYNAMIC_DISPATCH(TileRange);
-
-    // Even blocks: k = 576 is one block of 576 columns rather than 512 and 64.
-    const int64_t kc_max = ceil_div(k, ceil_div(k, max_columns));
-    const int64_t mc_max = ceil_div(ceil_div(m, ceil_div(m, kMaxBlockRows)), width) * width;
-    float* xp = packed_block(mc_max * kc_max);
-
-    // Tiles numbered across the weights one after another; tile t of weight i covers output
-    // features [t * tile_rows, ...) of it.
-    std::vector<int64_t> first_tile(static_cast<size_t>(count) + 1, 0);
-    int64_t work = 0;
-    for (int i = 0; i < count; ++i) {
-        first_tile[static_cast<size_t>(i) + 1] = first_tile[static_cast<size_t>(i)] + ceil_div(ws[i].n, tile_rows);
-        work += ws[i].n;
-    }
-    const int64_t tiles = first_tile.back();
-    const bool threaded = use_threads(work * k >= (int64_t{1} << 16));
-
-    for (int64_t k0 = 0; k0 < k; k0 += kc_max) {
-        const int64_t kc = std::min(kc_max, k - k0);
-        for (int64_t m0 = 0; m0 < m; m0 += mc_max) {
-            const int64_t mc = std::min(mc_max, m - m0), groups = ceil_div(mc, width);
-            auto run_tile = [&](int64_t t) {
-                const auto next = std::upper_bound(first_tile.begin(), first_tile.end(), t);
-                const auto i = static_cast<size_t>(next - first_tile.begin() - 1);
-                const int64_t r0 = (t - first_tile[i]) * tile_rows;
-                multiply(xp, m0, mc, k0, kc, k0 == 0, &ws[i], k, r0, std::min(ws[i].n, r0 + tile_rows));
-            };
-            if (!threaded) {
-                pack(x, k, m0, mc, k0, kc, 0, groups, xp);
-                for (int64_t t = 0; t < tiles; ++t) run_tile(t);
-                continue;
-            }
-#pragma omp parallel
-            {
-#pragma omp for schedule(static)
-                for (int64_t g = 0; g < groups; ++g) pack(x, k, m0, mc, k0, kc, g, g + 1, xp);
-#pragma omp for schedule(static)
-                for (int64_t t = 0; t < tiles; ++t) run_tile(t);
-            }
-        }
-    }
+    BlockedKernels kernels;
+    HWY_DYNAMIC_DISPATCH(TileShape)(&kernels.tile_rows, &kernels.width, &kernels.max_block_columns);
+    kernels.pack = &HWY_DYNAMIC_DISPATCH(PackRows);
+    kernels.multiply = &HWY_DYNAMIC_DISPATCH(TileRange);
+    run_blocked(kernels, x, ws, count, m, k);
 }
 
 }  // namespace tfx::cpu

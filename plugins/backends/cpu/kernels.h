@@ -1,5 +1,5 @@
 // CPU kernels on contiguous f32 rows (the matmuls are in matvec.h). Each parallelizes with
-// OpenMP, the pool oneDNN uses too, so the backend has exactly one set of worker threads.
+// OpenMP, so the backend has exactly one set of worker threads.
 #pragma once
 
 #include <cstdint>

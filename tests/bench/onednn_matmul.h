@@ -1,6 +1,7 @@
 // Matmuls through oneDNN: y[m, n] = x[m, k] · w[n, k]ᵀ (+ bias). One primitive per shape,
-// created on first use and cached. The backend runs bf16 dot products here (matmul_precision
-// medium); f32 prefill runs on gemm.h, and run() stays as bench_gemm's reference.
+// created on first use and cached. bench_gemm's reference for tfx's own GEMMs: the cpu backend
+// used oneDNN for prefill until gemm.h (f32) and gemm_bf16.h (bf16 dot products) measured
+// level with it or faster, and no longer links it.
 #pragma once
 
 #include <cstdint>
