@@ -1,8 +1,27 @@
 #include "core/device.h"
 
+#include <charconv>
+
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
+
+DeviceSpec parse_device_spec(const std::string& text) {
+    const size_t colon = text.find(':');
+    if (colon == std::string::npos) return {text, 0};
+    DeviceSpec spec{text.substr(0, colon), 0};
+    const std::string digits = text.substr(colon + 1);
+    const auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), spec.index);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || spec.index < 0) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "device '" + text +
+                                                       "': expected NAME or NAME:INDEX (cuda:1), with "
+                                                       "a device index of 0 or more after the ':'");
+    }
+    if (spec.name == "auto") {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "device '" + text + "': auto picks the backend and takes no index");
+    }
+    return spec;
+}
 
 DeviceAllocation& DeviceAllocation::operator=(DeviceAllocation&& other) noexcept {
     if (this != &other) {

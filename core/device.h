@@ -4,12 +4,23 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 #include <utility>
 
 #include "tfx/backend.h"
 #include "tfx/sdk/tensor.hpp"
 
 namespace tfx {
+
+// `--device NAME[:N]` (TFX_DEVICE, LoadOptions::device): a backend or device kind ("cpu",
+// "torch", "cuda", "auto") and the index of one of its devices, 0 when not given. Throws
+// sdk::Error naming the text when the index is not a small non-negative number, or is given
+// to "auto".
+struct DeviceSpec {
+    std::string name;
+    int32_t index = 0;
+};
+DeviceSpec parse_device_spec(const std::string& text);
 
 class Device;
 

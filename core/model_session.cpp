@@ -6,6 +6,7 @@
 #include <set>
 #include <span>
 
+#include "core/device.h"
 #include "core/json_file.h"
 #include "core/log.h"
 #include "core/lora_runtime.h"
@@ -453,6 +454,7 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     if (!format.empty()) impl.options["weight_format"] = format;
     check_formats(*plugins.backend, *plugins.attention, options, format);
     impl.services.device = device_of(*plugins.backend);
+    impl.services.device.device_id = parse_device_spec(options.device).index;  // cuda:1 -> 1
 
     impl.backend = instantiate(*plugins.backend, &impl.services, TFX_KIND_BACKEND);
     const auto* backend_ops = impl.backend->table<tfx_backend_ops>();

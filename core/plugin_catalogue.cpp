@@ -423,6 +423,21 @@ LoadedPlugin load_plugin(const PluginRecord& record) {
     return load_in_process(record);
 }
 
+std::string unavailable_reason(const tfx_plugin_descriptor& descriptor) {
+    constexpr size_t kMaxReasonBytes = 300;
+    const bool offered = descriptor.struct_size >= offsetof(tfx_plugin_descriptor, unavailable_reason) +
+                                                       sizeof(descriptor.unavailable_reason) &&
+                         descriptor.unavailable_reason != nullptr;
+    const char* said = offered ? descriptor.unavailable_reason() : nullptr;
+    std::string reason;
+    for (size_t i = 0; said != nullptr && said[i] != '\0' && reason.size() < kMaxReasonBytes; ++i) {
+        const auto c = static_cast<unsigned char>(said[i]);
+        reason += c < 0x20 || c == 0x7f ? '?' : static_cast<char>(c);
+    }
+    if (reason.empty()) return "the plugin reports it cannot run on this machine (score 0)";
+    return reason + " (score 0)";
+}
+
 void probe_in_process(PluginRecord& record, bool create_instance) {
     try {
         LoadedPlugin plugin = load_plugin(record);
@@ -440,7 +455,8 @@ void probe_in_process(PluginRecord& record, bool create_instance) {
         }
         if (record.score <= 0) {
             record.status = PluginStatus::unavailable;
-            record.reason = "the plugin reports it cannot run on this machine (score 0)";
+            Phase phase(record.name, record.library, "unavailable_reason()");
+            record.reason = unavailable_reason(*d);
             return;
         }
         // A model instance needs a model session (config and weights), so its table (checked

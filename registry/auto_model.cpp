@@ -2,6 +2,7 @@
 
 #include <set>
 
+#include "core/device.h"
 #include "core/gguf_model.h"
 #include "core/json_file.h"
 #include "core/log.h"
@@ -75,7 +76,8 @@ int32_t max_score(const PluginRecord& r) {
 // The candidates are loaded (probed) in order of the score their manifests promise, and no
 // more once one scored at least what the rest promise: a backend that cannot win (a heavy
 // libtorch) is never loaded into a run that does not ask for it.
-const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device) {
+const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string& device_text) {
+    const std::string device = parse_device_spec(device_text).name;
     std::vector<PluginRecord*> candidates;
     for (auto& r : catalogue.records()) {
         if (r.kind != "backend") continue;
@@ -100,7 +102,7 @@ const PluginRecord* choose_backend(PluginCatalogue& catalogue, const std::string
     }
     if (best == nullptr) {
         throw sdk::Error(TFX_ERR_NOT_FOUND,
-                         "no usable backend plugin for device '" + device + "'" +
+                         "no usable backend plugin for device '" + device_text + "'" +
                              (reasons.empty() ? " (none installed; see tfx-plugins list)" : ":" + reasons));
     }
     return best;

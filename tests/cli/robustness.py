@@ -194,6 +194,17 @@ def case_device_choice(tmp):
                        text=True, timeout=60, env=bad)
     expect('TFX_DEVICE names the device', (p.returncode, p.stdout, p.stderr), 1,
            "no usable backend plugin for device 'nosuchdevice'")
+    gen = ('generate', '--model', STORIES, 'hi', '--max-new-tokens', '1')
+    expect('a device index that is not a number', run(*gen, '--device', 'cuda:x'), 1,
+           "device 'cuda:x': expected NAME or NAME:INDEX")
+    expect('auto takes no index', run(*gen, '--device', 'auto:1'), 1, "auto picks the backend and takes no index")
+    expect('a cpu device past the only one', run(*gen, '--device', 'cpu:1'), 1,
+           'device cpu:1 does not exist (the cpu backend has one device, cpu:0)')
+    expect('cpu:0 is the cpu backend', run(*gen, '--device', 'cpu:0', '--greedy'), 0)
+    env = run('env')
+    if 'cuda (' in env[1] and 'cuda (score' not in env[1]:
+        # Built with the CUDA Toolkit, on a machine without a driver or device: it says which.
+        expect('tfx env says why cuda cannot run', env, 0, 'cuda (unavailable here: no CUDA', stream='stdout')
 
 
 def case_local_folder(tmp):

@@ -1,5 +1,6 @@
 // Loader outcomes, each from a real fixture plugin built by the tests.
 #include <chrono>
+#include <cstddef>
 #include <cstdio>
 #include <fstream>
 
@@ -198,10 +199,34 @@ TEST(Catalogue, MissingDependencyQuotesTheLoader) {
     EXPECT_NE(r.reason.find("libtfx_fixture_dependency.so"), std::string::npos) << r.reason;
 }
 
-TEST(Catalogue, ZeroScoreIsUnavailable) {
+TEST(Catalogue, ZeroScoreIsUnavailableInThePluginsOwnWords) {
     auto r = probe("libtfx-attention-fixture-unavailable.so", false, false);
     EXPECT_EQ(r.status, PluginStatus::unavailable);
     EXPECT_EQ(r.score, 0);
+    EXPECT_EQ(r.reason, "no fixture accelerator on this machine (score 0)");
+}
+
+// A 2.9 descriptor ends before unavailable_reason; a reason's control characters cannot reach
+// the terminal, and a runaway one is cut.
+TEST(Catalogue, UnavailableReasonIsReadOnlyWhereTheDescriptorHasItAndIsSanitised) {
+    static std::string said;
+    tfx_plugin_descriptor d{};
+    d.struct_size = sizeof(d);
+    d.unavailable_reason = [] { return said.c_str(); };
+    const std::string generic = "the plugin reports it cannot run on this machine (score 0)";
+    said = "no widget";
+    EXPECT_EQ(tfx::unavailable_reason(d), "no widget (score 0)");
+    said = "";
+    EXPECT_EQ(tfx::unavailable_reason(d), generic);
+    said = "bell\a and\nnewline \x1b[31mred";
+    EXPECT_EQ(tfx::unavailable_reason(d), "bell? and?newline ?[31mred (score 0)");
+    said = std::string(5000, 'x');
+    EXPECT_EQ(tfx::unavailable_reason(d), std::string(300, 'x') + " (score 0)");
+    d.unavailable_reason = [] { return static_cast<const char*>(nullptr); };
+    EXPECT_EQ(tfx::unavailable_reason(d), generic);
+    d.unavailable_reason = [] { return "never read"; };
+    d.struct_size = offsetof(tfx_plugin_descriptor, unavailable_reason);  // a 2.9 plugin
+    EXPECT_EQ(tfx::unavailable_reason(d), generic);
 }
 
 TEST(Catalogue, CrashInCreateIsContainedByIsolatedProbe) {

@@ -209,6 +209,11 @@ T* grow(std::vector<T>& v, int64_t n) {
 class CpuBackendImpl {
   public:
     explicit CpuBackendImpl(const tfx_host_services* host) {
+        // One device, all cores: cpu:1 names nothing.
+        if (host != nullptr && host->device.device_id != 0) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT, "cpu backend: device cpu:" + std::to_string(host->device.device_id) +
+                                                      " does not exist (the cpu backend has one device, cpu:0)");
+        }
         // The kernel target (TFX_CPU_ISA applied) is settled here, so a bad cap fails the
         // session's start rather than its first matmul.
         std::string isa;

@@ -163,8 +163,19 @@ class Cublas {
 
 class CudaBackend {
   public:
-    explicit CudaBackend(const tfx_host_services*) {
-        check(cudaSetDevice(0), "cuda backend: cudaSetDevice");
+    explicit CudaBackend(const tfx_host_services* host) {
+        // --device cuda:N: the host stamps N on every tensor; this backend computes there.
+        const int index = host != nullptr ? host->device.device_id : 0;
+        int count = 0;
+        check(cudaGetDeviceCount(&count), "cuda backend: cudaGetDeviceCount");
+        if (index >= count) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "cuda backend: device cuda:" + std::to_string(index) + " does not exist (" +
+                            std::to_string(count) +
+                            " CUDA device(s) here: cuda:0 to cuda:" + std::to_string(count - 1) + ")");
+        }
+        index_ = index;
+        check(cudaSetDevice(index), "cuda backend: cudaSetDevice");
         check(cublas_.create(&blas_), "cuda backend: cublasCreate");
         // Plain f32 FMA: TF32 tensor cores would be 1e-3 off the goldens.
         check(cublas_.set_math_mode(blas_, CUBLAS_PEDANTIC_MATH), "cuda backend: cublasSetMathMode");
@@ -174,17 +185,27 @@ class CudaBackend {
         cudaFree(scratch_);
         cublas_.destroy(blas_);
     }
+    // The device this backend computes on, made current on the calling thread before each op
+    // (the host may call from any thread; cudaSetDevice is per thread).
+    int index() const { return index_; }
     CudaBackend(const CudaBackend&) = delete;
     CudaBackend& operator=(const CudaBackend&) = delete;
 
     // 0 without a driver or a device: the host then never creates it.
-    static int32_t score() {
+    static int32_t score() { return unavailable_reason().empty() ? 200 : 0; }
+    // What `tfx env` shows when score() is 0.
+    static std::string unavailable_reason() {
         int count = 0;
-        if (cudaGetDeviceCount(&count) != cudaSuccess || count == 0) {
-            cudaGetLastError();  // clear the sticky "no driver" error
-            return 0;
+        const cudaError_t status = cudaGetDeviceCount(&count);
+        cudaGetLastError();  // clear the sticky "no driver" error
+        if (status == cudaErrorInsufficientDriver) {
+            return std::string("no CUDA driver (or one older than this CUDA runtime, ") +
+                   std::to_string(CUDART_VERSION / 1000) + "." + std::to_string(CUDART_VERSION % 1000 / 10) +
+                   "): " + cudaGetErrorString(status);
         }
-        return 200;
+        if (status == cudaErrorNoDevice || (status == cudaSuccess && count == 0)) return "no CUDA device";
+        if (status != cudaSuccess) return std::string("CUDA cannot list devices: ") + cudaGetErrorString(status);
+        return {};
     }
 
     // ---- memory and transfers ----
@@ -540,6 +561,7 @@ class CudaBackend {
         return static_cast<char*>(scratch_);
     }
 
+    int index_ = 0;  // cuda:N
     Cublas cublas_;
     cublasHandle_t blas_ = nullptr;
     void* scratch_ = nullptr;
@@ -548,20 +570,33 @@ class CudaBackend {
     std::unordered_set<void*> owned_;
 };
 
-int32_t run_kernel(void*, tfx_kernel_fn kernel, void* ctx, tfx_error* error) noexcept {
+int32_t run_kernel(void* self, tfx_kernel_fn kernel, void* ctx, tfx_error* error) noexcept {
     if (kernel == nullptr) {
         sdk::fill_error(error, TFX_ERR_INVALID_ARGUMENT, "run_kernel: kernel is missing");
         return TFX_ERR_INVALID_ARGUMENT;
     }
-    if (cudaSetDevice(0) != cudaSuccess) {
+    if (cudaSetDevice(static_cast<CudaBackend*>(self)->index()) != cudaSuccess) {
         sdk::fill_error(error, TFX_ERR_INTERNAL, "run_kernel: cudaSetDevice failed");
         return TFX_ERR_INTERNAL;
     }
     return kernel(ctx, error);
 }
 
+// void CudaBackend::fn(Args...) as an op: the backend's device made current, then the call.
 template <auto Method>
-inline constexpr auto op = sdk::method<Method>;
+struct OnDevice;
+template <class... Args, void (CudaBackend::*Method)(Args...)>
+struct OnDevice<Method> {
+    static int32_t call(void* self, Args... args, tfx_error* error) noexcept {
+        return sdk::guard(error, [&] {
+            auto* backend = static_cast<CudaBackend*>(self);
+            check(cudaSetDevice(backend->index()), "cudaSetDevice");
+            (backend->*Method)(args...);
+        });
+    }
+};
+template <auto Method>
+inline constexpr auto op = &OnDevice<Method>::call;
 
 const tfx_backend_ops kOps = {
     sizeof(tfx_backend_ops),

@@ -135,6 +135,12 @@ at::Tensor activate(int32_t act, const at::Tensor& x) {
 class TorchBackend {
   public:
     explicit TorchBackend(const tfx_host_services* host) {
+        // libtorch's CPU device: torch:1 names nothing.
+        if (host != nullptr && host->device.device_id != 0) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        "torch backend: device torch:" + std::to_string(host->device.device_id) +
+                            " does not exist (it runs on libtorch's CPU device, torch:0)");
+        }
         // ATen's intra-op pool; the host's num_threads, else every core (as the cpu backend).
         at::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
         if (host == nullptr || !TFX_HAS_FIELD(host, tfx_host_services, option) || host->option == nullptr) return;

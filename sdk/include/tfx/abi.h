@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define TFX_ABI_MAJOR 2
-#define TFX_ABI_MINOR 9
+#define TFX_ABI_MINOR 10
 
 /* "TFXPLUG1" — first field of every descriptor; anything else is not a tfx plugin. */
 #define TFX_PLUGIN_MAGIC 0x31475558504c4654ULL
@@ -80,6 +80,11 @@ typedef struct tfx_plugin_descriptor {
     void (*destroy)(void* instance);
     /* The kind's function table (tfx_model_table, tfx_backend_ops, ...); static storage. */
     const void* (*get_table)(void);
+    /* ABI 2.10: why score() returns 0 here, as a short phrase the host shows after "unavailable
+     * here: " ("no CUDA driver: ..."); NULL, or NULL / "" returned, when there is nothing to
+     * say. Cheap and side-effect free like score(); the string stays valid until the plugin's
+     * next call. Descriptors of older plugins end before it (struct_size). */
+    const char* (*unavailable_reason)(void);
 } tfx_plugin_descriptor;
 
 typedef const tfx_plugin_descriptor* (*tfx_plugin_entry_fn)(void);
@@ -98,6 +103,8 @@ TFX_STATIC_ASSERT(sizeof(tfx_error) == 8 + TFX_ERROR_MESSAGE_SIZE, "tfx_error la
 TFX_STATIC_ASSERT(offsetof(tfx_plugin_descriptor, kind) == 16, "descriptor layout");
 TFX_STATIC_ASSERT(offsetof(tfx_plugin_descriptor, name) == 24, "descriptor layout");
 TFX_STATIC_ASSERT(offsetof(tfx_plugin_descriptor, get_table) == 72, "descriptor layout");
+TFX_STATIC_ASSERT(offsetof(tfx_plugin_descriptor, unavailable_reason) == 80, "descriptor layout");
+TFX_STATIC_ASSERT(sizeof(tfx_plugin_descriptor) == 88, "descriptor layout");
 TFX_STATIC_ASSERT(sizeof(tfx_sink) == 16, "tfx_sink layout");
 
 #endif /* TFX_ABI_H */

@@ -15,6 +15,7 @@
 #pragma once
 
 #include <concepts>
+#include <string>
 
 #include "tfx/sdk/error.hpp"
 #include "tfx/tfx.h"
@@ -50,6 +51,13 @@ concept HasScore = requires {
     { Instance::score() } -> std::convertible_to<int32_t>;
 };
 
+// A class whose score() can be 0 says why with `static std::string unavailable_reason()`
+// ("no CUDA driver: ..."; empty when it can run).
+template <class Instance>
+concept HasUnavailableReason = requires {
+    { Instance::unavailable_reason() } -> std::convertible_to<std::string>;
+};
+
 template <class Instance>
 int32_t create_instance(const tfx_host_services* host, void** out, tfx_error* error) noexcept {
     return guard(error, [&] { *out = new Instance(host); });
@@ -74,6 +82,21 @@ int32_t score_instance() noexcept {
 }
 
 template <class Instance>
+const char* unavailable_reason_of_instance() noexcept {
+    if constexpr (HasUnavailableReason<Instance>) {
+        thread_local std::string reason;
+        try {
+            reason = Instance::unavailable_reason();
+        } catch (...) {
+            reason.clear();
+        }
+        return reason.c_str();
+    } else {
+        return nullptr;
+    }
+}
+
+template <class Instance>
 tfx_plugin_descriptor make_descriptor(const void* (*get_table)()) noexcept {
     tfx_plugin_descriptor d{};
     d.magic = TFX_PLUGIN_MAGIC;
@@ -88,6 +111,7 @@ tfx_plugin_descriptor make_descriptor(const void* (*get_table)()) noexcept {
     d.create = &create_instance<Instance>;
     d.destroy = &destroy_instance<Instance>;
     d.get_table = get_table;
+    d.unavailable_reason = &unavailable_reason_of_instance<Instance>;
     return d;
 }
 
