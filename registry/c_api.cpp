@@ -7,6 +7,7 @@
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <sstream>
+#include <type_traits>
 #include <variant>
 
 #include "core/forward_call.h"
@@ -38,6 +39,7 @@ struct tfx_api_pipeline {
         std::unique_ptr<tfx::Text2TextGenerationPipeline>, std::unique_ptr<tfx::ZeroShotImageClassificationPipeline>,
         std::unique_ptr<tfx::AutomaticSpeechRecognitionPipeline>, std::unique_ptr<tfx::ImageFeatureExtractionPipeline>>
         pipeline;
+    std::string task;  // as opened ("ner", "translation_en_to_fr", ...)
 };
 
 struct tfx_api_model {
@@ -99,6 +101,70 @@ tfx::LoadOptions load_options(const tfx_api_open_options* options) {
         load.merge_lora = options->merge_lora != 0;
     }
     return load;
+}
+
+// The input fields a pipeline reads; the generating ones also read every generation_config
+// field (max_new_tokens, num_beams, ...).
+struct InputFields {
+    std::vector<std::string> names;
+    bool generation = false;
+};
+InputFields input_fields(const tfx_api_pipeline& p) {
+    return std::visit(
+        [](const auto& pipeline) -> InputFields {
+            using P = typename std::decay_t<decltype(pipeline)>::element_type;
+            if constexpr (std::is_same_v<P, tfx::FeatureExtractionPipeline>) {
+                return {{"text", "pooling", "normalize"}};
+            } else if constexpr (std::is_same_v<P, tfx::TextClassificationPipeline>) {
+                return {{"text"}};
+            } else if constexpr (std::is_same_v<P, tfx::FillMaskPipeline>) {
+                return {{"text", "top_k"}};
+            } else if constexpr (std::is_same_v<P, tfx::TextGenerationPipeline> ||
+                                 std::is_same_v<P, tfx::Text2TextGenerationPipeline>) {
+                return {{"text"}, true};
+            } else if constexpr (std::is_same_v<P, tfx::TokenClassificationPipeline>) {
+                return {{"text", "aggregation_strategy", "ignore_labels"}};
+            } else if constexpr (std::is_same_v<P, tfx::QuestionAnsweringPipeline>) {
+                return {{"question", "context", "top_k", "max_answer_len", "handle_impossible_answer", "max_seq_len",
+                         "doc_stride"}};
+            } else if constexpr (std::is_same_v<P, tfx::ZeroShotClassificationPipeline>) {
+                return {{"text", "candidate_labels", "hypothesis_template", "multi_label"}};
+            } else if constexpr (std::is_same_v<P, tfx::ImageClassificationPipeline>) {
+                return {{"image", "top_k"}};
+            } else if constexpr (std::is_same_v<P, tfx::ZeroShotImageClassificationPipeline>) {
+                return {{"image", "candidate_labels", "hypothesis_template"}};
+            } else if constexpr (std::is_same_v<P, tfx::AutomaticSpeechRecognitionPipeline>) {
+                return {{"audio", "language", "task"}, true};
+            } else {
+                static_assert(std::is_same_v<P, tfx::ImageFeatureExtractionPipeline>);
+                return {{"image", "pooling", "normalize"}};
+            }
+        },
+        p.pipeline);
+}
+
+// Whether `key` is a field of transformers' GenerationConfig (acted on or not).
+bool is_generation_field(const std::string& key, const nlohmann::json& value) {
+    const auto unsupported =
+        tfx::GenerationConfig::unsupported_fields(tfx::sdk::Config(nlohmann::json{{key, value}}, "input_json"));
+    return unsupported.empty() || unsupported.front().find("(unknown)") == std::string::npos;
+}
+
+// A field the pipeline does not read is refused, naming it: a misspelt option ("topk") would
+// otherwise change nothing, silently. For the generating pipelines, only names that are not
+// generation_config fields at all are refused (fields tfx does not act on are the CLI's warning).
+void refuse_unknown_fields(const tfx_api_pipeline& p, const nlohmann::json& input) {
+    if (!input.is_object()) return;  // each pipeline's shape check names what it expects
+    const InputFields known = input_fields(p);
+    for (const auto& [key, value] : input.items()) {
+        if (std::find(known.names.begin(), known.names.end(), key) != known.names.end()) continue;
+        if (known.generation && is_generation_field(key, value)) continue;
+        std::string reads;
+        for (const std::string& name : known.names) reads += (reads.empty() ? "" : ", ") + name;
+        throw Error(TFX_ERR_INVALID_ARGUMENT, "input_json: unknown field '" + key + "' for " + p.task + " (it reads " +
+                                                  reads + (known.generation ? " and generation_config fields" : "") +
+                                                  ")");
+    }
 }
 
 void need(const void* p, const char* what) {
@@ -422,6 +488,12 @@ int32_t tfx_api_generate(tfx_api_model* model, const int32_t* const* prompts, co
             const auto json = nlohmann::json::parse(generation_config_json, nullptr, false);
             if (json.is_discarded() || !json.is_object())
                 throw Error(TFX_ERR_INVALID_ARGUMENT, "generation_config_json: expected a JSON object");
+            for (const auto& [key, value] : json.items()) {
+                if (!is_generation_field(key, value)) {
+                    throw Error(TFX_ERR_INVALID_ARGUMENT,
+                                "generation_config_json: unknown field '" + key + "' (not a generation_config field)");
+                }
+            }
             config.read(tfx::sdk::Config(json, "generation_config_json"));
         }
         tfx::GenerateOptions options;
@@ -452,6 +524,7 @@ int32_t tfx_api_pipeline_open(const char* task, const char* model, const tfx_api
         const tfx::LoadOptions load = load_options(options);
         auto p = std::make_unique<tfx_api_pipeline>();
         const std::string name = task;
+        p->task = name;
         if (name == "feature-extraction") {
             p->pipeline = std::make_unique<tfx::FeatureExtractionPipeline>(model, load);
         } else if (name == "text-classification") {
@@ -498,6 +571,7 @@ int32_t tfx_api_pipeline_run(tfx_api_pipeline* pipeline, const char* input_json,
         need(pipeline, "pipeline");
         need(input_json, "input_json");
         auto input = nlohmann::json::parse(input_json, nullptr, false);
+        refuse_unknown_fields(*pipeline, input);
         auto& which = pipeline->pipeline;
         if (auto* seq2seq = std::get_if<std::unique_ptr<tfx::Text2TextGenerationPipeline>>(&which)) {
             write_text(output,

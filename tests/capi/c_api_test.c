@@ -173,6 +173,10 @@ int main(int argc, char** argv) {
           "a bad generation config names the field", error.message);
     status = tfx_api_generate(model, prompts, lengths, 1, "{not json", NULL, NULL, sink_of(&result), &error);
     check(status == TFX_ERR_INVALID_ARGUMENT, "generation_config_json that is not JSON", error.message);
+    status =
+        tfx_api_generate(model, prompts, lengths, 1, "{\"max_new_tokenz\": 3}", NULL, NULL, sink_of(&result), &error);
+    check(status == TFX_ERR_INVALID_ARGUMENT && strstr(error.message, "unknown field 'max_new_tokenz'"),
+          "a misspelt generation field is refused, not ignored", error.message);
     status = tfx_api_apply_chat_template(tokenizer, "[{\"role\": \"user\", \"content\": \"hi\"}]", 1, sink_of(&text),
                                          &error);
     check(status != TFX_OK && error.message[0] != '\0', "a model without a chat template says so", error.message);

@@ -99,6 +99,8 @@ def test_tokenizer_and_text_generation_pipeline(stories):
     assert tok.decode(enc.input_ids, skip_special_tokens=True) == "Once upon a time"
     model = tfx.AutoModelForCausalLM.from_pretrained(stories)
     new = model.generate(enc.input_ids, max_new_tokens=8, do_sample=False)[0][len(enc.input_ids):]
+    with pytest.raises(tfx.TfxError, match="unknown field 'max_new_tokenz'"):
+        model.generate(enc.input_ids, max_new_tokenz=8)
     generator = tfx.pipeline("text-generation", model=stories)
     out = generator("Once upon a time", max_new_tokens=8, do_sample=False)
     assert out == [{"generated_text": "Once upon a time" + tok.decode(new, skip_special_tokens=True)}]
@@ -283,6 +285,9 @@ def test_image_classification_gives_transformers_labels_for_the_png(tmp_path):
     assert abs(labels[0]["score"] - probs.max()) < 1e-4
     both = classifier([image, image], top_k=2)
     assert len(both) == 2 and both[0] == both[1] and len(both[0]) == 2
+    # A field the engine's pipeline does not read is refused, not ignored.
+    with pytest.raises(tfx.TfxError, match="unknown field 'topk' for image-classification"):
+        classifier._pipeline.run(json.dumps({"image": image, "topk": 2}))
     bad = tmp_path / "notes.png"
     bad.write_text("not an image")
     with pytest.raises(tfx.TfxError, match="notes.png"):
