@@ -223,10 +223,14 @@ int64_t Generator::blocks_for(size_t positions) const {
     return static_cast<int64_t>((positions + bs - 1) / bs);
 }
 
-int64_t Generator::blocks_for_contexts() const {
-    int64_t blocks = 0;
-    for (RequestId id : live_) blocks += blocks_for(requests_.at(id).context.size());
-    return blocks;
+int64_t Generator::blocks_committed() const {
+    int64_t pending = 0;
+    for (RequestId id : live_) {
+        const Request& r = requests_.at(id);
+        const auto held = static_cast<int64_t>(cache_->blocks(r.seq).size());
+        pending += std::max<int64_t>(0, blocks_for(r.context.size()) - held);
+    }
+    return cache_->blocks_in_use() + pending;
 }
 
 void Generator::preempt_newest() {

@@ -155,8 +155,10 @@ class Generator {
     size_t paused() const { return paused_.size(); }
     // Preemptions so far.
     int64_t preemptions() const { return preemptions_; }
-    // Blocks the live requests need to hold all of their contexts (prompt + generated so far).
-    int64_t blocks_for_contexts() const;
+    // Blocks the live requests hold, each shared block (a common prefix, n choices of one
+    // prompt) once, plus those their contexts still need (admitted prompts not prefilled yet):
+    // what an admission must leave room beside.
+    int64_t blocks_committed() const;
 
     // Logits of the last step's row for `request` (for tests and logit processors' reports).
     std::span<const float> last_logits(RequestId request) const;

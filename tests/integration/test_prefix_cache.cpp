@@ -184,3 +184,29 @@ TEST(PrefixCache, GenerationIsUnchanged) {
     EXPECT_EQ(with, run(false, nullptr));
     EXPECT_GE(stats.hit_tokens, 32) << "the later prompts found the system prompt's first blocks";
 }
+
+// What tfx serve's admission counts (Generator::blocks_committed): requests that share a system
+// prompt hold its blocks once, and an admitted prompt not prefilled yet counts what it still
+// needs. Counting each request's whole context instead would refuse requests that fit.
+TEST(PrefixCache, CommittedBlocksCountSharedPrefixBlocksOnce) {
+    TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");
+    auto session = tfx::AutoModel::from_pretrained(model, {});
+    const std::vector<int32_t> system = ids(5, 64);  // four full blocks of 16
+    tfx::GenerationConfig greedy;
+    greedy.ignore_eos = true;
+    for (const bool prefix_caching : {true, false}) {
+        SCOPED_TRACE(prefix_caching ? "prefix caching" : "no prefix caching");
+        tfx::Generator g(*session, {.block_size = 16, .max_step_tokens = 256, .prefix_caching = prefix_caching});
+        g.add(concat(system, ids(1, 8)), greedy, 4);
+        EXPECT_EQ(g.blocks_committed(), 5) << "admitted, not prefilled: its 72 positions are pending";
+        g.step();  // prefilled and published
+        EXPECT_EQ(g.blocks_committed(), 5);
+        EXPECT_EQ(g.cache().blocks_in_use(), 5);
+        for (int32_t i = 2; i <= 4; ++i) g.add(concat(system, ids(i, 8)), greedy, 4);
+        // Shared: each newcomer holds the system prompt's four blocks already and needs one of
+        // its own. Not shared: each needs five.
+        EXPECT_EQ(g.blocks_committed(), prefix_caching ? 5 + 3 : 5 + 3 * 5);
+        g.step();
+        EXPECT_EQ(g.blocks_committed(), g.cache().blocks_in_use()) << "every context held after a step";
+    }
+}

@@ -103,8 +103,7 @@ void Engine::admit_locked() {
         const SequenceJob& head = queue_.front().job;
         // The group's prompt, and a private last block for each fork.
         const int64_t blocks = blocks_for(static_cast<int64_t>(head.prompt.size())) + static_cast<int64_t>(group) - 1;
-        if (kv_blocks_ > 0 && (generator_.paused() > 0 || generator_.blocks_for_contexts() + blocks > kv_blocks_))
-            break;
+        if (kv_blocks_ > 0 && (generator_.paused() > 0 || generator_.blocks_committed() + blocks > kv_blocks_)) break;
         std::vector<GenerationConfig> configs;
         for (size_t i = 0; i < group; ++i) configs.push_back(queue_[i].job.config);
         try {
