@@ -8,6 +8,7 @@
 #include "core/forward_call.h"
 #include "core/generation.h"
 #include "core/json_file.h"
+#include "registry/whisper_languages.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx {
@@ -122,7 +123,9 @@ AutomaticSpeechRecognitionPipeline::AutomaticSpeechRecognitionPipeline(const std
 
 int32_t AutomaticSpeechRecognitionPipeline::language_id(const std::string& language) const {
     const std::string lower = lowercase(language);
-    const std::string token = lower.rfind("<|", 0) == 0 ? lower : "<|" + lower + "|>";
+    // A token, a name ("german") or a code ("de"), as transformers' Whisper generate() takes it.
+    const std::string token =
+        lower.rfind("<|", 0) == 0 ? lower : "<|" + whisper_language_code(lower).value_or(lower) + "|>";
     if (!fields_.has_lang_to_id) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "language '" + language +
                                                        "': the model's generation config lists no languages "
@@ -131,7 +134,9 @@ int32_t AutomaticSpeechRecognitionPipeline::language_id(const std::string& langu
     const auto it = fields_.lang_to_id.find(token);
     if (it == fields_.lang_to_id.end()) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "language '" + language + "': the model has no language token " +
-                                                       token + " (give a language code such as en, de, fr)");
+                                                       token +
+                                                       " (give a language code such as en, de, fr, or a name such as "
+                                                       "english)");
     }
     return it->second;
 }

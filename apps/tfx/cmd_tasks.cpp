@@ -342,9 +342,10 @@ void add_task_commands(CLI::App& app) {
         "its 30 s window): one {\"audio\", \"text\", \"language\"} line per file, as transformers' pipeline");
     sr->model.add_to(speech);
     speech->add_option("AUDIO", sr->audio, "Sound files")->required();
-    speech->add_option("--language", sr->language,
-                       "The spoken language (en, de, ... or <|en|>) of a multilingual model (default: the "
-                       "generation config's forced ids, else detected)");
+    speech->add_option(
+        "--language", sr->language,
+        "The spoken language (en, de, ..., <|en|> or a name: english) of a multilingual model (default: the "
+        "generation config's forced ids, else detected)");
     speech->add_option("--task", sr->task,
                        "transcribe, or translate (to English) (default: the generation config's forced ids; "
                        "transcribe when --language is given)");

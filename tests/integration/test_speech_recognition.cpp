@@ -56,6 +56,10 @@ TEST_F(SpeechRecognition, TranscribesWithWhispersPromptAsTheGoldenDid) {
     EXPECT_EQ(asr.decoder_prompt({.language = "en"}), golden_prompt_);
     EXPECT_EQ(asr.decoder_prompt({.language = "<|EN|>", .task = "transcribe"}), golden_prompt_);
     EXPECT_EQ(asr.decoder_prompt({.language = "de", .task = "translate"}), (std::vector<int32_t>{379, 378, 377, 382}));
+    // Or by name, any case, aliases included.
+    EXPECT_EQ(asr.decoder_prompt({.language = "English"}), golden_prompt_);
+    EXPECT_EQ(asr.decoder_prompt({.language = "german", .task = "translate"}),
+              (std::vector<int32_t>{379, 378, 377, 382}));
     tfx::GenerationConfig config = asr.config();
     config.max_new_tokens = static_cast<int64_t>(golden_tokens_.size());
     config.max_length.reset();
