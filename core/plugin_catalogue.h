@@ -99,13 +99,13 @@ class PluginCatalogue {
 // Probes one record in this process: load, validate, score (and create/destroy). Updates
 // status and reason; never throws.
 void probe_in_process(PluginRecord& record, bool create_instance);
+// The same in a forked child; a crash, an exit() or a hang (timeout) becomes status crashed,
+// with the phase (loading, score(), create(), ...) it happened in.
+void probe_isolated(PluginRecord& record, bool create_instance);
 
 // Why a plugin whose score() is 0 cannot run, for "unavailable here: ...": its own words where
 // its descriptor gives them (ABI 2.10 unavailable_reason; control characters replaced, at most
 // a few hundred bytes), else a generic sentence.
 std::string unavailable_reason(const tfx_plugin_descriptor& descriptor);
-// The same in a forked child; a crash, an exit() or a hang (timeout) becomes status crashed,
-// with the phase (loading, score(), create(), ...) it happened in.
-void probe_isolated(PluginRecord& record, bool create_instance);
 
 }  // namespace tfx

@@ -529,20 +529,8 @@ class CpuBackendImpl {
         }
         if (floats && rows > 0) {
             MatvecWeight m[kQuantMatmulMany];
-            bool all_bf16 = true;
-            for (int32_t i = 0; i < count; ++i) {
-                const auto f = ws[i]->format;
-                m[i] = {ws[i]->data.get(),
-                        f == tfx_weight::Format::f32   ? WeightFormat::f32
-                        : f == tfx_weight::Format::f16 ? WeightFormat::f16
-                                                       : WeightFormat::bf16,
-                        calls[i].bias, calls[i].out.data, ws[i]->out_features};
-                all_bf16 = all_bf16 && f == tfx_weight::Format::bf16;
-            }
-            const int64_t k = ws[0]->in_features;
-            if (rows < kBlockedGemmMinRows) return matvec_many(calls[0].in.data, m, count, rows, k);
-            if (all_bf16 && bf16_matmuls(k)) return gemm_many_bf16(calls[0].in.data, m, count, rows, k);
-            return gemm_many(calls[0].in.data, m, count, rows, k);
+            for (int32_t i = 0; i < count; ++i) m[i] = float_weight(ws[i], calls[i].bias, calls[i].out.data);
+            return float_matmuls(calls[0].in.data, m, count, rows, ws[0]->in_features);
         }
         if ((quantized || floats) && rows == 0) return;
         for (int32_t i = 0; i < count; ++i) linear(x, ws[i], biases != nullptr ? biases[i] : nullptr, ys[i]);
@@ -915,23 +903,30 @@ class CpuBackendImpl {
     void matmul(const float* x, const tfx_weight* w, const float* b, float* y, int64_t rows) {
         if (rows == 0) return;
         if (w->is_quantized()) return quant_matmul(x, w->quantized(), b, y, rows);
+        const MatvecWeight one = float_weight(w, b, y);
+        float_matmuls(x, &one, 1, rows, w->in_features);
+    }
+
+    // A float weight (f32, bf16 or f16) as the matvec and GEMM kernels take it.
+    static MatvecWeight float_weight(const tfx_weight* w, const float* bias, float* y) {
         const WeightFormat format = w->format == tfx_weight::Format::f32   ? WeightFormat::f32
                                     : w->format == tfx_weight::Format::f16 ? WeightFormat::f16
                                                                            : WeightFormat::bf16;
-        const void* weights = w->data.get();
-        if (rows < kBlockedGemmMinRows) {
-            matvec(x, weights, format, b, y, rows, w->out_features, w->in_features);
-        } else if (format == WeightFormat::bf16 && bf16_matmuls(w->in_features)) {
-            // matmul_precision medium: x rounded to bf16 and bf16 dot products (f32 sums) on
-            // the weights as stored (gemm_bf16.h).
-            const MatvecWeight one{weights, format, b, y, w->out_features};
-            gemm_many_bf16(x, &one, 1, rows, w->in_features);
-        } else {
-            // Compute-bound: tfx's register-tiled GEMM, level with oneDNN's f32 GEMM on
-            // SmolLM-135M's projections (AVX-512 Zen 5, bench_gemm) while reading the weights
-            // as stored: bf16/f16 are widened a tile at a time, not into a whole f32 copy.
-            gemm(x, weights, format, b, y, rows, w->out_features, w->in_features);
-        }
+        return {w->data.get(), format, bias, y, w->out_features};
+    }
+
+    // y = x[rows, k] · wᵀ (+ bias) for each float weight of ws over one x (linear, linear_many).
+    void float_matmuls(const float* x, const MatvecWeight* ws, int count, int64_t rows, int64_t k) {
+        if (rows < kBlockedGemmMinRows) return matvec_many(x, ws, count, rows, k);
+        const bool all_bf16 =
+            std::all_of(ws, ws + count, [](const MatvecWeight& w) { return w.format == WeightFormat::bf16; });
+        // matmul_precision medium: x rounded to bf16 and bf16 dot products (f32 sums) on the
+        // weights as stored (gemm_bf16.h).
+        if (all_bf16 && bf16_matmuls(k)) return gemm_many_bf16(x, ws, count, rows, k);
+        // Compute-bound: tfx's register-tiled GEMM, level with oneDNN's f32 GEMM on
+        // SmolLM-135M's projections (AVX-512 Zen 5, bench_gemm) while reading the weights as
+        // stored: bf16/f16 are widened a tile at a time, not into a whole f32 copy.
+        gemm_many(x, ws, count, rows, k);
     }
 
     // Below this many rows a matmul is memory-bound: the matvec kernels stream each weight
