@@ -397,6 +397,33 @@ TEST_P(Attention, LongDecodeBatch) {
     check_calls(problem, {{{0, 0, 699}, {1, 0, 300}}, {{0, 699, 1}, {1, 300, 1}, {2, 0, 1}}});
 }
 
+// Narrow cache rows (a kv head's part under 128 bytes): the eager kernel's decode items take
+// the heads of several kv heads and read whole rows. Groups of 2 (eight heads in one item), 1
+// and 3 (items whose heads straddle a kv head), f32 and bf16, contexts past a block of 16
+// keys at a time, in a batch of three decode steps.
+TEST_P(Attention, DecodeStepsOfNarrowRows) {
+    struct Shape {
+        int64_t heads, kv_heads, dim;
+        tfx_dtype kv;
+    };
+    for (const Shape& shape : {Shape{8, 4, 16, kF32}, Shape{4, 4, 8, kF32}, Shape{6, 2, 16, kF32},
+                               Shape{8, 4, 16, kBF16}, Shape{6, 2, 8, kBF16}}) {
+        SCOPED_TRACE(testing::Message() << shape.heads << " heads, " << shape.kv_heads << " kv heads, dim " << shape.dim
+                                        << (shape.kv == kBF16 ? ", bf16" : ", f32"));
+        Problem problem({.heads = shape.heads,
+                         .kv_heads = shape.kv_heads,
+                         .dim = shape.dim,
+                         .kv = shape.kv,
+                         .block_size = 16,
+                         .scatter = true,
+                         .seed = 44},
+                        {90, 37, 5});
+        check_calls(problem, {{{0, 0, 88}, {1, 0, 35}, {2, 0, 3}},
+                              {{0, 88, 1}, {1, 35, 1}, {2, 3, 1}},
+                              {{0, 89, 1}, {1, 36, 1}, {2, 4, 1}}});
+    }
+}
+
 TEST_P(Attention, BadBlockIndexIsRefused) {
     Problem problem({}, {6});
     auto c = problem.call({{0, 0, 6}});

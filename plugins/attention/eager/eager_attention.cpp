@@ -9,11 +9,10 @@
 // table and slot mapping included) is addressable here. Two kernels: a sequence with 16 new
 // tokens or more (a prompt) goes to tiled.h's, in items of (kv head, run of tokens) whose
 // query rows share every key and value block; other tokens (decode steps) to per_token.h's,
-// in items of (token, kv head, heads of its group), the heads sharing a kv head reading each
-// cache row once. Both run on f32 vectors (AVX-512, AVX2 or SSE, chosen once from the CPU),
-// widening bf16/f16 rows as they are read, with OpenMP over the items. Scratch is per thread
-// and reused, so a warm call allocates nothing. A token's result is computed the same way
-// however the work is split between threads.
+// in items of (token, heads of one kv head, or of several where rows are narrow), the heads
+// sharing a kv head reading each cache row once. Both run on f32 vectors (AVX-512, AVX2 or SSE, chosen once from the
+// CPU), widening bf16/f16 rows as they are read, with OpenMP over the items. Scratch is per thread and reused, so a
+// warm call allocates nothing. A token's result is computed the same way however the work is split between threads.
 //
 // This file holds the plugin, the cache writes, the threads and the choice of kernels.
 #include <algorithm>
@@ -205,9 +204,37 @@ bool run_tiled(const Plan& p, const Kernels& kernels) {
     return tiled_tokens < p.tokens;
 }
 
+// The heads of a per-token item: [h0, h1).
+struct HeadRange {
+    int64_t h0, h1;
+};
+
+// How the per-token path splits a token's heads into items. Heads of a group go together (up
+// to kMaxHeadsTogether) unless that leaves threads idle, as when decoding one sequence; with
+// narrow cache rows (per_token.h's kNarrowHeadBytes) whole groups of consecutive kv heads go
+// together, so that an item reads whole rows.
+void split_heads(const Plan& p, int64_t elem_bytes, int64_t threads, std::vector<HeadRange>& ranges) {
+    ranges.clear();
+    const bool narrow = p.dim * elem_bytes < kNarrowHeadBytes;
+    int64_t kv_together = narrow ? std::min(p.kv_heads, kMaxHeadsTogether / p.group) : 1;
+    while (kv_together > 1 && p.tokens * ((p.kv_heads + kv_together - 1) / kv_together) < threads)
+        kv_together = (kv_together + 1) / 2;
+    if (kv_together > 1) {
+        for (int64_t kv = 0; kv < p.kv_heads; kv += kv_together)
+            ranges.push_back({kv * p.group, std::min(kv + kv_together, p.kv_heads) * p.group});
+        return;
+    }
+    int64_t together = std::min(p.group, kMaxHeadsTogether);
+    auto slices = [&](int64_t size) { return (p.group + size - 1) / size; };
+    while (together > 1 && p.tokens * p.kv_heads * slices(together) < 2 * threads) together = (together + 1) / 2;
+    for (int64_t kv = 0; kv < p.kv_heads; ++kv) {
+        for (int64_t h0 = kv * p.group; h0 < (kv + 1) * p.group; h0 += together)
+            ranges.push_back({h0, std::min(h0 + together, (kv + 1) * p.group)});
+    }
+}
+
 // Sequences with many new tokens go tiled (run_tiled); the other tokens in work items of
-// (token, kv head, slice of its group's heads). Heads of a group go together (up to
-// kMaxHeadsTogether) unless that leaves threads idle, as when decoding one sequence.
+// (token, heads of split_heads).
 template <class Kv>
 void run(const Plan& p) {
     static const Kernels kernels = select_kernels<Kv>();
@@ -216,22 +243,23 @@ void run(const Plan& p) {
 #ifdef _OPENMP
     threads = omp_get_max_threads();
 #endif
-    int64_t together = std::min(p.group, kMaxHeadsTogether);
-    auto slices = [&](int64_t size) { return (p.group + size - 1) / size; };
-    while (together > 1 && p.tokens * p.kv_heads * slices(together) < 2 * threads) together = (together + 1) / 2;
-    const int64_t per_group = slices(together);
-    const int64_t items = p.tokens * p.kv_heads * per_group;
+    // Reused: a decode step allocates nothing (and the workers read the caller's list).
+    thread_local std::vector<HeadRange> range_list;
+    std::vector<HeadRange>& ranges = range_list;
+    split_heads(p, static_cast<int64_t>(sizeof(typename Kv::Elem)), threads, ranges);
+    const auto per_token = static_cast<int64_t>(ranges.size());
+    int64_t together = 0;
+    for (const HeadRange& r : ranges) together = std::max(together, r.h1 - r.h0);
+    const int64_t items = p.tokens * per_token;
     const int64_t chunk = std::max<int64_t>(1, items / (16 * threads));
     auto attend_item = [&](int64_t item, int32_t& s, float* scores) {
-        const int64_t t = item / (p.kv_heads * per_group), rest = item % (p.kv_heads * per_group);
-        const int64_t kvh = rest / per_group, slice = rest % per_group;
-        const int64_t h0 = kvh * p.group + slice * together;
-        const int64_t h1 = std::min(h0 + together, (kvh + 1) * p.group);
+        const int64_t t = item / per_token;
+        const HeadRange& heads = ranges[static_cast<size_t>(item % per_token)];
         // The sequence owning token t (seq_start is non-decreasing; empty sequences own none).
         if (t < p.seq_start[s] || t >= p.seq_start[s + 1]) {
             s = static_cast<int32_t>(std::upper_bound(p.seq_start, p.seq_start + p.num_seqs + 1, t) - p.seq_start) - 1;
         }
-        if (!attends_tiled(p, s)) kernels.attend_heads(p, s, t, h0, h1, scores);
+        if (!attends_tiled(p, s)) kernels.attend_heads(p, s, t, heads.h0, heads.h1, scores);
     };
     if (!use_threads(p.work >= kParallelWork && items > 1)) {
         float* scores = thread_scores(together * p.max_keys);

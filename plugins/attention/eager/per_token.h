@@ -68,6 +68,32 @@ template <class Kv, int N>
     }
 }
 
+// q · widen(k_u) over head_dim for N keys k_u at once: the N lane sums folded in a tree, N - 1
+// folds (3/4 of dot4's per key at N = 16), the N sums leaving as one vector store.
+template <class Kv, int N>
+[[gnu::always_inline]] inline void dot_lanes(const float* q, const typename Kv::Elem* k, int64_t row_stride,
+                                             int64_t dim, float* out) {
+    using F = typename Lanes<N>::F;
+    F acc[N] = {};
+    int64_t d = 0;
+    for (; d + N <= dim; d += N) {
+        const F qv = load<F>(q + d);
+        for (int64_t u = 0; u < N; ++u) acc[u] += qv * Kv::template widen_n<N>(k + u * row_stride + d);
+    }
+    // Pairs of keys, each in half a vector; then each level halves the partial sums a key has
+    // and doubles the keys a vector holds, in key order, until lane u holds key u's sum.
+    for (int u = 0; u < N / 2; ++u) acc[u] = fold<N, false>(acc[2 * u], acc[2 * u + 1]);
+    for (int vectors = N / 4; vectors >= 1; vectors /= 2) {
+        for (int u = 0; u < vectors; ++u) acc[u] = fold<N, true>(acc[2 * u], acc[2 * u + 1]);
+    }
+    std::memcpy(out, &acc[0], sizeof(F));
+    if (d < dim) {
+        for (int64_t u = 0; u < N; ++u) {
+            for (int64_t t = d; t < dim; ++t) out[u] += q[t] * Kv::widen(k[u * row_stride + t]);
+        }
+    }
+}
+
 // row[j] = scale * row[j] (soft-capped: softcap * tanh(row[j] / softcap)) for j in
 // [0, count); returns the largest.
 template <int N>
@@ -157,22 +183,75 @@ inline void add_disentangled(const Plan& p, int32_t s, int64_t t, int64_t h0, in
     }
 }
 
-// Heads of one kv group computed together, so that each key and value row is read once for
-// all of them.
+// Heads computed together, so that each key and value row is read once for all of them.
 constexpr int64_t kMaxHeadsTogether = 8;
 
-// out[t, h] for h in [h0, h1) (heads of one kv head) = softmax(scale · q·k over sequence s's
-// visible keys) · values. Each head's arithmetic is the same whichever heads it is computed
-// with. The keys are walked a block at a time. scores: (h1 - h0) rows of max_keys.
+// A kv head's part of a cache row below this many bytes is too narrow to read alone: with
+// head_dim 16 in f32 (64 bytes of a 256-byte row of four kv heads) a walk over one kv head
+// reads one cache line in four, at half the rate of a walk over whole rows (the prefetchers
+// follow it less well). Then one item takes the heads of several kv heads, and reads whole rows.
+constexpr int64_t kNarrowHeadBytes = 128;
+
+// scores[i][j - lo] = q_i · k_j for the count heads (q_i at q + i * dim) and keys [lo, hi], a
+// block of keys at a time. Spanning: the heads' kv heads differ, head i's part of a row at
+// head_offset[i].
+template <class Kv, int N, bool Spanning>
+[[gnu::always_inline]] inline void score_keys(const SequenceRows<typename Kv::Elem>& rows, const float* q, int64_t dim,
+                                              int64_t count, const int64_t* head_offset, int64_t lo, int64_t hi,
+                                              int64_t row_span, float* scores, int64_t width) {
+    using Elem = typename Kv::Elem;
+    const int64_t row_stride = rows.row_stride, block_size = rows.block_size;
+    const bool prefetch = row_stride * static_cast<int64_t>(sizeof(Elem)) >= kPrefetchStride;
+    for (int64_t j = lo; j <= hi;) {
+        const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
+        const Elem* k = rows.keys + rows.row_of(column, j);
+        const Elem* next = end <= hi ? rows.keys + rows.row_of(column + 1, end) : nullptr;
+        if constexpr (N > 4) {
+            for (; j + N <= end; j += N, k += N * row_stride) {
+                if (prefetch) {
+                    for (int64_t u = 0; u < N; ++u)
+                        prefetch_ahead(k + u * row_stride, next, j + u, end, hi, row_stride, row_span);
+                }
+                for (int64_t i = 0; i < count; ++i) {
+                    const Elem* key = Spanning ? k + head_offset[i] : k;
+                    dot_lanes<Kv, N>(q + i * dim, key, row_stride, dim, scores + i * width + j - lo);
+                }
+            }
+        }
+        for (; j + 4 <= end; j += 4, k += 4 * row_stride) {
+            if (prefetch) {
+                for (int64_t u = 0; u < 4; ++u)
+                    prefetch_ahead(k + u * row_stride, next, j + u, end, hi, row_stride, row_span);
+            }
+            for (int64_t i = 0; i < count; ++i) {
+                const Elem* key = Spanning ? k + head_offset[i] : k;
+                dot4<Kv, N>(q + i * dim, key, row_stride, dim, scores + i * width + j - lo);
+            }
+        }
+        for (; j < end; ++j, k += row_stride) {
+            if (prefetch) prefetch_ahead(k, next, j, end, hi, row_stride, row_span);
+            for (int64_t i = 0; i < count; ++i)
+                scores[i * width + j - lo] = dot<Kv, N>(q + i * dim, Spanning ? k + head_offset[i] : k, dim);
+        }
+    }
+}
+
+// out[t, h] for h in [h0, h1) = softmax(scale · q·k over sequence s's visible keys) · values.
+// The heads are one kv group's, or (narrow rows) whole groups of consecutive kv heads. Each
+// head's arithmetic is the same whichever heads it is computed with. The keys are walked a
+// block at a time. scores: (h1 - h0) rows of max_keys.
 template <class Kv, int N>
 [[gnu::always_inline]] inline void attend_heads_impl(const Plan& p, int32_t s, int64_t t, int64_t h0, int64_t h1,
                                                      float* scores) {
     using Elem = typename Kv::Elem;
-    const SequenceRows<Elem> rows(p, s, h0 / p.group);
-    const Elem* keys = rows.keys;
+    const int64_t first_kv = h0 / p.group, last_kv = (h1 - 1) / p.group;
+    const SequenceRows<Elem> rows(p, s, first_kv);
     const Elem* values = rows.values;
     const int64_t dim = p.dim, row_stride = rows.row_stride, block_size = rows.block_size, count = h1 - h0,
-                  width = p.max_keys;
+                  width = p.max_keys, row_span = (last_kv - first_kv + 1) * dim;
+    // Where head h0 + i's kv head starts in a row, from first_kv's part.
+    int64_t head_offset[kMaxHeadsTogether];
+    for (int64_t i = 0; i < count; ++i) head_offset[i] = ((h0 + i) / p.group - first_kv) * dim;
     const KeyRange visible = visible_keys(p, s, t);
     const int64_t lo = visible.lo, hi = visible.hi;
     const float* q = p.q + (t * p.heads + h0) * dim;
@@ -181,25 +260,12 @@ template <class Kv, int N>
     if (hi < lo) return;
     auto row_of = [&](int64_t column, int64_t j) { return rows.row_of(column, j); };
 
-    const bool prefetch = row_stride * static_cast<int64_t>(sizeof(Elem)) >= kPrefetchStride;
     const float scale = p.scale, softcap = p.softcap;
     float max[kMaxHeadsTogether], sum[kMaxHeadsTogether];
-    for (int64_t j = lo; j <= hi;) {
-        const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
-        const Elem* k = keys + row_of(column, j);
-        const Elem* next = end <= hi ? keys + row_of(column + 1, end) : nullptr;
-        for (; j + 4 <= end; j += 4, k += 4 * row_stride) {
-            if (prefetch) {
-                for (int64_t u = 0; u < 4; ++u)
-                    prefetch_ahead(k + u * row_stride, next, j + u, end, hi, row_stride, dim);
-            }
-            for (int64_t i = 0; i < count; ++i)
-                dot4<Kv, N>(q + i * dim, k, row_stride, dim, scores + i * width + j - lo);
-        }
-        for (; j < end; ++j, k += row_stride) {
-            if (prefetch) prefetch_ahead(k, next, j, end, hi, row_stride, dim);
-            for (int64_t i = 0; i < count; ++i) scores[i * width + j - lo] = dot<Kv, N>(q + i * dim, k, dim);
-        }
+    if (last_kv > first_kv) {
+        score_keys<Kv, N, true>(rows, q, dim, count, head_offset, lo, hi, row_span, scores, width);
+    } else {
+        score_keys<Kv, N, false>(rows, q, dim, count, head_offset, lo, hi, row_span, scores, width);
     }
     if (p.relative_columns != nullptr) add_disentangled(p, s, t, h0, count, lo, hi, scores);
     for (int64_t i = 0; i < count; ++i) max[i] = scale_row<N>(scores + i * width, hi - lo + 1, scale, softcap);
@@ -225,54 +291,76 @@ template <class Kv, int N>
         sum[i] = exp_shifted<N>(row, hi - lo + 1, max[i]);
     }
     // o[i] = sum over keys of e[i][j] * v_j / sum[i], a vector of head_dim at a time, summed in
-    // four register accumulators (keys interleaved): accumulating into o in memory instead
-    // chains every key's add through a store and a reload. Heads go in pairs, so each value
-    // vector loaded feeds two; a head's sums are the same whichever head it is paired with.
+    // U register accumulators per head (keys interleaved): accumulating into o in memory
+    // instead chains every key's add through a store and a reload. H heads go together, so
+    // each value row is read once for them (one vector load for heads of the same kv head); a
+    // head's sums are the same whichever heads it goes with, for a given U.
     using F = typename Lanes<N>::F;
-    auto weighted_sum = [&]<int64_t H>(int64_t i0) {
+    // Shared: all H heads read one kv head's values (one load for them all).
+    auto weighted_sum = [&]<int64_t H, int64_t U, bool Shared>(int64_t i0) __attribute__((always_inline)) {
         const float* e[H];  // e[h][j] for j in [lo, hi]
         float inverse[H];
+        int64_t offset[H];
         for (int64_t h = 0; h < H; ++h) {
             e[h] = scores + (i0 + h) * width - lo;
             inverse[h] = sum[i0 + h] > 0.0f ? 1.0f / sum[i0 + h] : 0.0f;
+            offset[h] = head_offset[Shared ? i0 : i0 + h];
         }
         for (int64_t d = 0; d < dim; d += N) {
             const int64_t lanes = std::min<int64_t>(N, dim - d);
-            F acc[H][4] = {};
+            F acc[H][U] = {};
             float tail[H][N] = {};
             for (int64_t j = lo; j <= hi;) {
                 const int64_t column = j / block_size, end = std::min(hi + 1, (column + 1) * block_size);
                 const Elem* v = values + row_of(column, j) + d;
                 if (lanes == N) {
-                    for (; j + 4 <= end; j += 4, v += 4 * row_stride) {
-                        for (int64_t u = 0; u < 4; ++u) {
-                            const F value = Kv::template widen_n<N>(v + u * row_stride);
-                            for (int64_t h = 0; h < H; ++h) acc[h][u] += e[h][j + u] * value;
+                    for (; j + U <= end; j += U, v += U * row_stride) {
+                        for (int64_t u = 0; u < U; ++u) {
+                            if constexpr (Shared) {
+                                const F value = Kv::template widen_n<N>(v + offset[0] + u * row_stride);
+                                for (int64_t h = 0; h < H; ++h) acc[h][u] += e[h][j + u] * value;
+                            } else {
+                                for (int64_t h = 0; h < H; ++h)
+                                    acc[h][u] += e[h][j + u] * Kv::template widen_n<N>(v + offset[h] + u * row_stride);
+                            }
                         }
                     }
                     for (; j < end; ++j, v += row_stride) {
-                        const F value = Kv::template widen_n<N>(v);
-                        for (int64_t h = 0; h < H; ++h) acc[h][0] += e[h][j] * value;
+                        for (int64_t h = 0; h < H; ++h) acc[h][0] += e[h][j] * Kv::template widen_n<N>(v + offset[h]);
                     }
                 } else {  // the last columns of a head_dim that is not a multiple of N
                     for (; j < end; ++j, v += row_stride) {
-                        for (int64_t l = 0; l < lanes; ++l) {
-                            const float value = Kv::widen(v[l]);
-                            for (int64_t h = 0; h < H; ++h) tail[h][l] += e[h][j] * value;
+                        for (int64_t h = 0; h < H; ++h) {
+                            const Elem* row = v + offset[h];
+                            for (int64_t l = 0; l < lanes; ++l) tail[h][l] += e[h][j] * Kv::widen(row[l]);
                         }
                     }
                 }
             }
             for (int64_t h = 0; h < H; ++h) {
-                const F total = ((acc[h][0] + acc[h][1]) + (acc[h][2] + acc[h][3])) * inverse[h];
+                F total = acc[h][0];
+                if constexpr (U == 4) total = (acc[h][0] + acc[h][1]) + (acc[h][2] + acc[h][3]);
+                if constexpr (U == 2) total = acc[h][0] + acc[h][1];
+                total *= inverse[h];
                 float* out = o + (i0 + h) * dim + d;
                 for (int64_t l = 0; l < lanes; ++l) out[l] = lanes == N ? total[l] : tail[h][l] * inverse[h];
             }
         }
     };
+    // U depends only on the shape, so a head's result does not depend on how the threads split
+    // the heads: four accumulators a head, or with narrow rows two, for up to 8 heads a pass.
     int64_t i = 0;
-    for (; i + 2 <= count; i += 2) weighted_sum.template operator()<2>(i);
-    if (i < count) weighted_sum.template operator()<1>(i);
+    if (dim * static_cast<int64_t>(sizeof(Elem)) < kNarrowHeadBytes) {
+        if constexpr (N >= 16) {  // 16 accumulators: AVX-512's 32 registers hold them
+            for (; i + 8 <= count; i += 8) weighted_sum.template operator()<8, 2, false>(i);
+        }
+        for (; i + 4 <= count; i += 4) weighted_sum.template operator()<4, 2, false>(i);
+        for (; i + 2 <= count; i += 2) weighted_sum.template operator()<2, 2, false>(i);
+        if (i < count) weighted_sum.template operator()<1, 2, true>(i);
+        return;
+    }
+    for (; i + 2 <= count; i += 2) weighted_sum.template operator()<2, 4, true>(i);
+    if (i < count) weighted_sum.template operator()<1, 4, true>(i);
 }
 
 }  // namespace tfx::eager_attention
