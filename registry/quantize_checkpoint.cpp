@@ -1,5 +1,6 @@
 #include "registry/quantize_checkpoint.h"
 
+#include <map>
 #include <set>
 
 #include <fstream>
@@ -23,10 +24,33 @@ int bits_of(const std::string& method) {
     throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--method: expected int8 or int4, got '" + method + "'");
 }
 
+// The block a layer's tensor lives under: what comes before its first all-digit name part
+// ("model.layers" of "model.layers.0.self_attn.q_proj.weight", "transformer.h" of GPT-2's
+// "transformer.h.0.attn.c_attn.weight"); empty outside numbered layers.
+std::string block_of(const std::string& name) {
+    for (size_t start = 0; start < name.size();) {
+        const size_t end = std::min(name.find('.', start), name.size());
+        if (start > 0 && end < name.size() && end > start && name.find_first_not_of("0123456789", start) >= end)
+            return name.substr(0, start - 1);
+        start = end + 1;
+    }
+    return {};
+}
+
 // "model.layers.0.self_attn.q_proj.weight" -> "self_attn.q_proj" (under block "model.layers").
 std::string module_in_block(const std::string& name, const std::string& block) {
     std::string rest = name.substr(block.size() + 1, name.size() - block.size() - 1 - 7);  // drop ".weight"
     return rest.substr(rest.find('.') + 1);                                                // drop the layer number
+}
+
+// The [columns, rows] transpose of a row-major [rows, columns] matrix.
+std::vector<float> transposed(const std::vector<float>& values, int64_t rows, int64_t columns) {
+    std::vector<float> out(values.size());
+    for (int64_t r = 0; r < rows; ++r) {
+        for (int64_t c = 0; c < columns; ++c)
+            out[static_cast<size_t>(c * rows + r)] = values[static_cast<size_t>(r * columns + c)];
+    }
+    return out;
 }
 
 }  // namespace
@@ -55,9 +79,11 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
                              (q.is_object() && q.contains("quant_method") ? ": " + q["quant_method"].dump() : "") +
                              ")");
     }
-    std::set<std::string> linears;
+    // The linears' weights, and whether each is stored [in, out] (a Conv1D's) rather than [out, in].
+    std::map<std::string, bool> linears;
     for (const auto& spec : AutoModel::from_config(config_path, options.load)->weight_specs()) {
-        if (spec.value("linear", false)) linears.insert(spec.at("name").get<std::string>());
+        if (spec.value("linear", false))
+            linears[spec.at("name").get<std::string>()] = spec.value("layout", "") == "in_out";
     }
     ModelFolderWriter folder(out, "--out");
 
@@ -75,7 +101,9 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
             tensors.push_back({name, info.dtype, info.shape, stored});
             continue;
         }
-        const int64_t rows = info.shape[0], cols = info.shape[1];
+        const bool in_out = linears.at(name);
+        // Quantized as a linear [out = rows, in = cols]: a Conv1D's weight transposed, as AutoGPTQ does.
+        const int64_t rows = info.shape[in_out ? 1 : 0], cols = info.shape[in_out ? 0 : 1];
         if (name == "lm_head.weight") {
             why_kept = "the output projection (GPTQ leaves it unquantized)";
         } else if (const std::string unfit = gptq_writer::unfit_reason(rows, cols, report.bits, options.group_size);
@@ -90,8 +118,9 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
             tensors.push_back({name, info.dtype, info.shape, stored});
             continue;
         }
-        const std::vector<float> values =
+        std::vector<float> values =
             safetensors::widened(stored.data(), info.dtype, static_cast<size_t>(rows * cols), name.c_str());
+        if (in_out) values = transposed(values, cols, rows);
         const std::string base = name.substr(0, name.size() - 7);  // drop ".weight"
         for (auto& t : gptq_writer::quantize_linear(values, rows, cols, report.bits, options.group_size)) {
             storage.push_back(std::move(t.bytes));
@@ -99,9 +128,7 @@ QuantizeCheckpointReport quantize_checkpoint(const std::string& id_or_path, cons
         }
         report.quantized.push_back(name);
         // Transformer blocks are "<block>.<layer number>.<module>.weight".
-        const size_t layers = name.find(".layers.");
-        if (layers != std::string::npos) {
-            const std::string block = name.substr(0, layers + 7);
+        if (const std::string block = block_of(name); !block.empty()) {
             blocks.insert(block);
             modules.insert(module_in_block(name, block));
         }

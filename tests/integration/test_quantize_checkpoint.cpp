@@ -123,6 +123,40 @@ TEST(QuantizeCheckpoint, LargerGroupsRunAndStayNearTheFloatModel) {
     fs::remove_all(out);
 }
 
+// GPT-2's Conv1D layers store their weights [in, out]; they are quantized transposed, as
+// AutoGPTQ does, under block "transformer.h". The folder loads back: c_proj and c_fc computed
+// on their blocks, c_attn (q, k, v are row blocks of it) decoded, and the logits stay near
+// transformers' f32 ones as --quantize at load keeps them (tiny gpt2, whose weights are large:
+// int8 0.05-0.13, the same as --quantize int8; int4 0.7-0.95; bounds 0.25 and 2). A weight
+// quantized untransposed would be another matrix, its logits off by whole units.
+TEST(QuantizeCheckpoint, Gpt2sConv1DLayersAreQuantizedTransposed) {
+    TFX_TEST_DATA_OR_SKIP(model, "tiny/gpt2");
+    TFX_TEST_DATA_OR_SKIP(golden_path, "golden/tiny/gpt2.json");
+    const nlohmann::json golden = read_json(golden_path);
+    for (const auto& [method, bound] : {std::pair{"int8", 0.25f}, std::pair{"int4", 2.0f}}) {
+        const fs::path out = fresh_dir(std::string("tfx-quantized-gpt2-") + method);
+        const auto report = quantize(model, out, method, 32);
+        EXPECT_EQ(report.quantized.size(), 12u) << method;  // 3 layers x c_attn, c_proj, c_fc, mlp.c_proj
+        const nlohmann::json config = read_json(out / "config.json");
+        EXPECT_EQ(config.at("quantization_config").at("block_name_to_quantize"), "transformer.h");
+        const auto written = tfx::safetensors::Checkpoint::open(out);
+        // qweight is [in / values per word, out]: c_fc is 64 in, 256 out.
+        const auto c_fc = written.find("transformer.h.0.mlp.c_fc.qweight");
+        ASSERT_TRUE(c_fc.has_value());
+        EXPECT_EQ(c_fc->info->shape, (std::vector<int64_t>{64 / (32 / (std::string(method) == "int8" ? 8 : 4)), 256}));
+        auto session = tfx::AutoModel::from_pretrained(out.string(), {});
+        EXPECT_EQ(session->weights_packed_as_stored(), 9) << method;
+        EXPECT_TRUE(session->unused_weights().empty());
+        tfx::ForwardCall call(*session);
+        for (const auto& prompt : golden.at("prompts")) {
+            const auto got = call.run({.ids = prompt.at("input_ids").get<std::vector<int32_t>>()});
+            const float diff = tfx::test::max_abs_diff(got, tfx::test::logits_of(prompt.at("last_logits")));
+            EXPECT_LE(diff, bound) << method << " " << prompt.at("name");
+        }
+        fs::remove_all(out);
+    }
+}
+
 // Wrong requests name what is wrong and leave nothing behind.
 TEST(QuantizeCheckpoint, BadRequestsAreRefusedAndLeaveNothing) {
     TFX_TEST_DATA_OR_SKIP(model, "models/tinystories-656k");

@@ -2,8 +2,9 @@
 //   wte(ids) + wpe(positions) -> N x [x += attn(ln_1(x)); x += mlp(ln_2(x))] -> ln_f -> lm_head
 // with learned position embeddings, LayerNorm with bias, multi-head attention from a fused
 // c_attn projection, a gelu_new MLP and an LM head tied to wte. GPT-2's Conv1D layers store
-// their weights [in, out]: they are handed to the backend as transposed views, and c_attn's
-// q/k/v are column blocks of that view. All compute goes through the host's ops.
+// their weights [in, out]: they are handed to the backend as transposed views [out, in]
+// (WeightTable::conv1d_weight; a GPTQ/AWQ checkpoint's are [out, in] as decoded), and c_attn's
+// q/k/v are row blocks of that view. All compute goes through the host's ops.
 #include <cmath>
 #include <string>
 #include <vector>
@@ -52,25 +53,16 @@ struct Layer {
     Mlp mlp;                // up: mlp.c_fc; down: mlp.c_proj
 };
 
-// Columns [start, start + count) of a Conv1D weight stored [in, out], as the transposed view
-// [count, in] (strides {1, out}) that pack() takes, with the matching bias slice.
-Linear conv1d_block(WeightTable& w, const View& weight, const View& bias, int64_t start, int64_t count) {
+// Rows [start, start + count) of a Conv1D weight as WeightTable::conv1d_weight hands it ([out,
+// in], strided when transposed from the stored [in, out]), packed with the matching bias slice.
+Linear conv1d_rows(WeightTable& w, const View& weight, const View& bias, int64_t start, int64_t count) {
     if (w.describing()) return Linear();  // no data to view
-    const tfx_tensor* stored = weight.get();
-    const int64_t in = weight.dim(0);
-    const int64_t row_stride = stored->strides != nullptr ? stored->strides[0] : weight.dim(1);
-    const int64_t col_stride = stored->strides != nullptr ? stored->strides[1] : 1;
-    const int64_t element_bytes = weight.dtype().bits / 8;
-    View block(weight.data<char>() + start * col_stride * element_bytes, weight.dtype(), {count, in}, weight.device());
-    block.with_strides({col_stride, row_stride});
-    return w.pack(block, bias.at(start, {count}), true);
-}
-
-// A whole Conv1D layer: weight [in, out], bias [out].
-Linear conv1d(WeightTable& w, const std::string& name, int64_t in, int64_t out) {
-    const View weight = w.tensor(name + ".weight", {in, out});
-    const View bias = w.f32(name + ".bias", {out}, Init::zeros);
-    return conv1d_block(w, weight, bias, 0, out);
+    tfx_tensor t = *weight.get();
+    const int64_t row_stride = t.strides != nullptr ? t.strides[0] : weight.dim(1);
+    t.byte_offset += static_cast<uint64_t>(start * row_stride * (t.dtype.bits / 8));
+    int64_t shape[2] = {count, weight.dim(1)};
+    t.shape = shape;
+    return w.pack(View(t), bias.at(start, {count}), true);  // View copies shape and strides
 }
 
 class GPT2 : public ModelPlugin<GPT2, GPT2Config> {
@@ -92,16 +84,17 @@ class GPT2 : public ModelPlugin<GPT2, GPT2Config> {
             const std::string p = pre + "h." + std::to_string(i) + ".";
             Layer& l = layers_[i];
             l.ln_1 = w.layer_norm(p + "ln_1", h);
-            // c_attn: [h, 3h] stored; query, key and value are its three column blocks.
-            const View c_attn = w.tensor(p + "attn.c_attn.weight", {h, 3 * h});
+            // c_attn: [h, 3h] stored; query, key and value are its three column blocks, the
+            // row blocks of the [3h, h] view.
+            const View c_attn = w.conv1d_weight(p + "attn.c_attn.weight", h, 3 * h);
             const View c_attn_bias = w.f32(p + "attn.c_attn.bias", {3 * h}, Init::zeros);
-            l.attn.q = conv1d_block(w, c_attn, c_attn_bias, 0, h);
-            l.attn.k = conv1d_block(w, c_attn, c_attn_bias, h, h);
-            l.attn.v = conv1d_block(w, c_attn, c_attn_bias, 2 * h, h);
-            l.attn.o = conv1d(w, p + "attn.c_proj", h, h);
+            l.attn.q = conv1d_rows(w, c_attn, c_attn_bias, 0, h);
+            l.attn.k = conv1d_rows(w, c_attn, c_attn_bias, h, h);
+            l.attn.v = conv1d_rows(w, c_attn, c_attn_bias, 2 * h, h);
+            l.attn.o = w.conv1d(p + "attn.c_proj", h, h);
             l.ln_2 = w.layer_norm(p + "ln_2", h);
-            l.mlp.up = conv1d(w, p + "mlp.c_fc", h, c.inner_size);
-            l.mlp.down = conv1d(w, p + "mlp.c_proj", c.inner_size, h);
+            l.mlp.up = w.conv1d(p + "mlp.c_fc", h, c.inner_size);
+            l.mlp.down = w.conv1d(p + "mlp.c_proj", c.inner_size, h);
         }
         ln_f_ = w.layer_norm(pre + "ln_f", h);
         if (causal_lm_) lm_head_ = w.lm_head("lm_head", wte_, c.tie_word_embeddings);

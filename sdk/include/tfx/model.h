@@ -96,9 +96,9 @@ typedef struct tfx_model_table {
     int32_t (*forward)(void* self, const tfx_forward_args* args, tfx_error* error);
     /* The tensors load() would read for this architecture, as a JSON array of
      * {"name", "shape": [...], "init": "normal" | "ones" | "zeros"}, with "linear": true on the
-     * [out, in] weights of linear layers (what a weight quantizer may quantize); needs only the
-     * config. Lets the host write a model with random weights for any config (tfx init-model)
-     * and a quantized checkpoint of a model (tfx quantize). */
+     * [out, in] weights of linear layers (what a weight quantizer may quantize), and also
+     * "layout": "in_out" on those stored [in, out] (GPT-2's Conv1D); needs only the config. Lets the host write a model
+     * with random weights for any config (tfx init-model) and a quantized checkpoint of a model (tfx quantize). */
     int32_t (*weight_specs)(void* self, const char* architecture, tfx_sink json, tfx_error* error);
 } tfx_model_table;
 

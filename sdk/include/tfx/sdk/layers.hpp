@@ -163,6 +163,34 @@ class WeightTable {
         const int64_t shape[2] = {out, in};
         return Linear(host_, host_.pack_stored(name + ".weight", shape), std::move(b), bias, out);
     }
+    // A Conv1D layer's weight (GPT-2), stored [in, out], as the [out, in] view pack() takes:
+    // the stored tensor transposed (strides only), or from a GPTQ/AWQ checkpoint the decoded
+    // weight, [out, in] already (their QuantLinear computes x · W as Conv1D does, and AutoGPTQ
+    // quantizes Conv1D's weight transposed). Described as a linear stored "in_out", so that
+    // `tfx quantize` transposes it before quantizing.
+    View conv1d_weight(const std::string& name, int64_t in, int64_t out) {
+        if (describing()) {
+            View v = describe(name, {in, out}, Init::normal, true);
+            specs_.back()["layout"] = "in_out";
+            return v;
+        }
+        if (stored_as_quant_linear(name)) return tensor(name, {out, in});
+        const View stored = tensor(name, {in, out});
+        const tfx_tensor* t = stored.get();
+        const int64_t row_stride = t->strides != nullptr ? t->strides[0] : out;
+        const int64_t col_stride = t->strides != nullptr ? t->strides[1] : 1;
+        View transposed(stored.data<char>(), stored.dtype(), {out, in}, stored.device());
+        transposed.with_strides({col_stride, row_stride});
+        return transposed;
+    }
+    // A whole Conv1D layer, `name`.weight [in, out] and `name`.bias [out]: from a GPTQ/AWQ
+    // checkpoint packed as stored, as linear() packs it (computed on its blocks, not decoded).
+    Linear conv1d(const std::string& name, int64_t in, int64_t out) {
+        if (!describing() && stored_as_quant_linear(name + ".weight")) return linear(name, out, in, true);
+        const View weight = conv1d_weight(name + ".weight", in, out);
+        View bias = f32(name + ".bias", {out}, Init::zeros);
+        return pack(weight, std::move(bias), true);
+    }
     // A linear layer over a tensor already declared (an lm_head tied to the embeddings, a
     // transposed Conv1D view).
     Linear pack(const View& weight, View bias = View(), bool has_bias = false) {
@@ -203,6 +231,11 @@ class WeightTable {
     }
 
   private:
+    // GPTQ and AWQ store a linear's weight as qweight [in / pack, out] whatever layer it came from.
+    bool stored_as_quant_linear(const std::string& name) const {
+        const std::string storage = host_.weight_storage(name);
+        return storage == "gptq" || storage == "awq";
+    }
     View describe(const std::string& name, std::vector<int64_t> shape, Init init, bool linear = false) {
         static constexpr const char* kInitNames[] = {"normal", "ones", "zeros"};
         specs_.push_back({{"name", name}, {"shape", shape}, {"init", kInitNames[static_cast<int>(init)]}});
