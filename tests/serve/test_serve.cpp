@@ -7,7 +7,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <future>
@@ -187,6 +189,39 @@ TEST(Serve, BatchingDoesNotChangeGreedyOutputAt8And32Concurrent) {
     TINY_SERVER(s, serve::EngineOptions{.max_batch = 32, .max_step_tokens = 8});
     check_concurrent(s, 8);
     check_concurrent(s, 32);
+}
+
+// An encoder-decoder model serves completions as generate() gives them: the prompt is the
+// encoder's input, the text the decoder's tokens, and 8 requests at once (their encoder outputs
+// and cross-attention caches batched) answer as each alone. tiny/t5's config sized to the
+// shared T5-style unigram tokenizer, with random weights (tfx init-model).
+TEST(Serve, EncoderDecoderCompletionsEqualGenerateAlone) {
+    TFX_TEST_DATA_OR_SKIP(t5_dir, "tiny/t5");
+    TFX_TEST_DATA_OR_SKIP(tokenizer_dir, "tokenizers/t5-style-unigram");
+    namespace fs = std::filesystem;
+    const fs::path scratch = fs::temp_directory_path() / ("tfx-serve-t5-" + std::to_string(getpid()));
+    const fs::path dir = scratch / "model";
+    fs::remove_all(scratch);
+    fs::create_directories(scratch);
+    json config = json::parse(std::ifstream(t5_dir / "config.json"));
+    const json tokenizer = json::parse(std::ifstream(tokenizer_dir / "tokenizer.json"));
+    size_t vocab = tokenizer["model"]["vocab"].size();
+    for (const json& added : tokenizer["added_tokens"]) vocab = std::max(vocab, added["id"].get<size_t>() + 1);
+    config["vocab_size"] = vocab;
+    std::ofstream(scratch / "config.json") << config.dump();
+    const std::string init = std::string(TFX_BIN) + " init-model --config " + (scratch / "config.json").string() +
+                             " --out " + dir.string() + " --seed 3 > /dev/null";
+    ASSERT_EQ(std::system(init.c_str()), 0) << init;
+    for (const char* name : {"tokenizer.json", "tokenizer_config.json"})
+        fs::copy_file(tokenizer_dir / name, dir / name, fs::copy_options::overwrite_existing);
+    fs::copy_file(t5_dir / "generation_config.json", dir / "generation_config.json",
+                  fs::copy_options::overwrite_existing);
+    {
+        Server s(dir, serve::EngineOptions{.max_batch = 8, .max_step_tokens = 8});
+        check_concurrent(s, 1);
+        check_concurrent(s, 8);
+    }
+    fs::remove_all(scratch);
 }
 
 TEST(Serve, StreamedPiecesMakeTheWholeText) {
