@@ -10,9 +10,10 @@
 // tokens or more (a prompt) goes to tiled.h's, in items of (kv head, run of tokens) whose
 // query rows share every key and value block; other tokens (decode steps) to per_token.h's,
 // in items of (token, heads of one kv head, or of several where rows are narrow), the heads
-// sharing a kv head reading each cache row once. Both run on f32 vectors (AVX-512, AVX2 or SSE, chosen once from the
-// CPU), widening bf16/f16 rows as they are read, with OpenMP over the items. Scratch is per thread and reused, so a
-// warm call allocates nothing. A token's result is computed the same way however the work is split between threads.
+// sharing a kv head reading each cache row once. Both run on f32 vectors (AVX-512, AVX2 or
+// SSE, chosen once from the CPU), widening bf16/f16 rows as they are read, with OpenMP over
+// the items. Scratch is per thread and reused, so a warm call allocates nothing. A token's
+// result is computed the same way however the work is split between threads.
 //
 // This file holds the plugin, the cache writes, the threads and the choice of kernels.
 #include <algorithm>

@@ -54,15 +54,10 @@ struct Layer {
 };
 
 // Rows [start, start + count) of a Conv1D weight as WeightTable::conv1d_weight hands it ([out,
-// in], strided when transposed from the stored [in, out]), packed with the matching bias slice.
+// in]), packed with the matching bias slice.
 Linear conv1d_rows(WeightTable& w, const View& weight, const View& bias, int64_t start, int64_t count) {
     if (w.describing()) return Linear();  // no data to view
-    tfx_tensor t = *weight.get();
-    const int64_t row_stride = t.strides != nullptr ? t.strides[0] : weight.dim(1);
-    t.byte_offset += static_cast<uint64_t>(start * row_stride * (t.dtype.bits / 8));
-    int64_t shape[2] = {count, weight.dim(1)};
-    t.shape = shape;
-    return w.pack(View(t), bias.at(start, {count}), true);  // View copies shape and strides
+    return w.pack(row_block(weight, start, count), bias.at(start, {count}), true);
 }
 
 class GPT2 : public ModelPlugin<GPT2, GPT2Config> {

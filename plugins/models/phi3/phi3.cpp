@@ -44,17 +44,6 @@ struct Phi3Config : DecoderConfig {
 };
 
 // ---- the model: model.embed_tokens -> model.layers.{i} -> model.norm -> lm_head (DecoderModel) ----
-// Rows [first, first + rows) of a stored [out, in] weight: the same data with a byte offset and a
-// smaller shape, so each block of a fused projection is packed on its own.
-View row_block(const View& w, int64_t first, int64_t rows) {
-    tfx_tensor t = *w.get();
-    const int64_t row_stride = t.strides != nullptr ? t.strides[0] : w.dim(1);
-    t.byte_offset += static_cast<uint64_t>(first * row_stride * (t.dtype.bits / 8));
-    int64_t shape[2] = {rows, w.dim(1)};
-    t.shape = shape;
-    return View(t);  // copies shape and strides
-}
-
 class Phi3 : public DecoderModel<Phi3, Phi3Config> {
   public:
     using DecoderModel::DecoderModel;

@@ -60,6 +60,18 @@ inline void require_positive(const Config& c, std::initializer_list<std::pair<co
     }
 }
 
+// Rows [first, first + rows) of a 2-D [out, in] weight view (strided or not): the same data with
+// a byte offset and a smaller shape, so each block of a fused projection (Phi-3's qkv_proj,
+// GPT-2's c_attn) is packed on its own.
+inline View row_block(const View& w, int64_t first, int64_t rows) {
+    tfx_tensor t = *w.get();
+    const int64_t row_stride = t.strides != nullptr ? t.strides[0] : w.dim(1);
+    t.byte_offset += static_cast<uint64_t>(first * row_stride * (t.dtype.bits / 8));
+    int64_t shape[2] = {rows, w.dim(1)};
+    t.shape = shape;
+    return View(t);  // copies shape and strides
+}
+
 // y = x W^T (+ b). The weight is packed by the backend and released with the layer.
 class Linear {
   public:
