@@ -18,14 +18,16 @@
 
 #include "gemm.h"
 #include "tfx/sdk/half.hpp"
+#include "tile_store.h"
 
 HWY_BEFORE_NAMESPACE();
 namespace tfx::cpu::HWY_NAMESPACE {
 namespace hn = hwy::HWY_NAMESPACE;
 
 #if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
-// 32 vector registers: 24 accumulators, 4 vectors of x and one broadcast weight.
-constexpr int64_t kTileRows = 6, kTileVectors = 4;
+// 32 vector registers: 24 accumulators, 3 vectors of x and one broadcast weight. Eight
+// weight rows fill tile_store.h's 8 x 8 transposes.
+constexpr int64_t kTileRows = 8, kTileVectors = 3;
 #else
 // 16 vector registers (AVX2, SSE4): 12 accumulators, 2 vectors of x and one broadcast.
 constexpr int64_t kTileRows = 6, kTileVectors = 2;
@@ -169,6 +171,10 @@ void TileRange(const void* packed, int64_t m0, int64_t mc, int64_t k0, int64_t k
             const int64_t columns = std::min(width, mc - c0), vectors = (columns + lanes - 1) / lanes;
             kTileKernels[static_cast<size_t>((rows - 1) * kTileVectors + vectors - 1)](xp + c0 * kc, width, tile_w,
                                                                                        stride, kc, out);
+#if HWY_ARCH_X86 && HWY_TARGET <= HWY_AVX3
+            store_tile_transposed(out, width, rows, columns, first, w->bias != nullptr ? w->bias + r : nullptr,
+                                  w->y + (m0 + c0) * w->n + r, w->n);
+#else
             for (int64_t c = 0; c < columns; ++c) {
                 float* y = w->y + (m0 + c0 + c) * w->n + r;
                 for (int64_t i = 0; i < rows; ++i) {
@@ -176,6 +182,7 @@ void TileRange(const void* packed, int64_t m0, int64_t mc, int64_t k0, int64_t k
                     y[i] = first ? v + (w->bias != nullptr ? w->bias[r + i] : 0.0f) : y[i] + v;
                 }
             }
+#endif
         }
     }
 }

@@ -12,6 +12,7 @@
 #include <utility>
 
 #include "gemm_blocked.h"
+#include "tile_store.h"
 
 #define TFX_AVX512_BF16 __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")))
 
@@ -118,28 +119,9 @@ TFX_AVX512_BF16 void pack_rows(const float* x, int64_t k, int64_t m0, int64_t mc
     }
 }
 
-// An 8 x 8 block of floats transposed in place (r[i][j] <- r[j][i]).
-TFX_AVX512_BF16 void transpose_8x8(__m256 r[8]) {
-    __m256 t[8], s[8];
-    for (int i = 0; i < 8; i += 2) {
-        t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-        t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-    }
-    for (int i = 0; i < 8; i += 4) {
-        s[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-        s[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-        s[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-        s[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-    }
-    for (int i = 0; i < 4; ++i) {
-        r[i] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x20);
-        r[i + 4] = _mm256_permute2f128_ps(s[i], s[i + 4], 0x31);
-    }
-}
-
 // Output features [r0, r1) of one bf16 weight for the packed block; y = the block's product
 // (+ bias) when `first`, y += it after. The tile's [feature][row of x] results reach y's
-// [row][feature] through 8 x 8 transposes (a scalar copy cost a tenth of the time).
+// [row][feature] through 8 x 8 transposes (tile_store.h).
 TFX_AVX512_BF16 void tile_range(const void* packed, int64_t m0, int64_t mc, int64_t k0, int64_t kc, bool first,
                                 const MatvecWeight* w, int64_t k, int64_t r0, int64_t r1) {
     const uint32_t* xp = static_cast<const uint32_t*>(packed);
@@ -147,25 +129,13 @@ TFX_AVX512_BF16 void tile_range(const void* packed, int64_t m0, int64_t mc, int6
     alignas(64) float out[kTileRows * kWidth];
     for (int64_t r = r0; r < r1; r += kTileRows) {
         const int64_t rows = std::min(kTileRows, r1 - r);
-        const __mmask8 features = static_cast<__mmask8>((1u << rows) - 1);
-        const __m256 bias =
-            first && w->bias != nullptr ? _mm256_maskz_loadu_ps(features, w->bias + r) : _mm256_setzero_ps();
         const uint16_t* tile_w = static_cast<const uint16_t*>(w->w) + r * k + k0;
         for (int64_t c0 = 0; c0 < mc; c0 += kWidth) {
             const int64_t columns = std::min(kWidth, mc - c0), vectors = (columns + kLanes - 1) / kLanes;
             kTileKernels[static_cast<size_t>((rows - 1) * kTileVectors + vectors - 1)](xp + c0 * pairs, tile_w, k,
                                                                                        pairs, out);
-            for (int64_t c8 = 0; c8 < columns; c8 += 8) {
-                __m256 block[8];
-                for (int64_t i = 0; i < 8; ++i)
-                    block[i] = i < rows ? _mm256_load_ps(out + i * kWidth + c8) : _mm256_setzero_ps();
-                transpose_8x8(block);
-                for (int64_t j = 0; j < std::min<int64_t>(8, columns - c8); ++j) {
-                    float* y = w->y + (m0 + c0 + c8 + j) * w->n + r;
-                    const __m256 before = first ? bias : _mm256_maskz_loadu_ps(features, y);
-                    _mm256_mask_storeu_ps(y, features, _mm256_add_ps(block[j], before));
-                }
-            }
+            store_tile_transposed(out, kWidth, rows, columns, first, w->bias != nullptr ? w->bias + r : nullptr,
+                                  w->y + (m0 + c0) * w->n + r, w->n);
         }
     }
 }
