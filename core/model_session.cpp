@@ -1,6 +1,7 @@
 #include "core/model_session.h"
 
 #include <algorithm>
+#include <cstring>
 #include <map>
 #include <optional>
 #include <set>
@@ -14,6 +15,7 @@
 #include "core/plugin_guard.h"
 #include "core/plugin_instance.h"
 #include "core/process_memory.h"
+#include "core/tensor_parallel.h"
 #include "core/weight_store.h"
 
 namespace tfx {
@@ -47,6 +49,8 @@ struct ModelSession::Impl {
     // LoRA adapters applied at run time (read before the backend exists, then handed to it).
     std::vector<lora::Adapter> runtime_adapters;
     std::unique_ptr<LoraRuntime> lora;
+    // The MPI job's ranks that share each layer, under --tp; null otherwise.
+    TensorParallelGroup* tensor_parallel = nullptr;
 
     // A host tensor of the store mapped onto the device once; views of it stay valid for the session.
     tfx_tensor on_device(std::map<std::string, DeviceWeight, std::less<>>& mapped, const char* name,
@@ -70,6 +74,8 @@ struct ModelSession::Impl {
     tfx_weight* pack_stored(const char* name, std::span<const int64_t> expected) {
         if (name == nullptr) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "pack_stored_weight: name is missing");
         WeightStore::Lease lease = weights.lease(name);
+        const int shard_dim = tensor_parallel != nullptr ? sharded_dim(expected, lease.shape()) : -1;
+        if (shard_dim >= 0) return pack_shard(lease, name, shard_dim);
         if (!expected.empty() &&
             !std::equal(expected.begin(), expected.end(), lease.shape().begin(), lease.shape().end())) {
             auto dims = [](auto&& shape) {
@@ -108,6 +114,51 @@ struct ModelSession::Impl {
             requantized_formats.insert(lease.stored_format());
             requantized_stored_bytes += lease.stored_bytes();
         }
+        return out;
+    }
+
+    // The one dim of a 2-D `stored` shape that `expected` divides by the tensor-parallel size
+    // (this rank's slice of it), or -1 when expected asks for no slice.
+    int sharded_dim(std::span<const int64_t> expected, const std::vector<int64_t>& stored) const {
+        if (expected.size() != 2 || stored.size() != 2) return -1;
+        const int64_t ranks = tensor_parallel->size();
+        for (int d = 0; d < 2; ++d) {
+            if (expected[d] * ranks == stored[d] && expected[1 - d] == stored[1 - d]) return d;
+        }
+        return -1;
+    }
+
+    // Rank r's slice of a stored [out, in] weight along `dim` (0: rows r * out / N ...; 1: the
+    // same columns of every row), copied out of the store and packed like a whole weight; the
+    // rest of the tensor is never read, so each rank keeps only its part resident.
+    tfx_weight* pack_shard(WeightStore::Lease& lease, const std::string& name, int dim) {
+        const tfx_tensor values = lease.values();
+        if (values.strides != nullptr) {
+            throw sdk::Error(TFX_ERR_UNSUPPORTED, weights.source() + ": tensor '" + name +
+                                                      "': a strided tensor cannot be sharded across --tp ranks");
+        }
+        const int64_t rows = values.shape[0], cols = values.shape[1], ranks = tensor_parallel->size();
+        const int64_t rank = tensor_parallel->rank(), elem = values.dtype.bits / 8;
+        const int64_t part_rows = dim == 0 ? rows / ranks : rows, part_cols = dim == 1 ? cols / ranks : cols;
+        std::vector<char> part(static_cast<size_t>(part_rows * part_cols * elem));
+        const char* source = static_cast<const char*>(values.data);
+        for (int64_t r = 0; r < part_rows; ++r) {
+            const int64_t row = dim == 0 ? rank * part_rows + r : r, col = dim == 1 ? rank * part_cols : 0;
+            std::memcpy(part.data() + r * part_cols * elem, source + (row * cols + col) * elem,
+                        static_cast<size_t>(part_cols * elem));
+        }
+        int64_t shape[2] = {part_rows, part_cols};
+        tfx_tensor slice = values;
+        slice.shape = shape;
+        slice.data = device->map_host(part.data(), part.size());
+        slice.device = device->device();
+        const auto option = options.find("weight_format");
+        tfx_weight* out = nullptr;
+        tfx_error error = sdk::empty_error();
+        const int32_t status = forwarding_ops()->pack_weight(
+            &ops_target, &slice, option == options.end() ? nullptr : option->second.c_str(), &out, &error);
+        device->free(slice.data);
+        sdk::check(status, error);
         return out;
     }
 
@@ -199,6 +250,21 @@ void fill_services(ModelSession::Impl& impl) {
             auto& session = impl_of(host);
             *out = session.pack_stored(name, std::span<const int64_t>(shape, static_cast<size_t>(ndim)));
             if (session.lora) session.lora->attach_named(name, *out);
+        });
+    };
+    s.all_reduce_sum = [](void* host, tfx_tensor* tensor, tfx_error* error) {
+        return sdk::guard(error, [&] {
+            auto& session = impl_of(host);
+            if (tensor == nullptr || tensor->dtype.code != TFX_DTYPE_FLOAT || tensor->dtype.bits != 32 ||
+                tensor->strides != nullptr) {
+                throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "all_reduce_sum: expected a compact f32 tensor");
+            }
+            if (session.tensor_parallel == nullptr) return;
+            sdk::View view(*tensor);
+            std::vector<float> values(static_cast<size_t>(view.numel()));
+            session.device->download(view, values.data());
+            session.tensor_parallel->all_reduce_sum(values.data(), values.size());
+            session.device->upload(values.data(), view);
         });
     };
     s.option = [](void* host, const char* key) -> const char* {
@@ -442,6 +508,18 @@ void ModelSession::bind_plugins(const PluginChoice& plugins, const SessionOption
     if (options.num_threads > 0) impl.options["num_threads"] = std::to_string(options.num_threads);
     impl.options["device"] = options.device;
     impl.options["task_head"] = plugins.head;
+    if (options.tensor_parallel < 1) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
+                         "--tp: expected a positive number of ranks, got " + std::to_string(options.tensor_parallel));
+    }
+    if (options.tensor_parallel > 1) {
+        if (!options.lora.empty()) {
+            throw sdk::Error(TFX_ERR_UNSUPPORTED, "--tp: LoRA adapters cannot be sharded across ranks yet");
+        }
+        impl.tensor_parallel = &TensorParallelGroup::join(options.tensor_parallel);
+        impl.options["tp_rank"] = std::to_string(impl.tensor_parallel->rank());
+        impl.options["tp_size"] = std::to_string(impl.tensor_parallel->size());
+    }
     fill_services(impl);
 
     impl.kv_dtype = kv_dtype_named(options.kv_dtype, "kv_dtype");

@@ -38,6 +38,9 @@ struct SessionOptions {
     // merge_lora, else applied beside each adapted linear at run time.
     std::vector<lora::AdapterSpec> lora;
     bool merge_lora = false;
+    // Ranks of an MPI job that share each layer (--tp): each holds 1/N of the sharded weights
+    // and the model sums partial results across ranks (tensor_parallel.h). 1: no sharding.
+    int tensor_parallel = 1;
 };
 
 // The weight format the options ask for: weight_format, or the format --quantize names.

@@ -9,6 +9,7 @@ packages=(
     libdnnl-dev                         # bench_gemm's reference matmuls
     libhwy-dev                          # CPU backend kernels: portable SIMD, runtime ISA dispatch
     libtorch-dev                        # the torch backend (plugins/backends/torch)
+    libopenmpi-dev openmpi-bin          # tensor parallelism (--tp) across MPI ranks, mpirun for its tests
     libopenblas0-openmp                 # its matmuls: Debian's default libblas is the reference one
                                         # (4 GFLOP/s); OpenMP's variant shares ATen's thread pool
     libcurl4-openssl-dev                # Hub client

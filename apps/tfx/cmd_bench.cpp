@@ -33,6 +33,7 @@ struct BenchOptions {
     std::string quantize;
     std::vector<std::string> lora;  // DIR[=NAME][:SCALE] each
     bool merge_lora = false;
+    int tensor_parallel = 1;
     std::string matmul_precision = "highest";
     int64_t prompt = 128;
     int64_t generate = 64;
@@ -77,6 +78,7 @@ Stats stats(std::vector<double> rates) {
 }
 
 void run_bench(const BenchOptions& o) {
+    join_tensor_parallel(o.tensor_parallel);
     nlohmann::json rows = nlohmann::json::array();
     const std::string what = "positive thread counts (e.g. 1,2,4)";
     std::vector<int32_t> thread_counts;
@@ -101,6 +103,7 @@ void run_bench(const BenchOptions& o) {
         so.matmul_precision = o.matmul_precision;
         for (const std::string& spec : o.lora) so.lora.push_back(lora::parse_spec(spec, "--lora"));
         so.merge_lora = o.merge_lora;
+        so.tensor_parallel = o.tensor_parallel;
         so.on_download_progress = download_progress_reporter();
         auto session = AutoModel::from_pretrained(o.model, so);
         const tfx_model_info& info = session->info();
@@ -200,6 +203,9 @@ void add_bench_command(CLI::App& app) {
         ->check(CLI::IsMember({"int8", "int4"}));
     cmd->add_option("--lora", o->lora, "PEFT LoRA adapters, DIR[=NAME][:SCALE] (as for generate): their run-time cost");
     cmd->add_flag("--merge-lora", o->merge_lora, "Merge the --lora adapters at load");
+    cmd->add_option("--tp", o->tensor_parallel, "Tensor-parallel ranks (under mpirun -np N, as for generate)")
+        ->check(integer_at_least(1))
+        ->capture_default_str();
     cmd->add_option("--matmul-precision", o->matmul_precision, "highest or medium (as for generate)")
         ->check(CLI::IsMember({"highest", "medium"}))
         ->capture_default_str();

@@ -35,6 +35,7 @@ struct ModelOptions {
     bool offline = false;
     std::vector<std::string> lora;  // DIR[=NAME][:SCALE] each
     bool merge_lora = false;
+    int tensor_parallel = 1;
     void add_to(CLI::App* cmd);
     LoadOptions session_options() const;
 };
@@ -67,6 +68,8 @@ std::vector<int64_t> parse_int_list(const std::string& text, const std::string& 
 // A check for integer options: "expected a positive integer, got '0'" instead of CLI11's
 // range with the largest double spelt out.
 CLI::Validator integer_at_least(int64_t minimum);
+// Under --tp N (N > 1): joins the MPI job's N ranks and silences stdout on all but rank 0.
+void join_tensor_parallel(int ranks);
 
 void add_env_command(CLI::App& app);
 void add_forward_command(CLI::App& app);

@@ -1,5 +1,6 @@
 // Options and argument parsing shared by the model commands.
 #include <charconv>
+#include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <limits>
@@ -9,6 +10,7 @@
 #include "apps/tfx/commands.h"
 #include "core/json_file.h"
 #include "core/log.h"
+#include "core/tensor_parallel.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -36,6 +38,11 @@ void ModelOptions::add_to(CLI::App* cmd) {
                     "A PEFT LoRA adapter folder, DIR[=NAME][:SCALE] (SCALE multiplies its lora_alpha scaling); "
                     "repeatable");
     cmd->add_flag("--merge-lora", merge_lora, "Merge the --lora adapters into the weights at load");
+    cmd->add_option("--tp", tensor_parallel,
+                    "Tensor parallelism: shard each layer across the N processes of an MPI job, launched as "
+                    "`mpirun -np N tfx ... --tp N` (every rank runs the command; rank 0 prints)")
+        ->check(integer_at_least(1))
+        ->capture_default_str();
 }
 
 LoadOptions ModelOptions::session_options() const {
@@ -52,9 +59,18 @@ LoadOptions ModelOptions::session_options() const {
     so.offline = offline;
     for (const std::string& spec : lora) so.lora.push_back(lora::parse_spec(spec, "--lora"));
     so.merge_lora = merge_lora;
+    so.tensor_parallel = tensor_parallel;
+    join_tensor_parallel(tensor_parallel);
     if (merge_lora && lora.empty()) throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "--merge-lora: no --lora adapter given");
     so.on_download_progress = download_progress_reporter();
     return so;
+}
+
+void join_tensor_parallel(int ranks) {
+    // Every rank runs the same command; only rank 0 answers on stdout (errors show from all).
+    if (ranks > 1 && TensorParallelGroup::join(ranks).rank() != 0) {
+        if (std::freopen("/dev/null", "w", stdout) == nullptr) std::cout.setstate(std::ios::badbit);
+    }
 }
 
 void SamplingOptions::add_to(CLI::App* cmd) {

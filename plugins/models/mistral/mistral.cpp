@@ -29,6 +29,8 @@ struct MistralConfig : DecoderConfig {
 class Mistral : public DecoderModel<Mistral, MistralConfig> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike.
     void declare_layer(WeightTable& w, DecoderLayer& l, const std::string& p, int64_t) {

@@ -15,7 +15,7 @@ extern "C" {
 #endif
 
 #define TFX_ABI_MAJOR 2
-#define TFX_ABI_MINOR 10
+#define TFX_ABI_MINOR 11
 
 /* "TFXPLUG1" — first field of every descriptor; anything else is not a tfx plugin. */
 #define TFX_PLUGIN_MAGIC 0x31475558504c4654ULL

@@ -70,6 +70,14 @@ typedef struct tfx_host_services {
      * read a quantized embedding table from its packed weight (ops->embedding_packed) instead
      * of the decoded copy. NULL from an older host. */
     const char* (*weight_storage)(void* host, const char* name);
+    /* ABI 2.11. Tensor parallelism (session options "tp_rank" and "tp_size", set when the host
+     * runs as one of tp_size ranks of a job): `tensor` (f32, compact, on the device) becomes its
+     * sum over the ranks, the same values on every rank. A plugin that shards its layers calls it
+     * after each layer whose input features are split (attention's output projection, the MLP's
+     * down projection). Under tensor parallelism pack_stored_weight also takes a `shape` that is
+     * the stored shape with one dim divided by tp_size: rank tp_rank's slice along that dim
+     * (rows: output features split; columns: input features). NULL from an older host. */
+    int32_t (*all_reduce_sum)(void* host, tfx_tensor* tensor, tfx_error* error);
 } tfx_host_services;
 
 #ifdef __cplusplus
@@ -82,5 +90,6 @@ TFX_STATIC_ASSERT(offsetof(tfx_host_services, option) == 88, "tfx_host_services 
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, device) == 96, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, pack_stored_weight) == 104, "tfx_host_services layout");
 TFX_STATIC_ASSERT(offsetof(tfx_host_services, weight_storage) == 112, "tfx_host_services layout");
+TFX_STATIC_ASSERT(offsetof(tfx_host_services, all_reduce_sum) == 120, "tfx_host_services layout");
 
 #endif /* TFX_HOST_H */

@@ -185,25 +185,29 @@ inline std::vector<int32_t> layer_sliding_windows(const Config& c, int64_t num_l
 
 // q, k, v and o of grouped-query attention, each `prefix` + its name from `names`: q [heads *
 // head_dim, hidden], k and v [kv_heads * head_dim, hidden], o [hidden, heads * head_dim]; a bias
-// on q, k and v with `qkv_bias`, on o with `o_bias`.
+// on q, k and v with `qkv_bias`, on o with `o_bias`. Under tensor parallelism each rank holds its
+// heads: q, k and v split by output features, o by input features (SelfAttention::output sums).
 inline AttentionWeights attention_weights(WeightTable& w, const std::string& prefix, std::array<const char*, 4> names,
                                           const DecoderConfig& c, bool qkv_bias, bool o_bias) {
+    using Split = WeightTable::Split;
     AttentionWeights a;
-    a.q = w.linear(prefix + names[0], c.q_out(), c.hidden_size, qkv_bias);
-    a.k = w.linear(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias);
-    a.v = w.linear(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias);
-    a.o = w.linear(prefix + names[3], c.hidden_size, c.q_out(), o_bias);
+    a.q = w.linear(prefix + names[0], c.q_out(), c.hidden_size, qkv_bias, Split::outputs);
+    a.k = w.linear(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
+    a.v = w.linear(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
+    a.o = w.linear(prefix + names[3], c.hidden_size, c.q_out(), o_bias, Split::inputs);
     return a;
 }
 
 // gate and up [intermediate, hidden] and down [hidden, intermediate], each `prefix` + its name
-// from `names`, with biases when `bias`.
+// from `names`, with biases when `bias`. Under tensor parallelism gate and up split by output
+// features, down by input features (ffn_gated sums).
 inline GatedMlp gated_mlp(WeightTable& w, const std::string& prefix, std::array<const char*, 3> names, int64_t hidden,
                           int64_t intermediate, bool bias) {
+    using Split = WeightTable::Split;
     GatedMlp m;
-    m.gate = w.linear(prefix + names[0], intermediate, hidden, bias);
-    m.up = w.linear(prefix + names[1], intermediate, hidden, bias);
-    m.down = w.linear(prefix + names[2], hidden, intermediate, bias);
+    m.gate = w.linear(prefix + names[0], intermediate, hidden, bias, Split::outputs);
+    m.up = w.linear(prefix + names[1], intermediate, hidden, bias, Split::outputs);
+    m.down = w.linear(prefix + names[2], hidden, intermediate, bias, Split::inputs);
     return m;
 }
 
@@ -298,6 +302,13 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     void declare(WeightTable& w) {
         const DecoderConfig& c = this->config_;
         causal_lm_ = this->host_.task_head({"causal_lm", "base"}) == "causal_lm";
+        const int64_t ranks = this->host_.tp_size();
+        if (!w.describing() && (c.num_heads % ranks != 0 || c.num_kv_heads % ranks != 0)) {
+            throw Error(TFX_ERR_UNSUPPORTED, "--tp " + std::to_string(ranks) + ": num_attention_heads (" +
+                                                 std::to_string(c.num_heads) + ") and num_key_value_heads (" +
+                                                 std::to_string(c.num_kv_heads) +
+                                                 ") must both divide evenly across the ranks");
+        }
         const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
         const std::vector<int64_t> table_shape = {c.vocab_size, c.hidden_size};
         packed_embed_ =
@@ -317,7 +328,12 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
         }
     }
 
-    void get_info(tfx_model_info* info) { decoder_info(info, this->config_, causal_lm_); }
+    // Under tensor parallelism the cache holds this rank's kv heads.
+    void get_info(tfx_model_info* info) {
+        DecoderDims dims = this->config_;
+        dims.num_kv_heads /= this->host_.tp_size();
+        decoder_info(info, dims, causal_lm_);
+    }
 
   protected:
     // The forward's first step: x = the token embeddings [rows, hidden], and xn, a second buffer of
@@ -344,7 +360,9 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     Linear packed_embed_;  // the table as a packed weight, when it is stored quantized (packed_embedding)
     std::vector<Layer> layers_;
     Linear lm_head_;
-    SelfAttention attn_{this->host_, this->config_.num_heads, this->config_.num_kv_heads, this->config_.head_dim};
+    // This rank's heads (all of them without tensor parallelism).
+    SelfAttention attn_{this->host_, this->config_.num_heads / this->host_.tp_size(),
+                        this->config_.num_kv_heads / this->host_.tp_size(), this->config_.head_dim};
     OutputWriter output_{this->host_};
     Scratch hidden_{this->host_}, normed_{this->host_};
     Scratch gate_{this->host_}, up_{this->host_};  // for ffn_gated

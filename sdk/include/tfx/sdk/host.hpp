@@ -33,6 +33,20 @@ class Host {
         return value != nullptr ? std::optional<std::string>(value) : std::nullopt;
     }
 
+    // Tensor parallelism (ABI 2.11): this process's rank among the tp_size() ranks that share
+    // each layer (0 of 1 without it).
+    int64_t tp_rank() const { return option_number("tp_rank", 0); }
+    int64_t tp_size() const { return option_number("tp_size", 1); }
+    // x = its sum over the tensor-parallel ranks (the partial products of a layer whose input
+    // features are split); nothing without tensor parallelism.
+    void all_reduce(View& x) const {
+        if (tp_size() == 1) return;
+        require(TFX_HAS_FIELD(s_, tfx_host_services, all_reduce_sum) && s_->all_reduce_sum != nullptr,
+                "all_reduce_sum");
+        tfx_error e = empty_error();
+        check(s_->all_reduce_sum(s_->host, x.get(), &e), e);
+    }
+
     // The task head the host chose from the plugin's manifest ("causal_lm", "base", ...),
     // checked against those this model file implements.
     std::string task_head(std::initializer_list<const char*> implemented) const {
@@ -177,6 +191,17 @@ class Host {
     }
 
   private:
+    int64_t option_number(const char* key, int64_t absent) const {
+        const std::optional<std::string> value = option(key);
+        if (!value) return absent;
+        try {
+            return std::stoll(*value);
+        } catch (const std::exception&) {
+            throw Error(TFX_ERR_INVALID_ARGUMENT,
+                        std::string("host option ") + key + ": not a number: '" + *value + "'");
+        }
+    }
+
     static void require(bool offered, const char* what) {
         if (!offered) {
             throw Error(TFX_ERR_UNSUPPORTED, std::string("host offers no ") + what + " service");

@@ -72,6 +72,14 @@ inline View row_block(const View& w, int64_t first, int64_t rows) {
     return View(t);  // copies shape and strides
 }
 
+// Elements [first, first + count) of a compact 1-D view (a bias's share of a split layer).
+inline View element_block(const View& v, int64_t first, int64_t count) {
+    tfx_tensor t = *v.get();
+    t.byte_offset += static_cast<uint64_t>(first * (t.dtype.bits / 8));
+    t.shape = &count;
+    return View(t);  // copies the shape
+}
+
 // y = x W^T (+ b). The weight is packed by the backend and released with the layer.
 class Linear {
   public:
@@ -174,6 +182,33 @@ class WeightTable {
         View b = bias ? f32(name + ".bias", {out}, Init::zeros) : View();
         const int64_t shape[2] = {out, in};
         return Linear(host_, host_.pack_stored(name + ".weight", shape), std::move(b), bias, out);
+    }
+    // How a linear layer is split across tensor-parallel ranks (Host::tp_size() > 1): by output
+    // features (each rank computes its rows of y) or by input features (each rank a partial y
+    // over its columns of x, which the model sums with Host::all_reduce), as transformers'
+    // tp_plan's "colwise" and "rowwise".
+    enum class Split { outputs, inputs };
+    // linear(), this rank's part of it under tensor parallelism; the whole layer without it.
+    Linear linear(const std::string& name, int64_t out, int64_t in, bool bias, Split split) {
+        const int64_t ranks = host_.tp_size();
+        if (describing() || ranks == 1) return linear(name, out, in, bias);
+        const bool by_outputs = split == Split::outputs;
+        const int64_t features = by_outputs ? out : in;
+        if (features % ranks != 0) {
+            throw Error(TFX_ERR_UNSUPPORTED, "--tp " + std::to_string(ranks) + ": " + name + "'s " +
+                                                 std::to_string(features) + (by_outputs ? " output" : " input") +
+                                                 " features do not split evenly across the ranks");
+        }
+        const int64_t shape[2] = {by_outputs ? out / ranks : out, by_outputs ? in : in / ranks};
+        // Split by outputs, each rank adds its share of the bias; by inputs, rank 0 adds all of it
+        // to its partial sum, so the ranks' sum holds it once.
+        const bool has_bias = bias && (by_outputs || host_.tp_rank() == 0);
+        View b;
+        if (has_bias) {
+            const View whole = f32(name + ".bias", {out}, Init::zeros);
+            b = by_outputs ? element_block(whole, host_.tp_rank() * shape[0], shape[0]) : whole;
+        }
+        return Linear(host_, host_.pack_stored(name + ".weight", shape), std::move(b), has_bias, shape[0]);
     }
     // A Conv1D layer's weight (GPT-2), stored [in, out], as the [out, in] view pack() takes:
     // the stored tensor transposed (strides only), or from a GPTQ/AWQ checkpoint the decoded
@@ -438,6 +473,7 @@ inline void ffn_gated(const Host& host, const GatedMlp& mlp, tfx_activation act,
     linears_of_one_input(x, {{&mlp.gate, &g}, {&mlp.up, &u}});
     host.gated_activation(act, g, u, g);
     mlp.down(g, y);
+    host.all_reduce(y);  // down's input features are split across tensor-parallel ranks (gated_mlp)
 }
 
 // The projections of a plain MLP: up [intermediate, hidden] and down [hidden, intermediate].
@@ -535,8 +571,11 @@ class SelfAttention {
         tfx::sdk::attend(*host_, a, layer, call);
         return *this;
     }
-    // y = o(out).
-    void output(const AttentionWeights& w, View& y) const { w.o(out, y); }
+    // y = o(out), summed over tensor-parallel ranks (each holds its heads' columns of o).
+    void output(const AttentionWeights& w, View& y) const {
+        w.o(out, y);
+        host_->all_reduce(y);
+    }
 
     View q, k, v, out, q_heads, k_heads, v_heads, out_heads, q_rows, k_rows;
 

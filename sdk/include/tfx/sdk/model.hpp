@@ -23,7 +23,18 @@ class ModelPlugin {
   public:
     explicit ModelPlugin(const tfx_host_services* services) : host_(services), config_(host_.config()) {}
 
+    // Whether the model shards its layers across tensor-parallel ranks (--tp): a model sets it
+    // when every linear it splits is declared with a WeightTable::Split and each split over input
+    // features is summed with Host::all_reduce (attention_weights, gated_mlp, SelfAttention and
+    // ffn_gated do both).
+    static constexpr bool kTensorParallel = false;
+
     void load(const char*) {
+        if (host_.tp_size() > 1 && !Model::kTensorParallel) {
+            throw Error(TFX_ERR_UNSUPPORTED, "--tp: model family '" +
+                                                 host_.config().template get_or<std::string>("model_type", "?") +
+                                                 "' does not shard its layers across ranks yet");
+        }
         WeightTable w(host_, WeightTable::Mode::load);
         static_cast<Model*>(this)->declare(w);
     }
