@@ -28,6 +28,18 @@ void check_mpi(int status, const char* call) {
 
 }  // namespace
 
+namespace {
+const TensorParallelGroup* joined_group = nullptr;
+}  // namespace
+
+const TensorParallelGroup* TensorParallelGroup::joined() {
+    return joined_group;
+}
+
+void TensorParallelGroup::abort_job(int code) {
+    if (joined_group != nullptr && joined_group->size_ > 1) MPI_Abort(MPI_COMM_WORLD, code);
+}
+
 TensorParallelGroup& TensorParallelGroup::join(int size) {
     static TensorParallelGroup* group = [] {
         int initialised = 0;
@@ -49,6 +61,7 @@ TensorParallelGroup& TensorParallelGroup::join(int size) {
         MPI_Comm_size(MPI_COMM_WORLD, &ranks);
         return new TensorParallelGroup(rank, ranks);
     }();
+    joined_group = group;
     if (group->size_ != size) {
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT,
                          "--tp " + std::to_string(size) + ": this job has " + std::to_string(group->size_) +
@@ -77,6 +90,12 @@ void TensorParallelGroup::all_reduce_sum(float* values, size_t count) {
 }
 
 #else
+
+const TensorParallelGroup* TensorParallelGroup::joined() {
+    return nullptr;
+}
+
+void TensorParallelGroup::abort_job(int) {}
 
 TensorParallelGroup& TensorParallelGroup::join(int size) {
     throw sdk::Error(TFX_ERR_UNSUPPORTED, "--tp " + std::to_string(size) +

@@ -14,6 +14,12 @@ class TensorParallelGroup {
     // Throws naming --tp when the job has another number of processes, or MPI is absent.
     static TensorParallelGroup& join(int size);
 
+    // The group this process joined, or null (no --tp).
+    static const TensorParallelGroup* joined();
+    // Ends every rank of the job with `code` once this one has failed (MPI_Abort), so that no
+    // rank waits forever for a sum its peer will never join; returns when no group was joined.
+    static void abort_job(int code);
+
     int rank() const { return rank_; }
     int size() const { return size_; }
     // values[0 .. count) = their sum over the ranks, the same bits on every rank: the ranks'

@@ -6,6 +6,7 @@
 
 #include "apps/tfx/commands.h"
 #include "apps/tfx/interrupt.h"
+#include "core/tensor_parallel.h"
 #include "tfx/sdk/error.hpp"
 
 namespace tfx::cli {
@@ -125,9 +126,17 @@ int main(int argc, char** argv) {
         return app.exit(e);
     } catch (const tfx::cli::Interrupted&) {
         std::cerr << "tfx: interrupted\n";
+        tfx::TensorParallelGroup::abort_job(tfx::cli::kInterruptedExitCode);
         return tfx::cli::kInterruptedExitCode;
     } catch (const std::exception& e) {
-        std::cerr << "tfx: error: " << e.what() << '\n';
+        // Under --tp, which rank failed; then the whole job ends (its peers may be waiting on it).
+        const tfx::TensorParallelGroup* group = tfx::TensorParallelGroup::joined();
+        std::cerr << "tfx: error"
+                  << (group != nullptr
+                          ? " (rank " + std::to_string(group->rank()) + " of " + std::to_string(group->size()) + ")"
+                          : std::string())
+                  << ": " << e.what() << '\n';
+        tfx::TensorParallelGroup::abort_job(1);
         return 1;
     }
     return 0;
