@@ -51,6 +51,12 @@ inline void encoder_decoder_info(tfx_model_info* info, const DecoderDims& decode
     }
 }
 
+// The kv heads one of `ranks` tensor-parallel ranks holds: its share, or the one kv head its
+// query heads read when there are fewer kv heads than ranks (attention_weights).
+inline int64_t rank_kv_heads(int64_t kv_heads, int64_t ranks) {
+    return kv_heads >= ranks ? kv_heads / ranks : 1;
+}
+
 // A family's defaults for the standard fields config.json may leave out (its config class's).
 struct DecoderDefaults {
     int64_t head_dim = 0;  // 0: hidden_size / num_attention_heads
@@ -186,14 +192,24 @@ inline std::vector<int32_t> layer_sliding_windows(const Config& c, int64_t num_l
 // q, k, v and o of grouped-query attention, each `prefix` + its name from `names`: q [heads *
 // head_dim, hidden], k and v [kv_heads * head_dim, hidden], o [hidden, heads * head_dim]; a bias
 // on q, k and v with `qkv_bias`, on o with `o_bias`. Under tensor parallelism each rank holds its
-// heads: q, k and v split by output features, o by input features (SelfAttention::output sums).
+// heads: q, k and v split by output features, o by input features (SelfAttention::output sums);
+// with fewer kv heads than ranks, each rank keeps the kv head of its query heads.
 inline AttentionWeights attention_weights(WeightTable& w, const std::string& prefix, std::array<const char*, 4> names,
                                           const DecoderConfig& c, bool qkv_bias, bool o_bias) {
     using Split = WeightTable::Split;
     AttentionWeights a;
     a.q = w.linear(prefix + names[0], c.q_out(), c.hidden_size, qkv_bias, Split::outputs);
-    a.k = w.linear(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
-    a.v = w.linear(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
+    const int64_t ranks = w.tp_size();
+    if (ranks > c.num_kv_heads && !w.describing()) {
+        // Fewer kv heads than ranks: each rank keeps the one its query heads read (rank r's heads
+        // all lie in group r * kv_heads / ranks), replicated on the ranks that share it.
+        const int64_t first = w.tp_rank() * c.num_kv_heads / ranks * c.head_dim;
+        a.k = w.linear_rows(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias, first, c.head_dim);
+        a.v = w.linear_rows(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias, first, c.head_dim);
+    } else {
+        a.k = w.linear(prefix + names[1], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
+        a.v = w.linear(prefix + names[2], c.kv_out(), c.hidden_size, qkv_bias, Split::outputs);
+    }
     a.o = w.linear(prefix + names[3], c.hidden_size, c.q_out(), o_bias, Split::inputs);
     return a;
 }
@@ -303,11 +319,13 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
         const DecoderConfig& c = this->config_;
         causal_lm_ = this->host_.task_head({"causal_lm", "base"}) == "causal_lm";
         const int64_t ranks = this->host_.tp_size();
-        if (!w.describing() && (c.num_heads % ranks != 0 || c.num_kv_heads % ranks != 0)) {
+        const bool kv_split = c.num_kv_heads % ranks == 0 || ranks % c.num_kv_heads == 0;
+        if (!w.describing() && (c.num_heads % ranks != 0 || !kv_split)) {
             throw Error(TFX_ERR_UNSUPPORTED, "--tp " + std::to_string(ranks) + ": num_attention_heads (" +
-                                                 std::to_string(c.num_heads) + ") and num_key_value_heads (" +
+                                                 std::to_string(c.num_heads) +
+                                                 ") must divide evenly across the ranks, and num_key_value_heads (" +
                                                  std::to_string(c.num_kv_heads) +
-                                                 ") must both divide evenly across the ranks");
+                                                 ") must divide across them or be a divisor of their number");
         }
         const std::string pre = w.prefix("model.", "norm.weight", causal_lm_);
         const std::vector<int64_t> table_shape = {c.vocab_size, c.hidden_size};
@@ -331,7 +349,7 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     // Under tensor parallelism the cache holds this rank's kv heads.
     void get_info(tfx_model_info* info) {
         DecoderDims dims = this->config_;
-        dims.num_kv_heads /= this->host_.tp_size();
+        dims.num_kv_heads = rank_kv_heads(this->config_.num_kv_heads, this->host_.tp_size());
         decoder_info(info, dims, causal_lm_);
     }
 
@@ -362,7 +380,7 @@ class DecoderModel : public ModelPlugin<Model, ModelConfig> {
     Linear lm_head_;
     // This rank's heads (all of them without tensor parallelism).
     SelfAttention attn_{this->host_, this->config_.num_heads / this->host_.tp_size(),
-                        this->config_.num_kv_heads / this->host_.tp_size(), this->config_.head_dim};
+                        rank_kv_heads(this->config_.num_kv_heads, this->host_.tp_size()), this->config_.head_dim};
     OutputWriter output_{this->host_};
     Scratch hidden_{this->host_}, normed_{this->host_};
     Scratch gate_{this->host_}, up_{this->host_};  // for ffn_gated

@@ -210,6 +210,17 @@ class WeightTable {
         }
         return Linear(host_, host_.pack_stored(name + ".weight", shape), std::move(b), has_bias, shape[0]);
     }
+    // Rows [first, first + rows) of the linear `name` [out, in] and of its bias: a block of a
+    // layer every rank reads (a kv head replicated on the tensor-parallel ranks that share it).
+    Linear linear_rows(const std::string& name, int64_t out, int64_t in, bool bias, int64_t first, int64_t rows) {
+        if (describing()) return linear(name, out, in, bias);
+        View b = bias ? element_block(f32(name + ".bias", {out}, Init::zeros), first, rows) : View();
+        return Linear(host_, host_.pack(row_block(tensor(name + ".weight", {out, in}), first, rows)), std::move(b),
+                      bias, rows);
+    }
+    // The tensor-parallel ranks (1 without --tp) and this process's rank among them.
+    int64_t tp_size() const { return host_.tp_size(); }
+    int64_t tp_rank() const { return host_.tp_rank(); }
     // A Conv1D layer's weight (GPT-2), stored [in, out], as the [out, in] view pack() takes:
     // the stored tensor transposed (strides only), or from a GPTQ/AWQ checkpoint the decoded
     // weight, [out, in] already (their QuantLinear computes x · W as Conv1D does, and AutoGPTQ
