@@ -36,6 +36,8 @@ struct GemmaConfig : DecoderConfig {
 class Gemma : public DecoderModel<Gemma, GemmaConfig, Init::zeros> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike. Norm weights
     // start at zero: (1 + w) makes that the identity scale, as in HF's init.

@@ -34,6 +34,8 @@ struct GraniteConfig : DecoderConfig {
 class Granite : public DecoderModel<Granite, GraniteConfig> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     void declare_layer(WeightTable& w, DecoderLayer& l, const std::string& p, int64_t) {
         const auto& c = config_;

@@ -36,6 +36,8 @@ struct Layer : DecoderLayer {
 class Mixtral : public DecoderModel<Mixtral, MixtralConfig, Init::ones, Layer> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     void declare_layer(WeightTable& w, Layer& l, const std::string& p, int64_t) {
         const auto& c = config_;

@@ -63,6 +63,8 @@ struct Layer : DecoderLayer {
 class Qwen2Moe : public DecoderModel<Qwen2Moe, Qwen2MoeConfig, Init::ones, Layer> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     void declare_layer(WeightTable& w, Layer& l, const std::string& p, int64_t i) {
         const auto& c = config_;

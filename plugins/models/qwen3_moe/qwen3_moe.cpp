@@ -78,6 +78,8 @@ struct Layer : DecoderLayer {
 class Qwen3Moe : public DecoderModel<Qwen3Moe, Qwen3MoeConfig, Init::ones, Layer> {
   public:
     using DecoderModel::DecoderModel;
+    // Shards across --tp ranks: its attention and MLP are attention_weights and gated_mlp.
+    static constexpr bool kTensorParallel = true;
 
     // Layer i's tensors, p = "model.layers.{i}.", for load() and weight_specs() alike: a dense MLP,
     // or the router and its experts.

@@ -274,6 +274,9 @@ inline void expert_ffn(const Host& host, const RoutedExperts& moe, tfx_activatio
     host.gated_activation(act, gate, up, gate);
     host.linear_experts(gate3, moe.down, ids, down3);
     host.weighted_sum(down3, weights, y);
+    // Under tensor parallelism each rank holds its share of every expert's intermediate features
+    // (gated_mlp), so y is a partial sum, and the weighted sum is linear in it.
+    host.all_reduce(y);
 }
 
 // expert_ffn over the k experts of largest router softmax (f32), their weights renormalized to
