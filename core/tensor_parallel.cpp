@@ -89,7 +89,32 @@ void TensorParallelGroup::all_reduce_sum(float* values, size_t count) {
     }
 }
 
+std::string TensorParallelGroup::share_from_first(std::string value) const {
+    uint64_t size = value.size();
+    check_mpi(MPI_Bcast(&size, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    if (size > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+        throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "tensor parallelism: " + std::to_string(size) +
+                                                       " bytes are more than one MPI broadcast takes");
+    }
+    value.resize(size);
+    check_mpi(MPI_Bcast(value.data(), static_cast<int>(size), MPI_CHAR, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    return value;
+}
+
+uint64_t TensorParallelGroup::share_from_first(uint64_t value) const {
+    check_mpi(MPI_Bcast(&value, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD), "MPI_Bcast");
+    return value;
+}
+
 #else
+
+std::string TensorParallelGroup::share_from_first(std::string value) const {
+    return value;
+}
+
+uint64_t TensorParallelGroup::share_from_first(uint64_t value) const {
+    return value;
+}
 
 const TensorParallelGroup* TensorParallelGroup::joined() {
     return nullptr;

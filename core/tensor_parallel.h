@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
+#include <string>
 
 namespace tfx {
 
@@ -26,6 +28,10 @@ class TensorParallelGroup {
     // parts are gathered and added in rank order, whatever algorithm MPI picks, so that
     // greedy and seeded sampling choose the same token everywhere.
     void all_reduce_sum(float* values, size_t count);
+    // Rank 0's value on every rank: what only rank 0 can know (stdin, which mpirun hands to rank
+    // 0 alone; a freshly drawn sampling seed), so that every rank runs the same command.
+    std::string share_from_first(std::string value) const;
+    uint64_t share_from_first(uint64_t value) const;
 
   private:
     TensorParallelGroup(int rank, int size) : rank_(rank), size_(size) {}

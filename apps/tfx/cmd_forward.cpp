@@ -257,7 +257,7 @@ void add_forward_command(CLI::App& app) {
     auto opts = std::make_shared<ForwardOptions>();
     auto* cmd =
         app.add_subcommand("forward", "One forward pass: logits (LM and task heads) or hidden states (base model)");
-    opts->model.add_to(cmd);
+    opts->model.add_to(cmd, /*tensor_parallel=*/true);
     cmd->add_option("--input-ids", opts->input_ids, "Comma-separated token ids (required unless --image or --audio)");
     cmd->add_option("--token-type-ids", opts->token_type_ids,
                     "Comma-separated segment ids, one per input id (default: all 0)");

@@ -15,6 +15,7 @@
 #include "core/json_file.h"
 #include "core/json_schema_regex.h"
 #include "core/stop_strings.h"
+#include "core/tensor_parallel.h"
 #include "registry/auto_tokenizer.h"
 #include "registry/speech_recognition.h"
 
@@ -120,7 +121,11 @@ void print_json(const GenerationResult& result, const Tokenizer* tokenizer) {
 // The whole file (or stdin for "-"), less one trailing newline, as llama.cpp's --file reads it.
 std::string read_prompt_file(const std::string& path) {
     std::string text;
-    if (path == "-") {
+    // Under --tp rank 0 reads it (mpirun hands stdin to rank 0 alone) and shares it.
+    const TensorParallelGroup* group = TensorParallelGroup::joined();
+    if (group != nullptr && group->rank() != 0) {
+        text = group->share_from_first(std::string());
+    } else if (path == "-") {
         text.assign(std::istreambuf_iterator<char>(std::cin), std::istreambuf_iterator<char>());
     } else {
         std::error_code ec;
@@ -134,6 +139,7 @@ std::string read_prompt_file(const std::string& path) {
         }
         text.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
     }
+    if (group != nullptr && group->rank() == 0) text = group->share_from_first(text);
     if (!text.empty() && text.back() == '\n') text.pop_back();
     if (!text.empty() && text.back() == '\r') text.pop_back();
     if (text.empty())
@@ -192,6 +198,7 @@ void run_generate(const GenerateCommand& o) {
         prompts.push_back(parse_ids(o.input_ids, "--input-ids"));
     }
     std::string prompt = o.prompt;
+    join_tensor_parallel(o.model.tensor_parallel);  // before reading a prompt rank 0 shares
     if (!o.prompt_file.empty()) prompt = read_prompt_file(o.prompt_file);
     if (prompts.empty() && prompt.empty() && o.audio.empty())
         throw sdk::Error(TFX_ERR_INVALID_ARGUMENT, "PROMPT: expected a non-empty text prompt");
@@ -318,7 +325,7 @@ void run_generate(const GenerateCommand& o) {
 void add_generate_command(CLI::App& app) {
     auto o = std::make_shared<GenerateCommand>();
     auto* cmd = app.add_subcommand("generate", "Generate tokens from a prompt (streamed)");
-    o->model.add_to(cmd);
+    o->model.add_to(cmd, /*tensor_parallel=*/true);
     o->sources = {
         cmd->add_option("PROMPT", o->prompt, "Text prompt (needs a tokenizer)"),
         cmd->add_option("--prompt-file", o->prompt_file,

@@ -159,7 +159,7 @@ void add_perplexity_command(CLI::App& app) {
     auto opts = std::make_shared<PerplexityOptions>();
     auto* cmd =
         app.add_subcommand("perplexity", "Perplexity on a token stream (and KL divergence against a reference)");
-    opts->model.add_to(cmd);
+    opts->model.add_to(cmd, /*tensor_parallel=*/true);
     cmd->add_option("--ids-file", opts->ids_file, "Token ids: a JSON file with an \"ids\" array, or ids as text")
         ->required();
     cmd->add_option("--ctx", opts->ctx, "Window length: each window is one pass from position 0")

@@ -36,7 +36,9 @@ struct ModelOptions {
     std::vector<std::string> lora;  // DIR[=NAME][:SCALE] each
     bool merge_lora = false;
     int tensor_parallel = 1;
-    void add_to(CLI::App* cmd);
+    // With `tensor_parallel`, also --tp (the commands that run the same way on every rank:
+    // not chat or serve, whose input reaches rank 0 alone).
+    void add_to(CLI::App* cmd, bool tensor_parallel = false);
     LoadOptions session_options() const;
 };
 

@@ -15,7 +15,7 @@
 
 namespace tfx::cli {
 
-void ModelOptions::add_to(CLI::App* cmd) {
+void ModelOptions::add_to(CLI::App* cmd, bool tensor_parallel_option) {
     cmd->add_option("--model", model, "Model folder, or Hub id org/name[@revision]")->required();
     cmd->add_option("--device", device, "auto, cpu, or a backend plugin name (torch, ...)")
         ->envname("TFX_DEVICE")
@@ -38,6 +38,7 @@ void ModelOptions::add_to(CLI::App* cmd) {
                     "A PEFT LoRA adapter folder, DIR[=NAME][:SCALE] (SCALE multiplies its lora_alpha scaling); "
                     "repeatable");
     cmd->add_flag("--merge-lora", merge_lora, "Merge the --lora adapters into the weights at load");
+    if (!tensor_parallel_option) return;
     cmd->add_option("--tp", tensor_parallel,
                     "Tensor parallelism: shard each layer across the N processes of an MPI job, launched as "
                     "`mpirun -np N tfx ... --tp N` (every rank runs the command; rank 0 prints)")
@@ -137,6 +138,8 @@ GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
         // A fresh seed per run, as transformers and llama.cpp draw one; printed so a run can be repeated.
         std::random_device device;
         g.seed = (static_cast<uint64_t>(device()) << 32) | device();
+        // Under --tp every rank samples, and all must draw the same tokens: rank 0's seed.
+        if (const TensorParallelGroup* group = TensorParallelGroup::joined()) g.seed = group->share_from_first(g.seed);
     }
     g.ignore_eos = ignore_eos;
     try {
