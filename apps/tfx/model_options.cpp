@@ -161,7 +161,8 @@ GenerationConfig SamplingOptions::resolve(const ModelSession& session) const {
         }
         throw sdk::Error(e.code(), generation_config + ": " + message);
     }
-    if (g.do_sample) std::cerr << "seed: " << g.seed << '\n';
+    // One write, so that the lines of ranks sharing a terminal under --tp do not interleave.
+    if (g.do_sample) std::cerr << "seed: " + std::to_string(g.seed) + "\n";
     return g;
 }
 

@@ -12,8 +12,10 @@ export OMP_NUM_THREADS=1
 args=(generate --model "$model" --prompt-file - --max-new-tokens 40 --temperature 0.9)
 echo "Once upon a time" | "$MPIEXEC" --oversubscribe --bind-to none -np 2 "$TFX_TP_BIN" "${args[@]}" --tp 2 \
     >"$work/job" 2>"$work/job.err"
-seed=$(grep -m1 '^seed: ' "$work/job.err" | cut -d' ' -f2)
-if [ "$(grep -c "^seed: $seed\$" "$work/job.err")" != 2 ]; then
+# Both ranks print their seed (their stderr may interleave even mid-line): two, and the same.
+seeds=$(grep -o 'seed: *[0-9]*' "$work/job.err" | grep -o '[0-9]*$' | sort -u)
+seed=$(grep -o 'seed: *[0-9]*' "$work/job.err" | head -1 | grep -o '[0-9]*$' || true)
+if [ -z "$seed" ] || [ "$seeds" != "$seed" ] || [ "$(grep -o 'seed:' "$work/job.err" | wc -l)" != 2 ]; then
     echo "the ranks did not sample with one seed:"
     cat "$work/job.err"
     exit 1
