@@ -129,8 +129,9 @@ struct ModelSession::Impl {
     }
 
     // Rank r's slice of a stored [out, in] weight along `dim` (0: rows r * out / N ...; 1: the
-    // same columns of every row), copied out of the store and packed like a whole weight; the
-    // rest of the tensor is never read, so each rank keeps only its part resident.
+    // same columns of every row), copied out of the store and packed like a whole weight, so a
+    // rank's packed weights are its part alone. A weight stored in blocks (GGUF, GPTQ) is sliced
+    // from its decoded values and packed in the session's format (f32 unless one is asked for).
     tfx_weight* pack_shard(WeightStore::Lease& lease, const std::string& name, int dim) {
         const tfx_tensor values = lease.values();
         if (values.strides != nullptr) {
