@@ -97,18 +97,12 @@ struct ModelSession::Impl {
             return out;
         }
         const bool requantized = lease.quantized() && format == nullptr && !requantize.format.empty();
-        tfx_tensor values = lease.values();
-        uint64_t bytes = values.dtype.bits / 8;
-        for (int i = 0; i < values.ndim; ++i) bytes *= static_cast<uint64_t>(values.shape[i]);
-        values.data = device->map_host(values.data, bytes);
-        values.device = device->device();
+        const tfx_tensor values = lease.values();
         QuantizeAtPack* session_quantize = ops_target.quantize;
         if (requantized) ops_target.quantize = &requantize;
         const int64_t requantized_before = requantize.quantized;
-        const int32_t status = forwarding_ops()->pack_weight(
-            &ops_target, &values, requantized ? requantize.format.c_str() : format, &out, &error);
+        const int32_t status = pack_host_values(values, requantized ? requantize.format.c_str() : format, &out, &error);
         ops_target.quantize = session_quantize;
-        device->free(values.data);
         sdk::check(status, error);
         if (requantize.quantized > requantized_before) {
             requantized_formats.insert(lease.stored_format());
@@ -151,16 +145,25 @@ struct ModelSession::Impl {
         int64_t shape[2] = {part_rows, part_cols};
         tfx_tensor slice = values;
         slice.shape = shape;
-        slice.data = device->map_host(part.data(), part.size());
-        slice.device = device->device();
+        slice.data = part.data();
         const auto option = options.find("weight_format");
         tfx_weight* out = nullptr;
         tfx_error error = sdk::empty_error();
-        const int32_t status = forwarding_ops()->pack_weight(
-            &ops_target, &slice, option == options.end() ? nullptr : option->second.c_str(), &out, &error);
-        device->free(slice.data);
-        sdk::check(status, error);
+        sdk::check(pack_host_values(slice, option == options.end() ? nullptr : option->second.c_str(), &out, &error),
+                   error);
         return out;
+    }
+
+    // Values in host memory packed by the forwarding pack_weight into `format` (null: as they
+    // are), mapped onto the device for the call only.
+    int32_t pack_host_values(tfx_tensor values, const char* format, tfx_weight** out, tfx_error* error) {
+        uint64_t bytes = values.dtype.bits / 8;
+        for (int i = 0; i < values.ndim; ++i) bytes *= static_cast<uint64_t>(values.shape[i]);
+        values.data = device->map_host(values.data, bytes);
+        values.device = device->device();
+        const int32_t status = forwarding_ops()->pack_weight(&ops_target, &values, format, out, error);
+        device->free(values.data);
+        return status;
     }
 
     // Teardown order matters: the model releases its packed weights through the backend, the

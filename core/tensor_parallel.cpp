@@ -26,10 +26,8 @@ void check_mpi(int status, const char* call) {
                      std::string("tensor parallelism: ") + call + " failed: " + std::string(text, length));
 }
 
-}  // namespace
-
-namespace {
 const TensorParallelGroup* joined_group = nullptr;
+
 }  // namespace
 
 const TensorParallelGroup* TensorParallelGroup::joined() {
@@ -46,10 +44,9 @@ TensorParallelGroup& TensorParallelGroup::join(int size) {
         MPI_Initialized(&initialised);
         if (!initialised) {
             int provided = 0;
-            // Serialized: the forward runs on one thread at a time, not always the main one (tfx serve).
+            // Serialized: MPI is called by one thread at a time, not always the main one.
             check_mpi(MPI_Init_thread(nullptr, nullptr, MPI_THREAD_SERIALIZED, &provided), "MPI_Init_thread");
-            // A rank that fails makes MPI abort the whole job (its default error handler), so no
-            // rank waits forever on a peer that is gone.
+            // A clean exit finalises; a failing rank ends the job through abort_job instead.
             std::atexit([] {
                 int finalised = 0;
                 MPI_Finalized(&finalised);

@@ -69,7 +69,9 @@ LoadOptions ModelOptions::session_options() const {
 
 void join_tensor_parallel(int ranks) {
     // Every rank runs the same command; only rank 0 answers on stdout (errors show from all).
-    if (ranks > 1 && TensorParallelGroup::join(ranks).rank() != 0) {
+    // Commands that share input across ranks join early; the session then finds them joined.
+    if (ranks <= 1 || TensorParallelGroup::joined() != nullptr) return;
+    if (TensorParallelGroup::join(ranks).rank() != 0) {
         if (std::freopen("/dev/null", "w", stdout) == nullptr) std::cout.setstate(std::ios::badbit);
     }
 }
